@@ -1,0 +1,23 @@
+"""Analytics: folds every referral event into the pulse projection and serves it."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from signpost.analytics.pulse.projection import fold_event
+from signpost.analytics.pulse.views import router as pulse_router
+from signpost.shared.mongo import IndexPlan
+from signpost.shared.service import Runtime, create_service_app
+from signpost.shared.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    runtime = Runtime.build(settings or get_settings(), "analytics")
+    runtime.consume_events(fold_event)
+    return create_service_app(
+        runtime,
+        title="Signpost analytics",
+        description="The pulse check on demand and escalation across the local area.",
+        routers=[pulse_router],
+        # The pulse is keyed by tenant (_id); processed-event ids are _id too.
+        indexes=IndexPlan(),
+    )

@@ -1,0 +1,43 @@
+"""Routing: matches each submitted referral to Local Offer provision and announces the decision."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from pymongo import ASCENDING, IndexModel
+from signpost.routing.catalogue.models import PROVISIONS
+from signpost.routing.catalogue.repository import seed_if_empty
+from signpost.routing.catalogue.seed import STARTER_CATALOGUE
+from signpost.routing.catalogue.views import router as catalogue_router
+from signpost.routing.decisions.service import DECISIONS, route_referral
+from signpost.routing.decisions.views import router as decisions_router
+from signpost.shared.mongo import IndexPlan
+from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES
+from signpost.shared.service import Runtime, create_service_app
+from signpost.shared.settings import Settings, get_settings
+
+INDEXES = IndexPlan(
+    {
+        PROVISIONS: [IndexModel([("active", ASCENDING), ("need_codes", ASCENDING)])],
+        DECISIONS: [IndexModel([("tenant", ASCENDING), ("decided_at", ASCENDING)])],
+        OUTBOX: OUTBOX_INDEXES,
+    }
+)
+
+
+async def _seed_catalogue(runtime: Runtime) -> None:
+    await seed_if_empty(runtime.db, STARTER_CATALOGUE)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    runtime = Runtime.build(settings or get_settings(), "routing")
+    runtime.enable_outbox()
+
+    runtime.consume_events(route_referral)
+    return create_service_app(
+        runtime,
+        title="Signpost routing",
+        description="Matches each child's needs to Local Offer provision across education, health and social care.",
+        routers=[catalogue_router, decisions_router],
+        indexes=INDEXES,
+        on_startup=_seed_catalogue,
+    )

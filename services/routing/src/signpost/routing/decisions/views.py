@@ -1,0 +1,35 @@
+"""Read routing's decision for a referral."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, status
+from pydantic import BaseModel
+from signpost.routing.decisions.service import get_decision
+from signpost.shared.service import RuntimeDep
+
+router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
+
+
+class DecisionView(BaseModel):
+    referral_id: str
+    tenant: str
+    type: str
+    event_id: str
+    decided_at: datetime
+    data: dict[str, Any]
+
+
+@router.get(
+    "/{referral_id}",
+    response_model=DecisionView,
+    summary="Routing's decision for a referral, with each offer's explanation",
+    responses={404: {"description": "No decision yet for this referral"}},
+)
+async def read_decision(referral_id: str, runtime: RuntimeDep) -> DecisionView:
+    decision = await get_decision(runtime=runtime, referral_id=referral_id)
+    if decision is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no decision for referral {referral_id!r}")
+    return DecisionView(referral_id=decision["_id"], **{k: v for k, v in decision.items() if k != "_id"})

@@ -1,0 +1,176 @@
+"""The event contract: a CloudEvents 1.0 envelope and the versioned event types.
+
+On Kafka an event travels in CloudEvents binary mode: attributes as `ce_*` headers,
+the JSON `data` as the body, the referral id as the key. Events carry no direct
+identifier of a child; identifying details stay in intake's database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, Literal, TypeVar
+
+import uuid6
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
+
+TYPE_PREFIX = "uk.signpost."
+CONTENT_TYPE = "application/json"
+
+
+class EventData(BaseModel):
+    """Base of every event's `data`. Readers ignore fields they do not know (additive evolution)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+    event_type: ClassVar[str]
+
+
+class ReferralSubmittedV1(EventData):
+    event_type: ClassVar[str] = "uk.signpost.referral.submitted.v1"
+
+    referral_id: str
+    age_years: int = Field(ge=0, le=25)
+    locality: str
+    setting_id: str
+    need_codes: list[NeedCode] = Field(min_length=1)
+    broad_areas: list[BroadArea]
+    level_of_need: LevelOfNeed
+    submitted_at: datetime
+
+
+class Offer(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    provision_id: str
+    provision_name: str
+    organisation: str
+    sector: Sector
+    needs_met: list[NeedCode]
+    explanation: str
+
+
+class ReferralRoutedV1(EventData):
+    event_type: ClassVar[str] = "uk.signpost.referral.routed.v1"
+
+    referral_id: str
+    offers: list[Offer] = Field(min_length=1)
+    routed_at: datetime
+
+
+class ReferralUnmatchedV1(EventData):
+    event_type: ClassVar[str] = "uk.signpost.referral.unmatched.v1"
+
+    referral_id: str
+    unmet_needs: list[NeedCode]
+    locality: str
+    reason: str
+    decided_at: datetime
+
+
+EVENT_TYPES: dict[str, type[EventData]] = {
+    cls.event_type: cls for cls in (ReferralSubmittedV1, ReferralRoutedV1, ReferralUnmatchedV1)
+}
+
+D = TypeVar("D", bound=EventData)
+
+
+class Envelope(BaseModel, Generic[D]):
+    """CloudEvents 1.0 attributes plus Signpost's extensions (`tenant`, correlation, causation)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    source: str
+    type: str
+    specversion: Literal["1.0"] = "1.0"
+    time: datetime
+    subject: str
+    tenant: str
+    correlationid: str
+    causationid: str | None = None
+    datacontenttype: Literal["application/json"] = CONTENT_TYPE
+    data: D
+
+
+def new_event(
+    data: D,
+    *,
+    source: str,
+    tenant: str,
+    subject: str,
+    correlation_id: str | None = None,
+    causation_id: str | None = None,
+) -> Envelope[D]:
+    """A fresh envelope; ids are UUIDv7, so they sort by creation time."""
+    event_id = str(uuid6.uuid7())
+    return Envelope[D](
+        id=event_id,
+        source=source,
+        type=data.event_type,
+        time=datetime.now(UTC),
+        subject=subject,
+        tenant=tenant,
+        correlationid=correlation_id or event_id,
+        causationid=causation_id,
+        data=data,
+    )
+
+
+class EventContractError(ValueError):
+    """A message that is not a valid Signpost event; `reason` says what is wrong and where."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+_HEADER_ATTRIBUTES = (
+    "id",
+    "source",
+    "type",
+    "specversion",
+    "time",
+    "subject",
+    "tenant",
+    "correlationid",
+    "causationid",
+)
+
+
+def to_kafka_headers(envelope: Envelope[Any]) -> dict[str, str]:
+    attributes = envelope.model_dump(mode="json", include=set(_HEADER_ATTRIBUTES))
+    headers = {f"ce_{name}": str(value) for name, value in attributes.items() if value is not None}
+    headers["content-type"] = envelope.datacontenttype
+    return headers
+
+
+def to_kafka_value(envelope: Envelope[Any]) -> bytes:
+    return envelope.data.model_dump_json().encode()
+
+
+def from_kafka(value: bytes | None, headers: Mapping[str, str]) -> Envelope[EventData]:
+    """Read a binary-mode CloudEvent; raises EventContractError naming the bad part."""
+    event_type = headers.get("ce_type")
+    if event_type is None:
+        raise EventContractError("header ce_type is missing: not a CloudEvent in binary mode")
+    data_class = EVENT_TYPES.get(event_type)
+    if data_class is None:
+        raise EventContractError(f"header ce_type: unknown event type {event_type!r}")
+    if value is None:
+        raise EventContractError("body: empty, expected the event's JSON data")
+    try:
+        data = data_class.model_validate_json(value)
+    except ValidationError as exc:
+        raise EventContractError(f"body: {_first_error(exc)}") from None
+    attributes = {name: headers[f"ce_{name}"] for name in _HEADER_ATTRIBUTES if f"ce_{name}" in headers}
+    try:
+        return Envelope[EventData](**attributes, data=data)
+    except ValidationError as exc:
+        raise EventContractError(f"header ce_{_first_error(exc)}") from None
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    location = ".".join(str(part) for part in error["loc"]) or "(root)"
+    return f"{location}: {error['msg']}"

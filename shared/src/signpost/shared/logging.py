@@ -1,0 +1,111 @@
+"""Structured logging, set up once per process: JSON off a terminal, readable on one.
+
+The correlation id is bound per request (HTTP header) or per event (its envelope),
+through structlog's context variables, so every line written while handling it
+carries the id. Log fields never hold a child's identifying details.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from signpost.shared.settings import Settings
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+CORRELATION_HEADER = "x-correlation-id"
+
+_configured = False
+
+
+def configure_logging(settings: Settings, *, service: str) -> None:
+    global _configured
+    if _configured:
+        return
+    as_json = settings.log_format == "json" or (settings.log_format == "auto" and not sys.stderr.isatty())
+    shared_processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _add_service(service),
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    )
+    structlog.configure(
+        processors=[
+            *shared_processors,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping()[settings.log_level]
+        ),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    # Library loggers (uvicorn, aiokafka, faststream) go through the same renderer.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared_processors,
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
+    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    _configured = True
+
+
+def _add_service(service: str) -> Callable[[Any, str, dict[str, Any]], dict[str, Any]]:
+    def add(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+        event_dict.setdefault("service", service)
+        return event_dict
+
+    return add
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)
+
+
+def bind_correlation_id(correlation_id: str) -> None:
+    structlog.contextvars.bind_contextvars(correlation_id=correlation_id)
+
+
+class CorrelationIdMiddleware:
+    """Binds the caller's `X-Correlation-Id` (or a new one) and echoes it on the response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        supplied = dict(scope["headers"]).get(CORRELATION_HEADER.encode(), b"").decode("latin-1")
+        correlation_id = supplied if _is_safe_id(supplied) else str(uuid.uuid4())
+        scope.setdefault("state", {})["correlation_id"] = correlation_id
+        structlog.contextvars.clear_contextvars()
+        bind_correlation_id(correlation_id)
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", []).append(
+                    (CORRELATION_HEADER.encode(), correlation_id.encode())
+                )
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
+def _is_safe_id(value: str) -> bool:
+    return 0 < len(value) <= 128 and all(c.isalnum() or c in "-_.:" for c in value)

@@ -1,0 +1,66 @@
+"""MongoDB wiring through PyMongo's async API, and the idempotent-consumer record."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pymongo import AsyncMongoClient, IndexModel
+from pymongo.asynchronous.client_session import AsyncClientSession
+from pymongo.asynchronous.database import AsyncDatabase
+from signpost.shared.settings import Settings
+
+Document = dict[str, Any]
+Database = AsyncDatabase[Document]
+Session = AsyncClientSession
+
+PROCESSED_EVENTS = "processed_events"
+
+T = TypeVar("T")
+
+
+def create_client(settings: Settings) -> AsyncMongoClient[Document]:
+    _, url = settings.require_servers()
+    return AsyncMongoClient(
+        url,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        appname="signpost",
+    )
+
+
+@dataclass(frozen=True)
+class IndexPlan:
+    """The indexes one service needs, created idempotently at start-up."""
+
+    indexes: Mapping[str, Sequence[IndexModel]] = field(default_factory=dict)
+
+    async def apply(self, db: Database) -> None:
+        for collection, models in self.indexes.items():
+            if models:
+                await db[collection].create_indexes(list(models))
+
+
+async def mark_processed(db: Database, *, event_id: str, session: Session) -> bool:
+    """Record that this consumer handled `event_id`, inside the caller's transaction.
+
+    Returns False when it was handled before: the caller then changes nothing, which
+    makes at-least-once delivery effectively-once.
+    """
+    # Look before inserting: a duplicate-key error would abort the whole transaction.
+    # Two concurrent deliveries both passing this check collide on the insert, and
+    # the loser is redelivered and skipped here.
+    if await db[PROCESSED_EVENTS].find_one({"_id": event_id}, {"_id": 1}, session=session):
+        return False
+    await db[PROCESSED_EVENTS].insert_one(
+        {"_id": event_id, "processed_at": datetime.now(UTC)}, session=session
+    )
+    return True
+
+
+async def in_transaction(client: AsyncMongoClient[Document], work: Callable[[Session], Awaitable[T]]) -> T:
+    """Run `work` in one transaction, retried by the driver on transient errors."""
+    async with client.start_session() as session:
+        return await session.with_transaction(work)

@@ -1,0 +1,106 @@
+"""Transactional outbox: an event is stored with the change that caused it, then relayed.
+
+A service writes its change and `stage_event` in one MongoDB transaction, so either
+both happen or neither does. The relay publishes pending events to Kafka in id
+order (UUIDv7: creation order) and marks them published; while Kafka is away the
+events simply wait, and the service keeps accepting work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import UTC, datetime
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from pymongo import ASCENDING, IndexModel
+from signpost.shared.events import Envelope, to_kafka_headers, to_kafka_value
+from signpost.shared.logging import get_logger
+from signpost.shared.mongo import Database, Session
+
+log = get_logger(__name__)
+
+OUTBOX = "outbox"
+OUTBOX_INDEXES = [IndexModel([("published_at", ASCENDING), ("_id", ASCENDING)])]
+
+BATCH_SIZE = 200
+MAX_BACKOFF_S = 5.0
+
+
+async def stage_event(db: Database, *, topic: str, envelope: Envelope[Any], session: Session) -> None:
+    await db[OUTBOX].insert_one(
+        {
+            "_id": envelope.id,
+            "topic": topic,
+            "key": envelope.subject,
+            "headers": to_kafka_headers(envelope),
+            "value": to_kafka_value(envelope),
+            "created_at": datetime.now(UTC),
+            "published_at": None,
+        },
+        session=session,
+    )
+
+
+async def pending_count(db: Database) -> int:
+    return await db[OUTBOX].count_documents({"published_at": None})
+
+
+class OutboxRelay:
+    """Publishes staged events; `notify()` after a commit wakes it without waiting for the poll."""
+
+    def __init__(self, *, db: Database, broker: KafkaBroker, poll_interval_s: float) -> None:
+        self._db = db
+        self._broker = broker
+        self._poll_interval_s = poll_interval_s
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        backoff = 0.0
+        while True:
+            try:
+                published = await self.drain()
+                backoff = 0.0
+            except Exception as exc:
+                backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.25)
+                log.warning("outbox relay cannot publish yet; retrying", error=repr(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                continue
+            if published:
+                continue
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
+
+    async def drain(self) -> int:
+        """Publish one batch of pending events; returns how many were published."""
+        pending = (
+            await self._db[OUTBOX]
+            .find({"published_at": None})
+            .sort("_id", ASCENDING)
+            .limit(BATCH_SIZE)
+            .to_list()
+        )
+        if not pending:
+            return 0
+        # Send the whole batch before awaiting acks: the producer keeps each partition's order.
+        acks = [
+            await self._broker.publish(
+                doc["value"],
+                doc["topic"],
+                key=doc["key"].encode(),
+                headers=doc["headers"],
+                no_confirm=True,
+            )
+            for doc in pending
+        ]
+        await asyncio.gather(*acks)
+        await self._db[OUTBOX].update_many(
+            {"_id": {"$in": [doc["_id"] for doc in pending]}},
+            {"$set": {"published_at": datetime.now(UTC)}},
+        )
+        return len(pending)

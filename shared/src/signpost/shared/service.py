@@ -1,0 +1,184 @@
+"""What every Signpost service shares: its runtime, its app and lifespan, health and errors.
+
+FastStream's FastAPI plugin is deprecated, so the plain KafkaBroker is started and
+stopped in the FastAPI lifespan.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from faststream.kafka import KafkaBroker
+from pymongo import AsyncMongoClient
+from signpost.shared.events import Envelope, EventData
+from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
+from signpost.shared.logging import CorrelationIdMiddleware, configure_logging, get_logger
+from signpost.shared.mongo import Database, Document, IndexPlan, create_client
+from signpost.shared.outbox import OutboxRelay
+from signpost.shared.settings import ServiceName, Settings
+from signpost.shared.topics import Topics
+
+log = get_logger(__name__)
+
+READINESS_TIMEOUT_S = 2.0
+
+
+@dataclass
+class Runtime:
+    """The connections one service process holds; built without I/O, opened in the lifespan."""
+
+    settings: Settings
+    service: ServiceName
+    topics: Topics
+    broker: KafkaBroker
+    client: AsyncMongoClient[Document]
+    db: Database
+    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    outbox: OutboxRelay | None = None
+
+    @classmethod
+    def build(cls, settings: Settings, service: ServiceName) -> Runtime:
+        client = create_client(settings)
+        return cls(
+            settings=settings,
+            service=service,
+            topics=Topics.from_settings(settings),
+            broker=create_broker(settings, service=service),
+            client=client,
+            db=client[settings.database_name(service)],
+        )
+
+    def enable_outbox(self) -> None:
+        """Relay this service's staged events to Kafka for as long as it runs."""
+        self.outbox = OutboxRelay(
+            db=self.db, broker=self.broker, poll_interval_s=self.settings.outbox_poll_interval_s
+        )
+        self.background.append(self.outbox.run)
+
+    def consume_events(self, handler: Callable[..., Awaitable[None]]) -> None:
+        """Feed every referral event to `handler(runtime=, envelope=)` in this service's group."""
+
+        async def handle(envelope: Envelope[EventData]) -> None:
+            await handler(runtime=self, envelope=envelope)
+
+        subscribe_events(self.broker, settings=self.settings, service=self.service, handler=handle)
+
+    def events_committed(self) -> None:
+        """Call after a transaction that staged events, so they go out now rather than at the next poll."""
+        assert self.outbox is not None, "enable_outbox() first"
+        self.outbox.notify()
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+
+
+def create_service_app(
+    runtime: Runtime,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter],
+    indexes: IndexPlan,
+    on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
+) -> FastAPI:
+    configure_logging(runtime.settings, service=runtime.service)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        await indexes.apply(runtime.db)
+        await ensure_topics(runtime.settings)
+        if on_startup is not None:
+            await on_startup(runtime)
+        await runtime.broker.start()
+        tasks = [asyncio.create_task(job()) for job in runtime.background]
+        log.info("service started", topics=runtime.topics.referrals)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError):
+                    await task
+            await runtime.broker.stop()
+            await runtime.client.close()
+            log.info("service stopped")
+
+    app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
+    app.state.runtime = runtime
+    app.add_middleware(CorrelationIdMiddleware)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+    app.include_router(health_router())
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+def health_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz", summary="Liveness: the process is up and serving")
+    async def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: Kafka and MongoDB both answer",
+        responses={503: {"description": "A dependency does not answer"}},
+    )
+    async def readyz(runtime: RuntimeDep) -> JSONResponse:
+        checks = {
+            "kafka": await _check(runtime.broker.ping(timeout=READINESS_TIMEOUT_S)),
+            "mongodb": await _check(_ping_mongo(runtime.client)),
+        }
+        ready = all(status == "ok" for status in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks},
+            status_code=200 if ready else 503,
+        )
+
+    return router
+
+
+async def _ping_mongo(client: AsyncMongoClient[Document]) -> bool:
+    await client.admin.command("ping")
+    return True
+
+
+async def _check(probe: Awaitable[Any]) -> str:
+    try:
+        ok = await asyncio.wait_for(probe, timeout=READINESS_TIMEOUT_S)
+    except Exception as exc:
+        return f"unreachable: {type(exc).__name__}"
+    return "ok" if ok else "unreachable"
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    """422 with a field path and a plain message per problem; the input is not echoed back."""
+    assert isinstance(exc, RequestValidationError)
+    problems = [
+        {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
+        for error in exc.errors()
+    ]
+    return JSONResponse({"detail": problems}, status_code=422)
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error", path=request.url.path, exc_info=exc)
+    return JSONResponse(
+        {"detail": "internal error; it has been logged, quote the correlation id"},
+        status_code=500,
+    )

@@ -1,0 +1,110 @@
+"""One settings object for every service, read once from `SIGNPOST_*` environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ServiceName = Literal["intake", "routing", "analytics"]
+SERVICE_NAMES: tuple[ServiceName, ...] = ("intake", "routing", "analytics")
+
+
+class Settings(BaseSettings):
+    """Runtime configuration.
+
+    `kafka_bootstrap` and `mongodb_url` left unset mean "embedded": `signpost run`
+    starts Tansu and SecantusDB and passes their URLs to the services it starts.
+    A service itself always needs both.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SIGNPOST_", extra="ignore", frozen=True)
+
+    environment: Literal["development", "production"] = "development"
+    tenant: str = Field(
+        default="E06000023",
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="The local area this deployment serves, e.g. an ONS local authority code.",
+    )
+
+    kafka_bootstrap: str | None = Field(default=None, min_length=1)
+    kafka_idempotence: bool = Field(
+        default=True,
+        description="Idempotent producer: on for Apache Kafka; the embedded Tansu broker refuses it.",
+    )
+    kafka_session_timeout_ms: int = Field(default=6000, ge=1000, le=300_000)
+    kafka_heartbeat_interval_ms: int = Field(default=500, ge=100, le=60_000)
+    kafka_request_timeout_ms: int = Field(default=10_000, ge=1000, le=300_000)
+    topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
+    topic_partitions: int = Field(default=6, ge=1, le=1000)
+
+    mongodb_url: str | None = Field(default=None, min_length=1)
+    database_prefix: str = Field(default="signpost", pattern=r"^[A-Za-z0-9_-]{1,40}$")
+
+    host: str = "127.0.0.1"
+    intake_port: int = Field(default=8001, ge=1, le=65535)
+    routing_port: int = Field(default=8002, ge=1, le=65535)
+    analytics_port: int = Field(default=8003, ge=1, le=65535)
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    data_dir: Path = Field(default=Path(".signpost"), description="Embedded mode's data.")
+    embedded_kafka_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+    embedded_mongodb_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
+
+    outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production_defaults(self) -> Settings:
+        if self.environment != "production":
+            return self
+        problems = []
+        if not self.kafka_bootstrap:
+            problems.append("SIGNPOST_KAFKA_BOOTSTRAP must point at the Kafka cluster")
+        if not self.mongodb_url:
+            problems.append("SIGNPOST_MONGODB_URL must point at the MongoDB replica set")
+        if not self.kafka_idempotence:
+            problems.append("SIGNPOST_KAFKA_IDEMPOTENCE must stay on against Apache Kafka")
+        if self.log_format == "console":
+            problems.append("SIGNPOST_LOG_FORMAT=console is for terminals; use json or auto")
+        if problems:
+            raise ValueError("unsafe production settings: " + "; ".join(problems))
+        return self
+
+    def port_of(self, service: ServiceName) -> int:
+        ports: dict[ServiceName, int] = {
+            "intake": self.intake_port,
+            "routing": self.routing_port,
+            "analytics": self.analytics_port,
+        }
+        return ports[service]
+
+    def database_name(self, service: ServiceName) -> str:
+        return f"{self.database_prefix}_{service}"
+
+    def require_servers(self) -> tuple[str, str]:
+        """The Kafka bootstrap and MongoDB URL a running service needs."""
+        missing = [
+            name
+            for name, value in (
+                ("SIGNPOST_KAFKA_BOOTSTRAP", self.kafka_bootstrap),
+                ("SIGNPOST_MONGODB_URL", self.mongodb_url),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(
+                f"{' and '.join(missing)} must be set to run a service on its own; "
+                "`signpost run` without --service starts embedded servers instead"
+            )
+        assert self.kafka_bootstrap and self.mongodb_url
+        return self.kafka_bootstrap, self.mongodb_url
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,46 @@
+"""Every Kafka topic and consumer group, named in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from signpost.shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Topic names for one deployment (the prefix keeps test runs apart)."""
+
+    prefix: str
+    partitions: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Topics:
+        return cls(prefix=settings.topic_prefix, partitions=settings.topic_partitions)
+
+    @property
+    def referrals(self) -> str:
+        """Every lifecycle event of every referral, keyed by referral id so each stays in order."""
+        return f"{self.prefix}signpost.referrals"
+
+    @property
+    def dead_letters(self) -> str:
+        """Messages no consumer could read: original bytes and headers plus the error."""
+        return f"{self.prefix}signpost.dead-letters"
+
+    def specs(self) -> list[TopicSpec]:
+        """What `ensure_topics` creates: Tansu cannot add partitions later, so counts are final."""
+        return [
+            TopicSpec(self.referrals, self.partitions, {"cleanup.policy": "delete"}),
+            TopicSpec(self.dead_letters, 1, {"cleanup.policy": "delete"}),
+        ]
+
+    def group(self, service: str) -> str:
+        return f"{self.prefix}signpost-{service}"
