@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import suppress
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -62,12 +63,10 @@ async def ensure_topics(settings: Settings) -> None:
         existing = set(await admin.list_topics())
         missing = [spec for spec in Topics.from_settings(settings).specs() if spec.name not in existing]
         for spec in missing:
-            try:
+            with suppress(TopicAlreadyExistsError):  # another process created it first
                 await admin.create_topics(
                     [NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config)]
                 )
-            except TopicAlreadyExistsError:
-                pass  # another process created it first
     finally:
         await admin.close()
 

@@ -1,0 +1,192 @@
+"""`signpost run`: the whole platform on one machine, each service its own process.
+
+Starts the embedded servers for whatever URL is not configured, creates the topics,
+starts intake, routing and analytics, and waits for them to be ready. On Ctrl-C or
+SIGTERM it stops everything within STOP_BUDGET_S; if any child dies it says which
+and why, and stops the rest rather than run half a platform.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sys
+import time
+import urllib.request
+from collections.abc import Sequence
+from types import FrameType
+
+from signpost.shared.kafka import ensure_topics
+from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
+
+from signpost.platform.embedded import (
+    TANSU_CLIENT_SETTINGS,
+    EmbeddedServer,
+    EmbeddedUnavailable,
+    start_kafka,
+    start_mongodb,
+)
+from signpost.platform.processes import ManagedProcess, port_is_open, stop_all
+
+STOP_BUDGET_S = 10.0
+SERVICE_STOP_SHARE_S = 6.0  # services first (they drain), the servers get the rest
+READY_TIMEOUT_S = 90.0
+
+
+class _StopRequested(Exception):
+    pass
+
+
+def run_platform(settings: Settings) -> int:
+    """Run until a signal or a child's death; returns the exit code for the command."""
+    stopping: list[int] = []
+
+    def request_stop(signum: int, _: FrameType | None) -> None:
+        stopping.append(signum)
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+
+    servers: list[EmbeddedServer] = []
+    services: list[ManagedProcess] = []
+    try:
+        busy = [
+            f"{name} port {settings.port_of(name)}"
+            for name in SERVICE_NAMES
+            if port_is_open(settings.host, settings.port_of(name))
+        ]
+        if busy:
+            _say(
+                f"cannot start: {', '.join(busy)} already in use on {settings.host}; "
+                "stop what holds it or set SIGNPOST_<SERVICE>_PORT"
+            )
+            return 1
+        env, servers = _start_servers(settings)
+        services = [_start_service(name, env) for name in SERVICE_NAMES]
+        _wait_for_services(settings, services, stopping)
+        _announce(settings, servers)
+        while not stopping:
+            dead = [s for s in (*services, *(srv.process for srv in servers)) if s.exit_code() is not None]
+            if dead:
+                for child in dead:
+                    _say(f"{child.name} {child.describe_exit()}; stopping the rest of the platform")
+                return 1
+            time.sleep(0.2)
+        _say(f"received {signal.Signals(stopping[0]).name}; stopping")
+        return 0
+    except _StopRequested:
+        _say("stopping before start-up finished")
+        return 0
+    except EmbeddedUnavailable as exc:
+        _say(f"cannot start the embedded servers: {exc}")
+        return 1
+    finally:
+        started = time.monotonic()
+        stop_all(services, timeout_s=SERVICE_STOP_SHARE_S)
+        stop_all([srv.process for srv in servers], timeout_s=STOP_BUDGET_S - (time.monotonic() - started))
+        if services or servers:
+            _say(f"stopped in {time.monotonic() - started:.1f} s")
+
+
+def run_service(settings: Settings, service: ServiceName) -> int:
+    """One service in this process (what a container runs)."""
+    import uvicorn
+
+    settings.require_servers()
+    app_factory = {
+        "intake": "signpost.intake.app:create_app",
+        "routing": "signpost.routing.app:create_app",
+        "analytics": "signpost.analytics.app:create_app",
+    }[service]
+    uvicorn.run(
+        app_factory,
+        factory=True,
+        host=settings.host,
+        port=settings.port_of(service),
+        log_config=None,  # structlog owns logging
+        access_log=False,
+        timeout_graceful_shutdown=int(SERVICE_STOP_SHARE_S) - 1,
+    )
+    return 0
+
+
+def _start_servers(settings: Settings) -> tuple[dict[str, str], list[EmbeddedServer]]:
+    env = dict(os.environ)
+    if settings.log_format == "auto" and sys.stdout.isatty():
+        env["SIGNPOST_LOG_FORMAT"] = "console"  # children write to a pipe, a person reads a terminal
+    servers: list[EmbeddedServer] = []
+    if not settings.kafka_bootstrap:
+        kafka = start_kafka(port=settings.embedded_kafka_port)
+        servers.append(kafka)
+        env.update(TANSU_CLIENT_SETTINGS, SIGNPOST_KAFKA_BOOTSTRAP=kafka.url)
+    if not settings.mongodb_url:
+        mongodb = start_mongodb(
+            data_dir=settings.data_dir.resolve() / "mongodb", port=settings.embedded_mongodb_port
+        )
+        servers.append(mongodb)
+        env["SIGNPOST_MONGODB_URL"] = mongodb.url
+    resolved = settings.model_copy(
+        update={
+            "kafka_bootstrap": env["SIGNPOST_KAFKA_BOOTSTRAP"],
+            "mongodb_url": env["SIGNPOST_MONGODB_URL"],
+        }
+    )
+    asyncio.run(ensure_topics(resolved))
+    return env, servers
+
+
+def _start_service(name: ServiceName, env: dict[str, str]) -> ManagedProcess:
+    argv = [sys.executable, "-m", "signpost.platform.cli", "run", "--service", name]
+    return ManagedProcess(name, argv, env=env).start()
+
+
+def _wait_for_services(settings: Settings, services: Sequence[ManagedProcess], stopping: list[int]) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    waiting = list(services)
+    while waiting:
+        if stopping:
+            raise _StopRequested
+        for service in list(waiting):
+            if service.exit_code() is not None:
+                raise EmbeddedUnavailable(f"{service.name} {service.describe_exit()} during start-up")
+            if _is_ready(f"http://{settings.host}:{settings.port_of(service.name)}/readyz"):  # type: ignore[arg-type]
+                waiting.remove(service)
+        if time.monotonic() > deadline:
+            raise EmbeddedUnavailable(
+                f"not ready within {READY_TIMEOUT_S:.0f} s: {[s.name for s in waiting]}"
+            )
+        time.sleep(0.2)
+
+
+def _is_ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
+def _announce(settings: Settings, servers: Sequence[EmbeddedServer]) -> None:
+    lines = ["", "Signpost is running:"]
+    for name in SERVICE_NAMES:
+        base = f"http://{settings.host}:{settings.port_of(name)}"
+        lines.append(f"  {name:<9} {base}   (API docs: {base}/docs)")
+    kafka = next((s for s in servers if s.process.name == "kafka"), None)
+    mongodb = next((s for s in servers if s.process.name == "mongodb"), None)
+    lines.append(
+        f"  kafka     {kafka.url}  embedded Tansu, memory only: its log is gone when it stops"
+        if kafka
+        else f"  kafka     {settings.kafka_bootstrap}"
+    )
+    lines.append(
+        f"  mongodb   {mongodb.url}  embedded SecantusDB, data in {settings.data_dir.resolve() / 'mongodb'}"
+        if mongodb
+        else "  mongodb   (SIGNPOST_MONGODB_URL)"
+    )
+    lines.append("Press Ctrl-C to stop.")
+    _say("\n".join(lines))
+
+
+def _say(message: str) -> None:
+    print(f"signpost  | {message}", flush=True)
