@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
 
     @model_validator(mode="after")
+    def _join_fits_in_a_request(self) -> Settings:
+        # A group join is one request that lasts up to the session timeout; a shorter
+        # request timeout marks the coordinator dead on every join, forever.
+        if self.kafka_request_timeout_ms <= self.kafka_session_timeout_ms:
+            raise ValueError(
+                f"SIGNPOST_KAFKA_REQUEST_TIMEOUT_MS ({self.kafka_request_timeout_ms}) must exceed "
+                f"SIGNPOST_KAFKA_SESSION_TIMEOUT_MS ({self.kafka_session_timeout_ms})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:
         if self.environment != "production":
             return self

@@ -16,7 +16,7 @@ class MatchResult:
 
 
 def match_referral(referral: ReferralSubmittedV1, catalogue: list[Provision]) -> MatchResult:
-    """Offer, for each of the child's needs, the eligible provision that covers most of them.
+    """Offer, for each of the child's needs, the eligible provision that suits them best.
 
     Eligible: active, serves the locality, takes the child's age, covers the need.
     Ties break on provision id, so the result never depends on catalogue order.
@@ -40,10 +40,17 @@ def match_referral(referral: ReferralSubmittedV1, catalogue: list[Provision]) ->
         if not candidates:
             unmet.append(need)
             continue
-        best = min(candidates, key=lambda p: (-len(set(p.need_codes) & set(referral.need_codes)), p.id))
+        best = min(candidates, key=lambda p: _preference(p, referral))
         chosen[best.id] = best
     offers = [_offer(p, referral) for p in chosen.values()]
     return MatchResult(offers=offers, unmet_needs=unmet)
+
+
+def _preference(provision: Provision, referral: ReferralSubmittedV1) -> tuple[int, int, str]:
+    """Cover most of the child's needs; among equals, the most specific service; then by id."""
+    covered = len(set(provision.need_codes) & set(referral.need_codes))
+    unrelated = len(set(provision.need_codes) - set(referral.need_codes))
+    return (-covered, unrelated, provision.id)
 
 
 def _offer(provision: Provision, referral: ReferralSubmittedV1) -> Offer:

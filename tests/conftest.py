@@ -1,0 +1,82 @@
+"""Session-wide real servers, and per-test settings with their own topics and databases."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from signpost.shared.settings import Settings
+
+from tests.servers import KafkaServer, MongoServer, kafka_server, mongo_server
+
+T = TypeVar("T")
+
+
+@pytest.fixture(scope="session")
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture(scope="session")
+def kafka(server_logs: Path) -> Iterator[KafkaServer]:
+    with kafka_server(server_logs) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mongodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    with mongo_server(tmp_path_factory.mktemp("mongodb")) as server:
+        yield server
+
+
+def settings_for(kafka: KafkaServer, mongodb: MongoServer, **overrides: object) -> Settings:
+    """Settings on the given servers, with topics and databases no other test uses."""
+    run = uuid.uuid4().hex[:10]
+    values: dict[str, object] = {
+        "kafka_bootstrap": kafka.bootstrap,
+        "kafka_idempotence": kafka.idempotence,
+        "mongodb_url": mongodb.url,
+        "topic_prefix": f"t{run}.",
+        "database_prefix": f"t{run}",
+        "topic_partitions": 3,
+        "outbox_poll_interval_s": 0.2,
+        "log_format": "json",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(kafka: KafkaServer, mongodb: MongoServer) -> Settings:
+    return settings_for(kafka, mongodb)
+
+
+@asynccontextmanager
+async def serving(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    """Run an app's lifespan (broker, consumers, relay) and talk to it over ASGI."""
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://signpost.test") as client:
+            yield client
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = 30.0, what: str = "condition"
+) -> T:
+    """Poll `probe` until it returns something truthy, or fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    last: T | None = None
+    while time.monotonic() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{what} not reached within {timeout_s} s (last: {last!r})")

@@ -1,0 +1,79 @@
+"""Intake keeps accepting referrals while the broker is unreachable, and publishes them after."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from pymongo import AsyncMongoClient
+from signpost.intake.app import create_app as create_intake
+from signpost.shared.outbox import OUTBOX
+from signpost.shared.settings import Settings
+from signpost.shared.topics import Topics
+
+from tests.conftest import eventually, serving, settings_for
+from tests.servers import KafkaServer, MongoServer, kafka_server
+
+REFERRAL = {
+    "age_years": 11,
+    "locality": "Ashley",
+    "setting_id": "URN1",
+    "need_codes": ["SEMH"],
+    "level_of_need": "targeted",
+}
+
+
+@pytest.fixture
+def pausable_kafka(server_logs: Path) -> Iterator[KafkaServer]:
+    """A broker of this test's own, so pausing it disturbs no other test."""
+    with kafka_server(server_logs, dedicated=True) as server:
+        yield server
+
+
+async def test_referrals_accepted_during_an_outage_are_published_when_it_ends(
+    pausable_kafka: KafkaServer, mongodb: MongoServer
+) -> None:
+    assert pausable_kafka.control is not None
+    settings: Settings = settings_for(pausable_kafka, mongodb, kafka_request_timeout_ms=7000)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
+    outbox = mongo[settings.database_name("intake")][OUTBOX]
+    try:
+        async with serving(create_intake(settings)) as intake:
+            pausable_kafka.control.pause()
+            try:
+                accepted = []
+                for _ in range(3):
+                    response = await asyncio.wait_for(intake.post("/v1/referrals", json=REFERRAL), timeout=10)
+                    assert response.status_code == 201, response.text
+                    accepted.append(response.json()["id"])
+                assert await outbox.count_documents({"published_at": None}) == 3
+                assert (await intake.get("/readyz")).status_code == 503
+            finally:
+                pausable_kafka.control.resume()
+            await eventually(
+                lambda: _none_pending(outbox), timeout_s=60, what="outbox drained after the outage"
+            )
+    finally:
+        await mongo.close()
+
+    consumer = AIOKafkaConsumer(
+        Topics.from_settings(settings).referrals,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    try:
+        published: set[str] = set()
+        while not set(accepted) <= published:
+            record = await asyncio.wait_for(consumer.getone(), timeout=30)
+            published.add(record.key.decode())
+    finally:
+        await consumer.stop()
+
+
+async def _none_pending(outbox: Any) -> bool:
+    return await outbox.count_documents({"published_at": None}) == 0

@@ -1,0 +1,72 @@
+from datetime import UTC, datetime
+
+import pytest
+from signpost.shared.events import (
+    EventContractError,
+    ReferralSubmittedV1,
+    from_kafka,
+    new_event,
+    to_kafka_headers,
+    to_kafka_value,
+)
+from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, broad_areas
+
+
+def submitted(referral_id: str = "r-1") -> ReferralSubmittedV1:
+    return ReferralSubmittedV1(
+        referral_id=referral_id,
+        age_years=8,
+        locality="Ashley",
+        setting_id="URN100001",
+        need_codes=[NeedCode.SLCN, NeedCode.SEMH],
+        broad_areas=broad_areas([NeedCode.SLCN, NeedCode.SEMH]),
+        level_of_need=LevelOfNeed.EARLY_HELP,
+        submitted_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
+    )
+
+
+def test_binary_mode_round_trip_keeps_every_attribute() -> None:
+    event = new_event(
+        submitted(), source="/signpost/intake", tenant="E06000023", subject="r-1", correlation_id="c-1"
+    )
+    headers = to_kafka_headers(event)
+    assert headers["ce_type"] == "uk.signpost.referral.submitted.v1"
+    assert headers["ce_specversion"] == "1.0"
+    assert headers["content-type"] == "application/json"
+    assert from_kafka(to_kafka_value(event), headers) == event
+
+
+def test_event_ids_sort_by_creation_time() -> None:
+    ids = [new_event(submitted(), source="s", tenant="t", subject="r").id for _ in range(50)]
+    assert ids == sorted(ids) and len(set(ids)) == 50
+
+
+def test_readers_ignore_fields_they_do_not_know() -> None:
+    event = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    value = to_kafka_value(event).replace(b'{"referral_id"', b'{"added_later":1,"referral_id"')
+    assert from_kafka(value, to_kafka_headers(event)).data == event.data
+
+
+@pytest.mark.parametrize(
+    ("mutate", "expected"),
+    [
+        (lambda h, v: ({k: x for k, x in h.items() if k != "ce_type"}, v), "header ce_type is missing"),
+        (lambda h, v: ({**h, "ce_type": "uk.signpost.referral.teleported.v1"}, v), "unknown event type"),
+        (lambda h, v: (h, b"not json"), "body: "),
+        (lambda h, v: (h, v.replace(b'"age_years":8', b'"age_years":40')), "body: age_years"),
+        (lambda h, v: ({k: x for k, x in h.items() if k != "ce_tenant"}, v), "header ce_tenant"),
+        (lambda h, v: (h, None), "body: empty"),
+    ],
+)
+def test_bad_messages_say_what_is_wrong_and_where(mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
+    event = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    headers, value = mutate(to_kafka_headers(event), to_kafka_value(event))
+    with pytest.raises(EventContractError, match=expected):
+        from_kafka(value, headers)
+
+
+def test_need_codes_imply_broad_areas_in_code_of_practice_order() -> None:
+    assert broad_areas([NeedCode.SEMH, NeedCode.ASD, NeedCode.SLCN, NeedCode.NSA]) == [
+        BroadArea.COMMUNICATION_AND_INTERACTION,
+        BroadArea.SOCIAL_EMOTIONAL_MENTAL_HEALTH,
+    ]

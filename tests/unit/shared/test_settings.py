@@ -1,0 +1,67 @@
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+from signpost.shared.settings import Settings
+
+
+def make(**values: object) -> Settings:
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+def test_development_defaults_leave_servers_to_the_embedded_runtime() -> None:
+    settings = make()
+    assert settings.kafka_bootstrap is None and settings.mongodb_url is None
+    assert (settings.intake_port, settings.routing_port, settings.analytics_port) == (8001, 8002, 8003)
+    assert settings.data_dir == Path(".signpost")
+
+
+def test_reads_signpost_prefixed_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SIGNPOST_KAFKA_BOOTSTRAP", "kafka:9092")
+    monkeypatch.setenv("SIGNPOST_INTAKE_PORT", "9001")
+    monkeypatch.setenv("SIGNPOST_KAFKA_IDEMPOTENCE", "false")
+    settings = Settings()
+    assert settings.kafka_bootstrap == "kafka:9092"
+    assert settings.intake_port == 9001
+    assert settings.kafka_idempotence is False
+
+
+def test_production_refuses_unsafe_defaults_and_names_each_problem() -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(environment="production", kafka_idempotence=False)
+    message = str(caught.value)
+    assert "SIGNPOST_KAFKA_BOOTSTRAP" in message
+    assert "SIGNPOST_MONGODB_URL" in message
+    assert "SIGNPOST_KAFKA_IDEMPOTENCE" in message
+
+
+def test_production_with_servers_is_accepted() -> None:
+    settings = make(
+        environment="production", kafka_bootstrap="kafka:9092", mongodb_url="mongodb://m/?replicaSet=rs0"
+    )
+    assert settings.require_servers() == ("kafka:9092", "mongodb://m/?replicaSet=rs0")
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("intake_port", 70000),
+        ("tenant", "no spaces allowed"),
+        ("topic_prefix", "bad/prefix"),
+        ("log_format", "xml"),
+    ],
+)
+def test_invalid_values_are_refused(field: str, value: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(**{field: value})
+    assert caught.value.errors()[0]["loc"] == (field,)
+
+
+def test_a_service_alone_needs_both_urls() -> None:
+    with pytest.raises(ValueError, match="SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL"):
+        make().require_servers()
+
+
+def test_request_timeout_must_outlast_a_group_join() -> None:
+    with pytest.raises(ValidationError, match="must exceed SIGNPOST_KAFKA_SESSION_TIMEOUT_MS"):
+        make(kafka_request_timeout_ms=5000, kafka_session_timeout_ms=6000)
