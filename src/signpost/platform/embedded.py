@@ -157,6 +157,7 @@ async def _kafka_answers(bootstrap: str) -> bool:
 
 
 def _mongodb_answers(url: str) -> bool:
+    client: MongoClient[dict[str, object]]
     with MongoClient(url, serverSelectionTimeoutMS=500) as client:
         client.admin.command("ping")
     return True

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import ClassVar, Generic, Literal, TypeVar
 
 import uuid6
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
 
 TYPE_PREFIX = "uk.signpost."
-CONTENT_TYPE = "application/json"
+CONTENT_TYPE: Literal["application/json"] = "application/json"
 
 
 class EventData(BaseModel):
@@ -138,14 +138,14 @@ _HEADER_ATTRIBUTES = (
 )
 
 
-def to_kafka_headers(envelope: Envelope[Any]) -> dict[str, str]:
+def to_kafka_headers(envelope: Envelope[EventData]) -> dict[str, str]:
     attributes = envelope.model_dump(mode="json", include=set(_HEADER_ATTRIBUTES))
     headers = {f"ce_{name}": str(value) for name, value in attributes.items() if value is not None}
     headers["content-type"] = envelope.datacontenttype
     return headers
 
 
-def to_kafka_value(envelope: Envelope[Any]) -> bytes:
+def to_kafka_value(envelope: Envelope[EventData]) -> bytes:
     return envelope.data.model_dump_json().encode()
 
 

@@ -7,7 +7,7 @@ stopped in the FastAPI lifespan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -40,7 +40,7 @@ class Runtime:
     broker: KafkaBroker
     client: AsyncMongoClient[Document]
     db: Database
-    background: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     outbox: OutboxRelay | None = None
 
     @classmethod
