@@ -136,7 +136,11 @@ def test_run_routes_and_counts_a_referral_then_stops_cleanly(platform: RunningPl
     )
     print(f"submitted → counted in {time.monotonic() - submitted_at:.2f} s")
     assert pulse["by_need_code"] == {"SLCN": 1}
-    assert request(platform.url("intake", f"/v1/referrals/{body['id']}"))[1]["status"] == "routed"
+    wait_for(
+        lambda: request(platform.url("intake", f"/v1/referrals/{body['id']}"))[1]["status"] == "routed",
+        timeout_s=30,
+        what="intake shows the referral routed",
+    )
     assert "intake    | " in platform.lines() and "routing   | " in platform.lines()
 
     assert len(platform.processes()) >= 5  # kafka, mongodb and three services
