@@ -22,7 +22,17 @@ from signpost.shared.mongo import Database, Session
 log = get_logger(__name__)
 
 OUTBOX = "outbox"
-OUTBOX_INDEXES = [IndexModel([("published_at", ASCENDING), ("_id", ASCENDING)])]
+PUBLISHED_RETENTION_S = 7 * 24 * 3600  # published events are kept a week for inspection
+OUTBOX_INDEXES = [
+    IndexModel([("published_at", ASCENDING), ("_id", ASCENDING)]),
+    # TTL skips documents whose published_at is null, so pending events never expire.
+    IndexModel(
+        [("created_at", ASCENDING)],
+        name="published_ttl",
+        expireAfterSeconds=PUBLISHED_RETENTION_S,
+        partialFilterExpression={"published_at": {"$type": "date"}},
+    ),
+]
 
 BATCH_SIZE = 200
 MAX_BACKOFF_S = 5.0
