@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from signpost.shared.events import Offer
+from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.vocabulary import LevelOfNeed, NeedCode
 
 REFERRALS = "referrals"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/-]*$")]
-
-
-class ReferralStatus(StrEnum):
-    SUBMITTED = "submitted"
-    ROUTED = "routed"
-    UNMATCHED = "unmatched"
 
 
 class ReferralRequest(BaseModel):

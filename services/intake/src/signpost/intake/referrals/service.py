@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import uuid6
-from signpost.intake.referrals.models import REFERRALS, ReferralRequest, ReferralStatus
+from signpost.intake.referrals.models import REFERRALS, ReferralRequest
 from signpost.shared.events import (
     Envelope,
     EventData,
@@ -14,6 +14,7 @@ from signpost.shared.events import (
     ReferralUnmatchedV1,
     new_event,
 )
+from signpost.shared.lifecycle import IllegalTransition, Move, ReferralStatus, apply_move
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session, in_transaction, mark_processed
 from signpost.shared.outbox import stage_event
@@ -72,36 +73,38 @@ async def get_referral(*, runtime: Runtime, referral_id: str) -> Document | None
 
 
 async def apply_routing_decision(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
-    """Move a submitted referral to routed or unmatched; redeliveries change nothing."""
+    """Move a referral to routed or unmatched; redeliveries change nothing."""
     data = envelope.data
     if isinstance(data, ReferralRoutedV1):
+        move = Move.ROUTE
         change: Document = {
-            "status": ReferralStatus.ROUTED.value,
             "offers": [offer.model_dump(mode="json") for offer in data.offers],
             "decided_at": data.routed_at,
         }
     elif isinstance(data, ReferralUnmatchedV1):
-        change = {
-            "status": ReferralStatus.UNMATCHED.value,
-            "unmet_needs": [need.value for need in data.unmet_needs],
-            "decided_at": data.decided_at,
-        }
+        move = Move.UNMATCH
+        change = {"unmet_needs": [need.value for need in data.unmet_needs], "decided_at": data.decided_at}
     else:
         return
 
     async def write(session: Session) -> None:
         if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
             return
-        result = await runtime.db[REFERRALS].update_one(
-            {"_id": data.referral_id, "status": ReferralStatus.SUBMITTED.value},
-            {"$set": change},
-            session=session,
+        referral = await runtime.db[REFERRALS].find_one(
+            {"_id": data.referral_id}, {"status": 1}, session=session
         )
-        if result.matched_count == 0:
-            log.warning(
-                "routing decision for a referral that is not awaiting one; ignored",
-                referral_id=data.referral_id,
-                event_id=envelope.id,
-            )
+        if referral is None:
+            log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
+            return
+        current = ReferralStatus(referral["status"])
+        try:
+            change["status"] = apply_move(current, move).value
+        except IllegalTransition as exc:
+            log.warning("routing decision ignored", referral_id=data.referral_id, reason=str(exc))
+            return
+        # The status filter makes a concurrent change lose the race rather than be overwritten.
+        await runtime.db[REFERRALS].update_one(
+            {"_id": data.referral_id, "status": current.value}, {"$set": change}, session=session
+        )
 
     await in_transaction(runtime.client, write)

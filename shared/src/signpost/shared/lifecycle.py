@@ -1,0 +1,81 @@
+"""The closed-loop lifecycle of a referral: one explicit state machine every service shares.
+
+submitted → routed (offers made) / unmatched / escalated → accepted / declined →
+in progress → completed; withdrawn from any open state. A declined referral can be
+routed again to the next provision.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from types import MappingProxyType
+
+
+class ReferralStatus(StrEnum):
+    SUBMITTED = "submitted"
+    ROUTED = "routed"
+    UNMATCHED = "unmatched"
+    ESCALATED = "escalated"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    IN_PROGRESS = "in_progress"
+    COMPLETED = "completed"
+    WITHDRAWN = "withdrawn"
+
+
+class Move(StrEnum):
+    ROUTE = "route"
+    UNMATCH = "unmatch"
+    ESCALATE = "escalate"
+    ACCEPT = "accept"
+    DECLINE = "decline"
+    START = "start"
+    COMPLETE = "complete"
+    WITHDRAW = "withdraw"
+
+
+S, M = ReferralStatus, Move
+
+CLOSED: frozenset[ReferralStatus] = frozenset({S.COMPLETED, S.WITHDRAWN})
+
+_MOVES: dict[ReferralStatus, dict[Move, ReferralStatus]] = {
+    S.SUBMITTED: {M.ROUTE: S.ROUTED, M.UNMATCH: S.UNMATCHED, M.ESCALATE: S.ESCALATED},
+    S.ROUTED: {M.ACCEPT: S.ACCEPTED, M.DECLINE: S.DECLINED, M.ESCALATE: S.ESCALATED},
+    S.UNMATCHED: {M.ROUTE: S.ROUTED, M.ESCALATE: S.ESCALATED},
+    S.ESCALATED: {},
+    S.ACCEPTED: {M.START: S.IN_PROGRESS, M.ESCALATE: S.ESCALATED},
+    S.DECLINED: {M.ROUTE: S.ROUTED, M.UNMATCH: S.UNMATCHED, M.ESCALATE: S.ESCALATED},
+    S.IN_PROGRESS: {M.COMPLETE: S.COMPLETED, M.ESCALATE: S.ESCALATED},
+    S.COMPLETED: {},
+    S.WITHDRAWN: {},
+}
+for _status, _moves in _MOVES.items():
+    if _status not in CLOSED:
+        _moves[M.WITHDRAW] = S.WITHDRAWN
+
+TRANSITIONS: MappingProxyType[ReferralStatus, MappingProxyType[Move, ReferralStatus]] = MappingProxyType(
+    {status: MappingProxyType(moves) for status, moves in _MOVES.items()}
+)
+
+
+class IllegalTransition(ValueError):
+    """A move the current status does not allow; says what is allowed instead."""
+
+    def __init__(self, current: ReferralStatus, move: Move) -> None:
+        self.current = current
+        self.move = move
+        self.allowed = allowed_moves(current)
+        allowed = ", ".join(self.allowed) or "none (the referral is closed)"
+        super().__init__(f"cannot {move.value} a referral that is {current.value}; allowed: {allowed}")
+
+
+def allowed_moves(current: ReferralStatus) -> list[Move]:
+    return list(TRANSITIONS[current])
+
+
+def apply_move(current: ReferralStatus, move: Move) -> ReferralStatus:
+    """The status after `move`, or IllegalTransition."""
+    try:
+        return TRANSITIONS[current][move]
+    except KeyError:
+        raise IllegalTransition(current, move) from None
