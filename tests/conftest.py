@@ -13,6 +13,8 @@ from typing import TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
+from signpost.shared.auth.principal import Role
+from signpost.shared.auth.tokens import issue_dev_token
 from signpost.shared.settings import Settings
 
 from tests.servers import KafkaServer, MongoServer, kafka_server, mongo_server
@@ -54,9 +56,51 @@ def settings_for(kafka: KafkaServer, mongodb: MongoServer, **overrides: object) 
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
+@pytest.fixture(scope="session")
+def dev_key_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("dev-issuer") / "signing-key.pem"
+
+
 @pytest.fixture
-def settings(kafka: KafkaServer, mongodb: MongoServer) -> Settings:
-    return settings_for(kafka, mongodb)
+def settings(kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path) -> Settings:
+    return settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file)
+
+
+@pytest.fixture(scope="module")
+def module_settings(kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path) -> Settings:
+    """For modules that share one running service across their tests (start-up costs seconds)."""
+    return settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file)
+
+
+class Tokens:
+    """Development tokens for the given settings' tenant and key."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def token(self, role: str, organisation: str, *, tenant: str | None = None) -> str:
+        return issue_dev_token(
+            key_file=self._settings.dev_key_file,
+            subject=f"{role}@{organisation}",
+            role=Role(role),
+            organisation=organisation,
+            tenant=tenant or self._settings.tenant,
+            name=f"Test {role}",
+        )
+
+    def practitioner(self, organisation: str = "school-ashley-primary") -> str:
+        return self.token("practitioner", organisation)
+
+    def agency(self, organisation: str) -> str:
+        return self.token("agency", organisation)
+
+    def admin(self) -> str:
+        return self.token("admin", "la-digital")
+
+
+@pytest.fixture
+def tokens(settings: Settings) -> Tokens:
+    return Tokens(settings)
 
 
 @asynccontextmanager

@@ -18,9 +18,21 @@ COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text
 SERVICES: dict[str, Any] = COMPOSE["services"]
 
 
+EXAMPLE_ENV = dict(
+    line.split("=", 1)
+    for line in (ROOT / ".env.example").read_text().splitlines()
+    if line and not line.startswith("#")
+)
+
+
+def interpolate(value: str) -> str:
+    """Compose's `${NAME:?message}`, filled from the committed example env file."""
+    return re.sub(r"\$\{(\w+):\?[^}]*\}", lambda match: EXAMPLE_ENV[match.group(1)], value)
+
+
 def settings_of(service: str) -> Settings:
     environment = {
-        key.removeprefix("SIGNPOST_").lower(): value
+        key.removeprefix("SIGNPOST_").lower(): interpolate(value)
         for key, value in SERVICES[service]["environment"].items()
     }
     return Settings(_env_file=None, **environment)  # type: ignore[call-arg]
@@ -88,3 +100,18 @@ def test_production_image_leaves_out_the_embedded_servers() -> None:
     sync_lines = [line for line in dockerfile.splitlines() if "uv sync" in line]
     assert sync_lines and all("--no-dev" in line and "--extra" not in line for line in sync_lines)
     assert "USER signpost" in dockerfile
+
+
+def test_secrets_come_from_an_env_file_that_is_not_committed() -> None:
+    secret_names = {
+        "SIGNPOST_PSEUDONYM_KEY",
+        "SIGNPOST_FRONT_DOOR_NAME",
+        "SIGNPOST_FRONT_DOOR_PHONE",
+        "SIGNPOST_AUTH_ISSUER",
+        "SIGNPOST_AUTH_JWKS_URL",
+    }
+    for service in SERVICE_NAMES:
+        for name in secret_names:
+            assert SERVICES[service]["environment"][name].startswith(f"${{{name}:?")
+    assert secret_names <= set(EXAMPLE_ENV)
+    assert ".env" in (ROOT / ".gitignore").read_text().split()

@@ -17,32 +17,32 @@ from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 from signpost.shared.vocabulary import LevelOfNeed, NeedCode, broad_areas
 
-from tests.conftest import eventually, serving
+from tests.conftest import Tokens, eventually, serving
+from tests.factories import referral
 
-REFERRAL = {
-    "age_years": 7,
-    "locality": "Ashley",
-    "setting_id": "URN100001",
-    "need_codes": ["ASD", "SLCN"],
-    "level_of_need": "early_help",
-}
+REFERRAL = referral()
 
 
 class Platform:
     def __init__(
-        self, intake: httpx.AsyncClient, routing: httpx.AsyncClient, analytics: httpx.AsyncClient
+        self,
+        tokens: Tokens,
+        intake: httpx.AsyncClient,
+        routing: httpx.AsyncClient,
+        analytics: httpx.AsyncClient,
     ) -> None:
         self.intake, self.routing, self.analytics = intake, routing, analytics
+        self.practitioner = {"Authorization": f"Bearer {tokens.practitioner()}"}
 
     async def submit(self, body: dict[str, Any]) -> str:
-        response = await self.intake.post("/v1/referrals", json=body)
+        response = await self.intake.post("/v1/referrals", json=body, headers=self.practitioner)
         assert response.status_code == 201, response.text
         assert response.headers["location"] == f"/v1/referrals/{response.json()['id']}"
         return str(response.json()["id"])
 
     async def decided(self, referral_id: str) -> dict[str, Any] | None:
-        referral = (await self.intake.get(f"/v1/referrals/{referral_id}")).json()
-        return referral if referral["status"] != "submitted" else None
+        found = (await self.intake.get(f"/v1/referrals/{referral_id}", headers=self.practitioner)).json()
+        return found if found["status"] != "submitted" else None
 
     async def pulse(self) -> dict[str, Any]:
         return dict((await self.analytics.get("/v1/pulse")).json())
@@ -53,7 +53,7 @@ async def start_platform(stack: AsyncExitStack, settings: Settings) -> Platform:
         await stack.enter_async_context(serving(factory(settings)))
         for factory in (create_intake, create_routing, create_analytics)
     ]
-    return Platform(*clients)
+    return Platform(Tokens(settings), *clients)
 
 
 async def test_referrals_are_routed_and_counted(settings: Settings) -> None:
@@ -64,7 +64,9 @@ async def test_referrals_are_routed_and_counted(settings: Settings) -> None:
             assert ready.json() == {"status": "ready", "checks": {"kafka": "ok", "mongodb": "ok"}}
 
         routed_id = await platform.submit(REFERRAL)
-        unmatched_id = await platform.submit({**REFERRAL, "need_codes": ["PMLD"], "age_years": 3})
+        unmatched_id = await platform.submit(
+            referral(need_codes=["PMLD"], child={**REFERRAL["child"], "date_of_birth": "2023-01-01"})
+        )
 
         routed = await eventually(lambda: platform.decided(routed_id), what="routed status")
         assert routed["status"] == "routed"
@@ -85,7 +87,13 @@ async def test_referrals_are_routed_and_counted(settings: Settings) -> None:
             "tenant": settings.tenant,
             "submitted": 2,
             "by_need_code": {"ASD": 1, "PMLD": 1, "SLCN": 1},
-            "by_outcome": {"routed": 1, "unmatched": 1, "awaiting_decision": 0},
+            "by_outcome": {
+                "routed": 1,
+                "unmatched": 1,
+                "escalated_safeguarding": 0,
+                "escalated_ehc_assessment": 0,
+                "awaiting_decision": 0,
+            },
         }
 
 
@@ -154,7 +162,10 @@ async def test_duplicate_deliveries_change_nothing(settings: Settings) -> None:
         )
         assert pulse["submitted"] == 2
         assert pulse["by_need_code"] == {"ASD": 1, "SLCN": 1, "VI": 1}
-        assert (await platform.intake.get(f"/v1/referrals/{referral_id}")).json() == before
+        after = (
+            await platform.intake.get(f"/v1/referrals/{referral_id}", headers=platform.practitioner)
+        ).json()
+        assert after == before
         decisions = await mongo[settings.database_name("routing")]["decisions"].count_documents({})
         assert decisions == 2
 

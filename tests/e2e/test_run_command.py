@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,14 +20,9 @@ from typing import Any
 import pytest
 
 from signpost.platform.processes import free_port, port_is_open
+from tests.factories import referral
 
-REFERRAL = {
-    "age_years": 6,
-    "locality": "Ashley",
-    "setting_id": "URN3",
-    "need_codes": ["SLCN"],
-    "level_of_need": "early_help",
-}
+REFERRAL = referral(need_codes=["SLCN"])
 
 
 @dataclass
@@ -41,6 +37,12 @@ class RunningPlatform:
 
     def lines(self) -> str:
         return self.output.read_text()
+
+    def demo_token(self, role: str, organisation: str) -> str:
+        """A token `signpost run` printed, as a person would copy it."""
+        match = re.search(rf"^  {role} +{organisation} +(\S+)$", self.lines(), re.MULTILINE)
+        assert match, self.lines()
+        return match.group(1)
 
     def processes(self) -> list[int]:
         """Every live process started by this run (they all inherit its marker variable)."""
@@ -58,9 +60,12 @@ class RunningPlatform:
         return found
 
 
-def request(url: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
+def request(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, headers={"content-type": "application/json"})
+    headers = {"content-type": "application/json"}
+    if token:
+        headers["authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=5) as response:
             return response.status, json.loads(response.read())
@@ -127,7 +132,8 @@ def test_run_routes_and_counts_a_referral_then_stops_cleanly(platform: RunningPl
     assert "embedded Tansu, memory only" in text and "embedded SecantusDB" in text
 
     submitted_at = time.monotonic()
-    status, body = request(platform.url("intake", "/v1/referrals"), REFERRAL)
+    practitioner = platform.demo_token("practitioner", "school-ashley-primary")
+    status, body = request(platform.url("intake", "/v1/referrals"), REFERRAL, practitioner)
     assert status == 201, body
     pulse = wait_for(
         lambda: (p := request(platform.url("analytics", "/v1/pulse"))[1])["by_outcome"]["routed"] == 1 and p,
@@ -137,7 +143,10 @@ def test_run_routes_and_counts_a_referral_then_stops_cleanly(platform: RunningPl
     print(f"submitted → counted in {time.monotonic() - submitted_at:.2f} s")
     assert pulse["by_need_code"] == {"SLCN": 1}
     wait_for(
-        lambda: request(platform.url("intake", f"/v1/referrals/{body['id']}"))[1]["status"] == "routed",
+        lambda: (
+            request(platform.url("intake", f"/v1/referrals/{body['id']}"), token=practitioner)[1]["status"]
+            == "routed"
+        ),
         timeout_s=30,
         what="intake shows the referral routed",
     )

@@ -15,16 +15,11 @@ from signpost.shared.outbox import OUTBOX
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
-from tests.conftest import eventually, serving, settings_for
+from tests.conftest import Tokens, eventually, serving, settings_for
+from tests.factories import referral
 from tests.servers import KafkaServer, MongoServer, kafka_server
 
-REFERRAL = {
-    "age_years": 11,
-    "locality": "Ashley",
-    "setting_id": "URN1",
-    "need_codes": ["SEMH"],
-    "level_of_need": "targeted",
-}
+REFERRAL = referral(need_codes=["SEMH"], level_of_need="targeted")
 
 
 @pytest.fixture
@@ -35,10 +30,13 @@ def pausable_kafka(server_logs: Path) -> Iterator[KafkaServer]:
 
 
 async def test_referrals_accepted_during_an_outage_are_published_when_it_ends(
-    pausable_kafka: KafkaServer, mongodb: MongoServer
+    pausable_kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path
 ) -> None:
     assert pausable_kafka.control is not None
-    settings: Settings = settings_for(pausable_kafka, mongodb, kafka_request_timeout_ms=7000)
+    settings: Settings = settings_for(
+        pausable_kafka, mongodb, kafka_request_timeout_ms=7000, auth_dev_key_file=dev_key_file
+    )
+    practitioner = {"Authorization": f"Bearer {Tokens(settings).practitioner()}"}
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     outbox = mongo[settings.database_name("intake")][OUTBOX]
     try:
@@ -47,7 +45,9 @@ async def test_referrals_accepted_during_an_outage_are_published_when_it_ends(
             try:
                 accepted = []
                 for _ in range(3):
-                    response = await asyncio.wait_for(intake.post("/v1/referrals", json=REFERRAL), timeout=10)
+                    response = await asyncio.wait_for(
+                        intake.post("/v1/referrals", json=REFERRAL, headers=practitioner), timeout=10
+                    )
                     assert response.status_code == 201, response.text
                     accepted.append(response.json()["id"])
                 assert await outbox.count_documents({"published_at": None}) == 3

@@ -7,6 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from pydantic import ValidationError
+from signpost.shared.auth.principal import Role
 from signpost.shared.settings import SERVICE_NAMES, Settings
 
 
@@ -23,6 +24,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "With --service: that one service against SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL.",
     )
     run.add_argument("--service", choices=SERVICE_NAMES, help="run only this service (what a container does)")
+    token = commands.add_parser(
+        "token",
+        help="print a development bearer token (embedded mode only)",
+        description="Signs a token with the local development issuer; refused when SIGNPOST_AUTH_ISSUER is set.",
+    )
+    token.add_argument("--role", required=True, choices=[role.value for role in Role])
+    token.add_argument("--org", required=True, help="the caller's organisation id, e.g. la-inclusion-service")
+    token.add_argument("--user", help="the caller's display name (recorded in audit records)")
+    token.add_argument(
+        "--subject", help="a stable user id (default: from the name, or role and organisation)"
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -33,6 +45,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             name = f"SIGNPOST_{field.upper()}" if field else "settings"
             print(f"signpost: {name}: {error['msg']}", file=sys.stderr)
         return 2
+
+    if args.command == "token":
+        from signpost.platform.devtokens import DevTokensRefused, dev_token
+
+        try:
+            print(
+                dev_token(
+                    settings,
+                    role=Role(args.role),
+                    organisation=args.org,
+                    name=args.user,
+                    subject=args.subject,
+                )
+            )
+        except DevTokensRefused as exc:
+            print(f"signpost: {exc}", file=sys.stderr)
+            return 2
+        return 0
 
     from signpost.platform.supervisor import run_platform, run_service
 

@@ -20,6 +20,7 @@ from types import FrameType
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 
+from signpost.platform.devtokens import demo_tokens
 from signpost.platform.embedded import (
     TANSU_CLIENT_SETTINGS,
     EmbeddedServer,
@@ -113,6 +114,7 @@ def run_service(settings: Settings, service: ServiceName) -> int:
 
 def _start_servers(settings: Settings) -> tuple[dict[str, str], list[EmbeddedServer]]:
     env = dict(os.environ)
+    env["SIGNPOST_DATA_DIR"] = str(settings.data_dir.resolve())  # one dev signing key for all
     if settings.log_format == "auto" and sys.stdout.isatty():
         env["SIGNPOST_LOG_FORMAT"] = "console"  # children write to a pipe, a person reads a terminal
     servers: list[EmbeddedServer] = []
@@ -184,6 +186,10 @@ def _announce(settings: Settings, servers: Sequence[EmbeddedServer]) -> None:
         if mongodb
         else "  mongodb   (SIGNPOST_MONGODB_URL)"
     )
+    if not settings.auth_issuer:
+        lines.append("Demo bearer tokens (development issuer; `signpost token --role R --org O` makes more):")
+        for role, organisation, token in demo_tokens(settings):
+            lines.append(f"  {role.value:<12} {organisation:<22} {token}")
     lines.append("Press Ctrl-C to stop.")
     _say("\n".join(lines))
 

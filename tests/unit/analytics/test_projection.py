@@ -18,6 +18,7 @@ def test_decisions_count_by_outcome() -> None:
         provision_id="p",
         provision_name="p",
         organisation="o",
+        organisation_id="o",
         sector=Sector.HEALTH,
         needs_met=[NeedCode.SLCN],
         explanation="x",
@@ -29,3 +30,13 @@ def test_decisions_count_by_outcome() -> None:
         referral_id="r", unmet_needs=[NeedCode.PMLD], locality="A", reason="none", decided_at=NOW
     )
     assert increments_for(unmatched) == {"by_outcome.unmatched": 1}
+
+
+def test_escalations_count_by_reason() -> None:
+    from signpost.shared.events import ReferralEscalatedV1
+    from signpost.shared.vocabulary import EscalationReason
+
+    escalated = ReferralEscalatedV1(
+        referral_id="r", reason=EscalationReason.SAFEGUARDING, locality="A", setting_id="S", escalated_at=NOW
+    )
+    assert increments_for(escalated) == {"by_outcome.escalated_safeguarding": 1}

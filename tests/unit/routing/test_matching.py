@@ -32,6 +32,7 @@ def provision(
         id=pid,
         name=pid,
         organisation="org",
+        organisation_id="org",
         sector=Sector.HEALTH,
         need_codes=list(needs),
         min_age=ages[0],

@@ -7,6 +7,7 @@ from signpost.shared.lifecycle import (
     ReferralStatus,
     allowed_moves,
     apply_move,
+    status_from_offers,
 )
 
 S, M = ReferralStatus, Move
@@ -54,3 +55,46 @@ def test_every_status_is_reachable_from_submitted() -> None:
                 seen.add(target)
                 frontier.append(target)
     assert seen == set(S)
+
+
+@pytest.mark.parametrize(
+    ("offers", "expected"),
+    [
+        ([S.ROUTED, S.ROUTED], S.ROUTED),
+        ([S.ROUTED, S.DECLINED], S.ROUTED),
+        ([S.DECLINED, S.DECLINED], S.DECLINED),
+        ([S.ACCEPTED, S.ROUTED], S.ACCEPTED),
+        ([S.ACCEPTED, S.DECLINED], S.ACCEPTED),
+        ([S.IN_PROGRESS, S.ACCEPTED], S.IN_PROGRESS),
+        ([S.COMPLETED, S.ACCEPTED], S.IN_PROGRESS),
+        ([S.COMPLETED, S.DECLINED], S.COMPLETED),
+        ([S.COMPLETED, S.COMPLETED], S.COMPLETED),
+    ],
+)
+def test_a_package_shows_how_far_it_has_got(offers: list[ReferralStatus], expected: ReferralStatus) -> None:
+    assert status_from_offers(offers) is expected
+
+
+def test_a_package_only_moves_forward() -> None:
+    """Whatever order agencies move in, the referral's status never goes back."""
+    rank = {S.ROUTED: 0, S.DECLINED: 0, S.ACCEPTED: 1, S.IN_PROGRESS: 2, S.COMPLETED: 3}
+    paths = {
+        S.ROUTED: [S.ACCEPTED, S.DECLINED],
+        S.ACCEPTED: [S.IN_PROGRESS],
+        S.IN_PROGRESS: [S.COMPLETED],
+    }
+
+    def walk(offers: tuple[ReferralStatus, ...]) -> None:
+        before = status_from_offers(list(offers))
+        for index, status in enumerate(offers):
+            for after in paths.get(status, []):
+                moved = (*offers[:index], after, *offers[index + 1 :])
+                now = status_from_offers(list(moved))
+                if before is not S.DECLINED:
+                    assert rank[now] >= rank[before] or (now is S.DECLINED and before is S.ROUTED), (
+                        offers,
+                        moved,
+                    )
+                walk(moved)
+
+    walk((S.ROUTED, S.ROUTED, S.ROUTED))

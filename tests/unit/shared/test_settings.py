@@ -33,11 +33,20 @@ def test_production_refuses_unsafe_defaults_and_names_each_problem() -> None:
     assert "SIGNPOST_KAFKA_BOOTSTRAP" in message
     assert "SIGNPOST_MONGODB_URL" in message
     assert "SIGNPOST_KAFKA_IDEMPOTENCE" in message
+    assert "SIGNPOST_PSEUDONYM_KEY" in message
+    assert "SIGNPOST_FRONT_DOOR_PHONE" in message
+    assert "SIGNPOST_AUTH_ISSUER" in message
 
 
 def test_production_with_servers_is_accepted() -> None:
     settings = make(
-        environment="production", kafka_bootstrap="kafka:9092", mongodb_url="mongodb://m/?replicaSet=rs0"
+        environment="production",
+        kafka_bootstrap="kafka:9092",
+        mongodb_url="mongodb://m/?replicaSet=rs0",
+        pseudonym_key="an-areas-own-long-secret",
+        front_door_phone="0117 000 0000",
+        auth_issuer="https://login.example.gov.uk",
+        auth_jwks_url="https://login.example.gov.uk/jwks",
     )
     assert settings.require_servers() == ("kafka:9092", "mongodb://m/?replicaSet=rs0")
 

@@ -9,11 +9,28 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, ClassVar, Generic, Literal, TypeVar
 
 import uuid6
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
+from signpost.shared.vocabulary import (
+    NEEDS_SCORE_MAX,
+    NEEDS_SCORE_MIN,
+    BroadArea,
+    DeclineReason,
+    EscalationReason,
+    FamilyNeed,
+    LevelOfNeed,
+    NeedCode,
+    NeedsDomain,
+    Outcome,
+    Sector,
+    Urgency,
+    WithdrawReason,
+)
+
+NeedsScore = Annotated[int, Field(ge=NEEDS_SCORE_MIN, le=NEEDS_SCORE_MAX)]
+NeedsProfile = dict[NeedsDomain, NeedsScore]
 
 TYPE_PREFIX = "uk.signpost."
 CONTENT_TYPE: Literal["application/json"] = "application/json"
@@ -37,6 +54,17 @@ class ReferralSubmittedV1(EventData):
     broad_areas: list[BroadArea]
     level_of_need: LevelOfNeed
     submitted_at: datetime
+    child_ref: str = Field(
+        default="",
+        description="Pseudonymous: a keyed hash, the same for every referral of one child in one area.",
+    )
+    family_needs: list[FamilyNeed] = []
+    needs_profile: NeedsProfile = {}
+    urgency: Urgency = Urgency.ROUTINE
+    sharing_scope: list[Sector] = Field(default_factory=lambda: list(Sector))
+    graduated_approach_cycles: int = Field(default=0, ge=0)
+    graduated_approach_worked: bool | None = None
+    safeguarding_concern: bool = False
 
 
 class Offer(BaseModel):
@@ -45,6 +73,7 @@ class Offer(BaseModel):
     provision_id: str
     provision_name: str
     organisation: str
+    organisation_id: str
     sector: Sector
     needs_met: list[NeedCode]
     explanation: str
@@ -68,8 +97,78 @@ class ReferralUnmatchedV1(EventData):
     decided_at: datetime
 
 
+class ReferralEscalatedV1(EventData):
+    event_type: ClassVar[str] = "uk.signpost.referral.escalated.v1"
+
+    referral_id: str
+    reason: EscalationReason
+    locality: str
+    setting_id: str
+    escalated_at: datetime
+
+
+class ReferralWithdrawnV1(EventData):
+    event_type: ClassVar[str] = "uk.signpost.referral.withdrawn.v1"
+
+    referral_id: str
+    reason: WithdrawReason
+    withdrawn_at: datetime
+
+
+class ReferralInformationAddedV1(EventData):
+    """That the referrer added information; its text stays in intake (it may identify the child)."""
+
+    event_type: ClassVar[str] = "uk.signpost.referral.information_added.v1"
+
+    referral_id: str
+    needs_profile: NeedsProfile | None = None
+    added_at: datetime
+
+
+class OfferEvent(EventData):
+    """An agency's move on one offer of a referral's package."""
+
+    referral_id: str
+    provision_id: str
+    organisation_id: str
+    at: datetime
+
+
+class OfferAcceptedV1(OfferEvent):
+    event_type: ClassVar[str] = "uk.signpost.referral.offer_accepted.v1"
+
+
+class OfferDeclinedV1(OfferEvent):
+    event_type: ClassVar[str] = "uk.signpost.referral.offer_declined.v1"
+
+    reason: DeclineReason
+
+
+class OfferStartedV1(OfferEvent):
+    event_type: ClassVar[str] = "uk.signpost.referral.offer_started.v1"
+
+
+class OfferCompletedV1(OfferEvent):
+    event_type: ClassVar[str] = "uk.signpost.referral.offer_completed.v1"
+
+    outcome: Outcome
+    needs_profile_after: NeedsProfile
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
-    cls.event_type: cls for cls in (ReferralSubmittedV1, ReferralRoutedV1, ReferralUnmatchedV1)
+    cls.event_type: cls
+    for cls in (
+        ReferralSubmittedV1,
+        ReferralRoutedV1,
+        ReferralUnmatchedV1,
+        ReferralEscalatedV1,
+        ReferralWithdrawnV1,
+        ReferralInformationAddedV1,
+        OfferAcceptedV1,
+        OfferDeclinedV1,
+        OfferStartedV1,
+        OfferCompletedV1,
+    )
 }
 
 D = TypeVar("D", bound=EventData)

@@ -79,3 +79,21 @@ def apply_move(current: ReferralStatus, move: Move) -> ReferralStatus:
         return TRANSITIONS[current][move]
     except KeyError:
         raise IllegalTransition(current, move) from None
+
+
+def status_from_offers(offers: list[ReferralStatus]) -> ReferralStatus:
+    """A routed referral's status, from the statuses of the offers in its package.
+
+    Each offer follows the state machine on its own (one agency's accept or decline);
+    the referral shows how far the package has got, and only ever moves forward.
+    """
+    live = [status for status in offers if status is not S.DECLINED]
+    if not live:
+        return S.DECLINED
+    if all(status is S.COMPLETED for status in live):
+        return S.COMPLETED
+    if S.IN_PROGRESS in live or S.COMPLETED in live:
+        return S.IN_PROGRESS
+    if S.ACCEPTED in live:
+        return S.ACCEPTED
+    return S.ROUTED

@@ -7,7 +7,7 @@ stopped in the FastAPI lifespan.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -17,8 +17,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
+from signpost.shared.auth.ratelimit import TokenBucket
+from signpost.shared.auth.tokens import TokenVerifier
 from signpost.shared.events import Envelope, EventData
 from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
+from signpost.shared.limits import BodySizeLimitMiddleware
 from signpost.shared.logging import CorrelationIdMiddleware, configure_logging, get_logger
 from signpost.shared.mongo import Database, Document, IndexPlan, create_client
 from signpost.shared.outbox import OutboxRelay
@@ -92,6 +95,8 @@ def create_service_app(
     routers: Sequence[APIRouter],
     indexes: IndexPlan,
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
+    error_handlers: Mapping[type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]]
+    | None = None,
 ) -> FastAPI:
     configure_logging(runtime.settings, service=runtime.service)
 
@@ -118,9 +123,14 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.token_verifier = TokenVerifier.from_settings(runtime.settings)
+    app.state.write_limiter = TokenBucket(per_minute=runtime.settings.rate_limit_writes_per_minute)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
     app.add_middleware(CorrelationIdMiddleware)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
+    for error_type, handler in (error_handlers or {}).items():
+        app.add_exception_handler(error_type, handler)
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)

@@ -6,10 +6,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ServiceName = Literal["intake", "routing", "analytics"]
+# Ofcom reserves 01632 960xxx for drama: a placeholder nobody can mistake for a real line.
+DRAMA_PHONE_NUMBER = "01632 960000"
 SERVICE_NAMES: tuple[ServiceName, ...] = ("intake", "routing", "analytics")
 
 
@@ -58,6 +60,25 @@ class Settings(BaseSettings):
 
     outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
 
+    pseudonym_key: SecretStr = Field(
+        default=SecretStr("development-only-pseudonym-key"),
+        min_length=16,
+        description="Keys the hash that turns a child's identifiers into the pseudonymous child reference.",
+    )
+    front_door_name: str = Field(default="Children's Services Front Door (MASH)", min_length=1)
+    front_door_phone: str = Field(default=DRAMA_PHONE_NUMBER, pattern=r"^[0-9 +()-]{6,20}$")
+    auth_issuer: str | None = Field(default=None, min_length=1, description="The identity provider's `iss`.")
+    auth_jwks_url: str | None = Field(
+        default=None, min_length=1, description="Where the issuer publishes its keys."
+    )
+    auth_audience: str = Field(default="signpost", min_length=1)
+    auth_dev_key_file: Path | None = Field(
+        default=None,
+        description="Development only: the local signing key `signpost token` uses (default: DATA_DIR/dev-issuer/signing-key.pem).",
+    )
+    rate_limit_writes_per_minute: int = Field(default=120, ge=1, le=100_000)
+    max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+
     @model_validator(mode="after")
     def _join_fits_in_a_request(self) -> Settings:
         # A group join is one request that lasts up to the session timeout; a shorter
@@ -80,11 +101,25 @@ class Settings(BaseSettings):
             problems.append("SIGNPOST_MONGODB_URL must point at the MongoDB replica set")
         if not self.kafka_idempotence:
             problems.append("SIGNPOST_KAFKA_IDEMPOTENCE must stay on against Apache Kafka")
+        if self.pseudonym_key.get_secret_value() == "development-only-pseudonym-key":
+            problems.append("SIGNPOST_PSEUDONYM_KEY must be this area's own secret")
+        if not (self.auth_issuer and self.auth_jwks_url):
+            problems.append("SIGNPOST_AUTH_ISSUER and SIGNPOST_AUTH_JWKS_URL must name the identity provider")
+        if self.auth_dev_key_file is not None:
+            problems.append(
+                "SIGNPOST_AUTH_DEV_KEY_FILE is for development; production tokens come from the issuer"
+            )
+        if self.front_door_phone == DRAMA_PHONE_NUMBER:
+            problems.append("SIGNPOST_FRONT_DOOR_PHONE must be the area's real front-door number")
         if self.log_format == "console":
             problems.append("SIGNPOST_LOG_FORMAT=console is for terminals; use json or auto")
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
+
+    @property
+    def dev_key_file(self) -> Path:
+        return self.auth_dev_key_file or self.data_dir / "dev-issuer" / "signing-key.pem"
 
     def port_of(self, service: ServiceName) -> int:
         ports: dict[ServiceName, int] = {

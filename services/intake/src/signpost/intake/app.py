@@ -1,9 +1,13 @@
-"""Intake: referrals in, routing decisions back, events out through the outbox."""
+"""Intake: referrals in, the closed loop with agencies, events out through the outbox."""
 
 from __future__ import annotations
 
 from fastapi import FastAPI
 from pymongo import ASCENDING, DESCENDING, IndexModel
+from signpost.intake.audit.service import AUDIT, AUDIT_INDEXES
+from signpost.intake.audit.views import router as audit_router
+from signpost.intake.errors import ERROR_HANDLERS
+from signpost.intake.offers.views import router as offers_router
 from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.service import apply_routing_decision
 from signpost.intake.referrals.views import router as referrals_router
@@ -14,7 +18,14 @@ from signpost.shared.settings import Settings, get_settings
 
 INDEXES = IndexPlan(
     {
-        REFERRALS: [IndexModel([("tenant", ASCENDING), ("status", ASCENDING), ("submitted_at", DESCENDING)])],
+        REFERRALS: [
+            # Practitioners' lists: their organisation's referrals, newest first (ids are UUIDv7).
+            IndexModel([("tenant", ASCENDING), ("organisation", ASCENDING), ("_id", DESCENDING)]),
+            # Agencies' lists: referrals offered to them.
+            IndexModel([("tenant", ASCENDING), ("offers.organisation_id", ASCENDING), ("_id", DESCENDING)]),
+            IndexModel([("tenant", ASCENDING), ("status", ASCENDING), ("submitted_at", DESCENDING)]),
+        ],
+        AUDIT: AUDIT_INDEXES,
         OUTBOX: OUTBOX_INDEXES,
     }
 )
@@ -23,12 +34,16 @@ INDEXES = IndexPlan(
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime.build(settings or get_settings(), "intake")
     runtime.enable_outbox()
-
     runtime.consume_events(apply_routing_decision)
     return create_service_app(
         runtime,
         title="Signpost intake",
-        description="Practitioners submit early-help referrals for children with SEND and follow them.",
-        routers=[referrals_router],
+        description=(
+            "Practitioners submit early-help referrals for children with SEND and follow them; partner "
+            "agencies accept, decline, start and complete the offers made to them. Authenticate with an "
+            "OAuth2 bearer JWT (`Authorization: Bearer …`) whose `role`, `org` and `tenant` claims say who you are."
+        ),
+        routers=[referrals_router, offers_router, audit_router],
         indexes=INDEXES,
+        error_handlers=ERROR_HANDLERS,
     )

@@ -60,6 +60,7 @@ def _offer(provision: Provision, referral: ReferralSubmittedV1) -> Offer:
         provision_id=provision.id,
         provision_name=provision.name,
         organisation=provision.organisation,
+        organisation_id=provision.organisation_id,
         sector=provision.sector,
         needs_met=met,
         explanation=(

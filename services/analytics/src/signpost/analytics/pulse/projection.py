@@ -5,6 +5,7 @@ from __future__ import annotations
 from signpost.shared.events import (
     Envelope,
     EventData,
+    ReferralEscalatedV1,
     ReferralRoutedV1,
     ReferralSubmittedV1,
     ReferralUnmatchedV1,
@@ -23,6 +24,8 @@ def increments_for(data: EventData) -> Document:
         return {"by_outcome.routed": 1}
     if isinstance(data, ReferralUnmatchedV1):
         return {"by_outcome.unmatched": 1}
+    if isinstance(data, ReferralEscalatedV1):
+        return {f"by_outcome.escalated_{data.reason.value}": 1}
     return {}
 
 

@@ -15,6 +15,8 @@ router = APIRouter(prefix="/v1/pulse", tags=["pulse"])
 class Outcomes(BaseModel):
     routed: int
     unmatched: int
+    escalated_safeguarding: int
+    escalated_ehc_assessment: int
     awaiting_decision: int
 
 
@@ -34,15 +36,14 @@ async def get_pulse(
     counts = await read_pulse(runtime=runtime, tenant=tenant)
     outcomes = counts.get("by_outcome", {})
     submitted = counts.get("submitted", 0)
-    routed, unmatched = outcomes.get("routed", 0), outcomes.get("unmatched", 0)
+    decided = {name: outcomes.get(name, 0) for name in Outcomes.model_fields if name != "awaiting_decision"}
     return Pulse(
         tenant=tenant,
         submitted=submitted,
         by_need_code=dict(sorted(counts.get("by_need_code", {}).items())),
         by_outcome=Outcomes(
-            routed=routed,
-            unmatched=unmatched,
+            **decided,
             # An outcome can be counted before its submission on another partition; never go negative.
-            awaiting_decision=max(0, submitted - routed - unmatched),
+            awaiting_decision=max(0, submitted - sum(decided.values())),
         ),
     )

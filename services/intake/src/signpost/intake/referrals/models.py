@@ -1,59 +1,251 @@
-"""Referral records and the shapes of intake's HTTP API."""
+"""The referral a practitioner submits, and the shapes of intake's HTTP API.
+
+The child's identifying details (`ChildDetails`) are stored only in intake's
+database; events carry the pseudonymous child reference, the age and the needs.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, date, datetime
+from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-from signpost.shared.events import Offer
-from signpost.shared.lifecycle import ReferralStatus
-from signpost.shared.vocabulary import LevelOfNeed, NeedCode
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from signpost.shared.events import NeedsProfile, Offer
+from signpost.shared.lifecycle import Move, ReferralStatus
+from signpost.shared.vocabulary import (
+    EscalationReason,
+    FamilyNeed,
+    LawfulBasis,
+    LevelOfNeed,
+    NeedCode,
+    Sector,
+    Urgency,
+    WithdrawReason,
+)
 
 REFERRALS = "referrals"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/-]*$")]
+Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
+Text = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+
+_POSTCODE = re.compile(r"^(GIR ?0AA|[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2})$")
+_UPN = re.compile(r"^[A-Z][0-9]{11}[0-9A-Z]$")
+MAX_AGE_YEARS = 25
 
 
-class ReferralRequest(BaseModel):
-    """What a practitioner submits. Unknown fields are refused rather than silently dropped."""
+def _postcode(value: str) -> str:
+    normalised = " ".join(value.upper().split())
+    if not _POSTCODE.match(normalised):
+        raise ValueError("not a UK postcode")
+    compact = normalised.replace(" ", "")
+    return f"{compact[:-3]} {compact[-3:]}"
 
-    model_config = ConfigDict(extra="forbid")
 
-    age_years: int = Field(ge=0, le=25, description="The child's age in whole years (0-25).")
-    locality: Identifier = Field(
-        description="The locality within the local area, e.g. a ward or district name."
-    )
-    setting_id: Identifier = Field(description="The school, college or early-years setting (e.g. its URN).")
-    need_codes: list[NeedCode] = Field(
-        min_length=1, max_length=len(NeedCode), description="School census SEN need codes."
-    )
-    level_of_need: LevelOfNeed
+def _nhs_number(value: str) -> str:
+    digits = value.replace(" ", "").replace("-", "")
+    if not (len(digits) == 10 and digits.isdigit()):
+        raise ValueError("an NHS number has 10 digits")
+    check = 11 - sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True)) % 11
+    if check == 10 or (check % 11) != int(digits[9]):
+        raise ValueError("not a valid NHS number (the check digit does not match)")
+    return digits
 
-    @field_validator("need_codes")
+
+def _upn(value: str) -> str:
+    upn = value.upper().replace(" ", "")
+    if not _UPN.match(upn):
+        raise ValueError("a UPN is a letter, 11 digits and a final digit or letter")
+    return upn
+
+
+Postcode = Annotated[str, Field(max_length=10), AfterValidator(_postcode)]
+NhsNumber = Annotated[str, Field(max_length=14), AfterValidator(_nhs_number)]
+Upn = Annotated[str, Field(max_length=16), AfterValidator(_upn)]
+
+
+class Strict(BaseModel):
+    """Unknown fields are refused rather than silently dropped."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ReferrerRole(StrEnum):
+    SENCO = "senco"
+    TEACHER = "teacher"
+    HEALTH_VISITOR = "health_visitor"
+    GP = "gp"
+    SCHOOL_NURSE = "school_nurse"
+    SOCIAL_WORKER = "social_worker"
+    FAMILY_SUPPORT_WORKER = "family_support_worker"
+    EARLY_YEARS_PRACTITIONER = "early_years_practitioner"
+    OTHER = "other"
+
+
+class Referrer(Strict):
+    name: Name
+    role: ReferrerRole
+    organisation: Name
+    setting_id: Identifier | None = None
+    phone: Annotated[str, Field(pattern=r"^[0-9 +()-]{6,20}$")] | None = None
+    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+
+
+class Address(Strict):
+    line1: Name
+    line2: Name | None = None
+    town: Name | None = None
+    postcode: Postcode
+
+
+class ChildDetails(Strict):
+    """Identifying details: they never leave intake's database except through the audited API."""
+
+    given_name: Name
+    family_name: Name
+    date_of_birth: date
+    nhs_number: NhsNumber | None = None
+    upn: Upn | None = Field(default=None, description="Unique pupil number.")
+    address: Address
+    confidential_address: bool = False
+
+    @field_validator("date_of_birth")
     @classmethod
-    def _no_repeats(cls, codes: list[NeedCode]) -> list[NeedCode]:
-        if len(set(codes)) != len(codes):
-            raise ValueError("each need code may appear once")
-        return codes
+    def _plausible(cls, born: date) -> date:
+        today = datetime.now(UTC).date()
+        if born > today:
+            raise ValueError("is in the future")
+        if age_on(born, today) > MAX_AGE_YEARS:
+            raise ValueError(f"makes the child older than {MAX_AGE_YEARS}; SEND support runs 0-25")
+        return born
+
+
+def age_on(born: date, day: date) -> int:
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+class GraduatedApproach(Strict):
+    """What the setting has already tried: assess, plan, do, review cycles."""
+
+    cycles_completed: int = Field(ge=0, le=20)
+    summary: Text = ""
+    worked: bool | None = Field(default=None, description="Did the last review find the support worked?")
+
+
+class Consent(Strict):
+    family_agrees_to_early_help: bool = Field(description="Early help is voluntary: the family must agree.")
+    lawful_basis: LawfulBasis = Field(description="The basis for sharing the child's details with agencies.")
+    sharing_scope: list[Sector] = Field(min_length=1, description="Which sectors may receive the details.")
+
+
+class ReferralRequest(Strict):
+    referrer: Referrer
+    child: ChildDetails
+    locality: Identifier = Field(description="The locality within the local area, e.g. a ward.")
+    setting_id: Identifier = Field(
+        description="The child's school, college or early-years setting (e.g. URN)."
+    )
+    need_codes: list[NeedCode] = Field(
+        min_length=1, max_length=len(NeedCode), description="Census need codes."
+    )
+    family_needs: list[FamilyNeed] = Field(default=[], max_length=len(FamilyNeed))
+    needs_profile: NeedsProfile = Field(description="A score 0 (none) to 4 (severe) per domain.")
+    level_of_need: LevelOfNeed
+    urgency: Urgency = Urgency.ROUTINE
+    graduated_approach: GraduatedApproach | None = None
+    consent: Consent
+    safeguarding_concern: bool = Field(
+        default=False, description="A concern about harm: escalates to the front door at once, never queued."
+    )
+    details: Text = Field(default="", description="Anything else the receiving agency should know.")
+
+    @field_validator("need_codes", "family_needs")
+    @classmethod
+    def _no_repeats(cls, values: list[StrEnum]) -> list[StrEnum]:
+        if len(set(values)) != len(values):
+            raise ValueError("each value may appear once")
+        return values
+
+    @model_validator(mode="after")
+    def _agreement(self) -> ReferralRequest:
+        # Safeguarding does not wait for agreement; early help cannot start without it.
+        if not self.safeguarding_concern and not self.consent.family_agrees_to_early_help:
+            raise ValueError(
+                "consent.family_agrees_to_early_help must be true: early help needs the family's "
+                "agreement (raise a safeguarding concern instead if the child is at risk)"
+            )
+        return self
+
+
+class FrontDoor(BaseModel):
+    name: str
+    phone: str
+    message: str
 
 
 class ReferralAccepted(BaseModel):
     id: str
     status: ReferralStatus
     submitted_at: datetime
+    front_door: FrontDoor | None = Field(
+        default=None,
+        description="Present when the referral was escalated for safeguarding: phone them as well.",
+    )
+
+
+class OfferView(Offer):
+    status: ReferralStatus
+
+
+class TimelineEntry(BaseModel):
+    at: datetime
+    type: str
+    status: ReferralStatus
+    actor_role: str
+    actor_organisation: str
+    note: str = ""
 
 
 class ReferralView(BaseModel):
     id: str
     tenant: str
     status: ReferralStatus
+    allowed_moves: list[Move]
+    child_ref: str
     age_years: int
     locality: str
     setting_id: str
+    referrer_organisation: str
     need_codes: list[NeedCode]
+    family_needs: list[FamilyNeed]
+    needs_profile: NeedsProfile
     level_of_need: LevelOfNeed
+    urgency: Urgency
+    safeguarding_concern: bool
+    escalation_reason: EscalationReason | None = None
     submitted_at: datetime
     decided_at: datetime | None = None
-    offers: list[Offer] = []
+    offers: list[OfferView] = []
     unmet_needs: list[NeedCode] = []
+    timeline: list[TimelineEntry] = []
+
+
+class WithdrawRequest(Strict):
+    reason: WithdrawReason
+    note: Text = Field(default="", max_length=1000)
+
+
+class InformationRequest(Strict):
+    text: Text = Field(
+        min_length=1, description="Kept in intake; events say only that information was added."
+    )
+    needs_profile: NeedsProfile | None = Field(
+        default=None, description="A re-scored needs profile, if it changed."
+    )
+
+
+class ReferralPage(BaseModel):
+    items: list[ReferralView]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

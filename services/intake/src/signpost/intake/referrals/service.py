@@ -1,14 +1,31 @@
-"""Intake's referral logic: accept a referral with its event, apply routing's decision."""
+"""Intake's referral logic: accept a referral with its events, move it through its lifecycle.
+
+Every change is one MongoDB transaction that updates the referral, appends to its
+timeline and stages the event announcing it (transactional outbox).
+"""
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import uuid6
-from signpost.intake.referrals.models import REFERRALS, ReferralRequest
+from pymongo.errors import DuplicateKeyError
+from signpost.intake.referrals.models import (
+    REFERRALS,
+    ReferralRequest,
+    age_on,
+)
+from signpost.intake.referrals.pseudonym import child_reference
+from signpost.shared.auth.principal import Principal
 from signpost.shared.events import (
     Envelope,
     EventData,
+    ReferralEscalatedV1,
     ReferralRoutedV1,
     ReferralSubmittedV1,
     ReferralUnmatchedV1,
@@ -19,27 +36,97 @@ from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session, in_transaction, mark_processed
 from signpost.shared.outbox import stage_event
 from signpost.shared.service import Runtime
-from signpost.shared.vocabulary import broad_areas
+from signpost.shared.vocabulary import EscalationReason, broad_areas
 
 log = get_logger(__name__)
 
 SOURCE = "/signpost/intake"
+CHILD_DETAILS = "child_details"
+IDEMPOTENCY_KEYS = "idempotency_keys"
 
 
-async def submit_referral(*, runtime: Runtime, request: ReferralRequest, correlation_id: str) -> Document:
-    """Store the referral and its `referral.submitted.v1` event in one transaction."""
+class IdempotencyConflict(Exception):
+    """The same Idempotency-Key was used before with a different request body."""
+
+
+class NotFound(LookupError):
+    pass
+
+
+class ReferralClosed(Exception):
+    """A completed or withdrawn referral takes no more changes."""
+
+    def __init__(self, status: ReferralStatus) -> None:
+        super().__init__(f"the referral is {status.value}; a closed referral takes no more changes")
+        self.status = status
+
+
+class ConcurrentChange(Exception):
+    """Someone else changed the referral between our read and our write; the caller may retry."""
+
+
+@dataclass(frozen=True)
+class Submission:
+    referral: Document
+    replayed: bool
+
+
+def timeline_entry(
+    *, event: Envelope[Any], status: ReferralStatus, actor: Principal | None, note: str = ""
+) -> Document:
+    return {
+        "at": event.time,
+        "type": event.type,
+        "status": status.value,
+        "actor_role": actor.role.value if actor else "system",
+        "actor_organisation": actor.organisation if actor else event.source,
+        "note": note,
+    }
+
+
+def _request_fingerprint(request: ReferralRequest) -> str:
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def submit_referral(
+    *,
+    runtime: Runtime,
+    request: ReferralRequest,
+    principal: Principal,
+    correlation_id: str,
+    idempotency_key: str | None,
+) -> Submission:
+    """Store the referral, the child's details and its events in one transaction.
+
+    A safeguarding concern escalates at once: `referral.escalated.v1` goes out with the
+    submission and routing never matches it.
+    """
+    settings = runtime.settings
     referral_id = str(uuid6.uuid7())
     now = datetime.now(UTC)
-    tenant = runtime.settings.tenant
-    event = new_event(
+    tenant = settings.tenant
+    submitted = new_event(
         ReferralSubmittedV1(
             referral_id=referral_id,
-            age_years=request.age_years,
+            child_ref=child_reference(key=settings.pseudonym_key, tenant=tenant, child=request.child),
+            age_years=age_on(request.child.date_of_birth, now.date()),
             locality=request.locality,
             setting_id=request.setting_id,
             need_codes=request.need_codes,
             broad_areas=broad_areas(request.need_codes),
+            family_needs=request.family_needs,
+            needs_profile=request.needs_profile,
             level_of_need=request.level_of_need,
+            urgency=request.urgency,
+            sharing_scope=request.consent.sharing_scope,
+            graduated_approach_cycles=(
+                request.graduated_approach.cycles_completed if request.graduated_approach else 0
+            ),
+            graduated_approach_worked=request.graduated_approach.worked
+            if request.graduated_approach
+            else None,
+            safeguarding_concern=request.safeguarding_concern,
             submitted_at=now,
         ),
         source=SOURCE,
@@ -47,64 +134,170 @@ async def submit_referral(*, runtime: Runtime, request: ReferralRequest, correla
         subject=referral_id,
         correlation_id=correlation_id,
     )
+    events: list[Envelope[Any]] = [submitted]
+    timeline = [timeline_entry(event=submitted, status=ReferralStatus.SUBMITTED, actor=principal)]
+    status = ReferralStatus.SUBMITTED
+    if request.safeguarding_concern:
+        status = apply_move(status, Move.ESCALATE)
+        escalated = new_event(
+            ReferralEscalatedV1(
+                referral_id=referral_id,
+                reason=EscalationReason.SAFEGUARDING,
+                locality=request.locality,
+                setting_id=request.setting_id,
+                escalated_at=now,
+            ),
+            source=SOURCE,
+            tenant=tenant,
+            subject=referral_id,
+            correlation_id=correlation_id,
+            causation_id=submitted.id,
+        )
+        events.append(escalated)
+        timeline.append(
+            timeline_entry(event=escalated, status=status, actor=None, note="safeguarding: front door")
+        )
+    data = submitted.data
+    assert isinstance(data, ReferralSubmittedV1)
     referral: Document = {
         "_id": referral_id,
         "tenant": tenant,
-        "status": ReferralStatus.SUBMITTED.value,
-        **request.model_dump(mode="json"),
+        "status": status.value,
+        "organisation": principal.organisation,
+        "created_by": principal.subject,
+        "referrer": request.referrer.model_dump(mode="json"),
+        "child_ref": data.child_ref,
+        "age_years": data.age_years,
+        "locality": request.locality,
+        "setting_id": request.setting_id,
+        "need_codes": [code.value for code in request.need_codes],
+        "family_needs": [need.value for need in request.family_needs],
+        "needs_profile": {domain.value: score for domain, score in request.needs_profile.items()},
+        "level_of_need": request.level_of_need.value,
+        "urgency": request.urgency.value,
+        "graduated_approach": request.graduated_approach.model_dump(mode="json")
+        if request.graduated_approach
+        else None,
+        "consent": request.consent.model_dump(mode="json"),
+        "safeguarding_concern": request.safeguarding_concern,
+        "escalation_reason": EscalationReason.SAFEGUARDING.value if request.safeguarding_concern else None,
+        "information": [{"at": now, "text": request.details, "by": principal.subject}]
+        if request.details
+        else [],
         "submitted_at": now,
-        "decided_at": None,
+        "decided_at": now if request.safeguarding_concern else None,
         "offers": [],
         "unmet_needs": [],
+        "timeline": timeline,
     }
+    fingerprint = _request_fingerprint(request)
+    key_id = f"{principal.organisation}:{principal.subject}:{idempotency_key}" if idempotency_key else None
 
-    async def write(session: Session) -> None:
+    async def write(session: Session) -> Document | None:
+        if key_id is not None:
+            seen = await runtime.db[IDEMPOTENCY_KEYS].find_one({"_id": key_id}, session=session)
+            if seen is not None:
+                if seen["fingerprint"] != fingerprint:
+                    raise IdempotencyConflict
+                return await runtime.db[REFERRALS].find_one({"_id": seen["referral_id"]}, session=session)
+            await runtime.db[IDEMPOTENCY_KEYS].insert_one(
+                {"_id": key_id, "fingerprint": fingerprint, "referral_id": referral_id, "created_at": now},
+                session=session,
+            )
         await runtime.db[REFERRALS].insert_one(referral, session=session)
-        await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
+        await runtime.db[CHILD_DETAILS].insert_one(
+            {"_id": referral_id, "tenant": tenant, **request.child.model_dump(mode="json")}, session=session
+        )
+        for event in events:
+            await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
+        return None
 
-    await in_transaction(runtime.client, write)
+    try:
+        earlier = await in_transaction(runtime.client, write)
+    except DuplicateKeyError:
+        # The same key raced in from a concurrent retry: answer as the winner did.
+        earlier = await in_transaction(runtime.client, write)
+    if earlier is not None:
+        return Submission(referral=earlier, replayed=True)
     runtime.events_committed()
-    log.info("referral accepted", referral_id=referral_id, event_id=event.id)
-    return referral
+    log.info("referral accepted", referral_id=referral_id, status=status.value)
+    return Submission(referral=referral, replayed=False)
 
 
-async def get_referral(*, runtime: Runtime, referral_id: str) -> Document | None:
-    return await runtime.db[REFERRALS].find_one({"_id": referral_id, "tenant": runtime.settings.tenant})
+Change = Callable[[Document, Session], Awaitable[list[Envelope[Any]]]]
+
+
+async def change_referral(
+    *, runtime: Runtime, referral_id: str, visible: Document, change: Change
+) -> Document:
+    """Read a referral the caller may see, let `change` update it and name its events, in one transaction."""
+
+    async def write(session: Session) -> Document:
+        referral = await runtime.db[REFERRALS].find_one({"_id": referral_id, **visible}, session=session)
+        if referral is None:
+            raise NotFound(referral_id)
+        events = await change(referral, session)
+        for event in events:
+            await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
+        updated = await runtime.db[REFERRALS].find_one({"_id": referral_id}, session=session)
+        assert updated is not None
+        return updated
+
+    updated = await in_transaction(runtime.client, write)
+    runtime.events_committed()
+    return updated
+
+
+async def save_referral(
+    *, runtime: Runtime, before: Document, changes: Document, timeline: list[Document], session: Session
+) -> None:
+    """Write a change guarded by the status it was decided on, so a concurrent change cannot be overwritten."""
+    result = await runtime.db[REFERRALS].update_one(
+        {"_id": before["_id"], "status": before["status"]},
+        {"$set": changes, "$push": {"timeline": {"$each": timeline}}},
+        session=session,
+    )
+    if result.modified_count != 1:
+        raise ConcurrentChange(before["_id"])
 
 
 async def apply_routing_decision(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
-    """Move a referral to routed or unmatched; redeliveries change nothing."""
+    """Record routing's decision (offers, or the unmet needs); redeliveries change nothing."""
     data = envelope.data
     if isinstance(data, ReferralRoutedV1):
         move = Move.ROUTE
-        change: Document = {
-            "offers": [offer.model_dump(mode="json") for offer in data.offers],
+        changes: Document = {
+            "offers": [
+                {**offer.model_dump(mode="json"), "status": ReferralStatus.ROUTED.value}
+                for offer in data.offers
+            ],
             "decided_at": data.routed_at,
         }
     elif isinstance(data, ReferralUnmatchedV1):
         move = Move.UNMATCH
-        change = {"unmet_needs": [need.value for need in data.unmet_needs], "decided_at": data.decided_at}
+        changes = {"unmet_needs": [need.value for need in data.unmet_needs], "decided_at": data.decided_at}
     else:
         return
 
     async def write(session: Session) -> None:
         if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
             return
-        referral = await runtime.db[REFERRALS].find_one(
-            {"_id": data.referral_id}, {"status": 1}, session=session
-        )
+        referral = await runtime.db[REFERRALS].find_one({"_id": data.referral_id}, session=session)
         if referral is None:
             log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
             return
-        current = ReferralStatus(referral["status"])
         try:
-            change["status"] = apply_move(current, move).value
+            status = apply_move(ReferralStatus(referral["status"]), move)
         except IllegalTransition as exc:
             log.warning("routing decision ignored", referral_id=data.referral_id, reason=str(exc))
             return
-        # The status filter makes a concurrent change lose the race rather than be overwritten.
-        await runtime.db[REFERRALS].update_one(
-            {"_id": data.referral_id, "status": current.value}, {"$set": change}, session=session
+        entry = timeline_entry(event=envelope, status=status, actor=None)
+        await save_referral(
+            runtime=runtime,
+            before=referral,
+            changes={**changes, "status": status.value},
+            timeline=[entry],
+            session=session,
         )
 
     await in_transaction(runtime.client, write)

@@ -1,45 +1,231 @@
-"""Intake's referral endpoints."""
+"""Practitioners' endpoints: submit a referral, follow it, add to it, withdraw it."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, HTTPException, Request, Response, status
-from signpost.intake.referrals.models import ReferralAccepted, ReferralRequest, ReferralView
-from signpost.intake.referrals.service import get_referral, submit_referral
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
+from signpost.intake.audit.service import Purpose, record_read
+from signpost.intake.referrals.access import may_read_child_details, visible_referrals
+from signpost.intake.referrals.models import (
+    REFERRALS,
+    ChildDetails,
+    FrontDoor,
+    InformationRequest,
+    ReferralAccepted,
+    ReferralPage,
+    ReferralRequest,
+    ReferralView,
+    WithdrawRequest,
+)
+from signpost.intake.referrals.moves import add_information, withdraw_referral
+from signpost.intake.referrals.service import CHILD_DETAILS, submit_referral
+from signpost.shared.auth.dependencies import require_roles
+from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.auth.ratelimit import rate_limited_write
+from signpost.shared.lifecycle import ReferralStatus, allowed_moves
+from signpost.shared.mongo import Document
 from signpost.shared.service import RuntimeDep
+from signpost.shared.settings import Settings
+from signpost.shared.vocabulary import NeedCode
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
+
+PractitionerDep = Annotated[Principal, Depends(require_roles(Role.PRACTITIONER))]
+ReaderDep = Annotated[Principal, Depends(require_roles(Role.PRACTITIONER, Role.AGENCY, Role.ADMIN))]
+ChildReaderDep = Annotated[Principal, Depends(require_roles(Role.PRACTITIONER, Role.AGENCY))]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=8,
+        max_length=128,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Retry safely: the same key and body return the same referral; a different body is 409.",
+    ),
+]
+Responses = dict[int | str, dict[str, Any]]
+NOT_FOUND: Responses = {404: {"description": "No such referral that you may see"}}
+CONFLICT: Responses = {
+    409: {"description": "Not allowed in the referral's current state; says which moves are"}
+}
+
+
+def referral_view(referral: Document) -> ReferralView:
+    current = ReferralStatus(referral["status"])
+    fields = {key: value for key, value in referral.items() if key in ReferralView.model_fields}
+    return ReferralView(
+        **fields,
+        id=referral["_id"],
+        referrer_organisation=referral["organisation"],
+        allowed_moves=allowed_moves(current),
+    )
+
+
+def front_door(settings: Settings) -> FrontDoor:
+    return FrontDoor(
+        name=settings.front_door_name,
+        phone=settings.front_door_phone,
+        message=(
+            f"This referral has gone to {settings.front_door_name} because of the safeguarding concern. "
+            f"Phone them now on {settings.front_door_phone} as well; if a child is in immediate danger, call 999."
+        ),
+    )
 
 
 @router.post(
     "",
+    dependencies=[Depends(rate_limited_write)],
     status_code=status.HTTP_201_CREATED,
     response_model=ReferralAccepted,
     summary="Submit a referral",
     description=(
-        "Stores the referral and its `referral.submitted.v1` event together; routing picks "
-        "it up from Kafka. A 201 means the referral is kept, even if Kafka is down."
+        "Stores the referral and its `referral.submitted.v1` event together; a 201 means it is kept, "
+        "even while Kafka is down. A safeguarding concern escalates at once to the front door "
+        "(`referral.escalated.v1`) and the response says whom to phone."
     ),
+    responses={409: {"description": "Idempotency-Key reused with a different body"}},
 )
 async def post_referral(
-    body: ReferralRequest, request: Request, response: Response, runtime: RuntimeDep
+    body: ReferralRequest,
+    request: Request,
+    response: Response,
+    runtime: RuntimeDep,
+    principal: PractitionerDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> ReferralAccepted:
-    referral = await submit_referral(
-        runtime=runtime, request=body, correlation_id=request.state.correlation_id
+    submission = await submit_referral(
+        runtime=runtime,
+        request=body,
+        principal=principal,
+        correlation_id=request.state.correlation_id,
+        idempotency_key=idempotency_key,
     )
+    referral = submission.referral
     response.headers["Location"] = f"/v1/referrals/{referral['_id']}"
+    if submission.replayed:
+        response.headers["Idempotent-Replayed"] = "true"
     return ReferralAccepted(
-        id=referral["_id"], status=referral["status"], submitted_at=referral["submitted_at"]
+        id=referral["_id"],
+        status=referral["status"],
+        submitted_at=referral["submitted_at"],
+        front_door=front_door(runtime.settings) if referral["safeguarding_concern"] else None,
     )
+
+
+@router.get("", response_model=ReferralPage, summary="Referrals you may see, newest first")
+async def list_referrals(
+    runtime: RuntimeDep,
+    principal: ReaderDep,
+    status_: Annotated[ReferralStatus | None, Query(alias="status")] = None,
+    locality: str | None = None,
+    setting_id: str | None = None,
+    need_code: NeedCode | None = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 25,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> ReferralPage:
+    query = visible_referrals(principal, tenant=runtime.settings.tenant)
+    for field, value in (
+        ("status", status_),
+        ("locality", locality),
+        ("setting_id", setting_id),
+        ("need_codes", need_code),
+    ):
+        if value is not None:
+            query[field] = str(value)
+    if cursor:
+        query["_id"] = {"$lt": cursor}
+    found = await runtime.db[REFERRALS].find(query).sort("_id", -1).limit(limit + 1).to_list()
+    page = found[:limit]
+    return ReferralPage(
+        items=[referral_view(r) for r in page], next_cursor=page[-1]["_id"] if len(found) > limit else None
+    )
+
+
+async def _visible(runtime: RuntimeDep, principal: Principal, referral_id: str) -> Document:
+    referral = await runtime.db[REFERRALS].find_one(
+        {"_id": referral_id, **visible_referrals(principal, tenant=runtime.settings.tenant)}
+    )
+    if referral is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no referral {referral_id!r} that you may see")
+    return referral
 
 
 @router.get(
     "/{referral_id}",
     response_model=ReferralView,
-    summary="A referral's status and the offers made",
-    responses={404: {"description": "No such referral in this local area"}},
+    summary="A referral with its offers and timeline",
+    responses=NOT_FOUND,
 )
-async def read_referral(referral_id: str, runtime: RuntimeDep) -> ReferralView:
-    referral = await get_referral(runtime=runtime, referral_id=referral_id)
-    if referral is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no referral {referral_id!r}")
-    return ReferralView(id=referral.pop("_id"), **referral)
+async def read_referral(referral_id: str, runtime: RuntimeDep, principal: ReaderDep) -> ReferralView:
+    return referral_view(await _visible(runtime, principal, referral_id))
+
+
+@router.get(
+    "/{referral_id}/child",
+    response_model=ChildDetails,
+    summary="The child's identifying details (audited)",
+    description=(
+        "For the referring organisation, and for an agency the referral was offered to when the family's "
+        "sharing scope includes its sector. Every read is recorded in the audit trail with its purpose."
+    ),
+    responses={**NOT_FOUND, 403: {"description": "The sharing scope does not allow your organisation"}},
+)
+async def read_child_details(
+    referral_id: str, purpose: Purpose, runtime: RuntimeDep, principal: ChildReaderDep
+) -> ChildDetails:
+    referral = await _visible(runtime, principal, referral_id)
+    if not may_read_child_details(principal, referral):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "the family's sharing scope does not include your organisation's sector",
+        )
+    details = await runtime.db[CHILD_DETAILS].find_one({"_id": referral_id})
+    if details is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no child details for referral {referral_id!r}")
+    await record_read(runtime=runtime, principal=principal, referral_id=referral_id, purpose=purpose)
+    return ChildDetails.model_validate({k: v for k, v in details.items() if k not in {"_id", "tenant"}})
+
+
+@router.post(
+    "/{referral_id}/information",
+    dependencies=[Depends(rate_limited_write)],
+    response_model=ReferralView,
+    summary="Add information (a new timeline entry, never an overwrite)",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def post_information(
+    referral_id: str,
+    body: InformationRequest,
+    request: Request,
+    runtime: RuntimeDep,
+    principal: PractitionerDep,
+) -> ReferralView:
+    updated = await add_information(
+        runtime=runtime,
+        referral_id=referral_id,
+        principal=principal,
+        request=body,
+        correlation_id=request.state.correlation_id,
+    )
+    return referral_view(updated)
+
+
+@router.post(
+    "/{referral_id}/withdraw",
+    dependencies=[Depends(rate_limited_write)],
+    response_model=ReferralView,
+    summary="Withdraw a referral, with a reason",
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def post_withdraw(
+    referral_id: str, body: WithdrawRequest, request: Request, runtime: RuntimeDep, principal: PractitionerDep
+) -> ReferralView:
+    updated = await withdraw_referral(
+        runtime=runtime,
+        referral_id=referral_id,
+        principal=principal,
+        request=body,
+        correlation_id=request.state.correlation_id,
+    )
+    return referral_view(updated)

@@ -14,6 +14,12 @@ class Provision(BaseModel):
     id: str = Field(min_length=1, max_length=64)
     name: str = Field(min_length=1, max_length=200)
     organisation: str = Field(min_length=1, max_length=200)
+    organisation_id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[a-z0-9][a-z0-9-]*$",
+        description="Matches the agency's token `org` claim.",
+    )
     sector: Sector
     need_codes: list[NeedCode] = Field(min_length=1)
     min_age: int = Field(ge=0, le=25)

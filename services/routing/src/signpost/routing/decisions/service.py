@@ -28,7 +28,8 @@ SOURCE = "/signpost/routing"
 async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
     """Match a submitted referral and record the decision with the event that announces it."""
     submitted = envelope.data
-    if not isinstance(submitted, ReferralSubmittedV1):
+    # Safeguarding never reaches matching: intake has already escalated it to the front door.
+    if not isinstance(submitted, ReferralSubmittedV1) or submitted.safeguarding_concern:
         return
     catalogue = await list_provisions(runtime.db, active_only=True)
     result = match_referral(submitted, catalogue)

@@ -1,0 +1,70 @@
+"""The audit trail of every read of a child's identifying details.
+
+Records are only ever inserted: no API updates or deletes them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+
+import uuid6
+from pymongo import ASCENDING, DESCENDING, IndexModel
+from signpost.shared.auth.principal import Principal
+from signpost.shared.mongo import Document
+from signpost.shared.service import Runtime
+
+AUDIT = "audit"
+AUDIT_INDEXES = [
+    IndexModel([("tenant", ASCENDING), ("referral_id", ASCENDING), ("at", DESCENDING)]),
+    IndexModel([("tenant", ASCENDING), ("subject", ASCENDING), ("at", DESCENDING)]),
+]
+
+
+class Purpose(StrEnum):
+    CONTACT_FAMILY = "contact_family"
+    ASSESSMENT = "assessment"
+    SERVICE_DELIVERY = "service_delivery"
+    SAFEGUARDING = "safeguarding"
+    CORRECTION = "correction"  # the referrer checking or correcting what they sent
+
+
+async def record_read(*, runtime: Runtime, principal: Principal, referral_id: str, purpose: Purpose) -> None:
+    await runtime.db[AUDIT].insert_one(
+        {
+            "_id": str(uuid6.uuid7()),
+            "tenant": runtime.settings.tenant,
+            "at": datetime.now(UTC),
+            "subject": principal.subject,
+            "name": principal.name,
+            "role": principal.role.value,
+            "organisation": principal.organisation,
+            "referral_id": referral_id,
+            "what": "child_details",
+            "purpose": purpose.value,
+        }
+    )
+
+
+async def find_records(
+    *,
+    runtime: Runtime,
+    referral_id: str | None,
+    subject: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    limit: int,
+) -> list[Document]:
+    query: Document = {"tenant": runtime.settings.tenant}
+    if referral_id:
+        query["referral_id"] = referral_id
+    if subject:
+        query["subject"] = subject
+    window: Document = {}
+    if since:
+        window["$gte"] = since
+    if until:
+        window["$lt"] = until
+    if window:
+        query["at"] = window
+    return await runtime.db[AUDIT].find(query).sort("at", DESCENDING).limit(limit).to_list()

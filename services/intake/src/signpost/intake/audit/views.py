@@ -1,0 +1,49 @@
+"""Admins read the audit trail; nobody can change it."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel
+from signpost.intake.audit.service import Purpose, find_records
+from signpost.shared.auth.dependencies import require_roles
+from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.service import RuntimeDep
+
+router = APIRouter(prefix="/v1/audit", tags=["audit"])
+AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+
+
+class AuditRecord(BaseModel):
+    id: str
+    at: datetime
+    subject: str
+    name: str | None
+    role: str
+    organisation: str
+    referral_id: str
+    what: str
+    purpose: Purpose
+
+
+@router.get(
+    "", response_model=list[AuditRecord], summary="Who read which child's identifying details, when and why"
+)
+async def get_audit(
+    runtime: RuntimeDep,
+    _: AdminDep,
+    referral_id: str | None = None,
+    subject: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[AuditRecord]:
+    records = await find_records(
+        runtime=runtime, referral_id=referral_id, subject=subject, since=since, until=until, limit=limit
+    )
+    return [
+        AuditRecord(id=record.pop("_id"), **{k: v for k, v in record.items() if k != "tenant"})
+        for record in records
+    ]

@@ -1,0 +1,139 @@
+"""What an agency does with an offer made to it: accept, decline, start, complete.
+
+Each offer in a referral's package follows the shared state machine on its own; the
+referral's status follows from its offers' (`status_from_offers`).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from signpost.intake.offers.models import CompleteRequest, DeclineRequest
+from signpost.intake.referrals.access import visible_referrals
+from signpost.intake.referrals.models import REFERRALS
+from signpost.intake.referrals.service import (
+    SOURCE,
+    NotFound,
+    change_referral,
+    save_referral,
+    timeline_entry,
+)
+from signpost.shared.auth.principal import Principal
+from signpost.shared.events import (
+    Envelope,
+    OfferAcceptedV1,
+    OfferCompletedV1,
+    OfferDeclinedV1,
+    OfferEvent,
+    OfferStartedV1,
+    new_event,
+)
+from signpost.shared.lifecycle import Move, ReferralStatus, apply_move, status_from_offers
+from signpost.shared.mongo import Document, Session
+from signpost.shared.service import Runtime
+
+MAX_PAGE = 100
+
+
+async def move_offer(
+    *,
+    runtime: Runtime,
+    referral_id: str,
+    provision_id: str,
+    principal: Principal,
+    move: Move,
+    correlation_id: str,
+    details: DeclineRequest | CompleteRequest | None = None,
+    note: str = "",
+) -> Document:
+    async def change(referral: Document, session: Session) -> list[Envelope[Any]]:
+        index = next(
+            (
+                i
+                for i, offer in enumerate(referral["offers"])
+                if offer["provision_id"] == provision_id
+                and offer["organisation_id"] == principal.organisation
+            ),
+            None,
+        )
+        if index is None:
+            raise NotFound(f"{referral_id}/{provision_id}")
+        offer = referral["offers"][index]
+        offer_status = apply_move(ReferralStatus(offer["status"]), move)
+        offers = [*referral["offers"]]
+        offers[index] = {**offer, "status": offer_status.value}
+        referral_status = status_from_offers([ReferralStatus(o["status"]) for o in offers])
+        now = datetime.now(UTC)
+        data = _event_data(move, details, referral_id=referral_id, offer=offer, at=now)
+        event = new_event(
+            data, source=SOURCE, tenant=referral["tenant"], subject=referral_id, correlation_id=correlation_id
+        )
+        words = note or (details.note if details else "")
+        await save_referral(
+            runtime=runtime,
+            before=referral,
+            changes={"offers": offers, "status": referral_status.value},
+            timeline=[timeline_entry(event=event, status=referral_status, actor=principal, note=words)],
+            session=session,
+        )
+        return [event]
+
+    return await change_referral(
+        runtime=runtime,
+        referral_id=referral_id,
+        visible=visible_referrals(principal, tenant=runtime.settings.tenant),
+        change=change,
+    )
+
+
+def _event_data(
+    move: Move,
+    details: DeclineRequest | CompleteRequest | None,
+    *,
+    referral_id: str,
+    offer: Document,
+    at: datetime,
+) -> OfferEvent:
+    common: dict[str, Any] = {
+        "referral_id": referral_id,
+        "provision_id": offer["provision_id"],
+        "organisation_id": offer["organisation_id"],
+        "at": at,
+    }
+    if move is Move.DECLINE:
+        assert isinstance(details, DeclineRequest)
+        return OfferDeclinedV1(**common, reason=details.reason)
+    if move is Move.COMPLETE:
+        assert isinstance(details, CompleteRequest)
+        return OfferCompletedV1(
+            **common, outcome=details.outcome, needs_profile_after=details.needs_profile_after
+        )
+    if move is Move.ACCEPT:
+        return OfferAcceptedV1(**common)
+    if move is Move.START:
+        return OfferStartedV1(**common)
+    raise ValueError(f"agencies cannot {move.value} an offer")
+
+
+async def list_offers(
+    *, runtime: Runtime, principal: Principal, status: ReferralStatus | None, limit: int, cursor: str | None
+) -> tuple[list[tuple[Document, Document]], str | None]:
+    """(referral, offer) pairs for the caller's organisation, newest referral first."""
+    query: Document = visible_referrals(principal, tenant=runtime.settings.tenant)
+    offer_match: Document = {"organisation_id": principal.organisation}
+    if status is not None:
+        offer_match["status"] = status.value
+    query["offers"] = {"$elemMatch": offer_match}
+    if cursor:
+        query["_id"] = {"$lt": cursor}
+    referrals = await runtime.db[REFERRALS].find(query).sort("_id", -1).limit(limit + 1).to_list()
+    page, more = referrals[:limit], len(referrals) > limit
+    pairs = [
+        (referral, offer)
+        for referral in page
+        for offer in referral["offers"]
+        if offer["organisation_id"] == principal.organisation
+        and (status is None or offer["status"] == status.value)
+    ]
+    return pairs, (page[-1]["_id"] if more else None)

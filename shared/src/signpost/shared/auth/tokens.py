@@ -1,0 +1,172 @@
+"""Bearer tokens: RS256 JWTs from the area's identity provider, or a local development issuer.
+
+A token names its caller in claims: `sub`, `role`, `org` (organisation id), `tenant`
+(local area) and optionally `name`. In production the keys come from the issuer's
+JWKS URL; in development, without an issuer, from a key file that `signpost token`
+and `signpost run` create.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import ValidationError
+from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.settings import Settings
+
+DEV_ISSUER = "signpost-dev"
+ALGORITHMS = ["RS256"]
+DEV_TOKEN_LIFETIME_S = 8 * 3600
+
+
+class InvalidToken(Exception):
+    """Why a token is refused, in words safe to show the caller (never the token itself)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def ensure_dev_signing_key(path: Path) -> None:
+    """Create the development signing key once; concurrent callers never see half a file."""
+    if path.exists():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(pem)
+    if path.exists():  # another process won the race: keep its key
+        temporary.unlink()
+        return
+    os.replace(temporary, path)
+
+
+def _private_key(path: Path) -> rsa.RSAPrivateKey:
+    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    return key
+
+
+def _key_id(public_key: rsa.RSAPublicKey) -> str:
+    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return hashlib.sha256(der).hexdigest()[:16]
+
+
+def issue_dev_token(
+    *,
+    key_file: Path,
+    subject: str,
+    role: Role,
+    organisation: str,
+    tenant: str,
+    name: str | None = None,
+    audience: str = "signpost",
+    issued_at: int | None = None,
+    lifetime_s: int = DEV_TOKEN_LIFETIME_S,
+) -> str:
+    ensure_dev_signing_key(key_file)
+    key = _private_key(key_file)
+    now = int(time.time()) if issued_at is None else issued_at
+    claims: dict[str, Any] = {
+        "iss": DEV_ISSUER,
+        "sub": subject,
+        "aud": audience,
+        "iat": now,
+        "exp": now + lifetime_s,
+        "role": role.value,
+        "org": organisation,
+        "tenant": tenant,
+    }
+    if name:
+        claims["name"] = name
+    return jwt.encode(claims, key, algorithm="RS256", headers={"kid": _key_id(key.public_key())})
+
+
+class TokenVerifier:
+    """Checks signature, issuer, audience and expiry, then reads the caller from the claims."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        jwks_url: str | None = None,
+        dev_key_file: Path | None = None,
+    ) -> None:
+        self._issuer = issuer
+        self._audience = audience
+        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5) if jwks_url else None
+        self._dev_key_file = dev_key_file
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TokenVerifier:
+        if settings.auth_issuer and settings.auth_jwks_url:
+            return cls(
+                issuer=settings.auth_issuer, audience=settings.auth_audience, jwks_url=settings.auth_jwks_url
+            )
+        return cls(issuer=DEV_ISSUER, audience=settings.auth_audience, dev_key_file=settings.dev_key_file)
+
+    @property
+    def fetches_keys(self) -> bool:
+        """True when verifying may fetch the issuer's JWKS over the network (blocking)."""
+        return self._jwks is not None
+
+    def verify(self, token: str) -> Principal:
+        try:
+            claims = jwt.decode(
+                token,
+                self._verification_key(token),
+                algorithms=ALGORITHMS,
+                issuer=self._issuer,
+                audience=self._audience,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError:
+            raise InvalidToken("the token has expired") from None
+        except jwt.InvalidIssuerError:
+            raise InvalidToken("the token is from another issuer") from None
+        except jwt.InvalidAudienceError:
+            raise InvalidToken("the token is not for this audience") from None
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"the token has no {exc.claim!r} claim") from None
+        except jwt.PyJWKClientError:
+            raise InvalidToken("the token's signing key is not among the issuer's keys") from None
+        except jwt.InvalidTokenError:
+            raise InvalidToken("the token is malformed or its signature does not verify") from None
+        return _principal(claims)
+
+    def _verification_key(self, token: str) -> Any:
+        if self._jwks is not None:
+            return self._jwks.get_signing_key_from_jwt(token).key
+        if self._dev_key_file is None or not self._dev_key_file.exists():
+            raise InvalidToken(
+                "no development signing key yet: `signpost token` or `signpost run` creates it"
+            )
+        return _private_key(self._dev_key_file).public_key()
+
+
+def _principal(claims: dict[str, Any]) -> Principal:
+    try:
+        return Principal(
+            subject=claims["sub"],
+            name=claims.get("name"),
+            role=claims.get("role"),
+            organisation=claims.get("org"),
+            tenant=claims.get("tenant"),
+        )
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        claim = {"organisation": "org"}.get(str(error["loc"][0]), str(error["loc"][0]))
+        raise InvalidToken(f"the token's {claim!r} claim is missing or invalid") from None

@@ -1,0 +1,54 @@
+"""Development tokens, signed by the local development issuer (never in production)."""
+
+from __future__ import annotations
+
+import re
+
+from signpost.shared.auth.principal import Role
+from signpost.shared.auth.tokens import issue_dev_token
+from signpost.shared.settings import Settings
+
+# One caller per role, from organisations the starter catalogue knows.
+DEMO_CALLERS: tuple[tuple[Role, str, str], ...] = (
+    (Role.PRACTITIONER, "school-ashley-primary", "Ashley Primary SENCO"),
+    (Role.AGENCY, "la-inclusion-service", "Inclusion service duty officer"),
+    (Role.AGENCY, "nhs-community-slt", "Community SLT triage"),
+    (Role.ANALYST, "la-insight", "Insight analyst"),
+    (Role.OPS, "la-digital", "Platform operator"),
+    (Role.ADMIN, "la-digital", "Platform administrator"),
+)
+
+
+class DevTokensRefused(ValueError):
+    pass
+
+
+def dev_token(
+    settings: Settings, *, role: Role, organisation: str, name: str | None = None, subject: str | None = None
+) -> str:
+    if settings.environment == "production" or settings.auth_issuer:
+        raise DevTokensRefused(
+            "development tokens are refused here: with SIGNPOST_AUTH_ISSUER set (or in production) "
+            "tokens come from the area's identity provider"
+        )
+    return issue_dev_token(
+        key_file=settings.dev_key_file,
+        subject=subject or _slug(name or f"{role.value}-{organisation}"),
+        role=role,
+        organisation=organisation,
+        tenant=settings.tenant,
+        name=name,
+        audience=settings.auth_audience,
+    )
+
+
+def demo_tokens(settings: Settings) -> list[tuple[Role, str, str]]:
+    """(role, organisation, token) for each demo caller."""
+    return [
+        (role, org, dev_token(settings, role=role, organisation=org, name=name))
+        for role, org, name in DEMO_CALLERS
+    ]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "user"

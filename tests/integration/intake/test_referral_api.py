@@ -1,0 +1,387 @@
+"""Intake's API on real servers: validation, idempotency, safeguarding, the closed loop, audit."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from signpost.intake.app import create_app as create_intake
+from signpost.routing.app import create_app as create_routing
+from signpost.shared.settings import Settings
+
+from tests.conftest import Tokens, eventually, serving
+from tests.factories import referral
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def intake(module_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """Intake with the real routing service beside it, so offers come from the seeded catalogue."""
+    async with serving(create_intake(module_settings)) as client, serving(create_routing(module_settings)):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def tokens(module_settings: Settings) -> Tokens:
+    return Tokens(module_settings)
+
+
+def auth(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def submit(
+    intake: httpx.AsyncClient, tokens: Tokens, body: dict[str, Any] | None = None, **headers: str
+) -> httpx.Response:
+    return await intake.post(
+        "/v1/referrals", json=body or referral(), headers={**auth(tokens.practitioner()), **headers}
+    )
+
+
+async def test_a_valid_referral_is_accepted_with_its_location(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    response = await submit(intake, tokens)
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert response.headers["location"] == f"/v1/referrals/{body['id']}"
+    assert body["status"] == "submitted" and body["front_door"] is None
+    view = (await intake.get(response.headers["location"], headers=auth(tokens.practitioner()))).json()
+    assert view["child_ref"].startswith("cr_") and view["age_years"] >= 6
+    assert "child" not in view and "Zephyrine" not in str(view)  # identifiers only via the audited endpoint
+    assert [entry["type"] for entry in view["timeline"]] == ["uk.signpost.referral.submitted.v1"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        (referral(need_codes=["XYZ"]), "body.need_codes.0", "Input should be"),
+        (referral(need_codes=["ASD", "ASD"]), "body.need_codes", "each value may appear once"),
+        (referral(surprise=1), "body.surprise", "Extra inputs are not permitted"),
+        (
+            referral(needs_profile={"communication_and_interaction": 9}),
+            "body.needs_profile.communication_and_interaction",
+            "less than or equal to 4",
+        ),
+        (
+            referral(child={**referral()["child"], "nhs_number": "9434765918"}),
+            "body.child.nhs_number",
+            "check digit",
+        ),
+        (
+            referral(child={**referral()["child"], "date_of_birth": "1990-01-01"}),
+            "body.child.date_of_birth",
+            "older than 25",
+        ),
+        (
+            referral(child={**referral()["child"], "address": {"line1": "1 Road", "postcode": "NOT A CODE"}}),
+            "body.child.address.postcode",
+            "not a UK postcode",
+        ),
+        (
+            referral(
+                consent={
+                    "family_agrees_to_early_help": False,
+                    "lawful_basis": "consent",
+                    "sharing_scope": ["health"],
+                }
+            ),
+            "body",
+            "family's agreement",
+        ),
+    ],
+)
+async def test_bad_input_gets_422_with_the_field_and_a_plain_message(
+    intake: httpx.AsyncClient, tokens: Tokens, body: dict[str, Any], field: str, words: str
+) -> None:
+    response = await submit(intake, tokens, body)
+    assert response.status_code == 422
+    problems = response.json()["detail"]
+    assert any(p["field"] == field and words in p["message"] for p in problems), problems
+
+
+async def test_oversized_bodies_get_413(intake: httpx.AsyncClient, tokens: Tokens) -> None:
+    response = await submit(intake, tokens, referral(details="x" * 100_000))
+    assert response.status_code == 413
+    assert "limit" in response.json()["detail"]
+
+
+async def test_idempotency_key_makes_retries_safe(intake: httpx.AsyncClient, tokens: Tokens) -> None:
+    first = await submit(intake, tokens, referral(), **{"Idempotency-Key": "retry-key-0001"})
+    again = await submit(intake, tokens, referral(), **{"Idempotency-Key": "retry-key-0001"})
+    assert first.status_code == again.status_code == 201
+    assert again.json()["id"] == first.json()["id"] and again.headers["idempotent-replayed"] == "true"
+    different = await submit(
+        intake, tokens, referral(urgency="urgent"), **{"Idempotency-Key": "retry-key-0001"}
+    )
+    assert different.status_code == 409 and "different request body" in different.json()["detail"]
+    concurrent = await asyncio.gather(
+        *(submit(intake, tokens, referral(), **{"Idempotency-Key": "retry-key-0002"}) for _ in range(4))
+    )
+    assert {r.status_code for r in concurrent} == {201}
+    assert len({r.json()["id"] for r in concurrent}) == 1
+
+
+async def test_safeguarding_escalates_at_once_and_says_whom_to_phone(
+    intake: httpx.AsyncClient, tokens: Tokens, module_settings: Settings
+) -> None:
+    response = await submit(intake, tokens, referral(safeguarding_concern=True))
+    assert response.status_code == 201
+    body = response.json()
+    assert body["status"] == "escalated"
+    assert body["front_door"]["phone"] == module_settings.front_door_phone
+    assert module_settings.front_door_name in body["front_door"]["message"]
+    view = (await intake.get(f"/v1/referrals/{body['id']}", headers=auth(tokens.practitioner()))).json()
+    assert view["escalation_reason"] == "safeguarding"
+    assert [e["type"] for e in view["timeline"]] == [
+        "uk.signpost.referral.submitted.v1",
+        "uk.signpost.referral.escalated.v1",
+    ]
+
+
+async def routed(
+    intake: httpx.AsyncClient, tokens: Tokens, body: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    referral_id = (await submit(intake, tokens, body)).json()["id"]
+    return await eventually(lambda: view_if(intake, tokens, referral_id, "routed"), what="referral routed")
+
+
+async def view_if(
+    intake: httpx.AsyncClient, tokens: Tokens, referral_id: str, status: str
+) -> dict[str, Any] | None:
+    view = (await intake.get(f"/v1/referrals/{referral_id}", headers=auth(tokens.practitioner()))).json()
+    return view if view["status"] == status else None
+
+
+async def move(
+    intake: httpx.AsyncClient,
+    token: str,
+    referral_id: str,
+    provision_id: str,
+    action: str,
+    body: dict[str, Any] | None = None,
+) -> httpx.Response:
+    return await intake.post(
+        f"/v1/referrals/{referral_id}/offers/{provision_id}/{action}", json=body, headers=auth(token)
+    )
+
+
+COMPLETION = {"outcome": "needs_met", "needs_profile_after": {"communication_and_interaction": 1}}
+
+
+async def test_the_closed_loop_accept_start_complete(intake: httpx.AsyncClient, tokens: Tokens) -> None:
+    view = await routed(intake, tokens)
+    assert [o["provision_id"] for o in view["offers"]] == ["autism-outreach"]
+    agency = tokens.agency("la-inclusion-service")
+    offers = (await intake.get("/v1/offers", params={"status": "routed"}, headers=auth(agency))).json()[
+        "items"
+    ]
+    mine = next(o for o in offers if o["referral_id"] == view["id"])
+    assert mine["allowed_moves"] == ["accept", "decline", "escalate", "withdraw"]
+    assert "Zephyrine" not in str(offers)
+
+    for action, body, status in (
+        ("accept", None, "accepted"),
+        ("start", None, "in_progress"),
+        ("complete", COMPLETION, "completed"),
+    ):
+        response = await move(intake, agency, view["id"], "autism-outreach", action, body)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == status
+    final = (await intake.get(f"/v1/referrals/{view['id']}", headers=auth(tokens.practitioner()))).json()
+    assert [e["type"].rsplit(".", 2)[-2] for e in final["timeline"]] == [
+        "submitted",
+        "routed",
+        "offer_accepted",
+        "offer_started",
+        "offer_completed",
+    ]
+    assert final["allowed_moves"] == []
+
+
+async def test_an_illegal_move_is_409_with_the_state_and_allowed_moves(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(intake, tokens)
+    response = await move(
+        intake, tokens.agency("la-inclusion-service"), view["id"], "autism-outreach", "complete", COMPLETION
+    )
+    assert response.status_code == 409
+    assert response.json()["current_status"] == "routed"
+    assert response.json()["allowed_moves"] == ["accept", "decline", "escalate", "withdraw"]
+
+
+async def test_a_declined_offer_shows_the_practitioner_the_reason(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(intake, tokens)
+    agency = tokens.agency("la-inclusion-service")
+    missing_note = await move(intake, agency, view["id"], "autism-outreach", "decline", {"reason": "other"})
+    assert missing_note.status_code == 422
+    response = await move(
+        intake,
+        agency,
+        view["id"],
+        "autism-outreach",
+        "decline",
+        {"reason": "no_capacity", "note": "Waiting list closed until January"},
+    )
+    assert response.status_code == 200
+    seen = (await intake.get(f"/v1/referrals/{view['id']}", headers=auth(tokens.practitioner()))).json()
+    assert seen["status"] == "declined" and seen["offers"][0]["status"] == "declined"
+    assert seen["timeline"][-1]["note"] == "Waiting list closed until January"
+
+
+async def test_a_package_across_sectors_moves_with_its_offers(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(intake, tokens, referral(need_codes=["SEMH", "SPLD"]))
+    assert {o["provision_id"] for o in view["offers"]} == {"early-mental-health", "specialist-teaching"}
+    health, education = tokens.agency("mhst-schools"), tokens.agency("la-inclusion-service")
+    assert (
+        await move(
+            intake, education, view["id"], "specialist-teaching", "decline", {"reason": "not_eligible"}
+        )
+    ).json()["status"] == "routed"
+    assert (await move(intake, health, view["id"], "early-mental-health", "accept")).json()[
+        "status"
+    ] == "accepted"
+    # Another agency's offer is not yours to move.
+    assert (await move(intake, education, view["id"], "early-mental-health", "start")).status_code == 404
+
+
+async def test_withdraw_closes_open_offers_and_nothing_moves_after(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(intake, tokens)
+    practitioner = auth(tokens.practitioner())
+    response = await intake.post(
+        f"/v1/referrals/{view['id']}/withdraw", json={"reason": "needs_met"}, headers=practitioner
+    )
+    assert response.status_code == 200 and response.json()["status"] == "withdrawn"
+    assert response.json()["offers"][0]["status"] == "withdrawn"
+    late = await move(intake, tokens.agency("la-inclusion-service"), view["id"], "autism-outreach", "accept")
+    assert late.status_code == 409 and late.json()["allowed_moves"] == []
+    again = await intake.post(
+        f"/v1/referrals/{view['id']}/withdraw", json={"reason": "needs_met"}, headers=practitioner
+    )
+    assert again.status_code == 409
+    info = await intake.post(
+        f"/v1/referrals/{view['id']}/information", json={"text": "more"}, headers=practitioner
+    )
+    assert info.status_code == 409 and info.json()["current_status"] == "withdrawn"
+
+
+async def test_information_is_added_never_overwritten(intake: httpx.AsyncClient, tokens: Tokens) -> None:
+    view = await routed(intake, tokens)
+    response = await intake.post(
+        f"/v1/referrals/{view['id']}/information",
+        json={
+            "text": "Now also struggling at lunchtimes",
+            "needs_profile": {"social_emotional_mental_health": 3},
+        },
+        headers=auth(tokens.practitioner()),
+    )
+    assert response.status_code == 200
+    updated = response.json()
+    assert updated["needs_profile"]["social_emotional_mental_health"] == 3
+    assert updated["timeline"][-1]["type"] == "uk.signpost.referral.information_added.v1"
+    assert len(updated["timeline"]) == len(view["timeline"]) + 1
+
+
+async def test_identifying_details_are_released_only_as_allowed_and_every_read_audited(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(
+        intake,
+        tokens,
+        referral(
+            consent={
+                "family_agrees_to_early_help": True,
+                "lawful_basis": "consent",
+                "sharing_scope": ["education"],
+            }
+        ),
+    )
+    path = f"/v1/referrals/{view['id']}/child"
+    own = await intake.get(path, params={"purpose": "correction"}, headers=auth(tokens.practitioner()))
+    assert own.status_code == 200 and own.json()["family_name"] == "Quillfeather"
+    offered = await intake.get(
+        path, params={"purpose": "contact_family"}, headers=auth(tokens.agency("la-inclusion-service"))
+    )
+    assert offered.status_code == 200
+    unrelated = await intake.get(
+        path, params={"purpose": "contact_family"}, headers=auth(tokens.agency("nhs-community-slt"))
+    )
+    assert unrelated.status_code == 404
+    other_school = await intake.get(
+        path, params={"purpose": "correction"}, headers=auth(tokens.practitioner("school-elsewhere"))
+    )
+    assert other_school.status_code == 404
+    for role in ("analyst", "ops", "admin"):
+        refused = await intake.get(
+            path, params={"purpose": "assessment"}, headers=auth(tokens.token(role, "la-digital"))
+        )
+        assert refused.status_code == 403, role
+    audit = await intake.get("/v1/audit", params={"referral_id": view["id"]}, headers=auth(tokens.admin()))
+    assert audit.status_code == 200
+    assert sorted((r["organisation"], r["purpose"]) for r in audit.json()) == [
+        ("la-inclusion-service", "contact_family"),
+        ("school-ashley-primary", "correction"),
+    ]
+    assert (await intake.get("/v1/audit", headers=auth(tokens.practitioner()))).status_code == 403
+
+
+async def test_sharing_scope_keeps_details_from_sectors_outside_it(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(
+        intake,
+        tokens,
+        referral(
+            need_codes=["SLCN"],
+            consent={
+                "family_agrees_to_early_help": True,
+                "lawful_basis": "consent",
+                "sharing_scope": ["education"],
+            },
+        ),
+    )
+    assert view["offers"][0]["organisation_id"] == "nhs-community-slt"  # health, outside the scope
+    refused = await intake.get(
+        f"/v1/referrals/{view['id']}/child",
+        params={"purpose": "contact_family"},
+        headers=auth(tokens.agency("nhs-community-slt")),
+    )
+    assert refused.status_code == 403 and "sharing scope" in refused.json()["detail"]
+
+
+async def test_practitioners_list_their_own_referrals_in_pages(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    mine = tokens.practitioner("school-paging")
+    ids = [
+        (await intake.post("/v1/referrals", json=referral(), headers=auth(mine))).json()["id"]
+        for _ in range(5)
+    ]
+    first = (await intake.get("/v1/referrals", params={"limit": 3}, headers=auth(mine))).json()
+    second = (
+        await intake.get(
+            "/v1/referrals", params={"limit": 3, "cursor": first["next_cursor"]}, headers=auth(mine)
+        )
+    ).json()
+    assert [r["id"] for r in first["items"] + second["items"]] == list(reversed(ids))
+    assert second["next_cursor"] is None
+    others = (await intake.get("/v1/referrals", headers=auth(tokens.practitioner("school-elsewhere")))).json()
+    assert not set(ids) & {r["id"] for r in others["items"]}
+
+
+async def test_requests_without_a_valid_token_are_refused(intake: httpx.AsyncClient) -> None:
+    assert (await intake.post("/v1/referrals", json=referral())).status_code == 401
+    bad = await intake.post("/v1/referrals", json=referral(), headers=auth("not.a.token"))
+    assert bad.status_code == 401 and bad.headers["www-authenticate"].startswith("Bearer")
