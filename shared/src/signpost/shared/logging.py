@@ -61,7 +61,10 @@ def configure_logging(settings: Settings, *, service: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
-    logging.getLogger("aiokafka").setLevel(max(logging.WARNING, root.level))
+    # Drivers log whole documents and messages at DEBUG (pymongo's command log carries
+    # a child's details): they never log below WARNING, whatever the service's level.
+    for driver in ("aiokafka", "pymongo"):
+        logging.getLogger(driver).setLevel(max(logging.WARNING, root.level))
     _configured = True
 
 
