@@ -77,6 +77,11 @@ class Settings(BaseSettings):
         description="Development only: the local signing key `signpost token` uses (default: DATA_DIR/dev-issuer/signing-key.pem).",
     )
     rate_limit_writes_per_minute: int = Field(default=120, ge=1, le=100_000)
+    webhook_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    webhook_retry_base_s: float = Field(
+        default=2.0, gt=0, le=3600, description="First retry delay; doubles each time."
+    )
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
 
     @model_validator(mode="after")

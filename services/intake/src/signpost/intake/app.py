@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import FastAPI
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from signpost.intake.audit.service import AUDIT, AUDIT_INDEXES
 from signpost.intake.audit.views import router as audit_router
+from signpost.intake.consumer import on_referral_event
 from signpost.intake.errors import ERROR_HANDLERS
 from signpost.intake.offers.views import router as offers_router
 from signpost.intake.referrals.models import REFERRALS
-from signpost.intake.referrals.service import apply_routing_decision
 from signpost.intake.referrals.views import router as referrals_router
+from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
+from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
+from signpost.intake.subscriptions.service import DELIVERY_INDEXES, SUBSCRIPTION_INDEXES
+from signpost.intake.subscriptions.views import router as subscriptions_router
 from signpost.shared.mongo import IndexPlan
 from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES
 from signpost.shared.service import Runtime, create_service_app
@@ -26,6 +32,8 @@ INDEXES = IndexPlan(
             IndexModel([("tenant", ASCENDING), ("status", ASCENDING), ("submitted_at", DESCENDING)]),
         ],
         AUDIT: AUDIT_INDEXES,
+        SUBSCRIPTIONS: SUBSCRIPTION_INDEXES,
+        DELIVERIES: DELIVERY_INDEXES,
         OUTBOX: OUTBOX_INDEXES,
     }
 )
@@ -34,7 +42,9 @@ INDEXES = IndexPlan(
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime.build(settings or get_settings(), "intake")
     runtime.enable_outbox()
-    runtime.consume_events(apply_routing_decision)
+    dispatcher = WebhookDispatcher(runtime)
+    runtime.background.append(dispatcher.run)
+    runtime.consume_events(partial(on_referral_event, dispatcher=dispatcher))
     return create_service_app(
         runtime,
         title="Signpost intake",
@@ -43,7 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             "agencies accept, decline, start and complete the offers made to them. Authenticate with an "
             "OAuth2 bearer JWT (`Authorization: Bearer …`) whose `role`, `org` and `tenant` claims say who you are."
         ),
-        routers=[referrals_router, offers_router, audit_router],
+        routers=[referrals_router, offers_router, subscriptions_router, audit_router],
         indexes=INDEXES,
         error_handlers=ERROR_HANDLERS,
     )

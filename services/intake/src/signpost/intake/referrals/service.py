@@ -33,7 +33,7 @@ from signpost.shared.events import (
 )
 from signpost.shared.lifecycle import IllegalTransition, Move, ReferralStatus, apply_move
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, in_transaction, mark_processed
+from signpost.shared.mongo import Document, Session, in_transaction
 from signpost.shared.outbox import stage_event
 from signpost.shared.service import Runtime
 from signpost.shared.vocabulary import EscalationReason, broad_areas
@@ -261,8 +261,10 @@ async def save_referral(
         raise ConcurrentChange(before["_id"])
 
 
-async def apply_routing_decision(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
-    """Record routing's decision (offers, or the unmet needs); redeliveries change nothing."""
+async def record_routing_decision(
+    *, runtime: Runtime, envelope: Envelope[EventData], session: Session
+) -> None:
+    """Record routing's decision (offers, or the unmet needs) inside the caller's transaction."""
     data = envelope.data
     if isinstance(data, ReferralRoutedV1):
         move = Move.ROUTE
@@ -278,26 +280,19 @@ async def apply_routing_decision(*, runtime: Runtime, envelope: Envelope[EventDa
         changes = {"unmet_needs": [need.value for need in data.unmet_needs], "decided_at": data.decided_at}
     else:
         return
-
-    async def write(session: Session) -> None:
-        if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
-            return
-        referral = await runtime.db[REFERRALS].find_one({"_id": data.referral_id}, session=session)
-        if referral is None:
-            log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
-            return
-        try:
-            status = apply_move(ReferralStatus(referral["status"]), move)
-        except IllegalTransition as exc:
-            log.warning("routing decision ignored", referral_id=data.referral_id, reason=str(exc))
-            return
-        entry = timeline_entry(event=envelope, status=status, actor=None)
-        await save_referral(
-            runtime=runtime,
-            before=referral,
-            changes={**changes, "status": status.value},
-            timeline=[entry],
-            session=session,
-        )
-
-    await in_transaction(runtime.client, write)
+    referral = await runtime.db[REFERRALS].find_one({"_id": data.referral_id}, session=session)
+    if referral is None:
+        log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
+        return
+    try:
+        status = apply_move(ReferralStatus(referral["status"]), move)
+    except IllegalTransition as exc:
+        log.warning("routing decision ignored", referral_id=data.referral_id, reason=str(exc))
+        return
+    await save_referral(
+        runtime=runtime,
+        before=referral,
+        changes={**changes, "status": status.value},
+        timeline=[timeline_entry(event=envelope, status=status, actor=None)],
+        session=session,
+    )

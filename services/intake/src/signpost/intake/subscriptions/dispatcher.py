@@ -1,0 +1,133 @@
+"""Delivers queued events to partners' webhooks as CloudEvents over HTTP (binary mode).
+
+Each attempt is recorded; a failure is retried with doubling delays until the last
+attempt, after which the delivery is marked failed and stays in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+
+import httpx
+from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS, DeliveryStatus
+from signpost.intake.subscriptions.signing import SIGNATURE_HEADER, sign
+from signpost.shared.logging import get_logger
+from signpost.shared.mongo import Document
+from signpost.shared.service import Runtime
+
+log = get_logger(__name__)
+
+BATCH = 50
+MAX_RETRY_DELAY_S = 3600.0
+
+
+class WebhookDispatcher:
+    def __init__(self, runtime: Runtime) -> None:
+        self._runtime = runtime
+        self._settings = runtime.settings
+        self._wake = asyncio.Event()
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        async with httpx.AsyncClient(
+            timeout=self._settings.webhook_timeout_s, follow_redirects=False
+        ) as client:
+            while True:
+                try:
+                    sent = await self.deliver_due(client)
+                except Exception as exc:
+                    log.warning("webhook dispatcher failed a round; retrying", error=repr(exc))
+                    sent = 0
+                    await asyncio.sleep(1)
+                if sent:
+                    continue
+                self._wake.clear()
+                with suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.outbox_poll_interval_s)
+
+    async def deliver_due(self, client: httpx.AsyncClient) -> int:
+        db = self._runtime.db
+        due = (
+            await db[DELIVERIES]
+            .find({"status": DeliveryStatus.PENDING.value, "next_attempt_at": {"$lte": datetime.now(UTC)}})
+            .sort("next_attempt_at")
+            .limit(BATCH)
+            .to_list()
+        )
+        subscription_ids = list({delivery["subscription_id"] for delivery in due})
+        subscriptions = {
+            s["_id"]: s async for s in db[SUBSCRIPTIONS].find({"_id": {"$in": subscription_ids}})
+        }
+        await asyncio.gather(
+            *(self._attempt(client, d, subscriptions.get(d["subscription_id"])) for d in due)
+        )
+        return len(due)
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, delivery: Document, subscription: Document | None
+    ) -> None:
+        attempted_at = datetime.now(UTC)
+        if subscription is None or not subscription["active"]:
+            await self._record(delivery, attempted_at, None, "subscription removed", 0, final=True)
+            return
+        body: bytes = delivery["body"]
+        timestamp = int(time.time())
+        headers = {
+            # CloudEvents HTTP binding: ce_* Kafka headers become ce-* HTTP headers.
+            **{name.replace("ce_", "ce-", 1): value for name, value in delivery["headers"].items()},
+            "content-type": "application/json",
+            SIGNATURE_HEADER: sign(secret=subscription["secret"], body=body, timestamp=timestamp),
+            "Signpost-Delivery-Id": delivery["_id"],
+        }
+        started = time.monotonic()
+        status_code: int | None = None
+        error: str | None = None
+        try:
+            response = await client.post(subscription["url"], content=body, headers=headers)
+            status_code = response.status_code
+            if not response.is_success:
+                error = f"HTTP {status_code}"
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: could not deliver"
+        duration_ms = int((time.monotonic() - started) * 1000)
+        await self._record(delivery, attempted_at, status_code, error, duration_ms, final=False)
+
+    async def _record(
+        self,
+        delivery: Document,
+        at: datetime,
+        status_code: int | None,
+        error: str | None,
+        duration_ms: int,
+        *,
+        final: bool,
+    ) -> None:
+        attempts = len(delivery["attempts"]) + 1
+        if error is None:
+            status, next_at = DeliveryStatus.DELIVERED, None
+        elif final or attempts >= self._settings.webhook_max_attempts:
+            status, next_at = DeliveryStatus.FAILED, None
+        else:
+            delay = min(MAX_RETRY_DELAY_S, self._settings.webhook_retry_base_s * 2 ** (attempts - 1))
+            status, next_at = DeliveryStatus.PENDING, at + timedelta(seconds=delay)
+        await self._runtime.db[DELIVERIES].update_one(
+            {"_id": delivery["_id"]},
+            {
+                "$push": {
+                    "attempts": {
+                        "at": at,
+                        "status_code": status_code,
+                        "error": error,
+                        "duration_ms": duration_ms,
+                    }
+                },
+                "$set": {"status": status.value, "next_attempt_at": next_at},
+            },
+        )
+        if error:
+            log.info("webhook delivery failed", delivery_id=delivery["_id"], attempt=attempts, error=error)

@@ -1,0 +1,131 @@
+"""Partner webhooks on real servers: signed CloudEvents, retries with backoff, the delivery log."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from signpost.intake.app import create_app as create_intake
+from signpost.intake.subscriptions.signing import verify
+from signpost.routing.app import create_app as create_routing
+
+from tests.conftest import Tokens, eventually, serving, settings_for
+from tests.factories import referral
+from tests.servers import KafkaServer, MongoServer
+
+
+@dataclass
+class Receiver:
+    url: str
+    failures_left: int
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A partner's webhook endpoint on a free loopback port; it fails its first request."""
+    state = Receiver(url="", failures_left=1)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["content-length"]))
+            if state.failures_left > 0:
+                state.failures_left -= 1
+                self.send_response(500)
+            else:
+                state.received.append(({k.lower(): v for k, v in self.headers.items()}, body))
+                self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    state.url = f"http://127.0.0.1:{server.server_port}/signpost-events"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield state
+    finally:
+        server.shutdown()
+
+
+async def test_offers_reach_the_agency_webhook_signed_and_retried(
+    kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path, receiver: Receiver
+) -> None:
+    settings = settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file, webhook_retry_base_s=0.2)
+    tokens = Tokens(settings)
+    agency = {"Authorization": f"Bearer {tokens.agency('la-inclusion-service')}"}
+    practitioner = {"Authorization": f"Bearer {tokens.practitioner()}"}
+    async with AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(create_intake(settings)))
+        await stack.enter_async_context(serving(create_routing(settings)))
+
+        created = await intake.post("/v1/subscriptions", json={"url": receiver.url}, headers=agency)
+        assert created.status_code == 201, created.text
+        subscription = created.json()
+        referral_id = (await intake.post("/v1/referrals", json=referral(), headers=practitioner)).json()["id"]
+
+        async def routed_delivered() -> list[tuple[dict[str, str], bytes]]:
+            return [r for r in receiver.received if r[0]["ce-type"] == "uk.signpost.referral.routed.v1"]
+
+        ((headers, body),) = await eventually(routed_delivered, what="routed event delivered")
+        assert headers["ce-subject"] == referral_id and headers["ce-specversion"] == "1.0"
+        assert headers["content-type"] == "application/json"
+        assert verify(secret=subscription["secret"], body=body, header=headers["signpost-signature"])
+        assert not verify(
+            secret="another-secret-entirely-123", body=body, header=headers["signpost-signature"]
+        )
+        assert json.loads(body)["offers"][0]["provision_id"] == "autism-outreach"
+
+        accepted = await intake.post(
+            f"/v1/referrals/{referral_id}/offers/autism-outreach/accept", headers=agency
+        )
+        assert accepted.status_code == 200
+
+        async def accepted_delivered() -> bool:
+            return any(r[0]["ce-type"].endswith("offer_accepted.v1") for r in receiver.received)
+
+        await eventually(accepted_delivered, what="acceptance delivered")
+
+        log = (await intake.get(f"/v1/subscriptions/{subscription['id']}/deliveries", headers=agency)).json()
+        routed = next(d for d in log if d["event_type"] == "uk.signpost.referral.routed.v1")
+        assert routed["status"] == "delivered"
+        assert [a["status_code"] for a in routed["attempts"]] == [500, 204]
+        assert routed["attempts"][0]["error"] == "HTTP 500"
+
+        other_agency = {"Authorization": f"Bearer {tokens.agency('nhs-community-slt')}"}
+        hidden = await intake.get(f"/v1/subscriptions/{subscription['id']}/deliveries", headers=other_agency)
+        assert hidden.status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        ({"url": "http://partner.example/hook"}, "https"),
+        (
+            {"url": "https://partner.example/hook", "event_types": ["uk.signpost.nonsense.v1"]},
+            "unknown event types",
+        ),
+        ({"url": "https://partner.example/hook", "secret": "short"}, "at least 24"),
+    ],
+)
+async def test_unsafe_or_unknown_subscriptions_are_refused(
+    kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path, body: dict[str, Any], words: str
+) -> None:
+    settings = settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file)
+    agency = {"Authorization": f"Bearer {Tokens(settings).agency('la-inclusion-service')}"}
+    from httpx import ASGITransport, AsyncClient
+
+    app = create_intake(settings)  # validation needs no running consumer
+    async with AsyncClient(transport=ASGITransport(app=app), base_url="http://signpost.test") as client:
+        response = await client.post("/v1/subscriptions", json=body, headers=agency)
+    assert response.status_code == 422
+    assert words in json.dumps(response.json())
