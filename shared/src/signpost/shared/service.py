@@ -16,6 +16,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from pydantic import BaseModel, Field
 from pymongo import AsyncMongoClient
 from signpost.shared.auth.ratelimit import TokenBucket
 from signpost.shared.auth.tokens import TokenVerifier
@@ -134,6 +135,7 @@ def create_service_app(
     app.include_router(health_router())
     for router in routers:
         app.include_router(router)
+    _document_validation_problems(app)
     return app
 
 
@@ -176,14 +178,48 @@ async def _check(probe: Awaitable[Any]) -> str:
     return "ok" if ok else "unreachable"
 
 
+class Problem(BaseModel):
+    field: str = Field(description="Where the problem is, e.g. `body.child.date_of_birth`.")
+    message: str = Field(description="What is wrong, in plain words.")
+
+
+class ValidationProblems(BaseModel):
+    """What every 422 answer looks like."""
+
+    detail: list[Problem]
+
+
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     """422 with a field path and a plain message per problem; the input is not echoed back."""
     assert isinstance(exc, RequestValidationError)
     problems = [
-        {"field": ".".join(str(part) for part in error["loc"]), "message": error["msg"]}
+        Problem(
+            field=".".join(str(part) for part in error["loc"]),
+            message=str(error["msg"]).removeprefix("Value error, "),
+        )
         for error in exc.errors()
     ]
-    return JSONResponse({"detail": problems}, status_code=422)
+    return JSONResponse(ValidationProblems(detail=problems).model_dump(), status_code=422)
+
+
+def _document_validation_problems(app: FastAPI) -> None:
+    """Make the OpenAPI document describe the 422 body `_validation_error` really sends."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document = generate()
+            schemas = document.get("components", {}).get("schemas", {})
+            if "HTTPValidationError" in schemas:
+                schemas["HTTPValidationError"] = ValidationProblems.model_json_schema(
+                    ref_template="#/components/schemas/{model}"
+                )
+                schemas["HTTPValidationError"].pop("$defs", None)
+                schemas["Problem"] = Problem.model_json_schema()
+            app.openapi_schema = document
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
