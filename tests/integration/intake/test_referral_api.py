@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,8 +14,9 @@ from signpost.intake.app import create_app as create_intake
 from signpost.routing.app import create_app as create_routing
 from signpost.shared.settings import Settings
 
-from tests.conftest import Tokens, eventually, serving
+from tests.conftest import Tokens, eventually, serving, settings_for
 from tests.factories import referral
+from tests.servers import KafkaServer, MongoServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -385,3 +387,19 @@ async def test_requests_without_a_valid_token_are_refused(intake: httpx.AsyncCli
     assert (await intake.post("/v1/referrals", json=referral())).status_code == 401
     bad = await intake.post("/v1/referrals", json=referral(), headers=auth("not.a.token"))
     assert bad.status_code == 401 and bad.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_writes_beyond_the_rate_limit_get_429_with_retry_after(
+    kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path
+) -> None:
+    settings = settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file, rate_limit_writes_per_minute=2)
+    tokens = Tokens(settings)
+    async with serving(create_intake(settings)) as client:
+        statuses = [(await submit(client, tokens)).status_code for _ in range(3)]
+        assert statuses == [201, 201, 429]
+        refused = await submit(client, tokens)
+        assert int(refused.headers["retry-after"]) >= 1 and "too many writes" in refused.json()["detail"]
+        other = await client.post(
+            "/v1/referrals", json=referral(), headers=auth(tokens.practitioner("school-elsewhere"))
+        )
+        assert other.status_code == 201  # limits are per caller
