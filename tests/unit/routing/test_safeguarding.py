@@ -3,6 +3,7 @@ from typing import cast
 from signpost.routing.decisions.service import route_referral
 from signpost.shared.events import new_event
 from signpost.shared.service import Runtime
+
 from tests.unit.shared.test_events import submitted
 
 

@@ -12,78 +12,50 @@ from typing import Any
 from signpost.intake.offers.models import CompleteRequest, DeclineRequest
 from signpost.intake.referrals.access import visible_referrals
 from signpost.intake.referrals.models import REFERRALS
-from signpost.intake.referrals.service import (
-    SOURCE,
-    NotFound,
-    change_referral,
-    save_referral,
-    timeline_entry,
-)
+from signpost.intake.referrals.service import Decision, NotFound
 from signpost.shared.auth.principal import Principal
 from signpost.shared.events import (
-    Envelope,
     OfferAcceptedV1,
     OfferCompletedV1,
     OfferDeclinedV1,
     OfferEvent,
     OfferStartedV1,
-    new_event,
 )
 from signpost.shared.lifecycle import Move, ReferralStatus, apply_move, status_from_offers
-from signpost.shared.mongo import Document, Session
+from signpost.shared.mongo import Document
 from signpost.shared.service import Runtime
 
 MAX_PAGE = 100
 
 
-async def move_offer(
+def offer_move(
+    referral: Document,
     *,
-    runtime: Runtime,
-    referral_id: str,
     provision_id: str,
-    principal: Principal,
+    organisation: str,
     move: Move,
-    correlation_id: str,
     details: DeclineRequest | CompleteRequest | None = None,
     note: str = "",
-) -> Document:
-    async def change(referral: Document, session: Session) -> list[Envelope[Any]]:
-        index = next(
-            (
-                i
-                for i, offer in enumerate(referral["offers"])
-                if offer["provision_id"] == provision_id
-                and offer["organisation_id"] == principal.organisation
-            ),
-            None,
-        )
-        if index is None:
-            raise NotFound(f"{referral_id}/{provision_id}")
-        offer = referral["offers"][index]
-        offer_status = apply_move(ReferralStatus(offer["status"]), move)
-        offers = [*referral["offers"]]
-        offers[index] = {**offer, "status": offer_status.value}
-        referral_status = status_from_offers([ReferralStatus(o["status"]) for o in offers])
-        now = datetime.now(UTC)
-        data = _event_data(move, details, referral_id=referral_id, offer=offer, at=now)
-        event = new_event(
-            data, source=SOURCE, tenant=referral["tenant"], subject=referral_id, correlation_id=correlation_id
-        )
-        words = note or (details.note if details else "")
-        await save_referral(
-            runtime=runtime,
-            before=referral,
-            changes={"offers": offers, "status": referral_status.value},
-            timeline=[timeline_entry(event=event, status=referral_status, actor=principal, note=words)],
-            session=session,
-        )
-        return [event]
-
-    return await change_referral(
-        runtime=runtime,
-        referral_id=referral_id,
-        visible=visible_referrals(principal, tenant=runtime.settings.tenant),
-        change=change,
+) -> Decision:
+    """One agency's move on its own offer; the referral's status follows from its offers'."""
+    index = next(
+        (
+            i
+            for i, offer in enumerate(referral["offers"])
+            if offer["provision_id"] == provision_id and offer["organisation_id"] == organisation
+        ),
+        None,
+    )
+    if index is None:
+        raise NotFound(f"{referral['_id']}/{provision_id}")
+    offer = referral["offers"][index]
+    offers = [*referral["offers"]]
+    offers[index] = {**offer, "status": apply_move(ReferralStatus(offer["status"]), move).value}
+    return Decision(
+        data=_event_data(move, details, referral_id=referral["_id"], offer=offer, at=datetime.now(UTC)),
+        status=status_from_offers([ReferralStatus(o["status"]) for o in offers]),
+        changes={"offers": offers},
+        note=note or (details.note if details else ""),
     )
 
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from signpost.intake.offers.models import CompleteRequest, DeclineRequest, NoteRequest, OfferSummary
-from signpost.intake.offers.service import MAX_PAGE, list_offers, move_offer
+from signpost.intake.offers.service import MAX_PAGE, list_offers, offer_move
 from signpost.intake.referrals.models import ReferralView
+from signpost.intake.referrals.service import change_referral
 from signpost.intake.referrals.views import CONFLICT, NOT_FOUND, Responses, referral_view
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
@@ -67,15 +69,19 @@ async def _move(
     details: DeclineRequest | CompleteRequest | None = None,
     note: str = "",
 ) -> ReferralView:
-    updated = await move_offer(
+    updated = await change_referral(
         runtime=runtime,
         referral_id=referral_id,
-        provision_id=provision_id,
         principal=principal,
-        move=move,
         correlation_id=request.state.correlation_id,
-        details=details,
-        note=note,
+        decide=partial(
+            offer_move,
+            provision_id=provision_id,
+            organisation=principal.organisation,
+            move=move,
+            details=details,
+            note=note,
+        ),
     )
     return referral_view(updated)
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import uuid6
 from pymongo.errors import DuplicateKeyError
+from signpost.intake.referrals.access import visible_referrals
 from signpost.intake.referrals.models import (
     REFERRALS,
     ReferralRequest,
@@ -224,21 +225,48 @@ async def submit_referral(
     return Submission(referral=referral, replayed=False)
 
 
-Change = Callable[[Document, Session], Awaitable[list[Envelope[Any]]]]
+@dataclass(frozen=True)
+class Decision:
+    """What a move does to a referral: the event announcing it, the new status, the changed fields."""
+
+    data: EventData
+    status: ReferralStatus
+    changes: Document
+    note: str = ""
 
 
 async def change_referral(
-    *, runtime: Runtime, referral_id: str, visible: Document, change: Change
+    *,
+    runtime: Runtime,
+    referral_id: str,
+    principal: Principal,
+    correlation_id: str,
+    decide: Callable[[Document], Decision],
 ) -> Document:
-    """Read a referral the caller may see, let `change` update it and name its events, in one transaction."""
+    """Read a referral the caller may see, apply `decide`'s change, timeline entry and event, in one transaction."""
 
     async def write(session: Session) -> Document:
+        visible = visible_referrals(principal, tenant=runtime.settings.tenant)
         referral = await runtime.db[REFERRALS].find_one({"_id": referral_id, **visible}, session=session)
         if referral is None:
             raise NotFound(referral_id)
-        events = await change(referral, session)
-        for event in events:
-            await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
+        decision = decide(referral)
+        event = new_event(
+            decision.data,
+            source=SOURCE,
+            tenant=referral["tenant"],
+            subject=referral_id,
+            correlation_id=correlation_id,
+        )
+        entry = timeline_entry(event=event, status=decision.status, actor=principal, note=decision.note)
+        await save_referral(
+            runtime=runtime,
+            before=referral,
+            changes={**decision.changes, "status": decision.status.value},
+            timeline=[entry],
+            session=session,
+        )
+        await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
         updated = await runtime.db[REFERRALS].find_one({"_id": referral_id}, session=session)
         assert updated is not None
         return updated

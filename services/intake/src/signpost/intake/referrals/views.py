@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
@@ -18,8 +19,8 @@ from signpost.intake.referrals.models import (
     ReferralView,
     WithdrawRequest,
 )
-from signpost.intake.referrals.moves import add_information, withdraw_referral
-from signpost.intake.referrals.service import CHILD_DETAILS, submit_referral
+from signpost.intake.referrals.moves import added_information, withdrawal
+from signpost.intake.referrals.service import CHILD_DETAILS, change_referral, submit_referral
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
@@ -201,12 +202,12 @@ async def post_information(
     runtime: RuntimeDep,
     principal: PractitionerDep,
 ) -> ReferralView:
-    updated = await add_information(
+    updated = await change_referral(
         runtime=runtime,
         referral_id=referral_id,
         principal=principal,
-        request=body,
         correlation_id=request.state.correlation_id,
+        decide=partial(added_information, request=body, author=principal.subject),
     )
     return referral_view(updated)
 
@@ -221,11 +222,11 @@ async def post_information(
 async def post_withdraw(
     referral_id: str, body: WithdrawRequest, request: Request, runtime: RuntimeDep, principal: PractitionerDep
 ) -> ReferralView:
-    updated = await withdraw_referral(
+    updated = await change_referral(
         runtime=runtime,
         referral_id=referral_id,
         principal=principal,
-        request=body,
         correlation_id=request.state.correlation_id,
+        decide=partial(withdrawal, request=body),
     )
     return referral_view(updated)
