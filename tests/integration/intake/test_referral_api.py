@@ -339,28 +339,18 @@ async def test_identifying_details_are_released_only_as_allowed_and_every_read_a
     assert (await intake.get("/v1/audit", headers=auth(tokens.practitioner()))).status_code == 403
 
 
-async def test_sharing_scope_keeps_details_from_sectors_outside_it(
+async def test_routing_offers_only_sectors_the_family_agreed_to_share_with(
     intake: httpx.AsyncClient, tokens: Tokens
 ) -> None:
-    view = await routed(
-        intake,
-        tokens,
-        referral(
-            need_codes=["SLCN"],
-            consent={
-                "family_agrees_to_early_help": True,
-                "lawful_basis": "consent",
-                "sharing_scope": ["education"],
-            },
-        ),
-    )
-    assert view["offers"][0]["organisation_id"] == "nhs-community-slt"  # health, outside the scope
-    refused = await intake.get(
-        f"/v1/referrals/{view['id']}/child",
-        params={"purpose": "contact_family"},
-        headers=auth(tokens.agency("nhs-community-slt")),
-    )
-    assert refused.status_code == 403 and "sharing scope" in refused.json()["detail"]
+    education_only = {
+        "family_agrees_to_early_help": True,
+        "lawful_basis": "consent",
+        "sharing_scope": ["education"],
+    }
+    view = await routed(intake, tokens, referral(need_codes=["SLCN"], consent=education_only))
+    # Speech and language therapy (health) would fit best, but the family did not agree to share with health.
+    assert [o["provision_id"] for o in view["offers"]] == ["autism-outreach"]
+    assert any("outside what the family agreed to share with" in n for n in view["offers"][0]["not_chosen"])
 
 
 async def test_practitioners_list_their_own_referrals_in_pages(

@@ -76,7 +76,9 @@ class Offer(BaseModel):
     organisation_id: str
     sector: Sector
     needs_met: list[NeedCode]
-    explanation: str
+    explanation: str = Field(description="Why this provision was chosen, in plain English.")
+    score: float = Field(default=0.0, ge=0, le=1)
+    not_chosen: list[str] = Field(default=[], description="Close alternatives and why they were not chosen.")
 
 
 class ReferralRoutedV1(EventData):

@@ -18,7 +18,10 @@ from signpost.shared.settings import Settings, get_settings
 INDEXES = IndexPlan(
     {
         PROVISIONS: [IndexModel([("active", ASCENDING), ("need_codes", ASCENDING)])],
-        DECISIONS: [IndexModel([("tenant", ASCENDING), ("decided_at", ASCENDING)])],
+        DECISIONS: [
+            IndexModel([("tenant", ASCENDING), ("decided_at", ASCENDING)]),
+            IndexModel([("child_ref", ASCENDING)]),  # continuity: what served this child before
+        ],
         OUTBOX: OUTBOX_INDEXES,
     }
 )

@@ -1,17 +1,56 @@
-"""A provision in the Local Offer, as routing matches against it."""
+"""A provision in the Local Offer, modelled on Open Referral UK (HSDS 3.0 UK profile)."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from enum import StrEnum
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from signpost.shared.vocabulary import NeedCode, Sector
+from signpost.shared.vocabulary import BROAD_AREA_OF, BroadArea, LevelOfNeed, NeedCode, Sector
 
 PROVISIONS = "provisions"
+WHOLE_AREA = "*"
+
+
+class DeliveryMode(StrEnum):
+    IN_PERSON = "in_person"
+    ONLINE = "online"
+    TELEPHONE = "telephone"
+    BLENDED = "blended"
+
+
+class Capacity(BaseModel):
+    """HSDS 3.1 `service_capacity`: places available now out of the maximum."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    available: int = Field(ge=0)
+    maximum: int = Field(ge=1)
+    updated: datetime | None = None
+
+    @model_validator(mode="after")
+    def _within_maximum(self) -> Capacity:
+        if self.available > self.maximum:
+            raise ValueError(f"available ({self.available}) is above maximum ({self.maximum})")
+        return self
+
+    @property
+    def share_free(self) -> float:
+        return self.available / self.maximum
+
+
+class Contact(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    email: str | None = Field(default=None, max_length=254)
+    phone: str | None = Field(default=None, max_length=30)
+    url: str | None = Field(default=None, max_length=500)
 
 
 class Provision(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    id: str = Field(min_length=1, max_length=64)
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     name: str = Field(min_length=1, max_length=200)
     organisation: str = Field(min_length=1, max_length=200)
     organisation_id: str = Field(
@@ -21,17 +60,39 @@ class Provision(BaseModel):
         description="Matches the agency's token `org` claim.",
     )
     sector: Sector
-    need_codes: list[NeedCode] = Field(min_length=1)
+    need_codes: list[NeedCode] = Field(default=[], description="Census need codes served.")
+    broad_areas: list[BroadArea] = Field(
+        default=[], description="Whole broad areas served (every need code in them)."
+    )
     min_age: int = Field(ge=0, le=25)
     max_age: int = Field(ge=0, le=25)
     localities: list[str] = Field(min_length=1, description="Service areas; '*' means the whole local area.")
+    levels_of_need: list[LevelOfNeed] = Field(
+        default=[LevelOfNeed.EARLY_HELP, LevelOfNeed.TARGETED],
+        min_length=1,
+        description="Levels of need accepted.",
+    )
+    delivery_mode: DeliveryMode = DeliveryMode.IN_PERSON
+    cost: str = Field(default="free", max_length=200)
+    contact: Contact = Contact()
+    capacity: Capacity | None = Field(
+        default=None, description="Unknown capacity counts as neither full nor free."
+    )
+    waiting_weeks: float | None = Field(
+        default=None, ge=0, le=520, description="Current typical wait to start."
+    )
     active: bool = True
 
     @model_validator(mode="after")
-    def _ages_in_order(self) -> Provision:
+    def _consistent(self) -> Provision:
         if self.min_age > self.max_age:
             raise ValueError(f"min_age {self.min_age} is above max_age {self.max_age}")
+        if not self.need_codes and not self.broad_areas:
+            raise ValueError("a provision serves at least one need code or broad area")
         return self
 
+    def covers(self, need: NeedCode) -> bool:
+        return need in self.need_codes or BROAD_AREA_OF[need] in self.broad_areas
+
     def serves_locality(self, locality: str) -> bool:
-        return "*" in self.localities or locality in self.localities
+        return WHOLE_AREA in self.localities or locality in self.localities

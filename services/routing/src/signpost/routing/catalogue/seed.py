@@ -5,8 +5,11 @@ Seeded only into an empty catalogue; a real area imports its own.
 
 from __future__ import annotations
 
-from signpost.routing.catalogue.models import Provision
-from signpost.shared.vocabulary import NeedCode, Sector
+from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Contact, DeliveryMode, Provision
+from signpost.shared.vocabulary import LevelOfNeed, NeedCode, Sector
+
+EARLY_AND_TARGETED = [LevelOfNeed.EARLY_HELP, LevelOfNeed.TARGETED]
+ANY_LEVEL = [LevelOfNeed.UNIVERSAL, LevelOfNeed.EARLY_HELP, LevelOfNeed.TARGETED, LevelOfNeed.SPECIALIST]
 
 STARTER_CATALOGUE: tuple[Provision, ...] = (
     Provision(
@@ -18,7 +21,11 @@ STARTER_CATALOGUE: tuple[Provision, ...] = (
         need_codes=[NeedCode.SLCN],
         min_age=0,
         max_age=18,
-        localities=["*"],
+        localities=[WHOLE_AREA],
+        levels_of_need=[*EARLY_AND_TARGETED, LevelOfNeed.SPECIALIST],
+        capacity=Capacity(available=6, maximum=20),
+        waiting_weeks=6,
+        contact=Contact(phone="01632 960001"),
     ),
     Provision(
         id="autism-outreach",
@@ -29,7 +36,11 @@ STARTER_CATALOGUE: tuple[Provision, ...] = (
         need_codes=[NeedCode.ASD, NeedCode.SLCN],
         min_age=4,
         max_age=16,
-        localities=["*"],
+        localities=[WHOLE_AREA],
+        levels_of_need=EARLY_AND_TARGETED,
+        capacity=Capacity(available=4, maximum=12),
+        waiting_weeks=8,
+        delivery_mode=DeliveryMode.BLENDED,
     ),
     Provision(
         id="specialist-teaching",
@@ -40,7 +51,10 @@ STARTER_CATALOGUE: tuple[Provision, ...] = (
         need_codes=[NeedCode.SPLD, NeedCode.MLD],
         min_age=4,
         max_age=16,
-        localities=["*"],
+        localities=[WHOLE_AREA],
+        levels_of_need=EARLY_AND_TARGETED,
+        capacity=Capacity(available=10, maximum=30),
+        waiting_weeks=3,
     ),
     Provision(
         id="early-mental-health",
@@ -51,7 +65,10 @@ STARTER_CATALOGUE: tuple[Provision, ...] = (
         need_codes=[NeedCode.SEMH],
         min_age=5,
         max_age=18,
-        localities=["*"],
+        localities=[WHOLE_AREA],
+        levels_of_need=EARLY_AND_TARGETED,
+        capacity=Capacity(available=8, maximum=40),
+        waiting_weeks=5,
     ),
     Provision(
         id="sensory-support",
@@ -62,7 +79,10 @@ STARTER_CATALOGUE: tuple[Provision, ...] = (
         need_codes=[NeedCode.HI, NeedCode.VI, NeedCode.MSI],
         min_age=0,
         max_age=19,
-        localities=["*"],
+        localities=[WHOLE_AREA],
+        levels_of_need=ANY_LEVEL,
+        capacity=Capacity(available=5, maximum=15),
+        waiting_weeks=2,
     ),
     Provision(
         id="children-ot",
@@ -73,6 +93,9 @@ STARTER_CATALOGUE: tuple[Provision, ...] = (
         need_codes=[NeedCode.PD],
         min_age=0,
         max_age=18,
-        localities=["*"],
+        localities=[WHOLE_AREA],
+        levels_of_need=[*EARLY_AND_TARGETED, LevelOfNeed.SPECIALIST],
+        capacity=Capacity(available=3, maximum=15),
+        waiting_weeks=12,
     ),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from signpost.routing.catalogue.repository import list_provisions
-from signpost.routing.matching import match_referral
+from signpost.routing.matching import Catalogue, match_referral
 from signpost.shared.events import (
     Envelope,
     EventData,
@@ -31,8 +31,10 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
     # Safeguarding never reaches matching: intake has already escalated it to the front door.
     if not isinstance(submitted, ReferralSubmittedV1) or submitted.safeguarding_concern:
         return
-    catalogue = await list_provisions(runtime.db, active_only=True)
-    result = match_referral(submitted, catalogue)
+    catalogue = Catalogue(await list_provisions(runtime.db, active_only=True))
+    result = match_referral(
+        submitted, catalogue, served_before=await _served_before(runtime, submitted.child_ref)
+    )
     now = datetime.now(UTC)
     decision: EventData = (
         ReferralRoutedV1(referral_id=submitted.referral_id, offers=result.offers, routed_at=now)
@@ -67,6 +69,8 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
             "type": event.type,
             "submitted_event_id": envelope.id,
             "decided_at": now,
+            "child_ref": submitted.child_ref,
+            "provision_ids": [offer.provision_id for offer in result.offers],
             "data": decision.model_dump(mode="json"),
         }
         await runtime.db[DECISIONS].insert_one(record, session=session)
@@ -75,6 +79,14 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
     await in_transaction(runtime.client, write)
     runtime.events_committed()
     log.info("referral routed", referral_id=submitted.referral_id, decision=event.type)
+
+
+async def _served_before(runtime: Runtime, child_ref: str) -> frozenset[str]:
+    """Provisions offered to this child before (pseudonymous reference), for continuity."""
+    if not child_ref:
+        return frozenset()
+    earlier = await runtime.db[DECISIONS].find({"child_ref": child_ref}, {"provision_ids": 1}).to_list()
+    return frozenset(pid for decision in earlier for pid in decision.get("provision_ids", []))
 
 
 async def get_decision(*, runtime: Runtime, referral_id: str) -> Document | None:
