@@ -15,12 +15,13 @@ Ties break on provision id: the result never depends on catalogue order.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 
 from signpost.routing.catalogue.models import WHOLE_AREA, Provision
 from signpost.shared.events import Offer, ReferralSubmittedV1
-from signpost.shared.vocabulary import BROAD_AREA_OF, NeedCode, NeedsDomain
+from signpost.shared.vocabulary import BROAD_AREA_OF, LevelOfNeed, NeedCode, NeedsDomain
 
 UNSCORED_NEED_WEIGHT = 2  # a need the profile does not score counts as moderate
 
@@ -39,6 +40,9 @@ class MatchingRules:
     waiting_half_score_weeks: float = 4.0  # a wait this long halves the waiting score
 
 
+SCORE_PARTS = ("fit", "capacity", "waiting", "locality", "continuity")
+
+
 @dataclass(frozen=True)
 class Score:
     total: float
@@ -51,23 +55,71 @@ class MatchResult:
     unmet_needs: list[NeedCode]
 
 
+@dataclass(frozen=True)
+class Facts:
+    """What matching needs from a provision, worked out once per catalogue snapshot."""
+
+    provision: Provision
+    served: frozenset[NeedCode]
+    levels: frozenset[LevelOfNeed]
+    capacity: float  # share of places free; unknown counts as half
+    waiting: float | None
+
+    @classmethod
+    def of(cls, provision: Provision) -> Facts:
+        return cls(
+            provision=provision,
+            served=frozenset(n for n in NeedCode if provision.covers(n)),
+            levels=frozenset(provision.levels_of_need),
+            capacity=provision.capacity.share_free if provision.capacity else 0.5,
+            waiting=provision.waiting_weeks,
+        )
+
+
+IndexKey = tuple[NeedCode, str, LevelOfNeed, int]  # need, locality (or '*'), level, age
+
+
 @dataclass
 class Catalogue:
-    """A snapshot indexed by need code, built once per catalogue change, reused per referral."""
+    """A snapshot of the Local Offer, built once per catalogue change and reused per referral.
+
+    Indexed by (need, locality, level of need, age), so a referral reads only the active
+    provisions that already pass those filters (at 10,000 provisions, a few hundred).
+    """
 
     provisions: list[Provision]
-    by_need: dict[NeedCode, list[Provision]] = field(init=False)
+    _index: dict[IndexKey, list[Facts]] = field(init=False, default_factory=dict)
+    _by_need: dict[NeedCode, list[Facts]] = field(init=False, default_factory=dict)
 
     def __post_init__(self) -> None:
-        ordered = sorted(self.provisions, key=lambda p: p.id)
-        self.by_need = {need: [p for p in ordered if p.covers(need)] for need in NeedCode}
+        for facts in sorted((Facts.of(p) for p in self.provisions), key=lambda f: f.provision.id):
+            provision = facts.provision
+            for need in facts.served:
+                self._by_need.setdefault(need, []).append(facts)
+                if not provision.active:
+                    continue
+                for locality in provision.localities:
+                    for level in facts.levels:
+                        for age in range(provision.min_age, provision.max_age + 1):
+                            self._index.setdefault((need, locality, level, age), []).append(facts)
 
-    def candidates(self, needs: Iterable[NeedCode]) -> list[Provision]:
-        seen: dict[str, Provision] = {}
+    def candidates(self, referral: ReferralSubmittedV1) -> list[Facts]:
+        """Active provisions covering any of the child's needs that serve the locality, level and age."""
+        lists = [
+            found
+            for need in referral.need_codes
+            for locality in (referral.locality, WHOLE_AREA)
+            if (found := self._index.get((need, locality, referral.level_of_need, referral.age_years)))
+        ]
+        if len(lists) == 1:
+            return lists[0]
+        merged = {facts.provision.id: facts for found in lists for facts in found}
+        return [merged[key] for key in sorted(merged)]
+
+    def covering(self, needs: Iterable[NeedCode]) -> Iterator[Facts]:
+        """Every provision covering `needs`, by need then id (for explaining who was not chosen)."""
         for need in needs:
-            for provision in self.by_need[need]:
-                seen.setdefault(provision.id, provision)
-        return [seen[key] for key in sorted(seen)]
+            yield from self._by_need.get(need, ())
 
 
 def exclusion(provision: Provision, referral: ReferralSubmittedV1) -> str | None:
@@ -95,6 +147,49 @@ def need_weight(referral: ReferralSubmittedV1, need: NeedCode) -> int:
     return UNSCORED_NEED_WEIGHT if score is None else max(score, 1)
 
 
+@dataclass(frozen=True)
+class _Child:
+    """The referral as matching scores it: need weights and the parts that do not change per round."""
+
+    referral: ReferralSubmittedV1
+    rules: MatchingRules
+    served_before: frozenset[str]
+    weights: dict[NeedCode, int]
+    needs: frozenset[NeedCode]
+
+    @classmethod
+    def of(cls, referral: ReferralSubmittedV1, rules: MatchingRules, served_before: frozenset[str]) -> _Child:
+        weights = {n: need_weight(referral, n) for n in referral.need_codes}
+        return cls(referral, rules, served_before, weights, frozenset(weights))
+
+    def parts(self, facts: Facts, needs: frozenset[NeedCode]) -> tuple[float, float, float, float, float]:
+        """(fit, capacity, waiting, locality, continuity), weighted: the one scoring formula."""
+        rules = self.rules
+        total_weight = sum(self.weights[n] for n in needs) or 1
+        covered = sum(self.weights[n] for n in facts.served & needs)
+        # Among services that cover the same needs, the one focused on them fits better
+        # (speech and language therapy, rather than autism outreach, for a child with SLCN alone).
+        focus = len(facts.served & self.needs) / len(facts.served)
+        waiting = (
+            0.5 if facts.waiting is None else 1.0 / (1.0 + facts.waiting / rules.waiting_half_score_weeks)
+        )
+        provision = facts.provision
+        return (
+            rules.weight_fit * (0.9 * covered / total_weight + 0.1 * focus),
+            rules.weight_capacity * facts.capacity,
+            rules.weight_waiting * waiting,
+            rules.weight_locality * (1.0 if self.referral.locality in provision.localities else 0.7),
+            rules.weight_continuity * (1.0 if provision.id in self.served_before else 0.0),
+        )
+
+    def total(self, facts: Facts, needs: frozenset[NeedCode]) -> float:
+        return sum(self.parts(facts, needs))
+
+    def score(self, facts: Facts, needs: frozenset[NeedCode]) -> Score:
+        values = self.parts(facts, needs)
+        return Score(total=sum(values), parts=dict(zip(SCORE_PARTS, values, strict=True)))
+
+
 def score(
     provision: Provision,
     referral: ReferralSubmittedV1,
@@ -104,30 +199,7 @@ def score(
     served_before: frozenset[str] = frozenset(),
 ) -> Score:
     """How well `provision` suits the child for `needs` (all of them, or those still uncovered)."""
-    needs = list(needs)
-    total_weight = sum(need_weight(referral, n) for n in needs) or 1
-    coverage = sum(need_weight(referral, n) for n in needs if provision.covers(n)) / total_weight
-    # Among services that cover the same needs, the one focused on them fits better
-    # (speech and language therapy, rather than autism outreach, for a child with SLCN alone).
-    served = [n for n in NeedCode if provision.covers(n)]
-    focus = sum(1 for n in served if n in referral.need_codes) / len(served)
-    fit = 0.9 * coverage + 0.1 * focus
-    capacity = provision.capacity.share_free if provision.capacity else 0.5
-    waiting = (
-        1.0 / (1.0 + provision.waiting_weeks / rules.waiting_half_score_weeks)
-        if provision.waiting_weeks is not None
-        else 0.5
-    )
-    locality = 1.0 if referral.locality in provision.localities else 0.7
-    continuity = 1.0 if provision.id in served_before else 0.0
-    parts = {
-        "fit": rules.weight_fit * fit,
-        "capacity": rules.weight_capacity * capacity,
-        "waiting": rules.weight_waiting * waiting,
-        "locality": rules.weight_locality * locality,
-        "continuity": rules.weight_continuity * continuity,
-    }
-    return Score(total=round(sum(parts.values()), 6), parts=parts)
+    return _Child.of(referral, rules, served_before).score(Facts.of(provision), frozenset(needs))
 
 
 def match_referral(
@@ -137,55 +209,59 @@ def match_referral(
     *,
     served_before: frozenset[str] = frozenset(),
 ) -> MatchResult:
+    child = _Child.of(referral, rules, served_before)
     needs = list(dict.fromkeys(referral.need_codes))
-    candidates = catalogue.candidates(needs)
-    barred = {p.id: exclusion(p, referral) for p in candidates}
-    eligible = [p for p in candidates if barred[p.id] is None]
-    excluded = [p for p in candidates if barred[p.id] is not None]
+    eligible = [f for f in catalogue.candidates(referral) if f.provision.sector in referral.sharing_scope]
+    everything = frozenset(needs)
+    overall = {f.provision.id: child.total(f, everything) for f in eligible}
     uncovered = set(needs)
-    chosen: list[tuple[Provision, Score]] = []
+    chosen: list[tuple[Facts, Score]] = []
     while uncovered and len(chosen) < rules.max_offers:
-        options = [p for p in eligible if any(p.covers(n) for n in uncovered)]
+        options = [f for f in eligible if not f.served.isdisjoint(uncovered)]
         if not options:
             break
-        remaining = [n for n in needs if n in uncovered]
-        best = min(
-            options,
-            key=lambda p: (
-                -score(p, referral, needs=remaining, rules=rules, served_before=served_before).total,
-                p.id,
-            ),
+        remaining = frozenset(uncovered)
+        totals = (
+            overall
+            if remaining == everything
+            else {f.provision.id: child.total(f, remaining) for f in options}
         )
-        chosen.append((best, score(best, referral, needs=needs, rules=rules, served_before=served_before)))
-        uncovered -= {n for n in needs if best.covers(n)}
-    offers = [
-        _offer(provision, provision_score, referral, rules, eligible, excluded, served_before)
-        for provision, provision_score in chosen
-    ]
+        best = min(options, key=lambda f: (-totals[f.provision.id], f.provision.id))
+        chosen.append((best, child.score(best, everything)))
+        uncovered -= best.served
+
+    def barred() -> Iterator[Facts]:
+        """Provisions covering the needs that cannot take this child: explained, never offered."""
+        return (
+            f
+            for f in catalogue.covering(needs)
+            if f.provision.id not in overall and exclusion(f.provision, referral)
+        )
+
+    offers = [_offer(facts, facts_score, child, eligible, overall, barred()) for facts, facts_score in chosen]
     return MatchResult(offers=offers, unmet_needs=[n for n in needs if n in uncovered])
 
 
 def _offer(
-    provision: Provision,
-    provision_score: Score,
-    referral: ReferralSubmittedV1,
-    rules: MatchingRules,
-    eligible: list[Provision],
-    excluded: list[Provision],
-    served_before: frozenset[str],
+    facts: Facts,
+    facts_score: Score,
+    child: _Child,
+    eligible: list[Facts],
+    overall: dict[str, float],
+    barred: Iterator[Facts],
 ) -> Offer:
-    met = [n for n in referral.need_codes if provision.covers(n)]
-    rivals = sorted(
-        (
-            (score(p, referral, needs=referral.need_codes, rules=rules, served_before=served_before), p)
-            for p in eligible
-            if p.id != provision.id and any(p.covers(n) for n in met)
-        ),
-        key=lambda pair: (-pair[0].total, pair[1].id),
+    provision, referral, rules = facts.provision, child.referral, child.rules
+    met = [n for n in referral.need_codes if n in facts.served]
+    closest = sorted(
+        (f for f in eligible if f is not facts and not f.served.isdisjoint(met)),
+        key=lambda f: (-overall[f.provision.id], f.provision.id),
     )[: rules.alternatives_explained]
-    barred = [p for p in excluded if any(p.covers(n) for n in met)][: rules.alternatives_explained]
-    not_chosen = [f"{p.name}: {_shortfall(provision_score, s, p)}" for s, p in rivals] + [
-        f"{p.name}: {exclusion(p, referral)}" for p in barred
+    rivals = [(child.score(f, child.needs), f.provision) for f in closest]
+    refused = list(
+        islice((f.provision for f in barred if not f.served.isdisjoint(met)), rules.alternatives_explained)
+    )
+    not_chosen = [f"{p.name}: {_shortfall(facts_score, s, p)}" for s, p in rivals] + [
+        f"{p.name}: {exclusion(p, referral)}" for p in refused
     ]
     return Offer(
         provision_id=provision.id,
@@ -194,8 +270,8 @@ def _offer(
         organisation_id=provision.organisation_id,
         sector=provision.sector,
         needs_met=met,
-        score=provision_score.total,
-        explanation=_why(provision, met, referral, served_before),
+        score=round(facts_score.total, 4),
+        explanation=_why(provision, met, referral, child.served_before),
         not_chosen=not_chosen,
     )
 
