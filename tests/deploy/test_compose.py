@@ -80,11 +80,14 @@ def test_services_wait_for_topics_and_the_replica_set() -> None:
 def test_compose_creates_exactly_the_topics_the_services_use() -> None:
     script = "\n".join(SERVICES["kafka-topics"]["command"])
     created = {
-        words[1]: int(words[2])
+        words[1]: (int(words[2]), words[3])
         for words in (shlex.split(line) for line in script.splitlines())
         if words and words[0] == "create"
     }
-    expected = {spec.name: spec.partitions for spec in Topics.from_settings(settings_of("routing")).specs()}
+    expected = {
+        spec.name: (spec.partitions, spec.config["cleanup.policy"])
+        for spec in Topics.from_settings(settings_of("routing")).specs()
+    }
     assert created == expected
     assert SERVICES["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
 

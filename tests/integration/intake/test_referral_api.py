@@ -384,7 +384,9 @@ async def test_writes_beyond_the_rate_limit_get_429_with_retry_after(
 ) -> None:
     settings = settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file, rate_limit_writes_per_minute=2)
     tokens = Tokens(settings)
-    async with serving(create_intake(settings)) as client:
+    # The limit sits in front of the handlers: requests straight to the app, no consumers needed.
+    transport = httpx.ASGITransport(app=create_intake(settings))
+    async with httpx.AsyncClient(transport=transport, base_url="http://signpost.test") as client:
         statuses = [(await submit(client, tokens)).status_code for _ in range(3)]
         assert statuses == [201, 201, 429]
         refused = await submit(client, tokens)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Annotated, ClassVar, Generic, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import uuid6
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -157,6 +157,17 @@ class OfferCompletedV1(OfferEvent):
     needs_profile_after: NeedsProfile
 
 
+class ProvisionChangedV1(EventData):
+    """A Local Offer provision was created, updated or retired; keyed by provision id (compacted)."""
+
+    event_type: ClassVar[str] = "uk.signpost.provision.changed.v1"
+
+    provision_id: str
+    change: Literal["created", "updated", "retired"]
+    provision: dict[str, Any] = Field(description="The provision as routing holds it after the change.")
+    changed_at: datetime
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.event_type: cls
     for cls in (
@@ -170,6 +181,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         OfferDeclinedV1,
         OfferStartedV1,
         OfferCompletedV1,
+        ProvisionChangedV1,
     )
 }
 

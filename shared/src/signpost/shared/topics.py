@@ -31,6 +31,11 @@ class Topics:
         return f"{self.prefix}signpost.referrals"
 
     @property
+    def provisions(self) -> str:
+        """The Local Offer catalogue, keyed by provision id and compacted: the latest state of each."""
+        return f"{self.prefix}signpost.provisions"
+
+    @property
     def dead_letters(self) -> str:
         """Messages no consumer could read: original bytes and headers plus the error."""
         return f"{self.prefix}signpost.dead-letters"
@@ -39,6 +44,7 @@ class Topics:
         """What `ensure_topics` creates: Tansu cannot add partitions later, so counts are final."""
         return [
             TopicSpec(self.referrals, self.partitions, {"cleanup.policy": "delete"}),
+            TopicSpec(self.provisions, 3, {"cleanup.policy": "compact"}),
             TopicSpec(self.dead_letters, 1, {"cleanup.policy": "delete"}),
         ]
 

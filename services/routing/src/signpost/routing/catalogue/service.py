@@ -1,0 +1,67 @@
+"""Changes to the Local Offer: each stored with its `provision.changed.v1` event in one transaction."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from signpost.routing.catalogue.models import PROVISIONS, Provision
+from signpost.routing.catalogue.repository import from_document, to_document
+from signpost.shared.auth.principal import Principal
+from signpost.shared.events import ProvisionChangedV1, new_event
+from signpost.shared.mongo import Session, in_transaction
+from signpost.shared.outbox import stage_event
+from signpost.shared.service import Runtime
+
+SOURCE = "/signpost/routing/catalogue"
+
+
+class ProvisionExists(Exception):
+    pass
+
+
+class NoSuchProvision(LookupError):
+    pass
+
+
+async def save_provision(
+    *,
+    runtime: Runtime,
+    provision: Provision,
+    change: Literal["created", "updated", "retired"],
+    principal: Principal,
+) -> Provision:
+    event = new_event(
+        ProvisionChangedV1(
+            provision_id=provision.id,
+            change=change,
+            provision=provision.model_dump(mode="json"),
+            changed_at=datetime.now(UTC),
+        ),
+        source=SOURCE,
+        tenant=runtime.settings.tenant,
+        subject=provision.id,
+        correlation_id=None,
+    )
+
+    async def write(session: Session) -> None:
+        collection = runtime.db[PROVISIONS]
+        existing = await collection.find_one({"_id": provision.id}, {"_id": 1}, session=session)
+        if change == "created" and existing is not None:
+            raise ProvisionExists(provision.id)
+        if change != "created" and existing is None:
+            raise NoSuchProvision(provision.id)
+        document = {**to_document(provision), "changed_by": principal.subject}
+        await collection.replace_one({"_id": provision.id}, document, upsert=True, session=session)
+        await stage_event(runtime.db, topic=runtime.topics.provisions, envelope=event, session=session)
+
+    await in_transaction(runtime.client, write)
+    runtime.events_committed()
+    return provision
+
+
+async def get_provision(*, runtime: Runtime, provision_id: str) -> Provision:
+    document = await runtime.db[PROVISIONS].find_one({"_id": provision_id})
+    if document is None:
+        raise NoSuchProvision(provision_id)
+    return from_document(document)
