@@ -35,6 +35,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument(
         "--subject", help="a stable user id (default: from the name, or role and organisation)"
     )
+    dlq = commands.add_parser(
+        "dlq",
+        help="inspect and replay dead letters (messages no consumer could read)",
+        description="Reads the dead-letter topic on SIGNPOST_KAFKA_BOOTSTRAP (`signpost run` prints the embedded one).",
+    )
+    dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
+    dlq_commands.add_parser("list", help="one line per dead letter: offset, service, origin, type, error")
+    show = dlq_commands.add_parser("show", help="one dead letter in full: error, origin, headers and body")
+    show.add_argument("offset", type=int)
+    replay = dlq_commands.add_parser("replay", help="publish dead letters to their original topic again")
+    replay.add_argument("offsets", type=int, nargs="*", help="which (see `list`)")
+    replay.add_argument("--all", action="store_true", help="every dead letter")
     args = parser.parse_args(argv)
 
     try:
@@ -64,6 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return 0
 
+    if args.command == "dlq":
+        return _dead_letters(settings, args)
+
     from signpost.platform.supervisor import run_platform, run_service
 
     if args.service:
@@ -73,6 +88,52 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"signpost: {exc}", file=sys.stderr)
             return 2
     return run_platform(settings)
+
+
+def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
+    import asyncio
+
+    from signpost.shared.topics import Topics
+
+    from signpost.platform.deadletters import read_dead_letters, replay
+
+    if not settings.kafka_bootstrap:
+        print(
+            "signpost: set SIGNPOST_KAFKA_BOOTSTRAP (`signpost run` prints the embedded broker's)",
+            file=sys.stderr,
+        )
+        return 2
+    letters = asyncio.run(
+        read_dead_letters(
+            bootstrap=settings.kafka_bootstrap, topic=Topics.from_settings(settings).dead_letters
+        )
+    )
+    by_offset = {letter.offset: letter for letter in letters}
+    if args.dlq_command == "list":
+        print(f"{len(letters)} dead letter(s)")
+        for letter in letters:
+            print(letter.summary())
+        return 0
+    wanted = (
+        list(by_offset)
+        if args.dlq_command == "replay" and args.all
+        else ([args.offset] if args.dlq_command == "show" else args.offsets)
+    )
+    unknown = [offset for offset in wanted if offset not in by_offset]
+    if unknown or not wanted:
+        print(
+            f"signpost: no dead letter at offset(s) {unknown or '(none given)'}; see `signpost dlq list`",
+            file=sys.stderr,
+        )
+        return 2
+    if args.dlq_command == "show":
+        print(by_offset[wanted[0]].details())
+        return 0
+    chosen = [by_offset[offset] for offset in wanted]
+    asyncio.run(replay(bootstrap=settings.kafka_bootstrap, letters=chosen))
+    for letter in chosen:
+        print(f"replayed {letter.offset} to {letter.original_topic}")
+    return 0
 
 
 if __name__ == "__main__":

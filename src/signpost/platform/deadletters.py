@@ -1,0 +1,111 @@
+"""`signpost dlq`: inspect and replay messages no consumer could read.
+
+A dead letter keeps the original bytes, key and headers, plus `dlq_*` headers saying
+which service refused it, why, and where it came from. Replaying publishes the
+original message to its original topic again (consumers deduplicate by event id, so
+replaying a valid event twice changes nothing).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import TopicPartition
+
+DLQ_PREFIX = "dlq_"
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: dict[str, str]  # the original message's
+    error: str
+    service: str
+    origin: str  # topic[partition]@offset
+
+    @property
+    def original_topic(self) -> str:
+        return self.origin.split("[", 1)[0]
+
+    def summary(self) -> str:
+        event_type = self.headers.get("ce_type", "(no ce_type)")
+        return f"{self.offset:>6}  {self.service:<9}  {self.origin:<40}  {event_type:<40}  {self.error}"
+
+    def details(self) -> str:
+        try:
+            body = json.dumps(json.loads(self.value), indent=2)
+        except ValueError:
+            body = repr(self.value[:2000])
+        lines = [
+            f"dead letter {self.offset}",
+            f"  refused by: {self.service}",
+            f"  error:      {self.error}",
+            f"  from:       {self.origin}",
+            f"  key:        {self.key.decode('utf-8', 'replace') if self.key else '(none)'}",
+            "  headers:",
+            *(f"    {name}: {value}" for name, value in sorted(self.headers.items())),
+            "  body:",
+            *(f"    {line}" for line in body.splitlines()),
+        ]
+        return "\n".join(lines)
+
+
+async def read_dead_letters(*, bootstrap: str, topic: str) -> list[DeadLetter]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
+        if not partitions:
+            return []
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        letters: list[DeadLetter] = []
+        while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
+            for batch in (await consumer.getmany(timeout_ms=1000)).values():
+                letters.extend(
+                    _letter(record.offset, record.key, record.value, record.headers) for record in batch
+                )
+        return sorted(letters, key=lambda letter: letter.offset)
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer.topics()  # loads metadata
+    return consumer.partitions_for_topic(topic) or set()
+
+
+def _letter(
+    offset: int, key: bytes | None, value: bytes | None, raw_headers: list[tuple[str, bytes]]
+) -> DeadLetter:
+    headers = {name: data.decode("utf-8", "replace") for name, data in raw_headers}
+    return DeadLetter(
+        offset=offset,
+        key=key,
+        value=value or b"",
+        headers={k: v for k, v in headers.items() if not k.startswith(DLQ_PREFIX)},
+        error=headers.get("dlq_error", "(unknown)"),
+        service=headers.get("dlq_service", "?"),
+        origin=f"{headers.get('dlq_topic', '?')}[{headers.get('dlq_partition', '?')}]@{headers.get('dlq_offset', '?')}",
+    )
+
+
+async def replay(*, bootstrap: str, letters: list[DeadLetter]) -> None:
+    """Publish each original message to its original topic, in dead-letter order."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    await producer.start()
+    try:
+        for letter in letters:
+            await producer.send_and_wait(
+                letter.original_topic,
+                letter.value,
+                key=letter.key,
+                headers=[(name, value.encode()) for name, value in letter.headers.items()],
+            )
+    finally:
+        await producer.stop()
