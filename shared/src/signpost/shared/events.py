@@ -87,6 +87,9 @@ class ReferralRoutedV1(EventData):
     referral_id: str
     offers: list[Offer] = Field(min_length=1)
     routed_at: datetime
+    replaces_provision_id: str | None = Field(
+        default=None, description="Set when these offers re-route a declined one: they join the package."
+    )
 
 
 class ReferralUnmatchedV1(EventData):
@@ -97,6 +100,9 @@ class ReferralUnmatchedV1(EventData):
     locality: str
     reason: str
     decided_at: datetime
+    declined_provision_id: str | None = Field(
+        default=None, description="Set when no other provision could take over a declined offer."
+    )
 
 
 class ReferralEscalatedV1(EventData):

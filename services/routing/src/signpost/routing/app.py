@@ -8,7 +8,7 @@ from signpost.routing.catalogue.models import PROVISIONS
 from signpost.routing.catalogue.repository import seed_if_empty
 from signpost.routing.catalogue.seed import STARTER_CATALOGUE
 from signpost.routing.catalogue.views import router as catalogue_router
-from signpost.routing.decisions.service import DECISIONS, route_referral
+from signpost.routing.decisions.service import DECISIONS, RESERVATIONS, on_referral_event
 from signpost.routing.decisions.views import router as decisions_router
 from signpost.shared.mongo import IndexPlan
 from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES
@@ -22,6 +22,7 @@ INDEXES = IndexPlan(
             IndexModel([("tenant", ASCENDING), ("decided_at", ASCENDING)]),
             IndexModel([("child_ref", ASCENDING)]),  # continuity: what served this child before
         ],
+        RESERVATIONS: [IndexModel([("referral_id", ASCENDING)])],
         OUTBOX: OUTBOX_INDEXES,
     }
 )
@@ -35,7 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime.build(settings or get_settings(), "routing")
     runtime.enable_outbox()
 
-    runtime.consume_events(route_referral)
+    runtime.consume_events(on_referral_event)
     return create_service_app(
         runtime,
         title="Signpost routing",

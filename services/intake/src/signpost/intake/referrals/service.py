@@ -32,7 +32,14 @@ from signpost.shared.events import (
     ReferralUnmatchedV1,
     new_event,
 )
-from signpost.shared.lifecycle import IllegalTransition, Move, ReferralStatus, apply_move
+from signpost.shared.lifecycle import (
+    CLOSED,
+    IllegalTransition,
+    Move,
+    ReferralStatus,
+    apply_move,
+    status_from_offers,
+)
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session, in_transaction
 from signpost.shared.outbox import stage_event
@@ -294,27 +301,28 @@ async def record_routing_decision(
 ) -> None:
     """Record routing's decision (offers, or the unmet needs) inside the caller's transaction."""
     data = envelope.data
-    if isinstance(data, ReferralRoutedV1):
-        move = Move.ROUTE
-        changes: Document = {
-            "offers": [
-                {**offer.model_dump(mode="json"), "status": ReferralStatus.ROUTED.value}
-                for offer in data.offers
-            ],
-            "decided_at": data.routed_at,
-        }
-    elif isinstance(data, ReferralUnmatchedV1):
-        move = Move.UNMATCH
-        changes = {"unmet_needs": [need.value for need in data.unmet_needs], "decided_at": data.decided_at}
-    else:
+    if not isinstance(data, ReferralRoutedV1 | ReferralUnmatchedV1):
         return
     referral = await runtime.db[REFERRALS].find_one({"_id": data.referral_id}, session=session)
     if referral is None:
         log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
         return
+    current = ReferralStatus(referral["status"])
     try:
-        status = apply_move(ReferralStatus(referral["status"]), move)
-    except IllegalTransition as exc:
+        if isinstance(data, ReferralRoutedV1) and data.replaces_provision_id:
+            status, changes = _rerouted(referral, data)
+        elif isinstance(data, ReferralUnmatchedV1) and data.declined_provision_id:
+            status, changes = _not_rerouted(referral, data)
+        elif isinstance(data, ReferralRoutedV1):
+            status = apply_move(current, Move.ROUTE)
+            changes = {"offers": _new_offers(data), "decided_at": data.routed_at}
+        else:
+            status = apply_move(current, Move.UNMATCH)
+            changes = {
+                "unmet_needs": [need.value for need in data.unmet_needs],
+                "decided_at": data.decided_at,
+            }
+    except (IllegalTransition, ReferralClosed) as exc:
         log.warning("routing decision ignored", referral_id=data.referral_id, reason=str(exc))
         return
     await save_referral(
@@ -324,3 +332,29 @@ async def record_routing_decision(
         timeline=[timeline_entry(event=envelope, status=status, actor=None)],
         session=session,
     )
+
+
+def _new_offers(data: ReferralRoutedV1) -> list[Document]:
+    return [{**offer.model_dump(mode="json"), "status": ReferralStatus.ROUTED.value} for offer in data.offers]
+
+
+def _still_open(referral: Document) -> ReferralStatus:
+    current = ReferralStatus(referral["status"])
+    if current in CLOSED or current is ReferralStatus.ESCALATED:
+        raise ReferralClosed(current)
+    return current
+
+
+def _rerouted(referral: Document, data: ReferralRoutedV1) -> tuple[ReferralStatus, Document]:
+    """Offers replacing a declined one join the package; the referral follows its offers."""
+    _still_open(referral)
+    offers = [*referral["offers"], *_new_offers(data)]
+    return status_from_offers([ReferralStatus(o["status"]) for o in offers]), {"offers": offers}
+
+
+def _not_rerouted(referral: Document, data: ReferralUnmatchedV1) -> tuple[ReferralStatus, Document]:
+    """Nothing can replace a declined offer: its needs are unmet, and if every offer was declined, so is the referral."""
+    current = _still_open(referral)
+    unmet = list(dict.fromkeys([*referral["unmet_needs"], *(need.value for need in data.unmet_needs)]))
+    status = apply_move(current, Move.UNMATCH) if current is ReferralStatus.DECLINED else current
+    return status, {"unmet_needs": unmet}

@@ -24,13 +24,13 @@ class NoSuchProvision(LookupError):
     pass
 
 
-async def save_provision(
-    *,
-    runtime: Runtime,
-    provision: Provision,
-    change: Literal["created", "updated", "retired"],
-    principal: Principal,
-) -> Provision:
+Change = Literal["created", "updated", "retired"]
+
+
+async def provision_changed(
+    *, runtime: Runtime, provision: Provision, change: Change, session: Session
+) -> None:
+    """Stage `provision.changed.v1` for a change the caller's transaction makes."""
     event = new_event(
         ProvisionChangedV1(
             provision_id=provision.id,
@@ -41,9 +41,13 @@ async def save_provision(
         source=SOURCE,
         tenant=runtime.settings.tenant,
         subject=provision.id,
-        correlation_id=None,
     )
+    await stage_event(runtime.db, topic=runtime.topics.provisions, envelope=event, session=session)
 
+
+async def save_provision(
+    *, runtime: Runtime, provision: Provision, change: Change, principal: Principal
+) -> Provision:
     async def write(session: Session) -> None:
         collection = runtime.db[PROVISIONS]
         existing = await collection.find_one({"_id": provision.id}, {"_id": 1}, session=session)
@@ -53,7 +57,7 @@ async def save_provision(
             raise NoSuchProvision(provision.id)
         document = {**to_document(provision), "changed_by": principal.subject}
         await collection.replace_one({"_id": provision.id}, document, upsert=True, session=session)
-        await stage_event(runtime.db, topic=runtime.topics.provisions, envelope=event, session=session)
+        await provision_changed(runtime=runtime, provision=provision, change=change, session=session)
 
     await in_transaction(runtime.client, write)
     runtime.events_committed()

@@ -1,17 +1,31 @@
-"""Routing decisions: one per referral, stored with its event in one transaction."""
+"""Routing decisions and the loop that follows them, each stored with its events in one transaction.
+
+- a submitted referral is matched once (one decision record per referral);
+- a declined offer is re-routed to the next best provision not yet tried for the
+  needs it was to meet, or announced as unmet;
+- capacity is reserved when an offer is accepted and released when that support
+  completes or the referral is withdrawn.
+"""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from signpost.routing.catalogue.repository import list_provisions
+from pymongo import ReturnDocument
+from signpost.routing.catalogue.models import PROVISIONS
+from signpost.routing.catalogue.repository import from_document, list_provisions
+from signpost.routing.catalogue.service import provision_changed
 from signpost.routing.matching import Catalogue, match_referral
 from signpost.shared.events import (
     Envelope,
     EventData,
+    OfferAcceptedV1,
+    OfferCompletedV1,
+    OfferDeclinedV1,
     ReferralRoutedV1,
     ReferralSubmittedV1,
     ReferralUnmatchedV1,
+    ReferralWithdrawnV1,
     new_event,
 )
 from signpost.shared.logging import get_logger
@@ -22,7 +36,19 @@ from signpost.shared.service import Runtime
 log = get_logger(__name__)
 
 DECISIONS = "decisions"
+RESERVATIONS = "reservations"
 SOURCE = "/signpost/routing"
+NO_PROVISION = "no active provision in the Local Offer covers these needs for this age, locality and level"
+
+
+async def on_referral_event(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
+    data = envelope.data
+    if isinstance(data, ReferralSubmittedV1):
+        await route_referral(runtime=runtime, envelope=envelope)
+    elif isinstance(data, OfferDeclinedV1):
+        await reroute_after_decline(runtime=runtime, envelope=envelope)
+    elif isinstance(data, OfferAcceptedV1 | OfferCompletedV1 | ReferralWithdrawnV1):
+        await track_capacity(runtime=runtime, envelope=envelope)
 
 
 async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
@@ -43,18 +69,11 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
             referral_id=submitted.referral_id,
             unmet_needs=result.unmet_needs,
             locality=submitted.locality,
-            reason="no active provision in the Local Offer covers these needs for this age and locality",
+            reason=NO_PROVISION,
             decided_at=now,
         )
     )
-    event = new_event(
-        decision,
-        source=SOURCE,
-        tenant=envelope.tenant,
-        subject=submitted.referral_id,
-        correlation_id=envelope.correlationid,
-        causation_id=envelope.id,
-    )
+    event = _event(decision, envelope)
 
     async def write(session: Session) -> None:
         if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
@@ -70,7 +89,9 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
             "submitted_event_id": envelope.id,
             "decided_at": now,
             "child_ref": submitted.child_ref,
+            "submitted": submitted.model_dump(mode="json"),
             "provision_ids": [offer.provision_id for offer in result.offers],
+            "offers": [offer.model_dump(mode="json") for offer in result.offers],
             "data": decision.model_dump(mode="json"),
         }
         await runtime.db[DECISIONS].insert_one(record, session=session)
@@ -79,6 +100,126 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
     await in_transaction(runtime.client, write)
     runtime.events_committed()
     log.info("referral routed", referral_id=submitted.referral_id, decision=event.type)
+
+
+async def reroute_after_decline(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
+    """Offer the next best provision not yet tried for the needs the declined offer was to meet."""
+    declined = envelope.data
+    assert isinstance(declined, OfferDeclinedV1)
+    provisions = await list_provisions(runtime.db, active_only=True)
+
+    async def write(session: Session) -> None:
+        if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
+            return
+        record = await runtime.db[DECISIONS].find_one({"_id": declined.referral_id}, session=session)
+        if record is None:
+            log.warning("decline of an offer routing never made; ignored", referral_id=declined.referral_id)
+            return
+        offer = next((o for o in record["offers"] if o["provision_id"] == declined.provision_id), None)
+        if offer is None:
+            return
+        tried = set(record["provision_ids"])
+        child = ReferralSubmittedV1.model_validate({**record["submitted"], "need_codes": offer["needs_met"]})
+        untried = Catalogue([p for p in provisions if p.id not in tried])
+        result = match_referral(child, untried, served_before=frozenset())
+        now = datetime.now(UTC)
+        decision: EventData = (
+            ReferralRoutedV1(
+                referral_id=declined.referral_id,
+                offers=result.offers,
+                routed_at=now,
+                replaces_provision_id=declined.provision_id,
+            )
+            if result.offers
+            else ReferralUnmatchedV1(
+                referral_id=declined.referral_id,
+                unmet_needs=child.need_codes,
+                locality=child.locality,
+                reason=f"declined by {offer['provision_name']}; {NO_PROVISION} that has not been tried",
+                decided_at=now,
+                declined_provision_id=declined.provision_id,
+            )
+        )
+        event = _event(decision, envelope)
+        await runtime.db[DECISIONS].update_one(
+            {"_id": declined.referral_id},
+            {
+                "$push": {
+                    "provision_ids": {"$each": [o.provision_id for o in result.offers]},
+                    "offers": {"$each": [o.model_dump(mode="json") for o in result.offers]},
+                }
+            },
+            session=session,
+        )
+        await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
+        log.info("declined offer re-routed", referral_id=declined.referral_id, decision=event.type)
+
+    await in_transaction(runtime.client, write)
+    runtime.events_committed()
+
+
+async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
+    """Hold a place while support is accepted or under way; give it back when it ends."""
+    data = envelope.data
+
+    async def write(session: Session) -> None:
+        if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
+            return
+        if isinstance(data, OfferAcceptedV1):
+            await _reserve(runtime, data.referral_id, data.provision_id, session)
+        elif isinstance(data, OfferCompletedV1):
+            await _release(runtime, {"_id": f"{data.referral_id}:{data.provision_id}"}, session)
+        elif isinstance(data, ReferralWithdrawnV1):
+            await _release(runtime, {"referral_id": data.referral_id}, session)
+
+    await in_transaction(runtime.client, write)
+    runtime.events_committed()
+
+
+async def _reserve(runtime: Runtime, referral_id: str, provision_id: str, session: Session) -> None:
+    taken = await runtime.db[PROVISIONS].find_one_and_update(
+        {"_id": provision_id, "capacity.available": {"$gt": 0}},
+        {"$inc": {"capacity.available": -1}},
+        session=session,
+        return_document=ReturnDocument.AFTER,
+    )
+    if taken is None:
+        return  # capacity unknown or already full: the agency accepted anyway, nothing to hold
+    await runtime.db[RESERVATIONS].insert_one(
+        {"_id": f"{referral_id}:{provision_id}", "referral_id": referral_id, "provision_id": provision_id},
+        session=session,
+    )
+    await provision_changed(
+        runtime=runtime, provision=from_document(taken), change="updated", session=session
+    )
+
+
+async def _release(runtime: Runtime, which: Document, session: Session) -> None:
+    for reservation in await runtime.db[RESERVATIONS].find(which, session=session).to_list():
+        await runtime.db[RESERVATIONS].delete_one({"_id": reservation["_id"]}, session=session)
+        current = await runtime.db[PROVISIONS].find_one({"_id": reservation["provision_id"]}, session=session)
+        if current is None or current.get("capacity") is None:
+            continue
+        capacity = current["capacity"]
+        freed = min(capacity["maximum"], capacity["available"] + 1)
+        await runtime.db[PROVISIONS].update_one(
+            {"_id": current["_id"]}, {"$set": {"capacity.available": freed}}, session=session
+        )
+        current["capacity"]["available"] = freed
+        await provision_changed(
+            runtime=runtime, provision=from_document(current), change="updated", session=session
+        )
+
+
+def _event(decision: EventData, cause: Envelope[EventData]) -> Envelope[EventData]:
+    return new_event(
+        decision,
+        source=SOURCE,
+        tenant=cause.tenant,
+        subject=cause.subject,
+        correlation_id=cause.correlationid,
+        causation_id=cause.id,
+    )
 
 
 async def _served_before(runtime: Runtime, child_ref: str) -> frozenset[str]:

@@ -1,0 +1,101 @@
+"""The loop across intake and routing: a decline is re-routed, acceptance holds a place, withdrawal frees it."""
+
+from __future__ import annotations
+
+from contextlib import AsyncExitStack
+from typing import Any
+
+import httpx
+from signpost.intake.app import create_app as create_intake
+from signpost.routing.app import create_app as create_routing
+from signpost.shared.settings import Settings
+
+from tests.conftest import Tokens, eventually, serving
+from tests.factories import referral
+
+HEALTH_ONLY = {"family_agrees_to_early_help": True, "lawful_basis": "consent", "sharing_scope": ["health"]}
+
+
+async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(settings: Settings) -> None:
+    tokens = Tokens(settings)
+    practitioner = {"Authorization": f"Bearer {tokens.practitioner()}"}
+    slt = {"Authorization": f"Bearer {tokens.agency('nhs-community-slt')}"}
+    inclusion = {"Authorization": f"Bearer {tokens.agency('la-inclusion-service')}"}
+    async with AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(create_intake(settings)))
+        routing = await stack.enter_async_context(serving(create_routing(settings)))
+
+        async def view(referral_id: str) -> dict[str, Any]:
+            return dict((await intake.get(f"/v1/referrals/{referral_id}", headers=practitioner)).json())
+
+        async def places(provision_id: str) -> int:
+            return int((await routing.get(f"/v1/provisions/{provision_id}")).json()["capacity"]["available"])
+
+        referral_id = (
+            await intake.post("/v1/referrals", json=referral(need_codes=["SLCN"]), headers=practitioner)
+        ).json()["id"]
+        first = await eventually(
+            lambda: _when(view(referral_id), lambda v: v["status"] == "routed"), what="routed"
+        )
+        assert [o["provision_id"] for o in first["offers"]] == ["slt-community"]
+
+        declined = await intake.post(
+            f"/v1/referrals/{referral_id}/offers/slt-community/decline",
+            json={"reason": "no_capacity"},
+            headers=slt,
+        )
+        assert declined.status_code == 200 and declined.json()["status"] == "declined"
+        rerouted = await eventually(
+            lambda: _when(view(referral_id), lambda v: len(v["offers"]) == 2),
+            what="re-routed after the decline",
+        )
+        assert [(o["provision_id"], o["status"]) for o in rerouted["offers"]] == [
+            ("slt-community", "declined"),
+            ("autism-outreach", "routed"),
+        ]
+        assert rerouted["status"] == "routed"
+
+        before = await places("autism-outreach")
+        accepted = await intake.post(
+            f"/v1/referrals/{referral_id}/offers/autism-outreach/accept", headers=inclusion
+        )
+        assert accepted.status_code == 200
+        await eventually(
+            lambda: _when(places("autism-outreach"), lambda n: n == before - 1), what="a place held"
+        )
+        withdrawn = await intake.post(
+            f"/v1/referrals/{referral_id}/withdraw", json={"reason": "moved_away"}, headers=practitioner
+        )
+        assert withdrawn.status_code == 200
+        await eventually(
+            lambda: _when(places("autism-outreach"), lambda n: n == before), what="the place freed"
+        )
+
+        # Health only: nothing else in health covers SLCN, so the decline leaves the need unmet.
+        second = (
+            await intake.post(
+                "/v1/referrals", json=referral(need_codes=["SLCN"], consent=HEALTH_ONLY), headers=practitioner
+            )
+        ).json()["id"]
+        await eventually(lambda: _when(view(second), lambda v: v["status"] == "routed"), what="routed")
+        await intake.post(
+            f"/v1/referrals/{second}/offers/slt-community/decline",
+            json={"reason": "not_eligible"},
+            headers=slt,
+        )
+        unmet = await eventually(
+            lambda: _when(view(second), lambda v: v["status"] == "unmatched"), what="unmatched"
+        )
+        assert unmet["unmet_needs"] == ["SLCN"]
+
+
+async def _when(value: Any, accept: Any) -> Any:
+    result = await value
+    return result if accept(result) else None
+
+
+async def test_unknown_clients_get_the_public_catalogue(settings: Settings) -> None:
+    async with serving(create_routing(settings)) as routing:
+        response = await routing.get("/v1/provisions/slt-community")
+        assert response.status_code == 200 and response.json()["capacity"]["maximum"] == 20
+        assert isinstance(routing, httpx.AsyncClient)
