@@ -99,3 +99,23 @@ async def test_unknown_clients_get_the_public_catalogue(settings: Settings) -> N
         response = await routing.get("/v1/provisions/slt-community")
         assert response.status_code == 200 and response.json()["capacity"]["maximum"] == 20
         assert isinstance(routing, httpx.AsyncClient)
+
+
+async def test_specialist_need_after_a_failed_graduated_approach_recommends_an_ehc_assessment(
+    settings: Settings,
+) -> None:
+    practitioner = {"Authorization": f"Bearer {Tokens(settings).practitioner()}"}
+    tried = {"cycles_completed": 3, "summary": "Three APDR cycles with SALT input", "worked": False}
+    body = referral(level_of_need="specialist", graduated_approach=tried)
+    async with AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(create_intake(settings)))
+        await stack.enter_async_context(serving(create_routing(settings)))
+        referral_id = (await intake.post("/v1/referrals", json=body, headers=practitioner)).json()["id"]
+
+        async def seen() -> dict[str, Any]:
+            return dict((await intake.get(f"/v1/referrals/{referral_id}", headers=practitioner)).json())
+
+        escalated = await eventually(
+            lambda: _when(seen(), lambda v: v["status"] == "escalated"), what="escalated"
+        )
+        assert escalated["escalation_reason"] == "ehc_assessment" and escalated["offers"] == []

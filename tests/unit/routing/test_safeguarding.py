@@ -12,3 +12,22 @@ async def test_safeguarding_never_reaches_matching() -> None:
     event = new_event(concern, source="/signpost/intake", tenant="t", subject="r-1")
     # No runtime at all: the handler must return before reading a catalogue or writing a decision.
     await route_referral(runtime=cast(Runtime, None), envelope=event)
+
+
+def test_ehc_assessment_is_recommended_only_for_specialist_need_the_graduated_approach_has_not_met() -> None:
+    from signpost.routing.decisions.service import needs_ehc_assessment
+    from signpost.shared.vocabulary import LevelOfNeed
+
+    def child(level: LevelOfNeed, cycles: int, worked: bool | None) -> object:
+        return submitted().model_copy(
+            update={
+                "level_of_need": level,
+                "graduated_approach_cycles": cycles,
+                "graduated_approach_worked": worked,
+            }
+        )
+
+    assert needs_ehc_assessment(child(LevelOfNeed.SPECIALIST, 2, False), min_cycles=2)  # type: ignore[arg-type]
+    assert not needs_ehc_assessment(child(LevelOfNeed.SPECIALIST, 1, False), min_cycles=2)  # type: ignore[arg-type]
+    assert not needs_ehc_assessment(child(LevelOfNeed.SPECIALIST, 4, None), min_cycles=2)  # type: ignore[arg-type]
+    assert not needs_ehc_assessment(child(LevelOfNeed.TARGETED, 4, False), min_cycles=2)  # type: ignore[arg-type]

@@ -82,6 +82,13 @@ class Settings(BaseSettings):
         default=2.0, gt=0, le=3600, description="First retry delay; doubles each time."
     )
     webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    ehc_escalation_min_cycles: int = Field(
+        default=2,
+        ge=1,
+        le=20,
+        description="Assess-plan-do-review cycles that have not worked, at specialist level, before routing "
+        "recommends an EHC needs assessment request instead of early help.",
+    )
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
 
     @model_validator(mode="after")

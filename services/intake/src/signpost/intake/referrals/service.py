@@ -301,8 +301,10 @@ async def record_routing_decision(
 ) -> None:
     """Record routing's decision (offers, or the unmet needs) inside the caller's transaction."""
     data = envelope.data
-    if not isinstance(data, ReferralRoutedV1 | ReferralUnmatchedV1):
+    if not isinstance(data, ReferralRoutedV1 | ReferralUnmatchedV1 | ReferralEscalatedV1):
         return
+    if isinstance(data, ReferralEscalatedV1) and data.reason is not EscalationReason.EHC_ASSESSMENT:
+        return  # safeguarding escalations are intake's own, recorded when submitted
     referral = await runtime.db[REFERRALS].find_one({"_id": data.referral_id}, session=session)
     if referral is None:
         log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
@@ -316,6 +318,9 @@ async def record_routing_decision(
         elif isinstance(data, ReferralRoutedV1):
             status = apply_move(current, Move.ROUTE)
             changes = {"offers": _new_offers(data), "decided_at": data.routed_at}
+        elif isinstance(data, ReferralEscalatedV1):
+            status = apply_move(current, Move.ESCALATE)
+            changes = {"escalation_reason": data.reason.value, "decided_at": data.escalated_at}
         else:
             status = apply_move(current, Move.UNMATCH)
             changes = {

@@ -19,9 +19,11 @@ from signpost.routing.matching import Catalogue, match_referral
 from signpost.shared.events import (
     Envelope,
     EventData,
+    Offer,
     OfferAcceptedV1,
     OfferCompletedV1,
     OfferDeclinedV1,
+    ReferralEscalatedV1,
     ReferralRoutedV1,
     ReferralSubmittedV1,
     ReferralUnmatchedV1,
@@ -32,6 +34,7 @@ from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session, in_transaction, mark_processed
 from signpost.shared.outbox import stage_event
 from signpost.shared.service import Runtime
+from signpost.shared.vocabulary import EscalationReason, LevelOfNeed
 
 log = get_logger(__name__)
 
@@ -57,22 +60,33 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
     # Safeguarding never reaches matching: intake has already escalated it to the front door.
     if not isinstance(submitted, ReferralSubmittedV1) or submitted.safeguarding_concern:
         return
-    catalogue = Catalogue(await list_provisions(runtime.db, active_only=True))
-    result = match_referral(
-        submitted, catalogue, served_before=await _served_before(runtime, submitted.child_ref)
-    )
     now = datetime.now(UTC)
-    decision: EventData = (
-        ReferralRoutedV1(referral_id=submitted.referral_id, offers=result.offers, routed_at=now)
-        if result.offers
-        else ReferralUnmatchedV1(
+    offers: list[Offer] = []
+    decision: EventData
+    if needs_ehc_assessment(submitted, min_cycles=runtime.settings.ehc_escalation_min_cycles):
+        decision = ReferralEscalatedV1(
             referral_id=submitted.referral_id,
-            unmet_needs=result.unmet_needs,
+            reason=EscalationReason.EHC_ASSESSMENT,
             locality=submitted.locality,
-            reason=NO_PROVISION,
-            decided_at=now,
+            setting_id=submitted.setting_id,
+            escalated_at=now,
         )
-    )
+    else:
+        catalogue = Catalogue(await list_provisions(runtime.db, active_only=True))
+        served_before = await _served_before(runtime, submitted.child_ref)
+        result = match_referral(submitted, catalogue, served_before=served_before)
+        offers = result.offers
+        decision = (
+            ReferralRoutedV1(referral_id=submitted.referral_id, offers=offers, routed_at=now)
+            if offers
+            else ReferralUnmatchedV1(
+                referral_id=submitted.referral_id,
+                unmet_needs=result.unmet_needs,
+                locality=submitted.locality,
+                reason=NO_PROVISION,
+                decided_at=now,
+            )
+        )
     event = _event(decision, envelope)
 
     async def write(session: Session) -> None:
@@ -90,8 +104,8 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
             "decided_at": now,
             "child_ref": submitted.child_ref,
             "submitted": submitted.model_dump(mode="json"),
-            "provision_ids": [offer.provision_id for offer in result.offers],
-            "offers": [offer.model_dump(mode="json") for offer in result.offers],
+            "provision_ids": [offer.provision_id for offer in offers],
+            "offers": [offer.model_dump(mode="json") for offer in offers],
             "data": decision.model_dump(mode="json"),
         }
         await runtime.db[DECISIONS].insert_one(record, session=session)
@@ -100,6 +114,16 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
     await in_transaction(runtime.client, write)
     runtime.events_committed()
     log.info("referral routed", referral_id=submitted.referral_id, decision=event.type)
+
+
+def needs_ehc_assessment(referral: ReferralSubmittedV1, *, min_cycles: int) -> bool:
+    """Specialist need that a documented graduated approach has not met: recommend an EHC
+    needs assessment request rather than more early help (the area sets `min_cycles`)."""
+    return (
+        referral.level_of_need is LevelOfNeed.SPECIALIST
+        and referral.graduated_approach_cycles >= min_cycles
+        and referral.graduated_approach_worked is False
+    )
 
 
 async def reroute_after_decline(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
