@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
-from signpost.intake.app import create_app as create_intake
-from signpost.routing.app import create_app as create_routing
-from signpost.shared.settings import Settings
 
-from tests.conftest import Tokens, eventually, serving
+from tests.conftest import Tokens, eventually
 from tests.factories import referral
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -73,17 +69,6 @@ MATRIX: dict[str, dict[str, int]] = {
     "complete": {P_OWN: 403, P_OTHER: 403, A_OFFERED: 409, A_OTHER: 404, ANALYST: 403, OPS: 403, ADMIN: 403},
     "audit": {P_OWN: 403, P_OTHER: 403, A_OFFERED: 403, A_OTHER: 403, ANALYST: 403, OPS: 403, ADMIN: 200},
 }
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def intake(module_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    async with serving(create_intake(module_settings)) as client, serving(create_routing(module_settings)):
-        yield client
-
-
-@pytest.fixture(scope="module")
-def tokens(module_settings: Settings) -> Tokens:
-    return Tokens(module_settings)
 
 
 async def routed_referral(intake: httpx.AsyncClient, tokens: Tokens) -> str:

@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import pytest_asyncio
 from signpost.intake.app import create_app as create_intake
-from signpost.routing.app import create_app as create_routing
 from signpost.shared.settings import Settings
 
-from tests.conftest import Tokens, eventually, serving, settings_for
+from tests.conftest import Tokens, eventually, settings_for
 from tests.factories import referral
 from tests.servers import KafkaServer, MongoServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="module")
-async def intake(module_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """Intake with the real routing service beside it, so offers come from the seeded catalogue."""
-    async with serving(create_intake(module_settings)) as client, serving(create_routing(module_settings)):
-        yield client
-
-
-@pytest.fixture(scope="module")
-def tokens(module_settings: Settings) -> Tokens:
-    return Tokens(module_settings)
 
 
 def auth(token: str) -> dict[str, str]:

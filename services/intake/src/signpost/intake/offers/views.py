@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Annotated
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
@@ -11,7 +12,7 @@ from signpost.intake.offers.models import CompleteRequest, DeclineRequest, NoteR
 from signpost.intake.offers.service import MAX_PAGE, list_offers, offer_move
 from signpost.intake.referrals.models import ReferralView
 from signpost.intake.referrals.service import change_referral
-from signpost.intake.referrals.views import CONFLICT, NOT_FOUND, Responses, referral_view
+from signpost.intake.referrals.views import CONFLICT, NOT_FOUND, referral_view
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
@@ -21,6 +22,7 @@ from signpost.shared.service import RuntimeDep
 router = APIRouter(tags=["offers"])
 AgencyDep = Annotated[Principal, Depends(require_roles(Role.AGENCY))]
 OFFER = "/v1/referrals/{referral_id}/offers/{provision_id}"
+Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
 class OfferPage(BaseModel):
@@ -59,107 +61,64 @@ async def get_offers(
     return OfferPage(items=items, next_cursor=next_cursor)
 
 
-async def _move(
-    request: Request,
-    runtime: RuntimeDep,
-    principal: Principal,
-    referral_id: str,
-    provision_id: str,
-    move: Move,
-    details: DeclineRequest | CompleteRequest | None = None,
-    note: str = "",
-) -> ReferralView:
-    updated = await change_referral(
-        runtime=runtime,
-        referral_id=referral_id,
-        principal=principal,
-        correlation_id=request.state.correlation_id,
-        decide=partial(
-            offer_move,
-            provision_id=provision_id,
-            organisation=principal.organisation,
-            move=move,
-            details=details,
-            note=note,
-        ),
-    )
-    return referral_view(updated)
+class OfferCall:
+    """An agency's call on one offer: who, which referral and provision, and the request."""
+
+    def __init__(
+        self, referral_id: str, provision_id: str, request: Request, runtime: RuntimeDep, principal: AgencyDep
+    ) -> None:
+        self.referral_id, self.provision_id = referral_id, provision_id
+        self.correlation_id: str = request.state.correlation_id
+        self.runtime, self.principal = runtime, principal
+
+    async def move(
+        self, move: Move, *, details: DeclineRequest | CompleteRequest | None = None, note: str = ""
+    ) -> ReferralView:
+        updated = await change_referral(
+            runtime=self.runtime,
+            referral_id=self.referral_id,
+            principal=self.principal,
+            correlation_id=self.correlation_id,
+            decide=partial(
+                offer_move,
+                provision_id=self.provision_id,
+                organisation=self.principal.organisation,
+                move=move,
+                details=details,
+                note=note,
+            ),
+        )
+        return referral_view(updated)
 
 
-RESPONSES: Responses = {**NOT_FOUND, **CONFLICT}
+OfferCallDep = Annotated[OfferCall, Depends()]
 
 
-@router.post(
-    f"{OFFER}/accept",
-    dependencies=[Depends(rate_limited_write)],
-    response_model=ReferralView,
-    summary="Accept an offer",
-    responses=RESPONSES,
-)
-async def accept(
-    referral_id: str,
-    provision_id: str,
-    request: Request,
-    runtime: RuntimeDep,
-    principal: AgencyDep,
-    body: NoteRequest | None = None,
-) -> ReferralView:
-    return await _move(
-        request, runtime, principal, referral_id, provision_id, Move.ACCEPT, note=body.note if body else ""
+def offer_route(action: str, summary: str) -> Callable[[Handler], Handler]:
+    return router.post(
+        f"{OFFER}/{action}",
+        dependencies=[Depends(rate_limited_write)],
+        response_model=ReferralView,
+        summary=summary,
+        responses={**NOT_FOUND, **CONFLICT},
     )
 
 
-@router.post(
-    f"{OFFER}/decline",
-    dependencies=[Depends(rate_limited_write)],
-    response_model=ReferralView,
-    summary="Decline an offer, with a reason",
-    responses=RESPONSES,
-)
-async def decline(
-    referral_id: str,
-    provision_id: str,
-    body: DeclineRequest,
-    request: Request,
-    runtime: RuntimeDep,
-    principal: AgencyDep,
-) -> ReferralView:
-    return await _move(request, runtime, principal, referral_id, provision_id, Move.DECLINE, details=body)
+@offer_route("accept", "Accept an offer")
+async def accept(call: OfferCallDep, body: NoteRequest | None = None) -> ReferralView:
+    return await call.move(Move.ACCEPT, note=body.note if body else "")
 
 
-@router.post(
-    f"{OFFER}/start",
-    dependencies=[Depends(rate_limited_write)],
-    response_model=ReferralView,
-    summary="Record that support has started",
-    responses=RESPONSES,
-)
-async def start(
-    referral_id: str,
-    provision_id: str,
-    request: Request,
-    runtime: RuntimeDep,
-    principal: AgencyDep,
-    body: NoteRequest | None = None,
-) -> ReferralView:
-    return await _move(
-        request, runtime, principal, referral_id, provision_id, Move.START, note=body.note if body else ""
-    )
+@offer_route("decline", "Decline an offer, with a reason")
+async def decline(call: OfferCallDep, body: DeclineRequest) -> ReferralView:
+    return await call.move(Move.DECLINE, details=body)
 
 
-@router.post(
-    f"{OFFER}/complete",
-    dependencies=[Depends(rate_limited_write)],
-    response_model=ReferralView,
-    summary="Complete support, with the outcome and a needs re-score",
-    responses=RESPONSES,
-)
-async def complete(
-    referral_id: str,
-    provision_id: str,
-    body: CompleteRequest,
-    request: Request,
-    runtime: RuntimeDep,
-    principal: AgencyDep,
-) -> ReferralView:
-    return await _move(request, runtime, principal, referral_id, provision_id, Move.COMPLETE, details=body)
+@offer_route("start", "Record that support has started")
+async def start(call: OfferCallDep, body: NoteRequest | None = None) -> ReferralView:
+    return await call.move(Move.START, note=body.note if body else "")
+
+
+@offer_route("complete", "Complete support, with the outcome and a needs re-score")
+async def complete(call: OfferCallDep, body: CompleteRequest) -> ReferralView:
+    return await call.move(Move.COMPLETE, details=body)
