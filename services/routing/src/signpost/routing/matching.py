@@ -64,6 +64,7 @@ class Facts:
     levels: frozenset[LevelOfNeed]
     capacity: float  # share of places free; unknown counts as half
     waiting: float | None
+    localities: frozenset[str]
 
     @classmethod
     def of(cls, provision: Provision) -> Facts:
@@ -73,6 +74,7 @@ class Facts:
             levels=frozenset(provision.levels_of_need),
             capacity=provision.capacity.share_free if provision.capacity else 0.5,
             waiting=provision.waiting_weeks,
+            localities=frozenset(provision.localities),
         )
 
 
@@ -156,17 +158,25 @@ class _Child:
     served_before: frozenset[str]
     weights: dict[NeedCode, int]
     needs: frozenset[NeedCode]
+    _weight_of: dict[frozenset[NeedCode], int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, referral: ReferralSubmittedV1, rules: MatchingRules, served_before: frozenset[str]) -> _Child:
         weights = {n: need_weight(referral, n) for n in referral.need_codes}
         return cls(referral, rules, served_before, weights, frozenset(weights))
 
+    def weight_of(self, needs: frozenset[NeedCode]) -> int:
+        """Total weight of `needs` (asked once per provision per round: worth remembering)."""
+        if needs not in self._weight_of:
+            self._weight_of[needs] = sum(self.weights[n] for n in needs) or 1
+        return self._weight_of[needs]
+
     def parts(self, facts: Facts, needs: frozenset[NeedCode]) -> tuple[float, float, float, float, float]:
         """(fit, capacity, waiting, locality, continuity), weighted: the one scoring formula."""
-        rules = self.rules
-        total_weight = sum(self.weights[n] for n in needs) or 1
-        covered = sum(self.weights[n] for n in facts.served & needs)
+        rules, weights = self.rules, self.weights
+        covered = 0
+        for need in facts.served & needs:
+            covered += weights[need]
         # Among services that cover the same needs, the one focused on them fits better
         # (speech and language therapy, rather than autism outreach, for a child with SLCN alone).
         focus = len(facts.served & self.needs) / len(facts.served)
@@ -175,10 +185,10 @@ class _Child:
         )
         provision = facts.provision
         return (
-            rules.weight_fit * (0.9 * covered / total_weight + 0.1 * focus),
+            rules.weight_fit * (0.9 * covered / self.weight_of(needs) + 0.1 * focus),
             rules.weight_capacity * facts.capacity,
             rules.weight_waiting * waiting,
-            rules.weight_locality * (1.0 if self.referral.locality in provision.localities else 0.7),
+            rules.weight_locality * (1.0 if self.referral.locality in facts.localities else 0.7),
             rules.weight_continuity * (1.0 if provision.id in self.served_before else 0.0),
         )
 
