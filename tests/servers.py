@@ -23,6 +23,7 @@ from signpost.platform.embedded import EmbeddedServer, start_kafka, start_mongod
 from signpost.platform.processes import stop_all
 
 MONGO_IMAGE = "mongo:8.0"
+CONTAINER_MONGO_PORT = 27017  # inside the container; the host side is a free port testcontainers picks
 KAFKA_IMAGE = "confluentinc/cp-kafka:7.9.0"
 
 
@@ -127,7 +128,7 @@ def _mongo_replica_set_container() -> Iterator[MongoServer]:
     container = (
         DockerContainer(MONGO_IMAGE)
         .with_command("--replSet rs0 --bind_ip_all")
-        .with_exposed_ports(27017)
+        .with_exposed_ports(CONTAINER_MONGO_PORT)
         .waiting_for(LogMessageWaitStrategy("Waiting for connections"))
     )
     with container:
@@ -137,12 +138,12 @@ def _mongo_replica_set_container() -> Iterator[MongoServer]:
                 "mongosh",
                 "--quiet",
                 "--eval",
-                "rs.initiate({_id:'rs0',members:[{_id:0,host:'localhost:27017'}]})",
+                f"rs.initiate({{_id:'rs0',members:[{{_id:0,host:'localhost:{CONTAINER_MONGO_PORT}'}}]}})",
             ]
         )
         if result.exit_code != 0:
             raise RuntimeError(f"rs.initiate failed: {result.output!r}")
-        host, port = container.get_container_host_ip(), container.get_exposed_port(27017)
+        host, port = container.get_container_host_ip(), container.get_exposed_port(CONTAINER_MONGO_PORT)
         url = f"mongodb://{host}:{port}/?directConnection=true"
         _wait_for_primary(url)
         yield MongoServer(url, "testcontainers")
