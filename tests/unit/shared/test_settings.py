@@ -74,3 +74,29 @@ def test_a_service_alone_needs_both_urls() -> None:
 def test_request_timeout_must_outlast_a_group_join() -> None:
     with pytest.raises(ValidationError, match="must exceed SIGNPOST_KAFKA_SESSION_TIMEOUT_MS"):
         make(kafka_request_timeout_ms=5000, kafka_session_timeout_ms=6000)
+
+
+def test_the_development_key_lives_in_the_data_dir_unless_named() -> None:
+    assert make(data_dir=Path("d")).dev_key_file == Path("d/dev-issuer/signing-key.pem")
+    assert make(auth_dev_key_file=Path("k.pem")).dev_key_file == Path("k.pem")
+
+
+def test_an_identity_provider_needs_both_its_issuer_and_its_keys() -> None:
+    with pytest.raises(ValidationError, match="set both, or neither"):
+        make(auth_issuer="https://login.example.gov.uk")
+    with pytest.raises(ValidationError, match="set both, or neither"):
+        make(auth_jwks_url="https://login.example.gov.uk/jwks")
+
+
+def test_production_refuses_a_development_signing_key() -> None:
+    with pytest.raises(ValidationError, match="SIGNPOST_AUTH_DEV_KEY_FILE is for development"):
+        make(
+            environment="production",
+            kafka_bootstrap="kafka:9092",
+            mongodb_url="mongodb://m/?replicaSet=rs0",
+            pseudonym_key="an-areas-own-long-secret",
+            front_door_phone="0117 000 0000",
+            auth_issuer="https://login.example.gov.uk",
+            auth_jwks_url="https://login.example.gov.uk/jwks",
+            auth_dev_key_file=Path("k.pem"),
+        )

@@ -103,6 +103,16 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _one_identity_provider(self) -> Settings:
+        # Half an identity provider would quietly fall back to the development issuer.
+        if bool(self.auth_issuer) != bool(self.auth_jwks_url):
+            raise ValueError(
+                "SIGNPOST_AUTH_ISSUER and SIGNPOST_AUTH_JWKS_URL name the identity provider together: "
+                "set both, or neither for the development issuer"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_unsafe_production_defaults(self) -> Settings:
         if self.environment != "production":
             return self

@@ -16,7 +16,10 @@ import structlog
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from signpost.shared.auth.principal import Principal, Role
-from signpost.shared.auth.tokens import InvalidToken, TokenVerifier
+from signpost.shared.auth.tokens import InvalidToken, SigningKeysUnavailable, TokenVerifier
+from signpost.shared.logging import get_logger
+
+log = get_logger(__name__)
 
 _bearer = HTTPBearer(
     auto_error=False,
@@ -24,20 +27,17 @@ _bearer = HTTPBearer(
 )
 
 
-def _unauthorised(reason: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail=reason,
-        headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-    )
+def _unauthorised(reason: str, *, challenge: str = 'Bearer error="invalid_token"') -> HTTPException:
+    return HTTPException(status.HTTP_401_UNAUTHORIZED, detail=reason, headers={"WWW-Authenticate": challenge})
 
 
 async def get_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise _unauthorised("send an `Authorization: Bearer <token>` header")
+    if credentials is None:
+        # RFC 6750: a request with no credentials gets a challenge without an error code.
+        raise _unauthorised("send an `Authorization: Bearer <token>` header", challenge="Bearer")
     verifier: TokenVerifier = request.app.state.token_verifier
     try:
         if verifier.fetches_keys:
@@ -46,6 +46,13 @@ async def get_principal(
             principal = verifier.verify(credentials.credentials)
     except InvalidToken as exc:
         raise _unauthorised(exc.reason) from None
+    except SigningKeysUnavailable as exc:
+        log.warning("identity provider keys unavailable", error=str(exc))
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            "the identity provider's keys cannot be fetched just now; try again shortly",
+            headers={"Retry-After": "30"},
+        ) from None
     tenant: str = request.app.state.runtime.settings.tenant
     if principal.tenant != tenant:
         raise HTTPException(

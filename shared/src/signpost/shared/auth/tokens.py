@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import tempfile
 import time
+from contextlib import suppress
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,9 @@ from signpost.shared.settings import Settings
 DEV_ISSUER = "signpost-dev"
 ALGORITHMS = ["RS256"]
 DEV_TOKEN_LIFETIME_S = 8 * 3600
+# The identity provider's clock and ours differ a little; without leeway a fresh token
+# can be "not yet valid" for a second or two.
+CLOCK_SKEW_S = 30
 
 
 class InvalidToken(Exception):
@@ -34,8 +40,12 @@ class InvalidToken(Exception):
         self.reason = reason
 
 
+class SigningKeysUnavailable(Exception):
+    """The issuer's keys could not be fetched: our problem, not the caller's token."""
+
+
 def ensure_dev_signing_key(path: Path) -> None:
-    """Create the development signing key once; concurrent callers never see half a file."""
+    """Create the development signing key once; racing creators all keep the first one written."""
     if path.exists():
         return
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -43,17 +53,27 @@ def ensure_dev_signing_key(path: Path) -> None:
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "wb") as handle:
-        handle.write(pem)
-    if path.exists():  # another process won the race: keep its key
-        temporary.unlink()
-        return
-    os.replace(temporary, path)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")  # mode 0600
+    try:
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(pem)
+        # Unlike os.replace, a link never overwrites: a key replaced after a token was
+        # signed with it would leave that token unverifiable.
+        with suppress(FileExistsError):
+            os.link(temporary, path)
+    finally:
+        os.unlink(temporary)
 
 
 def _private_key(path: Path) -> rsa.RSAPrivateKey:
+    found = path.stat()
+    return _load_private_key(path, found.st_ino, found.st_mtime_ns)
+
+
+@lru_cache(maxsize=8)
+def _load_private_key(path: Path, inode: int, modified_ns: int) -> rsa.RSAPrivateKey:
+    # Loading checks the RSA key (tens of ms); inode and mtime in the cache key mean a
+    # replaced file is read afresh.
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     return key
@@ -107,7 +127,9 @@ class TokenVerifier:
     ) -> None:
         self._issuer = issuer
         self._audience = audience
-        self._jwks = jwt.PyJWKClient(jwks_url, cache_keys=True, lifespan=300, timeout=5) if jwks_url else None
+        # The key set is cached for `lifespan`, never per key forever: a key the issuer
+        # withdraws stops verifying within five minutes.
+        self._jwks = jwt.PyJWKClient(jwks_url, lifespan=300, timeout=5) if jwks_url else None
         self._dev_key_file = dev_key_file
 
     @classmethod
@@ -124,37 +146,51 @@ class TokenVerifier:
         return self._jwks is not None
 
     def verify(self, token: str) -> Principal:
+        """The caller the token names; blocks on the network when `fetches_keys`."""
+        key = self._verification_key(token)
         try:
             claims = jwt.decode(
                 token,
-                self._verification_key(token),
+                key,
                 algorithms=ALGORITHMS,
                 issuer=self._issuer,
                 audience=self._audience,
+                leeway=CLOCK_SKEW_S,
                 options={"require": ["exp", "iat", "sub", "iss", "aud"]},
             )
         except jwt.ExpiredSignatureError:
             raise InvalidToken("the token has expired") from None
+        except jwt.ImmatureSignatureError:
+            raise InvalidToken("the token is not valid yet") from None
         except jwt.InvalidIssuerError:
             raise InvalidToken("the token is from another issuer") from None
         except jwt.InvalidAudienceError:
             raise InvalidToken("the token is not for this audience") from None
         except jwt.MissingRequiredClaimError as exc:
             raise InvalidToken(f"the token has no {exc.claim!r} claim") from None
-        except jwt.PyJWKClientError:
-            raise InvalidToken("the token's signing key is not among the issuer's keys") from None
+        except jwt.InvalidAlgorithmError:
+            raise InvalidToken("the token's algorithm is not RS256 or does not match its key") from None
         except jwt.InvalidTokenError:
             raise InvalidToken("the token is malformed or its signature does not verify") from None
         return _principal(claims)
 
-    def _verification_key(self, token: str) -> Any:
+    def _verification_key(self, token: str) -> jwt.PyJWK | rsa.RSAPublicKey:
         if self._jwks is not None:
-            return self._jwks.get_signing_key_from_jwt(token).key
-        if self._dev_key_file is None or not self._dev_key_file.exists():
-            raise InvalidToken(
-                "no development signing key yet: `signpost token` or `signpost run` creates it"
-            )
-        return _private_key(self._dev_key_file).public_key()
+            try:
+                # A PyJWK, not its bare key: decode then refuses a token whose `alg`
+                # does not match the key's type instead of failing inside the crypto.
+                return self._jwks.get_signing_key_from_jwt(token)
+            except jwt.InvalidTokenError:
+                raise InvalidToken("the token is malformed") from None
+            # ValueError: the issuer answered with something other than JSON.
+            except (jwt.PyJWKClientConnectionError, jwt.PyJWKSetError, ValueError) as exc:
+                raise SigningKeysUnavailable(str(exc)) from None
+            except jwt.PyJWKClientError:
+                raise InvalidToken("the token's signing key is not among the issuer's keys") from None
+        if self._dev_key_file is not None:
+            with suppress(FileNotFoundError):
+                return _private_key(self._dev_key_file).public_key()
+        raise InvalidToken("no development signing key yet: `signpost token` or `signpost run` creates it")
 
 
 def _principal(claims: dict[str, Any]) -> Principal:
