@@ -4,6 +4,16 @@ import pytest
 from pydantic import ValidationError
 from signpost.shared.settings import Settings
 
+PRODUCTION: dict[str, object] = {
+    "environment": "production",
+    "kafka_bootstrap": "kafka:9092",
+    "mongodb_url": "mongodb://m/?replicaSet=rs0",
+    "pseudonym_key": "an-areas-own-long-secret",
+    "front_door_phone": "0117 000 0000",
+    "auth_issuer": "https://login.example.gov.uk",
+    "auth_jwks_url": "https://login.example.gov.uk/jwks",
+}
+
 
 def make(**values: object) -> Settings:
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -39,15 +49,7 @@ def test_production_refuses_unsafe_defaults_and_names_each_problem() -> None:
 
 
 def test_production_with_servers_is_accepted() -> None:
-    settings = make(
-        environment="production",
-        kafka_bootstrap="kafka:9092",
-        mongodb_url="mongodb://m/?replicaSet=rs0",
-        pseudonym_key="an-areas-own-long-secret",
-        front_door_phone="0117 000 0000",
-        auth_issuer="https://login.example.gov.uk",
-        auth_jwks_url="https://login.example.gov.uk/jwks",
-    )
+    settings = make(**PRODUCTION)
     assert settings.require_servers() == ("kafka:9092", "mongodb://m/?replicaSet=rs0")
 
 
@@ -90,13 +92,4 @@ def test_an_identity_provider_needs_both_its_issuer_and_its_keys() -> None:
 
 def test_production_refuses_a_development_signing_key() -> None:
     with pytest.raises(ValidationError, match="SIGNPOST_AUTH_DEV_KEY_FILE is for development"):
-        make(
-            environment="production",
-            kafka_bootstrap="kafka:9092",
-            mongodb_url="mongodb://m/?replicaSet=rs0",
-            pseudonym_key="an-areas-own-long-secret",
-            front_door_phone="0117 000 0000",
-            auth_issuer="https://login.example.gov.uk",
-            auth_jwks_url="https://login.example.gov.uk/jwks",
-            auth_dev_key_file=Path("k.pem"),
-        )
+        make(**PRODUCTION, auth_dev_key_file=Path("k.pem"))

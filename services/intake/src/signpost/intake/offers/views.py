@@ -11,8 +11,7 @@ from pydantic import BaseModel, Field
 from signpost.intake.offers.models import CompleteRequest, DeclineRequest, NoteRequest, OfferSummary
 from signpost.intake.offers.service import MAX_PAGE, list_offers, offer_move
 from signpost.intake.referrals.models import ReferralView
-from signpost.intake.referrals.service import change_referral
-from signpost.intake.referrals.views import CONFLICT, NOT_FOUND, referral_view
+from signpost.intake.referrals.views import CONFLICT, NOT_FOUND, apply_decision
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
@@ -68,27 +67,20 @@ class OfferCall:
         self, referral_id: str, provision_id: str, request: Request, runtime: RuntimeDep, principal: AgencyDep
     ) -> None:
         self.referral_id, self.provision_id = referral_id, provision_id
-        self.correlation_id: str = request.state.correlation_id
-        self.runtime, self.principal = runtime, principal
+        self.request, self.runtime, self.principal = request, runtime, principal
 
     async def move(
         self, move: Move, *, details: DeclineRequest | CompleteRequest | None = None, note: str = ""
     ) -> ReferralView:
-        updated = await change_referral(
-            runtime=self.runtime,
-            referral_id=self.referral_id,
-            principal=self.principal,
-            correlation_id=self.correlation_id,
-            decide=partial(
-                offer_move,
-                provision_id=self.provision_id,
-                organisation=self.principal.organisation,
-                move=move,
-                details=details,
-                note=note,
-            ),
+        decide = partial(
+            offer_move,
+            provision_id=self.provision_id,
+            organisation=self.principal.organisation,
+            move=move,
+            details=details,
+            note=note,
         )
-        return referral_view(updated)
+        return await apply_decision(self.request, self.runtime, self.principal, self.referral_id, decide)
 
 
 OfferCallDep = Annotated[OfferCall, Depends()]

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import uuid6
@@ -114,7 +115,10 @@ async def submit_referral(
     referral_id = str(uuid6.uuid7())
     now = datetime.now(UTC)
     tenant = settings.tenant
-    submitted = new_event(
+    announce = partial(
+        new_event, source=SOURCE, tenant=tenant, subject=referral_id, correlation_id=correlation_id
+    )
+    submitted = announce(
         ReferralSubmittedV1(
             referral_id=referral_id,
             child_ref=child_reference(key=settings.pseudonym_key, tenant=tenant, child=request.child),
@@ -137,17 +141,13 @@ async def submit_referral(
             safeguarding_concern=request.safeguarding_concern,
             submitted_at=now,
         ),
-        source=SOURCE,
-        tenant=tenant,
-        subject=referral_id,
-        correlation_id=correlation_id,
     )
     events: list[Envelope[Any]] = [submitted]
     timeline = [timeline_entry(event=submitted, status=ReferralStatus.SUBMITTED, actor=principal)]
     status = ReferralStatus.SUBMITTED
     if request.safeguarding_concern:
         status = apply_move(status, Move.ESCALATE)
-        escalated = new_event(
+        escalated = announce(
             ReferralEscalatedV1(
                 referral_id=referral_id,
                 reason=EscalationReason.SAFEGUARDING,
@@ -155,10 +155,6 @@ async def submit_referral(
                 setting_id=request.setting_id,
                 escalated_at=now,
             ),
-            source=SOURCE,
-            tenant=tenant,
-            subject=referral_id,
-            correlation_id=correlation_id,
             causation_id=submitted.id,
         )
         events.append(escalated)

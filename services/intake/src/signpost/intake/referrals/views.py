@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import partial
 from typing import Annotated, Any
 
@@ -20,7 +21,7 @@ from signpost.intake.referrals.models import (
     WithdrawRequest,
 )
 from signpost.intake.referrals.moves import added_information, withdrawal
-from signpost.intake.referrals.service import CHILD_DETAILS, change_referral, submit_referral
+from signpost.intake.referrals.service import CHILD_DETAILS, Decision, change_referral, submit_referral
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
@@ -61,6 +62,24 @@ def referral_view(referral: Document) -> ReferralView:
         referrer_organisation=referral["organisation"],
         allowed_moves=allowed_moves(current),
     )
+
+
+async def apply_decision(
+    request: Request,
+    runtime: RuntimeDep,
+    principal: Principal,
+    referral_id: str,
+    decide: Callable[[Document], Decision],
+) -> ReferralView:
+    """Apply a move to a referral the caller may see, and answer with the referral as it now is."""
+    updated = await change_referral(
+        runtime=runtime,
+        referral_id=referral_id,
+        principal=principal,
+        correlation_id=request.state.correlation_id,
+        decide=decide,
+    )
+    return referral_view(updated)
 
 
 def front_door(settings: Settings) -> FrontDoor:
@@ -202,14 +221,8 @@ async def post_information(
     runtime: RuntimeDep,
     principal: PractitionerDep,
 ) -> ReferralView:
-    updated = await change_referral(
-        runtime=runtime,
-        referral_id=referral_id,
-        principal=principal,
-        correlation_id=request.state.correlation_id,
-        decide=partial(added_information, request=body, author=principal.subject),
-    )
-    return referral_view(updated)
+    decide = partial(added_information, request=body, author=principal.subject)
+    return await apply_decision(request, runtime, principal, referral_id, decide)
 
 
 @router.post(
@@ -222,11 +235,4 @@ async def post_information(
 async def post_withdraw(
     referral_id: str, body: WithdrawRequest, request: Request, runtime: RuntimeDep, principal: PractitionerDep
 ) -> ReferralView:
-    updated = await change_referral(
-        runtime=runtime,
-        referral_id=referral_id,
-        principal=principal,
-        correlation_id=request.state.correlation_id,
-        decide=partial(withdrawal, request=body),
-    )
-    return referral_view(updated)
+    return await apply_decision(request, runtime, principal, referral_id, partial(withdrawal, request=body))
