@@ -107,7 +107,7 @@ def run_service(settings: Settings, service: ServiceName) -> int:
         port=settings.port_of(service),
         log_config=None,  # structlog owns logging
         access_log=False,
-        timeout_graceful_shutdown=int(SERVICE_STOP_SHARE_S) - 1,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_budget.http_s)),
     )
     return 0
 
@@ -115,6 +115,8 @@ def run_service(settings: Settings, service: ServiceName) -> int:
 def _start_servers(settings: Settings) -> tuple[dict[str, str], list[EmbeddedServer]]:
     env = dict(os.environ)
     env["SIGNPOST_DATA_DIR"] = str(settings.data_dir.resolve())  # one dev signing key for all
+    # Services must stop within this supervisor's share of the stop budget, not a pod's.
+    env["SIGNPOST_SHUTDOWN_GRACE_S"] = str(SERVICE_STOP_SHARE_S - 1)
     if settings.log_format == "auto" and sys.stdout.isatty():
         env["SIGNPOST_LOG_FORMAT"] = "console"  # children write to a pipe, a person reads a terminal
     servers: list[EmbeddedServer] = []

@@ -48,6 +48,8 @@ def create_broker(settings: Settings, *, service: str) -> KafkaBroker:
         request_timeout_ms=settings.kafka_request_timeout_ms,
         # Topics are created explicitly with their final partition counts.
         allow_auto_create_topics=False,
+        # On stop, subscribers wait this long for handlers in flight to finish and commit.
+        graceful_timeout=settings.shutdown_budget.consumers_s,
         logger=None,
     )
 

@@ -86,6 +86,17 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
 
+    async def flush(self, *, timeout_s: float) -> None:
+        """At shutdown: publish what is pending within `timeout_s`; anything left goes at the next start."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                while await self.drain():
+                    pass
+        except Exception as exc:  # Kafka away or out of time: the events stay staged, nothing is lost
+            log.warning(
+                "outbox not flushed before stopping; pending events go at the next start", error=repr(exc)
+            )
+
     async def drain(self) -> int:
         """Publish one batch of pending events; returns how many were published."""
         pending = (

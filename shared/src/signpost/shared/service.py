@@ -80,6 +80,26 @@ class Runtime:
         self.outbox.notify()
 
 
+async def _stop(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
+    """Graceful shutdown within `SIGNPOST_SHUTDOWN_GRACE_S` (uvicorn has already drained HTTP requests).
+
+    Stop consuming first, letting handlers in flight finish and commit their offsets;
+    then stop background work, publish the events those handlers staged, and close.
+    """
+    budget = runtime.settings.shutdown_budget
+    await asyncio.gather(*(subscriber.stop() for subscriber in runtime.broker.subscribers))
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with suppress(asyncio.CancelledError):
+            await task
+    if runtime.outbox is not None:
+        await runtime.outbox.flush(timeout_s=budget.outbox_s)
+    await runtime.broker.stop()
+    await runtime.client.close()
+    log.info("service stopped")
+
+
 def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
@@ -113,14 +133,7 @@ def create_service_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with suppress(asyncio.CancelledError):
-                    await task
-            await runtime.broker.stop()
-            await runtime.client.close()
-            log.info("service stopped")
+            await _stop(runtime, tasks)
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -59,6 +60,13 @@ class Settings(BaseSettings):
     embedded_mongodb_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
 
     outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    shutdown_grace_s: float = Field(
+        default=25.0,
+        ge=2,
+        le=600,
+        description="How long a service may take to stop after SIGTERM; keep it below the orchestrator's "
+        "kill deadline (Kubernetes terminationGracePeriodSeconds, compose stop_grace_period).",
+    )
 
     pseudonym_key: SecretStr = Field(
         default=SecretStr("development-only-pseudonym-key"),
@@ -140,6 +148,10 @@ class Settings(BaseSettings):
         return self
 
     @property
+    def shutdown_budget(self) -> ShutdownBudget:
+        return ShutdownBudget(self.shutdown_grace_s)
+
+    @property
     def dev_key_file(self) -> Path:
         return self.auth_dev_key_file or self.data_dir / "dev-issuer" / "signing-key.pem"
 
@@ -171,6 +183,30 @@ class Settings(BaseSettings):
             )
         assert self.kafka_bootstrap and self.mongodb_url
         return self.kafka_bootstrap, self.mongodb_url
+
+
+@dataclass(frozen=True)
+class ShutdownBudget:
+    """How a service spends its grace period after SIGTERM, step by step; the steps leave a margin for closing.
+
+    1. HTTP: no new connections; requests in flight finish (uvicorn).
+    2. Consumers: no new messages; handlers in flight finish and commit their offsets.
+    3. Outbox: events staged by steps 1 and 2 are published (the rest go at the next start).
+    """
+
+    grace_s: float
+
+    @property
+    def http_s(self) -> float:
+        return self.grace_s * 0.25
+
+    @property
+    def consumers_s(self) -> float:
+        return self.grace_s * 0.40
+
+    @property
+    def outbox_s(self) -> float:
+        return self.grace_s * 0.25
 
 
 @lru_cache(maxsize=1)
