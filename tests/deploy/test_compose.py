@@ -1,28 +1,20 @@
-"""docker-compose.yml checked without Docker: hostnames, ports, topics and settings line up."""
+"""docker-compose.yml checked without Docker: hostnames, ports, topics, secrets and settings line up."""
 
 from __future__ import annotations
 
 import re
-import shlex
-from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
 from signpost.shared.settings import SERVICE_NAMES, Settings
-from signpost.shared.topics import Topics
 
-ROOT = Path(__file__).resolve().parents[2]
-COMPOSE: dict[str, Any] = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+from tests.deploy.manifests import ROOT, compose, compose_variables, env_file
+
+COMPOSE = compose()
 SERVICES: dict[str, Any] = COMPOSE["services"]
-
-
-EXAMPLE_ENV = dict(
-    line.split("=", 1)
-    for line in (ROOT / ".env.example").read_text().splitlines()
-    if line and not line.startswith("#")
-)
+EXAMPLE_ENV = env_file(ROOT / ".env.example")
 
 
 def interpolate(value: str) -> str:
@@ -30,19 +22,23 @@ def interpolate(value: str) -> str:
     return re.sub(r"\$\{(\w+):\?[^}]*\}", lambda match: EXAMPLE_ENV[match.group(1)], value)
 
 
+def environment(service: str) -> dict[str, str]:
+    return {key: interpolate(str(value)) for key, value in SERVICES[service]["environment"].items()}
+
+
 def settings_of(service: str) -> Settings:
-    environment = {
-        key.removeprefix("SIGNPOST_").lower(): interpolate(value)
-        for key, value in SERVICES[service]["environment"].items()
+    values = {
+        key.removeprefix("SIGNPOST_").lower(): value
+        for key, value in environment(service).items()
+        if key.startswith("SIGNPOST_")
     }
-    return Settings(_env_file=None, **environment)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 
-def kafka_listener_port() -> int:
-    listeners = SERVICES["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
-    match = re.fullmatch(r"PLAINTEXT://kafka:(\d+)", listeners)
-    assert match, listeners
-    return int(match.group(1))
+def seconds(duration: str) -> float:
+    match = re.fullmatch(r"(\d+)s", duration)
+    assert match, f"write durations in seconds, not {duration!r}"
+    return float(match.group(1))
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
@@ -54,67 +50,128 @@ def test_each_service_runs_itself_in_production_against_compose_hosts(service: s
     settings = settings_of(service)  # also proves production settings validate
     assert settings.environment == "production" and settings.kafka_idempotence
     host, port = settings.kafka_bootstrap.split(":")  # type: ignore[union-attr]
-    assert host in SERVICES and int(port) == kafka_listener_port()
+    advertised = SERVICES["kafka"]["environment"]["KAFKA_ADVERTISED_LISTENERS"]
+    assert host in SERVICES and advertised == f"PLAINTEXT://{host}:{port}"
     mongo = urlsplit(settings.mongodb_url)
-    assert mongo.hostname in SERVICES and mongo.hostname == "mongodb"
-    assert "replicaSet=rs0" in (mongo.query or "")
-    assert "--replSet" in SERVICES["mongodb"]["command"] and "rs0" in SERVICES["mongodb"]["command"]
+    assert mongo.hostname == "mongodb" and mongo.port == 27017
+    assert "replicaSet=rs0" in mongo.query and "authSource=admin" in mongo.query
+    assert SERVICES["mongodb"]["command"][:2] == ["--replSet", "rs0"]
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
 def test_ports_and_health_checks_match_the_settings(service: str) -> None:
-    port = settings_of(service).port_of(service)
-    assert SERVICES[service]["ports"] == [f"{port}:{port}"]
-    assert f"http://127.0.0.1:{port}/readyz" in " ".join(SERVICES[service]["healthcheck"]["test"])
-    assert settings_of(service).host == "0.0.0.0"
+    settings = settings_of(service)
+    port = settings.port_of(service)
+    published = SERVICES[service]["ports"]
+    assert len(published) == 1 and published[0].endswith(f":{port}")
+    assert SERVICES[service]["healthcheck"]["test"] == [
+        "CMD",
+        "signpost",
+        "health",
+        "--service",
+        service,
+        "--ready",
+    ]
+    assert settings.host == "0.0.0.0"
 
 
-def test_services_wait_for_topics_and_the_replica_set() -> None:
+def test_two_routing_replicas_share_the_consumer_group_without_port_clashes() -> None:
+    replicas = SERVICES["routing"]["deploy"]["replicas"]
+    assert replicas == 2
+    host_range = SERVICES["routing"]["ports"][0].rsplit(":", 1)[0]
+    first, last = (int(port) for port in host_range.split("-"))
+    assert last - first + 1 == replicas
+    assert replicas <= settings_of("routing").topic_partitions  # each replica gets partitions
+
+
+def test_start_order_waits_for_dependencies() -> None:
     for service in SERVICE_NAMES:
-        depends = SERVICES[service]["depends_on"]
-        assert depends["kafka-topics"]["condition"] == "service_completed_successfully"
-        assert depends["mongodb-init"]["condition"] == "service_completed_successfully"
-    assert "rs.initiate" in " ".join(SERVICES["mongodb-init"]["command"])
+        assert SERVICES[service]["depends_on"] == {"migrate": {"condition": "service_completed_successfully"}}
+        assert SERVICES[service]["restart"] == "unless-stopped"
+    assert SERVICES["migrate"]["depends_on"] == {
+        "kafka": {"condition": "service_healthy"},
+        "mongodb-init": {"condition": "service_completed_successfully"},
+    }
+    assert SERVICES["mongodb-init"]["depends_on"] == {"mongodb": {"condition": "service_healthy"}}
+    assert SERVICES["mongodb"]["depends_on"] == {
+        "mongodb-keyfile": {"condition": "service_completed_successfully"}
+    }
+    for one_shot in ("migrate", "mongodb-init", "mongodb-keyfile"):
+        assert SERVICES[one_shot]["restart"] == "no"
 
 
-def test_compose_creates_exactly_the_topics_the_services_use() -> None:
-    script = "\n".join(SERVICES["kafka-topics"]["command"])
-    created = {
-        words[1]: (int(words[2]), words[3])
-        for words in (shlex.split(line) for line in script.splitlines())
-        if words and words[0] == "create"
-    }
-    expected = {
-        spec.name: (spec.partitions, spec.config["cleanup.policy"])
-        for spec in Topics.from_settings(settings_of("routing")).specs()
-    }
-    assert created == expected
-    assert SERVICES["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+def test_migrate_creates_topics_for_a_single_broker() -> None:
+    assert SERVICES["migrate"]["command"] == ["migrate", "--replication-factor", "1"]
+    kafka = SERVICES["kafka"]["environment"]
+    assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
+    assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    assert kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
+
+
+def test_mongodb_requires_authentication_and_signpost_has_its_own_user() -> None:
+    command = SERVICES["mongodb"]["command"]
+    assert command[command.index("--keyFile") + 1] == "/etc/mongodb-keyfile/key"
+    assert "mongodb-keyfile:/etc/mongodb-keyfile:ro" in SERVICES["mongodb"]["volumes"]
+    assert "mongodb-keyfile:/keyfile" in SERVICES["mongodb-keyfile"]["volumes"]
+    root = SERVICES["mongodb"]["environment"]
+    assert root["MONGO_INITDB_ROOT_USERNAME"].startswith("${MONGODB_ROOT_USERNAME:?")
+    assert root["MONGO_INITDB_ROOT_PASSWORD"].startswith("${MONGODB_ROOT_PASSWORD:?")
+
+    init = environment("mongodb-init")
+    settings = settings_of("intake")
+    url = urlsplit(settings.mongodb_url)
+    assert init["SIGNPOST_MONGODB_USER"] == url.username
+    assert init["SIGNPOST_MONGODB_PASSWORD"] == unquote(url.password or "")
+    assert init["SIGNPOST_DATABASES"].split(",") == [settings.database_name(s) for s in SERVICE_NAMES]
+    assert init["MONGODB_REPLICA_SET"] == "rs0" and init["MONGODB_HOST"] == "mongodb:27017"
+    script = "./deploy/compose/mongodb-init.js:/mongodb-init.js:ro"
+    assert script in SERVICES["mongodb-init"]["volumes"]
+    assert (ROOT / "deploy" / "compose" / "mongodb-init.js").is_file()
+
+
+def test_stopping_gives_services_their_whole_shutdown_budget() -> None:
+    for service in (*SERVICE_NAMES, "migrate"):
+        grace = seconds(SERVICES[service]["stop_grace_period"])
+        assert grace > settings_of(service).shutdown_grace_s
 
 
 def test_durable_volumes_for_kafka_and_mongodb() -> None:
     assert "kafka-data:/var/lib/kafka/data" in SERVICES["kafka"]["volumes"]
+    assert SERVICES["kafka"]["environment"]["KAFKA_LOG_DIRS"] == "/var/lib/kafka/data"
     assert "mongodb-data:/data/db" in SERVICES["mongodb"]["volumes"]
-    assert set(COMPOSE["volumes"]) == {"kafka-data", "mongodb-data"}
-
-
-def test_production_image_leaves_out_the_embedded_servers() -> None:
-    dockerfile = (ROOT / "deploy" / "Dockerfile").read_text()
-    sync_lines = [line for line in dockerfile.splitlines() if "uv sync" in line]
-    assert sync_lines and all("--no-dev" in line and "--extra" not in line for line in sync_lines)
-    assert "USER signpost" in dockerfile
+    assert {"kafka-data", "mongodb-data", "mongodb-keyfile", "prometheus-data"} == set(COMPOSE["volumes"])
 
 
 def test_secrets_come_from_an_env_file_that_is_not_committed() -> None:
-    secret_names = {
-        "SIGNPOST_PSEUDONYM_KEY",
-        "SIGNPOST_FRONT_DOOR_NAME",
-        "SIGNPOST_FRONT_DOOR_PHONE",
-        "SIGNPOST_AUTH_ISSUER",
-        "SIGNPOST_AUTH_JWKS_URL",
-    }
+    assert compose_variables() == set(EXAMPLE_ENV), "every ${VAR} in compose is in .env.example, and no more"
     for service in SERVICE_NAMES:
-        for name in secret_names:
+        for name in ("SIGNPOST_PSEUDONYM_KEY", "SIGNPOST_AUTH_ISSUER", "SIGNPOST_AUTH_JWKS_URL"):
             assert SERVICES[service]["environment"][name].startswith(f"${{{name}:?")
-    assert secret_names <= set(EXAMPLE_ENV)
     assert ".env" in (ROOT / ".gitignore").read_text().split()
+    assert ".env" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_optional_profiles_for_kafka_ui_and_monitoring() -> None:
+    assert SERVICES["kafka-ui"]["profiles"] == ["kafka-ui"]
+    assert SERVICES["kafka-ui"]["environment"]["KAFKA_CLUSTERS_0_BOOTSTRAPSERVERS"] == (
+        settings_of("intake").kafka_bootstrap
+    )
+    assert SERVICES["prometheus"]["profiles"] == ["monitoring"]
+    for extra in ("kafka-ui", "prometheus"):
+        assert all(port.startswith("127.0.0.1:") for port in SERVICES[extra]["ports"]), (
+            "no login: loopback only"
+        )
+    profiled = {name for name, definition in SERVICES.items() if "profiles" in definition}
+    assert profiled == {"kafka-ui", "prometheus"}
+
+
+def test_prometheus_scrapes_every_replica_of_every_service() -> None:
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in SERVICES["prometheus"]["volumes"]
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    for service in SERVICE_NAMES:
+        job = jobs[service]
+        assert job["metrics_path"] == "/metrics"
+        (discovery,) = job["dns_sd_configs"]
+        assert discovery["names"] == [service] and discovery["type"] == "A"
+        assert discovery["port"] == settings_of(service).port_of(service)

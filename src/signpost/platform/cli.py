@@ -47,6 +47,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay = dlq_commands.add_parser("replay", help="publish dead letters to their original topic again")
     replay.add_argument("offsets", type=int, nargs="*", help="which (see `list`)")
     replay.add_argument("--all", action="store_true", help="every dead letter")
+    migrate = commands.add_parser(
+        "migrate",
+        help="create missing topics and apply every service's MongoDB indexes (idempotent; run before a rollout)",
+        description="Against SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL: creates each missing topic with its "
+        "final partition count and production retention, then applies the indexes of intake, routing and analytics.",
+    )
+    migrate.add_argument(
+        "--replication-factor",
+        type=_positive_int,
+        default=1,
+        help="replicas of each topic it creates (1 on a single broker, 3 on a production cluster)",
+    )
+    health = commands.add_parser(
+        "health",
+        help="exit 0 if the service on this host is alive (a container's health check)",
+        description="Asks /healthz (or /readyz with --ready) of the service listening on 127.0.0.1.",
+    )
+    health.add_argument("--service", choices=SERVICE_NAMES, help="which one (default: whichever listens)")
+    health.add_argument("--ready", action="store_true", help="also require Kafka and MongoDB to answer")
     args = parser.parse_args(argv)
 
     try:
@@ -79,6 +98,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dlq":
         return _dead_letters(settings, args)
 
+    if args.command == "health":
+        from signpost.platform.health import probe
+
+        healthy, detail = probe(
+            settings, services=[args.service] if args.service else SERVICE_NAMES, ready=args.ready
+        )
+        print(f"signpost: {detail}", file=sys.stdout if healthy else sys.stderr)
+        return 0 if healthy else 1
+
+    if args.command == "migrate":
+        return _migrate(settings, replication_factor=args.replication_factor)
+
     from signpost.platform.supervisor import run_platform, run_service
 
     if args.service:
@@ -88,6 +119,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"signpost: {exc}", file=sys.stderr)
             return 2
     return run_platform(settings)
+
+
+def _positive_int(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+    return value
+
+
+def _migrate(settings: Settings, *, replication_factor: int) -> int:
+    import asyncio
+
+    from signpost.platform.migrate import migrate
+
+    try:
+        settings.require_servers()
+    except ValueError as exc:
+        print(f"signpost: {exc}", file=sys.stderr)
+        return 2
+    try:
+        asyncio.run(migrate(settings, replication_factor=replication_factor))
+    except Exception as exc:  # a server away or refusing: say which, the job is retried
+        print(f"signpost: migrate failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    print("signpost: topics and indexes are in place")
+    return 0
 
 
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:

@@ -33,6 +33,11 @@ from signpost.platform.processes import ManagedProcess, port_is_open, stop_all
 STOP_BUDGET_S = 10.0
 SERVICE_STOP_SHARE_S = 6.0  # services first (they drain), the servers get the rest
 READY_TIMEOUT_S = 90.0
+SERVICE_APPS: dict[ServiceName, str] = {
+    "intake": "signpost.intake.app:create_app",
+    "routing": "signpost.routing.app:create_app",
+    "analytics": "signpost.analytics.app:create_app",
+}
 
 
 class _StopRequested(Exception):
@@ -95,13 +100,8 @@ def run_service(settings: Settings, service: ServiceName) -> int:
     import uvicorn
 
     settings.require_servers()
-    app_factory = {
-        "intake": "signpost.intake.app:create_app",
-        "routing": "signpost.routing.app:create_app",
-        "analytics": "signpost.analytics.app:create_app",
-    }[service]
     uvicorn.run(
-        app_factory,
+        SERVICE_APPS[service],
         factory=True,
         host=settings.host,
         port=settings.port_of(service),

@@ -9,7 +9,7 @@ its original bytes and headers, and consumption moves on.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from contextlib import suppress
 from typing import Any
 
@@ -54,8 +54,16 @@ def create_broker(settings: Settings, *, service: str) -> KafkaBroker:
     )
 
 
-async def ensure_topics(settings: Settings) -> None:
-    """Create every topic with its final partition count; existing topics are left as they are."""
+async def ensure_topics(
+    settings: Settings,
+    *,
+    replication_factor: int = 1,
+    extra_config: Mapping[str, Mapping[str, str]] | None = None,
+) -> None:
+    """Create every topic with its final partition count; existing topics are left as they are.
+
+    `extra_config` adds topic configs by topic name (`signpost migrate` sets retention).
+    """
     bootstrap, _ = settings.require_servers()
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap, request_timeout_ms=settings.kafka_request_timeout_ms
@@ -66,8 +74,9 @@ async def ensure_topics(settings: Settings) -> None:
         missing = [spec for spec in Topics.from_settings(settings).specs() if spec.name not in existing]
         for spec in missing:
             with suppress(TopicAlreadyExistsError):  # another process created it first
+                config = {**spec.config, **(extra_config or {}).get(spec.name, {})}
                 await admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, 1, topic_configs=spec.config)]
+                    [NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=config)]
                 )
     finally:
         await admin.close()

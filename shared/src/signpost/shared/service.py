@@ -137,6 +137,7 @@ def create_service_app(
 
     app = FastAPI(title=title, description=description, version="0.1.0", lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.indexes = indexes  # `signpost migrate` applies them ahead of a rollout
     app.state.token_verifier = TokenVerifier.from_settings(runtime.settings)
     app.state.write_limiter = TokenBucket(per_minute=runtime.settings.rate_limit_writes_per_minute)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)

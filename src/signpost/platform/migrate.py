@@ -1,0 +1,63 @@
+"""`signpost migrate`: what a deployment applies once before (or while) the services roll out.
+
+Creates every topic that is missing, with its final partition count, the replication
+factor of the cluster and production retention, and applies every service's MongoDB
+indexes. Both steps are idempotent, so the job can run on every release. Services
+still apply their own indexes at start-up; this makes a rollout not depend on it
+(index builds on a large collection take a while, and happen once, here).
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+
+from fastapi import FastAPI
+from signpost.shared.kafka import ensure_topics
+from signpost.shared.logging import get_logger
+from signpost.shared.mongo import IndexPlan
+from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
+from signpost.shared.topics import Topics
+
+from signpost.platform.supervisor import SERVICE_APPS
+
+log = get_logger(__name__)
+
+DAY_MS = 24 * 3600 * 1000
+KEEP_FOREVER = "-1"
+
+
+def retention(topics: Topics) -> dict[str, dict[str, str]]:
+    """Production retention by topic; topics not named keep the broker's default (7 days).
+
+    The referral log is kept for good: it is how analytics is rebuilt and a new
+    consumer catches up, and its events carry no identifying details. Dead letters
+    stay a month, long enough to inspect and replay them.
+    """
+    return {
+        topics.referrals: {"retention.ms": KEEP_FOREVER},
+        topics.dead_letters: {"retention.ms": str(30 * DAY_MS)},
+    }
+
+
+def index_plan(settings: Settings, service: ServiceName) -> tuple[IndexPlan, FastAPI]:
+    """The indexes `service` declares, read from its app (built without I/O)."""
+    module, name = SERVICE_APPS[service].split(":")
+    create_app: Callable[[Settings], FastAPI] = getattr(importlib.import_module(module), name)
+    app = create_app(settings)
+    plan: IndexPlan = app.state.indexes
+    return plan, app
+
+
+async def migrate(settings: Settings, *, replication_factor: int) -> None:
+    topics = Topics.from_settings(settings)
+    await ensure_topics(settings, replication_factor=replication_factor, extra_config=retention(topics))
+    log.info("topics ready", topics=[spec.name for spec in topics.specs()])
+    for service in SERVICE_NAMES:
+        plan, app = index_plan(settings, service)
+        runtime = app.state.runtime
+        try:
+            await plan.apply(runtime.db)
+        finally:
+            await runtime.client.close()
+        log.info("indexes applied", service=service, database=settings.database_name(service))

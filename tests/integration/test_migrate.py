@@ -1,0 +1,63 @@
+"""`signpost migrate` on real servers: every topic and every service's indexes, idempotently."""
+
+from __future__ import annotations
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import AsyncMongoClient
+from signpost.shared.settings import SERVICE_NAMES, Settings
+from signpost.shared.topics import Topics
+
+from signpost.platform.cli import main
+from signpost.platform.migrate import index_plan, migrate
+
+
+async def partitions_by_topic(settings: Settings) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(
+            [spec.name for spec in Topics.from_settings(settings).specs()]
+        )
+    finally:
+        await admin.close()
+    return {topic["topic"]: len(topic["partitions"]) for topic in described}
+
+
+async def test_migrate_creates_every_topic_and_index_and_can_run_again(settings: Settings) -> None:
+    await migrate(settings, replication_factor=1)
+    await migrate(settings, replication_factor=1)  # a second release's job changes nothing
+
+    expected = {spec.name: spec.partitions for spec in Topics.from_settings(settings).specs()}
+    assert await partitions_by_topic(settings) == expected
+
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
+    try:
+        for service in SERVICE_NAMES:
+            plan, app = index_plan(settings, service)
+            await app.state.runtime.client.close()
+            db = client[settings.database_name(service)]
+            for collection, models in plan.indexes.items():
+                existing = {
+                    tuple(index["key"].items()) async for index in await db[collection].list_indexes()
+                }
+                for model in models:
+                    assert tuple(model.document["key"].items()) in existing, (service, collection)
+    finally:
+        await client.close()
+
+
+def test_migrate_without_servers_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("SIGNPOST_KAFKA_BOOTSTRAP", raising=False)
+    monkeypatch.delenv("SIGNPOST_MONGODB_URL", raising=False)
+    assert main(["migrate"]) == 2
+    assert "SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL must be set" in capsys.readouterr().err
+
+
+def test_migrate_refuses_a_replication_factor_of_zero(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["migrate", "--replication-factor", "0"])
+    assert exit_.value.code == 2
+    assert "--replication-factor: must be a whole number of at least 1, not '0'" in capsys.readouterr().err
