@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import re
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -98,6 +99,11 @@ def test_start_order_waits_for_dependencies() -> None:
     }
     for one_shot in ("migrate", "mongodb-init", "mongodb-keyfile"):
         assert SERVICES[one_shot]["restart"] == "no"
+
+
+def test_kafka_cluster_id_is_a_uuid_as_kraft_requires() -> None:
+    cluster_id = SERVICES["kafka"]["environment"]["CLUSTER_ID"]
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
 
 
 def test_migrate_creates_topics_for_a_single_broker() -> None:
