@@ -1,7 +1,7 @@
 """Loading deploy/: the compose file, the Kustomize base and a rendered overlay, without kustomize.
 
 The overlay renderer covers exactly the Kustomize features the production overlay uses
-(namespace, images, replicas, configMapGenerator merge, secretGenerator from env files);
+(namespace, images, replicas, ConfigMap patches, secretGenerator from env files);
 `test_overlay_uses_only_what_the_renderer_understands` keeps it that way.
 """
 
@@ -29,7 +29,7 @@ RENDERED_FIELDS = {
     "resources",
     "images",
     "replicas",
-    "configMapGenerator",
+    "patches",
     "secretGenerator",
 }
 
@@ -75,10 +75,10 @@ def render(directory: Path) -> list[Manifest]:
             name, _, _ = container["image"].partition(":")
             if name in images:
                 container["image"] = f"{images[name]['newName']}:{images[name]['newTag']}"
-    for generator in spec.get("configMapGenerator", []):
-        assert generator.get("behavior") == "merge", "the renderer merges into a base ConfigMap only"
-        target = named(rendered, "ConfigMap", generator["name"])
-        target["data"].update(dict(literal.split("=", 1) for literal in generator.get("literals", [])))
+    for patch in spec.get("patches", []):
+        (change,) = load_docs(directory / patch["path"])
+        assert change["kind"] == "ConfigMap", "the renderer merges ConfigMap patches only"
+        named(rendered, "ConfigMap", change["metadata"]["name"])["data"].update(change["data"])
     for generator in spec.get("secretGenerator", []):
         data: dict[str, str] = {}
         for name in generator.get("envs", []):
