@@ -254,6 +254,33 @@ def test_only_signpost_reaches_kafka_and_mongodb() -> None:
         assert doc["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/part-of"] == "signpost"
 
 
+@pytest.mark.parametrize("service", SERVICE_NAMES)
+def test_prometheus_annotations_point_at_the_service_port(service: str) -> None:
+    annotations = named(MANIFESTS, "Deployment", service)["spec"]["template"]["metadata"]["annotations"]
+    assert annotations == {
+        "prometheus.io/scrape": "true",
+        "prometheus.io/port": str(settings().port_of(service)),
+        "prometheus.io/path": "/metrics",
+    }
+
+
+def test_ingress_reaches_each_service_by_its_named_port_through_the_allowed_controller() -> None:
+    (ingress,) = of_kind(MANIFESTS, "Ingress")
+    backends = {
+        path["backend"]["service"]["name"]: path["backend"]["service"]["port"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {service: {"name": "http"} for service in SERVICE_NAMES}
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    for service in SERVICE_NAMES:
+        (allowed,) = named(MANIFESTS, "NetworkPolicy", service)["spec"]["ingress"]
+        controllers = [peer["namespaceSelector"]["matchLabels"] for peer in allowed["from"]]
+        assert {"kubernetes.io/metadata.name": "ingress-nginx"} in controllers
+    body_limit = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert int(body_limit.removesuffix("k")) * 1024 >= settings().max_request_bytes
+
+
 def test_production_overlay_puts_everything_in_its_namespace() -> None:
     namespace = kustomization(PRODUCTION)["namespace"]
     assert named(MANIFESTS, "Namespace", namespace)
