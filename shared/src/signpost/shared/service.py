@@ -87,7 +87,10 @@ async def _stop(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
     then stop background work, publish the events those handlers staged, and close.
     """
     budget = runtime.settings.shutdown_budget
-    await asyncio.gather(*(subscriber.stop() for subscriber in runtime.broker.subscribers))
+    stopped = (subscriber.stop() for subscriber in runtime.broker.subscribers)
+    for outcome in await asyncio.gather(*stopped, return_exceptions=True):
+        if isinstance(outcome, Exception):  # still close everything else
+            log.warning("a consumer did not stop cleanly", error=repr(outcome))
     for task in tasks:
         task.cancel()
     for task in tasks:
