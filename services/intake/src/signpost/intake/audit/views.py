@@ -11,6 +11,7 @@ from signpost.intake.audit.service import Purpose, find_records
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.service import RuntimeDep
+from signpost.shared.timestamps import UtcDateTime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
 AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
@@ -36,8 +37,8 @@ async def get_audit(
     _: AdminDep,
     referral_id: str | None = None,
     subject: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: UtcDateTime | None = None,
+    until: UtcDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditRecord]:
     records = await find_records(

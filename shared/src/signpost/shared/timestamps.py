@@ -1,0 +1,22 @@
+"""Timestamps accepted from callers: timezone-aware and representable in UTC.
+
+A far-past time with a positive offset (e.g. `0001-01-01T00:16:00+15:16`) parses but
+overflows when converted to UTC; refusing it here turns that into a 422, not a 500.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, AwareDatetime
+
+
+def _in_utc(value: datetime) -> datetime:
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the range of dates that can be expressed in UTC") from None
+
+
+UtcDateTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
