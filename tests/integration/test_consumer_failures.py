@@ -7,6 +7,7 @@ a message that is not an event -> dead-lettered at once with a reason of its own
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -111,16 +112,24 @@ async def test_messages_that_are_not_events_are_dead_lettered_each_with_its_own_
 async def test_a_poison_event_is_retried_then_dead_lettered_and_never_blocks_its_partition(
     kafka: KafkaServer, mongodb: MongoServer
 ) -> None:
-    settings = settings_for(kafka, mongodb, retry_delays_s=(0.5, 0.5))
+    settings = settings_for(kafka, mongodb, retry_delays_s=(0.5, 1.5))
     await ensure_topics(settings)
     topics = Topics.from_settings(settings)
     poison, later = event_for("r-1"), event_for("r-1")  # same referral: same partition
     calls: list[str] = []
+    later_handled = asyncio.Event()
 
     async def handler(envelope: Envelope[EventData]) -> None:
+        if envelope.id != poison.id:
+            calls.append(envelope.id)
+            later_handled.set()
+            return
+        if poison.id in calls:
+            # Were the partition blocked behind the poison event, `later` would never be
+            # handled and this retry would time out instead of seeing it.
+            await asyncio.wait_for(later_handled.wait(), timeout=30)
         calls.append(envelope.id)
-        if envelope.id == poison.id:
-            raise RuntimeError("no provision p-77 in the catalogue")
+        raise RuntimeError("no provision p-77 in the catalogue")
 
     broker = create_broker(settings, service=SERVICE)
     subscribe_events(broker, settings=settings, service=SERVICE, handler=handler)
@@ -129,7 +138,6 @@ async def test_a_poison_event_is_retried_then_dead_lettered_and_never_blocks_its
         await publish_event(broker, topic=topics.referrals, envelope=later)
         (letter,) = await wait_for_records(settings, topics.dead_letters, 1)
 
-    # The later event went through while the poison one waited on the retry topic.
     assert calls == [poison.id, later.id, poison.id, poison.id]
     (original,) = [r for r in await records_on(settings, topics.referrals) if r.offset == 0]
     dlq = headers_of(letter)
@@ -183,11 +191,8 @@ async def test_a_handler_that_fails_twice_then_succeeds_applies_its_effect_once(
             await eventually(checking(lambda: calls >= 4), what="both copies retried")
         assert await db["effects"].count_documents({"event_id": event.id}) == 1
         assert await records_on(settings, topics.dead_letters) == []
-        parked = [
-            headers_of(record)["retry_attempts"]
-            for record in await records_on(settings, topics.retry(SERVICE))
-        ]
-        assert parked == ["1", "1"]
+        # Two failures, two retry records (attempt 1 of each copy, or attempts 1 and 2 of one).
+        assert len(await records_on(settings, topics.retry(SERVICE))) == 2
     finally:
         await client.drop_database(db.name)
         await client.close()
