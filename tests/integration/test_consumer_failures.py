@@ -11,13 +11,21 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
-from signpost.shared.events import Envelope, EventData, new_event, to_kafka_headers, to_kafka_value
+from signpost.shared.events import (
+    Envelope,
+    EventData,
+    ProvisionChangedV1,
+    new_event,
+    to_kafka_headers,
+    to_kafka_value,
+)
 from signpost.shared.kafka import create_broker, ensure_topics, publish_event, subscribe_events
 from signpost.shared.mongo import Document, Session, in_transaction, mark_processed
 from signpost.shared.retries import is_infrastructure_failure
@@ -33,6 +41,16 @@ SERVICE = "routing"
 
 def event_for(referral_id: str) -> Envelope[EventData]:
     return new_event(submitted(referral_id), source="/tests", tenant="E06000023", subject=referral_id)
+
+
+def provision_event(provision_id: str) -> Envelope[EventData]:
+    change = ProvisionChangedV1(
+        provision_id=provision_id,
+        change="created",
+        provision={"name": "Speech and language drop-in"},
+        changed_at=datetime.now(UTC),
+    )
+    return new_event(change, source="/tests", tenant="E06000023", subject=provision_id)
 
 
 def checking(condition: Callable[[], object]) -> Callable[[], Awaitable[object]]:
@@ -55,21 +73,35 @@ async def test_messages_that_are_not_events_are_dead_lettered_each_with_its_own_
     settings = settings_for(kafka, mongodb, event_max_bytes=1024)
     await ensure_topics(settings)
     topics = Topics.from_settings(settings)
-    event = event_for("r-7")
+    event, provision = event_for("r-7"), provision_event("p-1")
     headers, body = to_kafka_headers(event), to_kafka_value(event)
     without = lambda name: {k: v for k, v in headers.items() if k != name}  # noqa: E731
     padded = json.dumps({**json.loads(body), "padding": "x" * 2000}).encode()
-    bad: list[tuple[dict[str, str], bytes | None, str]] = [
-        (headers, b'{"referral_id": "r-7",', "body: malformed JSON"),
-        (headers, body.replace(b'"age_years":8', b'"age_years":"eight"'), "body: age_years: "),
-        (headers, padded, "over the 1024-byte limit"),
-        (headers, None, "body: empty"),
-        ({**headers, "ce_type": "uk.signpost.referral.submitted.v2"}, body, "unsupported version 'v2'"),
-        ({**headers, "ce_type": "uk.signpost.referral.teleported.v1"}, body, "unknown event type"),
-        ({**headers, "ce_specversion": "0.3"}, body, "header ce_specversion: '0.3'"),
-        (without("ce_type"), body, "header ce_type is missing"),
-        (without("ce_id"), body, "header ce_id missing"),
-        ({**headers, "ce_time": "last tuesday"}, body, "header ce_time: "),
+    referrals, provisions = topics.referrals, topics.provisions
+    # (topic, headers, body, expected reason); per topic one key, so each bad message
+    # sits ahead of that topic's good event on one partition, at offsets 0, 1, 2…
+    bad: list[tuple[str, dict[str, str], bytes | None, str]] = [
+        (referrals, headers, b'{"referral_id": "r-7",', "body: malformed JSON"),
+        (referrals, headers, body.replace(b'"age_years":8', b'"age_years":"eight"'), "body: age_years: "),
+        (referrals, headers, padded, "over the 1024-byte limit"),
+        (referrals, headers, None, "body: empty"),
+        (
+            referrals,
+            {**headers, "ce_type": "uk.signpost.referral.submitted.v2"},
+            body,
+            "unsupported version 'v2'",
+        ),
+        (referrals, {**headers, "ce_type": "uk.signpost.referral.teleported.v1"}, body, "unknown event type"),
+        (referrals, {**headers, "ce_specversion": "0.3"}, body, "header ce_specversion: '0.3'"),
+        (referrals, without("ce_type"), body, "header ce_type is missing"),
+        (referrals, without("ce_id"), body, "header ce_id missing"),
+        (referrals, {**headers, "ce_time": "last tuesday"}, body, "header ce_time: "),
+        (
+            provisions,
+            to_kafka_headers(provision),
+            to_kafka_value(provision).replace(b'"created"', b'"exploded"'),
+            "body: change: ",
+        ),
     ]
     handled: list[str] = []
 
@@ -77,34 +109,43 @@ async def test_messages_that_are_not_events_are_dead_lettered_each_with_its_own_
         handled.append(envelope.id)
 
     broker = create_broker(settings, service=SERVICE)
-    subscribe_events(broker, settings=settings, service=SERVICE, handler=handler)
+    subscribe_events(
+        broker, settings=settings, service=SERVICE, handler=handler, topics=[referrals, provisions]
+    )
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
     try:
-        # One key: every bad message sits ahead of the good event on one partition.
-        for bad_headers, value, _ in bad:
+        for topic, bad_headers, value, _ in bad:
             await producer.send_and_wait(
-                topics.referrals,
+                topic,
                 value,
-                key=b"r-7",
+                key=b"r-7" if topic == referrals else b"p-1",
                 headers=[(name, text.encode()) for name, text in bad_headers.items()],
             )
         async with consuming(broker):
-            await publish_event(broker, topic=topics.referrals, envelope=event)
-            await eventually(checking(lambda: handled), what="the good event handled")
+            await publish_event(broker, topic=referrals, envelope=event)
+            await publish_event(broker, topic=provisions, envelope=provision)
+            await eventually(checking(lambda: len(handled) >= 2), what="both good events handled")
     finally:
         await producer.stop()
 
-    assert handled == [event.id]
-    letters = await wait_for_records(settings, topics.dead_letters, len(bad))
-    reasons = [headers_of(letter)["dlq_error"] for letter in letters]
-    for (bad_headers, value, expected), letter, reason in zip(bad, letters, reasons, strict=True):
-        assert expected in reason, (expected, reason)
+    assert sorted(handled) == sorted([event.id, provision.id])
+    letters = {
+        (headers_of(letter)["dlq_topic"], int(headers_of(letter)["dlq_offset"])): letter
+        for letter in await wait_for_records(settings, topics.dead_letters, len(bad))
+    }
+    offsets = {referrals: 0, provisions: 0}
+    reasons = []
+    for topic, bad_headers, value, expected in bad:
+        letter = letters[(topic, offsets[topic])]
+        offsets[topic] += 1
         dlq = headers_of(letter)
-        assert letter.value == (value or b"") and letter.key == b"r-7"
+        reasons.append(dlq["dlq_error"])
+        assert expected in dlq["dlq_error"], (expected, dlq["dlq_error"])
+        assert letter.value == (value or b"") and letter.key in {b"r-7", b"p-1"}
         assert bad_headers.items() <= dlq.items()  # the original headers, untouched
         assert dlq["dlq_kind"] == "not-an-event" and dlq["dlq_attempts"] == "0"
-        assert dlq["dlq_service"] == SERVICE and dlq["dlq_topic"] == topics.referrals
+        assert dlq["dlq_service"] == SERVICE
     assert len(set(reasons)) == len(bad)
     assert await records_on(settings, topics.retry(SERVICE)) == []
 
