@@ -165,9 +165,10 @@ class EventConsumer:
             origin = Origin(record.topic, record.partition, record.offset)
             await self._dead_letter_unreadable(record, headers, origin, f"retry headers: {exc}")
             return
-        if parked.wait_s(datetime.now(UTC)) > 0:
-            await asyncio.sleep(min(parked.wait_s(datetime.now(UTC)), RETRY_WAIT_SLICE_S))
-            if parked.wait_s(datetime.now(UTC)) > 0:
+        wait_s = parked.wait_s(datetime.now(UTC))
+        if wait_s > 0:
+            await asyncio.sleep(min(wait_s, RETRY_WAIT_SLICE_S))
+            if wait_s > RETRY_WAIT_SLICE_S:
                 await message.nack()  # not due yet: read it again, without committing past it
                 return
         original = original_headers(headers)
