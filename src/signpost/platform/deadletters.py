@@ -83,7 +83,8 @@ async def read_dead_letters(*, bootstrap: str, topic: str) -> list[DeadLetter]:
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             for batch in (await consumer.getmany(timeout_ms=1000)).values():
                 letters.extend(
-                    _letter(record.offset, record.key, record.value, record.headers) for record in batch
+                    parse_dead_letter(record.offset, record.key, record.value, record.headers)
+                    for record in batch
                 )
         return sorted(letters, key=lambda letter: letter.offset)
     finally:
@@ -95,7 +96,7 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-def _letter(
+def parse_dead_letter(
     offset: int, key: bytes | None, value: bytes | None, raw_headers: list[tuple[str, bytes]]
 ) -> DeadLetter:
     headers = {name: data.decode("utf-8", "replace") for name, data in raw_headers}
