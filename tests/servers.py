@@ -44,6 +44,7 @@ class KafkaServer:
 class MongoServer:
     url: str
     kind: str
+    control: Pausable | None = None  # how a test makes the database unreachable and back
 
 
 def docker_available() -> bool:
@@ -61,7 +62,7 @@ def docker_available() -> bool:
 
 
 class _EmbeddedPause:
-    """SIGSTOP/SIGCONT: the broker stops answering but keeps its (in-memory) log."""
+    """SIGSTOP/SIGCONT: the server stops answering (connections hang) but keeps its state."""
 
     def __init__(self, server: EmbeddedServer) -> None:
         self._server = server
@@ -107,16 +108,17 @@ def kafka_server(log_dir: Path, *, dedicated: bool = False) -> Iterator[KafkaSer
 
 
 @contextmanager
-def mongo_server(data_dir: Path) -> Iterator[MongoServer]:
+def mongo_server(data_dir: Path, *, dedicated: bool = False) -> Iterator[MongoServer]:
+    """A database; `dedicated` ones are never the explicit URL, so a test may pause them."""
     explicit = os.environ.get("SIGNPOST_MONGODB_URL")
-    if explicit:
+    if explicit and not dedicated:
         yield MongoServer(explicit, "explicit")
     elif docker_available():
         yield from _mongo_replica_set_container()
     else:
         server = start_mongodb(data_dir=data_dir / "mongodb", log_file=data_dir / "secantus.log")
         try:
-            yield MongoServer(server.url, "embedded")
+            yield MongoServer(server.url, "embedded", _EmbeddedPause(server))
         finally:
             stop_all([server.process], timeout_s=8)
 
@@ -146,7 +148,7 @@ def _mongo_replica_set_container() -> Iterator[MongoServer]:
         host, port = container.get_container_host_ip(), container.get_exposed_port(CONTAINER_MONGO_PORT)
         url = f"mongodb://{host}:{port}/?directConnection=true"
         _wait_for_primary(url)
-        yield MongoServer(url, "testcontainers")
+        yield MongoServer(url, "testcontainers", _ContainerPause(container))
 
 
 def _wait_for_primary(url: str) -> None:

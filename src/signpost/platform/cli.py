@@ -41,7 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Reads the dead-letter topic on SIGNPOST_KAFKA_BOOTSTRAP (`signpost run` prints the embedded one).",
     )
     dlq_commands = dlq.add_subparsers(dest="dlq_command", required=True, metavar="ACTION")
-    dlq_commands.add_parser("list", help="one line per dead letter: offset, service, origin, type, error")
+    dlq_commands.add_parser(
+        "list", help="one line per dead letter: offset, service, attempts, origin, type, reason"
+    )
     show = dlq_commands.add_parser("show", help="one dead letter in full: error, origin, headers and body")
     show.add_argument("offset", type=int)
     replay = dlq_commands.add_parser("replay", help="publish dead letters to their original topic again")
@@ -152,7 +154,7 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
     from signpost.shared.topics import Topics
 
-    from signpost.platform.deadletters import read_dead_letters, replay
+    from signpost.platform.deadletters import DeadLetter, read_dead_letters, replay
 
     if not settings.kafka_bootstrap:
         print(
@@ -168,6 +170,8 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     by_offset = {letter.offset: letter for letter in letters}
     if args.dlq_command == "list":
         print(f"{len(letters)} dead letter(s)")
+        if letters:
+            print(DeadLetter.HEADING)
         for letter in letters:
             print(letter.summary())
         return 0
@@ -187,6 +191,10 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         print(by_offset[wanted[0]].details())
         return 0
     chosen = [by_offset[offset] for offset in wanted]
+    orphans = [letter.offset for letter in chosen if not letter.replayable]
+    if orphans:
+        print(f"signpost: dead letter(s) {orphans} do not say which topic they came from", file=sys.stderr)
+        return 2
     asyncio.run(replay(bootstrap=settings.kafka_bootstrap, letters=chosen))
     for letter in chosen:
         print(f"replayed {letter.offset} to {letter.original_topic}")

@@ -1,20 +1,23 @@
 """`signpost dlq`: inspect and replay messages no consumer could read.
 
 A dead letter keeps the original bytes, key and headers, plus `dlq_*` headers saying
-which service refused it, why, and where it came from. Replaying publishes the
-original message to its original topic again (consumers deduplicate by event id, so
-replaying a valid event twice changes nothing).
+which service refused it, why, where it came from and after how many attempts (0:
+not an event, never handled). Replaying publishes the original message, without the
+`dlq_*`/`retry_*` headers, to its original topic again (consumers deduplicate by event
+id, so replaying a valid event twice changes nothing).
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import ClassVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from signpost.shared.retries import original_headers
 
-DLQ_PREFIX = "dlq_"
+UNKNOWN = "?"
 
 
 @dataclass(frozen=True)
@@ -25,15 +28,25 @@ class DeadLetter:
     headers: dict[str, str]  # the original message's
     error: str
     service: str
+    original_topic: str
     origin: str  # topic[partition]@offset
+    attempts: str  # how many times the handler failed; 0 when the message was not an event
+    first_failed_at: str | None
+
+    HEADING: ClassVar[str] = (
+        f"{'offset':>6}  {'service':<9}  {'attempts':>8}  {'origin':<40}  {'type':<40}  reason"
+    )
 
     @property
-    def original_topic(self) -> str:
-        return self.origin.split("[", 1)[0]
+    def replayable(self) -> bool:
+        return self.original_topic != UNKNOWN
 
     def summary(self) -> str:
         event_type = self.headers.get("ce_type", "(no ce_type)")
-        return f"{self.offset:>6}  {self.service:<9}  {self.origin:<40}  {event_type:<40}  {self.error}"
+        return (
+            f"{self.offset:>6}  {self.service:<9}  {self.attempts:>8}  {self.origin:<40}  "
+            f"{event_type:<40}  {self.error}"
+        )
 
     def details(self) -> str:
         try:
@@ -44,6 +57,8 @@ class DeadLetter:
             f"dead letter {self.offset}",
             f"  refused by: {self.service}",
             f"  error:      {self.error}",
+            f"  attempts:   {self.attempts}"
+            + (f" (first failed {self.first_failed_at})" if self.first_failed_at else ""),
             f"  from:       {self.origin}",
             f"  key:        {self.key.decode('utf-8', 'replace') if self.key else '(none)'}",
             "  headers:",
@@ -68,7 +83,8 @@ async def read_dead_letters(*, bootstrap: str, topic: str) -> list[DeadLetter]:
         while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
             for batch in (await consumer.getmany(timeout_ms=1000)).values():
                 letters.extend(
-                    _letter(record.offset, record.key, record.value, record.headers) for record in batch
+                    parse_dead_letter(record.offset, record.key, record.value, record.headers)
+                    for record in batch
                 )
         return sorted(letters, key=lambda letter: letter.offset)
     finally:
@@ -80,18 +96,22 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
     return consumer.partitions_for_topic(topic) or set()
 
 
-def _letter(
+def parse_dead_letter(
     offset: int, key: bytes | None, value: bytes | None, raw_headers: list[tuple[str, bytes]]
 ) -> DeadLetter:
     headers = {name: data.decode("utf-8", "replace") for name, data in raw_headers}
+    topic = headers.get("dlq_topic", UNKNOWN)
     return DeadLetter(
         offset=offset,
         key=key,
         value=value or b"",
-        headers={k: v for k, v in headers.items() if not k.startswith(DLQ_PREFIX)},
+        headers=original_headers(headers),
         error=headers.get("dlq_error", "(unknown)"),
         service=headers.get("dlq_service", "?"),
-        origin=f"{headers.get('dlq_topic', '?')}[{headers.get('dlq_partition', '?')}]@{headers.get('dlq_offset', '?')}",
+        original_topic=topic,
+        origin=f"{topic}[{headers.get('dlq_partition', '?')}]@{headers.get('dlq_offset', '?')}",
+        attempts=headers.get("dlq_attempts", "?"),
+        first_failed_at=headers.get("dlq_first_failed_at"),
     )
 
 

@@ -52,17 +52,31 @@ def test_readers_ignore_fields_they_do_not_know() -> None:
     [
         (lambda h, v: ({k: x for k, x in h.items() if k != "ce_type"}, v), "header ce_type is missing"),
         (lambda h, v: ({**h, "ce_type": "uk.signpost.referral.teleported.v1"}, v), "unknown event type"),
-        (lambda h, v: (h, b"not json"), "body: "),
+        (
+            lambda h, v: ({**h, "ce_type": "uk.signpost.referral.submitted.v2"}, v),
+            "unsupported version 'v2' of 'uk.signpost.referral.submitted' \\(this consumer reads v1\\)",
+        ),
+        (lambda h, v: ({**h, "ce_specversion": "0.3"}, v), "header ce_specversion: '0.3' is not supported"),
+        (lambda h, v: (h, b"not json"), "body: malformed JSON: "),
+        (lambda h, v: (h, b"[1, 2]"), "body: \\(root\\): Input should be an object"),
         (lambda h, v: (h, v.replace(b'"age_years":8', b'"age_years":40')), "body: age_years"),
-        (lambda h, v: ({k: x for k, x in h.items() if k != "ce_tenant"}, v), "header ce_tenant"),
+        (lambda h, v: ({k: x for k, x in h.items() if k != "ce_tenant"}, v), "header ce_tenant missing"),
+        (lambda h, v: ({**h, "ce_time": "soon"}, v), "header ce_time: Input should be a valid datetime"),
         (lambda h, v: (h, None), "body: empty"),
+        (lambda h, v: (h, v + b" " * 4096), "body: \\d+ bytes, over the 4096-byte limit"),
     ],
 )
 def test_bad_messages_say_what_is_wrong_and_where(mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
     event = new_event(submitted(), source="s", tenant="t", subject="r-1")
     headers, value = mutate(to_kafka_headers(event), to_kafka_value(event))
     with pytest.raises(EventContractError, match=expected):
-        from_kafka(value, headers)
+        from_kafka(value, headers, max_bytes=4096)
+
+
+def test_an_event_at_the_size_limit_is_read() -> None:
+    event = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    value = to_kafka_value(event)
+    assert from_kafka(value, to_kafka_headers(event), max_bytes=len(value)) == event
 
 
 def test_need_codes_imply_broad_areas_in_code_of_practice_order() -> None:

@@ -93,3 +93,24 @@ def test_an_identity_provider_needs_both_its_issuer_and_its_keys() -> None:
 def test_production_refuses_a_development_signing_key() -> None:
     with pytest.raises(ValidationError, match="SIGNPOST_AUTH_DEV_KEY_FILE is for development"):
         make(**PRODUCTION, auth_dev_key_file=Path("k.pem"))
+
+
+def test_retry_delays_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert make().retry_delays_s == (1.0, 5.0, 30.0)
+    monkeypatch.setenv("SIGNPOST_RETRY_DELAYS_S", "0.5, 2,10")
+    assert Settings().retry_delays_s == (0.5, 2.0, 10.0)
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        ({"retry_delays_s": "1,soon"}, "retry_delays_s.1"),
+        ({"retry_delays_s": "1,-2"}, "greater than 0"),
+        ({"retry_delays_s": ""}, "at least 1 item"),
+        ({"consumer_backoff_initial_s": 5, "consumer_backoff_max_s": 1}, "SIGNPOST_CONSUMER_BACKOFF_MAX_S"),
+        ({"event_max_bytes": 10}, "event_max_bytes"),
+    ],
+)
+def test_consumer_reliability_settings_are_checked(values: dict[str, object], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        make(**values)

@@ -268,25 +268,64 @@ def to_kafka_value(envelope: Envelope[EventData]) -> bytes:
     return envelope.data.model_dump_json().encode()
 
 
-def from_kafka(value: bytes | None, headers: Mapping[str, str]) -> Envelope[EventData]:
-    """Read a binary-mode CloudEvent; raises EventContractError naming the bad part."""
+# Binary-mode attributes a producer must send; `causationid` is optional.
+_REQUIRED_HEADERS = tuple(f"ce_{name}" for name in _HEADER_ATTRIBUTES if name != "causationid")
+
+
+def from_kafka(
+    value: bytes | None, headers: Mapping[str, str], *, max_bytes: int | None = None
+) -> Envelope[EventData]:
+    """Read a binary-mode CloudEvent; raises EventContractError naming the bad part.
+
+    Each way a message can fail to be an event has its own reason, so a dead letter
+    says at a glance what is wrong: missing header, wrong specversion, unknown type,
+    unsupported version of a known type, oversized, empty, malformed JSON, wrong shape.
+    """
     event_type = headers.get("ce_type")
     if event_type is None:
         raise EventContractError("header ce_type is missing: not a CloudEvent in binary mode")
+    specversion = headers.get("ce_specversion")
+    if specversion is not None and specversion != "1.0":
+        raise EventContractError(
+            f"header ce_specversion: {specversion[:20]!r} is not supported, expected CloudEvents '1.0'"
+        )
     data_class = EVENT_TYPES.get(event_type)
     if data_class is None:
-        raise EventContractError(f"header ce_type: unknown event type {event_type!r}")
-    if value is None:
+        raise EventContractError(_unknown_type(event_type))
+    missing = [name for name in _REQUIRED_HEADERS if name not in headers]
+    if missing:
+        raise EventContractError(f"header {', '.join(missing)} missing: required CloudEvents attributes")
+    if not value:
         raise EventContractError("body: empty, expected the event's JSON data")
+    if max_bytes is not None and len(value) > max_bytes:
+        raise EventContractError(f"body: {len(value)} bytes, over the {max_bytes}-byte limit for one event")
     try:
         data = data_class.model_validate_json(value)
     except ValidationError as exc:
+        if exc.errors()[0]["type"] == "json_invalid":
+            raise EventContractError(f"body: malformed JSON: {exc.errors()[0]['msg']}") from None
         raise EventContractError(f"body: {_first_error(exc)}") from None
     attributes = {name: headers[f"ce_{name}"] for name in _HEADER_ATTRIBUTES if f"ce_{name}" in headers}
     try:
         return Envelope[EventData](**attributes, data=data)
     except ValidationError as exc:
         raise EventContractError(f"header ce_{_first_error(exc)}") from None
+
+
+def _unknown_type(event_type: str) -> str:
+    """Tell a version this consumer does not read apart from a type it has never heard of."""
+    family, _, version = event_type[:200].rpartition(".")
+    known = sorted(
+        known_version
+        for known_family, _, known_version in (name.rpartition(".") for name in EVENT_TYPES)
+        if known_family == family
+    )
+    if known:
+        return (
+            f"header ce_type: unsupported version {version!r} of {family!r} "
+            f"(this consumer reads {', '.join(known)})"
+        )
+    return f"header ce_type: unknown event type {event_type[:200]!r}"
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -1,22 +1,28 @@
-"""Kafka wiring: the broker factory, explicit topic creation, and the event subscriber.
+"""Kafka wiring: the broker factory, explicit topic creation, and the event subscribers.
 
-Consumers are at-least-once (offsets commit after the handler succeeds; a failure
-rewinds the partition) and made effectively-once by the handlers' processed-event
-records. A message that is not a valid event goes to the dead-letter topic with
-its original bytes and headers, and consumption moves on.
+Consumers are at-least-once (offsets commit after the handler succeeds) and made
+effectively-once by the handlers' processed-event records. Failures are told apart
+(see `signpost.shared.retries`): MongoDB away -> retried in place, in order; a
+handler failing on a valid event -> parked on the service's retry topic and retried
+later, then dead-lettered; not an event -> dead-lettered at once. A poison message
+never blocks its partition.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
-from typing import Any
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeAlias
 
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
+from faststream.types import DecodedMessage
 from signpost.shared.events import (
     Envelope,
     EventContractError,
@@ -26,16 +32,30 @@ from signpost.shared.events import (
     to_kafka_value,
 )
 from signpost.shared.logging import bind_correlation_id, get_logger
+from signpost.shared.retries import (
+    NOT_AN_EVENT,
+    Failure,
+    Origin,
+    Parked,
+    backoff_delay,
+    dead_letter_headers,
+    describe_error,
+    is_infrastructure_failure,
+    original_headers,
+    retry_due,
+)
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
 log = get_logger(__name__)
 
 EventHandler = Callable[[Envelope[EventData]], Awaitable[None]]
+Step = Callable[[KafkaMessage], Awaitable[None]]
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
-# A failing handler (say MongoDB is briefly away) is retried after this pause
-# rather than in a tight loop; poison messages never get here (they are dead-lettered).
-HANDLER_FAILURE_PAUSE_S = 1.0
+# The retry consumer waits for a parked event to fall due in slices this long, then
+# reads it again, so stopping the service never waits behind a long retry delay.
+RETRY_WAIT_SLICE_S = 1.0
 
 
 def create_broker(settings: Settings, *, service: str) -> KafkaBroker:
@@ -97,54 +117,194 @@ def subscribe_events(
     settings: Settings,
     service: str,
     handler: EventHandler,
+    topics: Sequence[str] = (),
 ) -> None:
-    """Feed every referral event to `handler` within the service's consumer group."""
-    topics = Topics.from_settings(settings)
+    """Feed every event on `topics` (default: the referrals topic) to `handler`, in the service's group.
 
-    @broker.subscriber(
-        topics.referrals,
-        group_id=topics.group(service),
-        auto_offset_reset="earliest",
-        ack_policy=AckPolicy.NACK_ON_ERROR,
-        session_timeout_ms=settings.kafka_session_timeout_ms,
-        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-        title=f"{service}:referral-events",
-    )
-    async def on_referral_event(message: KafkaMessage) -> None:
-        try:
-            envelope = from_kafka(message.body, message.headers)
-        except EventContractError as exc:
-            await dead_letter(broker, topics=topics, message=message, error=exc.reason, service=service)
+    Also subscribes the service's retry consumer, so call this once per service:
+    each subscriber costs a consumer-group join of several seconds on Tansu.
+    """
+    names = Topics.from_settings(settings)
+    consumer = EventConsumer(broker=broker, settings=settings, service=service, handler=handler, topics=names)
+    for subscribed, group, role, step in (
+        (topics or [names.referrals], names.group(service), "events", consumer.on_event),
+        ([names.retry(service)], names.retry_group(service), "retries", consumer.on_retry),
+    ):
+        broker.subscriber(
+            *subscribed,
+            group_id=group,
+            auto_offset_reset="earliest",
+            ack_policy=AckPolicy.NACK_ON_ERROR,
+            session_timeout_ms=settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            title=f"{service}:{role}",
+            decoder=_undecoded,
+        )(consumer.subscriber_for(step))
+
+
+@dataclass(frozen=True)
+class EventConsumer:
+    """One service's treatment of each message, from its topics and from its retry topic."""
+
+    broker: KafkaBroker
+    settings: Settings
+    service: str
+    handler: EventHandler
+    topics: Topics
+
+    async def on_event(self, message: KafkaMessage) -> None:
+        record = _record(message)
+        headers = _headers(record)
+        origin = Origin(record.topic, record.partition, record.offset)
+        envelope = await self._read(record, headers, origin)
+        if envelope is None:
             return
-        bind_correlation_id(envelope.correlationid)
         try:
-            await handler(envelope)
-        except Exception:
-            log.exception("event handler failed; will retry", event_id=envelope.id, type=envelope.type)
-            await asyncio.sleep(HANDLER_FAILURE_PAUSE_S)
-            raise
+            await self._handle(envelope)
+        except Exception as exc:
+            failure = Failure.first(
+                service=self.service, origin=origin, error=describe_error(exc), now=datetime.now(UTC)
+            )
+            await self._retry_later(record, headers, envelope, failure)
 
+    async def on_retry(self, message: KafkaMessage) -> None:
+        record = _record(message)
+        headers = _headers(record)
+        try:
+            parked = Parked.from_headers(headers)
+        except ValueError as exc:
+            origin = Origin(record.topic, record.partition, record.offset)
+            await self._dead_letter_unreadable(record, headers, origin, f"retry headers: {exc}")
+            return
+        wait_s = parked.wait_s(datetime.now(UTC))
+        if wait_s > 0:
+            await asyncio.sleep(min(wait_s, RETRY_WAIT_SLICE_S))
+            if wait_s > RETRY_WAIT_SLICE_S:
+                await message.nack()  # not due yet: read it again, without committing past it
+                return
+        original = original_headers(headers)
+        envelope = await self._read(record, original, parked.failure.origin)
+        if envelope is None:
+            return
+        try:
+            await self._handle(envelope)
+        except Exception as exc:
+            await self._retry_later(
+                record, original, envelope, parked.failure.again(error=describe_error(exc))
+            )
+            return
+        log.info(
+            "parked event handled",
+            event_id=envelope.id,
+            type=envelope.type,
+            attempts=parked.failure.attempts + 1,
+        )
 
-async def dead_letter(
-    broker: KafkaBroker, *, topics: Topics, message: KafkaMessage, error: str, service: str
-) -> None:
-    raw = message.raw_message
-    assert not isinstance(raw, tuple)
-    headers = {key: value.decode("utf-8", "replace") for key, value in raw.headers}
-    headers.update(
-        {
-            "dlq_error": error,
-            "dlq_service": service,
-            "dlq_topic": raw.topic,
-            "dlq_partition": str(raw.partition),
-            "dlq_offset": str(raw.offset),
+    def subscriber_for(self, step: Step) -> Step:
+        async def consume(message: KafkaMessage) -> None:
+            try:
+                await step(message)
+            except Exception:
+                # Only publishing to the retry or dead-letter topic fails here, i.e. Kafka
+                # itself is away: pause, then raise so the message is read again.
+                log.exception("could not park or dead-letter a message; it will be read again")
+                await asyncio.sleep(self.settings.consumer_backoff_max_s)
+                raise
+
+        return consume
+
+    async def _read(
+        self, record: Record, headers: dict[str, str], origin: Origin
+    ) -> Envelope[EventData] | None:
+        try:
+            return from_kafka(record.value, headers, max_bytes=self.settings.event_max_bytes)
+        except EventContractError as exc:
+            await self._dead_letter_unreadable(record, headers, origin, exc.reason)
+            return None
+
+    async def _handle(self, envelope: Envelope[EventData]) -> None:
+        """Run the handler; while MongoDB is away, wait and run it again in place.
+
+        Every other message would fail the same way, so parking this one would
+        only reorder the stream: holding the partition keeps order and loses nothing.
+        """
+        bind_correlation_id(envelope.correlationid)
+        attempt = 0
+        while True:
+            try:
+                await self.handler(envelope)
+                return
+            except Exception as exc:
+                if not is_infrastructure_failure(exc):
+                    raise
+                attempt += 1
+                delay = backoff_delay(
+                    attempt,
+                    initial_s=self.settings.consumer_backoff_initial_s,
+                    max_s=self.settings.consumer_backoff_max_s,
+                )
+                log.warning(
+                    "database unavailable; retrying the event in place",
+                    attempt=attempt,
+                    retry_in_s=delay,
+                    error=describe_error(exc),
+                    event_id=envelope.id,
+                    type=envelope.type,
+                )
+                await asyncio.sleep(delay)
+
+    async def _retry_later(
+        self, record: Record, headers: dict[str, str], envelope: Envelope[EventData], failure: Failure
+    ) -> None:
+        """Park the event on the retry topic, or dead-letter it once its retries are used up."""
+        delay = failure.next_delay(self.settings.retry_delays_s)
+        context = {
+            "event_id": envelope.id,
+            "type": envelope.type,
+            "attempts": failure.attempts,
+            "error": failure.last_error,
+            "origin": str(failure.origin),
         }
-    )
-    log.warning(
-        "dead-lettered a message that is not a valid event",
-        error=error,
-        topic=raw.topic,
-        partition=raw.partition,
-        offset=raw.offset,
-    )
-    await broker.publish(raw.value or b"", topics.dead_letters, key=raw.key, headers=headers)
+        if delay is None:
+            log.error("event handler failed on its last attempt; dead-lettered", **context)
+            await self._publish(
+                self.topics.dead_letters, record, {**headers, **failure.dead_letter_headers()}
+            )
+            return
+        log.warning("event handler failed; parked for a retry", retry_in_s=delay, exc_info=True, **context)
+        not_before = retry_due(datetime.now(UTC), delay)
+        await self._publish(
+            self.topics.retry(self.service),
+            record,
+            {**headers, **failure.retry_headers(not_before=not_before)},
+        )
+
+    async def _dead_letter_unreadable(
+        self, record: Record, headers: dict[str, str], origin: Origin, reason: str
+    ) -> None:
+        log.warning("dead-lettered a message that is not a valid event", error=reason, origin=str(origin))
+        extra = dead_letter_headers(
+            kind=NOT_AN_EVENT, error=reason, service=self.service, origin=origin, attempts=0
+        )
+        await self._publish(self.topics.dead_letters, record, {**headers, **extra})
+
+    async def _publish(self, topic: str, record: Record, headers: dict[str, str]) -> None:
+        """The original bytes and key, so a replay is the message the producer sent."""
+        await self.broker.publish(record.value or b"", topic, key=record.key, headers=headers)
+
+
+async def _undecoded(message: KafkaMessage) -> DecodedMessage:
+    """Leave the body alone: `from_kafka` reads it. FastStream's own decoder parses a
+    JSON content-type eagerly, and a malformed body then fails before any handler
+    runs, rewinding its partition forever."""
+    return message.body
+
+
+def _record(message: KafkaMessage) -> Record:
+    raw = message.raw_message
+    assert not isinstance(raw, tuple), "batch subscribers are not event subscribers"
+    return raw
+
+
+def _headers(record: Record) -> dict[str, str]:
+    return {name: value.decode("utf-8", "replace") for name, value in record.headers}

@@ -66,13 +66,18 @@ class Runtime:
         )
         self.background.append(self.outbox.run)
 
-    def consume_events(self, handler: Callable[..., Awaitable[None]]) -> None:
-        """Feed every referral event to `handler(runtime=, envelope=)` in this service's group."""
+    def consume_events(self, handler: Callable[..., Awaitable[None]], *, topics: Sequence[str] = ()) -> None:
+        """Feed every event on `topics` (default: the referrals topic) to `handler(runtime=, envelope=)`.
+
+        Call once per service: it also subscribes the service's retry consumer.
+        """
 
         async def handle(envelope: Envelope[EventData]) -> None:
             await handler(runtime=self, envelope=envelope)
 
-        subscribe_events(self.broker, settings=self.settings, service=self.service, handler=handle)
+        subscribe_events(
+            self.broker, settings=self.settings, service=self.service, handler=handle, topics=topics
+        )
 
     def events_committed(self) -> None:
         """Call after a transaction that staged events, so they go out now rather than at the next poll."""

@@ -5,15 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["intake", "routing", "analytics"]
 # Ofcom reserves 01632 960xxx for drama: a placeholder nobody can mistake for a real line.
 DRAMA_PHONE_NUMBER = "01632 960000"
 SERVICE_NAMES: tuple[ServiceName, ...] = ("intake", "routing", "analytics")
+RetryDelay = Annotated[float, Field(gt=0, le=3600)]
 
 
 class Settings(BaseSettings):
@@ -43,6 +44,25 @@ class Settings(BaseSettings):
     kafka_request_timeout_ms: int = Field(default=10_000, ge=1000, le=300_000)
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     topic_partitions: int = Field(default=6, ge=1, le=1000)
+    event_max_bytes: int = Field(
+        default=256 * 1024,
+        ge=1024,
+        le=10 * 1024 * 1024,
+        description="An event body larger than this is dead-lettered unread.",
+    )
+    retry_delays_s: Annotated[tuple[RetryDelay, ...], NoDecode] = Field(
+        default=(1.0, 5.0, 30.0),
+        min_length=1,
+        max_length=20,
+        description="Pause before each retry of an event whose handler failed, e.g. `1,5,30`; "
+        "after the last retry fails the event goes to the dead-letter topic.",
+    )
+    consumer_backoff_initial_s: float = Field(
+        default=0.5, gt=0, le=60, description="First pause while MongoDB is unreachable; doubles each time."
+    )
+    consumer_backoff_max_s: float = Field(
+        default=10.0, gt=0, le=600, description="Longest pause while MongoDB is unreachable."
+    )
 
     mongodb_url: str | None = Field(default=None, min_length=1)
     database_prefix: str = Field(default="signpost", pattern=r"^[A-Za-z0-9_-]{1,40}$")
@@ -98,6 +118,22 @@ class Settings(BaseSettings):
         "recommends an EHC needs assessment request instead of early help.",
     )
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+
+    @field_validator("retry_delays_s", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _backoff_cap_above_start(self) -> Settings:
+        if self.consumer_backoff_max_s < self.consumer_backoff_initial_s:
+            raise ValueError(
+                f"SIGNPOST_CONSUMER_BACKOFF_MAX_S ({self.consumer_backoff_max_s}) must be at least "
+                f"SIGNPOST_CONSUMER_BACKOFF_INITIAL_S ({self.consumer_backoff_initial_s})"
+            )
+        return self
 
     @model_validator(mode="after")
     def _join_fits_in_a_request(self) -> Settings:

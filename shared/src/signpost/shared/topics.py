@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from signpost.shared.settings import Settings
+from signpost.shared.settings import SERVICE_NAMES, Settings
 
 
 @dataclass(frozen=True)
@@ -40,13 +40,30 @@ class Topics:
         """Messages no consumer could read: original bytes and headers plus the error."""
         return f"{self.prefix}signpost.dead-letters"
 
+    def retry(self, service: str) -> str:
+        """Events whose handler failed in `service`, waiting for their next attempt.
+
+        One per consuming service: a retry is that service's business alone, and the
+        other services have already handled the event from the original topic.
+        """
+        return f"{self.prefix}signpost.retry.{service}"
+
     def specs(self) -> list[TopicSpec]:
         """What `ensure_topics` creates: Tansu cannot add partitions later, so counts are final."""
         return [
             TopicSpec(self.referrals, self.partitions, {"cleanup.policy": "delete"}),
             TopicSpec(self.provisions, 3, {"cleanup.policy": "compact"}),
             TopicSpec(self.dead_letters, 1, {"cleanup.policy": "delete"}),
+            # Keyed like the original, so a referral's parked events keep their order.
+            *(
+                TopicSpec(self.retry(service), self.partitions, {"cleanup.policy": "delete"})
+                for service in SERVICE_NAMES
+            ),
         ]
 
     def group(self, service: str) -> str:
         return f"{self.prefix}signpost-{service}"
+
+    def retry_group(self, service: str) -> str:
+        """Its own group: a consumer waiting for a retry to fall due must not hold up the main one."""
+        return f"{self.prefix}signpost-{service}-retry"
