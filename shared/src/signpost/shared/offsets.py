@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
@@ -21,10 +23,14 @@ from signpost.shared.topics import Topics
 LAST_RECORD_WAIT_MS = 100
 
 
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
 @dataclass(frozen=True)
 class Watermarks:
     low: int  # the first offset still in the log
     high: int  # the offset the next record will get
+    last_event_at: datetime | None = None  # the newest record's timestamp
 
     @property
     def retained(self) -> int:
@@ -88,11 +94,25 @@ class StreamInspector:
         )
 
     async def watermarks(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, Watermarks]:
+        """Each partition's watermarks and newest record time.
+
+        Tansu answers ListOffsets(latest) with the last batch's base offset + 1, so a batch
+        of several records hides all but its first: the newest records are read to find the
+        real end (on Apache Kafka the answer is already exact and this changes nothing).
+        """
         if not partitions:
             return {}
         low = await self._consumer.beginning_offsets(list(partitions))
         high = await self._consumer.end_offsets(list(partitions))
-        return {tp: Watermarks(low=low[tp], high=high[tp]) for tp in partitions}
+        last = await self._last_records({tp: high[tp] for tp in partitions if high[tp] > low[tp]})
+        return {
+            tp: Watermarks(
+                low=low[tp],
+                high=max(high[tp], last[tp].offset + 1) if tp in last else high[tp],
+                last_event_at=datetime.fromtimestamp(last[tp].timestamp / 1000, UTC) if tp in last else None,
+            )
+            for tp in partitions
+        }
 
     async def committed(self, group: str, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """The group's committed offsets; partitions it never committed on are left out."""
@@ -136,21 +156,18 @@ class StreamInspector:
             )
         return rows
 
-    async def last_records(
-        self, watermarks: dict[TopicPartition, Watermarks]
-    ) -> dict[TopicPartition, ConsumerRecord[bytes, bytes]]:
-        """The newest record of each non-empty partition."""
-        wanted = [tp for tp, marks in watermarks.items() if marks.retained > 0]
-        if not wanted:
+    async def _last_records(self, reported_high: dict[TopicPartition, int]) -> dict[TopicPartition, Record]:
+        """The newest record of each given partition, read from its reported high watermark - 1."""
+        if not reported_high:
             return {}
+        wanted = list(reported_high)
         self._consumer.assign(wanted)
-        for tp in wanted:
-            self._consumer.seek(tp, watermarks[tp].high - 1)
-        last: dict[TopicPartition, ConsumerRecord[bytes, bytes]] = {}
-        # A compacted topic may have removed offset high-1's neighbours, never high-1 itself;
-        # a few rounds cover partitions whose data arrives in separate fetches.
-        for _ in range(5):
-            batches = await self._consumer.getmany(*wanted, timeout_ms=LAST_RECORD_WAIT_MS * 5)
+        for tp, high in reported_high.items():
+            self._consumer.seek(tp, high - 1)
+        last: dict[TopicPartition, Record] = {}
+        # A compacted topic may lack offset high-1; a few short rounds, then what was found.
+        for _ in range(3):
+            batches = await self._consumer.getmany(*wanted, timeout_ms=LAST_RECORD_WAIT_MS * 3)
             for tp, records in batches.items():
                 if records:
                     last[tp] = records[-1]

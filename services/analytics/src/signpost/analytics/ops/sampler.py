@@ -42,7 +42,6 @@ class StreamState:
 
     watermarks: dict[TopicPartition, Watermarks] = field(default_factory=dict)
     lag: list[PartitionLag] = field(default_factory=list)
-    last_event_at: dict[TopicPartition, datetime] = field(default_factory=dict)
     dead_letters_by_service: Counter[str] = field(default_factory=Counter)
     history: deque[Sample] = field(default_factory=deque)
     sampled_at: datetime | None = None
@@ -111,9 +110,6 @@ class OpsSampler:
             watermarks=watermarks,
             always=[(self.topics.group(service), referrals) for service in SERVICE_NAMES],
         )
-        moved = {tp: marks for tp, marks in watermarks.items() if self.state.watermarks.get(tp) != marks}
-        for tp, record in (await inspector.last_records(moved)).items():
-            self.state.last_event_at[tp] = datetime.fromtimestamp(record.timestamp / 1000, UTC)
         await self._tally_dead_letters(watermarks)
 
         now = datetime.now(UTC)

@@ -51,7 +51,7 @@ def streams_view(sampler: OpsSampler) -> StreamsView:
 
 def _topic_view(state: StreamState, topic: str) -> TopicView:
     partitions = {tp: marks for tp, marks in state.watermarks.items() if tp.topic == topic}
-    times = [at for tp, at in state.last_event_at.items() if tp in partitions]
+    times = [marks.last_event_at for marks in partitions.values() if marks.last_event_at is not None]
     return TopicView(
         topic=topic,
         partitions=len(partitions),

@@ -76,8 +76,9 @@ const Signpost = (() => {
     async function refresh() {
       clearTimeout(timer);
       try {
-        render(await load(get));
-        byId("content").hidden = false;
+        const data = await load(get);
+        byId("content").hidden = false; // before drawing: Plotly sizes charts to their visible container
+        render(data);
         document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
         say(`Updated ${new Date().toLocaleTimeString("en-GB")}; refreshes every ${refreshMs / 1000} s.`);
       } catch (error) {
@@ -123,18 +124,26 @@ const Signpost = (() => {
 
   const COLOURS = ["#1d70b8", "#d4351c", "#00703c", "#f47738", "#4c2c92", "#5694ca", "#b58840", "#6f777b"];
 
+  // Counts are whole numbers: no 0.2-step ticks on a chart of ones and twos.
+  function countAxis(values, title) {
+    const top = Math.max(0, ...values.filter((v) => typeof v === "number"));
+    return { rangemode: "tozero", dtick: Math.max(1, Math.ceil(top / 6)), title: { text: title } };
+  }
+
   function chart(id, traces, layout = {}) {
     const element = byId(id);
     Plotly.react(
       element,
       traces,
       {
-        height: 320,
-        margin: { t: 16, r: 16, b: 64, l: 56 },
+        height: 340,
+        margin: { t: 16, r: 16, b: 40, l: 56 },
         font: { family: "system-ui, sans-serif", size: 13 },
         colorway: COLOURS,
-        legend: { orientation: "h", y: -0.25 },
+        legend: { orientation: "h", y: -0.3 },
         ...layout,
+        xaxis: { automargin: true, ...(layout.xaxis || {}) },
+        yaxis: { automargin: true, ...(layout.yaxis || {}) },
       },
       { displaylogo: false, responsive: true },
     );
@@ -172,5 +181,5 @@ const Signpost = (() => {
     ["awaiting_decision", "Awaiting decision"],
   ];
 
-  return { start, chart, text, table, percent, when, vocabulary, OUTCOMES, get };
+  return { start, chart, countAxis, text, table, percent, when, vocabulary, OUTCOMES, get };
 })();

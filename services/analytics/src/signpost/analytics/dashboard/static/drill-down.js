@@ -26,7 +26,14 @@ Signpost.start(
         y: [row.count],
         hovertemplate: `${row.code}: %{y}<extra></extra>`,
       })),
-      { barmode: "stack", xaxis: { categoryorder: "array", categoryarray: areas } },
+      {
+        barmode: "stack",
+        xaxis: { categoryorder: "array", categoryarray: areas },
+        yaxis: Signpost.countAxis(
+          areas.map((area) => rows.filter((row) => row.area === area).reduce((sum, row) => sum + row.count, 0)),
+          "need mentions",
+        ),
+      },
     );
     Signpost.table(
       "needs-table",

@@ -35,7 +35,7 @@ Signpost.start(
           hovertemplate: "%{x}: lag %{y} (high %{customdata[0]}, committed %{customdata[1]})<extra>%{fullData.name}</extra>",
         };
       }),
-      { barmode: "group", xaxis: { type: "category" }, yaxis: { title: { text: "messages behind" }, rangemode: "tozero" } },
+      { barmode: "group", xaxis: { type: "category" }, yaxis: Signpost.countAxis(ops.lag.map((row) => row.lag), "messages behind") },
     );
 
     const times = ops.history.map((point) => point.at);
@@ -48,7 +48,10 @@ Signpost.start(
         x: times,
         y: ops.history.map((point) => point.lag[group] ?? null),
       })),
-      { yaxis: { title: { text: "messages behind" }, rangemode: "tozero" }, xaxis: { title: { text: "UTC" } } },
+      {
+        yaxis: Signpost.countAxis(ops.history.flatMap((point) => Object.values(point.lag)), "messages behind"),
+        xaxis: { title: { text: "UTC" } },
+      },
     );
     const topics = ops.topics.map((topic) => topic.topic);
     Signpost.chart(

@@ -30,7 +30,11 @@ Signpost.start(
     Signpost.chart(
       "regional-chart",
       measures.map(([name, value]) => ({ type: "bar", name, x: tenants, y: pulses.map(value) })),
-      { barmode: "group", xaxis: { type: "category" } },
+      {
+        barmode: "group",
+        xaxis: { type: "category" },
+        yaxis: Signpost.countAxis(pulses.map((p) => p.submitted), "referrals"),
+      },
     );
     Signpost.table(
       "regional-table",
