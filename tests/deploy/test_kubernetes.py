@@ -229,7 +229,17 @@ def test_network_policies_allow_only_kafka_mongodb_dns_and_what_each_must(
     )
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     ports = egress_ports(policy)
-    assert set(ports) == ({53, plain_listener()["port"], 27017} | ({443} if https_out else set()))
+    readiness = (
+        {settings().port_of(s): s for s in SERVICE_NAMES if s != "analytics"}
+        if workload == "analytics"
+        else {}
+    )
+    assert set(ports) == (
+        {53, plain_listener()["port"], 27017} | ({443} if https_out else set()) | set(readiness)
+    )
+    for port, service in readiness.items():  # the ops view reads the other services' /readyz
+        (peer,) = ports[port]
+        assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == service
     (kafka_peer,) = ports[plain_listener()["port"]]
     assert kafka_peer["podSelector"]["matchLabels"]["strimzi.io/cluster"] == KAFKA["metadata"]["name"]
     (mongo_peer,) = ports[27017]
@@ -275,7 +285,11 @@ def test_ingress_reaches_each_service_by_its_named_port_through_the_allowed_cont
     assert ingress["spec"]["ingressClassName"] == "nginx"
     for service in SERVICE_NAMES:
         (allowed,) = named(MANIFESTS, "NetworkPolicy", service)["spec"]["ingress"]
-        controllers = [peer["namespaceSelector"]["matchLabels"] for peer in allowed["from"]]
+        controllers = [
+            peer["namespaceSelector"]["matchLabels"]
+            for peer in allowed["from"]
+            if "namespaceSelector" in peer
+        ]
         assert {"kubernetes.io/metadata.name": "ingress-nginx"} in controllers
     body_limit = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
     assert int(body_limit.removesuffix("k")) * 1024 >= settings().max_request_bytes

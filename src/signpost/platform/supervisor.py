@@ -17,6 +17,7 @@ import urllib.request
 from collections.abc import Sequence
 from types import FrameType
 
+from signpost.shared.auth.principal import Role
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 
@@ -188,10 +189,18 @@ def _announce(settings: Settings, servers: Sequence[EmbeddedServer]) -> None:
         if mongodb
         else "  mongodb   (SIGNPOST_MONGODB_URL)"
     )
+    dashboard = f"http://{settings.host}:{settings.port_of('analytics')}/dashboard/"
     if not settings.auth_issuer:
+        tokens = demo_tokens(settings)
         lines.append("Demo bearer tokens (development issuer; `signpost token --role R --org O` makes more):")
-        for role, organisation, token in demo_tokens(settings):
+        for role, organisation, token in tokens:
             lines.append(f"  {role.value:<12} {organisation:<22} {token}")
+        # The token rides in the fragment, which browsers never send to a server.
+        by_role = {role: token for role, _, token in tokens}
+        lines.append(f"Dashboard, as the analyst: {dashboard}#token={by_role[Role.ANALYST]}")
+        lines.append(f"Ops view, as ops:          {dashboard}ops#token={by_role[Role.OPS]}")
+    else:
+        lines.append(f"Dashboard: {dashboard} (sign in with a token from the identity provider)")
     lines.append("Press Ctrl-C to stop.")
     _say("\n".join(lines))
 

@@ -7,6 +7,7 @@ stopped in the FastAPI lifespan.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, Field
 from pymongo import AsyncMongoClient
@@ -24,14 +25,18 @@ from signpost.shared.events import Envelope, EventData
 from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
 from signpost.shared.limits import BodySizeLimitMiddleware
 from signpost.shared.logging import CorrelationIdMiddleware, configure_logging, get_logger
+from signpost.shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from signpost.shared.metrics import HttpMetricsMiddleware, ServiceMetrics
 from signpost.shared.mongo import Database, Document, IndexPlan, create_client
-from signpost.shared.outbox import OutboxRelay
+from signpost.shared.offsets import PartitionLag, service_lag, stream_inspector
+from signpost.shared.outbox import OutboxRelay, pending_count
 from signpost.shared.settings import ServiceName, Settings
 from signpost.shared.topics import Topics
 
 log = get_logger(__name__)
 
 READINESS_TIMEOUT_S = 2.0
+METRICS_PROBE_TIMEOUT_S = 3.0  # a scrape must answer even while Kafka or MongoDB does not
 
 
 @dataclass
@@ -44,8 +49,10 @@ class Runtime:
     broker: KafkaBroker
     client: AsyncMongoClient[Document]
     db: Database
+    metrics: ServiceMetrics
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     outbox: OutboxRelay | None = None
+    consumes_events: bool = False
 
     @classmethod
     def build(cls, settings: Settings, service: ServiceName) -> Runtime:
@@ -57,6 +64,7 @@ class Runtime:
             broker=create_broker(settings, service=service),
             client=client,
             db=client[settings.database_name(service)],
+            metrics=ServiceMetrics(service),
         )
 
     def enable_outbox(self) -> None:
@@ -73,8 +81,16 @@ class Runtime:
         """
 
         async def handle(envelope: Envelope[EventData]) -> None:
-            await handler(runtime=self, envelope=envelope)
+            started, failed = time.perf_counter(), True
+            try:
+                await handler(runtime=self, envelope=envelope)
+                failed = False
+            finally:
+                self.metrics.observe_handler(
+                    event_type=envelope.type, seconds=time.perf_counter() - started, failed=failed
+                )
 
+        self.consumes_events = True
         subscribe_events(
             self.broker, settings=self.settings, service=self.service, handler=handle, topics=topics
         )
@@ -150,11 +166,13 @@ def create_service_app(
     app.state.write_limiter = TokenBucket(per_minute=runtime.settings.rate_limit_writes_per_minute)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
     app.add_middleware(CorrelationIdMiddleware)
+    app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)  # outermost: times everything
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)
     for error_type, handler in (error_handlers or {}).items():
         app.add_exception_handler(error_type, handler)
     app.include_router(health_router())
+    app.include_router(metrics_router())
     for router in routers:
         app.include_router(router)
     _document_validation_problems(app)
@@ -185,6 +203,46 @@ def health_router() -> APIRouter:
         )
 
     return router
+
+
+def metrics_router() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get(
+        "/metrics",
+        summary="Prometheus metrics: request and handler latency, errors, outbox, consumer lag",
+        response_class=Response,
+        responses={200: {"content": {METRICS_CONTENT_TYPE: {}}, "description": "Prometheus text format"}},
+    )
+    async def metrics(runtime: RuntimeDep) -> Response:
+        await _refresh_gauges(runtime)
+        return Response(runtime.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    return router
+
+
+async def _refresh_gauges(runtime: Runtime) -> None:
+    """Read what is measured on demand (outbox backlog, consumer lag) just before a scrape."""
+    if runtime.outbox is not None:
+        try:
+            pending = await asyncio.wait_for(pending_count(runtime.db), timeout=METRICS_PROBE_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("metrics: outbox backlog unreadable", error=repr(exc))
+        else:
+            runtime.metrics.outbox_pending.labels(runtime.service).set(pending)
+    if runtime.consumes_events:
+        try:
+            rows = await asyncio.wait_for(_own_lag(runtime), timeout=METRICS_PROBE_TIMEOUT_S)
+        except Exception as exc:
+            log.warning("metrics: consumer lag unreadable", error=repr(exc))
+            runtime.metrics.set_lag(None)
+        else:
+            runtime.metrics.set_lag(rows)
+
+
+async def _own_lag(runtime: Runtime) -> list[PartitionLag]:
+    async with stream_inspector(runtime.settings) as inspector:
+        return await service_lag(inspector, runtime.service)
 
 
 async def _ping_mongo(client: AsyncMongoClient[Document]) -> bool:

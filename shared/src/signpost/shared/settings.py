@@ -71,6 +71,20 @@ class Settings(BaseSettings):
     intake_port: int = Field(default=8001, ge=1, le=65535)
     routing_port: int = Field(default=8002, ge=1, le=65535)
     analytics_port: int = Field(default=8003, ge=1, le=65535)
+    intake_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/]+(/\S*)?$",
+        description="Where intake answers other services (the ops view's health check); "
+        "default http://HOST:INTAKE_PORT.",
+    )
+    routing_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    analytics_url: str | None = Field(default=None, pattern=r"^https?://[^\s/]+(/\S*)?$")
+    ops_sample_interval_s: float = Field(
+        default=5.0,
+        ge=0.1,
+        le=300,
+        description="How often the ops view samples watermarks and group offsets (events/s, lag history).",
+    )
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -198,6 +212,16 @@ class Settings(BaseSettings):
             "analytics": self.analytics_port,
         }
         return ports[service]
+
+    def service_url(self, service: ServiceName) -> str:
+        """Base URL of a service as other services reach it."""
+        explicit = {"intake": self.intake_url, "routing": self.routing_url, "analytics": self.analytics_url}
+        if explicit[service]:
+            return str(explicit[service]).rstrip("/")
+        # A wildcard listen address is not an address to connect to.
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
+        host = f"[{host}]" if ":" in host else host
+        return f"http://{host}:{self.port_of(service)}"
 
     def database_name(self, service: ServiceName) -> str:
         return f"{self.database_prefix}_{service}"

@@ -1,0 +1,201 @@
+"""Reading the streams' positions: watermarks, committed group offsets, lag, last record times.
+
+Read-only: nothing here joins a consumer group or commits. Tansu breaks the connection
+on an OffsetFetch without a partition list, so group offsets are always read for an
+explicit list of partitions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TypeAlias
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import ConsumerRecord, TopicPartition
+from signpost.shared.settings import SERVICE_NAMES, Settings
+from signpost.shared.topics import Topics
+
+# How long a fetch of the last record may wait for data that is already there.
+LAST_RECORD_WAIT_MS = 100
+
+
+Record: TypeAlias = ConsumerRecord[bytes, bytes]
+
+
+@dataclass(frozen=True)
+class Watermarks:
+    low: int  # the first offset still in the log
+    high: int  # the offset the next record will get
+    last_event_at: datetime | None = None  # the newest record's timestamp
+
+    @property
+    def retained(self) -> int:
+        return self.high - self.low
+
+
+@dataclass(frozen=True)
+class PartitionLag:
+    group: str
+    topic: str
+    partition: int
+    low_watermark: int
+    high_watermark: int
+    committed: int | None  # None: the group has not committed on this partition yet
+
+    @property
+    def lag(self) -> int:
+        """What the group still has to read (groups start at the earliest retained record)."""
+        position = self.low_watermark if self.committed is None else max(self.committed, self.low_watermark)
+        return max(0, self.high_watermark - position)
+
+
+class StreamInspector:
+    """An admin client and a group-less consumer, opened together and closed together."""
+
+    def __init__(self, settings: Settings) -> None:
+        bootstrap, _ = settings.require_servers()
+        self.topics = Topics.from_settings(settings)
+        self._admin = AIOKafkaAdminClient(
+            bootstrap_servers=bootstrap, request_timeout_ms=settings.kafka_request_timeout_ms
+        )
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=LAST_RECORD_WAIT_MS,
+            request_timeout_ms=settings.kafka_request_timeout_ms,
+        )
+
+    async def start(self) -> None:
+        await self._admin.start()
+        try:
+            await self._consumer.start()
+        except BaseException:
+            await self._admin.close()
+            raise
+
+    async def close(self) -> None:
+        try:
+            await self._consumer.stop()
+        finally:
+            await self._admin.close()
+
+    async def partitions(self, topics: Iterable[str]) -> list[TopicPartition]:
+        """Every partition of the given topics that exist (fresh metadata, whatever is assigned)."""
+        described = await self._admin.describe_topics(list(topics))
+        return sorted(
+            TopicPartition(str(topic["topic"]), int(partition["partition"]))
+            for topic in described
+            if topic["error_code"] == 0
+            for partition in topic["partitions"]
+        )
+
+    async def watermarks(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, Watermarks]:
+        """Each partition's watermarks and newest record time.
+
+        Tansu answers ListOffsets(latest) with the last batch's base offset + 1, so a batch
+        of several records hides all but its first: the newest records are read to find the
+        real end (on Apache Kafka the answer is already exact and this changes nothing).
+        """
+        if not partitions:
+            return {}
+        low = await self._consumer.beginning_offsets(list(partitions))
+        high = await self._consumer.end_offsets(list(partitions))
+        last = await self._last_records({tp: high[tp] for tp in partitions if high[tp] > low[tp]})
+        return {
+            tp: Watermarks(
+                low=low[tp],
+                high=max(high[tp], last[tp].offset + 1) if tp in last else high[tp],
+                last_event_at=datetime.fromtimestamp(last[tp].timestamp / 1000, UTC) if tp in last else None,
+            )
+            for tp in partitions
+        }
+
+    async def committed(self, group: str, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """The group's committed offsets; partitions it never committed on are left out."""
+        if not partitions:
+            return {}
+        found = await self._admin.list_consumer_group_offsets(group, partitions=list(partitions))
+        return {tp: meta.offset for tp, meta in found.items() if meta.offset >= 0}
+
+    async def groups(self) -> list[str]:
+        """This deployment's consumer groups: every service's, and any other under the prefix."""
+        listed = await self._admin.list_consumer_groups()
+        known = {self.topics.group(service) for service in SERVICE_NAMES}
+        prefix = self.topics.group("")
+        return sorted(known | {str(entry[0]) for entry in listed if str(entry[0]).startswith(prefix)})
+
+    async def lag(
+        self,
+        groups: Sequence[str],
+        *,
+        watermarks: dict[TopicPartition, Watermarks],
+        always: Iterable[tuple[str, str]] = (),
+    ) -> list[PartitionLag]:
+        """Lag of each group on each topic it consumes: those in `always` (group, topic),
+        and any topic the group has committed on."""
+        expected = set(always)
+        rows: list[PartitionLag] = []
+        for group in groups:
+            committed = await self.committed(group, list(watermarks))
+            consumed = {tp.topic for tp in committed} | {topic for g, topic in expected if g == group}
+            rows.extend(
+                PartitionLag(
+                    group=group,
+                    topic=tp.topic,
+                    partition=tp.partition,
+                    low_watermark=marks.low,
+                    high_watermark=marks.high,
+                    committed=committed.get(tp),
+                )
+                for tp, marks in watermarks.items()
+                if tp.topic in consumed
+            )
+        return rows
+
+    async def _last_records(self, reported_high: dict[TopicPartition, int]) -> dict[TopicPartition, Record]:
+        """The newest record of each given partition, read from its reported high watermark - 1."""
+        if not reported_high:
+            return {}
+        wanted = list(reported_high)
+        self._consumer.assign(wanted)
+        for tp, high in reported_high.items():
+            self._consumer.seek(tp, high - 1)
+        last: dict[TopicPartition, Record] = {}
+        # A compacted topic may lack offset high-1; a few short rounds, then what was found.
+        for _ in range(3):
+            batches = await self._consumer.getmany(*wanted, timeout_ms=LAST_RECORD_WAIT_MS * 3)
+            for tp, records in batches.items():
+                if records:
+                    last[tp] = records[-1]
+            if len(last) == len(wanted):
+                break
+        return last
+
+
+@asynccontextmanager
+async def stream_inspector(settings: Settings) -> AsyncIterator[StreamInspector]:
+    inspector = StreamInspector(settings)
+    await inspector.start()
+    try:
+        yield inspector
+    finally:
+        await inspector.close()
+
+
+async def all_watermarks(inspector: StreamInspector) -> dict[TopicPartition, Watermarks]:
+    """Watermarks of every partition of every topic this deployment creates."""
+    return await inspector.watermarks(
+        await inspector.partitions(spec.name for spec in inspector.topics.specs())
+    )
+
+
+async def service_lag(inspector: StreamInspector, service: str) -> list[PartitionLag]:
+    """One service's consumer group lag on every topic it consumes (the referral stream at least)."""
+    group = inspector.topics.group(service)
+    return await inspector.lag(
+        [group], watermarks=await all_watermarks(inspector), always=[(group, inspector.topics.referrals)]
+    )

@@ -1,0 +1,43 @@
+"""The ops view's arithmetic over samples, and the dashboard pages' HTML."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from signpost.analytics.dashboard.pages import PAGES, render
+from signpost.analytics.ops.sampler import Sample, StreamState
+
+
+def sample(at_s: float, high: int) -> Sample:
+    return Sample(datetime.fromtimestamp(at_s, UTC), at_s, {"referrals": high}, {})
+
+
+def test_rate_is_the_watermark_delta_over_the_recent_window() -> None:
+    state = StreamState()
+    assert state.events_per_second("referrals") is None
+    state.add(sample(0, 0))
+    assert state.events_per_second("referrals") is None
+    for second in range(1, 41):
+        state.add(sample(second, second * 10))
+    # Averaged over the last 30 s of samples: 10 per second.
+    assert state.events_per_second("referrals") == 10
+    state.add(sample(41, 400))  # a quiet second lowers the average a little, not to zero
+    assert 9 < (state.events_per_second("referrals") or 0) < 10
+    assert state.events_per_second("unknown") == 0
+
+
+def test_history_keeps_fifteen_minutes() -> None:
+    state = StreamState()
+    for second in range(0, 1200, 5):
+        state.add(sample(second, second))
+    assert state.history[-1].monotonic - state.history[0].monotonic <= 15 * 60
+
+
+def test_every_page_links_every_other_and_loads_only_local_assets() -> None:
+    for page in PAGES:
+        html = render(page)
+        assert html.count('aria-current="page"') == 1
+        for other in PAGES:
+            assert f'href="/dashboard/{other.slug}"' in html
+        assert "http://" not in html and "https://" not in html
+        assert '<script src="/dashboard/assets/plotly.min.js"' in html
