@@ -96,6 +96,10 @@ NEED_ROW = {need: i for i, need in enumerate(NeedCode)}
 SECTOR_CODE = {sector: i for i, sector in enumerate(Sector)}
 
 
+def _unknown_as_nan(weeks: float | None) -> float:
+    return np.nan if weeks is None else weeks
+
+
 def _shape(facts: Facts) -> tuple[object, ...]:
     """What a provision's place in the index depends on; other fields can change in place."""
     provision = facts.provision
@@ -148,35 +152,37 @@ class Catalogue:
             self._sector[row] = SECTOR_CODE[provision.sector]
         self._index = {key: np.array(rows, np.intp) for key, rows in index.items()}
         self._by_need = {need: np.array(rows, np.intp) for need, rows in by_need.items()}
-        self._all_active = all(p.active for p in self.provisions)
-        self._set_changing_columns()
-
-    def _set_changing_columns(self) -> None:
         self._capacity = np.array([f.capacity for f in self.facts], np.float64)
-        self._waiting = np.array([np.nan if f.waiting is None else f.waiting for f in self.facts], np.float64)
+        self._waiting = np.array([_unknown_as_nan(f.waiting) for f in self.facts], np.float64)
 
     def with_changes(self, changed: Iterable[Provision]) -> Catalogue:
-        """This snapshot with `changed` provisions in place; the result holds active ones only.
+        """A snapshot of active provisions (as routing keeps) with `changed` ones in place.
 
-        Changes to capacity, waiting time or descriptive fields patch a copy of the columns
+        Changes to capacity, waiting time or descriptive fields patch copies of the columns
         (the index is shared); anything that moves a provision in the index rebuilds it.
         """
-        updates = {p.id: Facts.of(p) for p in changed}
+        updates = {p.id: Facts.of(p) for p in changed if p.active or p.id in self._row}
+        if not updates:
+            return self
         in_place = all(
             facts.provision.active
             and (row := self._row.get(pid)) is not None
             and _shape(facts) == _shape(self.facts[row])
             for pid, facts in updates.items()
         )
-        if not in_place or not self._all_active:
+        if not in_place:
             merged = {p.id: p for p in self.provisions} | {pid: f.provision for pid, f in updates.items()}
             return Catalogue(p for p in merged.values() if p.active)
         patched = copy.copy(self)
         patched.facts = list(self.facts)
+        patched._capacity = self._capacity.copy()
+        patched._waiting = self._waiting.copy()
         for pid, facts in updates.items():
-            patched.facts[self._row[pid]] = facts
+            row = self._row[pid]
+            patched.facts[row] = facts
+            patched._capacity[row] = facts.capacity
+            patched._waiting[row] = _unknown_as_nan(facts.waiting)
         patched.provisions = tuple(f.provision for f in patched.facts)
-        patched._set_changing_columns()
         return patched
 
     def rows_of(self, provision_ids: Iterable[str]) -> Rows:
