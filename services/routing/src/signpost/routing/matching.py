@@ -312,7 +312,7 @@ class _Bulk:
         cls, child: _Child, catalogue: Catalogue, needs: list[NeedCode], rows: Rows, named: Flags
     ) -> _Bulk:
         rules = child.rules
-        serves = catalogue._serves[np.ix_(np.array([NEED_ROW[n] for n in needs], np.intp), rows)]
+        serves = catalogue._serves[np.array([NEED_ROW[n] for n in needs], np.intp)[:, None], rows]
         waiting = catalogue._waiting[rows]
         continuity = np.zeros(len(catalogue.facts), np.bool_)
         continuity[catalogue.rows_of(child.served_before)] = True
