@@ -1,5 +1,6 @@
 from typing import cast
 
+from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.decisions.service import route_referral
 from signpost.shared.events import new_event
 from signpost.shared.service import Runtime
@@ -11,7 +12,7 @@ async def test_safeguarding_never_reaches_matching() -> None:
     concern = submitted().model_copy(update={"safeguarding_concern": True})
     event = new_event(concern, source="/signpost/intake", tenant="t", subject="r-1")
     # No runtime at all: the handler must return before reading a catalogue or writing a decision.
-    await route_referral(runtime=cast(Runtime, None), envelope=event)
+    await route_referral(runtime=cast(Runtime, None), envelope=event, catalogue=CatalogueSnapshot())
 
 
 def test_ehc_assessment_is_recommended_only_for_specialist_need_the_graduated_approach_has_not_met() -> None:

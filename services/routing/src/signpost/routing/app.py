@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import FastAPI
 from pymongo import ASCENDING, IndexModel
 from signpost.routing.catalogue.models import PROVISIONS
-from signpost.routing.catalogue.repository import seed_if_empty
+from signpost.routing.catalogue.repository import CATALOGUE_VERSION_INDEX, ensure_version, seed_if_empty
 from signpost.routing.catalogue.seed import STARTER_CATALOGUE
+from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.catalogue.views import router as catalogue_router
 from signpost.routing.decisions.service import DECISIONS, RESERVATIONS, on_referral_event
 from signpost.routing.decisions.views import router as decisions_router
+from signpost.routing.decisions.waiting import WAITS, WAITS_INDEXES
 from signpost.shared.mongo import IndexPlan
 from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES
 from signpost.shared.service import Runtime, create_service_app
@@ -17,18 +21,20 @@ from signpost.shared.settings import Settings, get_settings
 
 INDEXES = IndexPlan(
     {
-        PROVISIONS: [IndexModel([("active", ASCENDING), ("need_codes", ASCENDING)])],
+        PROVISIONS: [IndexModel([("active", ASCENDING), ("need_codes", ASCENDING)]), CATALOGUE_VERSION_INDEX],
         DECISIONS: [
             IndexModel([("tenant", ASCENDING), ("decided_at", ASCENDING)]),
             IndexModel([("child_ref", ASCENDING)]),  # continuity: what served this child before
         ],
         RESERVATIONS: [IndexModel([("referral_id", ASCENDING)])],
+        WAITS: WAITS_INDEXES,
         OUTBOX: OUTBOX_INDEXES,
     }
 )
 
 
 async def _seed_catalogue(runtime: Runtime) -> None:
+    await ensure_version(runtime.db)
     await seed_if_empty(runtime.db, STARTER_CATALOGUE)
 
 
@@ -36,7 +42,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime.build(settings or get_settings(), "routing")
     runtime.enable_outbox()
 
-    runtime.consume_events(on_referral_event)
+    runtime.consume_events(partial(on_referral_event, catalogue=CatalogueSnapshot()))
     return create_service_app(
         runtime,
         title="Signpost routing",

@@ -11,17 +11,26 @@
 
 Every offer explains why it was chosen and why its close alternatives were not.
 Ties break on provision id: the result never depends on catalogue order.
+
+Speed: a `Catalogue` snapshot keeps numpy columns per provision (needs served, free
+capacity, waiting time, sector) and an index of rows by (need, locality, level, age),
+so a referral scores all its eligible provisions in a few array operations. The bulk
+scores are the same floating-point operations, in the same order, as the one scoring
+formula (`_Child.parts`) that explains each offer, so they agree to the last bit.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import islice
 
+import numpy as np
+import numpy.typing as npt
 from signpost.routing.catalogue.models import WHOLE_AREA, Provision
 from signpost.shared.events import Offer, ReferralSubmittedV1
-from signpost.shared.vocabulary import BROAD_AREA_OF, LevelOfNeed, NeedCode, NeedsDomain
+from signpost.shared.vocabulary import BROAD_AREA_OF, LevelOfNeed, NeedCode, NeedsDomain, Sector
 
 UNSCORED_NEED_WEIGHT = 2  # a need the profile does not score counts as moderate
 
@@ -79,49 +88,138 @@ class Facts:
 
 
 IndexKey = tuple[NeedCode, str, LevelOfNeed, int]  # need, locality (or '*'), level, age
+Rows = npt.NDArray[np.intp]
+Floats = npt.NDArray[np.float64]
+Flags = npt.NDArray[np.bool_]
+
+NEED_ROW = {need: i for i, need in enumerate(NeedCode)}
+SECTOR_CODE = {sector: i for i, sector in enumerate(Sector)}
 
 
-@dataclass
+def _unknown_as_nan(weeks: float | None) -> float:
+    return np.nan if weeks is None else weeks
+
+
+def _shape(facts: Facts) -> tuple[object, ...]:
+    """What a provision's place in the index depends on; other fields can change in place."""
+    provision = facts.provision
+    return (
+        provision.active,
+        facts.served,
+        facts.levels,
+        facts.localities,
+        provision.min_age,
+        provision.max_age,
+        provision.sector,
+    )
+
+
 class Catalogue:
     """A snapshot of the Local Offer, built once per catalogue change and reused per referral.
 
-    Indexed by (need, locality, level of need, age), so a referral reads only the active
-    provisions that already pass those filters (at 10,000 provisions, a few hundred).
+    Rows are the provisions in id order, so a row's position is its tie-break. Per row, numpy
+    columns hold what scoring reads; an index by (need, locality, level of need, age) holds the
+    rows of active provisions that pass those filters (at 10,000 provisions, a few hundred per
+    referral).
     """
 
-    provisions: list[Provision]
-    _index: dict[IndexKey, list[Facts]] = field(init=False, default_factory=dict)
-    _by_need: dict[NeedCode, list[Facts]] = field(init=False, default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for facts in sorted((Facts.of(p) for p in self.provisions), key=lambda f: f.provision.id):
+    def __init__(self, provisions: Iterable[Provision]) -> None:
+        self.provisions = tuple(sorted(provisions, key=lambda p: p.id))
+        self.facts = [Facts.of(p) for p in self.provisions]
+        self._row = {p.id: row for row, p in enumerate(self.provisions)}
+        if len(self._row) != len(self.provisions):
+            raise ValueError("a catalogue holds each provision id once")
+        size = len(self.facts)
+        self._serves = np.zeros((len(NEED_ROW), size))  # 1.0 where the row serves the need
+        self._served_bits = np.zeros(size, np.int64)  # the same, one bit per need
+        self._breadth = np.zeros(size)  # how many needs the row serves
+        self._sector = np.zeros(size, np.intp)
+        index: dict[IndexKey, list[int]] = {}
+        by_need: dict[NeedCode, list[int]] = {}
+        for row, facts in enumerate(self.facts):
             provision = facts.provision
             for need in facts.served:
-                self._by_need.setdefault(need, []).append(facts)
+                self._serves[NEED_ROW[need], row] = 1.0
+                self._served_bits[row] |= 1 << NEED_ROW[need]
+                by_need.setdefault(need, []).append(row)
                 if not provision.active:
                     continue
                 for locality in provision.localities:
                     for level in facts.levels:
                         for age in range(provision.min_age, provision.max_age + 1):
-                            self._index.setdefault((need, locality, level, age), []).append(facts)
+                            index.setdefault((need, locality, level, age), []).append(row)
+            self._breadth[row] = len(facts.served)
+            self._sector[row] = SECTOR_CODE[provision.sector]
+        self._index = {key: np.array(rows, np.intp) for key, rows in index.items()}
+        self._by_need = {need: np.array(rows, np.intp) for need, rows in by_need.items()}
+        self._capacity = np.array([f.capacity for f in self.facts], np.float64)
+        self._waiting = np.array([_unknown_as_nan(f.waiting) for f in self.facts], np.float64)
 
-    def candidates(self, referral: ReferralSubmittedV1) -> list[Facts]:
-        """Active provisions covering any of the child's needs that serve the locality, level and age."""
-        lists = [
-            found
-            for need in referral.need_codes
-            for locality in (referral.locality, WHOLE_AREA)
-            if (found := self._index.get((need, locality, referral.level_of_need, referral.age_years)))
-        ]
-        if len(lists) == 1:
-            return lists[0]
-        merged = {facts.provision.id: facts for found in lists for facts in found}
-        return [merged[key] for key in sorted(merged)]
+    def with_changes(self, changed: Iterable[Provision]) -> Catalogue:
+        """A snapshot of active provisions (as routing keeps) with `changed` ones in place.
 
-    def covering(self, needs: Iterable[NeedCode]) -> Iterator[Facts]:
-        """Every provision covering `needs`, by need then id (for explaining who was not chosen)."""
+        Changes to capacity, waiting time or descriptive fields patch copies of the columns
+        (the index is shared); anything that moves a provision in the index rebuilds it.
+        """
+        updates = {p.id: Facts.of(p) for p in changed if p.active or p.id in self._row}
+        if not updates:
+            return self
+        in_place = all(
+            facts.provision.active
+            and (row := self._row.get(pid)) is not None
+            and _shape(facts) == _shape(self.facts[row])
+            for pid, facts in updates.items()
+        )
+        if not in_place:
+            merged = {p.id: p for p in self.provisions} | {pid: f.provision for pid, f in updates.items()}
+            return Catalogue(p for p in merged.values() if p.active)
+        patched = copy.copy(self)
+        patched.facts = list(self.facts)
+        patched._capacity = self._capacity.copy()
+        patched._waiting = self._waiting.copy()
+        for pid, facts in updates.items():
+            row = self._row[pid]
+            patched.facts[row] = facts
+            patched._capacity[row] = facts.capacity
+            patched._waiting[row] = _unknown_as_nan(facts.waiting)
+        patched.provisions = tuple(f.provision for f in patched.facts)
+        return patched
+
+    def rows_of(self, provision_ids: Iterable[str]) -> Rows:
+        return np.array([row for pid in provision_ids if (row := self._row.get(pid)) is not None], np.intp)
+
+    def eligible(self, referral: ReferralSubmittedV1, excluded: Rows) -> tuple[Rows, Flags]:
+        """Rows passing every hard filter (ascending: id order), and whether each names the locality."""
+        found = np.zeros(len(self.facts), np.bool_)
+        named = np.zeros(len(self.facts), np.bool_)
+        for need in referral.need_codes:
+            for locality in (referral.locality, WHOLE_AREA):
+                rows = self._index.get((need, locality, referral.level_of_need, referral.age_years))
+                if rows is not None:
+                    found[rows] = True
+                    if locality == referral.locality:
+                        named[rows] = True
+        found[excluded] = False
+        rows = np.flatnonzero(found)
+        in_scope = np.zeros(len(SECTOR_CODE), np.bool_)
+        in_scope[[SECTOR_CODE[s] for s in referral.sharing_scope]] = True
+        rows = rows[in_scope[self._sector[rows]]]
+        return rows, named[rows]
+
+    def barred(
+        self, referral: ReferralSubmittedV1, needs: list[NeedCode], met: list[NeedCode], skip: Flags
+    ) -> Iterator[Provision]:
+        """Provisions covering `met` that cannot take this child, by need then id, each once."""
+        met_bits = sum(1 << NEED_ROW[n] for n in met)
+        seen: set[int] = set()
         for need in needs:
-            yield from self._by_need.get(need, ())
+            rows = self._by_need.get(need)
+            if rows is None:
+                continue
+            for row in map(int, rows[~skip[rows] & (self._served_bits[rows] & met_bits != 0)]):
+                if row not in seen and exclusion(self.provisions[row], referral):
+                    seen.add(row)
+                    yield self.provisions[row]
 
 
 def exclusion(provision: Provision, referral: ReferralSubmittedV1) -> str | None:
@@ -192,12 +290,67 @@ class _Child:
             rules.weight_continuity * (1.0 if provision.id in self.served_before else 0.0),
         )
 
-    def total(self, facts: Facts, needs: frozenset[NeedCode]) -> float:
-        return sum(self.parts(facts, needs))
-
     def score(self, facts: Facts, needs: frozenset[NeedCode]) -> Score:
-        values = self.parts(facts, needs)
-        return Score(total=sum(values), parts=dict(zip(SCORE_PARTS, values, strict=True)))
+        fit, capacity, waiting, locality, continuity = values = self.parts(facts, needs)
+        # Added left to right, exactly as `_Bulk.totals` adds its columns.
+        total = fit + capacity + waiting + locality + continuity
+        return Score(total=total, parts=dict(zip(SCORE_PARTS, values, strict=True)))
+
+
+@dataclass(frozen=True)
+class _Bulk:
+    """The eligible provisions' score parts as columns: `_Child.parts`, one array operation each."""
+
+    child: _Child
+    rows: Rows  # eligible rows, ascending (id order)
+    serves: Floats  # (child's needs x rows): 1.0 where the row serves the need
+    focus: Floats
+    fixed: tuple[Floats, Floats, Floats, Floats]  # weighted capacity, waiting, locality, continuity
+
+    @classmethod
+    def of(
+        cls, child: _Child, catalogue: Catalogue, needs: list[NeedCode], rows: Rows, named: Flags
+    ) -> _Bulk:
+        rules = child.rules
+        serves = catalogue._serves[np.array([NEED_ROW[n] for n in needs], np.intp)[:, None], rows]
+        waiting = catalogue._waiting[rows]
+        continuity = np.zeros(len(catalogue.facts), np.bool_)
+        continuity[catalogue.rows_of(child.served_before)] = True
+        return cls(
+            child=child,
+            rows=rows,
+            serves=serves,
+            focus=serves.sum(axis=0) / catalogue._breadth[rows],
+            fixed=(
+                rules.weight_capacity * catalogue._capacity[rows],
+                rules.weight_waiting
+                * np.where(np.isnan(waiting), 0.5, 1.0 / (1.0 + waiting / rules.waiting_half_score_weeks)),
+                np.where(named, rules.weight_locality * 1.0, rules.weight_locality * 0.7),
+                np.where(continuity[rows], rules.weight_continuity * 1.0, rules.weight_continuity * 0.0),
+            ),
+        )
+
+    def covered(self, needs: list[NeedCode], counted: frozenset[NeedCode]) -> Floats:
+        """Per row, the total weight of the `counted` needs it serves (0: it serves none)."""
+        weights = np.array([self.child.weights[n] if n in counted else 0 for n in needs], np.float64)
+        return weights @ self.serves
+
+    def totals(self, covered: Floats, counted: frozenset[NeedCode]) -> Floats:
+        fit = self.child.rules.weight_fit * (0.9 * covered / self.child.weight_of(counted) + 0.1 * self.focus)
+        capacity, waiting, locality, continuity = self.fixed
+        return fit + capacity + waiting + locality + continuity
+
+    def best(self, totals: Floats, allowed: Flags, count: int) -> list[int]:
+        """Positions of the `count` highest totals among `allowed`, ties to the lower id."""
+        left = np.where(allowed, totals, -np.inf)
+        found: list[int] = []
+        for _ in range(min(count, len(left))):
+            position = int(np.argmax(left))  # the first of equal maxima: the lowest id
+            if left[position] == -np.inf:
+                break
+            found.append(position)
+            left[position] = -np.inf
+        return found
 
 
 def score(
@@ -218,58 +371,61 @@ def match_referral(
     rules: MatchingRules = MatchingRules(),
     *,
     served_before: frozenset[str] = frozenset(),
+    excluded: frozenset[str] = frozenset(),
 ) -> MatchResult:
+    """The offers for `referral`; `excluded` provisions (e.g. already tried) are neither offered
+    nor explained, as if they were not in the catalogue."""
     child = _Child.of(referral, rules, served_before)
     needs = list(dict.fromkeys(referral.need_codes))
-    eligible = [f for f in catalogue.candidates(referral) if f.provision.sector in referral.sharing_scope]
+    left_out = catalogue.rows_of(excluded)
+    rows, named = catalogue.eligible(referral, left_out)
+    bulk = _Bulk.of(child, catalogue, needs, rows, named)
     everything = frozenset(needs)
-    overall = {f.provision.id: child.total(f, everything) for f in eligible}
+    overall = bulk.totals(bulk.covered(needs, everything), everything)
     uncovered = set(needs)
-    chosen: list[tuple[Facts, Score]] = []
+    chosen: list[tuple[int, Score]] = []
     while uncovered and len(chosen) < rules.max_offers:
-        options = [f for f in eligible if not f.served.isdisjoint(uncovered)]
-        if not options:
-            break
         remaining = frozenset(uncovered)
-        totals = (
-            overall
-            if remaining == everything
-            else {f.provision.id: child.total(f, remaining) for f in options}
-        )
-        best = min(options, key=lambda f: (-totals[f.provision.id], f.provision.id))
-        chosen.append((best, child.score(best, everything)))
-        uncovered -= best.served
+        covered = bulk.covered(needs, remaining)
+        totals = overall if remaining == everything else bulk.totals(covered, remaining)
+        best = bulk.best(totals, covered > 0, 1)
+        if not best:
+            break
+        facts = catalogue.facts[rows[best[0]]]
+        chosen.append((best[0], child.score(facts, everything)))
+        uncovered -= facts.served
 
-    def barred() -> Iterator[Facts]:
-        """Provisions covering the needs that cannot take this child: explained, never offered."""
-        return (
-            f
-            for f in catalogue.covering(needs)
-            if f.provision.id not in overall and exclusion(f.provision, referral)
-        )
-
-    offers = [_offer(facts, facts_score, child, eligible, overall, barred()) for facts, facts_score in chosen]
+    skip = np.zeros(len(catalogue.facts), np.bool_)  # explained as rivals, or left out
+    skip[rows] = True
+    skip[left_out] = True
+    offers = [
+        _offer(position, position_score, bulk, catalogue, overall, needs, skip)
+        for position, position_score in chosen
+    ]
     return MatchResult(offers=offers, unmet_needs=[n for n in needs if n in uncovered])
 
 
 def _offer(
-    facts: Facts,
+    position: int,
     facts_score: Score,
-    child: _Child,
-    eligible: list[Facts],
-    overall: dict[str, float],
-    barred: Iterator[Facts],
+    bulk: _Bulk,
+    catalogue: Catalogue,
+    overall: Floats,
+    needs: list[NeedCode],
+    skip: Flags,
 ) -> Offer:
-    provision, referral, rules = facts.provision, child.referral, child.rules
+    child = bulk.child
+    referral, rules = child.referral, child.rules
+    facts = catalogue.facts[bulk.rows[position]]
+    provision = facts.provision
     met = [n for n in referral.need_codes if n in facts.served]
-    closest = sorted(
-        (f for f in eligible if f is not facts and not f.served.isdisjoint(met)),
-        key=lambda f: (-overall[f.provision.id], f.provision.id),
-    )[: rules.alternatives_explained]
+    shares = bulk.covered(needs, frozenset(met)) > 0
+    shares[position] = False
+    closest = [
+        catalogue.facts[bulk.rows[p]] for p in bulk.best(overall, shares, rules.alternatives_explained)
+    ]
     rivals = [(child.score(f, child.needs), f.provision) for f in closest]
-    refused = list(
-        islice((f.provision for f in barred if not f.served.isdisjoint(met)), rules.alternatives_explained)
-    )
+    refused = list(islice(catalogue.barred(referral, needs, met, skip), rules.alternatives_explained))
     not_chosen = [f"{p.name}: {_shortfall(facts_score, s, p)}" for s, p in rivals] + [
         f"{p.name}: {exclusion(p, referral)}" for p in refused
     ]

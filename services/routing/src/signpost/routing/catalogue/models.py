@@ -10,6 +10,7 @@ from signpost.shared.vocabulary import BROAD_AREA_OF, BroadArea, LevelOfNeed, Ne
 
 PROVISIONS = "provisions"
 WHOLE_AREA = "*"
+MAX_WAITING_WEEKS = 520
 
 
 class DeliveryMode(StrEnum):
@@ -79,7 +80,10 @@ class Provision(BaseModel):
         default=None, description="Unknown capacity counts as neither full nor free."
     )
     waiting_weeks: float | None = Field(
-        default=None, ge=0, le=520, description="Current typical wait to start."
+        default=None,
+        ge=0,
+        le=MAX_WAITING_WEEKS,
+        description="Current typical wait to start; routing updates it from observed waits.",
     )
     active: bool = True
 

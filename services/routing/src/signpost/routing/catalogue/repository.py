@@ -1,14 +1,36 @@
-"""The catalogue in routing's database."""
+"""The catalogue in routing's database.
+
+Every change to a provision also counts one more catalogue version (a single document,
+changed in the same transaction) and stamps the provision with it, so a routing process
+can tell with one read whether its snapshot is current, and read back only what changed.
+"""
 
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import dataclass
 
-from pymongo import UpdateOne
+from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
+from pymongo.errors import DuplicateKeyError
 from signpost.routing.catalogue.models import PROVISIONS, WHOLE_AREA, Provision
-from signpost.shared.mongo import Database, Document
+from signpost.shared.mongo import Database, Document, Session, in_transaction
 from signpost.shared.vocabulary import BROAD_AREA_OF, NeedCode, Sector
+
+CATALOGUE_VERSION = "catalogue_version"
+VERSION_ID = "provisions"
+CHANGED_IN = "catalogue_version"  # on each provision: the version its last change made
+CATALOGUE_VERSION_INDEX = IndexModel([(CHANGED_IN, ASCENDING)])
+
+
+@dataclass(frozen=True)
+class Version:
+    """How far the catalogue has changed. A new `epoch` means it was recreated: read it whole."""
+
+    epoch: str
+    number: int
 
 
 def to_document(provision: Provision) -> Document:
@@ -59,6 +81,57 @@ async def seed_if_empty(db: Database, provisions: Iterable[Provision]) -> int:
     """Insert the starter catalogue into an empty collection; never overwrites an area's own."""
     if await db[PROVISIONS].estimated_document_count() > 0:
         return 0
-    operations = [UpdateOne({"_id": p.id}, {"$setOnInsert": to_document(p)}, upsert=True) for p in provisions]
-    result = await db[PROVISIONS].bulk_write(operations)
-    return result.upserted_count
+
+    async def write(session: Session) -> int:
+        version = await next_version(db, session=session)
+        operations = [
+            UpdateOne({"_id": p.id}, {"$setOnInsert": {**to_document(p), CHANGED_IN: version}}, upsert=True)
+            for p in provisions
+        ]
+        result = await db[PROVISIONS].bulk_write(operations, session=session)
+        return result.upserted_count
+
+    return await in_transaction(db.client, write)
+
+
+async def ensure_version(db: Database) -> None:
+    """Create the version document before any change needs it (concurrent upserts are unreliable)."""
+    with suppress(DuplicateKeyError):  # another routing process created it first
+        await db[CATALOGUE_VERSION].update_one(
+            {"_id": VERSION_ID}, {"$setOnInsert": {"epoch": _new_epoch(), "number": 0}}, upsert=True
+        )
+
+
+async def next_version(db: Database, *, session: Session) -> int:
+    """Count one more catalogue change inside the caller's transaction; returns its number."""
+    found = await db[CATALOGUE_VERSION].find_one_and_update(
+        {"_id": VERSION_ID},
+        {"$inc": {"number": 1}, "$setOnInsert": {"epoch": _new_epoch()}},
+        upsert=True,
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    if found is None:  # SecantusDB may answer None to an upsert: read what it wrote
+        found = await db[CATALOGUE_VERSION].find_one({"_id": VERSION_ID}, session=session)
+    assert found is not None, "the catalogue version was just written"
+    return int(found["number"])
+
+
+async def stamp_change(db: Database, *, provision_id: str, session: Session) -> None:
+    """Mark a provision the caller's transaction has written as changed in a new version."""
+    version = await next_version(db, session=session)
+    await db[PROVISIONS].update_one({"_id": provision_id}, {"$set": {CHANGED_IN: version}}, session=session)
+
+
+async def current_version(db: Database) -> Version | None:
+    found = await db[CATALOGUE_VERSION].find_one({"_id": VERSION_ID})
+    return None if found is None else Version(epoch=found["epoch"], number=int(found["number"]))
+
+
+async def changed_since(db: Database, version: int) -> list[Provision]:
+    """Provisions changed after `version`, retired ones included."""
+    return [from_document(doc) async for doc in db[PROVISIONS].find({CHANGED_IN: {"$gt": version}})]
+
+
+def _new_epoch() -> str:
+    return uuid.uuid4().hex

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from signpost.routing.catalogue.models import PROVISIONS, Provision
-from signpost.routing.catalogue.repository import from_document, to_document
+from signpost.routing.catalogue.repository import from_document, stamp_change, to_document
 from signpost.shared.auth.principal import Principal
 from signpost.shared.events import ProvisionChangedV1, new_event
 from signpost.shared.mongo import Session, in_transaction
@@ -30,7 +30,12 @@ Change = Literal["created", "updated", "retired"]
 async def provision_changed(
     *, runtime: Runtime, provision: Provision, change: Change, session: Session
 ) -> None:
-    """Stage `provision.changed.v1` for a change the caller's transaction makes."""
+    """Stage `provision.changed.v1` for a change the caller's transaction has just written to the
+    provision's document, and count it as a new catalogue version (what routing's snapshots watch).
+
+    Every write to a provision calls this, in the same transaction.
+    """
+    await stamp_change(runtime.db, provision_id=provision.id, session=session)
     event = new_event(
         ProvisionChangedV1(
             provision_id=provision.id,

@@ -4,7 +4,8 @@
 - a declined offer is re-routed to the next best provision not yet tried for the
   needs it was to meet, or announced as unmet;
 - capacity is reserved when an offer is accepted and released when that support
-  completes or the referral is withdrawn.
+  completes or the referral is withdrawn;
+- waiting times are learnt from acceptance to start (`waiting.py`).
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ from datetime import UTC, datetime
 
 from pymongo import ReturnDocument
 from signpost.routing.catalogue.models import PROVISIONS
-from signpost.routing.catalogue.repository import from_document, list_provisions
+from signpost.routing.catalogue.repository import from_document
 from signpost.routing.catalogue.service import provision_changed
-from signpost.routing.matching import Catalogue, match_referral
+from signpost.routing.catalogue.snapshot import CatalogueSnapshot
+from signpost.routing.decisions.waiting import learn_waiting_time, note_accepted
+from signpost.routing.matching import match_referral
 from signpost.shared.events import (
     Envelope,
     EventData,
@@ -23,6 +26,7 @@ from signpost.shared.events import (
     OfferAcceptedV1,
     OfferCompletedV1,
     OfferDeclinedV1,
+    OfferStartedV1,
     ReferralEscalatedV1,
     ReferralRoutedV1,
     ReferralSubmittedV1,
@@ -44,17 +48,23 @@ SOURCE = "/signpost/routing"
 NO_PROVISION = "no active provision in the Local Offer covers these needs for this age, locality and level"
 
 
-async def on_referral_event(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
+async def on_referral_event(
+    *, runtime: Runtime, envelope: Envelope[EventData], catalogue: CatalogueSnapshot
+) -> None:
     data = envelope.data
     if isinstance(data, ReferralSubmittedV1):
-        await route_referral(runtime=runtime, envelope=envelope)
+        await route_referral(runtime=runtime, envelope=envelope, catalogue=catalogue)
     elif isinstance(data, OfferDeclinedV1):
-        await reroute_after_decline(runtime=runtime, envelope=envelope)
+        await reroute_after_decline(runtime=runtime, envelope=envelope, catalogue=catalogue)
     elif isinstance(data, OfferAcceptedV1 | OfferCompletedV1 | ReferralWithdrawnV1):
         await track_capacity(runtime=runtime, envelope=envelope)
+    elif isinstance(data, OfferStartedV1):
+        await learn_waiting_time(runtime=runtime, envelope=envelope)
 
 
-async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
+async def route_referral(
+    *, runtime: Runtime, envelope: Envelope[EventData], catalogue: CatalogueSnapshot
+) -> None:
     """Match a submitted referral and record the decision with the event that announces it."""
     submitted = envelope.data
     # Safeguarding never reaches matching: intake has already escalated it to the front door.
@@ -72,9 +82,9 @@ async def route_referral(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
             escalated_at=now,
         )
     else:
-        catalogue = Catalogue(await list_provisions(runtime.db, active_only=True))
+        snapshot = await catalogue.current(runtime.db)
         served_before = await _served_before(runtime, submitted.child_ref)
-        result = match_referral(submitted, catalogue, served_before=served_before)
+        result = match_referral(submitted, snapshot, served_before=served_before)
         offers = result.offers
         decision = (
             ReferralRoutedV1(referral_id=submitted.referral_id, offers=offers, routed_at=now)
@@ -126,11 +136,13 @@ def needs_ehc_assessment(referral: ReferralSubmittedV1, *, min_cycles: int) -> b
     )
 
 
-async def reroute_after_decline(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
+async def reroute_after_decline(
+    *, runtime: Runtime, envelope: Envelope[EventData], catalogue: CatalogueSnapshot
+) -> None:
     """Offer the next best provision not yet tried for the needs the declined offer was to meet."""
     declined = envelope.data
     assert isinstance(declined, OfferDeclinedV1)
-    provisions = await list_provisions(runtime.db, active_only=True)
+    snapshot = await catalogue.current(runtime.db)
 
     async def write(session: Session) -> None:
         if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
@@ -142,10 +154,8 @@ async def reroute_after_decline(*, runtime: Runtime, envelope: Envelope[EventDat
         offer = next((o for o in record["offers"] if o["provision_id"] == declined.provision_id), None)
         if offer is None:
             return
-        tried = set(record["provision_ids"])
         child = ReferralSubmittedV1.model_validate({**record["submitted"], "need_codes": offer["needs_met"]})
-        untried = Catalogue([p for p in provisions if p.id not in tried])
-        result = match_referral(child, untried, served_before=frozenset())
+        result = match_referral(child, snapshot, excluded=frozenset(record["provision_ids"]))
         now = datetime.now(UTC)
         decision: EventData = (
             ReferralRoutedV1(
@@ -183,7 +193,8 @@ async def reroute_after_decline(*, runtime: Runtime, envelope: Envelope[EventDat
 
 
 async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
-    """Hold a place while support is accepted or under way; give it back when it ends."""
+    """Hold a place while support is accepted or under way; give it back when it ends.
+    An acceptance also starts the clock on the child's wait."""
     data = envelope.data
 
     async def write(session: Session) -> None:
@@ -191,6 +202,7 @@ async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
             return
         if isinstance(data, OfferAcceptedV1):
             await _reserve(runtime, data.referral_id, data.provision_id, session)
+            await note_accepted(runtime=runtime, accepted=data, session=session)
         elif isinstance(data, OfferCompletedV1):
             await _release(runtime, {"_id": f"{data.referral_id}:{data.provision_id}"}, session)
         elif isinstance(data, ReferralWithdrawnV1):

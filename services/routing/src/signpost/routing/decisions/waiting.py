@@ -1,0 +1,119 @@
+"""Waiting times learnt from the loop, rather than only typed into the catalogue.
+
+- An observed wait is the time from the agency accepting an offer (`offer_accepted.v1`)
+  to the support starting (`offer_started.v1`), in weeks: the child's time on that
+  provision's waiting list. Both timestamps are the agency's own moves, as intake
+  recorded them.
+- A provision's current waiting time is the median of its last `SAMPLE` observed waits,
+  to a tenth of a week, once it has at least `MIN_SAMPLES` of them; until then the
+  figure in the catalogue stands. A median, so one family's long wait for a holiday
+  does not move it; the last few, so it follows a waiting list that grows or shrinks.
+
+Each start is handled once (its event id is recorded in the same transaction), and a
+changed waiting time is stored with its `provision.changed.v1` event.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from datetime import datetime
+
+from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
+from signpost.routing.catalogue.models import MAX_WAITING_WEEKS, PROVISIONS
+from signpost.routing.catalogue.repository import from_document
+from signpost.routing.catalogue.service import provision_changed
+from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, OfferStartedV1
+from signpost.shared.logging import get_logger
+from signpost.shared.mongo import Session, in_transaction, mark_processed
+from signpost.shared.service import Runtime
+
+log = get_logger(__name__)
+
+WAITS = "waits"
+WAITS_INDEXES = [IndexModel([("provision_id", ASCENDING), ("started_at", DESCENDING)])]
+SAMPLE = 10
+MIN_SAMPLES = 3
+WEEK_S = 7 * 24 * 3600
+
+
+def observed_wait_weeks(accepted_at: datetime, started_at: datetime) -> float:
+    """Weeks from acceptance to start; never negative (two clocks may disagree by moments)."""
+    return max(0.0, (started_at - accepted_at).total_seconds() / WEEK_S)
+
+
+def current_waiting_weeks(recent_waits: Sequence[float]) -> float | None:
+    """The waiting time to publish from observed waits, newest first; None while there are too few."""
+    waits = recent_waits[:SAMPLE]
+    if len(waits) < MIN_SAMPLES:
+        return None
+    return min(MAX_WAITING_WEEKS, round(statistics.median(waits), 1))
+
+
+async def note_accepted(*, runtime: Runtime, accepted: OfferAcceptedV1, session: Session) -> None:
+    """Start the clock on a wait, in the caller's transaction (the first acceptance counts)."""
+    await runtime.db[WAITS].update_one(
+        {"_id": _key(accepted.referral_id, accepted.provision_id)},
+        {
+            "$setOnInsert": {
+                "provision_id": accepted.provision_id,
+                "referral_id": accepted.referral_id,
+                "accepted_at": accepted.at,
+            }
+        },
+        upsert=True,
+        session=session,
+    )
+
+
+async def learn_waiting_time(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
+    """Record the wait a started offer ended, and update its provision's current waiting time."""
+    started = envelope.data
+    assert isinstance(started, OfferStartedV1)
+
+    async def write(session: Session) -> None:
+        if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
+            return
+        key = _key(started.referral_id, started.provision_id)
+        wait = await runtime.db[WAITS].find_one({"_id": key}, session=session)
+        if wait is None or wait.get("started_at") is not None:
+            log.info(
+                "start without an acceptance routing saw; no wait learnt", referral_id=started.referral_id
+            )
+            return
+        weeks = observed_wait_weeks(wait["accepted_at"], started.at)
+        await runtime.db[WAITS].update_one(
+            {"_id": key}, {"$set": {"started_at": started.at, "weeks": weeks}}, session=session
+        )
+        recent = (
+            await runtime.db[WAITS]
+            .find(
+                {"provision_id": started.provision_id, "started_at": {"$ne": None}},
+                {"weeks": 1},
+                session=session,
+            )
+            .sort("started_at", DESCENDING)
+            .limit(SAMPLE)
+            .to_list()
+        )
+        current = current_waiting_weeks([w["weeks"] for w in recent])
+        if current is None:
+            return
+        changed = await runtime.db[PROVISIONS].find_one_and_update(
+            {"_id": started.provision_id, "waiting_weeks": {"$ne": current}},
+            {"$set": {"waiting_weeks": current}},
+            return_document=ReturnDocument.AFTER,
+            session=session,
+        )
+        if changed is not None:  # None: already that figure, or no such provision
+            await provision_changed(
+                runtime=runtime, provision=from_document(changed), change="updated", session=session
+            )
+            log.info("waiting time learnt", provision_id=started.provision_id, waiting_weeks=current)
+
+    await in_transaction(runtime.client, write)
+    runtime.events_committed()
+
+
+def _key(referral_id: str, provision_id: str) -> str:
+    return f"{referral_id}:{provision_id}"
