@@ -109,6 +109,7 @@ def test_capacity_that_does_not_add_up_is_left_out_with_a_warning() -> None:
     result = mapped(oruk_service(capacities=[{"id": "x", "unit": {}, "available": 12, "maximum": 10}]))
     assert result.provision.capacity is None
     assert result.warnings == ["service_capacity left out: available 12 is not between 0 and maximum 10"]
+    assert mapped(oruk_service(capacities=[{"available": 1e400, "maximum": 2}])).provision.capacity is None
     single = mapped(oruk_service(capacities=None, service_capacity={"available": 1, "maximum": 4})).provision
     assert single.capacity is not None and single.capacity.available == 1
 
