@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import ValidationError
 from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Contact, DeliveryMode, Provision
@@ -325,7 +325,7 @@ def _capacity(service: Json, warnings: list[str]) -> Capacity | None:
     return None
 
 
-def _finite(value: object) -> bool:
+def _finite(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
