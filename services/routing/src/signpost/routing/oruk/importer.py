@@ -28,6 +28,8 @@ from signpost.shared.service import Runtime
 
 log = get_logger(__name__)
 
+PREFETCH = 500  # stored provisions read per query, to tell created, updated and unchanged apart
+
 
 class ImportInterrupted(Exception):
     """Writing stopped part-way (e.g. the database went away); `report` says what was written."""
@@ -59,7 +61,7 @@ async def import_services(
     warnings: Sequence[str] = (),
 ) -> ImportReport:
     report = ImportReport(source=source, warnings=list(warnings))
-    seen: set[str] = set()
+    mapped_services: dict[str, MappedService] = {}
     for service in services:
         if isinstance(service, Unfetched):
             report.skipped.append(
@@ -72,25 +74,40 @@ async def import_services(
         except Unmappable as exc:
             report.skipped.append(SkippedService(oruk_id=oruk_id, name=name, reason=str(exc)))
             continue
-        if mapped.provision.id in seen:
+        if mapped.provision.id in mapped_services:
             report.skipped.append(
                 SkippedService(oruk_id=oruk_id, name=name, reason="the feed lists this id more than once")
             )
             continue
-        seen.add(mapped.provision.id)
-        try:
-            await _upsert(runtime=runtime, principal=principal, mapped=mapped, report=report)
-        except (ProvisionExists, NoSuchProvision):
-            report.skipped.append(
-                SkippedService(
-                    oruk_id=oruk_id,
-                    name=name,
-                    reason="changed by someone else during the import; import again",
-                )
-            )
-        except Exception as exc:
-            log.warning("catalogue import interrupted", error=repr(exc), **report.totals.model_dump())
-            raise ImportInterrupted(report, exc) from exc
+        mapped_services[mapped.provision.id] = mapped
+
+    try:
+        for chunk in _chunks(list(mapped_services.values()), PREFETCH):
+            ids = [mapped.provision.id for mapped in chunk]
+            stored = await _by_id(runtime, PROVISIONS, ids)
+            stored_details = await _by_id(runtime, ORUK_DETAILS, ids)
+            for mapped in chunk:
+                provision_id = mapped.provision.id
+                try:
+                    await _upsert(
+                        runtime=runtime,
+                        principal=principal,
+                        mapped=mapped,
+                        stored=stored.get(provision_id),
+                        stored_details=stored_details.get(provision_id),
+                        report=report,
+                    )
+                except (ProvisionExists, NoSuchProvision):
+                    report.skipped.append(
+                        SkippedService(
+                            oruk_id=provision_id,
+                            name=mapped.provision.name,
+                            reason="changed by someone else during the import; import again",
+                        )
+                    )
+    except Exception as exc:
+        log.warning("catalogue import interrupted", error=repr(exc), **report.totals.model_dump())
+        raise ImportInterrupted(report, exc) from exc
     log.info(
         "catalogue imported",
         source_kind="url" if source != "document" else "document",
@@ -99,12 +116,26 @@ async def import_services(
     return report
 
 
+def _chunks(items: list[MappedService], size: int) -> list[list[MappedService]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+async def _by_id(runtime: Runtime, collection: str, ids: list[str]) -> dict[str, Document]:
+    return {
+        document["_id"]: document async for document in runtime.db[collection].find({"_id": {"$in": ids}})
+    }
+
+
 async def _upsert(
-    *, runtime: Runtime, principal: Principal, mapped: MappedService, report: ImportReport
+    *,
+    runtime: Runtime,
+    principal: Principal,
+    mapped: MappedService,
+    stored: Document | None,
+    stored_details: Document | None,
+    report: ImportReport,
 ) -> None:
     provision_id = mapped.provision.id
-    stored = await runtime.db[PROVISIONS].find_one({"_id": provision_id})
-    stored_details = await runtime.db[ORUK_DETAILS].find_one({"_id": provision_id})
     current = from_document(stored) if stored is not None else None
     provision = _keep_live_capacity(mapped.provision, current)
     entry = ImportedService(
