@@ -27,7 +27,7 @@ class BodySizeLimitMiddleware:
         limit = self.path_limits.get(scope["path"], self.max_bytes)
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _refuse(send, limit)
+            await self._refuse(send, limit)
             return
         received = 0
         started = False
@@ -50,22 +50,21 @@ class BodySizeLimitMiddleware:
             await self.app(scope, counted_receive, tracked_send)
         except _TooLarge:
             if not started:
-                await _refuse(send, limit)
+                await self._refuse(send, limit)
 
-
-async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps({"detail": f"request body is larger than the {limit}-byte limit"}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    async def _refuse(self, send: Send, limit: int) -> None:
+        body = json.dumps({"detail": f"request body is larger than the {limit}-byte limit"}).encode()
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class _TooLarge(Exception):

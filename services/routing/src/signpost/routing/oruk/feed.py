@@ -8,6 +8,8 @@ spec asks: the source's own where it was one, else a stable one derived from our
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from enum import StrEnum
 from typing import Any
 
 from signpost.routing.catalogue.models import WHOLE_AREA, DeliveryMode, Provision
@@ -34,26 +36,18 @@ _NEED_NAMES = {
 }
 
 
+def _named(values: Iterable[StrEnum]) -> list[tuple[str, str]]:
+    return [(value.value, value.value.replace("_", " ").capitalize()) for value in values]
+
+
 def _signpost_terms() -> dict[str, tuple[str, str, str, str]]:
     """feed id -> (taxonomy, code, name, provision field) for every term of Signpost's own vocabulary."""
     kinds: list[tuple[str, str, list[tuple[str, str]]]] = [
         ("need_codes", "SEND need code (school census)", [(c.value, n) for c, n in _NEED_NAMES.items()]),
-        (
-            "broad_areas",
-            "SEND broad area of need",
-            [(a.value, a.value.replace("_", " ").capitalize()) for a in BroadArea],
-        ),
-        ("sector", "Sector", [(s.value, s.value.replace("_", " ").capitalize()) for s in Sector]),
-        (
-            "levels_of_need",
-            "Level of need",
-            [(lv.value, lv.value.replace("_", " ").capitalize()) for lv in LevelOfNeed],
-        ),
-        (
-            "delivery_mode",
-            "Delivery mode",
-            [(m.value, m.value.replace("_", " ").capitalize()) for m in DeliveryMode],
-        ),
+        ("broad_areas", "SEND broad area of need", _named(BroadArea)),
+        ("sector", "Sector", _named(Sector)),
+        ("levels_of_need", "Level of need", _named(LevelOfNeed)),
+        ("delivery_mode", "Delivery mode", _named(DeliveryMode)),
     ]
     return {
         feed_id("signpost-term", f"{field}:{code}"): (taxonomy, code, name, field)
