@@ -83,8 +83,11 @@ class OutboxRelay:
             if published:
                 continue
             self._wake.clear()
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
+            # that stops the service when the wake-up lands at the same moment, hanging shutdown.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self._poll_interval_s)
+                async with asyncio.timeout(self._poll_interval_s):
+                    await self._wake.wait()
 
     async def flush(self, *, timeout_s: float) -> None:
         """At shutdown: publish what is pending within `timeout_s`; anything left goes at the next start."""

@@ -140,6 +140,7 @@ def create_service_app(
     routers: Sequence[APIRouter],
     indexes: IndexPlan,
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
+    body_limits: Mapping[str, int] | None = None,
     error_handlers: Mapping[type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]]
     | None = None,
 ) -> FastAPI:
@@ -164,7 +165,9 @@ def create_service_app(
     app.state.indexes = indexes  # `signpost migrate` applies them ahead of a rollout
     app.state.token_verifier = TokenVerifier.from_settings(runtime.settings)
     app.state.write_limiter = TokenBucket(per_minute=runtime.settings.rate_limit_writes_per_minute)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=runtime.settings.max_request_bytes, path_limits=body_limits
+    )
     app.add_middleware(CorrelationIdMiddleware)
     app.add_middleware(HttpMetricsMiddleware, metrics=runtime.metrics)  # outermost: times everything
     app.add_exception_handler(RequestValidationError, _validation_error)

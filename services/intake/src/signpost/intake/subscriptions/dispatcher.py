@@ -47,8 +47,9 @@ class WebhookDispatcher:
                 if sent:
                     continue
                 self._wake.clear()
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), timeout=self._settings.outbox_poll_interval_s)
+                with suppress(TimeoutError):  # asyncio.timeout: see OutboxRelay.run on wait_for
+                    async with asyncio.timeout(self._settings.outbox_poll_interval_s):
+                        await self._wake.wait()
 
     async def deliver_due(self, client: httpx.AsyncClient) -> int:
         db = self._runtime.db
