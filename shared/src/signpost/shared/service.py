@@ -96,6 +96,7 @@ def create_service_app(
     routers: Sequence[APIRouter],
     indexes: IndexPlan,
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
+    body_limits: Mapping[str, int] | None = None,
     error_handlers: Mapping[type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]]
     | None = None,
 ) -> FastAPI:
@@ -126,7 +127,9 @@ def create_service_app(
     app.state.runtime = runtime
     app.state.token_verifier = TokenVerifier.from_settings(runtime.settings)
     app.state.write_limiter = TokenBucket(per_minute=runtime.settings.rate_limit_writes_per_minute)
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=runtime.settings.max_request_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware, max_bytes=runtime.settings.max_request_bytes, path_limits=body_limits
+    )
     app.add_middleware(CorrelationIdMiddleware)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(Exception, _unexpected_error)

@@ -90,6 +90,18 @@ class Settings(BaseSettings):
         "recommends an EHC needs assessment request instead of early help.",
     )
     max_request_bytes: int = Field(default=64 * 1024, ge=1024, le=10 * 1024 * 1024)
+    max_import_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        le=256 * 1024 * 1024,
+        description="Body limit of the catalogue import route alone, and of each ORUK page it fetches.",
+    )
+    oruk_taxonomy_map: Path | None = Field(
+        default=None,
+        description="A JSON or YAML file mapping ORUK taxonomy terms to need codes, sectors and levels "
+        "of need; unset: the map shipped with routing.",
+    )
+    oruk_fetch_timeout_s: float = Field(default=20.0, gt=0, le=300, description="Per ORUK feed request.")
 
     @model_validator(mode="after")
     def _join_fits_in_a_request(self) -> Settings:

@@ -10,6 +10,9 @@ from signpost.routing.catalogue.seed import STARTER_CATALOGUE
 from signpost.routing.catalogue.views import router as catalogue_router
 from signpost.routing.decisions.service import DECISIONS, RESERVATIONS, on_referral_event
 from signpost.routing.decisions.views import router as decisions_router
+from signpost.routing.oruk.models import ORUK_DETAILS
+from signpost.routing.oruk.taxonomy import load_taxonomy_map
+from signpost.routing.oruk.views import IMPORT_PATH, feed_router, import_router
 from signpost.shared.mongo import IndexPlan
 from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES
 from signpost.shared.service import Runtime, create_service_app
@@ -23,6 +26,11 @@ INDEXES = IndexPlan(
             IndexModel([("child_ref", ASCENDING)]),  # continuity: what served this child before
         ],
         RESERVATIONS: [IndexModel([("referral_id", ASCENDING)])],
+        ORUK_DETAILS: [
+            IndexModel([("term_ids", ASCENDING)]),
+            IndexModel([("organization.id", ASCENDING)]),
+            IndexModel([("organization.source_id", ASCENDING)]),
+        ],
         OUTBOX: OUTBOX_INDEXES,
     }
 )
@@ -34,6 +42,7 @@ async def _seed_catalogue(runtime: Runtime) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime.build(settings or get_settings(), "routing")
+    load_taxonomy_map(runtime.settings.oruk_taxonomy_map)  # a bad map stops start-up, not the first import
     runtime.enable_outbox()
 
     runtime.consume_events(on_referral_event)
@@ -41,7 +50,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runtime,
         title="Signpost routing",
         description="Matches each child's needs to Local Offer provision across education, health and social care.",
-        routers=[catalogue_router, decisions_router],
+        routers=[catalogue_router, decisions_router, import_router, feed_router],
         indexes=INDEXES,
         on_startup=_seed_catalogue,
+        body_limits={IMPORT_PATH: runtime.settings.max_import_bytes},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -46,8 +47,15 @@ async def provision_changed(
 
 
 async def save_provision(
-    *, runtime: Runtime, provision: Provision, change: Change, principal: Principal
+    *,
+    runtime: Runtime,
+    provision: Provision,
+    change: Change,
+    principal: Principal,
+    also: Callable[[Session], Awaitable[None]] | None = None,
 ) -> Provision:
+    """Store the change with its event; `also` writes anything that belongs with it in the same transaction."""
+
     async def write(session: Session) -> None:
         collection = runtime.db[PROVISIONS]
         existing = await collection.find_one({"_id": provision.id}, {"_id": 1}, session=session)
@@ -58,6 +66,8 @@ async def save_provision(
         document = {**to_document(provision), "changed_by": principal.subject}
         await collection.replace_one({"_id": provision.id}, document, upsert=True, session=session)
         await provision_changed(runtime=runtime, provision=provision, change=change, session=session)
+        if also is not None:
+            await also(session)
 
     await in_transaction(runtime.client, write)
     runtime.events_committed()

@@ -1,0 +1,218 @@
+"""The catalogue as Open Referral UK 3.0 services (with HSDS 3.1 `capacities`). Pure: no I/O.
+
+Provisions hold the current truth (capacity and waiting time change as routing works);
+an imported provision's ORUK details add what a provision does not hold (description,
+the organization's own id, the source's taxonomy terms). Every id is a UUID, as the
+spec asks: the source's own where it was one, else a stable one derived from ours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from signpost.routing.catalogue.models import WHOLE_AREA, DeliveryMode, Provision
+from signpost.routing.oruk.models import Organisation, OrukDetails, TaxonomyTerm, feed_id
+from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
+
+ORUK_VERSION = "3.0"
+PROFILE_URL = "https://openreferral.org/uk-profile"
+
+_NEED_NAMES = {
+    NeedCode.SPLD: "Specific learning difficulty",
+    NeedCode.MLD: "Moderate learning difficulty",
+    NeedCode.SLD: "Severe learning difficulty",
+    NeedCode.PMLD: "Profound and multiple learning difficulty",
+    NeedCode.SEMH: "Social, emotional and mental health",
+    NeedCode.SLCN: "Speech, language and communication needs",
+    NeedCode.HI: "Hearing impairment",
+    NeedCode.VI: "Visual impairment",
+    NeedCode.MSI: "Multi-sensory impairment",
+    NeedCode.PD: "Physical disability",
+    NeedCode.ASD: "Autistic spectrum disorder",
+    NeedCode.OTH: "Other difficulty or disability",
+    NeedCode.NSA: "SEN support but no specialist assessment of type of need",
+}
+
+
+def _signpost_terms() -> dict[str, tuple[str, str, str, str]]:
+    """feed id -> (taxonomy, code, name, provision field) for every term of Signpost's own vocabulary."""
+    kinds: list[tuple[str, str, list[tuple[str, str]]]] = [
+        ("need_codes", "SEND need code (school census)", [(c.value, n) for c, n in _NEED_NAMES.items()]),
+        (
+            "broad_areas",
+            "SEND broad area of need",
+            [(a.value, a.value.replace("_", " ").capitalize()) for a in BroadArea],
+        ),
+        ("sector", "Sector", [(s.value, s.value.replace("_", " ").capitalize()) for s in Sector]),
+        (
+            "levels_of_need",
+            "Level of need",
+            [(lv.value, lv.value.replace("_", " ").capitalize()) for lv in LevelOfNeed],
+        ),
+        (
+            "delivery_mode",
+            "Delivery mode",
+            [(m.value, m.value.replace("_", " ").capitalize()) for m in DeliveryMode],
+        ),
+    ]
+    return {
+        feed_id("signpost-term", f"{field}:{code}"): (taxonomy, code, name, field)
+        for field, taxonomy, terms in kinds
+        for code, name in terms
+    }
+
+
+SIGNPOST_TERMS = _signpost_terms()
+_TERM_ID = {(field, code): term_id for term_id, (_, code, _, field) in SIGNPOST_TERMS.items()}
+
+
+def signpost_term_query(term_id: str) -> dict[str, str] | None:
+    """The provisions query for one of Signpost's own taxonomy terms, if `term_id` is one."""
+    if (found := SIGNPOST_TERMS.get(term_id.lower())) is None:
+        return None
+    _, code, _, field = found
+    return {field: code}
+
+
+def service_feed_id(provision: Provision) -> str:
+    return feed_id("provision", provision.id)
+
+
+def organisation_feed_id(organisation_id: str) -> str:
+    return feed_id("organisation", organisation_id)
+
+
+def _organisation(provision: Provision, details: OrukDetails | None) -> Organisation:
+    if details is not None and details.organization.name == provision.organisation:
+        return details.organization
+    return Organisation(
+        id=organisation_feed_id(provision.organisation_id),
+        name=provision.organisation,
+        description=provision.organisation,
+    )
+
+
+def _organization_json(organisation: Organisation) -> dict[str, Any]:
+    return _without_none(
+        {
+            "id": organisation.id,
+            "name": organisation.name,
+            "description": organisation.description,
+            "email": organisation.email,
+            "website": organisation.website,
+        }
+    )
+
+
+def _without_none(fields: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in fields.items() if value is not None}
+
+
+def summary(provision: Provision, details: OrukDetails | None) -> dict[str, Any]:
+    """The one-to-one fields of a service and its organization: an entry of the paged list."""
+    service_id = service_feed_id(provision)
+    organisation = _organisation(provision, details)
+    return _without_none(
+        {
+            "id": service_id,
+            "organization_id": organisation.id,
+            "name": provision.name,
+            "description": (details.description if details else None)
+            or f"{provision.name}, from {provision.organisation}.",
+            "url": provision.contact.url,
+            "email": provision.contact.email,
+            "status": "active" if provision.active else "inactive",
+            "fees": None if provision.cost == "not stated" else provision.cost,
+            "minimum_age": provision.min_age,
+            "maximum_age": provision.max_age,
+            "wait_time": None if provision.waiting_weeks is None else f"{provision.waiting_weeks:g} weeks",
+            "organization": _organization_json(organisation),
+        }
+    )
+
+
+def full_service(provision: Provision, details: OrukDetails | None, *, tenant: str) -> dict[str, Any]:
+    """A fully nested service: eligibility, areas, taxonomy terms, capacity and contacts."""
+    service = summary(provision, details)
+    service_id = service["id"]
+
+    def child_id(kind: str, key: str) -> str:
+        return feed_id(kind, f"{service_id}:{key}")
+
+    service["service_areas"] = [
+        {
+            "id": child_id("service-area", locality),
+            "service_id": service_id,
+            "name": f"The whole local area ({tenant})" if locality == WHOLE_AREA else locality,
+            "service_area": f"The whole local area ({tenant})" if locality == WHOLE_AREA else locality,
+        }
+        for locality in provision.localities
+    ]
+    service["attributes"] = [
+        {
+            "id": child_id("attribute", term.id),
+            "link_id": service_id,
+            "link_type": "service",
+            "taxonomy_term_id": term.id,
+            "taxonomy_term": _without_none(term.model_dump(exclude={"source_id"})),
+        }
+        for term in _terms(provision, details)
+    ]
+    service["contacts"] = [
+        _without_none(
+            {
+                "id": child_id("contact", "enquiries"),
+                "service_id": service_id,
+                "name": f"{provision.name} enquiries",
+                "email": provision.contact.email,
+                "phones": [{"id": child_id("phone", "enquiries"), "number": provision.contact.phone}]
+                if provision.contact.phone
+                else None,
+            }
+        )
+    ]
+    if provision.cost != "not stated":
+        service["cost_options"] = [
+            {"id": child_id("cost", "cost"), "service_id": service_id, "option": provision.cost}
+        ]
+    if provision.capacity is not None:
+        capacity = provision.capacity
+        service["capacities"] = [
+            _without_none(
+                {
+                    "id": child_id("capacity", "places"),
+                    "service_id": service_id,
+                    "unit": {"id": feed_id("unit", "places"), "name": "places", "scheme": "signpost"},
+                    "available": capacity.available,
+                    "maximum": capacity.maximum,
+                    "description": "Places free to start now, out of the most the service can hold.",
+                    "updated": capacity.updated.isoformat() if capacity.updated else None,
+                }
+            )
+        ]
+    return service
+
+
+def _terms(provision: Provision, details: OrukDetails | None) -> list[TaxonomyTerm]:
+    ours: list[tuple[str, str]] = [
+        *(("need_codes", code.value) for code in provision.need_codes),
+        *(("broad_areas", area.value) for area in provision.broad_areas),
+        ("sector", provision.sector.value),
+        *(("levels_of_need", level.value) for level in provision.levels_of_need),
+        ("delivery_mode", provision.delivery_mode.value),
+    ]
+    terms = []
+    for key in ours:
+        term_id = _TERM_ID[key]
+        taxonomy, code, name, _ = SIGNPOST_TERMS[term_id]
+        terms.append(
+            TaxonomyTerm(
+                id=term_id,
+                name=name,
+                description=f"{taxonomy}: {name}",
+                taxonomy=f"Signpost {taxonomy}",
+                term=code,
+            )
+        )
+    seen = {term.id for term in terms}
+    return terms + [term for term in (details.taxonomy_terms if details else []) if term.id not in seen]

@@ -1,0 +1,141 @@
+"""Importing ORUK services into the Local Offer through the catalogue's own change functions.
+
+Each created, updated or retired provision is written with its `provision.changed.v1`
+event (and its ORUK details) in one transaction; an unchanged service writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from signpost.routing.catalogue.models import PROVISIONS, Provision
+from signpost.routing.catalogue.repository import from_document
+from signpost.routing.catalogue.service import Change, NoSuchProvision, ProvisionExists, save_provision
+from signpost.routing.oruk.fetch import Unfetched
+from signpost.routing.oruk.mapping import MappedService, Unmappable, map_service, service_label
+from signpost.routing.oruk.models import (
+    ORUK_DETAILS,
+    ImportedService,
+    ImportReport,
+    OrukDetails,
+    SkippedService,
+)
+from signpost.routing.oruk.taxonomy import TaxonomyMap
+from signpost.shared.auth.principal import Principal
+from signpost.shared.logging import get_logger
+from signpost.shared.mongo import Document, Session
+from signpost.shared.service import Runtime
+
+log = get_logger(__name__)
+
+
+class ImportInterrupted(Exception):
+    """Writing stopped part-way (e.g. the database went away); `report` says what was written."""
+
+    def __init__(self, report: ImportReport, error: Exception) -> None:
+        super().__init__(f"the import stopped part-way: {type(error).__name__}: {error}")
+        self.report = report
+
+
+def details_document(details: OrukDetails) -> Document:
+    document = details.model_dump(mode="json")
+    document["_id"] = document.pop("provision_id")
+    document["term_ids"] = details.term_ids()
+    return document
+
+
+def details_from_document(document: Document) -> OrukDetails:
+    fields = {key: value for key, value in document.items() if key in OrukDetails.model_fields}
+    return OrukDetails(provision_id=document["_id"], **fields)
+
+
+async def import_services(
+    *,
+    runtime: Runtime,
+    principal: Principal,
+    services: Sequence[object | Unfetched],
+    taxonomy: TaxonomyMap,
+    source: str,
+    warnings: Sequence[str] = (),
+) -> ImportReport:
+    report = ImportReport(source=source, warnings=list(warnings))
+    seen: set[str] = set()
+    for service in services:
+        if isinstance(service, Unfetched):
+            report.skipped.append(
+                SkippedService(oruk_id=service.oruk_id, name=service.name, reason=service.reason)
+            )
+            continue
+        oruk_id, name = service_label(service)
+        try:
+            mapped = map_service(service, taxonomy=taxonomy, source=source)
+        except Unmappable as exc:
+            report.skipped.append(SkippedService(oruk_id=oruk_id, name=name, reason=str(exc)))
+            continue
+        if mapped.provision.id in seen:
+            report.skipped.append(
+                SkippedService(oruk_id=oruk_id, name=name, reason="the feed lists this id more than once")
+            )
+            continue
+        seen.add(mapped.provision.id)
+        try:
+            await _upsert(runtime=runtime, principal=principal, mapped=mapped, report=report)
+        except (ProvisionExists, NoSuchProvision):
+            report.skipped.append(
+                SkippedService(
+                    oruk_id=oruk_id,
+                    name=name,
+                    reason="changed by someone else during the import; import again",
+                )
+            )
+        except Exception as exc:
+            log.warning("catalogue import interrupted", error=repr(exc), **report.totals.model_dump())
+            raise ImportInterrupted(report, exc) from exc
+    log.info(
+        "catalogue imported",
+        source_kind="url" if source != "document" else "document",
+        **report.totals.model_dump(),
+    )
+    return report
+
+
+async def _upsert(
+    *, runtime: Runtime, principal: Principal, mapped: MappedService, report: ImportReport
+) -> None:
+    provision_id = mapped.provision.id
+    stored = await runtime.db[PROVISIONS].find_one({"_id": provision_id})
+    stored_details = await runtime.db[ORUK_DETAILS].find_one({"_id": provision_id})
+    current = from_document(stored) if stored is not None else None
+    provision = _keep_live_capacity(mapped.provision, current)
+    entry = ImportedService(
+        oruk_id=provision_id, name=provision.name, provision_id=provision_id, warnings=mapped.warnings
+    )
+    details = details_document(mapped.details)
+
+    async def write_details(session: Session) -> None:
+        await runtime.db[ORUK_DETAILS].replace_one(
+            {"_id": provision_id}, details, upsert=True, session=session
+        )
+
+    if current == provision:
+        if stored_details != details:  # only the description or source's terms changed: no provision event
+            await runtime.db[ORUK_DETAILS].replace_one({"_id": provision_id}, details, upsert=True)
+        report.unchanged.append(entry)
+        return
+    change: Change = (
+        "created" if current is None else "retired" if current.active and not provision.active else "updated"
+    )
+    await save_provision(
+        runtime=runtime, provision=provision, change=change, principal=principal, also=write_details
+    )
+    (report.created if change == "created" else report.updated).append(entry)
+
+
+def _keep_live_capacity(imported: Provision, current: Provision | None) -> Provision:
+    """Routing holds places as offers are accepted; a feed figure that is not newer does not undo that."""
+    if current is None or current.capacity is None or imported.capacity is None:
+        return imported
+    theirs, ours = imported.capacity, current.capacity
+    if theirs.updated and ours.updated and theirs.maximum == ours.maximum and theirs.updated <= ours.updated:
+        return imported.model_copy(update={"capacity": ours})
+    return imported
