@@ -36,19 +36,19 @@ TAXONOMY_AREAS = "SEND Code of Practice broad area of need"
 TAXONOMY_SECTOR = "Sector"
 TAXONOMY_LEVEL = "Level of need (local continuum)"
 TAXONOMY_DELIVERY = "Delivery mode"
-# Every feed of every seed shares this namespace; ids are stable per (seed, thing).
+# Ids depend on what a thing is, not on the seed: another seed's feed updates the same services.
 _NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:signpost:demo-area")
 # Fixed, so the same seed gives byte-identical feeds (and a re-import changes nothing).
 FEED_TIME = datetime(2025, 9, 1, tzinfo=UTC)
 
 
-def oruk_id(area: LocalArea, kind: str, key: str) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"{area.seed}:{kind}:{key}"))
+def oruk_id(kind: str, key: str) -> str:
+    return str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
 
 
 def service_id(area: LocalArea, provision: DemoProvision) -> str:
     """The ORUK service id, which routing keeps as the provision id."""
-    return oruk_id(area, "service", provision.key)
+    return oruk_id("service", provision.key)
 
 
 def oruk_feed(area: LocalArea) -> dict[str, Any]:
@@ -68,7 +68,7 @@ def oruk_feed(area: LocalArea) -> dict[str, Any]:
 
 def oruk_service(area: LocalArea, provision: DemoProvision) -> dict[str, Any]:
     sid = service_id(area, provision)
-    organisation_id = oruk_id(area, "organization", provision.organisation)
+    organisation_id = oruk_id("organization", provision.organisation)
     terms = [
         *((TAXONOMY_NEEDS, need.value, NEED_NAMES[need]) for need in provision.need_codes),
         *((TAXONOMY_AREAS, area_.value, _label(area_)) for area_ in provision.broad_areas),
@@ -94,7 +94,7 @@ def oruk_service(area: LocalArea, provision: DemoProvision) -> dict[str, Any]:
         },
         "cost_options": [
             {
-                "id": oruk_id(area, "cost", provision.key),
+                "id": oruk_id("cost", provision.key),
                 "service_id": sid,
                 "option": provision.cost,
                 "amount": 0,
@@ -102,31 +102,31 @@ def oruk_service(area: LocalArea, provision: DemoProvision) -> dict[str, Any]:
         ],
         "contacts": [
             {
-                "id": oruk_id(area, "contact", provision.key),
+                "id": oruk_id("contact", provision.key),
                 "service_id": sid,
                 "name": "Referrals and duty desk",
             }
         ],
-        "phones": [{"id": oruk_id(area, "phone", provision.key), "number": provision.phone}],
+        "phones": [{"id": oruk_id("phone", provision.key), "number": provision.phone}],
         "capacities": [
             {
-                "id": oruk_id(area, "capacity", provision.key),
+                "id": oruk_id("capacity", provision.key),
                 "service_id": sid,
                 "available": provision.capacity_available,
                 "maximum": provision.capacity_maximum,
-                "unit": {"id": oruk_id(area, "unit", "place"), "name": "places"},
+                "unit": {"id": oruk_id("unit", "place"), "name": "places"},
                 "updated": FEED_TIME.isoformat(),
             }
         ],
         "wait_time": f"{provision.waiting_weeks:g} weeks",
         "attributes": [
             {
-                "id": oruk_id(area, "attribute", f"{provision.key}:{taxonomy}:{code}"),
+                "id": oruk_id("attribute", f"{provision.key}:{taxonomy}:{code}"),
                 "link_id": sid,
                 "link_type": "service",
-                "taxonomy_term_id": oruk_id(area, "term", f"{taxonomy}:{code}"),
+                "taxonomy_term_id": oruk_id("term", f"{taxonomy}:{code}"),
                 "taxonomy_term": {
-                    "id": oruk_id(area, "term", f"{taxonomy}:{code}"),
+                    "id": oruk_id("term", f"{taxonomy}:{code}"),
                     "name": name,
                     "description": f"{taxonomy}: {name}",
                     "taxonomy": taxonomy,
@@ -138,7 +138,7 @@ def oruk_service(area: LocalArea, provision: DemoProvision) -> dict[str, Any]:
     }
     if provision.localities:
         service["service_areas"] = [
-            {"id": oruk_id(area, "service-area", f"{provision.key}:{ward}"), "service_id": sid, "name": ward}
+            {"id": oruk_id("service-area", f"{provision.key}:{ward}"), "service_id": sid, "name": ward}
             for ward in provision.localities
         ]
     return service

@@ -28,7 +28,12 @@ from signpost.platform.demo.calendar import Period, period
 from signpost.platform.demo.calibration import Calibration, load_calibration
 from signpost.platform.demo.oruk import oruk_feed
 from signpost.platform.demo.referrals import GeneratedReferral, ReferralGenerator
-from signpost.platform.demo.summary import DemoSummary, ReferralResult, read_platform_counts
+from signpost.platform.demo.summary import (
+    DemoSummary,
+    PlatformCounts,
+    ReferralResult,
+    read_platform_counts,
+)
 from signpost.platform.devtokens import dev_token
 
 REQUEST_TIMEOUT_S = 30.0
@@ -140,6 +145,7 @@ class Demo:
                 datetime.combine(self.period.start, datetime.min.time()), span.total_seconds() / real_s
             )
             self.period_end = self.clock.start + span
+            self._baseline = await self._counts()
             agencies = asyncio.create_task(self._agencies(organisations))
             try:
                 await self._stream(list(self.generator.stream(arrivals)))
@@ -147,13 +153,23 @@ class Demo:
                 await self._drain(organisations)
             finally:
                 agencies.cancel()
-            await self._final_statuses()
-            self.summary.platform = read_platform_counts(
-                await self._get(f"{self.endpoints.analytics}/v1/pulse")
-            )
+            await self._refresh(self.summary.accepted_results())
+            await self._wait_for_counts()
+            self.summary.platform = (await self._counts()).since(self._baseline)
         return self.summary
 
     # --- the platform -------------------------------------------------------------------
+
+    async def _counts(self) -> PlatformCounts:
+        return read_platform_counts(await self._get(f"{self.endpoints.analytics}/v1/pulse"))
+
+    async def _wait_for_counts(self) -> None:
+        """Analytics counts asynchronously: give it until every submission is in (or time runs out)."""
+        deadline = time.monotonic() + DECISION_WAIT_S
+        while (await self._counts()).since(self._baseline).submitted < self.summary.accepted:
+            if time.monotonic() > deadline:
+                return
+            await asyncio.sleep(self.options.poll_interval_s)
 
     async def _check_reachable(self) -> None:
         for name, base in (
@@ -231,27 +247,28 @@ class Demo:
             self._limit.release()
 
     async def _wait_for_decisions(self) -> None:
-        """Until analytics has counted every accepted referral's routing decision (or time runs out)."""
+        """Until routing has decided every accepted referral, as intake shows it (or time runs out)."""
         deadline = time.monotonic() + DECISION_WAIT_S
-        while time.monotonic() < deadline:
-            counts = read_platform_counts(await self._get(f"{self.endpoints.analytics}/v1/pulse"))
-            self.summary.live = counts
-            self._report(self.summary.sent)
-            if counts.submitted >= self.summary.accepted and counts.awaiting_decision == 0:
-                return
+        undecided = [r for r in self.summary.accepted_results() if r.status == "submitted"]
+        while undecided and time.monotonic() < deadline:
             await asyncio.sleep(self.options.poll_interval_s)
+            await self._refresh(undecided)
+            undecided = [r for r in undecided if r.status == "submitted"]
+            self.summary.live = (await self._counts()).since(self._baseline)
+            self._report(self.summary.sent)
 
-    async def _final_statuses(self) -> None:
+    async def _refresh(self, results: list[ReferralResult]) -> None:
+        """Each referral's status now, read as the practitioner who sent it."""
+
         async def fetch(result: ReferralResult) -> None:
             async with self._limit:
-                token = self._token(
-                    Role.PRACTITIONER, result.referral.setting.organisation_id, result.referral.setting.name
-                )
+                setting = result.referral.setting
+                token = self._token(Role.PRACTITIONER, setting.organisation_id, setting.name)
                 view = await self._get(f"{self.endpoints.intake}/v1/referrals/{result.id}", token)
                 result.status = view["status"]
                 result.escalation_reason = view.get("escalation_reason")
 
-        await asyncio.gather(*(fetch(result) for result in self.summary.results if result.id))
+        await asyncio.gather(*(fetch(result) for result in results))
 
     # --- agencies -----------------------------------------------------------------------
 
@@ -259,6 +276,7 @@ class Demo:
         while True:
             await self._poll_offers(organisations)
             await self._act(until=self.clock.now())
+            self.summary.live = (await self._counts()).since(self._baseline)
             await asyncio.sleep(self.options.poll_interval_s)
 
     async def _poll_offers(self, organisations: list[str]) -> int:
