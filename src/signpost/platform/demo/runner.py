@@ -10,6 +10,7 @@ to a database or a topic.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -39,6 +40,7 @@ from signpost.platform.devtokens import dev_token
 REQUEST_TIMEOUT_S = 30.0
 DECISION_WAIT_S = 90.0  # after the last referral, how long routing may take to decide the rest
 MAX_RETRIES = 5
+MAX_DRAIN_ROUNDS = 10  # decline, re-route, decline again...: bounded
 
 
 class PlatformUnreachable(RuntimeError):
@@ -127,7 +129,8 @@ class Demo:
         self._seen_offers: set[tuple[str, str]] = set()
         self._actions: list[_Action] = []
         self._order = itertools.count()
-        self._limit = asyncio.Semaphore(options.concurrency)
+        self._limit = asyncio.Semaphore(options.concurrency)  # practitioners' requests in flight
+        self._agency_limit = asyncio.Semaphore(options.concurrency)  # agencies' requests in flight
 
     async def run(self) -> DemoSummary:
         timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
@@ -150,9 +153,11 @@ class Demo:
             try:
                 await self._stream(list(self.generator.stream(arrivals)))
                 await self._wait_for_decisions()
-                await self._drain(organisations)
             finally:
                 agencies.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await agencies  # raises what stopped the agencies early, if anything did
+            await self._drain(organisations)
             await self._refresh(self.summary.accepted_results())
             await self._wait_for_counts()
             self.summary.platform = (await self._counts()).since(self._baseline)
@@ -275,40 +280,57 @@ class Demo:
     async def _agencies(self, organisations: list[str]) -> None:
         while True:
             await self._poll_offers(organisations)
-            await self._act(until=self.clock.now())
+            await self._act(until=min(self.clock.now(), self.period_end))
             self.summary.live = (await self._counts()).since(self._baseline)
             await asyncio.sleep(self.options.poll_interval_s)
 
     async def _poll_offers(self, organisations: list[str]) -> int:
-        new = 0
-        for organisation in organisations:
-            token = self._token(Role.AGENCY, organisation)
-            cursor = ""
-            while True:
-                page = await self._get(
-                    f"{self.endpoints.intake}/v1/offers?status=routed&limit=100{cursor}", token
-                )
-                for offer in page["items"]:
-                    key = (offer["referral_id"], offer["provision_id"])
-                    if key in self._seen_offers:
-                        continue
-                    self._seen_offers.add(key)
-                    self.summary.offers_seen += 1
-                    new += 1
-                    decision = self.agencies.decide(offer)
-                    self._schedule(self.clock.now() + decision.decide_after, "decide", offer, decision)
-                if not page.get("next_cursor"):
-                    break
-                cursor = f"&cursor={page['next_cursor']}"
-        return new
+        """Each agency reads the offers waiting for it; returns how many were new."""
+
+        async def poll(organisation: str) -> int:
+            async with self._agency_limit:
+                return await self._poll_organisation(organisation)
+
+        return sum(await asyncio.gather(*(poll(organisation) for organisation in organisations)))
+
+    async def _poll_organisation(self, organisation: str) -> int:
+        token = self._token(Role.AGENCY, organisation)
+        new, cursor = 0, ""
+        while True:
+            page = await self._get(
+                f"{self.endpoints.intake}/v1/offers?status=routed&limit=100{cursor}", token
+            )
+            for offer in page["items"]:
+                key = (offer["referral_id"], offer["provision_id"])
+                if key in self._seen_offers:
+                    continue
+                self._seen_offers.add(key)
+                self.summary.offers_seen += 1
+                new += 1
+                decision = self.agencies.decide(offer)
+                self._schedule(self.clock.now() + decision.decide_after, "decide", offer, decision)
+            if not page.get("next_cursor"):
+                return new
+            cursor = f"&cursor={page['next_cursor']}"
 
     def _schedule(self, due: datetime, move: str, offer: dict[str, Any], decision: Decision) -> None:
         heapq.heappush(self._actions, _Action(due, next(self._order), move, offer, decision))
 
     async def _act(self, *, until: datetime) -> None:
+        due = []
         while self._actions and self._actions[0].due <= until:
-            action = heapq.heappop(self._actions)
-            await self._move(action)
+            due.append(heapq.heappop(self._actions))
+        await self._run(due)
+
+    async def _run(self, actions: list[_Action]) -> None:
+        """Several agencies at once; one offer's moves stay in order, since each next move is
+        scheduled only when the one before it succeeded."""
+
+        async def move(action: _Action) -> None:
+            async with self._agency_limit:
+                await self._move(action)
+
+        await asyncio.gather(*(move(action) for action in actions))
 
     async def _move(self, action: _Action) -> None:
         offer, decision = action.offer, action.decision
@@ -335,17 +357,16 @@ class Demo:
     async def _drain(self, organisations: list[str]) -> None:
         """The period is over: agencies still decide every offer they hold (and any re-routed ones);
         support due to start or end after the period stays open."""
-        for _ in range(10):
+        for _ in range(MAX_DRAIN_ROUNDS):
+            await self._poll_offers(organisations)
             await self._act(until=self.period_end)
             decisions = [a for a in self._actions if a.move == "decide"]
+            if not decisions:
+                break
             self._actions = [a for a in self._actions if a.move != "decide"]
             heapq.heapify(self._actions)
-            for action in decisions:
-                await self._move(action)
-            await asyncio.sleep(self.options.poll_interval_s)  # let routing re-route declined offers
-            await self._wait_for_decisions()
-            if not await self._poll_offers(organisations) and not decisions:
-                break
+            await self._run(decisions)
+            await asyncio.sleep(2 * self.options.poll_interval_s)  # routing re-routes declined offers
         self.summary.still_open = len(self._actions)
 
     # --- HTTP ---------------------------------------------------------------------------
