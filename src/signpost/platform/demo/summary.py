@@ -17,6 +17,7 @@ from signpost.platform.demo.referrals import GeneratedReferral
 # across the dozen need codes a correct generator is flagged in about 1 run in 30.
 Z = 3.0
 FEW = 5  # below this many expected referrals the normal approximation says little
+MIN_COMPLETIONS = 5  # a service needs this many completions to be ranked in "what works"
 ROUTED_STATUSES = {"routed", "accepted", "declined", "in_progress", "completed"}
 
 
@@ -228,7 +229,7 @@ class DemoSummary:
             f"  agencies        offers {self.offers_seen}: accepted {self.moves['accepted']}, "
             f"declined {self.moves['declined']} {dict(self.decline_reasons.most_common())}, "
             f"started {self.moves['started']}, completed {self.moves['completed']}; "
-            f"{self.still_open} still in support when the period ended",
+            f"{self.still_open} still waiting to start or finish when the period ended",
         ]
         if self.move_failures:
             lines.append(f"                  refused moves {dict(self.move_failures)}")
@@ -237,7 +238,7 @@ class DemoSummary:
                 (
                     (sum(v) / len(v), name, len(v))
                     for name, v in self.improvement_by_provision.items()
-                    if len(v) >= 3
+                    if len(v) >= MIN_COMPLETIONS
                 ),
                 reverse=True,
             )
