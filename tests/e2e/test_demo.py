@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from signpost.platform.processes import free_port
-from tests.e2e.running import RunningPlatform, request, running_platform
+from tests.e2e.running import RunningPlatform, request, running_platform, wait_for
 
 REFERRALS = 24
 
@@ -78,3 +78,16 @@ def test_an_unreachable_platform_is_a_clear_error_and_exit_2(tmp_path: Path) -> 
     assert result.returncode == 2
     assert f"intake is not reachable at {urls['intake']}" in result.stderr
     assert "signpost run" in result.stderr
+
+
+def test_run_demo_populates_the_platform_within_a_minute(tmp_path: Path) -> None:
+    with running_platform(tmp_path, "--demo") as platform:
+
+        def counted() -> int:
+            status, pulse = request(platform.url("analytics", "/v1/pulse"))
+            return int(pulse["submitted"]) if status == 200 and pulse["by_outcome"]["routed"] else 0
+
+        wait_for(counted, timeout_s=60, what="referrals routed and counted")
+        assert re.search(r"^demo      \| \[#*\.*\] \d+/\d+  sent \d+", platform.lines(), re.MULTILINE)
+        status, page = request(platform.url("routing", "/v1/provisions?limit=1"))
+        assert status == 200 and page["total"] >= 59  # the area's Local Offer, imported

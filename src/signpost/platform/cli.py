@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--minutes", type=_positive, default=3.0, help="real minutes the period takes (default 3)"
     )
     demo.add_argument(
-        "--referrals", type=int, help="how many referrals (default: the period's calibrated volume)"
+        "--referrals", type=_count, help="how many referrals (default: the period's calibrated volume)"
     )
     demo.add_argument("--rate", type=_positive, help="referrals per second (instead of --minutes)")
     demo.add_argument(
@@ -141,9 +141,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _positive(text: str) -> float:
-    value = float(text)
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
     if not value > 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
 
 
@@ -163,9 +176,6 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         else:
             Path(args.feed).write_text(feed + "\n")
         return 0
-    if args.referrals is not None and args.referrals < 1:
-        print("signpost demo: --referrals must be at least 1", file=sys.stderr)
-        return 2
     defaults = Endpoints.from_settings(settings)
     endpoints = replace(
         defaults,
