@@ -160,7 +160,6 @@ class Demo:
             await self._drain(organisations)
             await self._refresh(self.summary.accepted_results())
             await self._wait_for_counts()
-            self.summary.platform = (await self._counts()).since(self._baseline)
         return self.summary
 
     # --- the platform -------------------------------------------------------------------
@@ -169,10 +168,12 @@ class Demo:
         return read_platform_counts(await self._get(f"{self.endpoints.analytics}/v1/pulse"))
 
     async def _wait_for_counts(self) -> None:
-        """Analytics counts asynchronously: give it until every submission is in (or time runs out)."""
+        """Analytics counts asynchronously: give it until it agrees with the demo (or time runs out,
+        and the summary shows where they differ)."""
         deadline = time.monotonic() + DECISION_WAIT_S
-        while (await self._counts()).since(self._baseline).submitted < self.summary.accepted:
-            if time.monotonic() > deadline:
+        while True:
+            self.summary.platform = (await self._counts()).since(self._baseline)
+            if not self.summary.confirmed_by_platform() or time.monotonic() > deadline:
                 return
             await asyncio.sleep(self.options.poll_interval_s)
 
