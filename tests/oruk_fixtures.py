@@ -172,3 +172,47 @@ ORUK_SERVICE_SCHEMA: dict[str, Any] = {
         ),
     },
 }
+
+
+def oruk_feed_app(
+    services: list[dict[str, Any]], *, page_cap: int = 2, failing_page: int | None = None
+) -> Any:
+    """An ORUK publisher: `/services` pages (at most `page_cap` per page) of list entries, `/services/{id}` in full.
+
+    `services` is read on every request, so a test can change the feed between imports.
+    """
+    from fastapi import FastAPI
+    from fastapi.responses import JSONResponse, PlainTextResponse
+
+    app = FastAPI()
+
+    @app.get("/services")
+    def services_page(page: int = 1, per_page: int = 50) -> Any:
+        if page == failing_page:
+            return JSONResponse({"error": "database timeout"}, status_code=500)
+        size = min(per_page, page_cap)
+        chunk = services[(page - 1) * size : page * size]
+        total_pages = -(-len(services) // size)
+        return {
+            "total_items": len(services),
+            "total_pages": total_pages,
+            "page_number": page,
+            "size": len(chunk),
+            "first_page": page == 1,
+            "last_page": page >= total_pages,
+            "empty": not services,
+            "contents": [list_entry(service) for service in chunk],
+        }
+
+    @app.get("/services/{service_id}")
+    def one_service(service_id: str) -> Any:
+        for service in services:
+            if service["id"] == service_id:
+                return service
+        return JSONResponse({"error": "not found"}, status_code=404)
+
+    @app.get("/html/services")
+    def not_json() -> Any:
+        return PlainTextResponse("<html>maintenance</html>", media_type="text/html")
+
+    return app

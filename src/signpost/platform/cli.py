@@ -83,6 +83,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay = dlq_commands.add_parser("replay", help="publish dead letters to their original topic again")
     replay.add_argument("offsets", type=int, nargs="*", help="which (see `list`)")
     replay.add_argument("--all", action="store_true", help="every dead letter")
+    catalogue = commands.add_parser(
+        "catalogue",
+        help="manage the Local Offer catalogue through routing's API",
+        description="Talks to routing's HTTP API with an admin token; never to the database.",
+    )
+    catalogue_commands = catalogue.add_subparsers(dest="catalogue_command", required=True, metavar="ACTION")
+    oruk_import = catalogue_commands.add_parser(
+        "import",
+        help="import an Open Referral UK feed (a base URL or a JSON file) and print the report",
+    )
+    oruk_import.add_argument("source", metavar="PATH_OR_URL", help="an ORUK feed's base URL, or a JSON file")
+    oruk_import.add_argument(
+        "--routing", help="routing's URL (default: http://SIGNPOST_HOST:SIGNPOST_ROUTING_PORT)"
+    )
+    oruk_import.add_argument("--token", help="an admin bearer token (default: a development admin token)")
     args = parser.parse_args(argv)
 
     try:
@@ -117,6 +132,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "demo":
         return _demo(settings, args)
+
+    if args.command == "catalogue":
+        return _import_catalogue(settings, args)
 
     from signpost.platform.supervisor import run_platform, run_service
 
@@ -189,6 +207,23 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         period=args.term, minutes=args.minutes, referrals=args.referrals, rate=args.rate, seed=args.seed
     )
     return demo_command(settings, endpoints, options)
+
+
+def _import_catalogue(settings: Settings, args: argparse.Namespace) -> int:
+    from signpost.platform.catalogue import import_feed
+    from signpost.platform.devtokens import DevTokensRefused, dev_token
+
+    token = args.token
+    if token is None:
+        try:
+            token = dev_token(settings, role=Role.ADMIN, organisation="la-digital", name="Catalogue import")
+        except DevTokensRefused:
+            print("signpost: pass --token with an admin token from the identity provider", file=sys.stderr)
+            return 2
+    routing = args.routing or f"http://{settings.host}:{settings.routing_port}"
+    code, text = import_feed(args.source, routing=routing, token=token)
+    print(text, file=sys.stdout if code == 0 else sys.stderr)
+    return code
 
 
 def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:

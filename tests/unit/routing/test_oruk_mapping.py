@@ -10,7 +10,7 @@ import pytest
 from signpost.routing.catalogue.models import WHOLE_AREA, DeliveryMode
 from signpost.routing.oruk.feed import full_service, signpost_term_query
 from signpost.routing.oruk.mapping import Unmappable, map_service
-from signpost.routing.oruk.models import is_uuid
+from signpost.routing.oruk.models import feed_id, is_uuid
 from signpost.routing.oruk.taxonomy import TaxonomyMap, TaxonomyMapError, load_taxonomy_map
 from signpost.shared.vocabulary import LevelOfNeed, NeedCode, Sector
 
@@ -109,6 +109,7 @@ def test_capacity_that_does_not_add_up_is_left_out_with_a_warning() -> None:
     result = mapped(oruk_service(capacities=[{"id": "x", "unit": {}, "available": 12, "maximum": 10}]))
     assert result.provision.capacity is None
     assert result.warnings == ["service_capacity left out: available 12 is not between 0 and maximum 10"]
+    assert mapped(oruk_service(capacities=[{"available": 1e400, "maximum": 2}])).provision.capacity is None
     single = mapped(oruk_service(capacities=None, service_capacity={"available": 1, "maximum": 4})).provision
     assert single.capacity is not None and single.capacity.available == 1
 
@@ -155,6 +156,14 @@ def test_a_bad_map_file_is_named_with_what_is_wrong(tmp_path: Path) -> None:
         load_taxonomy_map(bad)
     with pytest.raises(TaxonomyMapError, match="cannot read it"):
         load_taxonomy_map(tmp_path / "missing.json")
+
+
+def test_feed_ids_are_uuids_and_a_source_uuid_is_kept_as_it_is() -> None:
+    upper = "AC148810-D857-441C-9679-408F346DE14B"
+    assert feed_id("provision", upper) == upper
+    derived = feed_id("provision", "slt-community")
+    assert is_uuid(derived) and derived == feed_id("provision", "slt-community")
+    assert derived != feed_id("organisation", "slt-community")
 
 
 def test_the_feed_round_trips_through_the_mapping() -> None:

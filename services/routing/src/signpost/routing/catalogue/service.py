@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -46,32 +47,42 @@ async def provision_changed(
     await stage_event(runtime.db, topic=runtime.topics.provisions, envelope=event, session=session)
 
 
+@dataclass(frozen=True)
+class ProvisionChange:
+    provision: Provision
+    change: Change
+    also: Callable[[Session], Awaitable[None]] | None = None  # writes that belong with this change
+
+
 async def save_provision(
-    *,
-    runtime: Runtime,
-    provision: Provision,
-    change: Change,
-    principal: Principal,
-    also: Callable[[Session], Awaitable[None]] | None = None,
+    *, runtime: Runtime, provision: Provision, change: Change, principal: Principal
 ) -> Provision:
-    """Store the change with its event; `also` writes anything that belongs with it in the same transaction."""
+    await save_provisions(runtime=runtime, changes=[ProvisionChange(provision, change)], principal=principal)
+    return provision
+
+
+async def save_provisions(
+    *, runtime: Runtime, changes: Sequence[ProvisionChange], principal: Principal
+) -> None:
+    """Store each change with its event, all in one transaction: every one or none."""
 
     async def write(session: Session) -> None:
         collection = runtime.db[PROVISIONS]
-        existing = await collection.find_one({"_id": provision.id}, {"_id": 1}, session=session)
-        if change == "created" and existing is not None:
-            raise ProvisionExists(provision.id)
-        if change != "created" and existing is None:
-            raise NoSuchProvision(provision.id)
-        document = {**to_document(provision), "changed_by": principal.subject}
-        await collection.replace_one({"_id": provision.id}, document, upsert=True, session=session)
-        await provision_changed(runtime=runtime, provision=provision, change=change, session=session)
-        if also is not None:
-            await also(session)
+        for item in changes:
+            provision, change = item.provision, item.change
+            existing = await collection.find_one({"_id": provision.id}, {"_id": 1}, session=session)
+            if change == "created" and existing is not None:
+                raise ProvisionExists(provision.id)
+            if change != "created" and existing is None:
+                raise NoSuchProvision(provision.id)
+            document = {**to_document(provision), "changed_by": principal.subject}
+            await collection.replace_one({"_id": provision.id}, document, upsert=True, session=session)
+            await provision_changed(runtime=runtime, provision=provision, change=change, session=session)
+            if item.also is not None:
+                await item.also(session)
 
     await in_transaction(runtime.client, write)
     runtime.events_committed()
-    return provision
 
 
 async def get_provision(*, runtime: Runtime, provision_id: str) -> Provision:

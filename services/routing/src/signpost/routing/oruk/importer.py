@@ -7,10 +7,17 @@ event (and its ORUK details) in one transaction; an unchanged service writes not
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from signpost.routing.catalogue.models import PROVISIONS, Provision
 from signpost.routing.catalogue.repository import from_document
-from signpost.routing.catalogue.service import Change, NoSuchProvision, ProvisionExists, save_provision
+from signpost.routing.catalogue.service import (
+    Change,
+    NoSuchProvision,
+    ProvisionChange,
+    ProvisionExists,
+    save_provisions,
+)
 from signpost.routing.oruk.fetch import Unfetched
 from signpost.routing.oruk.mapping import MappedService, Unmappable, map_service, service_label
 from signpost.routing.oruk.models import (
@@ -27,6 +34,9 @@ from signpost.shared.mongo import Document, Session
 from signpost.shared.service import Runtime
 
 log = get_logger(__name__)
+
+PREFETCH = 500  # stored provisions read per query, to tell created, updated and unchanged apart
+WRITE_BATCH = 50  # changes per transaction: each provision still commits with its own event
 
 
 class ImportInterrupted(Exception):
@@ -59,7 +69,7 @@ async def import_services(
     warnings: Sequence[str] = (),
 ) -> ImportReport:
     report = ImportReport(source=source, warnings=list(warnings))
-    seen: set[str] = set()
+    mapped_services: dict[str, MappedService] = {}
     for service in services:
         if isinstance(service, Unfetched):
             report.skipped.append(
@@ -72,25 +82,36 @@ async def import_services(
         except Unmappable as exc:
             report.skipped.append(SkippedService(oruk_id=oruk_id, name=name, reason=str(exc)))
             continue
-        if mapped.provision.id in seen:
+        if mapped.provision.id in mapped_services:
             report.skipped.append(
                 SkippedService(oruk_id=oruk_id, name=name, reason="the feed lists this id more than once")
             )
             continue
-        seen.add(mapped.provision.id)
-        try:
-            await _upsert(runtime=runtime, principal=principal, mapped=mapped, report=report)
-        except (ProvisionExists, NoSuchProvision):
-            report.skipped.append(
-                SkippedService(
-                    oruk_id=oruk_id,
-                    name=name,
-                    reason="changed by someone else during the import; import again",
+        mapped_services[mapped.provision.id] = mapped
+
+    try:
+        for chunk in _chunks(list(mapped_services.values()), PREFETCH):
+            ids = [mapped.provision.id for mapped in chunk]
+            stored = await _by_id(runtime, PROVISIONS, ids)
+            stored_details = await _by_id(runtime, ORUK_DETAILS, ids)
+            pending: list[_Pending] = []
+            for mapped in chunk:
+                change = await _change_for(
+                    runtime=runtime,
+                    mapped=mapped,
+                    stored=stored.get(mapped.provision.id),
+                    stored_details=stored_details.get(mapped.provision.id),
+                    report=report,
                 )
-            )
-        except Exception as exc:
-            log.warning("catalogue import interrupted", error=repr(exc), **report.totals.model_dump())
-            raise ImportInterrupted(report, exc) from exc
+                if change is not None:
+                    pending.append(change)
+                if len(pending) == WRITE_BATCH:
+                    await _write(runtime=runtime, principal=principal, pending=pending, report=report)
+                    pending = []
+            await _write(runtime=runtime, principal=principal, pending=pending, report=report)
+    except Exception as exc:
+        log.warning("catalogue import interrupted", error=repr(exc), **report.totals.model_dump())
+        raise ImportInterrupted(report, exc) from exc
     log.info(
         "catalogue imported",
         source_kind="url" if source != "document" else "document",
@@ -99,36 +120,80 @@ async def import_services(
     return report
 
 
-async def _upsert(
-    *, runtime: Runtime, principal: Principal, mapped: MappedService, report: ImportReport
-) -> None:
+def _chunks(items: list[MappedService], size: int) -> list[list[MappedService]]:
+    return [items[start : start + size] for start in range(0, len(items), size)]
+
+
+async def _by_id(runtime: Runtime, collection: str, ids: list[str]) -> dict[str, Document]:
+    return {
+        document["_id"]: document async for document in runtime.db[collection].find({"_id": {"$in": ids}})
+    }
+
+
+@dataclass(frozen=True)
+class _Pending:
+    change: ProvisionChange
+    entry: ImportedService
+
+
+async def _change_for(
+    *,
+    runtime: Runtime,
+    mapped: MappedService,
+    stored: Document | None,
+    stored_details: Document | None,
+    report: ImportReport,
+) -> _Pending | None:
+    """The change an imported service makes, or None (reported unchanged) when it makes none."""
     provision_id = mapped.provision.id
-    stored = await runtime.db[PROVISIONS].find_one({"_id": provision_id})
-    stored_details = await runtime.db[ORUK_DETAILS].find_one({"_id": provision_id})
     current = from_document(stored) if stored is not None else None
     provision = _keep_live_capacity(mapped.provision, current)
     entry = ImportedService(
         oruk_id=provision_id, name=provision.name, provision_id=provision_id, warnings=mapped.warnings
     )
     details = details_document(mapped.details)
+    if current == provision:
+        if stored_details != details:  # only the description or source's terms changed: no provision event
+            await runtime.db[ORUK_DETAILS].replace_one({"_id": provision_id}, details, upsert=True)
+        report.unchanged.append(entry)
+        return None
 
     async def write_details(session: Session) -> None:
         await runtime.db[ORUK_DETAILS].replace_one(
             {"_id": provision_id}, details, upsert=True, session=session
         )
 
-    if current == provision:
-        if stored_details != details:  # only the description or source's terms changed: no provision event
-            await runtime.db[ORUK_DETAILS].replace_one({"_id": provision_id}, details, upsert=True)
-        report.unchanged.append(entry)
-        return
     change: Change = (
         "created" if current is None else "retired" if current.active and not provision.active else "updated"
     )
-    await save_provision(
-        runtime=runtime, provision=provision, change=change, principal=principal, also=write_details
-    )
-    (report.created if change == "created" else report.updated).append(entry)
+    return _Pending(ProvisionChange(provision, change, also=write_details), entry)
+
+
+async def _write(
+    *, runtime: Runtime, principal: Principal, pending: list[_Pending], report: ImportReport
+) -> None:
+    """One transaction for the batch; if someone else changed one of them meanwhile, one at a time."""
+    if not pending:
+        return
+    try:
+        await save_provisions(runtime=runtime, changes=[p.change for p in pending], principal=principal)
+        written = pending
+    except (ProvisionExists, NoSuchProvision):
+        written = []
+        for item in pending:
+            try:
+                await save_provisions(runtime=runtime, changes=[item.change], principal=principal)
+                written.append(item)
+            except (ProvisionExists, NoSuchProvision):
+                report.skipped.append(
+                    SkippedService(
+                        oruk_id=item.entry.oruk_id,
+                        name=item.entry.name,
+                        reason="changed by someone else during the import; import again",
+                    )
+                )
+    for item in written:
+        (report.created if item.change.change == "created" else report.updated).append(item.entry)
 
 
 def _keep_live_capacity(imported: Provision, current: Provision | None) -> Provision:

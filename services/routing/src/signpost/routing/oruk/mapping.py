@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from pydantic import ValidationError
 from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Contact, DeliveryMode, Provision
@@ -20,6 +20,7 @@ from signpost.routing.oruk.taxonomy import TaxonomyMap, TermRule
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
 
 OLDEST_AGE = 25  # SEND support runs from birth to 25
+LONGEST_LOCALITY = 100
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _WAIT = re.compile(
@@ -92,7 +93,7 @@ def map_service(service: object, *, taxonomy: TaxonomyMap, source: str) -> Mappe
         "broad_areas": broad_areas,
         "min_age": min_age,
         "max_age": max_age,
-        "localities": _localities(service, taxonomy),
+        "localities": _localities(service, taxonomy, warnings),
         "levels_of_need": _ordered(LevelOfNeed, (level for rule in rules for level in rule.levels_of_need))
         or list(taxonomy.default_levels_of_need),
         "delivery_mode": _delivery_mode(service, rules),
@@ -234,12 +235,17 @@ def _ages(service: Json) -> tuple[int, int]:
     return math.floor(low or 0), min(OLDEST_AGE, math.floor(high if high is not None else OLDEST_AGE))
 
 
-def _localities(service: Json, taxonomy: TaxonomyMap) -> list[str]:
+def _localities(service: Json, taxonomy: TaxonomyMap, warnings: list[str]) -> list[str]:
     localities: list[str] = []
     for area in _list(service, "service_areas"):
         name = _text(area.get("name")) or _text(area.get("service_area"))
         if name is None:
             continue
+        if len(name) > LONGEST_LOCALITY:
+            warnings.append(
+                f"a service area name was cut to {LONGEST_LOCALITY} characters; map it to a locality"
+            )
+            name = name[:LONGEST_LOCALITY]
         locality = taxonomy.service_areas.get(name.casefold(), name)
         if locality == WHOLE_AREA:
             return [WHOLE_AREA]
@@ -304,9 +310,9 @@ def _capacity(service: Json, warnings: list[str]) -> Capacity | None:
     """HSDS 3.1 `capacities` (an array of service_capacity); `service_capacity` is accepted too."""
     for entry in _list(service, "capacities") or _list(service, "service_capacity"):
         available, maximum = entry.get("available"), entry.get("maximum")
-        if not isinstance(available, int | float) or isinstance(available, bool):
+        if not _finite(available):
             continue
-        if not isinstance(maximum, int | float) or isinstance(maximum, bool) or maximum < 1:
+        if not _finite(maximum) or maximum < 1:
             warnings.append("service_capacity left out: it has no maximum of at least 1")
             return None
         if available < 0 or available > maximum:
@@ -317,6 +323,10 @@ def _capacity(service: Json, warnings: list[str]) -> Capacity | None:
         updated = _datetime(entry.get("updated"))
         return Capacity(available=math.floor(available), maximum=math.floor(maximum), updated=updated)
     return None
+
+
+def _finite(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _datetime(value: object) -> datetime | None:

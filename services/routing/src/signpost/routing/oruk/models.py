@@ -20,7 +20,7 @@ def is_uuid(value: str) -> bool:
 
 def feed_id(kind: str, key: str) -> str:
     """An ORUK id (the spec wants UUIDs): `key` itself when it is one, else a stable UUID derived from it."""
-    return key.lower() if is_uuid(key) else str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
+    return key if is_uuid(key) else str(uuid.uuid5(_NAMESPACE, f"{kind}:{key}"))
 
 
 class TaxonomyTerm(BaseModel):

@@ -224,7 +224,13 @@ async def _of_organisation(runtime: Runtime, organization_id: str) -> Document:
     """Our organisation id, the source's organization id, or the UUID the feed shows for either."""
     wanted = organization_id.lower()
     imported = await runtime.db[ORUK_DETAILS].distinct(
-        "_id", {"$or": [{"organization.id": wanted}, {"organization.source_id": organization_id}]}
+        "_id",
+        {
+            "$or": [
+                {"organization.id": {"$in": [organization_id, wanted]}},
+                {"organization.source_id": organization_id},
+            ]
+        },
     )
     ours = [
         organisation_id

@@ -1,0 +1,92 @@
+"""`signpost catalogue import`: send an Open Referral UK feed to routing's import API and show the report.
+
+It only talks to the API (never to the database), so every change is checked, authorised
+and published as `provision.changed.v1` exactly as an admin's own would be.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+IMPORT_PATH = "/v1/catalogue/import"
+TIMEOUT_S = 600.0  # a large feed is fetched and written in one request
+
+
+class BadSource(ValueError):
+    pass
+
+
+def request_body(source: str) -> dict[str, Any]:
+    """`{"source_url": …}` for a feed's base URL, `{"feed": …}` with a JSON file's contents."""
+    if source.startswith(("http://", "https://")):
+        return {"source_url": source}
+    path = Path(source)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadSource(f"cannot read {source}: {exc.strerror or exc}") from None
+    try:
+        return {"feed": json.loads(text)}
+    except ValueError as exc:
+        raise BadSource(f"{source} is not JSON: {exc}") from None
+
+
+def import_feed(source: str, *, routing: str, token: str) -> tuple[int, str]:
+    """(exit code, text to print): 0 imported, 2 bad input or refused, 1 routing failed."""
+    try:
+        body = request_body(source)
+    except BadSource as exc:
+        return 2, f"signpost: {exc}"
+    url = routing.rstrip("/") + IMPORT_PATH
+    try:
+        answer = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return 1, f"signpost: cannot reach routing at {routing}: {exc or type(exc).__name__} (is it running?)"
+    try:
+        content: Any = answer.json()
+    except ValueError:
+        content = {"detail": answer.text[:500]}
+    if answer.status_code == 200:
+        return 0, format_report(content)
+    detail = content.get("detail") if isinstance(content, dict) else content
+    if answer.status_code == 503 and isinstance(content, dict) and "report" in content:
+        return 1, f"signpost: {detail}\n\n{format_report(content['report'])}"
+    if isinstance(detail, list):
+        detail = "; ".join(f"{p.get('field')}: {p.get('message')}" for p in detail if isinstance(p, dict))
+    hint = {
+        401: " (a development token only works from the folder `signpost run` runs in; else pass --token)",
+        403: " (importing needs an admin token)",
+    }.get(answer.status_code, "")
+    code = 2 if 400 <= answer.status_code < 500 or answer.status_code == 502 else 1
+    return code, f"signpost: import refused (HTTP {answer.status_code}): {detail}{hint}"
+
+
+def format_report(report: dict[str, Any]) -> str:
+    totals = report["totals"]
+    lines = [
+        f"Imported from {report['source']}: {totals['created']} created, {totals['updated']} updated, "
+        f"{totals['unchanged']} unchanged, {totals['skipped']} skipped ({totals['seen']} services in the feed)"
+    ]
+    for warning in report.get("warnings", []):
+        lines.append(f"! {warning}")
+    for heading, key, mark in (("Created", "created", "+"), ("Updated", "updated", "~")):
+        if report[key]:
+            lines.append(f"{heading}:")
+        for item in report[key]:
+            lines.append(f"  {mark} {item['name']}  [{item['oruk_id']}]")
+            lines.extend(f"      note: {warning}" for warning in item.get("warnings", []))
+    noted = [item for item in report["unchanged"] if item.get("warnings")]
+    if noted:
+        lines.append("Unchanged, with notes:")
+        for item in noted:
+            lines.append(f"  = {item['name']}  [{item['oruk_id']}]")
+            lines.extend(f"      note: {warning}" for warning in item["warnings"])
+    if report["skipped"]:
+        lines.append("Skipped:")
+    for item in report["skipped"]:
+        lines.append(f"  - {item['name'] or '(no name)'}  [{item['oruk_id'] or 'no id'}]: {item['reason']}")
+    return "\n".join(lines)

@@ -1,0 +1,274 @@
+"""Open Referral UK on real servers: import a paged feed from a real HTTP server, read it back as ORUK."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import jsonschema
+from aiokafka import AIOKafkaConsumer
+from signpost.routing.app import create_app as create_routing
+from signpost.routing.oruk.models import is_uuid
+from signpost.shared.outbox import OUTBOX, pending_count
+from signpost.shared.settings import Settings
+from signpost.shared.topics import Topics
+
+from tests.conftest import Tokens, eventually, serving
+from tests.oruk_fixtures import ORG_ID, ORUK_SERVICE_SCHEMA, oruk_feed_app, oruk_service, term
+from tests.threaded_server import serve_in_thread
+
+VALIDATOR = jsonschema.Draft202012Validator(ORUK_SERVICE_SCHEMA, format_checker=jsonschema.FormatChecker())
+
+
+def feed() -> list[dict[str, Any]]:
+    return [
+        oruk_service(1),
+        oruk_service(
+            2,
+            name="Autism family support",
+            attributes=[term("Autism"), term("Health")],
+            minimum_age=4,
+            maximum_age=16,
+        ),
+        oruk_service(
+            3,
+            name="Reading recovery",
+            attributes=[term("Dyslexia"), term("Education")],
+            minimum_age=6,
+            maximum_age=11,
+        ),
+        oruk_service(4, name="Youth club", attributes=[term("Youth club")]),
+        oruk_service(5, name="Muddled ages", minimum_age=30, maximum_age=10),
+    ]
+
+
+async def all_published(app: Any) -> None:
+    """Wait for the outbox relay to publish everything staged (leaving mid-publish can stall shutdown)."""
+    db = app.state.runtime.db
+    await eventually(lambda: _none_pending(db), what="every staged event published")
+
+
+async def _none_pending(db: Any) -> bool:
+    return await pending_count(db) == 0
+
+
+def ids(report_items: list[dict[str, Any]]) -> list[str]:
+    return sorted(item["oruk_id"] for item in report_items)
+
+
+async def provision_events(settings: Settings, keys: set[str]) -> dict[str, list[str]]:
+    """Every provision.changed.v1 change on the compacted topic for `keys`, once each key has one."""
+    consumer = AIOKafkaConsumer(
+        Topics.from_settings(settings).provisions,
+        bootstrap_servers=settings.kafka_bootstrap,
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    changes: dict[str, list[str]] = {}
+    try:
+        while not keys <= changes.keys():
+            record = await asyncio.wait_for(consumer.getone(), timeout=30)
+            headers = {k: v.decode() for k, v in record.headers}
+            assert headers["ce_type"] == "uk.signpost.provision.changed.v1"
+            key = (record.key or b"").decode()
+            if key in keys:
+                changes.setdefault(key, []).append(json.loads(record.value)["change"])
+    finally:
+        await consumer.stop()
+    return changes
+
+
+async def test_a_paged_feed_is_imported_reported_and_served_back_as_oruk(settings: Settings) -> None:
+    services = feed()
+    tokens = Tokens(settings)
+    admin = {"Authorization": f"Bearer {tokens.admin()}"}
+    with serve_in_thread(oruk_feed_app(services, page_cap=2)) as base_url:
+        app = create_routing(settings)
+        async with serving(app) as routing:
+            body = {"source_url": base_url}
+            assert (await routing.post("/v1/catalogue/import", json=body)).status_code == 401
+            practitioner = {"Authorization": f"Bearer {tokens.practitioner()}"}
+            assert (
+                await routing.post("/v1/catalogue/import", json=body, headers=practitioner)
+            ).status_code == 403
+
+            answer = await routing.post("/v1/catalogue/import", json=body, headers=admin)
+            assert answer.status_code == 200, answer.text
+            report = answer.json()
+            assert report["source"] == base_url
+            assert report["totals"] == {"seen": 5, "created": 3, "updated": 0, "unchanged": 0, "skipped": 2}
+            assert ids(report["created"]) == sorted(s["id"] for s in services[:3])
+            skipped = {item["name"]: item for item in report["skipped"]}
+            assert skipped["Youth club"]["oruk_id"] == services[3]["id"]
+            assert skipped["Youth club"]["reason"] == (
+                "no taxonomy term maps to a need code or broad area (terms: 'Youth club')"
+            )
+            assert skipped["Muddled ages"]["reason"] == "eligibility minimum_age 30 > maximum_age 10"
+
+            autism = (await routing.get(f"/v1/provisions/{services[1]['id']}")).json()
+            assert autism["need_codes"] == ["ASD"] and autism["sector"] == "health"
+            assert (autism["min_age"], autism["max_age"], autism["localities"]) == (
+                4,
+                16,
+                ["Ashley", "Bedminster"],
+            )
+            assert autism["capacity"]["available"] == 3 and autism["waiting_weeks"] == 6
+
+            created = {s["id"] for s in services[:3]}
+            events = await provision_events(settings, created)
+            assert events == {provision_id: ["created"] for provision_id in created}
+
+            outbox = routing_db(settings)
+            staged = await outbox.count_documents({})
+            again = (await routing.post("/v1/catalogue/import", json=body, headers=admin)).json()
+            assert again["totals"] == {"seen": 5, "created": 0, "updated": 0, "unchanged": 3, "skipped": 2}
+            assert await outbox.count_documents({}) == staged  # unchanged services publish nothing
+
+            services[0]["capacities"][0].update(available=0, updated="2026-11-20T08:00:00Z")
+            services[2]["status"] = "defunct"
+            changed = (await routing.post("/v1/catalogue/import", json=body, headers=admin)).json()
+            assert ids(changed["updated"]) == sorted([services[0]["id"], services[2]["id"]])
+            assert await outbox.count_documents({}) == staged + 2
+            assert (await routing.get(f"/v1/provisions/{services[0]['id']}")).json()["capacity"][
+                "available"
+            ] == 0
+
+            await read_the_feed_back(routing, services)
+            await all_published(app)
+
+
+def routing_db(settings: Settings) -> Any:
+    from pymongo import AsyncMongoClient
+
+    client: AsyncMongoClient[Any] = AsyncMongoClient(settings.mongodb_url)
+    return client[settings.database_name("routing")][OUTBOX]
+
+
+async def read_the_feed_back(routing: Any, services: list[dict[str, Any]]) -> None:
+    about = (await routing.get("/oruk/")).json()
+    assert about["version"] == "3.0" and about["openapi_url"].endswith("/openapi.json")
+
+    listed: list[dict[str, Any]] = []
+    page = 1
+    while True:
+        answer = (await routing.get("/oruk/services", params={"page": page, "per_page": 4})).json()
+        assert answer["page_number"] == page and answer["size"] == len(answer["contents"]) <= 4
+        listed.extend(answer["contents"])
+        if answer["last_page"]:
+            break
+        page += 1
+    assert answer["total_items"] == len(listed) == 9 and answer["total_pages"] == 3  # 6 starter + 3 imported
+    for item in listed:
+        VALIDATOR.validate(item)
+        full = (await routing.get(f"/oruk/services/{item['id']}")).json()
+        VALIDATOR.validate(full)
+        assert full["id"] == item["id"] and is_uuid(full["id"])
+
+    speech = (await routing.get(f"/oruk/services/{services[0]['id']}")).json()
+    assert speech["organization"]["id"] == ORG_ID and speech["capacities"][0]["available"] == 0
+    assert {"Speech and language therapy", "Speech, language and communication needs"} <= {
+        a["taxonomy_term"]["name"] for a in speech["attributes"]
+    }
+    assert [area["name"] for area in speech["service_areas"]] == ["Ashley", "Bedminster"]
+    assert speech["contacts"][0]["phones"][0]["number"] == "01632 960123"
+    assert (await routing.get(f"/oruk/services/{services[2]['id']}")).json()["status"] == "inactive"
+
+    starter = next(item for item in listed if item["name"] == "Community speech and language therapy")
+    assert (await routing.get(f"/oruk/services/{starter['id']}")).json()["name"] == starter["name"]
+    assert (await routing.get("/oruk/services/not-a-service")).status_code == 404
+
+    async def names(**params: Any) -> list[str]:
+        answer = await routing.get("/oruk/services", params=params)
+        assert answer.status_code == 200, answer.text
+        return sorted(item["name"] for item in answer.json()["contents"])
+
+    autism_term = services[1]["attributes"][0]["taxonomy_term"]["id"]
+    assert await names(taxonomy_term_id=autism_term) == ["Autism family support"]
+    slcn_term = next(a for a in speech["attributes"] if a["taxonomy_term"].get("term") == "SLCN")[
+        "taxonomy_term_id"
+    ]
+    assert await names(taxonomy_term_id=slcn_term) == [
+        "Autism and social communication outreach",
+        "Community speech and language therapy",
+        "Talking Together speech group 1",
+    ]
+    assert await names(organization_id=ORG_ID) == sorted(s["name"] for s in services[:3])
+    inclusion = next(i for i in listed if i["name"] == "Specialist teaching and learning support")[
+        "organization_id"
+    ]
+    assert await names(organization_id=inclusion) == [
+        "Autism and social communication outreach",
+        "Specialist teaching and learning support",
+    ]
+    assert await names(text="READING") == ["Reading recovery"]
+    assert await names(minimum_age=5, maximum_age=18) == [
+        "Early mental health support in schools",
+        "Reading recovery",
+    ]
+
+
+async def test_bad_feeds_and_bodies_get_clear_errors_and_import_nothing(settings: Settings) -> None:
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    services = feed()[:3]
+    with (
+        serve_in_thread(oruk_feed_app(services, page_cap=1, failing_page=2)) as broken,
+        serve_in_thread(oruk_feed_app(services)) as working,
+    ):
+        app = create_routing(settings)
+        async with serving(app) as routing:
+
+            async def attempt(body: Any) -> tuple[int, Any]:
+                answer = await routing.post("/v1/catalogue/import", json=body, headers=admin)
+                return answer.status_code, answer.json()
+
+            code, answer = await attempt({"source_url": broken})
+            assert code == 502
+            assert (
+                answer["detail"]
+                == f"nothing imported: {broken}/services?page=2&per_page=100 answered HTTP 500"
+            )
+            assert (await routing.get(f"/v1/provisions/{services[0]['id']}")).status_code == 404
+
+            code, answer = await attempt({"source_url": f"{working}/html"})
+            assert code == 502 and "did not answer with JSON (text/html" in answer["detail"]
+
+            from signpost.platform.processes import free_port
+
+            nowhere = f"http://127.0.0.1:{free_port()}"
+            code, answer = await attempt({"source_url": nowhere})
+            assert code == 502 and answer["detail"].startswith(
+                f"nothing imported: could not fetch {nowhere}/services"
+            )
+
+            code, answer = await attempt({"source_url": "ftp://example.invalid/feed"})
+            assert code == 422 and answer["detail"][0]["field"] == "body.source_url"
+            code, answer = await attempt({})
+            assert code == 422 and "send either source_url or feed" in answer["detail"][0]["message"]
+            code, answer = await attempt({"feed": {"hello": "world"}})
+            assert code == 422 and answer["detail"] == [
+                {
+                    "field": "body.feed",
+                    "message": "expected an ORUK page of services (with `contents`), one service (with `id`), "
+                    "or a list of services",
+                }
+            ]
+
+            # A document above the ordinary 64 KiB body limit: fine for the import route alone.
+            big = [oruk_service(n, description="x" * 2000) for n in range(10, 50)]
+            assert len(json.dumps(big)) > settings.max_request_bytes
+            code, answer = await attempt({"feed": big})
+            assert code == 200 and answer["totals"]["created"] == 40
+            elsewhere = await routing.post(
+                "/v1/provisions", content=json.dumps({"padding": "x" * 70_000}), headers=admin
+            )
+            assert elsewhere.status_code == 413
+
+            code, answer = await attempt(
+                {"feed": {"contents": [services[0]], "total_pages": 3, "page_number": 1}}
+            )
+            assert code == 200 and answer["totals"]["created"] == 1
+            assert answer["warnings"] == [
+                "the document is page 1 of 3: import from the feed's base URL to read every page"
+            ]
+            await all_published(app)
