@@ -30,12 +30,14 @@ def services(client: httpx.Client, *, per_page: int = 50) -> Iterator[dict[str, 
         page += 1
 
 
-def needs_of(service: dict[str, Any]) -> list[str]:
-    return [
+def terms_of(service: dict[str, Any]) -> list[str]:
+    """Each taxonomy term's code (or name) once: a term may come in more than one taxonomy."""
+    codes = (
         attribute["taxonomy_term"].get("term") or attribute["taxonomy_term"]["name"]
         for attribute in service.get("attributes", [])
         if "taxonomy_term" in attribute
-    ]
+    )
+    return list(dict.fromkeys(codes))
 
 
 def main() -> None:
@@ -60,7 +62,7 @@ def main() -> None:
             full.raise_for_status()
             service = full.json()
             print(f"\n{service['name']}: {service.get('description', '')}")
-            print(f"  terms: {', '.join(needs_of(service))}")
+            print(f"  terms: {', '.join(terms_of(service))}")
             print(
                 f"  areas: {', '.join(a['name'] for a in service.get('service_areas', [])) or 'the whole area'}"
             )

@@ -8,7 +8,7 @@ calibrated holiday factor, a term starts slowly and peaks before it breaks up.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 
 from signpost.platform.demo.calibration import Seasonality
 
@@ -44,6 +44,15 @@ class Period:
     name: str
     start: date
     end: date  # inclusive
+
+    @property
+    def start_at(self) -> datetime:
+        return datetime.combine(self.start, time())
+
+    @property
+    def end_at(self) -> datetime:
+        """Midnight at the end of the last day."""
+        return datetime.combine(self.end + timedelta(days=1), time())
 
     @property
     def days(self) -> list[date]:

@@ -140,14 +140,10 @@ class Demo:
             organisations = await self._agency_organisations()
             count = self.options.referrals or self.generator.expected_count(self.period)
             arrivals = self.generator.schedule(self.period, count)
-            span = datetime.combine(
-                self.period.end + timedelta(days=1), datetime.min.time()
-            ) - datetime.combine(self.period.start, datetime.min.time())
             real_s = count / self.options.rate if self.options.rate else self.options.minutes * 60
-            self.clock = _Clock(
-                datetime.combine(self.period.start, datetime.min.time()), span.total_seconds() / real_s
-            )
-            self.period_end = self.clock.start + span
+            span = self.period.end_at - self.period.start_at
+            self.clock = _Clock(self.period.start_at, span.total_seconds() / real_s)
+            self.period_end = self.period.end_at
             self._baseline = await self._counts()
             agencies = asyncio.create_task(self._agencies(organisations))
             try:
