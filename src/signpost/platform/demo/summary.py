@@ -14,7 +14,8 @@ from signpost.platform.demo.calibration import Calibration
 from signpost.platform.demo.referrals import GeneratedReferral
 
 # A share outside expected ± 3 binomial standard errors happens about 1 time in 370 by chance, so
-# across the dozen need codes a correct generator is flagged in about 1 run in 30.
+# across the dozen need codes a correct generator is flagged in about 1 run in 30. Re-referrals
+# repeat a child's need, which widens the spread by up to about a fifth: three leave room for it.
 Z = 3.0
 FEW = 5  # below this many expected referrals the normal approximation says little
 MIN_COMPLETIONS = 5  # a service needs this many completions to be ranked in "what works"
