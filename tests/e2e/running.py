@@ -79,8 +79,8 @@ def wait_for(predicate: Any, *, timeout_s: float, what: str) -> Any:
 
 
 @contextmanager
-def running_platform(tmp_path: Path, **settings: str) -> Iterator[RunningPlatform]:
-    """`signpost run` on free ports with embedded servers; `settings` are extra SIGNPOST_* values."""
+def running_platform(tmp_path: Path, *args: str, **settings: str) -> Iterator[RunningPlatform]:
+    """`signpost run ARGS` on free ports with embedded servers; `settings` are extra SIGNPOST_* values."""
     ports = {name: free_port() for name in ("intake", "routing", "analytics", "kafka", "mongodb")}
     marker = uuid.uuid4().hex
     env = {
@@ -101,7 +101,7 @@ def running_platform(tmp_path: Path, **settings: str) -> Iterator[RunningPlatfor
     output = tmp_path / "run.log"
     with output.open("w") as sink:
         process = subprocess.Popen(
-            [sys.executable, "-m", "signpost.platform.cli", "run"],
+            [sys.executable, "-m", "signpost.platform.cli", "run", *args],
             env=env,
             stdout=sink,
             stderr=subprocess.STDOUT,

@@ -60,4 +60,4 @@ def test_migrate_refuses_a_replication_factor_of_zero(capsys: pytest.CaptureFixt
     with pytest.raises(SystemExit) as exit_:
         main(["migrate", "--replication-factor", "0"])
     assert exit_.value.code == 2
-    assert "--replication-factor: must be a whole number of at least 1, not '0'" in capsys.readouterr().err
+    assert "--replication-factor: must be at least 1, not 0" in capsys.readouterr().err

@@ -5,10 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 from signpost.shared.auth.principal import Role
 from signpost.shared.settings import SERVICE_NAMES, Settings
+
+from signpost.platform.demo.area import DEFAULT_SEED
+from signpost.platform.demo.calendar import PERIODS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -24,6 +28,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "With --service: that one service against SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL.",
     )
     run.add_argument("--service", choices=SERVICE_NAMES, help="run only this service (what a container does)")
+    run.add_argument(
+        "--demo",
+        action="store_true",
+        help="once the platform is up, stream a demo autumn term into it (`signpost demo` with its defaults)",
+    )
     token = commands.add_parser(
         "token",
         help="print a development bearer token (embedded mode only)",
@@ -34,6 +43,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     token.add_argument("--user", help="the caller's display name (recorded in audit records)")
     token.add_argument(
         "--subject", help="a stable user id (default: from the name, or role and organisation)"
+    )
+    demo = commands.add_parser(
+        "demo",
+        help="import a synthetic local area's Local Offer and stream calibrated referrals into a running platform",
+        description="Acts as the area's practitioners and agencies through the public HTTP APIs only. "
+        "One school term passes in --minutes (default 3), or --referrals N at --rate R per second.",
+    )
+    demo.add_argument(
+        "--term", choices=PERIODS, default="autumn", help="the period to stream (default autumn)"
+    )
+    demo.add_argument(
+        "--minutes", type=_positive, default=3.0, help="real minutes the period takes (default 3)"
+    )
+    demo.add_argument(
+        "--referrals", type=_positive_int, help="how many referrals (default: the period's calibrated volume)"
+    )
+    demo.add_argument("--rate", type=_positive, help="referrals per second (instead of --minutes)")
+    demo.add_argument(
+        "--seed", type=int, default=DEFAULT_SEED, help="the area and its referrals (default 2025)"
+    )
+    for service in SERVICE_NAMES:
+        demo.add_argument(
+            f"--{service}-url",
+            help=f"{service}'s base URL (default http://SIGNPOST_HOST:SIGNPOST_{service.upper()}_PORT)",
+        )
+    demo.add_argument(
+        "--feed", metavar="FILE", help="only write the area's Open Referral UK feed to FILE ('-': stdout)"
     )
     dlq = commands.add_parser(
         "dlq",
@@ -126,6 +162,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "migrate":
         return _migrate(settings, replication_factor=args.replication_factor)
+
+    if args.command == "demo":
+        return _demo(settings, args)
+
     if args.command == "catalogue":
         return _import_catalogue(settings, args)
 
@@ -137,13 +177,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as exc:
             print(f"signpost: {exc}", file=sys.stderr)
             return 2
+    if args.demo:
+        from signpost.platform.demo.console import demo_command
+        from signpost.platform.demo.runner import DemoOptions, Endpoints
+
+        endpoints = Endpoints.from_settings(settings)
+        return run_platform(
+            settings,
+            when_ready=lambda: demo_command(
+                settings, endpoints, DemoOptions(), prefix="demo      | ", in_place=False
+            ),
+        )
     return run_platform(settings)
 
 
 def _positive_int(text: str) -> int:
-    value = int(text) if text.isdigit() else 0
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, not {text!r}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, not {text!r}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {text}")
     return value
 
 
@@ -164,6 +218,47 @@ def _migrate(settings: Settings, *, replication_factor: int) -> int:
         return 1
     print("signpost: topics and indexes are in place")
     return 0
+
+
+def _positive(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
+    return value
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import replace
+
+    from signpost.platform.demo.area import build_area
+    from signpost.platform.demo.console import demo_command
+    from signpost.platform.demo.oruk import oruk_feed
+    from signpost.platform.demo.runner import DemoOptions, Endpoints
+
+    if args.feed:
+        feed = json.dumps(oruk_feed(build_area(args.seed)), indent=2)
+        if args.feed == "-":
+            print(feed)
+        else:
+            Path(args.feed).write_text(feed + "\n")
+        return 0
+    defaults = Endpoints.from_settings(settings)
+    endpoints = replace(
+        defaults,
+        **{
+            service: getattr(args, f"{service}_url").rstrip("/")
+            for service in SERVICE_NAMES
+            if getattr(args, f"{service}_url")
+        },
+    )
+    options = DemoOptions(
+        period=args.term, minutes=args.minutes, referrals=args.referrals, rate=args.rate, seed=args.seed
+    )
+    return demo_command(settings, endpoints, options)
 
 
 def _import_catalogue(settings: Settings, args: argparse.Namespace) -> int:

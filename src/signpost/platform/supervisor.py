@@ -12,9 +12,10 @@ import asyncio
 import os
 import signal
 import sys
+import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import FrameType
 
 from signpost.shared.auth.principal import Role
@@ -45,8 +46,12 @@ class _StopRequested(Exception):
     pass
 
 
-def run_platform(settings: Settings) -> int:
-    """Run until a signal or a child's death; returns the exit code for the command."""
+def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None = None) -> int:
+    """Run until a signal or a child's death; returns the exit code for the command.
+
+    `when_ready` (e.g. the demo) runs in a background thread once every service is ready;
+    the platform keeps running after it returns.
+    """
     stopping: list[int] = []
 
     def request_stop(signum: int, _: FrameType | None) -> None:
@@ -73,6 +78,8 @@ def run_platform(settings: Settings) -> int:
         services = [_start_service(name, env) for name in SERVICE_NAMES]
         _wait_for_services(settings, services, stopping)
         _announce(settings, servers)
+        if when_ready is not None:
+            threading.Thread(target=when_ready, name="when-ready", daemon=True).start()
         while not stopping:
             dead = [s for s in (*services, *(srv.process for srv in servers)) if s.exit_code() is not None]
             if dead:

@@ -1,0 +1,98 @@
+"""Receive Signpost's webhooks and check every delivery's signature (Python standard library only).
+
+    python examples/webhook_receiver.py --port 9000 --secret <the secret POST /v1/subscriptions returned>
+
+Answers 204 to a delivery signed with the secret within the last five minutes, and 401 to
+anything else (a tampered body, a wrong secret, a replay), so Signpost retries only what
+was genuinely not received. Each delivery is a CloudEvent in HTTP binary mode: `ce-*`
+headers and the event's JSON `data` as the body.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import os
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+SIGNATURE_HEADER = "Signpost-Signature"
+TOLERANCE_S = 300
+MAX_BODY = 1_000_000
+
+
+def verify(secret: str, body: bytes, header: str, *, now: float | None = None) -> bool:
+    """`header` is `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>` keyed with the secret."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+        claimed = parts["v1"]
+    except (KeyError, ValueError):
+        return False
+    if abs((time.time() if now is None else now) - timestamp) > TOLERANCE_S:
+        return False
+    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, claimed)
+
+
+def handler_for(secret: str) -> type[BaseHTTPRequestHandler]:
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_BODY:
+                self._answer(413, "too large")
+                return
+            body = self.rfile.read(length)
+            if not verify(secret, body, self.headers.get(SIGNATURE_HEADER, "")):
+                self._answer(401, "bad signature")
+                print(
+                    f"rejected a delivery with a bad or stale signature ({self.headers.get('ce-id')})",
+                    flush=True,
+                )
+                return
+            data = json.loads(body)
+            print(
+                f"accepted {self.headers.get('ce-type')} for referral {self.headers.get('ce-subject')} "
+                f"(event {self.headers.get('ce-id')}): {sorted(data)}",
+                flush=True,
+            )
+            self._answer(204, "")
+
+        def _answer(self, status: int, text: str) -> None:
+            self.send_response(status)
+            self.send_header("content-length", str(len(text)))
+            self.end_headers()
+            self.wfile.write(text.encode())
+
+        def log_message(self, format: str, *args: object) -> None:  # one line per delivery is enough
+            pass
+
+    return Receiver
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=9000)
+    parser.add_argument("--secret", default=os.environ.get("SIGNPOST_WEBHOOK_SECRET"),
+                        help="the subscription's signing secret (or SIGNPOST_WEBHOOK_SECRET)")  # fmt: skip
+    args = parser.parse_args()
+    if not args.secret:
+        parser.error(
+            "give --secret (or set SIGNPOST_WEBHOOK_SECRET): the one POST /v1/subscriptions returned"
+        )
+    server = ThreadingHTTPServer((args.host, args.port), handler_for(args.secret))
+    print(f"listening on http://{args.host}:{server.server_port}/", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()

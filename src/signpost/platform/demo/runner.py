@@ -1,0 +1,405 @@
+"""`signpost demo`: drive a running platform through its public HTTP APIs only.
+
+Imports the area's Local Offer through routing's ORUK import, then streams the chosen
+period's referrals as the settings' practitioners, while the area's agencies poll their
+offers and accept, decline, start and complete them. Simulated time runs `scale` times
+faster than real time, so one school term can pass in a few minutes. Nothing here writes
+to a database or a topic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import httpx
+from signpost.shared.auth.principal import Role
+from signpost.shared.settings import Settings
+
+from signpost.platform.demo.agencies import AgencyBehaviour, Decision
+from signpost.platform.demo.area import LocalArea, build_area
+from signpost.platform.demo.calendar import Period, period
+from signpost.platform.demo.calibration import Calibration, load_calibration
+from signpost.platform.demo.oruk import oruk_feed
+from signpost.platform.demo.referrals import GeneratedReferral, ReferralGenerator
+from signpost.platform.demo.summary import (
+    DemoSummary,
+    PlatformCounts,
+    ReferralResult,
+    read_platform_counts,
+)
+from signpost.platform.devtokens import dev_token
+
+REQUEST_TIMEOUT_S = 30.0
+DECISION_WAIT_S = 90.0  # after the last referral, how long routing may take to decide the rest
+MAX_RETRIES = 5
+MAX_DRAIN_ROUNDS = 10  # decline, re-route, decline again...: bounded
+
+
+class PlatformUnreachable(RuntimeError):
+    pass
+
+
+class DemoFailed(RuntimeError):
+    """The platform answered, but not as the demo needs (the message says what and where)."""
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    intake: str
+    routing: str
+    analytics: str
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Endpoints:
+        base = f"http://{settings.host}"
+        return cls(
+            intake=f"{base}:{settings.intake_port}",
+            routing=f"{base}:{settings.routing_port}",
+            analytics=f"{base}:{settings.analytics_port}",
+        )
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    period: str = "autumn"
+    minutes: float = 3.0
+    referrals: int | None = None  # default: the period's calibrated volume
+    rate: float | None = None  # referrals per second; overrides `minutes`
+    seed: int = 2025
+    concurrency: int = 8
+    poll_interval_s: float = 1.0
+
+
+Progress = Callable[[str, int, int], None]  # (status line, done, total)
+
+
+@dataclass
+class _Clock:
+    """Simulated time: `scale` simulated seconds pass per real second."""
+
+    start: datetime
+    scale: float
+    real_start: float = field(default_factory=time.monotonic)
+
+    def now(self) -> datetime:
+        return self.start + timedelta(seconds=(time.monotonic() - self.real_start) * self.scale)
+
+    def real_delay(self, until: datetime) -> float:
+        return max(0.0, (until - self.now()).total_seconds() / self.scale)
+
+
+@dataclass(order=True)
+class _Action:
+    due: datetime
+    order: int
+    move: str = field(compare=False)
+    offer: dict[str, Any] = field(compare=False)
+    decision: Decision = field(compare=False)
+
+
+class Demo:
+    def __init__(
+        self,
+        settings: Settings,
+        endpoints: Endpoints,
+        options: DemoOptions,
+        *,
+        progress: Progress,
+        area: LocalArea | None = None,
+        calibration: Calibration | None = None,
+    ) -> None:
+        self.settings, self.endpoints, self.options, self.progress = settings, endpoints, options, progress
+        self.area = area or build_area(options.seed)
+        self.calibration = calibration or load_calibration()
+        self.period: Period = period(options.period)
+        self.generator = ReferralGenerator(
+            self.area, self.calibration, seed=options.seed, today=datetime.now().date()
+        )
+        self.agencies = AgencyBehaviour(self.area, self.calibration, seed=options.seed + 1)
+        self.summary = DemoSummary(period=self.period.name, seed=options.seed, calibration=self.calibration)
+        self._tokens: dict[tuple[Role, str, str], str] = {}
+        self._seen_offers: set[tuple[str, str]] = set()
+        self._actions: list[_Action] = []
+        self._order = itertools.count()
+        self._limit = asyncio.Semaphore(options.concurrency)  # practitioners' requests in flight
+        self._agency_limit = asyncio.Semaphore(options.concurrency)  # agencies' requests in flight
+
+    async def run(self) -> DemoSummary:
+        timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
+        async with httpx.AsyncClient(timeout=timeout) as self.http:
+            await self._check_reachable()
+            await self._import_catalogue()
+            organisations = await self._agency_organisations()
+            count = self.options.referrals or self.generator.expected_count(self.period)
+            arrivals = self.generator.schedule(self.period, count)
+            real_s = count / self.options.rate if self.options.rate else self.options.minutes * 60
+            span = self.period.end_at - self.period.start_at
+            self.clock = _Clock(self.period.start_at, span.total_seconds() / real_s)
+            self.period_end = self.period.end_at
+            self._baseline = await self._counts()
+            agencies = asyncio.create_task(self._agencies(organisations))
+            try:
+                await self._stream(list(self.generator.stream(arrivals)))
+                await self._wait_for_decisions()
+            finally:
+                agencies.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await agencies  # raises what stopped the agencies early, if anything did
+            await self._drain(organisations)
+            await self._refresh(self.summary.accepted_results())
+            await self._wait_for_counts()
+        return self.summary
+
+    # --- the platform -------------------------------------------------------------------
+
+    async def _counts(self) -> PlatformCounts:
+        return read_platform_counts(await self._get(f"{self.endpoints.analytics}/v1/pulse"))
+
+    async def _wait_for_counts(self) -> None:
+        """Analytics counts asynchronously: give it until it agrees with the demo (or time runs out,
+        and the summary shows where they differ)."""
+        deadline = time.monotonic() + DECISION_WAIT_S
+        while True:
+            self.summary.platform = (await self._counts()).since(self._baseline)
+            if not self.summary.confirmed_by_platform() or time.monotonic() > deadline:
+                return
+            await asyncio.sleep(self.options.poll_interval_s)
+
+    async def _check_reachable(self) -> None:
+        for name, base in (
+            ("intake", self.endpoints.intake),
+            ("routing", self.endpoints.routing),
+            ("analytics", self.endpoints.analytics),
+        ):
+            try:
+                response = await self.http.get(f"{base}/readyz")
+            except httpx.HTTPError as exc:
+                raise PlatformUnreachable(
+                    f"{name} is not reachable at {base} ({type(exc).__name__}); start the platform with "
+                    f"`signpost run` (or `signpost run --demo`), or pass --{name}-url"
+                ) from None
+            if response.status_code != 200:
+                raise PlatformUnreachable(f"{name} at {base} is not ready: {response.text[:200]}")
+
+    async def _import_catalogue(self) -> None:
+        url = f"{self.endpoints.routing}/v1/catalogue/import"
+        response = await self._send(
+            "POST", url, self._token(Role.ADMIN, "la-digital"), {"feed": oruk_feed(self.area)}
+        )
+        if response.status_code == 404:
+            raise DemoFailed(f"routing at {self.endpoints.routing} has no catalogue import API ({url})")
+        if response.status_code != 200:
+            raise DemoFailed(
+                f"the catalogue import was refused ({response.status_code}): {response.text[:500]}"
+            )
+        report = response.json()
+        self.summary.catalogue = report.get("totals", {})
+        self.summary.catalogue_skipped = [
+            f"{s.get('name')}: {s.get('reason')}" for s in report.get("skipped", [])
+        ]
+
+    async def _agency_organisations(self) -> list[str]:
+        """Every organisation with a provision in the catalogue now (imported or already there)."""
+        organisations: set[str] = set()
+        offset = 0
+        while True:
+            page = await self._get(
+                f"{self.endpoints.routing}/v1/provisions?active=true&limit=200&offset={offset}"
+            )
+            organisations.update(item["organisation_id"] for item in page["items"])
+            offset += len(page["items"])
+            if not page["items"] or offset >= page["total"]:
+                return sorted(organisations)
+
+    # --- practitioners ------------------------------------------------------------------
+
+    async def _stream(self, referrals: list[GeneratedReferral]) -> None:
+        pending: set[asyncio.Task[None]] = set()
+        for referral in referrals:
+            await asyncio.sleep(self.clock.real_delay(referral.at))
+            await self._limit.acquire()
+            task = asyncio.create_task(self._submit(referral))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            self._report(len(referrals))
+        if pending:
+            await asyncio.gather(*pending)
+        self._report(len(referrals))
+
+    async def _submit(self, referral: GeneratedReferral) -> None:
+        try:
+            token = self._token(Role.PRACTITIONER, referral.setting.organisation_id, referral.setting.name)
+            response = await self._send("POST", f"{self.endpoints.intake}/v1/referrals", token, referral.body)
+            result = ReferralResult(referral=referral, http_status=response.status_code)
+            if response.status_code == 201:
+                result.id = response.json()["id"]
+                result.status = response.json()["status"]
+            else:
+                result.error = response.text[:300]
+            self.summary.add(result)
+        finally:
+            self._limit.release()
+
+    async def _wait_for_decisions(self) -> None:
+        """Until routing has decided every accepted referral, as intake shows it (or time runs out)."""
+        deadline = time.monotonic() + DECISION_WAIT_S
+        undecided = [r for r in self.summary.accepted_results() if r.status == "submitted"]
+        while undecided and time.monotonic() < deadline:
+            await asyncio.sleep(self.options.poll_interval_s)
+            await self._refresh(undecided)
+            undecided = [r for r in undecided if r.status == "submitted"]
+            self.summary.live = (await self._counts()).since(self._baseline)
+            self._report(self.summary.sent)
+
+    async def _refresh(self, results: list[ReferralResult]) -> None:
+        """Each referral's status now, read as the practitioner who sent it."""
+
+        async def fetch(result: ReferralResult) -> None:
+            async with self._limit:
+                setting = result.referral.setting
+                token = self._token(Role.PRACTITIONER, setting.organisation_id, setting.name)
+                view = await self._get(f"{self.endpoints.intake}/v1/referrals/{result.id}", token)
+                result.status = view["status"]
+                result.escalation_reason = view.get("escalation_reason")
+
+        await asyncio.gather(*(fetch(result) for result in results))
+
+    # --- agencies -----------------------------------------------------------------------
+
+    async def _agencies(self, organisations: list[str]) -> None:
+        while True:
+            await self._poll_offers(organisations)
+            await self._act(until=min(self.clock.now(), self.period_end))
+            self.summary.live = (await self._counts()).since(self._baseline)
+            await asyncio.sleep(self.options.poll_interval_s)
+
+    async def _poll_offers(self, organisations: list[str]) -> int:
+        """Each agency reads the offers waiting for it; returns how many were new."""
+
+        async def poll(organisation: str) -> int:
+            async with self._agency_limit:
+                return await self._poll_organisation(organisation)
+
+        return sum(await asyncio.gather(*(poll(organisation) for organisation in organisations)))
+
+    async def _poll_organisation(self, organisation: str) -> int:
+        token = self._token(Role.AGENCY, organisation)
+        new, cursor = 0, ""
+        while True:
+            page = await self._get(
+                f"{self.endpoints.intake}/v1/offers?status=routed&limit=100{cursor}", token
+            )
+            for offer in page["items"]:
+                key = (offer["referral_id"], offer["provision_id"])
+                if key in self._seen_offers:
+                    continue
+                self._seen_offers.add(key)
+                self.summary.offers_seen += 1
+                new += 1
+                decision = self.agencies.decide(offer)
+                self._schedule(self.clock.now() + decision.decide_after, "decide", offer, decision)
+            if not page.get("next_cursor"):
+                return new
+            cursor = f"&cursor={page['next_cursor']}"
+
+    def _schedule(self, due: datetime, move: str, offer: dict[str, Any], decision: Decision) -> None:
+        heapq.heappush(self._actions, _Action(due, next(self._order), move, offer, decision))
+
+    async def _act(self, *, until: datetime) -> None:
+        due = []
+        while self._actions and self._actions[0].due <= until:
+            due.append(heapq.heappop(self._actions))
+        await self._run(due)
+
+    async def _run(self, actions: list[_Action]) -> None:
+        """Several agencies at once; one offer's moves stay in order, since each next move is
+        scheduled only when the one before it succeeded."""
+
+        async def move(action: _Action) -> None:
+            async with self._agency_limit:
+                await self._move(action)
+
+        await asyncio.gather(*(move(action) for action in actions))
+
+    async def _move(self, action: _Action) -> None:
+        offer, decision = action.offer, action.decision
+        base = f"{self.endpoints.intake}/v1/referrals/{offer['referral_id']}/offers/{offer['provision_id']}"
+        token = self._token(Role.AGENCY, offer["organisation_id"], f"{offer['provision_name']} duty worker")
+        if action.move == "decide" and not decision.accept:
+            assert decision.reason is not None
+            response = await self._send("POST", f"{base}/decline", token, {"reason": decision.reason.value})
+            self.summary.record_move("declined", response.status_code, reason=decision.reason.value)
+        elif action.move == "decide":
+            response = await self._send("POST", f"{base}/accept", token, None)
+            if self.summary.record_move("accepted", response.status_code):
+                self._schedule(action.due + decision.start_after, "start", offer, decision)
+        elif action.move == "start":
+            response = await self._send("POST", f"{base}/start", token, None)
+            if self.summary.record_move("started", response.status_code):
+                self._schedule(action.due + decision.support_for, "complete", offer, decision)
+        else:
+            completion = self.agencies.complete(offer)
+            response = await self._send("POST", f"{base}/complete", token, completion.body)
+            if self.summary.record_move("completed", response.status_code):
+                self.summary.record_completion(offer, completion)
+
+    async def _drain(self, organisations: list[str]) -> None:
+        """The period is over: agencies still decide every offer they hold (and any re-routed ones);
+        support due to start or end after the period stays open."""
+        for _ in range(MAX_DRAIN_ROUNDS):
+            await self._poll_offers(organisations)
+            await self._act(until=self.period_end)
+            decisions = [a for a in self._actions if a.move == "decide"]
+            if not decisions:
+                break
+            self._actions = [a for a in self._actions if a.move != "decide"]
+            heapq.heapify(self._actions)
+            await self._run(decisions)
+            await asyncio.sleep(2 * self.options.poll_interval_s)  # routing re-routes declined offers
+        self.summary.still_open = len(self._actions)
+
+    # --- HTTP ---------------------------------------------------------------------------
+
+    def _token(self, role: Role, organisation: str, name: str | None = None) -> str:
+        key = (role, organisation, name or "")
+        if key not in self._tokens:
+            self._tokens[key] = dev_token(
+                self.settings, role=role, organisation=organisation, name=name or f"Demo {role.value}"
+            )
+        return self._tokens[key]
+
+    async def _get(self, url: str, token: str | None = None) -> Any:
+        response = await self._send("GET", url, token, None)
+        if response.status_code != 200:
+            raise DemoFailed(f"GET {url} answered {response.status_code}: {response.text[:300]}")
+        return response.json()
+
+    async def _send(self, method: str, url: str, token: str | None, body: Any) -> httpx.Response:
+        """One request, waiting out 429 and 503 as their Retry-After asks (a few times)."""
+        headers = {"authorization": f"Bearer {token}"} if token else {}
+        for attempt in range(MAX_RETRIES + 1):
+            try:
+                response = await self.http.request(method, url, json=body, headers=headers)
+            except httpx.TransportError as exc:
+                raise PlatformUnreachable(f"lost the platform at {url} ({type(exc).__name__})") from None
+            if response.status_code not in (429, 503) or attempt == MAX_RETRIES:
+                return response
+            await asyncio.sleep(float(response.headers.get("retry-after", "1")))
+        raise AssertionError("unreachable")
+
+    def _report(self, total: int) -> None:
+        self.progress(self.summary.status_line(), self.summary.sent, total)
+
+
+async def run_demo(
+    settings: Settings, endpoints: Endpoints, options: DemoOptions, *, progress: Progress
+) -> DemoSummary:
+    return await Demo(settings, endpoints, options, progress=progress).run()

@@ -1,0 +1,160 @@
+"""The partner examples, run as a partner runs them, against one platform on real servers.
+
+In file order: the Kafka consumer and the webhook receiver see a referral routed by the
+starter catalogue; the ORUK client then reads the catalogue after the demo area's import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from signpost.platform.demo.area import build_area
+from signpost.platform.demo.oruk import oruk_feed
+from signpost.platform.processes import free_port
+from tests.e2e.running import RunningPlatform, request, running_platform, wait_for
+from tests.factories import referral
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+StartExample = Callable[..., Path]
+
+
+@pytest.fixture(scope="module")
+def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    with running_platform(tmp_path_factory.mktemp("examples")) as running:
+        yield running
+
+
+@pytest.fixture
+def run_example(tmp_path: Path) -> Iterator[StartExample]:
+    """Start an example script; its output goes to a file the test reads; stopped at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(name: str, *args: str) -> Path:
+        output = tmp_path / f"{name}.out"
+        with output.open("wb") as sink:
+            started.append(
+                subprocess.Popen(
+                    [sys.executable, str(EXAMPLES / name), *args], stdout=sink, stderr=subprocess.STDOUT
+                )
+            )
+        return output
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def submit(platform: RunningPlatform) -> str:
+    status, body = request(
+        platform.url("intake", "/v1/referrals"),
+        referral(),
+        token=platform.demo_token("practitioner", "school-ashley-primary"),
+    )
+    assert status == 201, body
+    return str(body["id"])
+
+
+def test_kafka_consumer_reads_the_routed_offer_as_a_cloudevent(
+    platform: RunningPlatform, run_example: StartExample
+) -> None:
+    output = run_example(
+        "kafka_consumer.py",
+        "--bootstrap", f"127.0.0.1:{platform.ports['kafka']}",
+        "--group", "partner-example-test",
+        "--from-beginning",
+    )  # fmt: skip
+    referral_id = submit(platform)
+    line = wait_for(
+        lambda: next((ln for ln in output.read_text().splitlines() if referral_id in ln), None),
+        timeout_s=60,
+        what="the routed offer in the consumer's output",
+    )
+    assert f"referral {referral_id} -> autism-outreach" in line
+    assert "la-inclusion-service" in line and "Covers" in line
+
+
+def test_webhook_receiver_accepts_a_genuine_delivery_and_rejects_a_tampered_one(
+    platform: RunningPlatform, run_example: StartExample
+) -> None:
+    port = free_port()
+    agency = platform.demo_token("agency", "la-inclusion-service")
+    status, subscription = request(
+        platform.url("intake", "/v1/subscriptions"),
+        {"url": f"http://127.0.0.1:{port}/signpost", "event_types": ["*"]},
+        token=agency,
+    )
+    assert status == 201, subscription
+    secret = subscription["secret"]
+    output = run_example("webhook_receiver.py", "--port", str(port), "--secret", secret)
+    wait_for(lambda: "listening" in output.read_text(), timeout_s=20, what="the receiver listening")
+
+    referral_id = submit(platform)
+    wait_for(
+        lambda: f"accepted uk.signpost.referral.routed.v1 for referral {referral_id}" in output.read_text(),
+        timeout_s=60,
+        what="a genuine, verified delivery",
+    )
+    status, deliveries = request(
+        platform.url("intake", f"/v1/subscriptions/{subscription['id']}/deliveries"), token=agency
+    )
+    assert status == 200
+    routed = [
+        d for d in deliveries if d["referral_id"] == referral_id and d["event_type"].endswith("routed.v1")
+    ]
+    assert routed and routed[0]["status"] == "delivered" and routed[0]["attempts"][-1]["status_code"] == 204
+
+    body = json.dumps({"referral_id": referral_id, "offers": []}).encode()
+    timestamp = int(time.time())
+    signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    genuine = {"Signpost-Signature": f"t={timestamp},v1={signature}", "ce-type": "test"}
+    assert post(port, body, genuine) == 204
+    assert post(port, body.replace(b"[]", b"[1]"), genuine) == 401  # tampered body
+    stale = hmac.new(secret.encode(), f"{timestamp - 3600}.".encode() + body, hashlib.sha256).hexdigest()
+    assert post(port, body, {"Signpost-Signature": f"t={timestamp - 3600},v1={stale}"}) == 401  # replayed
+    assert post(port, body, {}) == 401
+    assert "rejected a delivery" in output.read_text()
+
+
+def test_oruk_client_reads_the_imported_catalogue(platform: RunningPlatform) -> None:
+    area = build_area()
+    status, report = request(
+        platform.url("routing", "/v1/catalogue/import"),
+        {"feed": oruk_feed(area)},
+        token=platform.demo_token("admin", "la-digital"),
+    )
+    assert status == 200, report
+    assert report["totals"]["created"] == len(area.provisions)
+    status, catalogue = request(platform.url("routing", "/v1/provisions?limit=1"))
+    assert status == 200
+
+    client = subprocess.run(
+        [sys.executable, str(EXAMPLES / "oruk_client.py"), "--base-url", platform.url("routing", "/oruk"),
+         "--per-page", "25"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert client.returncode == 0, client.stderr
+    text = client.stdout
+    assert f"{catalogue['total']} services" in text
+    for provision in area.provisions:
+        assert provision.name in text
+
+
+def post(port: int, body: bytes, headers: dict[str, str]) -> int:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/signpost", data=body, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
