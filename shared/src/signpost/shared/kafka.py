@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
@@ -119,6 +120,14 @@ async def dead_letter(
 ) -> None:
     raw = message.raw_message
     assert not isinstance(raw, tuple)
+    await dead_letter_record(broker, topics=topics, record=raw, error=error, service=service)
+
+
+async def dead_letter_record(
+    broker: KafkaBroker, *, topics: Topics, record: ConsumerRecord[Any, Any], error: str, service: str
+) -> None:
+    """`dead_letter` for a record read with aiokafka directly (batch consumers)."""
+    raw = record
     headers = {key: value.decode("utf-8", "replace") for key, value in raw.headers}
     headers.update(
         {
