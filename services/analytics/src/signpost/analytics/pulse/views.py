@@ -196,4 +196,4 @@ async def _answer(pending: Awaitable[T]) -> T:
 
 
 def problem(field: str, message: str) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, [{"field": field, "message": message}])
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": field, "message": message}])
