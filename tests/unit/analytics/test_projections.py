@@ -15,6 +15,7 @@ from signpost.analytics.projections.cells import (
     escape_key,
     rereferrals,
     unescape_key,
+    with_months,
 )
 from signpost.analytics.projections.facts import apply_event, fact_id
 from signpost.analytics.pulse.reader import Period
@@ -34,7 +35,7 @@ def fold(events: list[Envelope[EventData]]) -> tuple[dict[str, Document], Cells]
         key = fact_id(envelope.tenant, envelope.data.referral_id)  # type: ignore[attr-defined]
         after = apply_event(facts.get(key), envelope)
         if after is not None:
-            accumulate(buckets, changes(facts.get(key), after))
+            accumulate(buckets, with_months(changes(facts.get(key), after)))
             facts[key] = after
     return facts, {bucket: cells for bucket, cells in buckets.items()}
 

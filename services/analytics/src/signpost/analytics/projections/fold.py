@@ -22,6 +22,8 @@ from signpost.analytics.projections.cells import (
     changes,
     escape_key,
     rereferrals,
+    totals_id,
+    with_months,
 )
 from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, fact_id, stored_moment
 from signpost.analytics.projections.sets import ProjectionSet
@@ -70,7 +72,7 @@ async def _fold(
     await _save(
         db[target.facts], {key: current[key] for key in changed}, existing=stored.keys(), session=session
     )
-    await _add_to_buckets(db, target=target, increments=increments, session=session)
+    await _add_to_buckets(db, target=target, increments=with_months(increments), session=session)
     catalogue = await _fold_catalogue(db, target=target, envelopes=envelopes, session=session)
     tenants = {envelope.tenant for envelope in envelopes}
     known = await _find_many(db[target.tenants], list(tenants), session=session)
@@ -104,6 +106,17 @@ async def _add_to_buckets(
                 del groups[key]  # a group can empty out when a referral moves between cells
         updated[bucket] = document
     await _save(db[target.buckets], updated, existing=found.keys(), session=session)
+    # A copy of each bucket's totals alone: summaries and trends read these small documents,
+    # since SecantusDB reads a whole document even when asked for one field of it.
+    await _save(
+        db[target.buckets],
+        {
+            totals_id(bucket): {"_id": totals_id(bucket), "m": document["m"]}
+            for bucket, document in updated.items()
+        },
+        existing={totals_id(bucket) for bucket in found},
+        session=session,
+    )
 
 
 def _new_bucket(bucket: str) -> Document:

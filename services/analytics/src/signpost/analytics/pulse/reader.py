@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
-from signpost.analytics.projections.cells import bucket_id, day_period, month_period, unescape_key
+from signpost.analytics.projections.cells import bucket_id, day_period, month_period, totals_id, unescape_key
 from signpost.analytics.projections.sets import ProjectionSet
 from signpost.analytics.pulse.measures import Counters
 from signpost.shared.mongo import Database, Document
@@ -90,11 +90,12 @@ async def read(
 ) -> dict[tuple[Period, Slice], Reading]:
     """One query for every (period, slice) asked: the bucket documents by `_id`, summed."""
     wanted: dict[str, list[tuple[Period, Slice]]] = {}
-    slices = list(slices)
+    slices, groups = list(slices), list(groups)
     for period in periods:
         for grain, name in period.buckets():
             for dimension, value in slices:
-                wanted.setdefault(bucket_id(tenant, grain, name, dimension, value), []).append(
+                bucket = bucket_id(tenant, grain, name, dimension, value)
+                wanted.setdefault(bucket if groups else totals_id(bucket), []).append(
                     (period, (dimension, value))
                 )
     projection = {"m": 1, **{f"g.{group}": 1 for group in groups}}
