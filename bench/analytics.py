@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import random
 import statistics
 import tempfile
@@ -199,13 +200,15 @@ async def run(url: str, events: int, batch_size: int, repeats: int) -> None:
     db = client[f"bench_{events}"]
     target = ProjectionSet("bench")
     await create_indexes(db, target)
-    envelopes = list(synthetic_events(events))
-    began = time.perf_counter()
-    for start in range(0, len(envelopes), batch_size):
-        await fold_batch(client, db, target=target, envelopes=envelopes[start : start + batch_size])
-    elapsed = time.perf_counter() - began
+    stream = synthetic_events(events)
+    elapsed, folded = 0.0, 0
+    while batch := list(itertools.islice(stream, batch_size)):
+        began = time.perf_counter()  # events are made outside the clock: only the fold is timed
+        await fold_batch(client, db, target=target, envelopes=batch)
+        elapsed += time.perf_counter() - began
+        folded += len(batch)
     print(
-        f"\n{len(envelopes):,} events: ingest {len(envelopes) / elapsed:,.0f} events/s (batches of {batch_size}, {elapsed:.1f} s)"
+        f"\n{folded:,} events: ingest {folded / elapsed:,.0f} events/s (batches of {batch_size}, {elapsed:.1f} s)"
     )
 
     year, month = Period(START, START + timedelta(days=DAYS - 1)), Period(date(2025, 6, 3), date(2025, 6, 30))

@@ -159,6 +159,10 @@ async def test_only_analysts_ops_and_admins_and_only_their_own_area(analytics: A
     )
     assert backwards.status_code == 422
     assert backwards.json()["detail"][0]["field"] == "query.from"
+    ancient = await client.get(
+        "/v1/pulse/summary", params={"from": "0001-01-02"}, headers=analytics.auth("admin")
+    )
+    assert ancient.status_code == 422 and ancient.json()["detail"][0]["field"] == "query.from"
     unheld = await client.get(
         "/v1/pulse/breakdown",
         params={**PERIOD, "measure": "submitted", "group_by": "need", "setting": "URN1"},

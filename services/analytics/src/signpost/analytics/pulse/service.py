@@ -17,7 +17,6 @@ from signpost.analytics.pulse.models import (
     LegacyPulse,
     MeasureTrend,
     PeriodOut,
-    Scope,
     Summary,
     Trend,
     TrendPoint,
@@ -394,10 +393,6 @@ async def legacy_pulse(db: Database, target: ProjectionSet, *, tenant: str, prot
         by_outcome=LegacyOutcomes(**shown),
         suppressed=suppressed,
     )
-
-
-def scope_only(query: Query) -> Scope:
-    return Scope(**query.scope())
 
 
 def _pick(reading: Reading, pick: Slice | None) -> Counters:

@@ -33,6 +33,8 @@ T = TypeVar("T")
 
 DEFAULT_PERIOD_DAYS = 28
 MAX_PERIOD_DAYS = 5 * 366
+# Referrals are recent; the bounds also keep "the previous period" a representable date.
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
 KEY = r"^[A-Za-z0-9 _.:'&()-]{1,100}$"
 
 AnalystDep = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.OPS, Role.ADMIN))]
@@ -61,6 +63,9 @@ def period_of(
 ) -> Period:
     end = end or datetime.now(UTC).date()
     start = start or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    for name, day in (("from", start), ("to", end)):
+        if not EARLIEST <= day <= LATEST:
+            raise problem(f"query.{name}", f"{day} is outside {EARLIEST} to {LATEST}")
     if start > end:
         raise problem("query.from", f"{start} is after `to` ({end})")
     if (end - start).days >= MAX_PERIOD_DAYS:
