@@ -97,3 +97,23 @@ async def test_rebuilt_projections_equal_the_live_ones_and_live_folding_continue
     second = (await read_pointer(db)).active.name
     assert await projection_sets(db) == {second, report.active}
     assert await snapshot(db, ProjectionSet(second)) == await snapshot(db, ProjectionSet(report.active))
+
+
+async def test_events_arriving_during_a_rebuild_are_counted_once_in_the_new_set(analytics: Analytics) -> None:
+    await analytics.publish(scenario())
+    await analytics.until(EXPECTED)
+    db = analytics.client._transport.app.state.runtime.db  # type: ignore[attr-defined]
+
+    async def meanwhile() -> None:
+        for n in range(10):
+            await analytics.publish(lifecycle(f"during-{n}", "accepted", locality="Dorrington"))
+            await asyncio.sleep(0.05)
+
+    report, _ = await asyncio.gather(rebuild(analytics.settings), meanwhile())
+    assert (await read_pointer(db)).active.name == report.active
+    after = await analytics.until({**EXPECTED, "submitted": 24, "routed": 21, "accepted": 21})
+    assert after["escalated"]["value"] == 2
+    rebuilt_again = await rebuild(analytics.settings)
+    assert await snapshot(db, ProjectionSet(rebuilt_again.active)) == await snapshot(
+        db, ProjectionSet(report.active)
+    )

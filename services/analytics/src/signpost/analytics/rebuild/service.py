@@ -13,6 +13,7 @@ Nothing here depends on the old projections: only the log. The set replaced is k
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from datetime import UTC, datetime
 
 from aiokafka import TopicPartition
 from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
 from signpost.analytics.projections.consumer import MAX_BATCH, create_consumer, decode, source_topics
 from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.sets import (
@@ -30,11 +32,17 @@ from signpost.analytics.projections.sets import (
     start_building,
     swap_in,
 )
+from signpost.shared.events import Envelope, EventData
+from signpost.shared.kafka import HANDLER_FAILURE_PAUSE_S
+from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Database, Document, create_client
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
 FETCH_TIMEOUT_MS = 1000
+FOLD_ATTEMPTS = 5
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -102,7 +110,7 @@ async def _replay(
             ]
             envelopes, invalid = decode(records)
             if envelopes:
-                await fold_batch(client, db, target=target, envelopes=envelopes)
+                await _fold_with_retries(client, db, target=target, envelopes=envelopes)
             events, skipped = events + len(envelopes), skipped + len(invalid)
             if progress is not None and envelopes:
                 progress(events)
@@ -113,6 +121,25 @@ async def _replay(
         return events, skipped
     finally:
         await consumer.stop()
+
+
+async def _fold_with_retries(
+    client: AsyncMongoClient[Document],
+    db: Database,
+    *,
+    target: ProjectionSet,
+    envelopes: list[Envelope[EventData]],
+) -> None:
+    """The live consumer writes to the same set meanwhile: a batch that collides with it is folded again."""
+    for attempt in range(1, FOLD_ATTEMPTS + 1):
+        try:
+            await fold_batch(client, db, target=target, envelopes=envelopes)
+            return
+        except PyMongoError:
+            if attempt == FOLD_ATTEMPTS:
+                raise
+            log.warning("rebuild batch collided; folding it again", attempt=attempt)
+            await asyncio.sleep(HANDLER_FAILURE_PAUSE_S)
 
 
 async def projection_sets(db: Database) -> set[str]:
