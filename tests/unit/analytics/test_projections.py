@@ -86,8 +86,8 @@ def test_breakdowns_by_offer_dimensions_count_only_that_offer() -> None:
     assert everything[("provision", "speech-therapy")]["accepted"] == 1
     assert everything[("sector", "health")]["submitted"] == 2
     assert everything[TOTALS]["declined"] == 1 and everything[TOTALS]["accepted"] == 1
-    provision = buckets[bucket_id(TENANT, "m", MONTH, "provision", "ot-clinic")]
-    assert provision[TOTALS]["declined"] == 1 and provision[("locality", "Ashley")]["submitted"] == 1
+    need = buckets[bucket_id(TENANT, "m", MONTH, "need", "SLCN")]
+    assert need[("provision", "ot-clinic")]["declined"] == 1 and need[("sector", "health")]["submitted"] == 2
 
 
 def test_escalation_unmatched_and_withdrawal_are_counted_by_reason() -> None:

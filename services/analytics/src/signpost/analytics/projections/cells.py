@@ -1,9 +1,9 @@
 """What one referral fact adds to the pre-aggregated period buckets (pure).
 
 A bucket document holds the measures of one tenant, one period (a UTC day or a
-month) and one slice (everything, or one locality, setting, need code, sector or
-provision): `m` the slice's totals, `g.<dimension>.<value>` the same measures
-broken down by every other dimension. A pulse query then reads a handful of
+month) and one slice (everything, one locality or one need code): `m` the
+slice's totals, `g.<dimension>.<value>` the same measures broken down by other
+dimensions (see SLICE_GROUPS). A pulse query then reads a handful of
 documents by `_id` (the months inside the period, the days at its edges) instead
 of aggregating over referrals, which SecantusDB does slowly.
 
@@ -30,16 +30,16 @@ Cells = dict[str, SliceCells]  # bucket _id -> cell -> measure -> value
 
 # Which slices have their own bucket documents, and which breakdowns each holds. A
 # filter on a slice dimension reads that slice; a filter on any other dimension (setting,
-# sector) picks one group out of a slice. Fewer cells per referral keep the fold fast.
+# sector, provision) picks one group out of a slice. Every slice value is one more
+# document to rewrite per day and month a batch touches, so slices are few: a slice per
+# provision cost 40 documents per day in the benchmark, more than all the others together.
 SLICE_GROUPS: dict[str, tuple[str, ...]] = {
     "all": ("locality", "setting", "need", "area", "level", "sector", "provision"),
     "locality": ("setting", "need", "level", "sector", "provision"),
     "need": ("locality", "level", "sector", "provision"),
-    "provision": ("locality", "need", "level"),
 }
 GROUP_DIMENSIONS = SLICE_GROUPS["all"]
 PARTITIONING_DIMENSIONS = frozenset({"locality", "setting", "level"})
-OFFER_DIMENSIONS = frozenset({"sector", "provision"})
 GRAINS = ("d", "m")
 REREFERRAL_WINDOW = timedelta(days=365)
 MINUTES_PER_DAY = 1440
@@ -132,11 +132,10 @@ def slice_cells(fact: Document | None) -> tuple[str, dict[Slice, SliceCells]] | 
         if "sector" in offer:
             sectors.setdefault(offer["sector"], set()).add(provision_id)
     whole = frozenset(offers)
-    slices: list[tuple[str, str, frozenset[str]]] = [
-        ("all", "", whole),
-        ("locality", submitted["locality"], whole),
-        *(("need", need, whole) for need in submitted["needs"]),
-        *(("provision", provision_id, frozenset({provision_id})) for provision_id in offers),
+    slices: list[Slice] = [
+        ("all", ""),
+        ("locality", submitted["locality"]),
+        *(("need", need) for need in submitted["needs"]),
     ]
     groups: dict[str, list[tuple[str, frozenset[str]]]] = {
         "locality": [(submitted["locality"], whole)],
@@ -155,14 +154,11 @@ def slice_cells(fact: Document | None) -> tuple[str, dict[Slice, SliceCells]] | 
         return seen[ids]
 
     found: dict[Slice, SliceCells] = {}
-    for dimension, value, slice_offers in slices:
-        cells: SliceCells = {TOTALS: through(slice_offers)}
+    for dimension, value in slices:
+        cells: SliceCells = {TOTALS: through(whole)}
         for group in SLICE_GROUPS[dimension]:
             for group_value, group_offers in groups[group]:
-                ids = slice_offers & group_offers
-                if not ids and (dimension in OFFER_DIMENSIONS or group in OFFER_DIMENSIONS):
-                    continue  # an offer-level cell this referral has no offer in
-                cells[(group, group_value)] = through(ids)
+                cells[(group, group_value)] = through(group_offers)
         found[(dimension, value)] = cells
     return day_period(submitted["at"].date()), found
 

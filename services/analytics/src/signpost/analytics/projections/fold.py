@@ -110,13 +110,19 @@ async def _add_to_buckets(
     # since SecantusDB reads a whole document even when asked for one field of it.
     await _save(
         db[target.buckets],
-        {
-            totals_id(bucket): {"_id": totals_id(bucket), "m": document["m"]}
-            for bucket, document in updated.items()
-        },
+        {totals_id(bucket): _totals(bucket, document) for bucket, document in updated.items()},
         existing={totals_id(bucket) for bucket in found},
         session=session,
     )
+
+
+def _totals(bucket: str, document: Document) -> Document:
+    """The totals, and which settings referred (for coverage) when the slice breaks down by setting."""
+    return {
+        "_id": totals_id(bucket),
+        "m": document["m"],
+        "referring": sorted(document.get("g", {}).get("setting", {})),
+    }
 
 
 def _new_bucket(bucket: str) -> Document:

@@ -67,9 +67,11 @@ class Reading:
 
     totals: Counters = field(default_factory=dict)
     groups: dict[str, dict[str, Counters]] = field(default_factory=dict)
+    referring: set[str] = field(default_factory=set)  # settings that referred (from totals documents)
 
     def add(self, document: Document) -> None:
         _add_into(self.totals, document.get("m", {}))
+        self.referring.update(unescape_key(setting) for setting in document.get("referring", ()))
         for dimension, values in document.get("g", {}).items():
             into = self.groups.setdefault(dimension, {})
             for value, counters in values.items():
@@ -98,7 +100,7 @@ async def read(
                 wanted.setdefault(bucket if groups else totals_id(bucket), []).append(
                     (period, (dimension, value))
                 )
-    projection = {"m": 1, **{f"g.{group}": 1 for group in groups}}
+    projection = {"m": 1, **({f"g.{group}": 1 for group in groups} if groups else {"referring": 1})}
     readings = {(period, one): Reading() for period in periods for one in slices}
     async for document in db[target.buckets].find({"_id": {"$in": list(wanted)}}, projection):
         for key in wanted[document["_id"]]:

@@ -156,14 +156,8 @@ async def _coverage(query: Query) -> Coverage | None:
     if chosen and [dimension for dimension, _ in chosen] != ["locality"]:
         return None
     where = chosen[0] if chosen else ALL
-    reading = await read_one(
-        query.db, query.target, tenant=query.tenant, period=query.period, where=where, groups=["setting"]
-    )
-    referring = {
-        setting
-        for setting, counters in reading.groups.get("setting", {}).items()
-        if counters.get("submitted")
-    }
+    reading = await read_one(query.db, query.target, tenant=query.tenant, period=query.period, where=where)
+    referring = reading.referring
     registered = await registered_settings(
         query.db, query.target, tenant=query.tenant, locality=query.filters.locality
     )
