@@ -26,11 +26,9 @@ from signpost.analytics.projections.cells import (
     with_months,
 )
 from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, fact_id, stored_moment
-from signpost.analytics.projections.sets import ProjectionSet
+from signpost.analytics.projections.sets import ProjectionSet, find_by_ids
 from signpost.shared.events import Envelope, EventData, ProvisionChangedV1, SettingChangedV1
 from signpost.shared.mongo import Database, Document, Session, in_transaction
-
-FIND_CHUNK = 100
 
 
 async def fold_batch(
@@ -147,14 +145,7 @@ def _add_counters(counters: dict[str, int], values: dict[str, int]) -> None:
 
 
 async def _find_many(collection: Any, ids: list[str], *, session: Session) -> dict[str, Document]:
-    """By `_id`, in chunks: SecantusDB answers a long `$in` much more slowly than a few short ones."""
-    found: dict[str, Document] = {}
-    for start in range(0, len(ids), FIND_CHUNK):
-        async for document in collection.find(
-            {"_id": {"$in": ids[start : start + FIND_CHUNK]}}, session=session
-        ):
-            found[document["_id"]] = document
-    return found
+    return {document["_id"]: document async for document in find_by_ids(collection, ids, session=session)}
 
 
 async def _save(

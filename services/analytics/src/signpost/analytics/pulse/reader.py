@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from signpost.analytics.projections.cells import bucket_id, day_period, month_period, totals_id, unescape_key
-from signpost.analytics.projections.sets import ProjectionSet
+from signpost.analytics.projections.sets import ProjectionSet, find_by_ids
 from signpost.analytics.pulse.measures import Counters
 from signpost.shared.mongo import Database, Document
 
@@ -102,7 +102,7 @@ async def read(
                 )
     projection = {"m": 1, **({f"g.{group}": 1 for group in groups} if groups else {"referring": 1})}
     readings = {(period, one): Reading() for period in periods for one in slices}
-    async for document in db[target.buckets].find({"_id": {"$in": list(wanted)}}, projection):
+    async for document in find_by_ids(db[target.buckets], list(wanted), projection=projection):
         for key in wanted[document["_id"]]:
             readings[key].add(document)
     return readings
