@@ -115,11 +115,17 @@ async def _add_to_buckets(
 
 
 def _totals(bucket: str, document: Document) -> Document:
-    """The totals, and which settings referred (for coverage) when the slice breaks down by setting."""
+    """The totals, plus what coverage and unmet demand need from the breakdowns, in a small document."""
+    groups = document.get("g", {})
     return {
         "_id": totals_id(bucket),
         "m": document["m"],
-        "referring": sorted(document.get("g", {}).get("setting", {})),
+        "referring": sorted(groups.get("setting", {})),
+        "unmatched": {
+            locality: counters["unmatched"]
+            for locality, counters in groups.get("locality", {}).items()
+            if counters.get("unmatched")
+        },
     }
 
 

@@ -67,11 +67,14 @@ class Reading:
 
     totals: Counters = field(default_factory=dict)
     groups: dict[str, dict[str, Counters]] = field(default_factory=dict)
-    referring: set[str] = field(default_factory=set)  # settings that referred (from totals documents)
+    # From the totals documents: settings that referred, unmatched referrals by locality.
+    referring: set[str] = field(default_factory=set)
+    unmatched: Counters = field(default_factory=dict)
 
     def add(self, document: Document) -> None:
         _add_into(self.totals, document.get("m", {}))
         self.referring.update(unescape_key(setting) for setting in document.get("referring", ()))
+        _add_into(self.unmatched, {unescape_key(k): n for k, n in document.get("unmatched", {}).items()})
         for dimension, values in document.get("g", {}).items():
             into = self.groups.setdefault(dimension, {})
             for value, counters in values.items():
@@ -100,7 +103,10 @@ async def read(
                 wanted.setdefault(bucket if groups else totals_id(bucket), []).append(
                     (period, (dimension, value))
                 )
-    projection = {"m": 1, **({f"g.{group}": 1 for group in groups} if groups else {"referring": 1})}
+    projection = {
+        "m": 1,
+        **({f"g.{group}": 1 for group in groups} if groups else {"referring": 1, "unmatched": 1}),
+    }
     readings = {(period, one): Reading() for period in periods for one in slices}
     async for document in find_by_ids(db[target.buckets], list(wanted), projection=projection):
         for key in wanted[document["_id"]]:

@@ -257,14 +257,13 @@ async def unmet_demand(query: Query) -> UnmetDemand:
         tenant=query.tenant,
         periods=[query.period],
         slices=slices,
-        groups=["locality"],
     )
     needs = []
     for where in slices:
         reading = readings[(query.period, where)]
         if not reading.totals.get("submitted"):
             continue
-        localities = dict(sorted(reading.groups.get("locality", {}).items()))
+        localities = {locality: {"unmatched": n} for locality, n in sorted(reading.unmatched.items())}
         hidden = hide_counts(
             list(localities.values()), total=reading.totals, counts=["unmatched"], partition=query.protect
         )
