@@ -107,7 +107,8 @@ def status(platform: RunningPlatform, token: str, referral_id: str) -> str:
 
 
 def pulse_submitted(platform: RunningPlatform) -> int:
-    return int(request(platform.url("analytics", "/v1/pulse"))[1]["submitted"])
+    admin = platform.demo_token("admin", "la-digital")  # sees small numbers unsuppressed
+    return int(request(platform.url("analytics", "/v1/pulse"), token=admin)[1]["submitted"])
 
 
 async def every_record(bootstrap: str) -> list[tuple[str, bytes]]:

@@ -119,6 +119,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--routing", help="routing's URL (default: http://SIGNPOST_HOST:SIGNPOST_ROUTING_PORT)"
     )
     oruk_import.add_argument("--token", help="an admin bearer token (default: a development admin token)")
+    analytics = commands.add_parser(
+        "analytics",
+        help="analytics maintenance: rebuild the pulse projections from the log",
+        description="Works against SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL while the platform runs.",
+    )
+    analytics_commands = analytics.add_subparsers(dest="analytics_command", required=True, metavar="ACTION")
+    analytics_commands.add_parser(
+        "rebuild",
+        help="replay the retained log into fresh projections and swap them in when caught up",
+        description="Folds every retained referral, provision and settings-register event into a new "
+        "projection set while the live consumer keeps going, then makes it the one the pulse reads.",
+    )
     args = parser.parse_args(argv)
 
     try:
@@ -168,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.command == "catalogue":
         return _import_catalogue(settings, args)
+    if args.command == "analytics":
+        return _rebuild_analytics(settings)
 
     from signpost.platform.supervisor import run_platform, run_service
 
@@ -327,6 +341,33 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     asyncio.run(replay(bootstrap=settings.kafka_bootstrap, letters=chosen))
     for letter in chosen:
         print(f"replayed {letter.offset} to {letter.original_topic}")
+    return 0
+
+
+def _rebuild_analytics(settings: Settings) -> int:
+    import asyncio
+
+    from signpost.analytics.projections.sets import RebuildInProgress
+    from signpost.analytics.rebuild.service import rebuild
+
+    if not (settings.kafka_bootstrap and settings.mongodb_url):
+        print(
+            "signpost: set SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL (`signpost run` prints the embedded ones)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        report = asyncio.run(
+            rebuild(settings, progress=lambda done: print(f"  {done} events folded", flush=True))
+        )
+    except RebuildInProgress as exc:
+        print(f"signpost: {exc}; wait for it to finish", file=sys.stderr)
+        return 2
+    print(
+        f"rebuilt the analytics projections from {report.events} events into {report.active!r} and swapped it in "
+        f"(replacing {report.replaced!r}, kept for comparison; {report.skipped} invalid records skipped; "
+        f"dropped: {', '.join(report.dropped) or 'none'})"
+    )
     return 0
 
 

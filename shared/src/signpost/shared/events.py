@@ -174,6 +174,23 @@ class ProvisionChangedV1(EventData):
     changed_at: datetime
 
 
+class SettingChangedV1(EventData):
+    """An early-years setting, school or college joined, changed in or left the area's register.
+
+    Keyed by setting id on the compacted settings-register topic: the latest state of each
+    is the register analytics measures coverage against (the share of settings referring).
+    """
+
+    event_type: ClassVar[str] = "uk.signpost.setting.changed.v1"
+
+    setting_id: str
+    change: Literal["registered", "updated", "closed"]
+    name: str
+    locality: str
+    phase: str = Field(default="", description="e.g. early years, primary, secondary, post-16, special.")
+    changed_at: datetime
+
+
 EVENT_TYPES: dict[str, type[EventData]] = {
     cls.event_type: cls
     for cls in (
@@ -188,6 +205,7 @@ EVENT_TYPES: dict[str, type[EventData]] = {
         OfferStartedV1,
         OfferCompletedV1,
         ProvisionChangedV1,
+        SettingChangedV1,
     )
 }
 

@@ -282,15 +282,47 @@ class EventConsumer:
     async def _dead_letter_unreadable(
         self, record: Record, headers: dict[str, str], origin: Origin, reason: str
     ) -> None:
-        log.warning("dead-lettered a message that is not a valid event", error=reason, origin=str(origin))
-        extra = dead_letter_headers(
-            kind=NOT_AN_EVENT, error=reason, service=self.service, origin=origin, attempts=0
+        await dead_letter(
+            self.broker,
+            topics=self.topics,
+            service=self.service,
+            record=record,
+            headers=headers,
+            origin=origin,
+            kind=NOT_AN_EVENT,
+            error=reason,
         )
-        await self._publish(self.topics.dead_letters, record, {**headers, **extra})
 
     async def _publish(self, topic: str, record: Record, headers: dict[str, str]) -> None:
         """The original bytes and key, so a replay is the message the producer sent."""
         await self.broker.publish(record.value or b"", topic, key=record.key, headers=headers)
+
+
+async def dead_letter(
+    broker: KafkaBroker,
+    *,
+    topics: Topics,
+    service: str,
+    record: Record,
+    kind: str,
+    error: str,
+    headers: dict[str, str] | None = None,
+    origin: Origin | None = None,
+    attempts: int = 0,
+) -> None:
+    """Send `record`'s original bytes, key and headers to the dead-letter topic with why.
+
+    `headers`/`origin` default to the record's own; a parked retry passes the original ones.
+    """
+    origin = origin or Origin(record.topic, record.partition, record.offset)
+    log.warning("dead-lettered a message", kind=kind, error=error, origin=str(origin))
+    extra = dead_letter_headers(kind=kind, error=error, service=service, origin=origin, attempts=attempts)
+    await broker.publish(
+        record.value or b"",
+        topics.dead_letters,
+        key=record.key,
+        headers={**(_headers(record) if headers is None else headers), **extra},
+    )
 
 
 async def _undecoded(message: KafkaMessage) -> DecodedMessage:

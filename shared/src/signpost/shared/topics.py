@@ -36,6 +36,11 @@ class Topics:
         return f"{self.prefix}signpost.provisions"
 
     @property
+    def settings_register(self) -> str:
+        """The area's register of settings (schools, nurseries, colleges), keyed by setting id and compacted."""
+        return f"{self.prefix}signpost.settings-register"
+
+    @property
     def dead_letters(self) -> str:
         """Messages no consumer could read: original bytes and headers plus the error."""
         return f"{self.prefix}signpost.dead-letters"
@@ -53,6 +58,7 @@ class Topics:
         return [
             TopicSpec(self.referrals, self.partitions, {"cleanup.policy": "delete"}),
             TopicSpec(self.provisions, 3, {"cleanup.policy": "compact"}),
+            TopicSpec(self.settings_register, 1, {"cleanup.policy": "compact"}),
             TopicSpec(self.dead_letters, 1, {"cleanup.policy": "delete"}),
             # Keyed like the original, so a referral's parked events keep their order.
             *(

@@ -1,49 +1,204 @@
-"""The pulse check over HTTP."""
+"""The pulse check over HTTP: summary, drill-down, trends, what works, unmet demand, waiting, declines."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Awaitable
+from datetime import UTC, date, datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
-from signpost.analytics.pulse.projection import read_pulse
+from fastapi import APIRouter, Depends, HTTPException, Query, status
+from signpost.analytics.projections.cells import GROUP_DIMENSIONS
+from signpost.analytics.projections.sets import read_pointer
+from signpost.analytics.pulse import service
+from signpost.analytics.pulse.measures import MEASURES, MeasureName
+from signpost.analytics.pulse.models import (
+    Breakdown,
+    Declines,
+    LegacyPulse,
+    Summary,
+    Trend,
+    UnmetDemand,
+    Waiting,
+    WhatWorks,
+)
+from signpost.analytics.pulse.reader import Period
+from signpost.analytics.pulse.service import Filters, QueryProblem
+from signpost.shared.auth.dependencies import require_roles
+from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.service import RuntimeDep
 
 router = APIRouter(prefix="/v1/pulse", tags=["pulse"])
+T = TypeVar("T")
+
+DEFAULT_PERIOD_DAYS = 28
+MAX_PERIOD_DAYS = 5 * 366
+# Referrals are recent; the bounds also keep "the previous period" a representable date.
+EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
+KEY = r"^[A-Za-z0-9 _.:'&()-]{1,100}$"
+
+AnalystDep = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.OPS, Role.ADMIN))]
+GroupBy = StrEnum("GroupBy", {name: name for name in GROUP_DIMENSIONS})  # type: ignore[misc]
 
 
-class Outcomes(BaseModel):
-    routed: int
-    unmatched: int
-    escalated_safeguarding: int
-    escalated_ehc_assessment: int
-    awaiting_decision: int
+class Interval(StrEnum):
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
 
 
-class Pulse(BaseModel):
-    tenant: str
-    submitted: int
-    by_need_code: dict[str, int]
-    by_outcome: Outcomes
+class OfferGroup(StrEnum):
+    PROVISION = "provision"
+    SECTOR = "sector"
 
 
-@router.get("", response_model=Pulse, summary="Referral counts by need code and by routing outcome")
+def period_of(
+    start: Annotated[
+        date | None,
+        Query(alias="from", description="First day (UTC), included; default 27 days before `to`."),
+    ] = None,
+    end: Annotated[
+        date | None, Query(alias="to", description="Last day (UTC), included; default today.")
+    ] = None,
+) -> Period:
+    end = end or datetime.now(UTC).date()
+    start = start or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    for name, day in (("from", start), ("to", end)):
+        if not EARLIEST <= day <= LATEST:
+            raise problem(f"query.{name}", f"{day} is outside {EARLIEST} to {LATEST}")
+    if start > end:
+        raise problem("query.from", f"{start} is after `to` ({end})")
+    if (end - start).days >= MAX_PERIOD_DAYS:
+        raise problem("query.to", f"a period is at most {MAX_PERIOD_DAYS} days")
+    return Period(start, end)
+
+
+PeriodDep = Annotated[Period, Depends(period_of)]
+
+
+async def query_of(
+    runtime: RuntimeDep,
+    principal: AnalystDep,
+    period: PeriodDep,
+    tenant: Annotated[
+        str | None,
+        Query(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Admins only: another local area's numbers."),
+    ] = None,
+    locality: Annotated[str | None, Query(pattern=KEY)] = None,
+    setting: Annotated[str | None, Query(pattern=KEY, description="A setting id.")] = None,
+    need: Annotated[
+        str | None, Query(pattern=KEY, description="A school census need code, e.g. ASD.")
+    ] = None,
+    sector: Annotated[str | None, Query(pattern=KEY)] = None,
+    provision: Annotated[str | None, Query(pattern=KEY, description="A provision id.")] = None,
+) -> service.Query:
+    """Who is asking about which area, over which days, narrowed how."""
+    if tenant is not None and tenant != principal.tenant and principal.role is not Role.ADMIN:
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            "only admins may read another area's pulse; compare areas with /v1/benchmarking",
+        )
+    pointer = await read_pointer(runtime.db)
+    return service.Query(
+        db=runtime.db,
+        target=pointer.active,
+        tenant=tenant or principal.tenant,
+        period=period,
+        filters=Filters(locality=locality, setting=setting, need=need, sector=sector, provision=provision),
+        protect=principal.role is not Role.ADMIN,
+    )
+
+
+PulseQuery = Annotated[service.Query, Depends(query_of)]
+
+
+@router.get(
+    "/summary", response_model=Summary, summary="Every measure for a period, against the previous one"
+)
+async def get_summary(query: PulseQuery) -> Summary:
+    return await _answer(service.summary(query))
+
+
+@router.get(
+    "/breakdown",
+    response_model=Breakdown,
+    summary="One measure broken down by a dimension (drill-down), with filters",
+)
+async def get_breakdown(
+    query: PulseQuery,
+    measure: Annotated[MeasureName, Query(description="Which measure (see /v1/pulse/measures).")],
+    group_by: Annotated[GroupBy, Query(description="The dimension to break it down by.")],
+) -> Breakdown:
+    return await _answer(service.breakdown(query, measure=MEASURES[measure.value], group_by=group_by.value))
+
+
+@router.get("/trend", response_model=Trend, summary="One measure per day, week or month over the period")
+async def get_trend(
+    query: PulseQuery,
+    measure: Annotated[MeasureName, Query()],
+    interval: Annotated[Interval, Query()] = Interval.WEEK,
+) -> Trend:
+    return await _answer(service.trend(query, measure=MEASURES[measure.value], interval=interval.value))
+
+
+@router.get(
+    "/what-works",
+    response_model=WhatWorks,
+    summary="Needs-profile change and outcomes on completion, by provision or sector",
+)
+async def get_what_works(
+    query: PulseQuery, group_by: Annotated[OfferGroup, Query()] = OfferGroup.PROVISION
+) -> WhatWorks:
+    return await _answer(service.what_works(query, group_by=group_by.value))
+
+
+@router.get("/unmet-demand", response_model=UnmetDemand, summary="Unmatched referrals by need and locality")
+async def get_unmet_demand(query: PulseQuery) -> UnmetDemand:
+    return await _answer(service.unmet_demand(query))
+
+
+@router.get(
+    "/waiting", response_model=Waiting, summary="Waiting times by provision: to acceptance and to start"
+)
+async def get_waiting(query: PulseQuery) -> Waiting:
+    return await _answer(service.waiting(query))
+
+
+@router.get("/declines", response_model=Declines, summary="Declined offers by provision and reason")
+async def get_declines(query: PulseQuery) -> Declines:
+    return await _answer(service.declines(query))
+
+
+@router.get("/measures", summary="The measures on offer and what each means")
+async def get_measures(_: AnalystDep) -> dict[str, dict[str, str]]:
+    return {name: {"kind": m.kind, "description": m.description} for name, m in MEASURES.items()}
+
+
+@router.get(
+    "", response_model=LegacyPulse, summary="All-time referral counts by need code and routing outcome"
+)
 async def get_pulse(
     runtime: RuntimeDep,
+    principal: AnalystDep,
     tenant: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = None,
-) -> Pulse:
-    tenant = tenant or runtime.settings.tenant
-    counts = await read_pulse(runtime=runtime, tenant=tenant)
-    outcomes = counts.get("by_outcome", {})
-    submitted = counts.get("submitted", 0)
-    decided = {name: outcomes.get(name, 0) for name in Outcomes.model_fields if name != "awaiting_decision"}
-    return Pulse(
-        tenant=tenant,
-        submitted=submitted,
-        by_need_code=dict(sorted(counts.get("by_need_code", {}).items())),
-        by_outcome=Outcomes(
-            **decided,
-            # An outcome can be counted before its submission on another partition; never go negative.
-            awaiting_decision=max(0, submitted - sum(decided.values())),
-        ),
+) -> LegacyPulse:
+    if tenant is not None and tenant != principal.tenant and principal.role is not Role.ADMIN:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may read another area's pulse")
+    pointer = await read_pointer(runtime.db)
+    return await service.legacy_pulse(
+        runtime.db,
+        pointer.active,
+        tenant=tenant or principal.tenant,
+        protect=principal.role is not Role.ADMIN,
     )
+
+
+async def _answer(pending: Awaitable[T]) -> T:
+    try:
+        return await pending
+    except QueryProblem as exc:
+        raise problem(exc.field, exc.message) from None
+
+
+def problem(field: str, message: str) -> HTTPException:
+    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": field, "message": message}])

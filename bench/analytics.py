@@ -1,0 +1,263 @@
+"""Analytics speed: projection ingest in events/s per process (batched), and p50/p95 of the
+main pulse queries over the projections of 100k and 1M events.
+
+    uv run --extra embedded python bench/analytics.py [--events 100000 1000000] [--batch 1000]
+
+Targets (issue 5): >= 5,000 events/s per process, batched; query p95 < 50 ms. Events are
+synthetic (a year of referrals across two areas, their offers, moves and outcomes) and are
+folded through the same `fold_batch` the live consumer uses, into an embedded SecantusDB
+started on a free port; no Kafka (that is the consumer's cost, not the projection's).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import itertools
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pymongo import AsyncMongoClient
+from signpost.analytics.projections.fold import fold_batch
+from signpost.analytics.projections.sets import ProjectionSet, create_indexes
+from signpost.analytics.pulse import service
+from signpost.analytics.pulse.measures import MEASURES
+from signpost.analytics.pulse.reader import Period
+from signpost.shared.events import (
+    Envelope,
+    EventData,
+    Offer,
+    OfferAcceptedV1,
+    OfferCompletedV1,
+    OfferDeclinedV1,
+    OfferStartedV1,
+    ReferralEscalatedV1,
+    ReferralRoutedV1,
+    ReferralSubmittedV1,
+    ReferralUnmatchedV1,
+    ReferralWithdrawnV1,
+    new_event,
+)
+from signpost.shared.vocabulary import (
+    DeclineReason,
+    EscalationReason,
+    LevelOfNeed,
+    NeedCode,
+    NeedsDomain,
+    Outcome,
+    Sector,
+    WithdrawReason,
+    broad_areas,
+)
+
+from signpost.platform.embedded import start_mongodb
+from signpost.platform.processes import stop_all
+
+TENANTS = ["E06000023", "E06000022"]
+LOCALITIES = [f"locality-{i}" for i in range(10)]
+SETTINGS = [f"setting-{i:03d}" for i in range(150)]
+PROVISIONS = [(f"prov-{i:02d}", list(Sector)[i % 4]) for i in range(40)]
+NEEDS = list(NeedCode)
+START = date(2025, 1, 1)
+DAYS = 365
+
+
+def synthetic_events(count: int, seed: int = 7) -> Iterator[Envelope[EventData]]:
+    """About six events per referral, in submission order over a year."""
+    rng = random.Random(seed)
+    referrals = count // 5 + 1  # a little under five events each on average
+    children = [f"child-{i}" for i in range(int(referrals * 0.8))]
+    produced = 0
+    n = -1
+    while produced < count:
+        n += 1
+        tenant = TENANTS[n % len(TENANTS)]
+        submitted_at = datetime.combine(START, datetime.min.time(), UTC) + timedelta(
+            days=DAYS * n / referrals, minutes=rng.randint(0, 600)
+        )
+        referral_id = f"ref-{n}"
+        needs = list(dict.fromkeys(rng.choices(NEEDS, k=rng.randint(1, 2))))
+
+        def event(
+            data: EventData, tenant: str = tenant, referral_id: str = referral_id
+        ) -> Envelope[EventData]:
+            return new_event(data, source="bench", tenant=tenant, subject=referral_id)
+
+        batch = [
+            event(
+                ReferralSubmittedV1(
+                    referral_id=referral_id,
+                    age_years=rng.randint(2, 16),
+                    locality=rng.choice(LOCALITIES),
+                    setting_id=rng.choice(SETTINGS),
+                    need_codes=needs,
+                    broad_areas=broad_areas(needs),
+                    level_of_need=rng.choice(list(LevelOfNeed)),
+                    submitted_at=submitted_at,
+                    child_ref=rng.choice(children),
+                    needs_profile={
+                        NeedsDomain.COMMUNICATION_AND_INTERACTION: 3,
+                        NeedsDomain.FAMILY_AND_HOME: 2,
+                    },
+                )
+            )
+        ]
+        roll = rng.random()
+        if roll < 0.05:
+            batch.append(
+                event(
+                    ReferralEscalatedV1(
+                        referral_id=referral_id,
+                        reason=rng.choice(list(EscalationReason)),
+                        locality="x",
+                        setting_id="x",
+                        escalated_at=submitted_at,
+                    )
+                )
+            )
+        elif roll < 0.12:
+            batch.append(
+                event(
+                    ReferralUnmatchedV1(
+                        referral_id=referral_id,
+                        unmet_needs=needs,
+                        locality="x",
+                        reason="none",
+                        decided_at=submitted_at,
+                    )
+                )
+            )
+        else:
+            provision_id, sector = rng.choice(PROVISIONS)
+            at = submitted_at + timedelta(minutes=rng.randint(1, 30))
+            offer = Offer(
+                provision_id=provision_id,
+                provision_name=provision_id,
+                organisation="org",
+                organisation_id="org",
+                sector=sector,
+                needs_met=needs,
+                explanation="bench",
+            )
+            batch.append(event(ReferralRoutedV1(referral_id=referral_id, offers=[offer], routed_at=at)))
+            move = {"referral_id": referral_id, "provision_id": provision_id, "organisation_id": "org"}
+            if rng.random() < 0.15:
+                batch.append(event(OfferDeclinedV1(**move, at=at, reason=rng.choice(list(DeclineReason)))))
+            else:
+                at += timedelta(days=rng.randint(1, 10))
+                batch.append(event(OfferAcceptedV1(**move, at=at)))
+                at += timedelta(days=rng.randint(1, 40))
+                batch.append(event(OfferStartedV1(**move, at=at)))
+                at += timedelta(days=rng.randint(20, 90))
+                batch.append(
+                    event(
+                        OfferCompletedV1(
+                            **move,
+                            at=at,
+                            outcome=rng.choice(list(Outcome)),
+                            needs_profile_after={
+                                NeedsDomain.COMMUNICATION_AND_INTERACTION: rng.randint(0, 4)
+                            },
+                        )
+                    )
+                )
+            if rng.random() < 0.05:
+                batch.append(
+                    event(
+                        ReferralWithdrawnV1(
+                            referral_id=referral_id, reason=WithdrawReason.NEEDS_MET, withdrawn_at=at
+                        )
+                    )
+                )
+        for envelope in batch:
+            if produced == count:
+                return
+            produced += 1
+            yield envelope
+
+
+def percentile(samples: list[float], fraction: float) -> float:
+    return sorted(samples)[min(len(samples) - 1, int(len(samples) * fraction))]
+
+
+async def timed(call: Callable[[], Awaitable[Any]], repeats: int) -> tuple[float, float]:
+    samples = []
+    for _ in range(repeats):
+        began = time.perf_counter()
+        await call()
+        samples.append((time.perf_counter() - began) * 1000)
+    return statistics.median(samples), percentile(samples, 0.95)
+
+
+async def run(url: str, events: int, batch_size: int, repeats: int) -> None:
+    client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
+    db = client[f"bench_{events}"]
+    target = ProjectionSet("bench")
+    await create_indexes(db, target)
+    stream = synthetic_events(events)
+    elapsed, folded = 0.0, 0
+    while batch := list(itertools.islice(stream, batch_size)):
+        began = time.perf_counter()  # events are made outside the clock: only the fold is timed
+        await fold_batch(client, db, target=target, envelopes=batch)
+        elapsed += time.perf_counter() - began
+        folded += len(batch)
+    print(
+        f"\n{folded:,} events: ingest {folded / elapsed:,.0f} events/s (batches of {batch_size}, {elapsed:.1f} s)"
+    )
+
+    year, month = Period(START, START + timedelta(days=DAYS - 1)), Period(date(2025, 6, 3), date(2025, 6, 30))
+
+    def query(period: Period, **filters: str) -> service.Query:
+        return service.Query(
+            db=db, target=target, tenant=TENANTS[0], period=period,
+            filters=service.Filters(**filters), protect=True,
+        )  # fmt: skip
+
+    cases: dict[str, Callable[[], Awaitable[Any]]] = {
+        "summary, 28 days": lambda: service.summary(query(month)),
+        "summary, a year": lambda: service.summary(query(year)),
+        "summary, a year, one locality": lambda: service.summary(query(year, locality="locality-3")),
+        "breakdown by setting, a year": lambda: service.breakdown(
+            query(year), measure=MEASURES["submitted"], group_by="setting"
+        ),
+        "breakdown by locality, need ASD, a year": lambda: service.breakdown(
+            query(year, need="ASD"), measure=MEASURES["escalation_rate"], group_by="locality"
+        ),
+        "weekly trend, a year": lambda: service.trend(
+            query(year), measure=MEASURES["submitted"], interval="week"
+        ),
+        "what works by provision, a year": lambda: service.what_works(query(year), group_by="provision"),
+        "unmet demand, a year": lambda: service.unmet_demand(query(year)),
+    }
+    print(f"{'query':<42} {'p50 ms':>8} {'p95 ms':>8}")
+    for name, call in cases.items():
+        p50, p95 = await timed(call, repeats)
+        print(f"{name:<42} {p50:>8.1f} {p95:>8.1f}")
+    await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=40)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as data:
+        server = start_mongodb(data_dir=Path(data) / "mongodb")
+        try:
+            for events in args.events:
+                asyncio.run(run(server.url, events, args.batch, args.repeats))
+        finally:
+            stop_all([server.process], timeout_s=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,71 @@
+"""Regional benchmarking: one measure side by side across every local area analytics hears from.
+
+Aggregates only: each area is named, no child is; small numbers are suppressed as in the pulse.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel, Field
+from signpost.analytics.projections.sets import read_pointer
+from signpost.analytics.pulse.measures import MEASURES, MeasureName
+from signpost.analytics.pulse.models import PeriodOut
+from signpost.analytics.pulse.reader import ALL, read, tenants
+from signpost.analytics.pulse.suppression import THRESHOLD, Figure, count_figure, figure, hide_counts
+from signpost.analytics.pulse.views import AnalystDep, PeriodDep
+from signpost.shared.auth.principal import Role
+from signpost.shared.service import RuntimeDep
+
+router = APIRouter(prefix="/v1/benchmarking", tags=["benchmarking"])
+
+
+class AreaFigure(BaseModel):
+    tenant: str = Field(description="The local area, e.g. an ONS local authority code.")
+    value: Figure
+    base: Figure | None = Field(description="The rate's denominator or the mean's number of values.")
+    submitted: Figure = Field(description="Referrals submitted in the period, for scale.")
+
+
+class Benchmarking(BaseModel):
+    measure: str
+    description: str
+    period: PeriodOut
+    suppression_threshold: int | None
+    areas: list[AreaFigure]
+
+
+@router.get("", response_model=Benchmarking, summary="One measure for every local area, side by side")
+async def get_benchmarking(
+    runtime: RuntimeDep,
+    principal: AnalystDep,
+    period: PeriodDep,
+    measure: Annotated[MeasureName, Query(description="Which measure (see /v1/pulse/measures).")],
+) -> Benchmarking:
+    chosen = MEASURES[measure.value]
+    protect = principal.role is not Role.ADMIN
+    target = (await read_pointer(runtime.db)).active
+    areas = []
+    for tenant in await tenants(runtime.db, target):
+        totals = (await read(runtime.db, target, tenant=tenant, periods=[period], slices=[ALL]))[
+            (period, ALL)
+        ].totals
+        hidden = hide_counts([totals], total=None, counts=list(totals), partition=False)[0]
+        areas.append(
+            AreaFigure(
+                tenant=tenant,
+                value=figure(chosen, totals, hidden=hidden, protect=protect),
+                base=None
+                if chosen.denominator is None
+                else count_figure(chosen.base(totals), protect=protect),
+                submitted=count_figure(totals.get("submitted", 0), protect=protect),
+            )
+        )
+    return Benchmarking(
+        measure=chosen.name,
+        description=chosen.description,
+        period=PeriodOut(start=period.start, end=period.end),
+        suppression_threshold=THRESHOLD if protect else None,
+        areas=areas,
+    )

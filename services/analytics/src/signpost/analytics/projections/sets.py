@@ -1,0 +1,158 @@
+"""Projection sets: the collections one generation of projections lives in, and which is active.
+
+A rebuild folds the retained log into a fresh set while the live consumer keeps the
+active one current; the pointer document names the active set (and the one being
+built, which the live consumer also writes to), so swapping is one atomic update.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import IndexModel, ReturnDocument
+from signpost.shared.mongo import Database, Document, Session
+
+POINTER_COLLECTION = "projection_sets"
+POINTER_ID = "active"
+INITIAL_SET = "live"
+
+
+FIND_CHUNK = 100
+
+
+async def find_by_ids(
+    collection: Any, ids: list[str], *, projection: Document | None = None, session: Session | None = None
+) -> AsyncIterator[Document]:
+    """Documents by `_id`, in chunks: SecantusDB answers one long `$in` much more slowly than a few short ones."""
+    for start in range(0, len(ids), FIND_CHUNK):
+        async for document in collection.find(
+            {"_id": {"$in": ids[start : start + FIND_CHUNK]}}, projection, session=session
+        ):
+            yield document
+
+
+@dataclass(frozen=True)
+class ProjectionSet:
+    name: str
+
+    @property
+    def facts(self) -> str:
+        """One document per referral: what its events said, and the ids of those events."""
+        return f"{self.name}_referral_facts"
+
+    @property
+    def buckets(self) -> str:
+        """Pre-aggregated measures per tenant, period and slice (see cells.py)."""
+        return f"{self.name}_buckets"
+
+    @property
+    def children(self) -> str:
+        """Per pseudonymous child reference: when each of its referrals was submitted (re-referrals)."""
+        return f"{self.name}_children"
+
+    @property
+    def provisions(self) -> str:
+        """The latest state of each Local Offer provision, for names and sectors."""
+        return f"{self.name}_provisions"
+
+    @property
+    def settings_register(self) -> str:
+        """The latest state of each registered setting, for coverage."""
+        return f"{self.name}_settings_register"
+
+    @property
+    def tenants(self) -> str:
+        """Every local area seen, for regional benchmarking."""
+        return f"{self.name}_tenants"
+
+    def collections(self) -> list[str]:
+        return [
+            self.facts,
+            self.buckets,
+            self.children,
+            self.provisions,
+            self.settings_register,
+            self.tenants,
+        ]
+
+
+async def create_indexes(db: Database, target: ProjectionSet) -> None:
+    """Queries by `_id` need none; these serve the all-time pulse and the coverage register.
+
+    Every other pulse query computes the `_id`s of the bucket documents it needs, so
+    the buckets carry a single secondary index (inserting into a pure-Python server
+    costs per index, and the fold upserts a new bucket for every new day and slice).
+    """
+    await db[target.buckets].create_indexes([IndexModel([("tenant", 1), ("grain", 1), ("slice", 1)])])
+    await db[target.settings_register].create_indexes(
+        [IndexModel([("tenant", 1), ("open", 1), ("locality", 1)])]
+    )
+
+
+@dataclass(frozen=True)
+class Pointer:
+    active: ProjectionSet
+    building: ProjectionSet | None
+
+    def targets(self) -> list[ProjectionSet]:
+        """Where live events go: the active set, and the one being rebuilt (folds are idempotent)."""
+        return [self.active] if self.building is None else [self.active, self.building]
+
+
+async def read_pointer(db: Database) -> Pointer:
+    found = await db[POINTER_COLLECTION].find_one({"_id": POINTER_ID})
+    return _pointer(found)
+
+
+async def start_building(db: Database, name: str) -> Pointer:
+    """Name the set a rebuild is filling; refused while another rebuild is under way."""
+    await db[POINTER_COLLECTION].update_one(
+        {"_id": POINTER_ID}, {"$setOnInsert": {"active": INITIAL_SET, "building": None}}, upsert=True
+    )
+    found = await db[POINTER_COLLECTION].find_one_and_update(
+        {"_id": POINTER_ID, "building": None},
+        {"$set": {"building": name, "building_since": datetime.now(UTC)}},
+        return_document=ReturnDocument.AFTER,
+    )
+    if found is None:
+        current = await read_pointer(db)
+        assert current.building is not None
+        raise RebuildInProgress(current.building.name)
+    return _pointer(found)
+
+
+async def swap_in(db: Database, name: str) -> str:
+    """Make the rebuilt set active in one update; returns the set it replaced."""
+    before = await db[POINTER_COLLECTION].find_one_and_update(
+        {"_id": POINTER_ID, "building": name},
+        {"$set": {"active": name, "building": None, "swapped_at": datetime.now(UTC)}},
+    )
+    if before is None:
+        raise RebuildInProgress(name)  # someone else changed the pointer meanwhile
+    previous: str = before["active"]
+    return previous
+
+
+async def abandon(db: Database, name: str) -> None:
+    await db[POINTER_COLLECTION].update_one(
+        {"_id": POINTER_ID, "building": name}, {"$set": {"building": None}}
+    )
+
+
+class RebuildInProgress(RuntimeError):
+    def __init__(self, name: str) -> None:
+        super().__init__(f"projection set {name!r} is being rebuilt already")
+        self.name = name
+
+
+def _pointer(found: Document | None) -> Pointer:
+    if found is None:
+        return Pointer(active=ProjectionSet(INITIAL_SET), building=None)
+    building = found.get("building")
+    return Pointer(
+        active=ProjectionSet(found["active"]),
+        building=ProjectionSet(building) if building else None,
+    )

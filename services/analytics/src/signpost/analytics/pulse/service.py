@@ -1,0 +1,431 @@
+"""The pulse queries: read the buckets, compute the measures, suppress what must be."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+from signpost.analytics.projections.cells import PARTITIONING_DIMENSIONS, SLICE_GROUPS
+from signpost.analytics.projections.sets import ProjectionSet
+from signpost.analytics.pulse.measures import MEASURES, Counters, Measure
+from signpost.analytics.pulse.models import (
+    Breakdown,
+    BreakdownRow,
+    Coverage,
+    DeclineRow,
+    Declines,
+    LegacyOutcomes,
+    LegacyPulse,
+    MeasureTrend,
+    PeriodOut,
+    Summary,
+    Trend,
+    TrendPoint,
+    UnmetDemand,
+    UnmetNeed,
+    Waiting,
+    WaitingRow,
+    WhatWorks,
+    WhatWorksRow,
+)
+from signpost.analytics.pulse.reader import (
+    ALL,
+    Period,
+    Reading,
+    Slice,
+    labels,
+    read,
+    read_one,
+    registered_settings,
+)
+from signpost.analytics.pulse.suppression import (
+    THRESHOLD,
+    Figure,
+    Hidden,
+    change,
+    count_figure,
+    figure,
+    hide_counts,
+)
+from signpost.shared.mongo import Database
+from signpost.shared.vocabulary import DeclineReason, NeedCode, Outcome
+
+
+class QueryProblem(ValueError):
+    """A query the projections cannot answer; `field` names the parameter."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+@dataclass(frozen=True)
+class Filters:
+    locality: str | None = None
+    setting: str | None = None
+    need: str | None = None
+    sector: str | None = None
+    provision: str | None = None
+
+    def chosen(self) -> list[Slice]:
+        return [(f.name, value) for f in fields(self) if (value := getattr(self, f.name)) is not None]
+
+
+@dataclass(frozen=True)
+class Query:
+    """Who asks about what: the projection set to read, the tenant, the period and filters."""
+
+    db: Database
+    target: ProjectionSet
+    tenant: str
+    period: Period
+    filters: Filters
+    protect: bool  # every role below admin
+
+    def scope(self) -> dict[str, object]:
+        return {
+            "tenant": self.tenant,
+            "period": _period(self.period),
+            "filters": dict(self.filters.chosen()),
+            "suppression_threshold": THRESHOLD if self.protect else None,
+        }
+
+
+def plan(filters: Filters, group_by: str | None) -> tuple[Slice, Slice | None]:
+    """Which bucket slice answers these filters, and which group in it a remaining filter picks."""
+    chosen = filters.chosen()
+    if group_by is not None and any(dimension == group_by for dimension, _ in chosen):
+        raise QueryProblem("query.group_by", f"already filtered by {group_by}; group by another dimension")
+    options = [
+        *((one, [other for other in chosen if other != one]) for one in chosen if one[0] in SLICE_GROUPS),
+        (ALL, chosen),
+    ]
+    for where, rest in options:
+        groups = SLICE_GROUPS[where[0]]
+        if group_by is None and len(rest) <= 1 and all(dimension in groups for dimension, _ in rest):
+            return where, rest[0] if rest else None
+        if group_by is not None and group_by in groups and not rest:
+            return where, None
+    raise QueryProblem(
+        "query",
+        "the projections hold these combinations: no filter or one filter with any group_by; "
+        f"two filters without group_by; a filter on {', '.join(d for d in SLICE_GROUPS if d != 'all')} with a "
+        "group_by among its breakdowns (see the README)",
+    )
+
+
+async def _totals(query: Query, periods: list[Period]) -> dict[Period, Counters]:
+    where, pick = plan(query.filters, None)
+    readings = await read(
+        query.db,
+        query.target,
+        tenant=query.tenant,
+        periods=periods,
+        slices=[where],
+        groups=[pick[0]] if pick else [],
+    )
+    return {period: _pick(readings[(period, where)], pick) for period in periods}
+
+
+async def summary(query: Query) -> Summary:
+    previous = query.period.previous()
+    totals = await _totals(query, [query.period, previous])
+    now, before = totals[query.period], totals[previous]
+    measures = []
+    for measure in MEASURES.values():
+        current = figure(measure, now, hidden=_small(now), protect=query.protect)
+        earlier = figure(measure, before, hidden=_small(before), protect=query.protect)
+        measures.append(
+            MeasureTrend(
+                measure=measure.name,
+                description=measure.description,
+                current=current,
+                previous=earlier,
+                change=change(current, earlier),
+            )
+        )
+    return Summary(
+        **query.scope(),
+        previous_period=_period(previous),
+        measures=measures,
+        coverage=await _coverage(query),
+    )
+
+
+async def _coverage(query: Query) -> Coverage | None:
+    chosen = query.filters.chosen()
+    if chosen and [dimension for dimension, _ in chosen] != ["locality"]:
+        return None
+    where = chosen[0] if chosen else ALL
+    reading = await read_one(query.db, query.target, tenant=query.tenant, period=query.period, where=where)
+    referring = reading.referring
+    registered = await registered_settings(
+        query.db, query.target, tenant=query.tenant, locality=query.filters.locality
+    )
+    share = round(len(referring & registered) / len(registered), 3) if registered else None
+    return Coverage(
+        registered_settings=len(registered),
+        referring_settings=len(referring & registered),
+        share=Figure(value=share),
+        unregistered_referring=len(referring - registered),
+    )
+
+
+async def breakdown(query: Query, *, measure: Measure, group_by: str) -> Breakdown:
+    where, _ = plan(query.filters, group_by)
+    reading = await read_one(
+        query.db, query.target, tenant=query.tenant, period=query.period, where=where, groups=[group_by]
+    )
+    groups = dict(sorted(reading.groups.get(group_by, {}).items()))
+    partition = group_by in PARTITIONING_DIMENSIONS
+    total_hidden = _small(reading.totals)
+    hidden = hide_counts(
+        list(groups.values()),
+        total=reading.totals,
+        counts=measure.counts(),
+        partition=partition and query.protect,
+    )
+    names = await labels(query.db, query.target, tenant=query.tenant, dimension=group_by, values=groups)
+    rows = [
+        _row(measure, group, names.get(group, group), counters, row_hidden, query.protect)
+        for (group, counters), row_hidden in zip(groups.items(), hidden, strict=True)
+    ]
+    return Breakdown(
+        **query.scope(),
+        measure=measure.name,
+        description=measure.description,
+        group_by=group_by,
+        partition=partition,
+        total=_row(measure, "total", "All", reading.totals, total_hidden, query.protect),
+        rows=rows,
+    )
+
+
+async def trend(query: Query, *, measure: Measure, interval: str) -> Trend:
+    parts = query.period.split(interval)
+    totals = await _totals(query, parts)
+    points = []
+    for part in parts:
+        counters = totals[part]
+        points.append(
+            TrendPoint(
+                period=_period(part),
+                value=figure(measure, counters, hidden=_small(counters), protect=query.protect),
+                base=_base(measure, counters, _small(counters), query.protect),
+            )
+        )
+    return Trend(
+        **query.scope(),
+        measure=measure.name,
+        description=measure.description,
+        interval=interval,
+        points=points,
+    )
+
+
+async def what_works(query: Query, *, group_by: str) -> WhatWorks:
+    where, _ = plan(query.filters, group_by)
+    reading = await read_one(
+        query.db, query.target, tenant=query.tenant, period=query.period, where=where, groups=[group_by]
+    )
+    groups = {group: counters for group, counters in sorted(reading.groups.get(group_by, {}).items())}
+    names = await labels(query.db, query.target, tenant=query.tenant, dimension=group_by, values=groups)
+    needs_change = MEASURES["needs_change"]
+    rows = []
+    for group, counters in groups.items():
+        if not counters.get("completed"):
+            continue
+        rows.append(
+            WhatWorksRow(
+                group=group,
+                label=names.get(group, group),
+                completed=count_figure(counters["completed"], protect=query.protect),
+                needs_change=figure(needs_change, counters, hidden=_small(counters), protect=query.protect),
+                rescored=count_figure(counters.get("needs_change_n", 0), protect=query.protect),
+                outcomes=_parts(counters, "outcome_", [o.value for o in Outcome], "completed", query.protect),
+            )
+        )
+    return WhatWorks(**query.scope(), group_by=group_by, rows=rows)
+
+
+async def unmet_demand(query: Query) -> UnmetDemand:
+    if query.filters.chosen():
+        raise QueryProblem("query", "unmet demand is by need and locality over the whole area: no filters")
+    slices = [("need", need.value) for need in NeedCode]
+    readings = await read(
+        query.db,
+        query.target,
+        tenant=query.tenant,
+        periods=[query.period],
+        slices=slices,
+    )
+    needs = []
+    for where in slices:
+        reading = readings[(query.period, where)]
+        if not reading.totals.get("submitted"):
+            continue
+        localities = {locality: {"unmatched": n} for locality, n in sorted(reading.unmatched.items())}
+        hidden = hide_counts(
+            list(localities.values()), total=reading.totals, counts=["unmatched"], partition=query.protect
+        )
+        needs.append(
+            UnmetNeed(
+                need=where[1],
+                unmatched=count_figure(reading.totals.get("unmatched", 0), protect=query.protect),
+                submitted=count_figure(reading.totals["submitted"], protect=query.protect),
+                by_locality={
+                    locality: count_figure(
+                        counters.get("unmatched", 0),
+                        hidden=row_hidden.get("unmatched"),
+                        protect=query.protect,
+                    )
+                    for (locality, counters), row_hidden in zip(localities.items(), hidden, strict=True)
+                },
+            )
+        )
+    return UnmetDemand(**query.scope(), needs=needs)
+
+
+async def waiting(query: Query) -> Waiting:
+    where, _ = plan(query.filters, "provision")
+    reading = await read_one(
+        query.db, query.target, tenant=query.tenant, period=query.period, where=where, groups=["provision"]
+    )
+    provisions = dict(sorted(reading.groups.get("provision", {}).items()))
+    catalogue = {
+        document["_id"].split("|", 1)[1]: document
+        async for document in query.db[query.target.provisions].find(
+            {"_id": {"$in": [f"{query.tenant}|{p}" for p in provisions]}}, {"name": 1, "waiting_weeks": 1}
+        )
+    }
+    accept, start = MEASURES["days_to_accept"], MEASURES["days_to_start"]
+    rows = []
+    for provision, counters in provisions.items():
+        hidden = _small(counters)
+        listed = catalogue.get(provision, {})
+        rows.append(
+            WaitingRow(
+                provision=provision,
+                label=listed.get("name", provision),
+                days_to_accept=figure(accept, counters, hidden=hidden, protect=query.protect),
+                accepted=count_figure(counters.get("accept_n", 0), protect=query.protect),
+                days_to_start=figure(start, counters, hidden=hidden, protect=query.protect),
+                started=count_figure(counters.get("start_n", 0), protect=query.protect),
+                advertised_waiting_weeks=listed.get("waiting_weeks"),
+            )
+        )
+    return Waiting(**query.scope(), rows=rows)
+
+
+async def declines(query: Query) -> Declines:
+    where, _ = plan(query.filters, "provision")
+    reading = await read_one(
+        query.db, query.target, tenant=query.tenant, period=query.period, where=where, groups=["provision"]
+    )
+    provisions = dict(sorted(reading.groups.get("provision", {}).items()))
+    names = await labels(
+        query.db, query.target, tenant=query.tenant, dimension="provision", values=provisions
+    )
+    rows = [
+        DeclineRow(
+            provision=provision,
+            label=names.get(provision, provision),
+            declined=count_figure(counters["declined"], protect=query.protect),
+            by_reason=_parts(
+                counters, "decline_", [r.value for r in DeclineReason], "declined", query.protect
+            ),
+        )
+        for provision, counters in provisions.items()
+        if counters.get("declined")
+    ]
+    return Declines(**query.scope(), rows=rows)
+
+
+async def legacy_pulse(db: Database, target: ProjectionSet, *, tenant: str, protect: bool) -> LegacyPulse:
+    """All time: the tenant's month buckets of the whole area."""
+    reading = Reading()
+    async for document in db[target.buckets].find(
+        {"tenant": tenant, "grain": "m", "slice": ["all", ""]}, {"m": 1, "g.need": 1}
+    ):
+        reading.add(document)
+    totals = reading.totals
+    submitted = totals.get("submitted", 0)
+    outcomes = {
+        "routed": totals.get("routed", 0),
+        "unmatched": totals.get("unmatched", 0),
+        "escalated_safeguarding": totals.get("escalated_safeguarding", 0),
+        "escalated_ehc_assessment": totals.get("escalated_ehc_assessment", 0),
+    }
+    # A referral can be routed and later unmatched (after a decline); never go negative.
+    outcomes["awaiting_decision"] = max(0, submitted - sum(outcomes.values()))
+    suppressed = {}
+    shown: dict[str, int | None] = dict(outcomes)
+    if protect:
+        hidden = hide_counts(
+            [{"n": count} for count in outcomes.values()],
+            total={"n": submitted},
+            counts=["n"],
+            partition=True,
+        )
+        for (name, _), row_hidden in zip(outcomes.items(), hidden, strict=True):
+            if "n" in row_hidden:
+                shown[name] = None
+                suppressed[f"by_outcome.{name}"] = row_hidden["n"]
+    by_need: dict[str, int | None] = {}
+    for need, counters in sorted(reading.groups.get("need", {}).items()):
+        one = count_figure(counters.get("submitted", 0), protect=protect)
+        by_need[need] = None if one.suppressed else counters.get("submitted", 0)
+        if one.reason is not None:
+            suppressed[f"by_need_code.{need}"] = one.reason
+    total = count_figure(submitted, protect=protect)
+    if total.reason is not None:
+        suppressed["submitted"] = total.reason
+    return LegacyPulse(
+        tenant=tenant,
+        submitted=None if total.suppressed else submitted,
+        by_need_code=by_need,
+        by_outcome=LegacyOutcomes(**shown),
+        suppressed=suppressed,
+    )
+
+
+def _pick(reading: Reading, pick: Slice | None) -> Counters:
+    return reading.group(*pick) if pick else reading.totals
+
+
+def _small(counters: Counters) -> Hidden:
+    """Primary suppression of one cell on its own (no breakdown to protect)."""
+    return hide_counts([counters], total=None, counts=list(counters), partition=False)[0]
+
+
+def _row(
+    measure: Measure, group: str, label: str, counters: Counters, hidden: Hidden, protect: bool
+) -> BreakdownRow:
+    return BreakdownRow(
+        group=group,
+        label=label,
+        value=figure(measure, counters, hidden=hidden, protect=protect),
+        base=_base(measure, counters, hidden, protect),
+    )
+
+
+def _base(measure: Measure, counters: Counters, hidden: Hidden, protect: bool) -> Figure | None:
+    if measure.denominator is None:
+        return None
+    return count_figure(
+        measure.base(counters), hidden=hidden.get(measure.denominator) if protect else None, protect=protect
+    )
+
+
+def _parts(counters: Counters, prefix: str, names: list[str], total: str, protect: bool) -> dict[str, Figure]:
+    """A total split by reason or outcome: the parts add up to it, so complementary suppression applies."""
+    present = [name for name in names if counters.get(prefix + name)]
+    rows = [{"n": counters[prefix + name]} for name in present]
+    hidden = hide_counts(rows, total={"n": counters.get(total, 0)}, counts=["n"], partition=protect)
+    return {
+        name: count_figure(row["n"], hidden=row_hidden.get("n"), protect=protect)
+        for name, row, row_hidden in zip(present, rows, hidden, strict=True)
+    }
+
+
+def _period(period: Period) -> PeriodOut:
+    return PeriodOut(start=period.start, end=period.end)

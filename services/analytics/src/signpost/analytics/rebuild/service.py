@@ -1,0 +1,159 @@
+"""Rebuild: replay the retained log into a fresh projection set and swap it in when caught up.
+
+1. Name the new set in the pointer document: from its next batch on, the live
+   consumer folds into it as well as into the active set (folds are idempotent).
+2. Capture the high watermarks of every source partition — after step 1, so every
+   event beyond them reaches the new set through the live consumer.
+3. Read every partition from its beginning to its watermark, folding batches into
+   the new set, then make it active in one update of the pointer document.
+
+Nothing here depends on the old projections: only the log. The set replaced is kept
+(for comparison or to swap back by hand); older ones are dropped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from aiokafka import TopicPartition
+from pymongo import AsyncMongoClient
+from pymongo.errors import PyMongoError
+from signpost.analytics.projections.consumer import MAX_BATCH, create_consumer, decode, source_topics
+from signpost.analytics.projections.fold import fold_batch
+from signpost.analytics.projections.sets import (
+    POINTER_COLLECTION,
+    ProjectionSet,
+    abandon,
+    create_indexes,
+    start_building,
+    swap_in,
+)
+from signpost.shared.events import Envelope, EventData
+from signpost.shared.logging import get_logger
+from signpost.shared.mongo import Database, Document, create_client
+from signpost.shared.settings import Settings
+from signpost.shared.topics import Topics
+
+FETCH_TIMEOUT_MS = 1000
+FOLD_ATTEMPTS = 5
+REFOLD_PAUSE_S = 0.5  # times the attempt: the live consumer's batch is usually done by then
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class RebuildReport:
+    active: str
+    replaced: str
+    events: int
+    skipped: int  # records that are not valid events (the live consumer dead-lettered them)
+    dropped: list[str]
+
+
+async def rebuild(settings: Settings, *, progress: Callable[[int], None] | None = None) -> RebuildReport:
+    client = create_client(settings)
+    db = client[settings.database_name("analytics")]
+    name = f"r{datetime.now(UTC):%Y%m%d%H%M%S}{secrets.token_hex(2)}"
+    target = ProjectionSet(name)
+    try:
+        await start_building(db, name)
+        try:
+            await create_indexes(db, target)
+            events, skipped = await _replay(settings, db=db, target=target, client=client, progress=progress)
+            replaced = await swap_in(db, name)
+        except BaseException:
+            await abandon(db, name)
+            await drop_set(db, name)
+            raise
+        dropped = sorted(await projection_sets(db) - {name, replaced})
+        for stale in dropped:
+            await drop_set(db, stale)
+        return RebuildReport(active=name, replaced=replaced, events=events, skipped=skipped, dropped=dropped)
+    finally:
+        await client.close()
+
+
+async def _replay(
+    settings: Settings,
+    *,
+    db: Database,
+    target: ProjectionSet,
+    client: AsyncMongoClient[Document],
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int]:
+    consumer = create_consumer(settings, group=None)
+    await consumer.start()
+    try:
+        await consumer.topics()  # loads the cluster metadata partitions_for_topic reads
+        partitions = [
+            TopicPartition(topic, partition)
+            for topic in source_topics(Topics.from_settings(settings))
+            for partition in sorted(consumer.partitions_for_topic(topic) or ())
+        ]
+        consumer.assign(partitions)
+        ends = await consumer.end_offsets(partitions)
+        starts = await consumer.beginning_offsets(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        pending = {partition for partition in partitions if ends[partition] > starts[partition]}
+        events = skipped = 0
+        while pending:
+            fetched = await consumer.getmany(*pending, timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_BATCH)
+            records = [
+                record
+                for partition, batch in fetched.items()
+                for record in batch
+                if record.offset < ends[partition]
+            ]
+            decoded, invalid = decode(records)
+            envelopes = [envelope for _, envelope in decoded]
+            if envelopes:
+                await _fold_with_retries(client, db, target=target, envelopes=envelopes)
+            events, skipped = events + len(envelopes), skipped + len(invalid)
+            if progress is not None and envelopes:
+                progress(events)
+            for partition in list(pending):
+                # Positions, not record offsets: a compacted topic has gaps.
+                if await consumer.position(partition) >= ends[partition]:
+                    pending.discard(partition)
+        return events, skipped
+    finally:
+        await consumer.stop()
+
+
+async def _fold_with_retries(
+    client: AsyncMongoClient[Document],
+    db: Database,
+    *,
+    target: ProjectionSet,
+    envelopes: list[Envelope[EventData]],
+) -> None:
+    """The live consumer writes to the same set meanwhile: a batch that collides with it is folded again."""
+    for attempt in range(1, FOLD_ATTEMPTS + 1):
+        try:
+            await fold_batch(client, db, target=target, envelopes=envelopes)
+            return
+        except PyMongoError:
+            if attempt == FOLD_ATTEMPTS:
+                raise
+            log.warning("rebuild batch collided; folding it again", attempt=attempt)
+            await asyncio.sleep(REFOLD_PAUSE_S * attempt)
+
+
+async def projection_sets(db: Database) -> set[str]:
+    """The names of the projection sets that have collections in the database."""
+    suffixes = {collection.removeprefix("x_") for collection in ProjectionSet("x").collections()}
+    found = set()
+    for collection in await db.list_collection_names():
+        owner, _, suffix = collection.partition("_")
+        if collection != POINTER_COLLECTION and suffix in suffixes:
+            found.add(owner)
+    return found
+
+
+async def drop_set(db: Database, name: str) -> None:
+    for collection in ProjectionSet(name).collections():
+        await db.drop_collection(collection)

@@ -1,0 +1,115 @@
+"""The area's register of settings (schools, nurseries, colleges): what coverage is measured against.
+
+The register lives on a compacted Kafka topic, one `setting.changed.v1` per change keyed
+by setting id, so analytics rebuilds it from the log like every other projection.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, status
+from pydantic import BaseModel, ConfigDict, Field
+from signpost.analytics.projections.sets import read_pointer
+from signpost.analytics.pulse.views import AnalystDep
+from signpost.shared.auth.dependencies import require_roles
+from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.events import SettingChangedV1, new_event
+from signpost.shared.kafka import publish_event
+from signpost.shared.service import Runtime, RuntimeDep
+
+router = APIRouter(prefix="/v1/settings-register", tags=["settings register"])
+
+AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
+SettingId = Annotated[
+    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="The setting's id, e.g. its URN.")
+]
+
+
+class SettingIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    locality: str = Field(min_length=1, max_length=100)
+    phase: str = Field(
+        default="", max_length=50, description="e.g. early years, primary, secondary, post-16, special."
+    )
+
+
+class SettingOut(BaseModel):
+    setting_id: str
+    name: str
+    locality: str
+    phase: str
+    open: bool = Field(description="False once closed (left the register).")
+
+
+class Published(BaseModel):
+    setting_id: str
+    change: Literal["registered", "updated", "closed"]
+    detail: str = "published to the settings register; the pulse counts it within seconds"
+
+
+@router.put(
+    "/{setting_id}",
+    response_model=Published,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Register a setting, or update it (admin)",
+)
+async def put_setting(
+    runtime: RuntimeDep, principal: AdminDep, setting_id: SettingId, body: SettingIn
+) -> Published:
+    known = await _find(runtime, principal.tenant, setting_id)
+    change: Literal["registered", "updated"] = "updated" if known and known.open else "registered"
+    await _publish(runtime, principal, setting_id, change, body.name, body.locality, body.phase)
+    return Published(setting_id=setting_id, change=change)
+
+
+@router.delete(
+    "/{setting_id}",
+    response_model=Published,
+    status_code=status.HTTP_202_ACCEPTED,
+    summary="Close a setting: it leaves the register (admin)",
+    responses={404: {"description": "No such setting in the register"}},
+)
+async def close_setting(runtime: RuntimeDep, principal: AdminDep, setting_id: SettingId) -> Published:
+    known = await _find(runtime, principal.tenant, setting_id)
+    if known is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no setting {setting_id!r} in the register")
+    await _publish(runtime, principal, setting_id, "closed", known.name, known.locality, known.phase)
+    return Published(setting_id=setting_id, change="closed")
+
+
+@router.get("", response_model=list[SettingOut], summary="The register as analytics holds it")
+async def list_settings(runtime: RuntimeDep, principal: AnalystDep) -> list[SettingOut]:
+    target = (await read_pointer(runtime.db)).active
+    found = runtime.db[target.settings_register].find({"tenant": principal.tenant}).sort("setting_id", 1)
+    return [SettingOut(**document) async for document in found]
+
+
+async def _find(runtime: Runtime, tenant: str, setting_id: str) -> SettingOut | None:
+    target = (await read_pointer(runtime.db)).active
+    document = await runtime.db[target.settings_register].find_one({"_id": f"{tenant}|{setting_id}"})
+    return SettingOut(**document) if document else None
+
+
+async def _publish(
+    runtime: Runtime,
+    principal: Principal,
+    setting_id: str,
+    change: Literal["registered", "updated", "closed"],
+    name: str,
+    locality: str,
+    phase: str,
+) -> None:
+    data = SettingChangedV1(
+        setting_id=setting_id,
+        change=change,
+        name=name,
+        locality=locality,
+        phase=phase,
+        changed_at=datetime.now(UTC),
+    )
+    envelope = new_event(data, source="signpost/analytics", tenant=principal.tenant, subject=setting_id)
+    await publish_event(runtime.broker, topic=runtime.topics.settings_register, envelope=envelope)

@@ -1,0 +1,119 @@
+"""Rebuild on real servers: replayed from the log, the projections equal the live ones, then take over."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from signpost.analytics.projections.sets import ProjectionSet, read_pointer
+from signpost.analytics.rebuild.service import projection_sets, rebuild
+from signpost.shared.events import ProvisionChangedV1, SettingChangedV1, new_event
+from signpost.shared.mongo import Database
+
+from signpost.platform.cli import main
+from tests.analytics_events import T0, TENANT, lifecycle
+from tests.integration.analytics.conftest import Analytics
+from tests.integration.analytics.test_pulse import EXPECTED, scenario
+
+
+async def snapshot(db: Database, target: ProjectionSet) -> dict[str, list[dict[str, Any]]]:
+    """Every document of every projection collection, by collection kind, sorted by _id."""
+    return {
+        collection.removeprefix(target.name): await db[collection].find().sort("_id", 1).to_list()
+        for collection in target.collections()
+    }
+
+
+async def test_rebuilt_projections_equal_the_live_ones_and_live_folding_continues(
+    analytics: Analytics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    catalogue = [
+        new_event(
+            ProvisionChangedV1(
+                provision_id="speech-therapy",
+                change="created",
+                provision={"name": "Speech Therapy", "sector": "health", "waiting_weeks": 6},
+                changed_at=T0,
+            ),
+            source="tests",
+            tenant=TENANT,
+            subject="speech-therapy",
+        )
+    ]
+    register = [
+        new_event(
+            SettingChangedV1(
+                setting_id="URN100001",
+                change="registered",
+                name="Ashley Primary",
+                locality="Ashley",
+                changed_at=T0,
+            ),
+            source="tests",
+            tenant=TENANT,
+            subject="URN100001",
+        )
+    ]
+    await analytics.publish(catalogue, topic=analytics.topics.provisions)
+    await analytics.publish(register, topic=analytics.topics.settings_register)
+    events = scenario() + lifecycle("rr-1", "declined", child_ref="child-1") + lifecycle("rr-2", "withdrawn")
+    await analytics.publish(events)
+    await analytics.publish(events[:10])  # redeliveries change nothing, live or replayed
+    expected = {**EXPECTED, "submitted": 16, "routed": 13, "declined": 1, "withdrawn": 1, "rereferred": 1}
+    await analytics.until(expected)
+    db = analytics.client._transport.app.state.runtime.db  # type: ignore[attr-defined]
+    live = (await read_pointer(db)).active
+
+    report = await rebuild(analytics.settings)
+
+    assert report.replaced == live.name and report.events == 1 + 1 + len(events) + 10
+    assert (await read_pointer(db)).active.name == report.active
+    assert await snapshot(db, ProjectionSet(report.active)) == await snapshot(db, live)
+    await analytics.until(expected)  # the API now reads the rebuilt set
+
+    await analytics.publish(lifecycle("after-rebuild", "routed"))
+    await analytics.until({**expected, "submitted": 17, "routed": 14})
+    waiting = await analytics.get("/v1/pulse/waiting")
+    assert [(row["label"], row["advertised_waiting_weeks"]) for row in waiting["rows"]][-1] == (
+        "Speech Therapy",
+        6,
+    )
+
+    # A second rebuild, through the command a person runs, keeps the set it replaces and drops older ones.
+    for name in ("KAFKA_BOOTSTRAP", "MONGODB_URL"):
+        monkeypatch.delenv(f"SIGNPOST_{name}", raising=False)
+    assert main(["analytics", "rebuild"]) == 2  # says which URLs to set
+    settings = analytics.settings
+    for name, value in (
+        ("KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
+        ("MONGODB_URL", settings.mongodb_url),
+        ("TOPIC_PREFIX", settings.topic_prefix),
+        ("DATABASE_PREFIX", settings.database_prefix),
+        ("KAFKA_IDEMPOTENCE", str(settings.kafka_idempotence).lower()),
+    ):
+        monkeypatch.setenv(f"SIGNPOST_{name}", str(value))
+    assert await asyncio.to_thread(main, ["analytics", "rebuild"]) == 0
+    second = (await read_pointer(db)).active.name
+    assert await projection_sets(db) == {second, report.active}
+    assert await snapshot(db, ProjectionSet(second)) == await snapshot(db, ProjectionSet(report.active))
+
+
+async def test_events_arriving_during_a_rebuild_are_counted_once_in_the_new_set(analytics: Analytics) -> None:
+    await analytics.publish(scenario())
+    await analytics.until(EXPECTED)
+    db = analytics.client._transport.app.state.runtime.db  # type: ignore[attr-defined]
+
+    async def meanwhile() -> None:
+        for n in range(10):
+            await analytics.publish(lifecycle(f"during-{n}", "accepted", locality="Dorrington"))
+            await asyncio.sleep(0.05)
+
+    report, _ = await asyncio.gather(rebuild(analytics.settings), meanwhile())
+    assert (await read_pointer(db)).active.name == report.active
+    after = await analytics.until({**EXPECTED, "submitted": 24, "routed": 21, "accepted": 21})
+    assert after["escalated"]["value"] == 2
+    rebuilt_again = await rebuild(analytics.settings)
+    assert await snapshot(db, ProjectionSet(rebuilt_again.active)) == await snapshot(
+        db, ProjectionSet(report.active)
+    )
