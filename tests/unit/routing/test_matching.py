@@ -246,3 +246,14 @@ def test_more_capacity_never_lowers_a_score(child: ReferralSubmittedV1, base: Pr
         score(after, child, needs=needs, rules=rules).total
         >= score(before, child, needs=needs, rules=rules).total
     )
+
+
+def test_a_one_week_wait_reads_as_english() -> None:
+    week = provision("week", NeedCode.SEMH, capacity=(8, 10), waiting=1)
+    assert (
+        "about 1 week's wait"
+        in match_referral(referral(NeedCode.SEMH), Catalogue([week])).offers[0].explanation
+    )
+    now = provision("now", NeedCode.SEMH, capacity=(8, 10), waiting=0)
+    offer = match_referral(referral(NeedCode.SEMH), Catalogue([week, now])).offers[0]
+    assert offer.provision_id == "now" and offer.not_chosen[0].endswith("a longer wait (about 1 week)")

@@ -449,7 +449,8 @@ def _why(
     if provision.capacity:
         reasons.append(f"{provision.capacity.available} of {provision.capacity.maximum} places free")
     if provision.waiting_weeks is not None:
-        reasons.append(f"about {provision.waiting_weeks:g} weeks' wait")
+        wait = "1 week's" if provision.waiting_weeks == 1 else f"{provision.waiting_weeks:g} weeks'"
+        reasons.append(f"about {wait} wait")
     area = "the whole local area" if WHOLE_AREA in provision.localities else referral.locality
     reasons.append(f"serves {area}")
     reasons.append(f"takes ages {provision.min_age}-{provision.max_age} (child is {referral.age_years})")
@@ -473,5 +474,5 @@ def _shortfall(winner: Score, rival: Score, provision: Provision) -> str:
     if part == "capacity" and provision.capacity:
         detail = f" ({provision.capacity.available} of {provision.capacity.maximum})"
     elif part == "waiting" and provision.waiting_weeks is not None:
-        detail = f" (about {provision.waiting_weeks:g} weeks)"
+        detail = f" (about {provision.waiting_weeks:g} week{'' if provision.waiting_weeks == 1 else 's'})"
     return f"scored {rival.total:.2f} against {winner.total:.2f}, mainly {_SHORTFALL[part]}{detail}"
