@@ -73,7 +73,7 @@ class Facts:
     levels: frozenset[LevelOfNeed]
     capacity: float  # share of places free; unknown counts as half
     waiting: float | None
-    localities: frozenset[str]
+    localities: frozenset[str]  # case-folded: a practitioner's "ashley" is the catalogue's "Ashley"
 
     @classmethod
     def of(cls, provision: Provision) -> Facts:
@@ -83,7 +83,7 @@ class Facts:
             levels=frozenset(provision.levels_of_need),
             capacity=provision.capacity.share_free if provision.capacity else 0.5,
             waiting=provision.waiting_weeks,
-            localities=frozenset(provision.localities),
+            localities=frozenset(locality.casefold() for locality in provision.localities),
         )
 
 
@@ -144,7 +144,7 @@ class Catalogue:
                 by_need.setdefault(need, []).append(row)
                 if not provision.active:
                     continue
-                for locality in provision.localities:
+                for locality in facts.localities:
                     for level in facts.levels:
                         for age in range(provision.min_age, provision.max_age + 1):
                             index.setdefault((need, locality, level, age), []).append(row)
@@ -192,12 +192,13 @@ class Catalogue:
         """Rows passing every hard filter (ascending: id order), and whether each names the locality."""
         found = np.zeros(len(self.facts), np.bool_)
         named = np.zeros(len(self.facts), np.bool_)
+        wanted = referral.locality.casefold()
         for need in referral.need_codes:
-            for locality in (referral.locality, WHOLE_AREA):
+            for locality in (wanted, WHOLE_AREA):
                 rows = self._index.get((need, locality, referral.level_of_need, referral.age_years))
                 if rows is not None:
                     found[rows] = True
-                    if locality == referral.locality:
+                    if locality == wanted:
                         named[rows] = True
         found[excluded] = False
         rows = np.flatnonzero(found)
@@ -286,7 +287,7 @@ class _Child:
             rules.weight_fit * (0.9 * covered / self.weight_of(needs) + 0.1 * focus),
             rules.weight_capacity * facts.capacity,
             rules.weight_waiting * waiting,
-            rules.weight_locality * (1.0 if self.referral.locality in facts.localities else 0.7),
+            rules.weight_locality * (1.0 if self.referral.locality.casefold() in facts.localities else 0.7),
             rules.weight_continuity * (1.0 if provision.id in self.served_before else 0.0),
         )
 
