@@ -219,7 +219,7 @@ def _route_known_answers(platform: RunningPlatform, env: dict[str, str]) -> None
     package = submit(
         _child(
             12,
-            locality="Southmead",
+            locality="southmead",  # as typed: the feed's "Southmead" still serves it
             need_codes=["SEMH", "PD"],
             needs_profile=profile,
             level_of_need="targeted",
