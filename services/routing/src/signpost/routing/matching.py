@@ -452,7 +452,8 @@ def _why(
     if provision.waiting_weeks is not None:
         wait = "1 week's" if provision.waiting_weeks == 1 else f"{provision.waiting_weeks:g} weeks'"
         reasons.append(f"about {wait} wait")
-    area = "the whole local area" if WHOLE_AREA in provision.localities else referral.locality
+    named = [name for name in provision.localities if name.casefold() == referral.locality.casefold()]
+    area = named[0] if named else "the whole local area"
     reasons.append(f"serves {area}")
     reasons.append(f"takes ages {provision.min_age}-{provision.max_age} (child is {referral.age_years})")
     if provision.id in served_before:
