@@ -54,6 +54,14 @@ async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(sett
             ("autism-outreach", "routed"),
         ]
         assert rerouted["status"] == "routed"
+        decision = (await routing.get(f"/v1/decisions/{referral_id}")).json()
+        assert [o["provision_id"] for o in decision["data"]["offers"]] == ["slt-community"]
+        [again] = decision[
+            "reroutes"
+        ]  # routing's own record shows the re-routing, not only the first decision
+        assert again["type"] == "uk.signpost.referral.routed.v1"
+        assert again["data"]["replaces_provision_id"] == "slt-community"
+        assert [o["provision_id"] for o in again["data"]["offers"]] == ["autism-outreach"]
 
         before = await places("autism-outreach")
         accepted = await intake.post(
@@ -87,6 +95,9 @@ async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(sett
             lambda: _when(view(second), lambda v: v["status"] == "unmatched"), what="unmatched"
         )
         assert unmet["unmet_needs"] == ["SLCN"]
+        [gave_up] = (await routing.get(f"/v1/decisions/{second}")).json()["reroutes"]
+        assert gave_up["type"] == "uk.signpost.referral.unmatched.v1"
+        assert gave_up["data"]["declined_provision_id"] == "slt-community"
 
 
 async def _when(value: Any, accept: Any) -> Any:

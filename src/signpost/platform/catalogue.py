@@ -50,25 +50,29 @@ def import_feed(source: str, *, routing: str, token: str) -> tuple[int, str]:
         content: Any = answer.json()
     except ValueError:
         content = {"detail": answer.text[:500]}
+    label = None if "source_url" in body else source  # routing calls a posted file "document"
     if answer.status_code == 200:
-        return 0, format_report(content)
+        return 0, format_report(content, source=label)
     detail = content.get("detail") if isinstance(content, dict) else content
     if answer.status_code == 503 and isinstance(content, dict) and "report" in content:
-        return 1, f"signpost: {detail}\n\n{format_report(content['report'])}"
+        return 1, f"signpost: {detail}\n\n{format_report(content['report'], source=label)}"
     if isinstance(detail, list):
         detail = "; ".join(f"{p.get('field')}: {p.get('message')}" for p in detail if isinstance(p, dict))
     hint = {
-        401: " (a development token only works from the folder `signpost run` runs in; else pass --token)",
+        401: (
+            " (a development token is signed with the key in SIGNPOST_DATA_DIR/dev-issuer: run this from the "
+            "folder `signpost run` runs in, with the same SIGNPOST_DATA_DIR; else pass --token)"
+        ),
         403: " (importing needs an admin token)",
     }.get(answer.status_code, "")
     code = 2 if 400 <= answer.status_code < 500 or answer.status_code == 502 else 1
     return code, f"signpost: import refused (HTTP {answer.status_code}): {detail}{hint}"
 
 
-def format_report(report: dict[str, Any]) -> str:
+def format_report(report: dict[str, Any], *, source: str | None = None) -> str:
     totals = report["totals"]
     lines = [
-        f"Imported from {report['source']}: {totals['created']} created, {totals['updated']} updated, "
+        f"Imported from {source or report['source']}: {totals['created']} created, {totals['updated']} updated, "
         f"{totals['unchanged']} unchanged, {totals['skipped']} skipped ({totals['seen']} services in the feed)"
     ]
     for warning in report.get("warnings", []):

@@ -46,7 +46,7 @@ def test_the_cli_imports_a_file_prints_the_report_and_refuses_bad_input(
         code, out, _ = run(str(feed), "--routing", routing)
         assert code == 0
         assert out.startswith(
-            "Imported from document: 1 created, 0 updated, 0 unchanged, 1 skipped (2 services in the feed)"
+            f"Imported from {feed}: 1 created, 0 updated, 0 unchanged, 1 skipped (2 services in the feed)"
         )
         assert f"  + Talking Together speech group 1  [{oruk_service(1)['id']}]" in out
         assert "  - Youth club  [" in out and "no taxonomy term maps to a need code or broad area" in out
@@ -63,7 +63,7 @@ def test_the_cli_imports_a_file_prints_the_report_and_refuses_bad_input(
         code, _, err = run(str(shapeless), "--routing", routing)
         assert code == 2 and "HTTP 422" in err and "body.feed: expected an ORUK page of services" in err
         code, _, err = run(str(feed), "--routing", routing, "--token", "not-a-token")
-        assert code == 2 and "HTTP 401" in err
+        assert code == 2 and "HTTP 401" in err and "SIGNPOST_DATA_DIR" in err
         wait_until_published(settings)
 
     code, _, err = run(str(feed), "--routing", f"http://127.0.0.1:{free_port()}")

@@ -197,7 +197,7 @@ referrals = st.builds(
     ),
     needs=st.lists(NEEDS, min_size=1, max_size=4, unique=True),
     age=st.integers(0, 25),
-    locality=st.sampled_from(LOCALITIES),
+    locality=st.sampled_from([*LOCALITIES, "ashley", "LAWRENCE HILL"]),  # as a practitioner may type it
     level=st.sampled_from(list(LevelOfNeed)),
     scope=st.lists(st.sampled_from(list(Sector)), min_size=1, max_size=4, unique=True),
     profile=st.dictionaries(st.sampled_from(list(NeedsDomain)), st.integers(0, 4)),
@@ -246,3 +246,29 @@ def test_more_capacity_never_lowers_a_score(child: ReferralSubmittedV1, base: Pr
         score(after, child, needs=needs, rules=rules).total
         >= score(before, child, needs=needs, rules=rules).total
     )
+
+
+def test_a_one_week_wait_reads_as_english() -> None:
+    week = provision("week", NeedCode.SEMH, capacity=(8, 10), waiting=1)
+    assert (
+        "about 1 week's wait"
+        in match_referral(referral(NeedCode.SEMH), Catalogue([week])).offers[0].explanation
+    )
+    now = provision("now", NeedCode.SEMH, capacity=(8, 10), waiting=0)
+    offer = match_referral(referral(NeedCode.SEMH), Catalogue([week, now])).offers[0]
+    assert offer.provision_id == "now" and offer.not_chosen[0].endswith("a longer wait (about 1 week)")
+
+
+RULES = MatchingRules()
+
+
+def test_a_locality_matches_whatever_its_case() -> None:
+    local = provision("local", NeedCode.SEMH, areas=["Lawrence Hill"])
+    result = match_referral(referral(NeedCode.SEMH, locality="lawrence hill"), Catalogue([local]))
+    assert [o.provision_id for o in result.offers] == ["local"]
+    assert "serves Lawrence Hill" in result.offers[0].explanation  # the catalogue's name for it
+    named = score(
+        local, referral(NeedCode.SEMH, locality="LAWRENCE HILL"), needs=[NeedCode.SEMH], rules=RULES
+    )
+    assert named.parts["locality"] == RULES.weight_locality  # named, not area-wide
+    assert "does not serve" in str(exclusion(local, referral(NeedCode.SEMH, locality="Ashley")))

@@ -56,7 +56,8 @@ def reference_match(
             rules.weight_fit * (0.9 * covered / (sum(weights[n] for n in counted) or 1) + 0.1 * focus),
             rules.weight_capacity * (p.capacity.share_free if p.capacity else 0.5),
             rules.weight_waiting * wait,
-            rules.weight_locality * (1.0 if referral.locality in p.localities else 0.7),
+            rules.weight_locality
+            * (1.0 if referral.locality.casefold() in {x.casefold() for x in p.localities} else 0.7),
             rules.weight_continuity * (1.0 if p.id in served_before else 0.0),
         )
         fit, capacity, waiting, locality, continuity = parts

@@ -174,3 +174,13 @@ def test_the_feed_round_trips_through_the_mapping() -> None:
     assert again.provision == original.provision
     need_term = next(a for a in served["attributes"] if a["taxonomy_term"].get("term") == "SLCN")
     assert signpost_term_query(need_term["taxonomy_term_id"]) == {"need_codes": "SLCN"}
+
+
+def test_the_whole_area_round_trips_but_a_neighbours_does_not_become_ours() -> None:
+    area_wide = mapped(oruk_service(service_areas=[])).provision
+    served = full_service(area_wide, None, tenant="E06000023")
+    assert served["service_areas"][0]["name"] == "The whole local area (E06000023)"
+    again = map_service(served, taxonomy=DEFAULT, source="document", tenant="E06000023").provision
+    assert again.localities == [WHOLE_AREA]
+    neighbour = map_service(served, taxonomy=DEFAULT, source="document", tenant="E06000024").provision
+    assert neighbour.localities == ["The whole local area (E06000023)"]  # map it in service_areas if meant

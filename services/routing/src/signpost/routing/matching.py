@@ -73,7 +73,7 @@ class Facts:
     levels: frozenset[LevelOfNeed]
     capacity: float  # share of places free; unknown counts as half
     waiting: float | None
-    localities: frozenset[str]
+    localities: frozenset[str]  # case-folded: a practitioner's "ashley" is the catalogue's "Ashley"
 
     @classmethod
     def of(cls, provision: Provision) -> Facts:
@@ -83,7 +83,7 @@ class Facts:
             levels=frozenset(provision.levels_of_need),
             capacity=provision.capacity.share_free if provision.capacity else 0.5,
             waiting=provision.waiting_weeks,
-            localities=frozenset(provision.localities),
+            localities=frozenset(locality.casefold() for locality in provision.localities),
         )
 
 
@@ -144,7 +144,7 @@ class Catalogue:
                 by_need.setdefault(need, []).append(row)
                 if not provision.active:
                     continue
-                for locality in provision.localities:
+                for locality in facts.localities:
                     for level in facts.levels:
                         for age in range(provision.min_age, provision.max_age + 1):
                             index.setdefault((need, locality, level, age), []).append(row)
@@ -192,12 +192,13 @@ class Catalogue:
         """Rows passing every hard filter (ascending: id order), and whether each names the locality."""
         found = np.zeros(len(self.facts), np.bool_)
         named = np.zeros(len(self.facts), np.bool_)
+        wanted = referral.locality.casefold()
         for need in referral.need_codes:
-            for locality in (referral.locality, WHOLE_AREA):
+            for locality in (wanted, WHOLE_AREA):
                 rows = self._index.get((need, locality, referral.level_of_need, referral.age_years))
                 if rows is not None:
                     found[rows] = True
-                    if locality == referral.locality:
+                    if locality == wanted:
                         named[rows] = True
         found[excluded] = False
         rows = np.flatnonzero(found)
@@ -286,7 +287,7 @@ class _Child:
             rules.weight_fit * (0.9 * covered / self.weight_of(needs) + 0.1 * focus),
             rules.weight_capacity * facts.capacity,
             rules.weight_waiting * waiting,
-            rules.weight_locality * (1.0 if self.referral.locality in facts.localities else 0.7),
+            rules.weight_locality * (1.0 if self.referral.locality.casefold() in facts.localities else 0.7),
             rules.weight_continuity * (1.0 if provision.id in self.served_before else 0.0),
         )
 
@@ -449,8 +450,10 @@ def _why(
     if provision.capacity:
         reasons.append(f"{provision.capacity.available} of {provision.capacity.maximum} places free")
     if provision.waiting_weeks is not None:
-        reasons.append(f"about {provision.waiting_weeks:g} weeks' wait")
-    area = "the whole local area" if WHOLE_AREA in provision.localities else referral.locality
+        wait = "1 week's" if provision.waiting_weeks == 1 else f"{provision.waiting_weeks:g} weeks'"
+        reasons.append(f"about {wait} wait")
+    named = [name for name in provision.localities if name.casefold() == referral.locality.casefold()]
+    area = named[0] if named else "the whole local area"
     reasons.append(f"serves {area}")
     reasons.append(f"takes ages {provision.min_age}-{provision.max_age} (child is {referral.age_years})")
     if provision.id in served_before:
@@ -473,5 +476,5 @@ def _shortfall(winner: Score, rival: Score, provision: Provision) -> str:
     if part == "capacity" and provision.capacity:
         detail = f" ({provision.capacity.available} of {provision.capacity.maximum})"
     elif part == "waiting" and provision.waiting_weeks is not None:
-        detail = f" (about {provision.waiting_weeks:g} weeks)"
+        detail = f" (about {provision.waiting_weeks:g} week{'' if provision.waiting_weeks == 1 else 's'})"
     return f"scored {rival.total:.2f} against {winner.total:.2f}, mainly {_SHORTFALL[part]}{detail}"

@@ -99,4 +99,5 @@ class Provision(BaseModel):
         return need in self.need_codes or BROAD_AREA_OF[need] in self.broad_areas
 
     def serves_locality(self, locality: str) -> bool:
-        return WHOLE_AREA in self.localities or locality in self.localities
+        wanted = locality.casefold()
+        return any(served in (WHOLE_AREA, wanted) for served in map(str.casefold, self.localities))

@@ -181,6 +181,12 @@ async def reroute_after_decline(
                 "$push": {
                     "provision_ids": {"$each": [o.provision_id for o in result.offers]},
                     "offers": {"$each": [o.model_dump(mode="json") for o in result.offers]},
+                    "reroutes": {
+                        "type": event.type,
+                        "event_id": event.id,
+                        "decided_at": now,
+                        "data": decision.model_dump(mode="json"),
+                    },
                 }
             },
             session=session,

@@ -6,26 +6,32 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, HTTPException, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 from signpost.routing.decisions.service import get_decision
 from signpost.shared.service import RuntimeDep
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
 
 
-class DecisionView(BaseModel):
-    referral_id: str
-    tenant: str
+class Rerouted(BaseModel):
     type: str
     event_id: str
     decided_at: datetime
     data: dict[str, Any]
 
 
+class DecisionView(Rerouted):
+    referral_id: str
+    tenant: str
+    reroutes: list[Rerouted] = Field(
+        default=[], description="What routing decided after each declined offer, oldest first"
+    )
+
+
 @router.get(
     "/{referral_id}",
     response_model=DecisionView,
-    summary="Routing's decision for a referral, with each offer's explanation",
+    summary="Routing's decision for a referral, with each offer's explanation, and any re-routing after a decline",
     responses={404: {"description": "No decision yet for this referral"}},
 )
 async def read_decision(referral_id: str, runtime: RuntimeDep) -> DecisionView:

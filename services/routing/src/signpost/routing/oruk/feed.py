@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from signpost.routing.catalogue.models import WHOLE_AREA, DeliveryMode, Provision
+from signpost.routing.oruk.mapping import whole_area_name
 from signpost.routing.oruk.models import Organisation, OrukDetails, TaxonomyTerm, feed_id
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
 
@@ -137,8 +138,8 @@ def full_service(provision: Provision, details: OrukDetails | None, *, tenant: s
         {
             "id": child_id("service-area", locality),
             "service_id": service_id,
-            "name": f"The whole local area ({tenant})" if locality == WHOLE_AREA else locality,
-            "service_area": f"The whole local area ({tenant})" if locality == WHOLE_AREA else locality,
+            "name": whole_area_name(tenant) if locality == WHOLE_AREA else locality,
+            "service_area": whole_area_name(tenant) if locality == WHOLE_AREA else locality,
         }
         for locality in provision.localities
     ]

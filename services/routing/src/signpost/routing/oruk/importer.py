@@ -78,7 +78,7 @@ async def import_services(
             continue
         oruk_id, name = service_label(service)
         try:
-            mapped = map_service(service, taxonomy=taxonomy, source=source)
+            mapped = map_service(service, taxonomy=taxonomy, source=source, tenant=runtime.settings.tenant)
         except Unmappable as exc:
             report.skipped.append(SkippedService(oruk_id=oruk_id, name=name, reason=str(exc)))
             continue

@@ -32,6 +32,11 @@ _INACTIVE = {"inactive", "defunct", "temporarily closed"}
 Json = Mapping[str, Any]
 
 
+def whole_area_name(tenant: str) -> str:
+    """How a feed names the whole local area: Signpost's own feed says so, and reads it back."""
+    return f"The whole local area ({tenant})"
+
+
 class Unmappable(ValueError):
     """The service cannot become a provision; the message says why."""
 
@@ -54,7 +59,9 @@ def service_label(service: object) -> tuple[str | None, str | None]:
     )
 
 
-def map_service(service: object, *, taxonomy: TaxonomyMap, source: str) -> MappedService:
+def map_service(
+    service: object, *, taxonomy: TaxonomyMap, source: str, tenant: str | None = None
+) -> MappedService:
     if not isinstance(service, Mapping):
         raise Unmappable(f"a service is a JSON object, not {type(service).__name__}")
     warnings: list[str] = []
@@ -93,7 +100,7 @@ def map_service(service: object, *, taxonomy: TaxonomyMap, source: str) -> Mappe
         "broad_areas": broad_areas,
         "min_age": min_age,
         "max_age": max_age,
-        "localities": _localities(service, taxonomy, warnings),
+        "localities": _localities(service, taxonomy, warnings, tenant),
         "levels_of_need": _ordered(LevelOfNeed, (level for rule in rules for level in rule.levels_of_need))
         or list(taxonomy.default_levels_of_need),
         "delivery_mode": _delivery_mode(service, rules),
@@ -235,7 +242,8 @@ def _ages(service: Json) -> tuple[int, int]:
     return math.floor(low or 0), min(OLDEST_AGE, math.floor(high if high is not None else OLDEST_AGE))
 
 
-def _localities(service: Json, taxonomy: TaxonomyMap, warnings: list[str]) -> list[str]:
+def _localities(service: Json, taxonomy: TaxonomyMap, warnings: list[str], tenant: str | None) -> list[str]:
+    whole_area = {"the whole local area", *([whole_area_name(tenant).casefold()] if tenant else [])}
     localities: list[str] = []
     for area in _list(service, "service_areas"):
         name = _text(area.get("name")) or _text(area.get("service_area"))
@@ -246,7 +254,9 @@ def _localities(service: Json, taxonomy: TaxonomyMap, warnings: list[str]) -> li
                 f"a service area name was cut to {LONGEST_LOCALITY} characters; map it to a locality"
             )
             name = name[:LONGEST_LOCALITY]
-        locality = taxonomy.service_areas.get(name.casefold(), name)
+        locality = taxonomy.service_areas.get(name.casefold()) or (
+            WHOLE_AREA if name.casefold() in whole_area else name
+        )
         if locality == WHOLE_AREA:
             return [WHOLE_AREA]
         if locality not in localities:
