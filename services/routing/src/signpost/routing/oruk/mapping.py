@@ -14,13 +14,20 @@ from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from pydantic import ValidationError
-from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Contact, DeliveryMode, Provision
+from signpost.routing.catalogue.models import (
+    LONGEST_LOCALITY,
+    WHOLE_AREA,
+    Capacity,
+    Contact,
+    DeliveryMode,
+    Provision,
+)
 from signpost.routing.oruk.models import Organisation, OrukDetails, TaxonomyTerm, feed_id
 from signpost.routing.oruk.taxonomy import TaxonomyMap, TermRule
+from signpost.shared.text import has_lone_surrogate
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
 
 OLDEST_AGE = 25  # SEND support runs from birth to 25
-LONGEST_LOCALITY = 100
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _WAIT = re.compile(
@@ -49,9 +56,14 @@ def service_label(service: object) -> tuple[str | None, str | None]:
         return None, None
     oruk_id, name = service.get("id"), service.get("name")
     return (
-        str(oruk_id) if isinstance(oruk_id, str | int) and str(oruk_id).strip() else None,
-        name.strip() if isinstance(name, str) and name.strip() else None,
+        _storable(str(oruk_id)) if isinstance(oruk_id, str | int) and str(oruk_id).strip() else None,
+        _storable(name.strip()) if isinstance(name, str) and name.strip() else None,
     )
+
+
+def _storable(label: str) -> str:
+    """The label with any lone surrogate as '?', so a report naming a refused service can be sent."""
+    return label.encode("utf-8", "replace").decode("utf-8")
 
 
 def map_service(service: object, *, taxonomy: TaxonomyMap, source: str) -> MappedService:
@@ -67,6 +79,8 @@ def map_service(service: object, *, taxonomy: TaxonomyMap, source: str) -> Mappe
         )
     if name is None:
         raise Unmappable("missing name")
+    if (where := _lone_surrogate_in(service)) is not None:
+        raise Unmappable(f"{where} holds a lone surrogate: not valid Unicode, so it cannot be stored")
     if len(name) > 200:
         warnings.append("name cut to 200 characters")
         name = name[:200]
@@ -118,6 +132,24 @@ def map_service(service: object, *, taxonomy: TaxonomyMap, source: str) -> Mappe
         source=source,
     )
     return MappedService(provision=provision, details=details, warnings=warnings)
+
+
+def _lone_surrogate_in(value: object, where: str = "the service") -> str | None:
+    """Where JSON's `\\ud800` escapes left text no database can store, if anywhere."""
+    if isinstance(value, str):
+        return where if has_lone_surrogate(value) else None
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = list(enumerate(value))
+    else:
+        return None
+    for key, item in pairs:
+        if isinstance(key, str) and has_lone_surrogate(key):
+            return f"a key in {where}"
+        if (found := _lone_surrogate_in(item, f"{where}.{key}")) is not None:
+            return found
+    return None
 
 
 def _ordered(kind: Any, values: Any) -> list[Any]:
@@ -334,10 +366,10 @@ def _datetime(value: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        # UTC at millisecond precision: what MongoDB keeps, so a re-import compares equal
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one that does not exist in UTC (year 0 or 10000)
         return None
-    # UTC at millisecond precision: what MongoDB keeps, so a re-import compares equal
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
