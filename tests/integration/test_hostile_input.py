@@ -426,3 +426,40 @@ async def test_an_import_reaches_only_http_urls_on_this_machine_when_told_to(pla
         )
     assert response.status_code == 502, response.text
     assert "must be on this machine" in response.json()["detail"]
+
+
+async def test_a_feed_s_line_breaks_become_spaces_and_its_control_characters_skip_the_service(
+    platform: Platform,
+) -> None:
+    multi_line = oruk_service(
+        7, name="Talking\n\tTogether  7", cost_options=[], fees_description="Free.\r\nDonations welcome"
+    )
+    escaped_email = oruk_service(8, email="hello\x1b@talking-together.example")
+    response = await send(
+        platform.routing,
+        "POST",
+        "/v1/catalogue/import",
+        {"feed": [multi_line, escaped_email]},
+        platform.tokens.admin(),
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert [item["oruk_id"] for item in report["created"]] == [multi_line["id"]]
+    stored = await platform.db("routing")["provisions"].find_one({"_id": multi_line["id"]})
+    assert stored is not None
+    assert (stored["name"], stored["cost"]) == ("Talking Together 7", "Free. Donations welcome")
+    [skipped] = report["skipped"]
+    assert skipped["oruk_id"] == escaped_email["id"] and "U+001B" in skipped["reason"]
+
+
+async def test_webhooks_reach_only_this_machine_when_told_to(platform: Platform) -> None:
+    agency = platform.tokens.agency("la-inclusion-service")
+    elsewhere = await send(
+        platform.intake, "POST", "/v1/subscriptions", {"url": "https://partner.example/hook"}, agency
+    )
+    assert_refused(elsewhere, "body.url")
+    assert "must be on this machine" in elsewhere.text
+    here = await send(
+        platform.intake, "POST", "/v1/subscriptions", {"url": "https://127.0.0.1:9/hook"}, agency
+    )
+    assert here.status_code == 201, here.text

@@ -81,6 +81,7 @@ def map_service(service: object, *, taxonomy: TaxonomyMap, source: str) -> Mappe
         raise Unmappable("missing name")
     if (where := _lone_surrogate_in(service)) is not None:
         raise Unmappable(f"{where} holds a lone surrogate: not valid Unicode, so it cannot be stored")
+    name = " ".join(name.split())
     if len(name) > 200:
         warnings.append("name cut to 200 characters")
         name = name[:200]
@@ -97,29 +98,31 @@ def map_service(service: object, *, taxonomy: TaxonomyMap, source: str) -> Mappe
 
     organisation = _organisation(service)
     min_age, max_age = _ages(service)
-    provision_fields: dict[str, Any] = {
-        "id": oruk_id,
-        "name": name,
-        "organisation": organisation.name[:200],
-        "organisation_id": _organisation_id(organisation, taxonomy),
-        "sector": _sector(service, rules, taxonomy),
-        "need_codes": need_codes,
-        "broad_areas": broad_areas,
-        "min_age": min_age,
-        "max_age": max_age,
-        "localities": _localities(service, taxonomy, warnings),
-        "levels_of_need": _ordered(LevelOfNeed, (level for rule in rules for level in rule.levels_of_need))
-        or list(taxonomy.default_levels_of_need),
-        "delivery_mode": _delivery_mode(service, rules),
-        "cost": _cost(service),
-        "contact": _contact(service, warnings),
-        "capacity": _capacity(service, warnings),
-        "waiting_weeks": _waiting_weeks(service, warnings),
-        "active": _active(service, warnings),
-    }
-    try:
+    try:  # the models refuse what the checks above let through, e.g. a control character
+        provision_fields: dict[str, Any] = {
+            "id": oruk_id,
+            "name": name,
+            "organisation": organisation.name[:200],
+            "organisation_id": _organisation_id(organisation, taxonomy),
+            "sector": _sector(service, rules, taxonomy),
+            "need_codes": need_codes,
+            "broad_areas": broad_areas,
+            "min_age": min_age,
+            "max_age": max_age,
+            "localities": _localities(service, taxonomy, warnings),
+            "levels_of_need": _ordered(
+                LevelOfNeed, (level for rule in rules for level in rule.levels_of_need)
+            )
+            or list(taxonomy.default_levels_of_need),
+            "delivery_mode": _delivery_mode(service, rules),
+            "cost": _cost(service),
+            "contact": _contact(service, warnings),
+            "capacity": _capacity(service, warnings),
+            "waiting_weeks": _waiting_weeks(service, warnings),
+            "active": _active(service, warnings),
+        }
         provision = Provision(**provision_fields)
-    except ValidationError as exc:  # a last guard: every field above is checked already
+    except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise Unmappable(f"not a valid provision: {problems}") from None
     details = OrukDetails(
@@ -161,6 +164,11 @@ def _text(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
+def _line(value: object) -> str | None:
+    """Text for a one-line provision field: line breaks and tabs in a feed become spaces."""
+    return (" ".join(value.split()) or None) if isinstance(value, str) else None
+
+
 def _list(service: Json, key: str) -> list[Json]:
     value = service.get(key)
     if isinstance(value, Mapping):
@@ -196,7 +204,7 @@ def _taxonomy_terms(service: Json) -> list[TaxonomyTerm]:
 def _organisation(service: Json) -> Organisation:
     raw = service.get("organization")
     organization: Json = raw if isinstance(raw, Mapping) else {}
-    name = _text(organization.get("name"))
+    name = _line(organization.get("name"))
     if name is None:
         raise Unmappable("no organization name (the service's `organization` object is missing or unnamed)")
     source_id = _text(organization.get("id")) or _text(service.get("organization_id"))
@@ -270,7 +278,7 @@ def _ages(service: Json) -> tuple[int, int]:
 def _localities(service: Json, taxonomy: TaxonomyMap, warnings: list[str]) -> list[str]:
     localities: list[str] = []
     for area in _list(service, "service_areas"):
-        name = _text(area.get("name")) or _text(area.get("service_area"))
+        name = _line(area.get("name")) or _line(area.get("service_area"))
         if name is None:
             continue
         if len(name) > LONGEST_LOCALITY:
@@ -305,18 +313,18 @@ def _cost(service: Json) -> str:
     for option in _list(service, "cost_options"):
         amount = option.get("amount")
         described = " ".join(
-            filter(None, [_text(option.get("amount_description")), _text(option.get("option"))])
+            filter(None, [_line(option.get("amount_description")), _line(option.get("option"))])
         )
         if isinstance(amount, int | float) and not isinstance(amount, bool):
             options.append("free" if amount == 0 else f"£{amount:,.2f} {described}".strip())
         elif described:
             options.append(described)
-    text = "; ".join(options) or _text(service.get("fees_description")) or _text(service.get("fees"))
+    text = "; ".join(options) or _line(service.get("fees_description")) or _line(service.get("fees"))
     return (text or "not stated")[:200]
 
 
 def _phones(holder: Json) -> list[str]:
-    return [number for phone in _list(holder, "phones") if (number := _text(phone.get("number")))]
+    return [number for phone in _list(holder, "phones") if (number := _line(phone.get("number")))]
 
 
 def _contact(service: Json, warnings: list[str]) -> Contact:
@@ -324,12 +332,12 @@ def _contact(service: Json, warnings: list[str]) -> Contact:
     organization: Json = raw if isinstance(raw, Mapping) else {}
     contacts = _list(service, "contacts")
     emails = [
-        _text(service.get("email")),
-        *(_text(c.get("email")) for c in contacts),
-        _text(organization.get("email")),
+        _line(service.get("email")),
+        *(_line(c.get("email")) for c in contacts),
+        _line(organization.get("email")),
     ]
     phones = [*_phones(service), *(p for c in contacts for p in _phones(c)), *_phones(organization)]
-    urls = [_text(service.get("url")), _text(organization.get("website"))]
+    urls = [_line(service.get("url")), _line(organization.get("website"))]
     email = next((e for e in emails if e and "@" in e and len(e) <= 254), None)
     phone = next((p for p in phones if len(p) <= 30), None)
     url = next((u for u in urls if u and len(u) <= 500), None)
