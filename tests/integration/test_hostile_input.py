@@ -277,13 +277,25 @@ async def test_information_and_decline_notes_refuse_hostile_text_and_keep_the_re
 
 async def test_filters_on_referrals_treat_hostile_values_literally(platform: Platform) -> None:
     practitioner = {"authorization": f"Bearer {platform.tokens.practitioner()}"}
-    for cursor in ["$gt", '{"$gt": ""}', "\x00", "a.b"]:
-        response = await platform.intake.get("/v1/referrals", params={"cursor": cursor}, headers=practitioner)
+    for params in [
+        {"cursor": "$gt"},
+        {"cursor": '{"$gt": ""}'},
+        {"cursor": "\x00"},
+        {"locality": "$ne"},
+        {"setting_id": '{"$gt": ""}'},
+        {"locality": "Ashley", "setting_id": "$where"},
+    ]:
+        response = await platform.intake.get("/v1/referrals", params=params, headers=practitioner)
         assert response.status_code == 200, response.text
-    assert_refused(
-        await platform.intake.get("/v1/referrals", params={"status": "$ne"}, headers=practitioner),
-        "query.status",
-    )
+        assert params.get("cursor") or response.json()["items"] == [], params
+    for name, value in [
+        ("status", "$ne"),
+        ("need_code", "$gt"),
+        ("locality", "x" * 65),
+        ("setting_id", "a\x00"),
+    ]:
+        response = await platform.intake.get("/v1/referrals", params={name: value}, headers=practitioner)
+        assert_refused(response, f"query.{name}")
 
 
 # ---- routing: provisions and the Local Offer search

@@ -29,6 +29,7 @@ from signpost.shared.lifecycle import ReferralStatus, allowed_moves
 from signpost.shared.mongo import Document
 from signpost.shared.service import RuntimeDep
 from signpost.shared.settings import Settings
+from signpost.shared.text import SingleLine
 from signpost.shared.vocabulary import NeedCode
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
@@ -138,8 +139,8 @@ async def list_referrals(
     runtime: RuntimeDep,
     principal: ReaderDep,
     status_: Annotated[ReferralStatus | None, Query(alias="status")] = None,
-    locality: str | None = None,
-    setting_id: str | None = None,
+    locality: Annotated[SingleLine | None, Query(max_length=64)] = None,
+    setting_id: Annotated[SingleLine | None, Query(max_length=64)] = None,
     need_code: NeedCode | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
