@@ -475,3 +475,39 @@ async def test_webhooks_reach_only_this_machine_when_told_to(platform: Platform)
         platform.intake, "POST", "/v1/subscriptions", {"url": "https://127.0.0.1:9/hook"}, agency
     )
     assert here.status_code == 201, here.text
+
+
+async def test_provisions_an_older_release_stored_are_still_read_as_they_are(platform: Platform) -> None:
+    """Text and times the rules now refuse may already be stored: reads and matching keep working."""
+    admin = platform.tokens.admin()
+    body = {**PROVISION, "id": "stored-before-the-rules"}
+    assert (await send(platform.routing, "POST", "/v1/provisions", body, admin)).status_code == 201
+    old_name = "Tabbed\tname \u202e from an older release"
+    await platform.db("routing")["provisions"].update_one(
+        {"_id": body["id"]},
+        {"$set": {"name": old_name, "capacity.updated": "2026-01-05T09:00:00", "localities": ["Ashley\x85"]}},
+    )
+    read = await platform.routing.get(f"/v1/provisions/{body['id']}")
+    assert read.status_code == 200, read.text
+    assert read.json()["name"] == old_name
+    assert read.json()["capacity"]["updated"].startswith("2026-01-05T09:00:00")
+    listed = await platform.routing.get("/v1/provisions", params={"locality": "Ashley\x85"})
+    assert listed.status_code == 422  # a search for it is new input, so refused
+    listed = await platform.routing.get("/v1/provisions", params={"q": "Tabbed", "limit": 200})
+    assert [p["name"] for p in listed.json()["items"]] == [old_name]
+
+
+async def test_child_details_an_older_release_stored_are_still_read_as_they_are(platform: Platform) -> None:
+    practitioner = platform.tokens.practitioner()
+    response = await send(platform.intake, "POST", "/v1/referrals", full_referral(), practitioner)
+    referral_id = response.json()["id"]
+    # Referred at 24, read at 26; a name with a character the rules now refuse.
+    old = {"date_of_birth": "2000-01-01", "family_name": "Quill\u202efeather"}
+    await platform.db("intake")["child_details"].update_one({"_id": referral_id}, {"$set": old})
+    read = await platform.intake.get(
+        f"/v1/referrals/{referral_id}/child",
+        params={"purpose": "correction"},
+        headers={"authorization": f"Bearer {practitioner}"},
+    )
+    assert read.status_code == 200, read.text
+    assert {key: read.json()[key] for key in old} == old

@@ -2,7 +2,7 @@ import re
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
-from signpost.shared.text import MultiLine, SingleLine, has_lone_surrogate
+from signpost.shared.text import STORED, MultiLine, SingleLine, has_lone_surrogate
 
 single_line = TypeAdapter(SingleLine)
 multi_line = TypeAdapter(MultiLine)
@@ -42,3 +42,9 @@ def test_only_multi_line_text_keeps_tabs_and_line_breaks() -> None:
 
 def test_lone_surrogates_are_found_but_pairs_are_not() -> None:
     assert has_lone_surrogate("a\udfffb") and not has_lone_surrogate("👩")
+
+
+def test_text_read_back_from_storage_is_never_refused() -> None:
+    stored = "written by an older release\x1b\u202e"
+    assert single_line.validate_python(stored, context=STORED) == stored
+    assert multi_line.validate_python(stored, context=STORED) == stored

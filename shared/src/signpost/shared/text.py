@@ -14,7 +14,16 @@ import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, ValidationInfo
+
+# Validation context for reading back a stored document: what an older release accepted is
+# read as it is, not refused (`Model.model_validate(document, context=STORED)`).
+STORED = {"stored": True}
+
+
+def is_stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and info.context.get("stored") is True
+
 
 # C0 controls, DEL and C1 controls; multi-line text keeps tab, line feed and carriage return.
 _CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -37,14 +46,14 @@ def _refuse(value: str, *, controls: re.Pattern[str]) -> str:
     return value
 
 
-def line(value: str) -> str:
+def line(value: str, info: ValidationInfo) -> str:
     """One line of text: no control characters at all."""
-    return _refuse(value, controls=_CONTROLS)
+    return value if is_stored(info) else _refuse(value, controls=_CONTROLS)
 
 
-def text(value: str) -> str:
+def text(value: str, info: ValidationInfo) -> str:
     """Text that may run over several lines: tabs and line breaks allowed, other controls not."""
-    return _refuse(value, controls=_CONTROLS_BUT_LAYOUT)
+    return value if is_stored(info) else _refuse(value, controls=_CONTROLS_BUT_LAYOUT)
 
 
 # Combine with a length: `Annotated[SingleLine, Field(min_length=1, max_length=100)]`.

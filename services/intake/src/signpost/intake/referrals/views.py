@@ -29,7 +29,7 @@ from signpost.shared.lifecycle import ReferralStatus, allowed_moves
 from signpost.shared.mongo import Document
 from signpost.shared.service import RuntimeDep
 from signpost.shared.settings import Settings
-from signpost.shared.text import SingleLine
+from signpost.shared.text import STORED, SingleLine
 from signpost.shared.vocabulary import NeedCode
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
@@ -205,7 +205,9 @@ async def read_child_details(
     if details is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no child details for referral {referral_id!r}")
     await record_read(runtime=runtime, principal=principal, referral_id=referral_id, purpose=purpose)
-    return ChildDetails.model_validate({k: v for k, v in details.items() if k not in {"_id", "tenant"}})
+    return ChildDetails.model_validate(
+        {k: v for k, v in details.items() if k not in {"_id", "tenant"}}, context=STORED
+    )
 
 
 @router.post(

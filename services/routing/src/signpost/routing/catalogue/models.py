@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
-from signpost.shared.text import SingleLine
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from signpost.shared.text import SingleLine, is_stored
 from signpost.shared.timestamps import UtcDateTime
 from signpost.shared.vocabulary import BROAD_AREA_OF, BroadArea, LevelOfNeed, NeedCode, Sector
 
@@ -32,6 +33,18 @@ class Capacity(BaseModel):
     available: int = Field(ge=0)
     maximum: int = Field(ge=1)
     updated: UtcDateTime | None = None
+
+    @field_validator("updated", mode="before")
+    @classmethod
+    def _stored_as_it_was(cls, value: object, info: ValidationInfo) -> object:
+        """Older releases stored times without a zone (read as UTC) or beyond UTC (dropped)."""
+        if not is_stored(info) or not isinstance(value, str):
+            return value
+        try:
+            moment = datetime.fromisoformat(value)
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except (ValueError, OverflowError):
+            return None
 
     @model_validator(mode="after")
     def _within_maximum(self) -> Capacity:
