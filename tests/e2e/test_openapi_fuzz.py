@@ -29,7 +29,7 @@ class Fuzzed(NamedTuple):
 
 FUZZED = [
     Fuzzed("intake", min_operations=14, examples=40),
-    Fuzzed("routing", min_operations=10, examples=40),
+    Fuzzed("routing", min_operations=10, examples=50),
 ]
 
 
