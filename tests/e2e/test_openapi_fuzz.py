@@ -1,13 +1,14 @@
-"""Schemathesis over intake's OpenAPI, against the running platform: no 5xx, no schema violation.
+"""Schemathesis over each service's OpenAPI, against the running platform: no 5xx, no schema violation.
 
 Generated requests carry valid tokens for several roles, so they get past authentication
 into the handlers; every response must be a documented shape and never a server error.
+Adding a service is one `FUZZED` entry.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import schemathesis
@@ -17,13 +18,30 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.e2e.running import RunningPlatform, running_platform
 
-FUZZ_EXAMPLES = 40  # per operation and role; raise locally for a deeper run
+MIN_REQUESTS = 1_000  # per service (issue 8)
+
+
+class Fuzzed(NamedTuple):
+    service: str
+    min_operations: int  # so an API that stops publishing its operations fails the test
+    examples: int  # per operation and role; raise locally for a deeper run
+
+
+FUZZED = [
+    Fuzzed("intake", min_operations=14, examples=40),
+    Fuzzed("routing", min_operations=10, examples=50),
+]
 
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
-    # A generous write limit: the fuzzer is one caller sending thousands of requests.
-    with running_platform(tmp_path_factory.mktemp("fuzz"), rate_limit_writes_per_minute="100000") as running:
+    with running_platform(
+        tmp_path_factory.mktemp("fuzz"),
+        # A generous write limit: the fuzzer is one caller sending thousands of requests.
+        rate_limit_writes_per_minute="100000",
+        # Generated webhook and ORUK feed URLs must never make a service contact another machine.
+        outbound_loopback_only="true",
+    ) as running:
         yield running
 
 
@@ -34,17 +52,21 @@ CALLERS = [
 ]
 
 
-def test_no_server_error_and_no_schema_violation(platform: RunningPlatform) -> None:
-    schema = schemathesis.openapi.from_url(platform.url("intake", "/openapi.json"))
+@pytest.mark.parametrize("fuzzed", FUZZED, ids=[f.service for f in FUZZED])
+def test_no_server_error_and_no_schema_violation(platform: RunningPlatform, fuzzed: Fuzzed) -> None:
+    schema = schemathesis.openapi.from_url(platform.url(fuzzed.service, "/openapi.json"))
     bearers = [f"Bearer {platform.demo_token(role, organisation)}" for role, organisation in CALLERS]
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 14
+    assert len(operations) >= fuzzed.min_operations
     calls = 0
     for operation in operations:
 
         @given(case=operation.as_strategy())
         @settings(
-            max_examples=FUZZ_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck), database=None
+            max_examples=fuzzed.examples,
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+            database=None,
         )
         def check(case: Any) -> None:
             nonlocal calls
@@ -56,5 +78,6 @@ def test_no_server_error_and_no_schema_violation(platform: RunningPlatform) -> N
                 )
 
         check()
-    print(f"{calls} generated requests over {len(operations)} operations")
+    print(f"{fuzzed.service}: {calls} generated requests over {len(operations)} operations")
+    assert calls >= MIN_REQUESTS
     assert "Traceback" not in platform.lines()

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
         "of need; unset: the map shipped with routing.",
     )
     oruk_fetch_timeout_s: float = Field(default=20.0, gt=0, le=300, description="Per ORUK feed request.")
+    outbound_loopback_only: bool = Field(
+        default=False,
+        description="Contact only this machine when fetching ORUK feeds or delivering webhooks "
+        "(for tests and sandboxes that must not reach other hosts).",
+    )
 
     @field_validator("retry_delays_s", mode="before")
     @classmethod

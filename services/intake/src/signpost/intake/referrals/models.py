@@ -11,9 +11,18 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from signpost.shared.events import NeedsProfile, Offer
 from signpost.shared.lifecycle import Move, ReferralStatus
+from signpost.shared.text import MultiLine, SingleLine, is_stored
 from signpost.shared.vocabulary import (
     EscalationReason,
     FamilyNeed,
@@ -28,8 +37,8 @@ from signpost.shared.vocabulary import (
 REFERRALS = "referrals"
 
 Identifier = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/-]*$")]
-Name = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\x00-\x1f\x7f]+$")]
-Text = Annotated[str, Field(max_length=4000, pattern=r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*$")]
+Name = Annotated[SingleLine, Field(min_length=1, max_length=100)]
+Text = Annotated[MultiLine, Field(max_length=4000)]
 
 _POSTCODE = re.compile(r"^(GIR ?0AA|[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2})$")
 _UPN = re.compile(r"^[A-Z][0-9]{11}[0-9A-Z]$")
@@ -90,7 +99,7 @@ class Referrer(Strict):
     organisation: Name
     setting_id: Identifier | None = None
     phone: Annotated[str, Field(pattern=r"^[0-9 +()-]{6,20}$")] | None = None
-    email: Annotated[str, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    email: Annotated[SingleLine, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
 
 
 class Address(Strict):
@@ -113,7 +122,9 @@ class ChildDetails(Strict):
 
     @field_validator("date_of_birth")
     @classmethod
-    def _plausible(cls, born: date) -> date:
+    def _plausible(cls, born: date, info: ValidationInfo) -> date:
+        if is_stored(info):  # a child referred at 24 may be read back at 26
+            return born
         today = datetime.now(UTC).date()
         if born > today:
             raise ValueError("is in the future")

@@ -29,6 +29,7 @@ from signpost.shared.lifecycle import ReferralStatus, allowed_moves
 from signpost.shared.mongo import Document
 from signpost.shared.service import RuntimeDep
 from signpost.shared.settings import Settings
+from signpost.shared.text import STORED, SingleLine
 from signpost.shared.vocabulary import NeedCode
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
@@ -138,8 +139,8 @@ async def list_referrals(
     runtime: RuntimeDep,
     principal: ReaderDep,
     status_: Annotated[ReferralStatus | None, Query(alias="status")] = None,
-    locality: str | None = None,
-    setting_id: str | None = None,
+    locality: Annotated[SingleLine | None, Query(max_length=64)] = None,
+    setting_id: Annotated[SingleLine | None, Query(max_length=64)] = None,
     need_code: NeedCode | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
     cursor: Annotated[str | None, Query(max_length=64)] = None,
@@ -204,7 +205,9 @@ async def read_child_details(
     if details is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no child details for referral {referral_id!r}")
     await record_read(runtime=runtime, principal=principal, referral_id=referral_id, purpose=purpose)
-    return ChildDetails.model_validate({k: v for k, v in details.items() if k not in {"_id", "tenant"}})
+    return ChildDetails.model_validate(
+        {k: v for k, v in details.items() if k not in {"_id", "tenant"}}, context=STORED
+    )
 
 
 @router.post(

@@ -6,7 +6,6 @@ so every event reaches every subscriber once queued, whatever restarts in betwee
 
 from __future__ import annotations
 
-import ipaddress
 import secrets
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
@@ -23,6 +22,7 @@ from signpost.intake.subscriptions.models import (
 from signpost.shared.auth.principal import Principal
 from signpost.shared.events import Envelope, EventData, to_kafka_headers, to_kafka_value
 from signpost.shared.mongo import Document, Session
+from signpost.shared.outbound import OutboundRefused, check_outbound, is_loopback
 from signpost.shared.service import Runtime
 
 SUBSCRIPTION_INDEXES = [
@@ -38,30 +38,29 @@ class UnsafeWebhookUrl(ValueError):
     pass
 
 
-def check_url(url: str, *, development: bool) -> None:
+def check_url(url: str, *, development: bool, loopback_only: bool = False) -> None:
     """https everywhere; plain http only to this machine, and only in development."""
+    try:
+        check_outbound(url, loopback_only=loopback_only)
+    except OutboundRefused as exc:
+        raise UnsafeWebhookUrl(f"url {exc}") from None
     parts = urlsplit(url)
     if parts.scheme == "https":
         return
-    host = parts.hostname or ""
-    loopback = host == "localhost" or _is_loopback(host)
-    if parts.scheme == "http" and development and loopback:
+    if development and is_loopback(parts.hostname or ""):
         return
     raise UnsafeWebhookUrl("url must use https (plain http is allowed only to loopback in development)")
-
-
-def _is_loopback(host: str) -> bool:
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 async def create_subscription(
     *, runtime: Runtime, principal: Principal, request: SubscriptionRequest
 ) -> Document:
     url = str(request.url)
-    check_url(url, development=runtime.settings.environment == "development")
+    check_url(
+        url,
+        development=runtime.settings.environment == "development",
+        loopback_only=runtime.settings.outbound_loopback_only,
+    )
     subscription: Document = {
         "_id": str(uuid6.uuid7()),
         "tenant": runtime.settings.tenant,

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from signpost.shared.text import SingleLine, is_stored
+from signpost.shared.timestamps import UtcDateTime
 from signpost.shared.vocabulary import BROAD_AREA_OF, BroadArea, LevelOfNeed, NeedCode, Sector
 
 PROVISIONS = "provisions"
 WHOLE_AREA = "*"
 MAX_WAITING_WEEKS = 520
+LONGEST_LOCALITY = 100
+Locality = Annotated[SingleLine, Field(min_length=1, max_length=LONGEST_LOCALITY)]
 
 
 class DeliveryMode(StrEnum):
@@ -27,7 +32,19 @@ class Capacity(BaseModel):
 
     available: int = Field(ge=0)
     maximum: int = Field(ge=1)
-    updated: datetime | None = None
+    updated: UtcDateTime | None = None
+
+    @field_validator("updated", mode="before")
+    @classmethod
+    def _stored_as_it_was(cls, value: object, info: ValidationInfo) -> object:
+        """Older releases stored times without a zone (read as UTC) or beyond UTC (dropped)."""
+        if not is_stored(info) or not isinstance(value, str):
+            return value
+        try:
+            moment = datetime.fromisoformat(value)
+            return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+        except (ValueError, OverflowError):
+            return None
 
     @model_validator(mode="after")
     def _within_maximum(self) -> Capacity:
@@ -43,17 +60,17 @@ class Capacity(BaseModel):
 class Contact(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    email: str | None = Field(default=None, max_length=254)
-    phone: str | None = Field(default=None, max_length=30)
-    url: str | None = Field(default=None, max_length=500)
+    email: SingleLine | None = Field(default=None, max_length=254)
+    phone: SingleLine | None = Field(default=None, max_length=30)
+    url: SingleLine | None = Field(default=None, max_length=500)
 
 
 class Provision(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    name: str = Field(min_length=1, max_length=200)
-    organisation: str = Field(min_length=1, max_length=200)
+    name: SingleLine = Field(min_length=1, max_length=200)
+    organisation: SingleLine = Field(min_length=1, max_length=200)
     organisation_id: str = Field(
         min_length=1,
         max_length=64,
@@ -67,14 +84,16 @@ class Provision(BaseModel):
     )
     min_age: int = Field(ge=0, le=25)
     max_age: int = Field(ge=0, le=25)
-    localities: list[str] = Field(min_length=1, description="Service areas; '*' means the whole local area.")
+    localities: list[Locality] = Field(
+        min_length=1, max_length=1000, description="Service areas; '*' means the whole local area."
+    )
     levels_of_need: list[LevelOfNeed] = Field(
         default=[LevelOfNeed.EARLY_HELP, LevelOfNeed.TARGETED],
         min_length=1,
         description="Levels of need accepted.",
     )
     delivery_mode: DeliveryMode = DeliveryMode.IN_PERSON
-    cost: str = Field(default="free", max_length=200)
+    cost: SingleLine = Field(default="free", max_length=200)
     contact: Contact = Contact()
     capacity: Capacity | None = Field(
         default=None, description="Unknown capacity counts as neither full nor free."

@@ -17,6 +17,7 @@ from pymongo import ASCENDING, IndexModel, ReturnDocument, UpdateOne
 from pymongo.errors import DuplicateKeyError
 from signpost.routing.catalogue.models import PROVISIONS, WHOLE_AREA, Provision
 from signpost.shared.mongo import Database, Document, Session, in_transaction
+from signpost.shared.text import STORED
 from signpost.shared.vocabulary import BROAD_AREA_OF, NeedCode, Sector
 
 CATALOGUE_VERSION = "catalogue_version"
@@ -41,7 +42,7 @@ def to_document(provision: Provision) -> Document:
 
 def from_document(document: Document) -> Provision:
     fields = {key: value for key, value in document.items() if key in Provision.model_fields}
-    return Provision(id=document["_id"], **fields)
+    return Provision.model_validate({**fields, "id": document["_id"]}, context=STORED)
 
 
 async def list_provisions(db: Database, *, active_only: bool = False) -> list[Provision]:

@@ -13,6 +13,7 @@ from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
 from signpost.shared.service import RuntimeDep
+from signpost.shared.text import SingleLine
 from signpost.shared.vocabulary import NeedCode, Sector
 
 router = APIRouter(prefix="/v1/provisions", tags=["catalogue"])
@@ -32,9 +33,11 @@ async def list_catalogue(
     runtime: RuntimeDep,
     need_code: NeedCode | None = None,
     sector: Sector | None = None,
-    locality: Annotated[str | None, Query(max_length=64)] = None,
+    locality: Annotated[SingleLine | None, Query(max_length=64)] = None,
     active: bool | None = None,
-    q: Annotated[str | None, Query(max_length=100, description="Words in the provision's name")] = None,
+    q: Annotated[
+        SingleLine | None, Query(max_length=100, description="Words in the provision's name")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=100_000)] = 0,
 ) -> ProvisionPage:

@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 from signpost.routing.oruk.mapping import service_label
+from signpost.shared.outbound import OutboundRefused, check_outbound
 
 PER_PAGE = 100
 MAX_PAGES = 10_000
@@ -44,6 +45,14 @@ def base_of(url: str) -> str:
     """The feed's base URL, forgiving a trailing slash or a pasted `/services`."""
     base = url.strip().rstrip("/")
     return base.removesuffix("/services")
+
+
+async def refuse_unless_allowed(request: httpx.Request, *, loopback_only: bool) -> None:
+    """Checked before every request, so a redirect cannot lead the fetch where the caller could not."""
+    try:
+        check_outbound(str(request.url), loopback_only=loopback_only)
+    except OutboundRefused as exc:
+        raise httpx.RequestError(f"refused: {exc}", request=request) from None
 
 
 async def get_json(

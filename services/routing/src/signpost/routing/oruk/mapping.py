@@ -14,13 +14,20 @@ from datetime import UTC, datetime
 from typing import Any, TypeGuard
 
 from pydantic import ValidationError
-from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Contact, DeliveryMode, Provision
+from signpost.routing.catalogue.models import (
+    LONGEST_LOCALITY,
+    WHOLE_AREA,
+    Capacity,
+    Contact,
+    DeliveryMode,
+    Provision,
+)
 from signpost.routing.oruk.models import Organisation, OrukDetails, TaxonomyTerm, feed_id
 from signpost.routing.oruk.taxonomy import TaxonomyMap, TermRule
+from signpost.shared.text import has_lone_surrogate
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
 
 OLDEST_AGE = 25  # SEND support runs from birth to 25
-LONGEST_LOCALITY = 100
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 _WAIT = re.compile(
@@ -54,9 +61,14 @@ def service_label(service: object) -> tuple[str | None, str | None]:
         return None, None
     oruk_id, name = service.get("id"), service.get("name")
     return (
-        str(oruk_id) if isinstance(oruk_id, str | int) and str(oruk_id).strip() else None,
-        name.strip() if isinstance(name, str) and name.strip() else None,
+        _storable(str(oruk_id)) if isinstance(oruk_id, str | int) and str(oruk_id).strip() else None,
+        _storable(name.strip()) if isinstance(name, str) and name.strip() else None,
     )
+
+
+def _storable(label: str) -> str:
+    """The label with any lone surrogate as '?', so a report naming a refused service can be sent."""
+    return label.encode("utf-8", "replace").decode("utf-8")
 
 
 def map_service(
@@ -74,6 +86,9 @@ def map_service(
         )
     if name is None:
         raise Unmappable("missing name")
+    if (where := _lone_surrogate_in(service)) is not None:
+        raise Unmappable(f"{where} holds a lone surrogate: not valid Unicode, so it cannot be stored")
+    name = " ".join(name.split())
     if len(name) > 200:
         warnings.append("name cut to 200 characters")
         name = name[:200]
@@ -90,29 +105,31 @@ def map_service(
 
     organisation = _organisation(service)
     min_age, max_age = _ages(service)
-    provision_fields: dict[str, Any] = {
-        "id": oruk_id,
-        "name": name,
-        "organisation": organisation.name[:200],
-        "organisation_id": _organisation_id(organisation, taxonomy),
-        "sector": _sector(service, rules, taxonomy),
-        "need_codes": need_codes,
-        "broad_areas": broad_areas,
-        "min_age": min_age,
-        "max_age": max_age,
-        "localities": _localities(service, taxonomy, warnings, tenant),
-        "levels_of_need": _ordered(LevelOfNeed, (level for rule in rules for level in rule.levels_of_need))
-        or list(taxonomy.default_levels_of_need),
-        "delivery_mode": _delivery_mode(service, rules),
-        "cost": _cost(service),
-        "contact": _contact(service, warnings),
-        "capacity": _capacity(service, warnings),
-        "waiting_weeks": _waiting_weeks(service, warnings),
-        "active": _active(service, warnings),
-    }
-    try:
+    try:  # the models refuse what the checks above let through, e.g. a control character
+        provision_fields: dict[str, Any] = {
+            "id": oruk_id,
+            "name": name,
+            "organisation": organisation.name[:200],
+            "organisation_id": _organisation_id(organisation, taxonomy),
+            "sector": _sector(service, rules, taxonomy),
+            "need_codes": need_codes,
+            "broad_areas": broad_areas,
+            "min_age": min_age,
+            "max_age": max_age,
+            "localities": _localities(service, taxonomy, warnings, tenant),
+            "levels_of_need": _ordered(
+                LevelOfNeed, (level for rule in rules for level in rule.levels_of_need)
+            )
+            or list(taxonomy.default_levels_of_need),
+            "delivery_mode": _delivery_mode(service, rules),
+            "cost": _cost(service),
+            "contact": _contact(service, warnings),
+            "capacity": _capacity(service, warnings),
+            "waiting_weeks": _waiting_weeks(service, warnings),
+            "active": _active(service, warnings),
+        }
         provision = Provision(**provision_fields)
-    except ValidationError as exc:  # a last guard: every field above is checked already
+    except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise Unmappable(f"not a valid provision: {problems}") from None
     details = OrukDetails(
@@ -127,6 +144,24 @@ def map_service(
     return MappedService(provision=provision, details=details, warnings=warnings)
 
 
+def _lone_surrogate_in(value: object, where: str = "the service") -> str | None:
+    """Where JSON's `\\ud800` escapes left text no database can store, if anywhere."""
+    if isinstance(value, str):
+        return where if has_lone_surrogate(value) else None
+    if isinstance(value, Mapping):
+        pairs = list(value.items())
+    elif isinstance(value, list):
+        pairs = list(enumerate(value))
+    else:
+        return None
+    for key, item in pairs:
+        if isinstance(key, str) and has_lone_surrogate(key):
+            return f"a key in {where}"
+        if (found := _lone_surrogate_in(item, f"{where}.{key}")) is not None:
+            return found
+    return None
+
+
 def _ordered(kind: Any, values: Any) -> list[Any]:
     present = set(values)
     return [member for member in kind if member in present]
@@ -134,6 +169,11 @@ def _ordered(kind: Any, values: Any) -> list[Any]:
 
 def _text(value: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _line(value: object) -> str | None:
+    """Text for a one-line provision field: line breaks and tabs in a feed become spaces."""
+    return (" ".join(value.split()) or None) if isinstance(value, str) else None
 
 
 def _list(service: Json, key: str) -> list[Json]:
@@ -171,7 +211,7 @@ def _taxonomy_terms(service: Json) -> list[TaxonomyTerm]:
 def _organisation(service: Json) -> Organisation:
     raw = service.get("organization")
     organization: Json = raw if isinstance(raw, Mapping) else {}
-    name = _text(organization.get("name"))
+    name = _line(organization.get("name"))
     if name is None:
         raise Unmappable("no organization name (the service's `organization` object is missing or unnamed)")
     source_id = _text(organization.get("id")) or _text(service.get("organization_id"))
@@ -246,7 +286,7 @@ def _localities(service: Json, taxonomy: TaxonomyMap, warnings: list[str], tenan
     whole_area = {"the whole local area", *([whole_area_name(tenant).casefold()] if tenant else [])}
     localities: list[str] = []
     for area in _list(service, "service_areas"):
-        name = _text(area.get("name")) or _text(area.get("service_area"))
+        name = _line(area.get("name")) or _line(area.get("service_area"))
         if name is None:
             continue
         if len(name) > LONGEST_LOCALITY:
@@ -283,18 +323,18 @@ def _cost(service: Json) -> str:
     for option in _list(service, "cost_options"):
         amount = option.get("amount")
         described = " ".join(
-            filter(None, [_text(option.get("amount_description")), _text(option.get("option"))])
+            filter(None, [_line(option.get("amount_description")), _line(option.get("option"))])
         )
         if isinstance(amount, int | float) and not isinstance(amount, bool):
             options.append("free" if amount == 0 else f"£{amount:,.2f} {described}".strip())
         elif described:
             options.append(described)
-    text = "; ".join(options) or _text(service.get("fees_description")) or _text(service.get("fees"))
+    text = "; ".join(options) or _line(service.get("fees_description")) or _line(service.get("fees"))
     return (text or "not stated")[:200]
 
 
 def _phones(holder: Json) -> list[str]:
-    return [number for phone in _list(holder, "phones") if (number := _text(phone.get("number")))]
+    return [number for phone in _list(holder, "phones") if (number := _line(phone.get("number")))]
 
 
 def _contact(service: Json, warnings: list[str]) -> Contact:
@@ -302,12 +342,12 @@ def _contact(service: Json, warnings: list[str]) -> Contact:
     organization: Json = raw if isinstance(raw, Mapping) else {}
     contacts = _list(service, "contacts")
     emails = [
-        _text(service.get("email")),
-        *(_text(c.get("email")) for c in contacts),
-        _text(organization.get("email")),
+        _line(service.get("email")),
+        *(_line(c.get("email")) for c in contacts),
+        _line(organization.get("email")),
     ]
     phones = [*_phones(service), *(p for c in contacts for p in _phones(c)), *_phones(organization)]
-    urls = [_text(service.get("url")), _text(organization.get("website"))]
+    urls = [_line(service.get("url")), _line(organization.get("website"))]
     email = next((e for e in emails if e and "@" in e and len(e) <= 254), None)
     phone = next((p for p in phones if len(p) <= 30), None)
     url = next((u for u in urls if u and len(u) <= 500), None)
@@ -344,10 +384,10 @@ def _datetime(value: object) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value)
-    except ValueError:
+        # UTC at millisecond precision: what MongoDB keeps, so a re-import compares equal
+        moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # not a time, or one that does not exist in UTC (year 0 or 10000)
         return None
-    # UTC at millisecond precision: what MongoDB keeps, so a re-import compares equal
-    moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from functools import partial
 from typing import Annotated, Any
 
 import httpx
@@ -21,7 +22,7 @@ from signpost.routing.oruk.feed import (
     signpost_term_query,
     summary,
 )
-from signpost.routing.oruk.fetch import FeedError, fetch_feed, read_document
+from signpost.routing.oruk.fetch import FeedError, fetch_feed, read_document, refuse_unless_allowed
 from signpost.routing.oruk.importer import ImportInterrupted, details_from_document, import_services
 from signpost.routing.oruk.models import ORUK_DETAILS, ImportReport, OrukDetails, is_uuid
 from signpost.routing.oruk.taxonomy import load_taxonomy_map
@@ -29,7 +30,9 @@ from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
 from signpost.shared.mongo import Document
+from signpost.shared.outbound import OutboundRefused, check_outbound
 from signpost.shared.service import Runtime, RuntimeDep
+from signpost.shared.text import SingleLine
 
 IMPORT_PATH = "/v1/catalogue/import"
 _UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
@@ -75,9 +78,16 @@ async def import_catalogue(body: ImportRequest, runtime: RuntimeDep, principal: 
     taxonomy = load_taxonomy_map(runtime.settings.oruk_taxonomy_map)
     if body.source_url is not None:
         source = str(body.source_url).rstrip("/")
+        loopback_only = runtime.settings.outbound_loopback_only
+        try:
+            check_outbound(source, loopback_only=loopback_only)
+        except OutboundRefused as exc:
+            raise _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, "body.source_url", str(exc)) from None
         try:
             async with httpx.AsyncClient(
-                timeout=runtime.settings.oruk_fetch_timeout_s, follow_redirects=True
+                timeout=runtime.settings.oruk_fetch_timeout_s,
+                follow_redirects=True,
+                event_hooks={"request": [partial(refuse_unless_allowed, loopback_only=loopback_only)]},
             ) as client:
                 feed = await fetch_feed(source, client=client, max_bytes=runtime.settings.max_import_bytes)
         except FeedError as exc:
@@ -133,11 +143,11 @@ class ServicePage(BaseModel):
 async def list_services(
     runtime: RuntimeDep,
     text: Annotated[
-        str | None, Query(max_length=100, description="Words in the service's or organisation's name")
+        SingleLine | None, Query(max_length=100, description="Words in the service's or organisation's name")
     ] = None,
-    search: Annotated[str | None, Query(max_length=100, description="The same as `text`")] = None,
-    taxonomy_term_id: Annotated[str | None, Query(max_length=100)] = None,
-    organization_id: Annotated[str | None, Query(max_length=100)] = None,
+    search: Annotated[SingleLine | None, Query(max_length=100, description="The same as `text`")] = None,
+    taxonomy_term_id: Annotated[SingleLine | None, Query(max_length=100)] = None,
+    organization_id: Annotated[SingleLine | None, Query(max_length=100)] = None,
     minimum_age: Annotated[
         float | None, Query(ge=0, le=150, description="Services whose minimum age is at least this")
     ] = None,

@@ -1,0 +1,61 @@
+"""Free text callers send, refused when it holds characters no person types.
+
+Control characters (NUL included) and the bidirectional overrides that can make text read
+differently from what it holds ("Trojan Source") are refused with a message naming the
+character and where it is; anything else (any script, right-to-left letters, zero-width
+joiners, combining marks, emoji) is stored as sent and returned unchanged. Lone surrogates
+(which JSON can carry as `\ud800` but no database can store) are refused too: pydantic lets
+them through a plain `str`. Lengths stay with each field.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Annotated
+
+from pydantic import AfterValidator, ValidationInfo
+
+# Validation context for reading back a stored document: what an older release accepted is
+# read as it is, not refused (`Model.model_validate(document, context=STORED)`).
+STORED = {"stored": True}
+
+
+def is_stored(info: ValidationInfo) -> bool:
+    return isinstance(info.context, dict) and info.context.get("stored") is True
+
+
+# C0 controls, DEL and C1 controls; multi-line text keeps tab, line feed and carriage return.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROLS_BUT_LAYOUT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_BIDI_CONTROLS = re.compile(r"[\u202a-\u202e\u2066-\u2069]")
+_SURROGATES = re.compile(r"[\ud800-\udfff]")
+
+
+def has_lone_surrogate(value: str) -> bool:
+    return _SURROGATES.search(value) is not None
+
+
+def _refuse(value: str, *, controls: re.Pattern[str]) -> str:
+    if found := _SURROGATES.search(value):
+        raise ValueError(f"holds a lone surrogate at position {found.start()}: not valid Unicode")
+    if found := controls.search(value) or _BIDI_CONTROLS.search(value):
+        character = found.group()
+        name = unicodedata.name(character, "a control character")
+        raise ValueError(f"holds U+{ord(character):04X} ({name}) at position {found.start()}; remove it")
+    return value
+
+
+def line(value: str, info: ValidationInfo) -> str:
+    """One line of text: no control characters at all."""
+    return value if is_stored(info) else _refuse(value, controls=_CONTROLS)
+
+
+def text(value: str, info: ValidationInfo) -> str:
+    """Text that may run over several lines: tabs and line breaks allowed, other controls not."""
+    return value if is_stored(info) else _refuse(value, controls=_CONTROLS_BUT_LAYOUT)
+
+
+# Combine with a length: `Annotated[SingleLine, Field(min_length=1, max_length=100)]`.
+SingleLine = Annotated[str, AfterValidator(line)]
+MultiLine = Annotated[str, AfterValidator(text)]

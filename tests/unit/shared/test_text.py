@@ -1,0 +1,50 @@
+import re
+
+import pytest
+from pydantic import TypeAdapter, ValidationError
+from signpost.shared.text import STORED, MultiLine, SingleLine, has_lone_surrogate
+
+single_line = TypeAdapter(SingleLine)
+multi_line = TypeAdapter(MultiLine)
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["مريم כהן", "Amy\u200bJo\u200dnes", "Zo\u0308e\u0301", "Amy 👩‍👧‍👦", "$where", "a.b.$ne", ""],
+)
+def test_any_script_and_joiners_marks_and_emoji_are_kept_as_sent(value: str) -> None:
+    assert single_line.validate_python(value) == value
+    assert multi_line.validate_python(value) == value
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        ("Amy\x00Jones", "U+0000 (a control character) at position 3"),
+        ("Amy\x1b[31m", "U+001B"),
+        ("Amy\x85", "U+0085"),
+        ("Amy\u202eSENOJ", "U+202E (RIGHT-TO-LEFT OVERRIDE) at position 3"),
+        ("Amy\u2066x", "U+2066"),
+        ("Amy\ud800", "lone surrogate at position 3"),
+    ],
+)
+def test_controls_overrides_and_lone_surrogates_are_refused_saying_where(value: str, words: str) -> None:
+    for adapter in (single_line, multi_line):
+        with pytest.raises(ValidationError, match=re.escape(words)):
+            adapter.validate_python(value)
+
+
+def test_only_multi_line_text_keeps_tabs_and_line_breaks() -> None:
+    assert multi_line.validate_python("one\r\n\ttwo") == "one\r\n\ttwo"
+    with pytest.raises(ValidationError, match=re.escape("U+000A")):
+        single_line.validate_python("one\ntwo")
+
+
+def test_lone_surrogates_are_found_but_pairs_are_not() -> None:
+    assert has_lone_surrogate("a\udfffb") and not has_lone_surrogate("👩")
+
+
+def test_text_read_back_from_storage_is_never_refused() -> None:
+    stored = "written by an older release\x1b\u202e"
+    assert single_line.validate_python(stored, context=STORED) == stored
+    assert multi_line.validate_python(stored, context=STORED) == stored
