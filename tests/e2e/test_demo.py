@@ -53,7 +53,8 @@ def test_demo_streams_referrals_and_the_platform_confirms_its_summary(tmp_path: 
         assert number(r"awaiting a decision (\d+)", out) == 0
         assert "analytics       confirms these counts" in out
 
-        status, pulse = request(platform.url("analytics", "/v1/pulse"))
+        admin = platform.demo_token("admin", "la-digital")
+        status, pulse = request(platform.url("analytics", "/v1/pulse"), token=admin)
         assert status == 200
         assert pulse["submitted"] == REFERRALS
         assert pulse["by_outcome"]["escalated_safeguarding"] == safeguarding
@@ -84,7 +85,8 @@ def test_run_demo_populates_the_platform_within_a_minute(tmp_path: Path) -> None
     with running_platform(tmp_path, "--demo") as platform:
 
         def counted() -> int:
-            status, pulse = request(platform.url("analytics", "/v1/pulse"))
+            admin = platform.demo_token("admin", "la-digital")
+            status, pulse = request(platform.url("analytics", "/v1/pulse"), token=admin)
             return int(pulse["submitted"]) if status == 200 and pulse["by_outcome"]["routed"] else 0
 
         wait_for(counted, timeout_s=60, what="referrals routed and counted")
