@@ -59,6 +59,16 @@ class Settings(BaseSettings):
     embedded_mongodb_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
 
     outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    reconcile_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="A referral with no routing decision this long after submission (or after its last "
+        "re-publication) has its submitted event published again.",
+    )
+    reconcile_interval_s: float = Field(
+        default=60.0, gt=0, le=3600, description="How often intake looks for undecided referrals."
+    )
 
     pseudonym_key: SecretStr = Field(
         default=SecretStr("development-only-pseudonym-key"),
