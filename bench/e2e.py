@@ -54,6 +54,7 @@ from signpost.shared.settings import SERVICE_NAMES
 from signpost.shared.topics import Topics
 
 from signpost.platform.cluster import LocalCluster
+from signpost.platform.embedded import EmbeddedUnavailable
 from signpost.platform.loadgen import LoadResult, ReferralLoad, percentile
 from signpost.platform.processes import ManagedProcess, free_port, port_is_open, stop_all
 from signpost.platform.samples import sample_referral
@@ -497,7 +498,11 @@ def main() -> int:
     )  # fmt: skip
     try:
         _say(f"starting the platform (logs in {cluster.logs})")
-        cluster.start()
+        try:
+            cluster.start()
+        except EmbeddedUnavailable as exc:
+            print(f"bench/e2e.py: {exc}", file=sys.stderr)
+            return 2
         bare.start()
         while not port_is_open("127.0.0.1", bare_port):
             time.sleep(0.1)
