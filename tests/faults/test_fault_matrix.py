@@ -6,8 +6,11 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
+from typing import Any
 
 import pytest
+from pymongo import AsyncMongoClient
+from signpost.shared.outbox import pending_count
 from signpost.shared.settings import SERVICE_NAMES, ServiceName
 
 from signpost.platform.cluster import LocalCluster
@@ -88,13 +91,14 @@ async def test_intake_killed_between_its_write_and_the_publish(
     assert cluster.kafka is not None and cluster.mongodb is not None
     broker = cluster.kafka.process
 
-    async def fault(load: Steady) -> None:
+    async def fault(_: Steady) -> None:
         broker.signal(signal.SIGSTOP)
         try:
             await asyncio.sleep(DOWN_S)  # referrals keep being accepted; their events wait in the outbox
-            accepted_before_kill = sum(1 for a in load.attempts if a.status == 201)
             await asyncio.to_thread(cluster.kill, "intake", signal.SIGKILL)
-            assert accepted_before_kill > 0
+            pending = await _pending_in_outbox(cluster)
+            assert pending > 0, "intake was killed with nothing waiting to be published"
+            report.fault += f" ({pending} events pending at the kill)"
         finally:
             broker.signal(signal.SIGCONT)
         cluster.start_service("intake")
@@ -102,6 +106,15 @@ async def test_intake_killed_between_its_write_and_the_publish(
 
     attempts = await under_load(cluster, report, fault, warmup_s=LOAD_S, cooldown_s=LOAD_S)
     await check_invariants(cluster, attempts, report)
+
+
+async def _pending_in_outbox(cluster: LocalCluster) -> int:
+    assert cluster.mongodb is not None
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(cluster.mongodb.url)
+    try:
+        return await pending_count(mongo[cluster.database_name("intake")])
+    finally:
+        await mongo.close()
 
 
 async def test_broker_restart_loses_its_log(cluster: LocalCluster, report: CaseReport) -> None:
