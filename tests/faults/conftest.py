@@ -5,7 +5,7 @@ kill, pause and restart any of them. `SIGNPOST_FAULTS_SOAK=1` runs longer, heavi
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -69,7 +69,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> pytest.TestReport:
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     result: pytest.TestReport = yield
     case = getattr(item, "funcargs", {}).get("report")
     if isinstance(case, CaseReport) and result.failed and call.excinfo is not None:

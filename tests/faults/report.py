@@ -34,8 +34,10 @@ restarted, since this machine has no Docker engine; events after the decision (o
 accepted, declined, completed) lost by a broker restart, which reconciliation does not
 re-publish (it keys on referrals still waiting for a decision); and a decision event that
 intake had already read but analytics had not when the broker lost its log: intake then
-sees nothing undecided, so that outcome would stay uncounted (the submission itself is
-still counted). Each of those needs a re-publication keyed on what each consumer has seen.
+sees nothing undecided, so that outcome stays uncounted (the submission itself is still
+counted); the broker-restart case allows and reports that shortfall ("outcomes not
+counted"), never a double count. Each of those needs a re-publication keyed on what each
+consumer has seen.
 """
 
 
@@ -46,8 +48,8 @@ def write_reliability_report(cases: Sequence[CaseReport], *, path: Path, soak: b
         f"{'soak mode (SIGNPOST_FAULTS_SOAK=1)' if soak else 'CI mode'}.",
         "",
         "| case | fault | load | accepted / sent | not accepted | stored | routing decisions + intake escalations "
-        "| counted | re-published | settle | result |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| counted | outcomes not counted | re-published | settle | result |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for case in cases:
         refused = ", ".join(
@@ -57,7 +59,7 @@ def write_reliability_report(cases: Sequence[CaseReport], *, path: Path, soak: b
         lines.append(
             f"| `{case.name}` | {case.fault} | {case.rate:g}/s for {case.seconds:.0f} s | {case.accepted} / "
             f"{case.attempts} | {refused or 'none'} | {case.stored} | {case.decided_by_routing} + "
-            f"{case.escalated_at_intake} | {case.counted} | {case.republished} | {case.settle_s:.1f} s | {case.outcome} |"
+            f"{case.escalated_at_intake} | {case.counted} | {case.outcomes_not_counted} | {case.republished} | {case.settle_s:.1f} s | {case.outcome} |"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

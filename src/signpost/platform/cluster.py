@@ -101,11 +101,6 @@ class LocalCluster:
         process.signal(signum)
         process.wait(10)
 
-    def restart(self, name: ServiceName) -> None:
-        self.kill(name, signal.SIGTERM)
-        self.start_service(name)
-        self.wait_ready(name)
-
     def wait_ready(self, *names: ServiceName, timeout_s: float = READY_TIMEOUT_S) -> None:
         deadline = time.monotonic() + timeout_s
         waiting = list(names)
