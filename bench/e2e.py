@@ -177,6 +177,13 @@ async def ramp(
     return steps
 
 
+def ceiling_note(name: str, steps: list[LoadResult]) -> list[str]:
+    """Say so when a ramp stopped at its ceiling rather than at saturation: the peak is then a floor."""
+    if steps and steps[-1].rate * 2 > MAX_RAMP_RATE and steps[-1].accepted_per_s >= 0.9 * steps[-1].rate:
+        return [f"{name} kept up at the ramp's ceiling ({steps[-1].rate:,.0f}/s): its peak is at least that"]
+    return []
+
+
 def peak(steps: list[LoadResult]) -> float:
     return max(step.accepted_per_s for step in steps)
 
@@ -283,6 +290,7 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
     bare_half = await bare_load.run(rate=bare_peak / 2, duration_s=step_s)
     await bare_load.close()
     report.ramps["bare FastAPI"] = bare_steps
+    report.notes += ceiling_note("bare FastAPI", bare_steps)
     report.add("bare FastAPI peak requests/s", f"{bare_peak:,.0f}")
     report.add(
         f"bare FastAPI p99 at half peak ({bare_peak / 2:,.0f}/s)", f"{bare_half.latency_ms(99):.1f} ms"
@@ -312,6 +320,7 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
     _say("intake: open-loop ramp to saturation")
     intake_steps = await ramp(load, step_s=step_s, settle=drained)
     report.ramps["intake"] = intake_steps
+    report.notes += ceiling_note("intake", intake_steps)
     intake_peak = peak(intake_steps)
     ratio = intake_peak / mongo_limit
     report.add("intake peak accepted referrals/s", f"{intake_peak:,.0f}", f"{mongo_limit:,.0f} durable writes/s",
