@@ -3,7 +3,7 @@ the raw limits of the same servers on the same machine, printed as a table and w
 docs/performance.md.
 
     uv run --extra embedded python bench/e2e.py            # full run: 10 minutes at 100 referrals/s (~15 min)
-    uv run --extra embedded python bench/e2e.py --quick    # ~2 minutes, short phases
+    uv run --extra embedded python bench/e2e.py --quick    # a few minutes, short phases
     uv run --extra embedded python bench/e2e.py --rate 50 --duration 120 --no-docs
 
 What it does, in one run:
@@ -490,7 +490,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--quick", action="store_true", help="short phases (~2 minutes in all)")
+    parser.add_argument("--quick", action="store_true", help="short phases (a few minutes in all)")
     parser.add_argument("--rate", type=float, default=100.0, help="sustained referrals/s (default 100)")
     parser.add_argument("--duration", type=float, help="sustained seconds (default 600; 30 with --quick)")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/performance.md alone")

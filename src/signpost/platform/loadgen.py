@@ -66,6 +66,10 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, max(0, math.ceil(q / 100 * len(ordered)) - 1))]
 
 
+class _ClosedBeforeAnswer(ConnectionError):
+    """The server had closed the connection: it received nothing and answered nothing."""
+
+
 class KeepAliveClient:
     """A lean HTTP/1.1 client over persistent connections, for load generation only: httpx spends
     2-3 ms of CPU per request, which on a small machine makes the generator the bottleneck."""
@@ -85,21 +89,30 @@ class KeepAliveClient:
         head += "".join(f"{name}: {value}\r\n" for name, value in headers.items())
         request = f"{head}content-length: {len(body)}\r\n\r\n".encode() + body
         async with self._slots:
-            connection = (
-                self._idle.pop() if self._idle else await asyncio.open_connection(self._host, self._port)
+            while self._idle:
+                # The server may have closed an idle connection (uvicorn: after 5 s): then it
+                # received nothing and answered nothing, so sending again on a new one is safe.
+                try:
+                    return await self._send(self._idle.pop(), request)
+                except _ClosedBeforeAnswer:
+                    continue
+            return await self._send(await asyncio.open_connection(self._host, self._port), request)
+
+    async def _send(
+        self, connection: tuple[asyncio.StreamReader, asyncio.StreamWriter], request: bytes
+    ) -> tuple[int, bytes]:
+        try:
+            status, payload, keep = await asyncio.wait_for(
+                self._exchange(*connection, request), self._timeout_s
             )
-            try:
-                status, payload, keep = await asyncio.wait_for(
-                    self._exchange(*connection, request), self._timeout_s
-                )
-            except BaseException:
-                connection[1].close()
-                raise
-            if keep:
-                self._idle.append(connection)
-            else:
-                connection[1].close()
-            return status, payload
+        except BaseException:
+            connection[1].close()
+            raise
+        if keep:
+            self._idle.append(connection)
+        else:
+            connection[1].close()
+        return status, payload
 
     @staticmethod
     async def _exchange(
@@ -107,7 +120,10 @@ class KeepAliveClient:
     ) -> tuple[int, bytes, bool]:
         writer.write(request)
         await writer.drain()
-        status = int((await reader.readline()).split(b" ", 2)[1])
+        status_line = await reader.readline()
+        if not status_line:  # a clean close, not a reset mid-answer (which might have been processed)
+            raise _ClosedBeforeAnswer
+        status = int(status_line.split(b" ", 2)[1])
         length, keep = 0, True
         while (line := await reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.decode("latin-1").partition(":")
