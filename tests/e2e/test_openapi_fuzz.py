@@ -21,15 +21,25 @@ from tests.e2e.running import RunningPlatform, running_platform
 MIN_REQUESTS = 1_000  # per service (issue 8)
 
 
+PRACTICE = [
+    ("practitioner", "school-ashley-primary"),
+    ("agency", "la-inclusion-service"),
+    ("admin", "la-digital"),
+]
+INSIGHT = [("analyst", "la-insight"), ("ops", "la-digital"), ("admin", "la-digital")]
+
+
 class Fuzzed(NamedTuple):
     service: str
     min_operations: int  # so an API that stops publishing its operations fails the test
     examples: int  # per operation and role; raise locally for a deeper run
+    callers: list[tuple[str, str]]  # (role, organisation) of the tokens `signpost run` prints
 
 
 FUZZED = [
-    Fuzzed("intake", min_operations=14, examples=40),
-    Fuzzed("routing", min_operations=10, examples=50),
+    Fuzzed("intake", min_operations=14, examples=40, callers=PRACTICE),
+    Fuzzed("routing", min_operations=10, examples=50, callers=PRACTICE),
+    Fuzzed("analytics", min_operations=15, examples=25, callers=INSIGHT),
 ]
 
 
@@ -45,17 +55,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
         yield running
 
 
-CALLERS = [
-    ("practitioner", "school-ashley-primary"),
-    ("agency", "la-inclusion-service"),
-    ("admin", "la-digital"),
-]
-
-
 @pytest.mark.parametrize("fuzzed", FUZZED, ids=[f.service for f in FUZZED])
 def test_no_server_error_and_no_schema_violation(platform: RunningPlatform, fuzzed: Fuzzed) -> None:
     schema = schemathesis.openapi.from_url(platform.url(fuzzed.service, "/openapi.json"))
-    bearers = [f"Bearer {platform.demo_token(role, organisation)}" for role, organisation in CALLERS]
+    bearers = [f"Bearer {platform.demo_token(role, organisation)}" for role, organisation in fuzzed.callers]
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) >= fuzzed.min_operations
     calls = 0

@@ -60,6 +60,8 @@ def test_production_with_servers_is_accepted() -> None:
         ("tenant", "no spaces allowed"),
         ("topic_prefix", "bad/prefix"),
         ("log_format", "xml"),
+        ("reconcile_after_s", 0),
+        ("reconcile_interval_s", -1),
     ],
 )
 def test_invalid_values_are_refused(field: str, value: object) -> None:

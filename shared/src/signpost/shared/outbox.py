@@ -53,6 +53,22 @@ async def stage_event(db: Database, *, topic: str, envelope: Envelope[Any], sess
     )
 
 
+async def restage_event(db: Database, *, event_id: str, session: Session) -> bool:
+    """Queue an event that was already published to go out again, with its same id.
+
+    For events that may have been lost downstream (say a broker that lost its log):
+    consumers deduplicate by event id, so a second copy changes nothing. Returns False
+    when the event is no longer in the outbox (published events expire after a week).
+    """
+    result = await db[OUTBOX].update_one(
+        {"_id": event_id},
+        # created_at restarts the retention clock, so an event still needed is not swept.
+        {"$set": {"published_at": None, "created_at": datetime.now(UTC)}},
+        session=session,
+    )
+    return result.matched_count == 1
+
+
 async def pending_count(db: Database) -> int:
     return await db[OUTBOX].count_documents({"published_at": None})
 

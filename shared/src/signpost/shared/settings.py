@@ -101,6 +101,16 @@ class Settings(BaseSettings):
         description="How long a service may take to stop after SIGTERM; keep it below the orchestrator's "
         "kill deadline (Kubernetes terminationGracePeriodSeconds, compose stop_grace_period).",
     )
+    reconcile_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="A referral with no routing decision this long after submission (or after its last "
+        "re-publication) has its submitted event published again.",
+    )
+    reconcile_interval_s: float = Field(
+        default=60.0, gt=0, le=3600, description="How often intake looks for undecided referrals."
+    )
 
     pseudonym_key: SecretStr = Field(
         default=SecretStr("development-only-pseudonym-key"),

@@ -11,6 +11,7 @@ from signpost.intake.audit.views import router as audit_router
 from signpost.intake.consumer import on_referral_event
 from signpost.intake.errors import ERROR_HANDLERS
 from signpost.intake.offers.views import router as offers_router
+from signpost.intake.reconciliation.service import Reconciler
 from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.views import router as referrals_router
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.enable_outbox()
     dispatcher = WebhookDispatcher(runtime)
     runtime.background.append(dispatcher.run)
+    runtime.background.append(Reconciler(runtime).run)
     runtime.consume_events(partial(on_referral_event, dispatcher=dispatcher))
     return create_service_app(
         runtime,

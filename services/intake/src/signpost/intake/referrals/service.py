@@ -189,6 +189,7 @@ async def submit_referral(
         if request.details
         else [],
         "submitted_at": now,
+        "submitted_event_id": submitted.id,  # what reconciliation publishes again if no decision comes
         "decided_at": now if request.safeguarding_concern else None,
         "offers": [],
         "unmet_needs": [],

@@ -36,7 +36,7 @@ from signpost.shared.events import (
 )
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session, in_transaction, mark_processed
-from signpost.shared.outbox import stage_event
+from signpost.shared.outbox import restage_event, stage_event
 from signpost.shared.service import Runtime
 from signpost.shared.vocabulary import EscalationReason, LevelOfNeed
 
@@ -99,12 +99,19 @@ async def route_referral(
         )
     event = _event(decision, envelope)
 
-    async def write(session: Session) -> None:
-        if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
-            return
-        # One decision per referral, even if its submission arrives again under a new event id.
-        if await runtime.db[DECISIONS].find_one({"_id": submitted.referral_id}, {"_id": 1}, session=session):
-            return
+    async def write(session: Session) -> str:
+        first_delivery = await mark_processed(runtime.db, event_id=envelope.id, session=session)
+        # One decision per referral, even if its submission arrives again (under any event id).
+        earlier = await runtime.db[DECISIONS].find_one(
+            {"_id": submitted.referral_id}, {"event_id": 1}, session=session
+        )
+        if earlier is not None:
+            # Intake re-publishes a submission it heard no decision for: announce the same
+            # decision again (same event id, so consumers that have it skip it).
+            await restage_event(runtime.db, event_id=earlier["event_id"], session=session)
+            return "decision announced again"
+        if not first_delivery:
+            return "already handled"
         record: Document = {
             "_id": submitted.referral_id,
             "tenant": envelope.tenant,
@@ -120,10 +127,11 @@ async def route_referral(
         }
         await runtime.db[DECISIONS].insert_one(record, session=session)
         await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
+        return "referral routed"
 
-    await in_transaction(runtime.client, write)
+    outcome = await in_transaction(runtime.client, write)
     runtime.events_committed()
-    log.info("referral routed", referral_id=submitted.referral_id, decision=event.type)
+    log.info(outcome, referral_id=submitted.referral_id, decision=event.type)
 
 
 def needs_ehc_assessment(referral: ReferralSubmittedV1, *, min_cycles: int) -> bool:

@@ -1,0 +1,1 @@
+"""Reconciliation: referrals that never got a routing decision have their submitted event published again."""

@@ -1,0 +1,201 @@
+"""Reconciliation on real servers: which referrals it picks, that replicas share the work, and that
+a referral whose submitted event the broker lost is decided and counted exactly once."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from signpost.analytics.app import create_app as create_analytics
+from signpost.intake.app import create_app as create_intake
+from signpost.intake.reconciliation.service import find_due, reconcile_once
+from signpost.intake.referrals.models import REFERRALS
+from signpost.routing.app import create_app as create_routing
+from signpost.shared.outbox import OUTBOX
+from signpost.shared.service import Runtime
+from signpost.shared.settings import Settings
+
+from signpost.platform.embedded import EmbeddedServer, EmbeddedUnavailable, start_kafka
+from signpost.platform.processes import stop_all
+from tests.conftest import Tokens, eventually, serving, settings_for
+from tests.factories import referral
+from tests.servers import KafkaServer, MongoServer
+
+AFTER_S = 300.0
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
+
+
+def _referral(name: str, *, age_s: float, status: str = "submitted", **fields: Any) -> dict[str, Any]:
+    return {
+        "_id": name,
+        "tenant": "E06000023",
+        "status": status,
+        "submitted_at": NOW - timedelta(seconds=age_s),
+        "submitted_event_id": f"event-{name}",
+        **fields,
+    }
+
+
+SELECTION_CASES = [
+    (_referral("old-undecided", age_s=AFTER_S + 1), True),
+    (_referral("exactly-due", age_s=AFTER_S), True),
+    (_referral("young-undecided", age_s=AFTER_S - 1), False),
+    (_referral("routed", age_s=AFTER_S * 10, status="routed"), False),
+    (_referral("unmatched", age_s=AFTER_S * 10, status="unmatched"), False),
+    (_referral("safeguarding", age_s=AFTER_S * 10, status="escalated", safeguarding_concern=True), False),
+    (_referral("withdrawn", age_s=AFTER_S * 10, status="withdrawn"), False),
+    (
+        _referral("republished-recently", age_s=AFTER_S * 10, last_reconciled_at=NOW - timedelta(seconds=5)),
+        False,
+    ),
+    (
+        _referral(
+            "republished-long-ago", age_s=AFTER_S * 10, last_reconciled_at=NOW - timedelta(seconds=AFTER_S)
+        ),
+        True,
+    ),
+    (_referral("other-area", age_s=AFTER_S * 10, tenant="E06000022"), False),
+]
+
+
+@pytest.fixture
+async def replicas(settings: Settings) -> AsyncIterator[list[Runtime]]:
+    """Two intake runtimes on one database, as two replicas would be (no broker needed: nothing starts)."""
+    tuned = settings.model_copy(update={"reconcile_after_s": AFTER_S, "tenant": "E06000023"})
+    runtimes = [Runtime.build(tuned, "intake") for _ in range(2)]
+    for runtime in runtimes:
+        runtime.enable_outbox()
+    yield runtimes
+    for runtime in runtimes:
+        await runtime.client.close()
+
+
+async def test_only_undecided_referrals_past_the_age_are_selected(replicas: list[Runtime]) -> None:
+    db = replicas[0].db
+    await db[REFERRALS].insert_many([doc for doc, _ in SELECTION_CASES])
+
+    due = await find_due(runtime=replicas[0], now=NOW)
+
+    expected = sorted(doc["_id"] for doc, is_due in SELECTION_CASES if is_due)
+    assert sorted(doc["_id"] for doc in due) == expected
+
+
+async def test_replicas_republish_each_due_referral_once_with_its_same_event(replicas: list[Runtime]) -> None:
+    db = replicas[0].db
+    await db[REFERRALS].insert_many([doc for doc, _ in SELECTION_CASES])
+    published = NOW - timedelta(days=1)
+    await db[OUTBOX].insert_many(
+        [
+            {"_id": doc["submitted_event_id"], "topic": "t", "key": doc["_id"], "headers": {}, "value": b"{}",
+             "created_at": published, "published_at": published}
+            for doc, _ in SELECTION_CASES
+        ]
+    )  # fmt: skip
+
+    claimed = await asyncio.gather(*(reconcile_once(runtime=r, now=NOW) for r in replicas))
+
+    due = sorted(doc["_id"] for doc, is_due in SELECTION_CASES if is_due)
+    assert sum(claimed) == len(due)
+    counts = {doc["_id"]: doc.get("reconciliations", 0) for doc in await db[REFERRALS].find().to_list()}
+    assert {name for name, count in counts.items() if count} == set(due)
+    assert all(count <= 1 for count in counts.values())
+    requeued = await db[OUTBOX].find({"published_at": None}).to_list()
+    assert sorted(doc["key"] for doc in requeued) == due  # the same events, by id, go out again
+    # Just re-published: not due again in the next round.
+    assert await reconcile_once(runtime=replicas[0], now=NOW + timedelta(milliseconds=500)) == 0
+
+
+@pytest.fixture
+def restartable_kafka(server_logs: Path) -> Iterator[list[EmbeddedServer]]:
+    """An embedded broker of this test's own; the test restarts it (memory storage: the log is lost)."""
+    try:
+        servers = [start_kafka(log_file=server_logs / "tansu-reconciliation.log")]
+    except EmbeddedUnavailable as exc:
+        pytest.skip(f"needs the embedded broker: {exc}")
+    yield servers
+    stop_all([server.process for server in servers], timeout_s=5)
+
+
+async def test_referrals_whose_events_the_broker_lost_are_decided_and_counted_once(
+    restartable_kafka: list[EmbeddedServer], mongodb: MongoServer, dev_key_file: Path, server_logs: Path
+) -> None:
+    broker = restartable_kafka[0]
+    settings = settings_for(
+        KafkaServer(broker.url, False, "embedded"),
+        mongodb,
+        auth_dev_key_file=dev_key_file,
+        reconcile_after_s=1.0,
+        reconcile_interval_s=0.5,
+    )
+    practitioner = {"Authorization": f"Bearer {Tokens(settings).practitioner()}"}
+
+    async with AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(create_intake(settings)))
+        routing = await stack.enter_async_context(serving(create_routing(settings)))
+        analytics = await stack.enter_async_context(serving(create_analytics(settings)))
+        decided_before = await _submit(intake, practitioner)
+        await eventually(lambda: _status(intake, practitioner, decided_before), what="first referral routed")
+        await eventually(lambda: _submitted_count(analytics, 1), what="first referral counted")
+    # Routing and analytics are down; these two are published but nobody reads them yet...
+    async with serving(create_intake(settings)) as intake:
+        lost = [await _submit(intake, practitioner) for _ in range(2)]
+        await eventually(lambda: _outbox_drained(intake), what="published to the broker")
+    # ...and then the broker restarts and forgets them.
+    stop_all([broker.process], timeout_s=5)
+    restartable_kafka.append(
+        await asyncio.to_thread(start_kafka, port=broker.port, log_file=server_logs / "tansu-restarted.log")
+    )
+
+    async with AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(create_intake(settings)))
+        routing = await stack.enter_async_context(serving(create_routing(settings)))
+        analytics = await stack.enter_async_context(serving(create_analytics(settings)))
+        for referral_id in lost:
+            found = await eventually(
+                lambda referral_id=referral_id: _status(intake, practitioner, referral_id),
+                timeout_s=60,
+                what="lost referral decided after reconciliation",
+            )
+            assert found["status"] == "routed"
+            assert (await routing.get(f"/v1/decisions/{referral_id}")).status_code == 200
+        await eventually(lambda: _submitted_count(analytics, 3), what="every referral counted")
+        await asyncio.sleep(2 * settings.reconcile_interval_s)  # a further round changes nothing
+        assert await _submitted_count(analytics, 3)
+        pulse = (await analytics.get("/v1/pulse")).json()
+        assert pulse["by_outcome"]["routed"] == 3
+        runtime: Runtime = routing._transport.app.state.runtime  # type: ignore[attr-defined]
+        assert await runtime.db["decisions"].count_documents({}) == 3
+        intake_runtime: Runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
+        reconciled = await intake_runtime.db[REFERRALS].find({}, {"reconciliations": 1}).to_list()
+        assert {doc["_id"]: doc.get("reconciliations", 0) > 0 for doc in reconciled} == {
+            decided_before: False,
+            **dict.fromkeys(lost, True),
+        }
+
+
+async def _submit(intake: httpx.AsyncClient, headers: dict[str, str]) -> str:
+    response = await intake.post("/v1/referrals", json=referral(), headers=headers)
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+async def _status(
+    intake: httpx.AsyncClient, headers: dict[str, str], referral_id: str
+) -> dict[str, Any] | None:
+    found = (await intake.get(f"/v1/referrals/{referral_id}", headers=headers)).json()
+    return dict(found) if found["status"] != "submitted" else None
+
+
+async def _submitted_count(analytics: httpx.AsyncClient, expected: int) -> bool:
+    return bool((await analytics.get("/v1/pulse")).json()["submitted"] == expected)
+
+
+async def _outbox_drained(intake: httpx.AsyncClient) -> bool:
+    runtime: Runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
+    return await runtime.db[OUTBOX].count_documents({"published_at": None}) == 0
