@@ -1,7 +1,8 @@
 """The dashboard's pages: each is a layout, an HTML fragment and a script, named here once.
 
-To extend a page (say, when the pulse API grows drill-down filters), change its fragment
-and script in `templates/` and `static/`; to add one, add a `Page` below.
+To extend a page, change its fragment and script in `templates/` and `static/` (a pulse
+page's form starts with `$period`); to add one, add a `Page` below. The scripts share
+`static/client.js`: the token, polling, the API's figures and suppression, and charts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from functools import cache
 from importlib.resources import files
 from string import Template
 
-from signpost.shared.vocabulary import BROAD_AREA_OF, NeedCode, Sector
+from signpost.shared.vocabulary import NeedCode, Sector
 
 TEMPLATES = files("signpost.analytics.dashboard") / "templates"
 
@@ -96,9 +97,6 @@ def render(page: Page) -> str:
         # Vocabulary the scripts need, from the one source the services use.
         vocabulary=json.dumps(
             {
-                "broad_area_of": {
-                    code.value: area.value if area else None for code, area in BROAD_AREA_OF.items()
-                },
                 "need_codes": [code.value for code in NeedCode],
                 "sectors": [sector.value for sector in Sector],
             }
