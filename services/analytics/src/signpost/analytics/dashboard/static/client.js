@@ -225,9 +225,9 @@ const Signpost = (() => {
   function show(figure, kind = "count", notice = null) {
     if (!figure) return { text: "–" };
     if (figure.suppressed) {
-      const threshold = notice ? notice.threshold : 5;
+      // Every answer with a withheld figure carries the notice: the threshold and each reason's meaning.
       return {
-        text: figure.reason === "small_number" ? `<${threshold}` : "suppressed",
+        text: figure.reason === "small_number" && notice ? `<${notice.threshold}` : "suppressed",
         title: notice ? `Suppressed: ${notice.reasons[figure.reason]}` : `Suppressed (${figure.reason})`,
         suppressed: true,
       };
@@ -300,7 +300,7 @@ const Signpost = (() => {
         text: shown.map((one) => (one.suppressed ? "" : one.text)),
         textposition: "outside",
         cliponaxis: false,
-        hovertemplate: `%{x}: %{text}<extra>${name}</extra>`,
+        hovertemplate: `%{x}: %{text}<extra>${name}</extra>`, // withheld values have no bar to hover
       };
     });
     const values = traces.flatMap((trace) => trace.y);
@@ -320,5 +320,25 @@ const Signpost = (() => {
     });
   }
 
-  return { start, chart, countAxis, text, table, when, vocabulary, get, view, path, PERIOD, FILTERS, measures, show, showChange, notice, bars };
+  return {
+    start,
+    get,
+    vocabulary,
+    // what a page shows
+    text,
+    table,
+    when,
+    chart,
+    countAxis,
+    bars,
+    // the pulse API's views, figures and suppression
+    view,
+    path,
+    PERIOD,
+    FILTERS,
+    measures,
+    show,
+    showChange,
+    notice,
+  };
 })();
