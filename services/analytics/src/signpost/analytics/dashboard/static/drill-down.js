@@ -50,7 +50,8 @@ Signpost.start(
       "described",
       `${first.description} ${first.period.from} to ${first.period.to}${filters ? `, ${filters}` : ""}` +
         (answers.length > 1 ? `, against locality ${answers[1].filters.locality}` : "") +
-        (first.partition ? ". Each referral falls in one group, so the groups add up to the total." : "."),
+        (first.partition ? ". Each referral falls in one group, so the groups add up to the total." : ".") +
+        (view().get("compare") && !view().get("locality") ? " To compare two localities, choose the first one too." : ""),
     );
     Signpost.text("breakdown-caption", `${first.measure.replaceAll("_", " ")} by ${first.group_by}`);
 
