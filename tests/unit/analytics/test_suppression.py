@@ -5,7 +5,16 @@ from __future__ import annotations
 import pytest
 from signpost.analytics.pulse.measures import MEASURES
 from signpost.analytics.pulse.service import Filters, QueryProblem, plan
-from signpost.analytics.pulse.suppression import Figure, Reason, change, count_figure, figure, hide_counts
+from signpost.analytics.pulse.suppression import (
+    THRESHOLD,
+    Figure,
+    Reason,
+    change,
+    count_figure,
+    figure,
+    hide_counts,
+    notice,
+)
 
 
 def test_counts_of_one_to_four_are_hidden_zero_and_five_are_shown() -> None:
@@ -77,3 +86,11 @@ def test_filters_map_to_a_slice_and_a_pick(filters: Filters, group_by: str | Non
 def test_combinations_the_buckets_do_not_hold_are_refused(filters: Filters, group_by: str | None) -> None:
     with pytest.raises(QueryProblem):
         plan(filters, group_by)
+
+
+def test_callers_below_admin_are_told_that_suppression_applies_and_what_each_reason_means() -> None:
+    told = notice(protect=True)
+    assert told is not None and told.threshold == THRESHOLD
+    assert "suppressed" in told.note
+    assert set(told.reasons) == set(Reason)
+    assert notice(protect=False) is None  # admins see every figure

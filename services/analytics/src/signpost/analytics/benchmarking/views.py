@@ -13,7 +13,15 @@ from signpost.analytics.projections.sets import read_pointer
 from signpost.analytics.pulse.measures import MEASURES, MeasureName
 from signpost.analytics.pulse.models import PeriodOut
 from signpost.analytics.pulse.reader import ALL, read, tenants
-from signpost.analytics.pulse.suppression import THRESHOLD, Figure, count_figure, figure, hide_counts
+from signpost.analytics.pulse.suppression import (
+    THRESHOLD,
+    Figure,
+    Notice,
+    count_figure,
+    figure,
+    hide_counts,
+    notice,
+)
 from signpost.analytics.pulse.views import AnalystDep, PeriodDep
 from signpost.shared.auth.principal import Role
 from signpost.shared.service import RuntimeDep
@@ -33,6 +41,7 @@ class Benchmarking(BaseModel):
     description: str
     period: PeriodOut
     suppression_threshold: int | None
+    suppression: Notice | None = Field(description="Says that suppression applies and why; null for admins.")
     areas: list[AreaFigure]
 
 
@@ -67,5 +76,6 @@ async def get_benchmarking(
         description=chosen.description,
         period=PeriodOut(start=period.start, end=period.end),
         suppression_threshold=THRESHOLD if protect else None,
+        suppression=notice(protect=protect),
         areas=areas,
     )

@@ -1,7 +1,8 @@
 """The dashboard's pages: each is a layout, an HTML fragment and a script, named here once.
 
-To extend a page (say, when the pulse API grows drill-down filters), change its fragment
-and script in `templates/` and `static/`; to add one, add a `Page` below.
+To extend a page, change its fragment and script in `templates/` and `static/` (a pulse
+page's form starts with `$period`); to add one, add a `Page` below. The scripts share
+`static/client.js`: the token, polling, the API's figures and suppression, and charts.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from functools import cache
 from importlib.resources import files
 from string import Template
 
-from signpost.shared.vocabulary import BROAD_AREA_OF
+from signpost.shared.vocabulary import NeedCode, Sector
 
 TEMPLATES = files("signpost.analytics.dashboard") / "templates"
 
@@ -30,26 +31,29 @@ PAGES: tuple[Page, ...] = (
     Page(
         "",
         "Pulse overview",
-        "Referrals submitted and what became of them: routed to support, unmatched, escalated or awaiting a decision.",
-        "/v1/pulse",
+        "Demand, escalation, waiting, unmet need and coverage for a period, against the period before, "
+        "the referral funnel and trends over time.",
+        "/v1/pulse/summary, /v1/pulse/trend, /v1/pulse/waiting, /v1/pulse/unmet-demand",
     ),
     Page(
         "drill-down",
-        "Drill-down by need",
-        "Demand by census need code within the SEND Code of Practice's four broad areas.",
-        "/v1/pulse",
+        "Drill-down",
+        "One measure broken down by locality, setting, need, level, sector or provision, with filters; "
+        "name a second locality to compare two side by side.",
+        "/v1/pulse/breakdown",
     ),
     Page(
         "what-works",
         "What works",
-        "How often early help could be offered from the Local Offer for the needs referred, and how often not.",
-        "/v1/pulse",
+        "How much needs changed between referral and the end of support, by provision and by sector, "
+        "the outcomes recorded, and why offers were declined.",
+        "/v1/pulse/what-works, /v1/pulse/declines",
     ),
     Page(
         "regional",
         "Regional comparison",
-        "The same counts side by side for several local areas (aggregates only).",
-        "/v1/pulse?tenant=…",
+        "The same measures side by side for every local area analytics hears from (aggregates only).",
+        "/v1/benchmarking",
     ),
     Page(
         "ops",
@@ -58,6 +62,10 @@ PAGES: tuple[Page, ...] = (
         "dead letters, and each service's readiness.",
         "/v1/ops",
     ),
+)
+# Every pulse page's form starts with the period; the API's default is the last 28 days.
+PERIOD_FIELDS = (
+    '<label>From <input type="date" name="from"></label>\n  <label>To <input type="date" name="to"></label>'
 )
 PAGES_BY_SLUG = {page.slug: page for page in PAGES}
 
@@ -85,13 +93,12 @@ def render(page: Page) -> str:
         slug=slug,
         refresh_s=f"{page.refresh_s:g}",
         navigation=navigation,
-        body=_template(f"{slug}.html").substitute(),
+        body=_template(f"{slug}.html").substitute(period=PERIOD_FIELDS),
         # Vocabulary the scripts need, from the one source the services use.
         vocabulary=json.dumps(
             {
-                "broad_area_of": {
-                    code.value: area.value if area else None for code, area in BROAD_AREA_OF.items()
-                }
+                "need_codes": [code.value for code in NeedCode],
+                "sectors": [sector.value for sector in Sector],
             }
         ).replace("<", "\\u003c"),
     )

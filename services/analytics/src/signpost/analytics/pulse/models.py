@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from pydantic import BaseModel, ConfigDict, Field
-from signpost.analytics.pulse.suppression import Figure, Reason
+from signpost.analytics.pulse.suppression import Figure, Notice, Reason
 
 
 class PeriodOut(BaseModel):
@@ -26,6 +26,7 @@ class Scope(BaseModel):
     suppression_threshold: int | None = Field(
         description="Counts below this (and figures derived from them) are withheld; null for admins."
     )
+    suppression: Notice | None = Field(description="Says that suppression applies and why; null for admins.")
 
 
 class MeasureTrend(BaseModel):

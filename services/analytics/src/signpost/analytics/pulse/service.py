@@ -45,6 +45,7 @@ from signpost.analytics.pulse.suppression import (
     count_figure,
     figure,
     hide_counts,
+    notice,
 )
 from signpost.shared.mongo import Database
 from signpost.shared.vocabulary import DeclineReason, NeedCode, Outcome
@@ -87,6 +88,7 @@ class Query:
             "period": _period(self.period),
             "filters": dict(self.filters.chosen()),
             "suppression_threshold": THRESHOLD if self.protect else None,
+            "suppression": notice(protect=self.protect),
         }
 
 

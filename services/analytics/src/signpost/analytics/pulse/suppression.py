@@ -47,6 +47,25 @@ class Figure(BaseModel):
     )
 
 
+class Notice(BaseModel):
+    """What a caller below admin is told once per answer: that suppression applies, and what each reason means."""
+
+    threshold: int = Field(description="Counts below this, and figures derived from them, are withheld.")
+    note: str
+    reasons: dict[Reason, str] = Field(description="What each `reason` on a withheld figure means.")
+
+
+def notice(*, protect: bool) -> Notice | None:
+    if not protect:
+        return None
+    return Notice(
+        threshold=THRESHOLD,
+        note=f"Small numbers are suppressed: counts of 1 to {THRESHOLD - 1} children, and figures that "
+        "would reveal one, are withheld from every role below admin.",
+        reasons=dict(REASON_TEXT),
+    )
+
+
 Hidden = dict[str, Reason]  # count name -> why it is hidden
 
 

@@ -45,7 +45,11 @@ const Signpost = (() => {
       let detail = response.statusText;
       try {
         const body = await response.json();
-        detail = typeof body.detail === "string" ? body.detail : JSON.stringify(body.detail);
+        detail = Array.isArray(body.detail)
+          ? body.detail.map((problem) => `${problem.field}: ${problem.message}`).join("; ")
+          : typeof body.detail === "string"
+            ? body.detail
+            : JSON.stringify(body.detail);
       } catch {
         // not JSON: keep the status text
       }
@@ -70,6 +74,7 @@ const Signpost = (() => {
 
   function start(load, render) {
     takeTokenFromFragment();
+    fillViewForm();
     const refreshMs = Number(document.body.dataset.refreshS) * 1000;
     let timer = null;
 
@@ -89,6 +94,10 @@ const Signpost = (() => {
         if (error.status === 403) {
           say(`This token may not read this page: ${error.message}.`, "error");
           return;
+        }
+        if (error.status === 422) {
+          say(`The API cannot answer this view: ${error.message}. Change the choices above.`, "error");
+          return; // asking again will not help until the choices change
         }
         say(`Could not refresh: ${error.message}. Trying again shortly.`, "error");
       }
@@ -161,7 +170,10 @@ const Signpost = (() => {
         const row = document.createElement("tr");
         cells.forEach((value, index) => {
           const cell = document.createElement("td");
-          cell.textContent = value;
+          const shown = value !== null && typeof value === "object" ? value : { text: value };
+          cell.textContent = shown.text;
+          if (shown.title) cell.title = shown.title;
+          if (shown.suppressed) cell.dataset.suppressed = "true";
           if (numericColumns.includes(index)) cell.className = "num";
           row.append(cell);
         });
@@ -170,16 +182,163 @@ const Signpost = (() => {
     );
   }
 
-  const percent = (part, whole) => (whole ? `${Math.round((100 * part) / whole)}%` : "–");
   const when = (iso) => (iso ? new Date(iso).toLocaleString("en-GB") : "never");
 
-  const OUTCOMES = [
-    ["routed", "Routed to support"],
-    ["unmatched", "Unmatched"],
-    ["escalated_safeguarding", "Escalated: safeguarding"],
-    ["escalated_ehc_assessment", "Escalated: EHC needs assessment"],
-    ["awaiting_decision", "Awaiting decision"],
-  ];
+  // The view a pulse page shows lives in its URL (?from=&to=&locality=…), so it can be shared;
+  // the page's form (#view-form) submits back to the same page.
+  const view = () => new URLSearchParams(location.search);
 
-  return { start, chart, countAxis, text, table, percent, when, vocabulary, OUTCOMES, get };
+  function fillViewForm() {
+    const form = byId("view-form");
+    if (!form) return;
+    for (const [name, value] of view()) {
+      if (form.elements[name]) form.elements[name].value = value;
+    }
+  }
+
+  // The API path with the view's non-empty values of `names`, then `extra`.
+  function path(base, names, extra = {}) {
+    const query = new URLSearchParams();
+    for (const name of names) {
+      const value = view().get(name);
+      if (value) query.set(name, value);
+    }
+    for (const [name, value] of Object.entries(extra)) {
+      if (value !== null && value !== undefined && value !== "") query.set(name, value);
+    }
+    const text = query.toString();
+    return text ? `${base}?${text}` : base;
+  }
+
+  const PERIOD = ["from", "to"];
+  const FILTERS = ["locality", "setting", "need", "sector", "provision"];
+
+  // What each measure is (count, rate or mean), from the API; asked once per page load.
+  let measureKinds = null;
+  async function measures(getter) {
+    measureKinds = measureKinds || (await getter("/v1/pulse/measures"));
+    return measureKinds;
+  }
+
+  // One figure of the pulse API, {value, suppressed, reason}, as a person should read it:
+  // a withheld count is "<5", anything else withheld is "suppressed", never 0.
+  function show(figure, kind = "count", notice = null) {
+    if (!figure) return { text: "–" };
+    if (figure.suppressed) {
+      // Every answer with a withheld figure carries the notice: the threshold and each reason's meaning.
+      return {
+        text: figure.reason === "small_number" && notice ? `<${notice.threshold}` : "suppressed",
+        title: notice ? `Suppressed: ${notice.reasons[figure.reason]}` : `Suppressed (${figure.reason})`,
+        suppressed: true,
+      };
+    }
+    if (figure.value === null) return { text: "–", title: "Not defined (nothing to compute it over)" };
+    if (kind === "rate") return { text: `${(figure.value * 100).toFixed(1)}%` };
+    if (kind === "mean") return { text: figure.value.toFixed(1) };
+    return { text: String(Math.round(figure.value)) };
+  }
+
+  // A change on the previous period, signed.
+  function showChange(figure, kind, told) {
+    const shown = show(figure, kind, told);
+    return figure && !figure.suppressed && figure.value > 0 ? { ...shown, text: `+${shown.text}` } : shown;
+  }
+
+  // The API's note that small numbers are withheld, with what each reason means.
+  function notice(answer) {
+    const box = byId("suppression");
+    const told = answer.suppression;
+    box.hidden = !told;
+    if (!told) return;
+    box.querySelector(".note").textContent = told.note;
+    box.querySelector("dl").replaceChildren(
+      ...Object.entries(told.reasons).flatMap(([reason, meaning]) => {
+        const term = document.createElement("dt");
+        term.textContent = reason === "small_number" ? `<${told.threshold}` : `suppressed (${reason.replaceAll("_", " ")})`;
+        const description = document.createElement("dd");
+        description.textContent = meaning;
+        return [term, description];
+      }),
+    );
+  }
+
+  function wrap(label, width = 18) {
+    const lines = [];
+    for (const word of String(label).split(" ")) {
+      const last = lines.length - 1;
+      if (last >= 0 && (lines[last] + " " + word).length <= width) lines[last] += ` ${word}`;
+      else lines.push(word);
+    }
+    return lines.join("<br>");
+  }
+
+  // Bars of pulse figures: one trace per series, withheld values drawn as no bar with a
+  // "<5" or "suppressed" label where the bar would be, never as 0.
+  function bars(id, categories, series, { kind = "count", notice: told = null, title = "", layout = {} } = {}) {
+    const width = 0.8 / series.length;
+    const annotations = [];
+    const traces = series.map(({ name, figures }, index) => {
+      const shown = figures.map((figure) => show(figure, kind, told));
+      figures.forEach((figure, at) => {
+        if (figure && figure.suppressed) {
+          annotations.push({
+            x: at + (index - (series.length - 1) / 2) * width,
+            y: 0,
+            yanchor: "bottom",
+            text: shown[at].text,
+            hovertext: shown[at].title,
+            showarrow: false,
+            font: { color: "#505a5f" },
+          });
+        }
+      });
+      return {
+        type: "bar",
+        name,
+        x: categories,
+        y: figures.map((figure) => (figure && !figure.suppressed ? figure.value : null)),
+        text: shown.map((one) => (one.suppressed ? "" : one.text)),
+        textposition: "outside",
+        cliponaxis: false,
+        hovertemplate: `%{x}: %{text}<extra>${name}</extra>`, // withheld values have no bar to hover
+      };
+    });
+    const values = traces.flatMap((trace) => trace.y);
+    chart(id, traces, {
+      barmode: "group",
+      showlegend: series.length > 1,
+      legend: { orientation: "h", x: 0, y: 1.02, yanchor: "bottom" },
+      margin: { t: series.length > 1 ? 40 : 16, r: 16, b: 40, l: 56 },
+      annotations,
+      // Long names (provisions) wrap under their bar rather than slant across their neighbours.
+      xaxis: { type: "category", tickvals: categories, ticktext: categories.map(wrap) },
+      yaxis:
+        kind === "count"
+          ? countAxis(values, title)
+          : { rangemode: "tozero", title: { text: title }, tickformat: kind === "rate" ? ".0%" : "" },
+      ...layout,
+    });
+  }
+
+  return {
+    start,
+    get,
+    vocabulary,
+    // what a page shows
+    text,
+    table,
+    when,
+    chart,
+    countAxis,
+    bars,
+    // the pulse API's views, figures and suppression
+    view,
+    path,
+    PERIOD,
+    FILTERS,
+    measures,
+    show,
+    showChange,
+    notice,
+  };
 })();

@@ -1,44 +1,95 @@
 "use strict";
-// Drill-down by need: GET /v1/pulse's need-code counts within the Code of Practice's broad areas.
-const AREA_NAMES = {
-  communication_and_interaction: "Communication and interaction",
-  cognition_and_learning: "Cognition and learning",
-  social_emotional_mental_health: "Social, emotional and mental health",
-  sensory_and_physical: "Sensory and/or physical",
-  null: "No broad area (OTH, NSA)",
-};
+// Drill-down: GET /v1/pulse/breakdown for the measure, group-by and filters in the URL; with
+// `compare`, the same breakdown for a second locality, side by side.
+const { view, path, PERIOD, FILTERS, vocabulary } = Signpost;
+const form = document.getElementById("view-form");
+const options = (select, values) =>
+  select.append(...values.map((value) => Object.assign(document.createElement("option"), { value, textContent: value })));
+options(form.elements.need, vocabulary.need_codes);
+options(form.elements.sector, vocabulary.sectors);
+
+function chosen() {
+  const locality = view().get("locality");
+  const compare = locality ? view().get("compare") : null;
+  return {
+    measure: view().get("measure") || "submitted",
+    groupBy: view().get("group_by") || (locality ? "need" : "locality"),
+    localities: compare ? [locality, compare] : [locality],
+  };
+}
 
 Signpost.start(
-  (get) => get("/v1/pulse"),
-  (pulse) => {
-    const areaOf = Signpost.vocabulary.broad_area_of;
-    const rows = Object.entries(pulse.by_need_code)
-      .map(([code, count]) => ({ code, count, area: AREA_NAMES[String(areaOf[code] ?? null)] }))
-      .sort((a, b) => a.area.localeCompare(b.area) || b.count - a.count);
-    const areas = [...new Set(rows.map((row) => row.area))];
-    // One trace per need code, stacked within its broad area's bar.
-    Signpost.chart(
-      "areas-chart",
-      rows.map((row) => ({
-        type: "bar",
-        name: row.code,
-        x: [row.area],
-        y: [row.count],
-        hovertemplate: `${row.code}: %{y}<extra></extra>`,
-      })),
-      {
-        barmode: "stack",
-        xaxis: { categoryorder: "array", categoryarray: areas },
-        yaxis: Signpost.countAxis(
-          areas.map((area) => rows.filter((row) => row.area === area).reduce((sum, row) => sum + row.count, 0)),
-          "need mentions",
-        ),
-      },
+  async (get) => {
+    const { measure, groupBy, localities } = chosen();
+    const others = FILTERS.filter((name) => name !== "locality");
+    const [measures, known, ...answers] = await Promise.all([
+      Signpost.measures(get),
+      get(path("/v1/pulse/breakdown", PERIOD, { measure: "submitted", group_by: "locality" })),
+      ...localities.map((locality) =>
+        get(path("/v1/pulse/breakdown", [...PERIOD, ...others], { measure, group_by: groupBy, locality })),
+      ),
+    ]);
+    return { measures, known, answers };
+  },
+  ({ measures, known, answers }) => {
+    const { show, table } = Signpost;
+    if (!form.elements.measure.options.length) {
+      options(form.elements.measure, Object.keys(measures));
+      form.elements.measure.value = answers[0].measure;
+    }
+    document.getElementById("localities").replaceChildren(
+      ...known.rows.map((row) => Object.assign(document.createElement("option"), { value: row.group })),
     );
-    Signpost.table(
-      "needs-table",
-      rows.map((row) => [row.area, row.code, row.count, Signpost.percent(row.count, pulse.submitted)]),
-      [2, 3],
+    const first = answers[0];
+    const told = first.suppression;
+    const kind = measures[first.measure].kind;
+    Signpost.notice(first);
+    const name = (answer) => answer.filters.locality || "All localities";
+    const filters = Object.entries(first.filters).map(([k, v]) => `${k} ${v}`).join(", ");
+    Signpost.text(
+      "described",
+      `${first.description} ${first.period.from} to ${first.period.to}${filters ? `, ${filters}` : ""}` +
+        (answers.length > 1 ? `, against locality ${answers[1].filters.locality}` : "") +
+        (first.partition ? ". Each referral falls in one group, so the groups add up to the total." : ".") +
+        (view().get("compare") && !view().get("locality") ? " To compare two localities, choose the first one too." : ""),
+    );
+    Signpost.text("breakdown-caption", `${first.measure.replaceAll("_", " ")} by ${first.group_by}`);
+
+    // Every group any answer has, in order, with its display name.
+    const groups = new Map();
+    for (const answer of answers) for (const row of answer.rows) groups.set(row.group, row.label);
+    // A group missing from one locality's answer had no referrals there: a count of 0, a rate undefined.
+    const none = { value: { value: kind === "count" ? 0 : null }, base: { value: 0 } };
+    const rowOf = (answer, group) => answer.rows.find((row) => row.group === group) ?? none;
+    Signpost.bars(
+      "breakdown-chart",
+      [...groups.values()],
+      answers.map((answer) => ({
+        name: name(answer),
+        figures: [...groups.keys()].map((group) => rowOf(answer, group).value),
+      })),
+      { kind, notice: told, title: first.measure.replaceAll("_", " ") },
+    );
+
+    const withBase = kind !== "count";
+    document.getElementById("breakdown-head").replaceChildren(
+      ...[first.group_by, ...answers.flatMap((answer) => (withBase ? [name(answer), "over"] : [name(answer)]))].map(
+        (heading, index) =>
+          Object.assign(document.createElement("th"), { scope: "col", textContent: heading, className: index ? "num" : "" }),
+      ),
+    );
+    const cells = (row) => {
+      const value = show(row.value, kind, told);
+      return withBase ? [value, show(row.base, "count", told)] : [value];
+    };
+    const columns = answers.flatMap((_, index) => (withBase ? [1 + 2 * index, 2 + 2 * index] : [1 + index]));
+    table(
+      "breakdown-table",
+      [
+        ...[...groups].map(([group, label]) => [label, ...answers.flatMap((answer) => cells(rowOf(answer, group)))]),
+        ["Total", ...answers.flatMap((answer) => cells(answer.total))],
+      ],
+      columns,
     );
   },
 );

@@ -1,31 +1,136 @@
 "use strict";
-// Pulse overview: counts from GET /v1/pulse.
+// Pulse overview: the summary of a period against the previous one, the funnel, trends,
+// waiting and unmet need, all as the pulse API answers them.
+const FUNNEL = [
+  ["submitted", "Submitted"],
+  ["routed", "Routed"],
+  ["accepted", "Accepted"],
+  ["started", "Started"],
+  ["completed", "Completed"],
+  ["declined", "Declined"],
+  ["unmatched", "Unmatched"],
+  ["withdrawn", "Withdrawn"],
+  ["escalated_safeguarding", "Safeguarding"],
+  ["escalated_ehc_assessment", "EHC request"],
+];
+const TRENDS = [
+  ["submitted", "Submitted"],
+  ["escalated", "Escalated"],
+  ["unmatched", "Unmatched"],
+];
+
+// Days for a short period, weeks up to half a year, months beyond.
+function interval(period) {
+  const days = (Date.parse(period.to) - Date.parse(period.from)) / 86_400_000 + 1;
+  return days <= 14 ? "day" : days <= 190 ? "week" : "month";
+}
+
 Signpost.start(
-  (get) => get("/v1/pulse"),
-  (pulse) => {
-    const outcomes = pulse.by_outcome;
-    Signpost.text("submitted", pulse.submitted);
-    Signpost.text("routed", outcomes.routed);
-    Signpost.text("escalated", outcomes.escalated_safeguarding + outcomes.escalated_ehc_assessment);
-    Signpost.text("awaiting", outcomes.awaiting_decision);
-    const counts = Signpost.OUTCOMES.map(([key]) => outcomes[key]);
-    Signpost.chart(
-      "outcomes-chart",
-      [
-        {
-          type: "bar",
-          x: Signpost.OUTCOMES.map(([, label]) => label),
-          y: counts,
-          hovertemplate: "%{x}: %{y}<extra></extra>",
-        },
-      ],
-      { yaxis: Signpost.countAxis(counts, "referrals") },
+  async (get) => {
+    const { path, PERIOD } = Signpost;
+    const [measures, summary, waiting, unmet] = await Promise.all([
+      Signpost.measures(get),
+      get(path("/v1/pulse/summary", PERIOD)),
+      get(path("/v1/pulse/waiting", PERIOD)),
+      get(path("/v1/pulse/unmet-demand", PERIOD)),
+    ]);
+    const every = interval(summary.period);
+    const trends = await Promise.all(
+      TRENDS.map(([measure]) => get(path("/v1/pulse/trend", PERIOD, { measure, interval: every }))),
     );
-    const needs = Object.entries(pulse.by_need_code).sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
-    Signpost.chart(
-      "needs-chart",
-      [{ type: "bar", x: needs.map(([code]) => code), y: needs.map(([, count]) => count), marker: { color: "#00703c" } }],
-      { xaxis: { type: "category" }, yaxis: Signpost.countAxis(needs.map(([, count]) => count), "referrals") },
+    return { measures, summary, waiting, unmet, trends };
+  },
+  ({ measures, summary, waiting, unmet, trends }) => {
+    const { show, showChange, table, bars } = Signpost;
+    const told = summary.suppression;
+    Signpost.notice(summary);
+    const byName = Object.fromEntries(summary.measures.map((m) => [m.measure, m]));
+    const kind = (name) => measures[name].kind;
+    Signpost.text(
+      "period",
+      `${summary.period.from} to ${summary.period.to}, against ${summary.previous_period.from} to ${summary.previous_period.to}.`,
+    );
+
+    for (const card of document.querySelectorAll("[data-measure]")) {
+      const m = byName[card.dataset.measure];
+      const value = show(m.current, kind(m.measure), told);
+      card.querySelector(".value").textContent = value.text;
+      card.querySelector(".value").title = value.title || "";
+      card.querySelector(".change").textContent =
+        `${showChange(m.change, kind(m.measure), told).text} on the previous period (${show(m.previous, kind(m.measure), told).text})`;
+    }
+    const coverage = summary.coverage;
+    const card = document.getElementById("coverage");
+    card.querySelector(".value").textContent = coverage ? show(coverage.share, "rate").text : "–";
+    card.querySelector(".change").textContent = coverage
+      ? `${coverage.referring_settings} of ${coverage.registered_settings} settings; ${coverage.unregistered_referring} referring settings not in the register`
+      : "coverage is for the whole area or one locality";
+
+    bars(
+      "funnel-chart",
+      FUNNEL.map(([, label]) => label),
+      [
+        { name: "This period", figures: FUNNEL.map(([name]) => byName[name].current) },
+        { name: "Previous period", figures: FUNNEL.map(([name]) => byName[name].previous) },
+      ],
+      { notice: told, title: "referrals" },
+    );
+    bars(
+      "trend-chart",
+      trends[0].points.map((point) => point.period.from),
+      trends.map((trend, index) => ({ name: TRENDS[index][1], figures: trend.points.map((point) => point.value) })),
+      { notice: told, title: `referrals per ${trends[0].interval}` },
+    );
+    bars(
+      "waiting-chart",
+      waiting.rows.map((row) => row.label),
+      [
+        { name: "Days to acceptance", figures: waiting.rows.map((row) => row.days_to_accept) },
+        { name: "Days to start", figures: waiting.rows.map((row) => row.days_to_start) },
+      ],
+      { kind: "mean", notice: told, title: "mean days" },
+    );
+    bars(
+      "unmet-chart",
+      unmet.needs.map((need) => need.need),
+      [{ name: "Unmatched", figures: unmet.needs.map((need) => need.unmatched) }],
+      { notice: told, title: "referrals" },
+    );
+
+    table(
+      "measures-table",
+      summary.measures.map((m) => [
+        m.measure.replaceAll("_", " "),
+        show(m.current, kind(m.measure), told),
+        show(m.previous, kind(m.measure), told),
+        showChange(m.change, kind(m.measure), told),
+        m.description,
+      ]),
+      [1, 2, 3],
+    );
+    table(
+      "waiting-table",
+      waiting.rows.map((row) => [
+        row.label,
+        show(row.accepted, "count", told),
+        show(row.days_to_accept, "mean", told),
+        show(row.started, "count", told),
+        show(row.days_to_start, "mean", told),
+        row.advertised_waiting_weeks ?? "–",
+      ]),
+      [1, 2, 3, 4, 5],
+    );
+    table(
+      "unmet-table",
+      unmet.needs.map((need) => [
+        need.need,
+        show(need.unmatched, "count", told),
+        show(need.submitted, "count", told),
+        Object.entries(need.by_locality)
+          .map(([locality, figure]) => `${locality}: ${show(figure, "count", told).text}`)
+          .join(", ") || "–",
+      ]),
+      [1, 2],
     );
   },
 );

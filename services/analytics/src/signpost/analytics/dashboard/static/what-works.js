@@ -1,25 +1,74 @@
 "use strict";
-// What works: of the referrals routing has decided, how many could be offered early help
-// from the Local Offer (GET /v1/pulse's outcomes).
+// What works: needs-profile change and outcomes on completion by provision and by sector
+// (GET /v1/pulse/what-works), and why offers were declined (GET /v1/pulse/declines).
+const words = (code) => code.replaceAll("_", " ");
+
 Signpost.start(
-  (get) => get("/v1/pulse"),
-  (pulse) => {
-    const o = pulse.by_outcome;
-    const escalated = o.escalated_safeguarding + o.escalated_ehc_assessment;
-    const decided = o.routed + o.unmatched + escalated;
-    Signpost.text("offered-share", Signpost.percent(o.routed, decided));
-    Signpost.text("unmatched-share", Signpost.percent(o.unmatched, decided));
-    Signpost.text("escalated-share", Signpost.percent(escalated, decided));
-    const decisions = Signpost.OUTCOMES.filter(([key]) => key !== "awaiting_decision");
-    Signpost.chart("decisions-chart", [
-      {
-        type: "pie",
-        hole: 0.45,
-        sort: false,
-        labels: decisions.map(([, label]) => label),
-        values: decisions.map(([key]) => o[key]),
-        textinfo: "label+value",
-      },
+  async (get) => {
+    const { path, PERIOD } = Signpost;
+    const [provisions, sectors, declines] = await Promise.all([
+      get(path("/v1/pulse/what-works", PERIOD, { group_by: "provision" })),
+      get(path("/v1/pulse/what-works", PERIOD, { group_by: "sector" })),
+      get(path("/v1/pulse/declines", PERIOD)),
     ]);
+    return { provisions, sectors, declines };
+  },
+  ({ provisions, sectors, declines }) => {
+    const { show, bars, table } = Signpost;
+    const told = provisions.suppression;
+    Signpost.notice(provisions);
+    for (const [id, answer] of [["provision-chart", provisions], ["sector-chart", sectors]]) {
+      bars(
+        id,
+        answer.rows.map((row) => row.label),
+        [{ name: "Mean fall in need score", figures: answer.rows.map((row) => row.needs_change) }],
+        { kind: "mean", notice: told, title: "score points" },
+      );
+    }
+    // One series per outcome or reason any row has; a row without it had none.
+    const parts = (rows, key) => [...new Set(rows.flatMap((row) => Object.keys(row[key])))];
+    const outcomes = parts(provisions.rows, "outcomes");
+    bars(
+      "outcomes-chart",
+      provisions.rows.map((row) => row.label),
+      outcomes.map((outcome) => ({
+        name: words(outcome),
+        figures: provisions.rows.map((row) => row.outcomes[outcome] ?? { value: 0 }),
+      })),
+      { notice: told, title: "completions" },
+    );
+    const reasons = parts(declines.rows, "by_reason");
+    bars(
+      "declines-chart",
+      declines.rows.map((row) => row.label),
+      reasons.map((reason) => ({
+        name: words(reason),
+        figures: declines.rows.map((row) => row.by_reason[reason] ?? { value: 0 }),
+      })),
+      { notice: told, title: "declined offers" },
+    );
+    const listed = (figures) =>
+      Object.entries(figures)
+        .map(([code, figure]) => `${words(code)}: ${show(figure, "count", told).text}`)
+        .join(", ") || "–";
+    table(
+      "works-table",
+      [provisions, sectors].flatMap((answer) =>
+        answer.rows.map((row) => [
+          answer.group_by,
+          row.label,
+          show(row.completed, "count", told),
+          show(row.rescored, "count", told),
+          show(row.needs_change, "mean", told),
+          listed(row.outcomes),
+        ]),
+      ),
+      [2, 3, 4],
+    );
+    table(
+      "declines-table",
+      declines.rows.map((row) => [row.label, show(row.declined, "count", told), listed(row.by_reason)]),
+      [1],
+    );
   },
 );
