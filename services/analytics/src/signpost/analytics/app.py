@@ -26,6 +26,7 @@ async def _prepare(runtime: Runtime) -> None:
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime.build(settings or get_settings(), "analytics")
     runtime.background.append(lambda: run_projection_consumer(runtime))
+    runtime.consumes_events = True  # its own batch consumer, in the analytics group: /metrics reports its lag
     sampler = OpsSampler(runtime.settings)
     runtime.background.append(sampler.run)
     app = create_service_app(

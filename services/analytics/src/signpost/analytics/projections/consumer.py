@@ -14,6 +14,7 @@ it never stalls its partition; a message that is not an event is dead-lettered.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
 
@@ -97,11 +98,13 @@ async def run_projection_consumer(runtime: Runtime) -> None:
             if not fetched:
                 continue
             events, invalid = decode(record for records in fetched.values() for record in records)
+            started = time.perf_counter()
             try:
                 await _fold_or_isolate(runtime, events)
                 for record, reason in invalid:
                     await _dead_letter(runtime, record, kind=NOT_AN_EVENT, error=reason)
             except Exception as exc:
+                _observe(runtime, events, seconds=time.perf_counter() - started, failed=True)
                 attempt += 1
                 delay = backoff_delay(
                     attempt,
@@ -121,6 +124,7 @@ async def run_projection_consumer(runtime: Runtime) -> None:
                         consumer.seek(partition, records[0].offset)
                 continue
             attempt = 0
+            _observe(runtime, events, seconds=time.perf_counter() - started, failed=False)
             try:
                 await consumer.commit(
                     {partition: records[-1].offset + 1 for partition, records in fetched.items()}
@@ -163,3 +167,11 @@ async def _dead_letter(
         error=error,
         attempts=attempts,
     )
+
+
+def _observe(runtime: Runtime, events: Sequence[Decoded], *, seconds: float, failed: bool) -> None:
+    """Handler timings for /metrics: a batch is one fold, so each event is given an equal share of it."""
+    for _, envelope in events:
+        runtime.metrics.observe_handler(
+            event_type=envelope.type, seconds=seconds / len(events), failed=failed
+        )
