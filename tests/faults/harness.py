@@ -29,7 +29,9 @@ class AnalyticsCounts:
 
 async def analytics_counts(http: httpx.AsyncClient, cluster: LocalCluster) -> AnalyticsCounts:
     """The one place that reads analytics' counts (adapt here when the pulse API changes)."""
-    admin = {"authorization": f"Bearer {cluster.token(Role.ADMIN, 'la-digital')}"}  # exact counts, unsuppressed
+    admin = {
+        "authorization": f"Bearer {cluster.token(Role.ADMIN, 'la-digital')}"
+    }  # exact counts, unsuppressed
     pulse = (await http.get(cluster.url("analytics", "/v1/pulse"), headers=admin)).raise_for_status().json()
     outcomes = pulse["by_outcome"]
     return AnalyticsCounts(

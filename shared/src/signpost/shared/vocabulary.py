@@ -17,19 +17,37 @@ class BroadArea(StrEnum):
 class NeedCode(StrEnum):
     """School census primary/secondary SEN need types."""
 
-    SPLD = "SPLD"  # specific learning difficulty
-    MLD = "MLD"  # moderate learning difficulty
-    SLD = "SLD"  # severe learning difficulty
-    PMLD = "PMLD"  # profound and multiple learning difficulty
-    SEMH = "SEMH"  # social, emotional and mental health
-    SLCN = "SLCN"  # speech, language and communication needs
-    HI = "HI"  # hearing impairment
-    VI = "VI"  # visual impairment
-    MSI = "MSI"  # multi-sensory impairment
-    PD = "PD"  # physical disability
-    ASD = "ASD"  # autistic spectrum disorder
-    OTH = "OTH"  # other difficulty or disability
-    NSA = "NSA"  # SEN support but no specialist assessment of type of need
+    SPLD = "SPLD"
+    MLD = "MLD"
+    SLD = "SLD"
+    PMLD = "PMLD"
+    SEMH = "SEMH"
+    SLCN = "SLCN"
+    HI = "HI"
+    VI = "VI"
+    MSI = "MSI"
+    PD = "PD"
+    ASD = "ASD"
+    OTH = "OTH"
+    NSA = "NSA"
+
+
+# Each code's name as the school census gives it (feeds and pages show these).
+NEED_NAMES: dict[NeedCode, str] = {
+    NeedCode.SPLD: "Specific learning difficulty",
+    NeedCode.MLD: "Moderate learning difficulty",
+    NeedCode.SLD: "Severe learning difficulty",
+    NeedCode.PMLD: "Profound and multiple learning difficulty",
+    NeedCode.SEMH: "Social, emotional and mental health",
+    NeedCode.SLCN: "Speech, language and communication needs",
+    NeedCode.HI: "Hearing impairment",
+    NeedCode.VI: "Visual impairment",
+    NeedCode.MSI: "Multi-sensory impairment",
+    NeedCode.PD: "Physical disability",
+    NeedCode.ASD: "Autistic spectrum disorder",
+    NeedCode.OTH: "Other difficulty or disability",
+    NeedCode.NSA: "SEN support but no specialist assessment of type of need",
+}
 
 
 # Which broad area each census code sits in; OTH and NSA imply none.

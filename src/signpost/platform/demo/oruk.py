@@ -12,25 +12,10 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
+from signpost.shared.vocabulary import NEED_NAMES, BroadArea, LevelOfNeed, Sector
 
 from signpost.platform.demo.area import DemoProvision, LocalArea
 
-NEED_NAMES: dict[NeedCode, str] = {
-    NeedCode.SPLD: "Specific learning difficulty",
-    NeedCode.MLD: "Moderate learning difficulty",
-    NeedCode.SLD: "Severe learning difficulty",
-    NeedCode.PMLD: "Profound and multiple learning difficulty",
-    NeedCode.SEMH: "Social, emotional and mental health",
-    NeedCode.SLCN: "Speech, language and communication needs",
-    NeedCode.HI: "Hearing impairment",
-    NeedCode.VI: "Visual impairment",
-    NeedCode.MSI: "Multi-sensory impairment",
-    NeedCode.PD: "Physical disability",
-    NeedCode.ASD: "Autistic spectrum disorder",
-    NeedCode.OTH: "Other difficulty or disability",
-    NeedCode.NSA: "SEN support but no specialist assessment of type of need",
-}
 TAXONOMY_NEEDS = "SEND type of need (school census)"
 TAXONOMY_AREAS = "SEND Code of Practice broad area of need"
 TAXONOMY_SECTOR = "Sector"

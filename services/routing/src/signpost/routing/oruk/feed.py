@@ -15,26 +15,10 @@ from typing import Any
 from signpost.routing.catalogue.models import WHOLE_AREA, DeliveryMode, Provision
 from signpost.routing.oruk.mapping import whole_area_name
 from signpost.routing.oruk.models import Organisation, OrukDetails, TaxonomyTerm, feed_id
-from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
+from signpost.shared.vocabulary import NEED_NAMES, BroadArea, LevelOfNeed, Sector
 
 ORUK_VERSION = "3.0"
 PROFILE_URL = "https://openreferral.org/uk-profile"
-
-_NEED_NAMES = {
-    NeedCode.SPLD: "Specific learning difficulty",
-    NeedCode.MLD: "Moderate learning difficulty",
-    NeedCode.SLD: "Severe learning difficulty",
-    NeedCode.PMLD: "Profound and multiple learning difficulty",
-    NeedCode.SEMH: "Social, emotional and mental health",
-    NeedCode.SLCN: "Speech, language and communication needs",
-    NeedCode.HI: "Hearing impairment",
-    NeedCode.VI: "Visual impairment",
-    NeedCode.MSI: "Multi-sensory impairment",
-    NeedCode.PD: "Physical disability",
-    NeedCode.ASD: "Autistic spectrum disorder",
-    NeedCode.OTH: "Other difficulty or disability",
-    NeedCode.NSA: "SEN support but no specialist assessment of type of need",
-}
 
 
 def _named(values: Iterable[StrEnum]) -> list[tuple[str, str]]:
@@ -44,7 +28,7 @@ def _named(values: Iterable[StrEnum]) -> list[tuple[str, str]]:
 def _signpost_terms() -> dict[str, tuple[str, str, str, str]]:
     """feed id -> (taxonomy, code, name, provision field) for every term of Signpost's own vocabulary."""
     kinds: list[tuple[str, str, list[tuple[str, str]]]] = [
-        ("need_codes", "SEND need code (school census)", [(c.value, n) for c, n in _NEED_NAMES.items()]),
+        ("need_codes", "SEND need code (school census)", [(c.value, n) for c, n in NEED_NAMES.items()]),
         ("broad_areas", "SEND broad area of need", _named(BroadArea)),
         ("sector", "Sector", _named(Sector)),
         ("levels_of_need", "Level of need", _named(LevelOfNeed)),
