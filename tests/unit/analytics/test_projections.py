@@ -1,63 +1,94 @@
-"""The pure fold: facts from events, cells from facts, in any order, each event once."""
+"""The pure fold and the index: facts from events, sums from facts, in any order, each event once."""
 
 from __future__ import annotations
 
 import random
 from datetime import date, timedelta
+from typing import get_args
 
-from signpost.analytics.projections.cells import (
-    TOTALS,
-    Cells,
-    accumulate,
-    bucket_id,
-    changes,
-    contributions,
-    escape_key,
-    rereferrals,
-    unescape_key,
-    with_months,
-)
+from signpost.analytics.projections.counters import Counters, measures, rereferrals
 from signpost.analytics.projections.facts import apply_event, fact_id
+from signpost.analytics.projections.index import DIMENSIONS, Days, FactIndex, Slice
 from signpost.analytics.pulse.reader import Period
-from signpost.shared.events import Envelope, EventData
+from signpost.shared.events import Envelope, EventData, ReferralRoutedV1
 from signpost.shared.mongo import Document
+from signpost.shared.vocabulary import Sector
 
-from tests.analytics_events import T0, TENANT, lifecycle
+from tests.analytics_events import T0, TENANT, Path, lifecycle
 
-DAY, MONTH = T0.date().isoformat(), T0.strftime("%Y-%m")
+MARCH: Days = (date(2026, 3, 1), date(2026, 3, 31))
 
 
-def fold(events: list[Envelope[EventData]]) -> tuple[dict[str, Document], Cells]:
-    """An in-memory stand-in for the MongoDB fold: facts and buckets in dicts."""
+def fold(events: list[Envelope[EventData]]) -> dict[str, Document]:
+    """An in-memory stand-in for the MongoDB fold: the facts, each with its write count."""
     facts: dict[str, Document] = {}
-    buckets: Cells = {}
     for envelope in events:
         key = fact_id(envelope.tenant, envelope.data.referral_id)  # type: ignore[attr-defined]
         after = apply_event(facts.get(key), envelope)
         if after is not None:
-            accumulate(buckets, with_months(changes(facts.get(key), after)))
-            facts[key] = after
-    return facts, {bucket: cells for bucket, cells in buckets.items()}
+            facts[key] = {**after, "version": facts.get(key, {}).get("version", 0) + 1}
+    return facts
 
 
-def nonzero(buckets: Cells) -> Cells:
-    return {
-        bucket: {
-            cell: kept for cell, values in cells.items() if (kept := {k: v for k, v in values.items() if v})
+def indexed(facts: dict[str, Document]) -> FactIndex:
+    index = FactIndex()
+    for fact in facts.values():
+        index.upsert(fact)
+    return index
+
+
+def reference(
+    facts: dict[str, Document], *, tenant: str, days: Days | None, where: list[Slice], group_by: str | None
+) -> dict[str, Counters]:
+    """The index's answer worked out the slow, obvious way: `measures` per fact, summed per group."""
+    found: dict[str, Counters] = {}
+    for fact in facts.values():
+        submitted = fact["submitted"]
+        if fact["tenant"] != tenant or submitted is None:
+            continue
+        if days is not None and not days[0] <= submitted["at"].date() <= days[1]:
+            continue
+        dimensions = {d for d, _ in where} | ({group_by} if group_by else set())
+        offers = fact["offers"]
+        # Offer dimensions count a referral through the offers they name, once per sector or provision.
+        views: list[tuple[dict[str, list[str]], dict[str, Document]]] = []
+        base = {
+            "locality": [submitted["locality"]],
+            "setting": [submitted["setting"]],
+            "level": [submitted["level"]],
+            "need": list(set(submitted["needs"])),
+            "area": list(set(submitted["areas"])),
         }
-        for bucket, cells in buckets.items()
-    }
+        if "provision" in dimensions:
+            views = [
+                ({**base, "provision": [p], "sector": [o["sector"]] if "sector" in o else []}, {p: o})
+                for p, o in offers.items()
+            ]
+        elif "sector" in dimensions:
+            sectors = sorted({o["sector"] for o in offers.values() if "sector" in o})
+            views = [
+                ({**base, "sector": [s]}, {p: o for p, o in offers.items() if o.get("sector") == s})
+                for s in sectors
+            ]
+        else:
+            views = [(base, offers)]
+        for values, chosen in views:
+            if not all(value in values.get(dimension, []) for dimension, value in where):
+                continue
+            for group in values.get(group_by, []) if group_by else ["total"]:
+                into = found.setdefault(group, {})
+                for name, value in measures(fact, chosen).items():
+                    into[name] = into.get(name, 0) + value
+    return {group: {k: v for k, v in counters.items() if v} for group, counters in found.items()}
 
 
-def totals(
-    buckets: Cells, grain: str = "m", period: str = MONTH, where: tuple[str, str] = ("all", "")
-) -> dict[str, int]:
-    return buckets.get(bucket_id(TENANT, grain, period, *where), {}).get(TOTALS, {})
+def total(index: FactIndex, days: Days | None = MARCH, where: list[Slice] | None = None) -> Counters:
+    return index.totals(tenant=TENANT, periods=[days], where=where or [])[0]
 
 
 def test_a_completed_referral_counts_every_stage_and_its_timings() -> None:
-    _, buckets = fold(lifecycle("r1", "completed", information=True))
-    assert totals(buckets) == {
+    index = indexed(fold(lifecycle("r1", "completed", information=True)))
+    assert total(index) == {
         "submitted": 1,
         "routed": 1,
         "route_minutes": 1440,
@@ -74,34 +105,41 @@ def test_a_completed_referral_counts_every_stage_and_its_timings() -> None:
         "needs_change_sum": 3,
         "needs_change_n": 1,
     }
-    assert totals(buckets, "d", DAY) == totals(buckets)
+    assert total(index, (T0.date(), T0.date())) == total(index) == total(index, None)
+    assert total(index, (T0.date() + timedelta(days=1), date(2026, 3, 31))) == {}
 
 
 def test_breakdowns_by_offer_dimensions_count_only_that_offer() -> None:
-    _, buckets = fold(lifecycle("r1", "declined", provision="ot-clinic") + lifecycle("r2", "accepted"))
-    everything = buckets[bucket_id(TENANT, "m", MONTH, "all", "")]
-    assert everything[("provision", "ot-clinic")] == {
+    index = indexed(fold(lifecycle("r1", "declined", provision="ot-clinic") + lifecycle("r2", "accepted")))
+    by_provision = index.breakdown(tenant=TENANT, days=MARCH, where=[], group_by="provision")
+    assert by_provision["ot-clinic"] == {
         "submitted": 1, "routed": 1, "route_minutes": 1440, "route_n": 1, "declined": 1, "decline_no_capacity": 1,
     }  # fmt: skip
-    assert everything[("provision", "speech-therapy")]["accepted"] == 1
-    assert everything[("sector", "health")]["submitted"] == 2
-    assert everything[TOTALS]["declined"] == 1 and everything[TOTALS]["accepted"] == 1
-    need = buckets[bucket_id(TENANT, "m", MONTH, "need", "SLCN")]
-    assert need[("provision", "ot-clinic")]["declined"] == 1 and need[("sector", "health")]["submitted"] == 2
+    assert by_provision["speech-therapy"]["accepted"] == 1
+    assert index.breakdown(tenant=TENANT, days=MARCH, where=[], group_by="sector")["health"]["submitted"] == 2
+    assert total(index)["declined"] == 1 and total(index)["accepted"] == 1
+    slcn = [("need", "SLCN")]
+    assert total(index, where=[*slcn, ("provision", "ot-clinic")])["declined"] == 1
+    assert total(index, where=[*slcn, ("sector", "health")])["submitted"] == 2
+    assert total(index, where=[("provision", "nowhere")]) == {}
 
 
 def test_escalation_unmatched_and_withdrawal_are_counted_by_reason() -> None:
-    _, buckets = fold(
-        lifecycle("r1", "escalated")
-        + lifecycle("r2", "unmatched", needs=("PMLD",), locality="Brent")
-        + lifecycle("r3", "withdrawn")
+    index = indexed(
+        fold(
+            lifecycle("r1", "escalated")
+            + lifecycle("r2", "unmatched", needs=("PMLD",), locality="Brent")
+            + lifecycle("r3", "withdrawn")
+        )
     )
-    counted = totals(buckets)
+    counted = total(index)
     assert (counted["escalated"], counted["escalated_safeguarding"], counted["unmatched"], counted["withdrawn"]) == (
         1, 1, 1, 1,
     )  # fmt: skip
-    need = buckets[bucket_id(TENANT, "m", MONTH, "need", "PMLD")]
-    assert need[("locality", "Brent")]["unmatched"] == 1
+    by_locality = index.breakdown(
+        tenant=TENANT, days=MARCH, where=[("need", "PMLD")], group_by="locality", names=["unmatched"]
+    )
+    assert by_locality == {"Brent": {"unmatched": 1}}
 
 
 def test_any_arrival_order_gives_the_same_numbers() -> None:
@@ -111,24 +149,73 @@ def test_any_arrival_order_gives_the_same_numbers() -> None:
         + lifecycle("r3", "escalated", locality="Brent")
         + lifecycle("r4", "accepted", child_ref="c2", needs=("ASD", "SEMH"))
     )
-    facts, expected = fold(events)
+
+    def answers(index: FactIndex) -> list[object]:
+        return [total(index, None)] + [
+            index.breakdown(tenant=TENANT, days=None, where=[], group_by=dimension)
+            for dimension in DIMENSIONS
+        ]
+
+    expected = answers(indexed(fold(events)))
     rng = random.Random(5)
     for _ in range(20):
         shuffled = events[:]
         rng.shuffle(shuffled)
-        assert nonzero(fold(shuffled)[1]) == nonzero(expected)
-    final = Cells()
-    for fact in facts.values():
-        accumulate(final, contributions(fact))
-    assert nonzero(final) == nonzero(expected)
+        assert answers(indexed(fold(shuffled))) == expected
 
 
 def test_a_redelivered_event_changes_nothing() -> None:
     events = lifecycle("r1", "accepted")
-    facts, once = fold(events)
+    facts = fold(events)
     fact = facts[fact_id(TENANT, "r1")]
     assert all(apply_event(fact, envelope) is None for envelope in events)
-    assert fold(events + events)[1] == once
+    assert total(indexed(fold(events + events))) == total(indexed(facts))
+
+
+def test_the_index_agrees_with_the_facts_for_any_filters_and_grouping() -> None:
+    rng = random.Random(11)
+    paths = get_args(Path)
+    events: list[Envelope[EventData]] = []
+    for n in range(150):
+        events += lifecycle(
+            f"r{n}",
+            rng.choice(paths),
+            tenant=rng.choice([TENANT, "E06000022"]),
+            at=T0 + timedelta(days=rng.randint(-40, 40), hours=rng.randint(0, 23)),
+            locality=rng.choice(["Ashley", "Brent", "Cove"]),
+            setting=rng.choice(["URN1", "URN2", "URN3", "URN4"]),
+            needs=tuple(rng.sample(["SLCN", "ASD", "SEMH", "PMLD"], rng.randint(1, 2))),
+            provision=rng.choice(["speech-therapy", "ot-clinic", "family-hub"]),
+            sector=rng.choice(list(Sector)),
+            child_ref=rng.choice(["", "c1", "c2"]),
+        )
+    facts = fold(events)
+    index = indexed(facts)
+    filters: list[Slice] = [
+        ("locality", "Brent"), ("need", "ASD"), ("setting", "URN2"), ("level", "targeted"),
+        ("area", "communication_and_interaction"), ("provision", "ot-clinic"), ("sector", "health"),
+    ]  # fmt: skip
+    for _ in range(120):
+        where = rng.sample(filters, rng.randint(0, 2))
+        group_by = rng.choice([None, *(d for d in DIMENSIONS if d not in {w for w, _ in where})])
+        days = rng.choice([None, MARCH, (date(2026, 2, 10), date(2026, 3, 5))])
+        expected = reference(facts, tenant=TENANT, days=days, where=where, group_by=group_by)
+        if group_by is None:
+            assert index.totals(tenant=TENANT, periods=[days], where=where) == [expected.get("total", {})]
+        else:
+            assert index.breakdown(tenant=TENANT, days=days, where=where, group_by=group_by) == expected
+
+
+def test_newer_versions_replace_older_ones_which_are_ignored_even_after_compaction() -> None:
+    facts = fold(lifecycle("r1", "completed"))
+    fact = facts[fact_id(TENANT, "r1")]
+    older = fold(lifecycle("r1", "completed")[:2])[fact_id(TENANT, "r1")]
+    index = FactIndex()
+    for n in range(6000):  # enough rewrites of one fact to compact its dead rows away
+        index.upsert({**fact, "version": n})
+    index.upsert(older)  # a change stream catching up with an older copy
+    assert total(index)["completed"] == 1 and len(index) == 1
+    assert index.referring(tenant=TENANT, days=MARCH, where=[]) == {"URN100001"}
 
 
 def test_rereferral_needs_the_same_child_within_twelve_months() -> None:
@@ -143,23 +230,22 @@ def test_rereferral_needs_the_same_child_within_twelve_months() -> None:
     assert flags == {"z": False, "a": True, "b": True, "c": False}
 
 
-def test_keys_survive_escaping() -> None:
-    awkward = "St. Mary's | $pecial 100%"
-    assert (
-        "." not in escape_key(awkward) and "$" not in escape_key(awkward) and "|" not in escape_key(awkward)
-    )
-    assert unescape_key(escape_key(awkward)) == awkward
-
-
-def test_a_period_reads_whole_months_and_edge_days() -> None:
+def test_periods_split_by_week_and_know_the_one_before() -> None:
     period = Period(date(2026, 1, 30), date(2026, 3, 2))
-    assert period.buckets() == [
-        ("d", "2026-01-30"),
-        ("d", "2026-01-31"),
-        ("m", "2026-02"),
-        ("d", "2026-03-01"),
-        ("d", "2026-03-02"),
-    ]
     assert period.previous() == Period(date(2025, 12, 29), date(2026, 1, 29))
     weeks = Period(date(2026, 3, 4), date(2026, 3, 16)).split("week")
     assert [(w.start.day, w.end.day) for w in weeks] == [(4, 8), (9, 15), (16, 16)]
+
+
+def test_a_view_never_given_a_counter_reads_it_as_zero() -> None:
+    # r2's routing never arrived, so its offer has no sector: its counters reach the referral
+    # and provision views only, and the sector view is sized for r1's few.
+    unrouted = [e for e in lifecycle("r2", "completed") if not isinstance(e.data, ReferralRoutedV1)]
+    index = indexed(fold(lifecycle("r1", "routed") + unrouted))
+    assert index.breakdown(tenant=TENANT, days=MARCH, where=[], group_by="sector") == {
+        "health": {"submitted": 1, "routed": 1, "route_minutes": 1440, "route_n": 1}
+    }
+    assert index.totals(
+        tenant=TENANT, periods=[MARCH], where=[("sector", "health")], names=["completed"]
+    ) == [{}]
+    assert total(index)["completed"] == 1

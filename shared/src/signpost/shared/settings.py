@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         le=300,
         description="How often the ops view samples watermarks and group offsets (events/s, lag history).",
     )
+    analytics_cache_documents: int = Field(
+        default=50_000,
+        ge=0,
+        le=10_000_000,
+        description="Projection documents (referral facts, children) analytics keeps from its own writes so "
+        "the next batch need not read them back; 0 turns the cache off. A few KiB each.",
+    )
 
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

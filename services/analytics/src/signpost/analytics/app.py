@@ -9,6 +9,7 @@ from signpost.analytics.dashboard.views import router as dashboard_router
 from signpost.analytics.ops.sampler import OpsSampler
 from signpost.analytics.ops.views import router as ops_router
 from signpost.analytics.projections.consumer import run_projection_consumer
+from signpost.analytics.projections.follower import FactsFollower
 from signpost.analytics.projections.sets import create_indexes, read_pointer
 from signpost.analytics.pulse.views import router as pulse_router
 from signpost.analytics.register.views import router as register_router
@@ -25,7 +26,13 @@ async def _prepare(runtime: Runtime) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime.build(settings or get_settings(), "analytics")
-    runtime.background.append(lambda: run_projection_consumer(runtime))
+    facts = FactsFollower(
+        runtime.db,
+        backoff_initial_s=runtime.settings.consumer_backoff_initial_s,
+        backoff_max_s=runtime.settings.consumer_backoff_max_s,
+    )
+    runtime.background.append(facts.run)
+    runtime.background.append(lambda: run_projection_consumer(runtime, facts))
     runtime.consumes_events = True  # its own batch consumer, in the analytics group: /metrics reports its lag
     sampler = OpsSampler(runtime.settings)
     runtime.background.append(sampler.run)
@@ -41,4 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         on_startup=_prepare,
     )
     app.state.ops_sampler = sampler
+    app.state.facts = facts
     return app

@@ -9,10 +9,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
-from signpost.analytics.projections.sets import read_pointer
 from signpost.analytics.pulse.measures import MEASURES, MeasureName
 from signpost.analytics.pulse.models import PeriodOut
-from signpost.analytics.pulse.reader import ALL, read, tenants
+from signpost.analytics.pulse.reader import tenants
 from signpost.analytics.pulse.suppression import (
     THRESHOLD,
     Figure,
@@ -22,7 +21,7 @@ from signpost.analytics.pulse.suppression import (
     hide_counts,
     notice,
 )
-from signpost.analytics.pulse.views import AnalystDep, PeriodDep
+from signpost.analytics.pulse.views import AnalystDep, FactsDep, PeriodDep
 from signpost.shared.auth.principal import Role
 from signpost.shared.service import RuntimeDep
 
@@ -48,18 +47,17 @@ class Benchmarking(BaseModel):
 @router.get("", response_model=Benchmarking, summary="One measure for every local area, side by side")
 async def get_benchmarking(
     runtime: RuntimeDep,
+    active: FactsDep,
     principal: AnalystDep,
     period: PeriodDep,
     measure: Annotated[MeasureName, Query(description="Which measure (see /v1/pulse/measures).")],
 ) -> Benchmarking:
     chosen = MEASURES[measure.value]
     protect = principal.role is not Role.ADMIN
-    target = (await read_pointer(runtime.db)).active
+    target, facts = active
     areas = []
     for tenant in await tenants(runtime.db, target):
-        totals = (await read(runtime.db, target, tenant=tenant, periods=[period], slices=[ALL]))[
-            (period, ALL)
-        ].totals
+        [totals] = facts.totals(tenant=tenant, periods=[period.span])
         hidden = hide_counts([totals], total=None, counts=list(totals), partition=False)[0]
         areas.append(
             AreaFigure(

@@ -20,7 +20,9 @@ from contextlib import suppress
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.fold import fold_batch
+from signpost.analytics.projections.follower import FactsFollower
 from signpost.analytics.projections.sets import read_pointer
 from signpost.shared.events import Envelope, EventContractError, EventData, from_kafka
 from signpost.shared.kafka import dead_letter
@@ -65,11 +67,14 @@ def decode(
     return events, invalid
 
 
-async def fold_live(runtime: Runtime, envelopes: Sequence[Envelope[EventData]]) -> None:
-    """Into the active set, and into the set a rebuild is filling, if any."""
+async def fold_live(
+    runtime: Runtime, envelopes: Sequence[Envelope[EventData]], *, facts: FactsFollower, cache: WriteCache
+) -> None:
+    """Into the active set, and into the set a rebuild is filling, if any; `facts` sees each commit."""
     pointer = await read_pointer(runtime.db)
     for target in pointer.targets():
-        await fold_batch(runtime.client, runtime.db, target=target, envelopes=envelopes)
+        folded = await fold_batch(runtime.client, runtime.db, target=target, envelopes=envelopes, cache=cache)
+        facts.apply(target, folded.facts)
 
 
 def create_consumer(settings: Settings, *, group: str | None) -> AIOKafkaConsumer:
@@ -86,11 +91,12 @@ def create_consumer(settings: Settings, *, group: str | None) -> AIOKafkaConsume
     )
 
 
-async def run_projection_consumer(runtime: Runtime) -> None:
+async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> None:
     """Consume until cancelled, in the analytics consumer group."""
     consumer = create_consumer(runtime.settings, group=runtime.topics.group(runtime.service))
     consumer.subscribe(source_topics(runtime.topics))
     await consumer.start()
+    cache = WriteCache(size=runtime.settings.analytics_cache_documents)
     attempt = 0
     try:
         while True:
@@ -100,7 +106,7 @@ async def run_projection_consumer(runtime: Runtime) -> None:
             events, invalid = decode(record for records in fetched.values() for record in records)
             started = time.perf_counter()
             try:
-                await _fold_or_isolate(runtime, events)
+                await _fold_or_isolate(runtime, events, facts=facts, cache=cache)
                 for record, reason in invalid:
                     await _dead_letter(runtime, record, kind=NOT_AN_EVENT, error=reason)
             except Exception as exc:
@@ -136,11 +142,13 @@ async def run_projection_consumer(runtime: Runtime) -> None:
         await consumer.stop()
 
 
-async def _fold_or_isolate(runtime: Runtime, events: Sequence[Decoded]) -> None:
+async def _fold_or_isolate(
+    runtime: Runtime, events: Sequence[Decoded], *, facts: FactsFollower, cache: WriteCache
+) -> None:
     """One transaction for the batch; if the fold fails on something other than the database
     being away, fold the events one at a time so only the event at fault is dead-lettered."""
     try:
-        await fold_live(runtime, [envelope for _, envelope in events])
+        await fold_live(runtime, [envelope for _, envelope in events], facts=facts, cache=cache)
         return
     except Exception as exc:
         if is_infrastructure_failure(exc):
@@ -148,7 +156,7 @@ async def _fold_or_isolate(runtime: Runtime, events: Sequence[Decoded]) -> None:
         log.warning("projection batch failed; folding its events one by one", error=describe_error(exc))
     for record, envelope in events:
         try:
-            await fold_live(runtime, [envelope])
+            await fold_live(runtime, [envelope], facts=facts, cache=cache)
         except Exception as exc:
             if is_infrastructure_failure(exc):
                 raise

@@ -1,7 +1,7 @@
 """The referral fact: one document per referral, folded from its lifecycle events (pure).
 
 The fact is the projection's source of truth: every aggregate is a function of the
-facts (see `cells.py`), so events may arrive in any order — an offer accepted before
+facts (see `counters.py`), so events may arrive in any order — an offer accepted before
 its referral's submission simply waits in the fact until the submission gives it a
 day, a locality and needs to be counted under. The ids of the events folded in are
 kept in the fact itself, so a redelivered event changes nothing.

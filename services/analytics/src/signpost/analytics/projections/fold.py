@@ -1,30 +1,27 @@
 """Fold a batch of events into a projection set, in one MongoDB transaction.
 
-Per batch: read the facts the batch touches in one query, fold every event into
-them in memory (skipping event ids a fact already holds), work out the re-referral
-flags of the children involved, then write facts, children and the bucket
-increments with a few bulk writes. The idempotency record of each referral event
-is its id in the fact, written in the same transaction as the counts it moved.
+Per batch: read the facts the batch touches (from this process's cache of what it
+wrote, else in a few queries), fold every event into them in memory (skipping event
+ids a fact already holds), work out the re-referral flags of the children involved,
+then write facts and children with a few bulk writes. The idempotency record of each
+referral event is its id in the fact, written in the same write as what it changed.
+
+Each write raises the document's `version` and is conditional on the version read, so
+copies elsewhere (the index, the cache) can tell newer from older, and a stale cached
+copy fails the batch instead of overwriting what someone else wrote.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from pymongo import ReplaceOne
 from pymongo.asynchronous.mongo_client import AsyncMongoClient
-from signpost.analytics.projections.cells import (
-    TOTALS,
-    Cells,
-    accumulate,
-    changes,
-    escape_key,
-    rereferrals,
-    totals_id,
-    with_months,
-)
+from pymongo.errors import BulkWriteError
+from signpost.analytics.projections.cache import WriteCache
+from signpost.analytics.projections.counters import rereferrals
 from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, fact_id, stored_moment
 from signpost.analytics.projections.sets import ProjectionSet, find_by_ids
 from signpost.shared.events import Envelope, EventData, ProvisionChangedV1, SettingChangedV1
@@ -37,21 +34,97 @@ async def fold_batch(
     *,
     target: ProjectionSet,
     envelopes: Sequence[Envelope[EventData]],
-) -> int:
-    """Fold `envelopes` into `target`; returns how many changed something (redeliveries do not)."""
+    cache: WriteCache | None = None,
+) -> Folded:
+    """Fold `envelopes` into `target`; returns the facts written and how many things changed."""
+    # A stale copy (cached, or read just before another writer committed): fold again from MongoDB.
+    for attempt, reading in enumerate((cache, None, None)):
 
-    async def write(session: Session) -> int:
-        return await _fold(db, target=target, envelopes=envelopes, session=session)
+        async def write(session: Session, reading: WriteCache | None = reading) -> Folded:
+            batch = _Batch(db=db, session=session, cache=reading)
+            return await _fold(batch, target=target, envelopes=envelopes)
 
-    return await in_transaction(client, write)
+        try:
+            folded = await in_transaction(client, write)
+        except StaleCopy:
+            if attempt == 2:
+                raise
+            if cache is not None:
+                cache.clear()
+            continue
+        if cache is not None:
+            for collection, documents in folded.written.items():
+                cache.put_many(collection, documents)
+        return folded
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-async def _fold(
-    db: Database, *, target: ProjectionSet, envelopes: Sequence[Envelope[EventData]], session: Session
-) -> int:
+@dataclass(frozen=True)
+class Folded:
+    facts: list[Document]  # as written: for the in-memory index of this process
+    changed: int  # facts and catalogue entries changed (a redelivery changes nothing)
+    written: dict[str, list[Document]]  # by collection: what the cache may keep
+
+
+DUPLICATE_KEY = 11000
+
+
+class StaleCopy(RuntimeError):
+    """A document changed since the copy a write was based on."""
+
+
+@dataclass
+class _Batch:
+    """One transaction's reads and writes, and what it wrote."""
+
+    db: Database
+    session: Session
+    cache: WriteCache | None
+    written: dict[str, list[Document]] = field(default_factory=dict)
+
+    async def read(self, collection: str, ids: list[str]) -> dict[str, Document]:
+        found = self.cache.get_many(collection, ids) if self.cache is not None else {}
+        missing = [key for key in ids if key not in found]
+        async for document in find_by_ids(self.db[collection], missing, session=self.session):
+            found[document["_id"]] = document
+        return found
+
+    async def save(
+        self, collection: str, documents: dict[str, Document], *, read: dict[str, Document]
+    ) -> list[Document]:
+        """Replace what was read, if unchanged since; insert the rest (upserts are slower)."""
+        versions = {key: int(document.get("version", 0)) for key, document in read.items()}
+        saved = {
+            key: {**document, "version": versions.get(key, 0) + 1} for key, document in documents.items()
+        }
+        # An old document without a version matches `None` (missing), as version 0.
+        replacements = [
+            ReplaceOne({"_id": key, "version": versions[key] or None}, document)
+            for key, document in saved.items()
+            if key in versions
+        ]
+        inserts = [document for key, document in saved.items() if key not in versions]
+        if replacements:
+            result = await self.db[collection].bulk_write(replacements, ordered=False, session=self.session)
+            if result.matched_count != len(replacements):
+                raise StaleCopy(
+                    f"{len(replacements) - result.matched_count} of {collection} changed meanwhile"
+                )
+        if inserts:
+            try:
+                await self.db[collection].insert_many(inserts, ordered=False, session=self.session)
+            except BulkWriteError as exc:
+                if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                    raise
+                raise StaleCopy(f"{collection} gained a document meanwhile") from exc
+        self.written.setdefault(collection, []).extend(saved.values())
+        return list(saved.values())
+
+
+async def _fold(batch: _Batch, *, target: ProjectionSet, envelopes: Sequence[Envelope[EventData]]) -> Folded:
     referral_events = [e for e in envelopes if isinstance(e.data, REFERRAL_EVENTS)]
     ids = list({fact_id(e.tenant, e.data.referral_id) for e in referral_events})  # type: ignore[attr-defined]
-    stored = await _find_many(db[target.facts], ids, session=session)
+    stored = await batch.read(target.facts, ids)
     current: dict[str, Document] = dict(stored)
     changed: set[str] = set()
     for envelope in referral_events:
@@ -60,120 +133,22 @@ async def _fold(
         if after is not None:
             current[key] = after
             changed.add(key)
-    await _flag_rereferrals(
-        db, target=target, stored=stored, current=current, changed=changed, session=session
-    )
-
-    increments: Cells = {}
-    for key in changed:
-        accumulate(increments, changes(stored.get(key), current[key]))
-    await _save(
-        db[target.facts], {key: current[key] for key in changed}, existing=stored.keys(), session=session
-    )
-    await _add_to_buckets(db, target=target, increments=with_months(increments), session=session)
-    catalogue = await _fold_catalogue(db, target=target, envelopes=envelopes, session=session)
+    await _flag_rereferrals(batch, target=target, stored=stored, current=current, changed=changed)
+    facts = await batch.save(target.facts, {key: current[key] for key in changed}, read=stored)
+    catalogue = await _fold_catalogue(batch.db, target=target, envelopes=envelopes, session=batch.session)
     tenants = {envelope.tenant for envelope in envelopes}
-    known = await _find_many(db[target.tenants], list(tenants), session=session)
-    await _save(
-        db[target.tenants], {t: {"_id": t} for t in tenants - known.keys()}, existing=(), session=session
-    )
-    return len(changed) + catalogue
-
-
-async def _add_to_buckets(
-    db: Database, *, target: ProjectionSet, increments: Cells, session: Session
-) -> None:
-    """Read-modify-write: SecantusDB applies a many-path $inc slowly, whole documents quickly.
-
-    Two writers changing one bucket concurrently conflict at commit, and the driver
-    retries the losing transaction, which re-reads the bucket.
-    """
-    found = await _find_many(db[target.buckets], list(increments), session=session)
-    updated: dict[str, Document] = {}
-    for bucket, cells in increments.items():
-        document = found.get(bucket) or _new_bucket(bucket)
-        for cell, values in cells.items():
-            if cell == TOTALS:
-                _add_counters(document["m"], values)
-                continue
-            groups = document.setdefault("g", {}).setdefault(cell[0], {})
-            key = escape_key(cell[1])
-            counters = groups.setdefault(key, {})
-            _add_counters(counters, values)
-            if not counters:
-                del groups[key]  # a group can empty out when a referral moves between cells
-        updated[bucket] = document
-    await _save(db[target.buckets], updated, existing=found.keys(), session=session)
-    # A copy of each bucket's totals alone: summaries and trends read these small documents,
-    # since SecantusDB reads a whole document even when asked for one field of it.
-    await _save(
-        db[target.buckets],
-        {totals_id(bucket): _totals(bucket, document) for bucket, document in updated.items()},
-        existing={totals_id(bucket) for bucket in found},
-        session=session,
-    )
-
-
-def _totals(bucket: str, document: Document) -> Document:
-    """The totals, plus what coverage and unmet demand need from the breakdowns, in a small document."""
-    groups = document.get("g", {})
-    return {
-        "_id": totals_id(bucket),
-        "m": document["m"],
-        "referring": sorted(groups.get("setting", {})),
-        "unmatched": {
-            locality: counters["unmatched"]
-            for locality, counters in groups.get("locality", {}).items()
-            if counters.get("unmatched")
-        },
-    }
-
-
-def _new_bucket(bucket: str) -> Document:
-    tenant, grain, period, dimension, value = bucket.split("|")
-    return {
-        "_id": bucket,
-        "tenant": tenant,
-        "grain": grain,
-        "period": period,
-        "slice": [dimension, value],
-        "m": {},
-    }
-
-
-def _add_counters(counters: dict[str, int], values: dict[str, int]) -> None:
-    for name, value in values.items():
-        total = counters.get(name, 0) + value
-        if total:
-            counters[name] = total
-        else:
-            counters.pop(name, None)
-
-
-async def _find_many(collection: Any, ids: list[str], *, session: Session) -> dict[str, Document]:
-    return {document["_id"]: document async for document in find_by_ids(collection, ids, session=session)}
-
-
-async def _save(
-    collection: Any, documents: dict[str, Document], *, existing: Collection[str], session: Session
-) -> None:
-    """Replace the documents that exist, insert the rest in one insert_many (upserts are slower)."""
-    replacements = [ReplaceOne({"_id": key}, doc) for key, doc in documents.items() if key in existing]
-    inserts = [doc for key, doc in documents.items() if key not in existing]
-    if replacements:
-        await collection.bulk_write(replacements, ordered=False, session=session)
-    if inserts:
-        await collection.insert_many(inserts, ordered=False, session=session)
+    known = await batch.read(target.tenants, list(tenants))
+    await batch.save(target.tenants, {t: {"_id": t} for t in tenants - known.keys()}, read={})
+    return Folded(facts=facts, changed=len(changed) + catalogue, written=batch.written)
 
 
 async def _flag_rereferrals(
-    db: Database,
+    batch: _Batch,
     *,
     target: ProjectionSet,
     stored: dict[str, Document],
     current: dict[str, Document],
     changed: set[str],
-    session: Session,
 ) -> None:
     """Record newly submitted referrals against their child, and re-flag that child's referrals."""
     arrivals: dict[str, list[tuple[datetime, str]]] = {}
@@ -186,7 +161,7 @@ async def _flag_rereferrals(
         arrivals.setdefault(child, []).append((submitted["at"], after["referral_id"]))
     if not arrivals:
         return
-    children = await _find_many(db[target.children], list(arrivals), session=session)
+    children = await batch.read(target.children, list(arrivals))
     flags: dict[str, bool] = {}
     writes: dict[str, Document] = {}
     for child, new in arrivals.items():
@@ -197,9 +172,9 @@ async def _flag_rereferrals(
         tenant = child.split("|", 1)[0]
         flags.update({fact_id(tenant, rid): flag for rid, flag in rereferrals(every).items()})
         writes[child] = {"_id": child, "referrals": [{"at": at, "referral_id": rid} for at, rid in every]}
-    await _save(db[target.children], writes, existing=children.keys(), session=session)
+    await batch.save(target.children, writes, read=children)
     missing = [key for key in flags if key not in current]
-    for loaded in (await _find_many(db[target.facts], missing, session=session)).values():
+    for loaded in (await batch.read(target.facts, missing)).values():
         stored[loaded["_id"]] = current[loaded["_id"]] = loaded
     for key, flag in flags.items():
         fact = current.get(key)

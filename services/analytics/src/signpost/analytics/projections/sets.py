@@ -44,11 +44,6 @@ class ProjectionSet:
         return f"{self.name}_referral_facts"
 
     @property
-    def buckets(self) -> str:
-        """Pre-aggregated measures per tenant, period and slice (see cells.py)."""
-        return f"{self.name}_buckets"
-
-    @property
     def children(self) -> str:
         """Per pseudonymous child reference: when each of its referrals was submitted (re-referrals)."""
         return f"{self.name}_children"
@@ -71,7 +66,6 @@ class ProjectionSet:
     def collections(self) -> list[str]:
         return [
             self.facts,
-            self.buckets,
             self.children,
             self.provisions,
             self.settings_register,
@@ -80,13 +74,8 @@ class ProjectionSet:
 
 
 async def create_indexes(db: Database, target: ProjectionSet) -> None:
-    """Queries by `_id` need none; these serve the all-time pulse and the coverage register.
-
-    Every other pulse query computes the `_id`s of the bucket documents it needs, so
-    the buckets carry a single secondary index (inserting into a pure-Python server
-    costs per index, and the fold upserts a new bucket for every new day and slice).
-    """
-    await db[target.buckets].create_indexes([IndexModel([("tenant", 1), ("grain", 1), ("slice", 1)])])
+    """The fold reads facts and children by `_id`, and the index loads facts whole, so only
+    the coverage register's query needs one (each index is a cost on every insert)."""
     await db[target.settings_register].create_indexes(
         [IndexModel([("tenant", 1), ("open", 1), ("locality", 1)])]
     )

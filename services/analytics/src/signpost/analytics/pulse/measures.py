@@ -1,4 +1,4 @@
-"""The measures the pulse API offers, each defined over the counters the buckets hold."""
+"""The measures the pulse API offers, each defined over the counters a referral fact counts."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-from signpost.analytics.projections.cells import MINUTES_PER_DAY
+from signpost.analytics.projections.counters import MINUTES_PER_DAY
 
 Counters = dict[str, int]
 

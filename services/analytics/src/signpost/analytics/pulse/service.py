@@ -1,10 +1,11 @@
-"""The pulse queries: read the buckets, compute the measures, suppress what must be."""
+"""The pulse queries: sum the facts, compute the measures, suppress what must be."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 
-from signpost.analytics.projections.cells import PARTITIONING_DIMENSIONS, SLICE_GROUPS
+from signpost.analytics.projections.index import FactIndex, Slice
 from signpost.analytics.projections.sets import ProjectionSet
 from signpost.analytics.pulse.measures import MEASURES, Counters, Measure
 from signpost.analytics.pulse.models import (
@@ -27,16 +28,7 @@ from signpost.analytics.pulse.models import (
     WhatWorks,
     WhatWorksRow,
 )
-from signpost.analytics.pulse.reader import (
-    ALL,
-    Period,
-    Reading,
-    Slice,
-    labels,
-    read,
-    read_one,
-    registered_settings,
-)
+from signpost.analytics.pulse.reader import Period, labels, registered_settings
 from signpost.analytics.pulse.suppression import (
     THRESHOLD,
     Figure,
@@ -49,6 +41,10 @@ from signpost.analytics.pulse.suppression import (
 )
 from signpost.shared.mongo import Database
 from signpost.shared.vocabulary import DeclineReason, NeedCode, Outcome
+
+# Breakdowns by these put each referral in exactly one group, so the groups add up to the
+# total and complementary suppression applies; needs, areas and offers may overlap.
+PARTITIONING_DIMENSIONS = frozenset({"locality", "setting", "level"})
 
 
 class QueryProblem(ValueError):
@@ -73,10 +69,11 @@ class Filters:
 
 @dataclass(frozen=True)
 class Query:
-    """Who asks about what: the projection set to read, the tenant, the period and filters."""
+    """Who asks about what: the projection set to read (its facts indexed), the tenant, the period and filters."""
 
     db: Database
     target: ProjectionSet
+    facts: FactIndex
     tenant: str
     period: Period
     filters: Filters
@@ -92,46 +89,32 @@ class Query:
         }
 
 
-def plan(filters: Filters, group_by: str | None) -> tuple[Slice, Slice | None]:
-    """Which bucket slice answers these filters, and which group in it a remaining filter picks."""
-    chosen = filters.chosen()
-    if group_by is not None and any(dimension == group_by for dimension, _ in chosen):
+def check_group(filters: Filters, group_by: str) -> None:
+    if any(dimension == group_by for dimension, _ in filters.chosen()):
         raise QueryProblem("query.group_by", f"already filtered by {group_by}; group by another dimension")
-    options = [
-        *((one, [other for other in chosen if other != one]) for one in chosen if one[0] in SLICE_GROUPS),
-        (ALL, chosen),
-    ]
-    for where, rest in options:
-        groups = SLICE_GROUPS[where[0]]
-        if group_by is None and len(rest) <= 1 and all(dimension in groups for dimension, _ in rest):
-            return where, rest[0] if rest else None
-        if group_by is not None and group_by in groups and not rest:
-            return where, None
-    raise QueryProblem(
-        "query",
-        "the projections hold these combinations: no filter or one filter with any group_by; "
-        f"two filters without group_by; a filter on {', '.join(d for d in SLICE_GROUPS if d != 'all')} with a "
-        "group_by among its breakdowns (see the README)",
+
+
+def _totals(query: Query, periods: list[Period], names: Collection[str] | None = None) -> list[Counters]:
+    return query.facts.totals(
+        tenant=query.tenant, periods=[p.span for p in periods], where=query.filters.chosen(), names=names
     )
 
 
-async def _totals(query: Query, periods: list[Period]) -> dict[Period, Counters]:
-    where, pick = plan(query.filters, None)
-    readings = await read(
-        query.db,
-        query.target,
+def _groups(query: Query, group_by: str, names: Collection[str] | None = None) -> dict[str, Counters]:
+    check_group(query.filters, group_by)
+    found = query.facts.breakdown(
         tenant=query.tenant,
-        periods=periods,
-        slices=[where],
-        groups=[pick[0]] if pick else [],
+        days=query.period.span,
+        where=query.filters.chosen(),
+        group_by=group_by,
+        names=names,
     )
-    return {period: _pick(readings[(period, where)], pick) for period in periods}
+    return dict(sorted(found.items()))
 
 
 async def summary(query: Query) -> Summary:
     previous = query.period.previous()
-    totals = await _totals(query, [query.period, previous])
-    now, before = totals[query.period], totals[previous]
+    now, before = _totals(query, [query.period, previous])
     measures = []
     for measure in MEASURES.values():
         current = figure(measure, now, hidden=_small(now), protect=query.protect)
@@ -157,9 +140,7 @@ async def _coverage(query: Query) -> Coverage | None:
     chosen = query.filters.chosen()
     if chosen and [dimension for dimension, _ in chosen] != ["locality"]:
         return None
-    where = chosen[0] if chosen else ALL
-    reading = await read_one(query.db, query.target, tenant=query.tenant, period=query.period, where=where)
-    referring = reading.referring
+    referring = query.facts.referring(tenant=query.tenant, days=query.period.span, where=chosen)
     registered = await registered_settings(
         query.db, query.target, tenant=query.tenant, locality=query.filters.locality
     )
@@ -173,22 +154,20 @@ async def _coverage(query: Query) -> Coverage | None:
 
 
 async def breakdown(query: Query, *, measure: Measure, group_by: str) -> Breakdown:
-    where, _ = plan(query.filters, group_by)
-    reading = await read_one(
-        query.db, query.target, tenant=query.tenant, period=query.period, where=where, groups=[group_by]
-    )
-    groups = dict(sorted(reading.groups.get(group_by, {}).items()))
+    names = _names(measure)
+    groups = _groups(query, group_by, names)
+    [total] = _totals(query, [query.period], names)
     partition = group_by in PARTITIONING_DIMENSIONS
-    total_hidden = _small(reading.totals)
+    total_hidden = _small(total)
     hidden = hide_counts(
         list(groups.values()),
-        total=reading.totals,
+        total=total,
         counts=measure.counts(),
         partition=partition and query.protect,
     )
-    names = await labels(query.db, query.target, tenant=query.tenant, dimension=group_by, values=groups)
+    shown = await labels(query.db, query.target, tenant=query.tenant, dimension=group_by, values=groups)
     rows = [
-        _row(measure, group, names.get(group, group), counters, row_hidden, query.protect)
+        _row(measure, group, shown.get(group, group), counters, row_hidden, query.protect)
         for (group, counters), row_hidden in zip(groups.items(), hidden, strict=True)
     ]
     return Breakdown(
@@ -197,17 +176,15 @@ async def breakdown(query: Query, *, measure: Measure, group_by: str) -> Breakdo
         description=measure.description,
         group_by=group_by,
         partition=partition,
-        total=_row(measure, "total", "All", reading.totals, total_hidden, query.protect),
+        total=_row(measure, "total", "All", total, total_hidden, query.protect),
         rows=rows,
     )
 
 
 async def trend(query: Query, *, measure: Measure, interval: str) -> Trend:
     parts = query.period.split(interval)
-    totals = await _totals(query, parts)
     points = []
-    for part in parts:
-        counters = totals[part]
+    for part, counters in zip(parts, _totals(query, parts, _names(measure)), strict=True):
         points.append(
             TrendPoint(
                 period=_period(part),
@@ -225,11 +202,7 @@ async def trend(query: Query, *, measure: Measure, interval: str) -> Trend:
 
 
 async def what_works(query: Query, *, group_by: str) -> WhatWorks:
-    where, _ = plan(query.filters, group_by)
-    reading = await read_one(
-        query.db, query.target, tenant=query.tenant, period=query.period, where=where, groups=[group_by]
-    )
-    groups = {group: counters for group, counters in sorted(reading.groups.get(group_by, {}).items())}
+    groups = _groups(query, group_by)
     names = await labels(query.db, query.target, tenant=query.tenant, dimension=group_by, values=groups)
     needs_change = MEASURES["needs_change"]
     rows = []
@@ -252,28 +225,28 @@ async def what_works(query: Query, *, group_by: str) -> WhatWorks:
 async def unmet_demand(query: Query) -> UnmetDemand:
     if query.filters.chosen():
         raise QueryProblem("query", "unmet demand is by need and locality over the whole area: no filters")
-    slices = [("need", need.value) for need in NeedCode]
-    readings = await read(
-        query.db,
-        query.target,
-        tenant=query.tenant,
-        periods=[query.period],
-        slices=slices,
-    )
     needs = []
-    for where in slices:
-        reading = readings[(query.period, where)]
-        if not reading.totals.get("submitted"):
+    for need in NeedCode:
+        where = [("need", need.value)]
+        days = query.period.span
+        [totals] = query.facts.totals(tenant=query.tenant, periods=[days], where=where)
+        if not totals.get("submitted"):
             continue
-        localities = {locality: {"unmatched": n} for locality, n in sorted(reading.unmatched.items())}
+        localities = dict(
+            sorted(
+                query.facts.breakdown(
+                    tenant=query.tenant, days=days, where=where, group_by="locality", names=["unmatched"]
+                ).items()
+            )
+        )
         hidden = hide_counts(
-            list(localities.values()), total=reading.totals, counts=["unmatched"], partition=query.protect
+            list(localities.values()), total=totals, counts=["unmatched"], partition=query.protect
         )
         needs.append(
             UnmetNeed(
-                need=where[1],
-                unmatched=count_figure(reading.totals.get("unmatched", 0), protect=query.protect),
-                submitted=count_figure(reading.totals["submitted"], protect=query.protect),
+                need=need.value,
+                unmatched=count_figure(totals.get("unmatched", 0), protect=query.protect),
+                submitted=count_figure(totals["submitted"], protect=query.protect),
                 by_locality={
                     locality: count_figure(
                         counters.get("unmatched", 0),
@@ -288,11 +261,7 @@ async def unmet_demand(query: Query) -> UnmetDemand:
 
 
 async def waiting(query: Query) -> Waiting:
-    where, _ = plan(query.filters, "provision")
-    reading = await read_one(
-        query.db, query.target, tenant=query.tenant, period=query.period, where=where, groups=["provision"]
-    )
-    provisions = dict(sorted(reading.groups.get("provision", {}).items()))
+    provisions = _groups(query, "provision")
     catalogue = {
         document["_id"].split("|", 1)[1]: document
         async for document in query.db[query.target.provisions].find(
@@ -319,11 +288,7 @@ async def waiting(query: Query) -> Waiting:
 
 
 async def declines(query: Query) -> Declines:
-    where, _ = plan(query.filters, "provision")
-    reading = await read_one(
-        query.db, query.target, tenant=query.tenant, period=query.period, where=where, groups=["provision"]
-    )
-    provisions = dict(sorted(reading.groups.get("provision", {}).items()))
+    provisions = _groups(query, "provision")
     names = await labels(
         query.db, query.target, tenant=query.tenant, dimension="provision", values=provisions
     )
@@ -342,14 +307,10 @@ async def declines(query: Query) -> Declines:
     return Declines(**query.scope(), rows=rows)
 
 
-async def legacy_pulse(db: Database, target: ProjectionSet, *, tenant: str, protect: bool) -> LegacyPulse:
-    """All time: the tenant's month buckets of the whole area."""
-    reading = Reading()
-    async for document in db[target.buckets].find(
-        {"tenant": tenant, "grain": "m", "slice": ["all", ""]}, {"m": 1, "g.need": 1}
-    ):
-        reading.add(document)
-    totals = reading.totals
+def legacy_pulse(facts: FactIndex, *, tenant: str, protect: bool) -> LegacyPulse:
+    """All time, the whole area."""
+    [totals] = facts.totals(tenant=tenant, periods=[None])
+    by_need_code = facts.breakdown(tenant=tenant, days=None, where=[], group_by="need", names=["submitted"])
     submitted = totals.get("submitted", 0)
     outcomes = {
         "routed": totals.get("routed", 0),
@@ -373,7 +334,7 @@ async def legacy_pulse(db: Database, target: ProjectionSet, *, tenant: str, prot
                 shown[name] = None
                 suppressed[f"by_outcome.{name}"] = row_hidden["n"]
     by_need: dict[str, int | None] = {}
-    for need, counters in sorted(reading.groups.get("need", {}).items()):
+    for need, counters in sorted(by_need_code.items()):
         one = count_figure(counters.get("submitted", 0), protect=protect)
         by_need[need] = None if one.suppressed else counters.get("submitted", 0)
         if one.reason is not None:
@@ -390,8 +351,9 @@ async def legacy_pulse(db: Database, target: ProjectionSet, *, tenant: str, prot
     )
 
 
-def _pick(reading: Reading, pick: Slice | None) -> Counters:
-    return reading.group(*pick) if pick else reading.totals
+def _names(measure: Measure) -> list[str]:
+    """The counters a measure is computed from: all a breakdown or trend of it needs summed."""
+    return [measure.numerator, *([measure.denominator] if measure.denominator else [])]
 
 
 def _small(counters: Counters) -> Hidden:

@@ -7,9 +7,10 @@ from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, TypeVar
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
-from signpost.analytics.projections.cells import GROUP_DIMENSIONS
-from signpost.analytics.projections.sets import read_pointer
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from signpost.analytics.projections.follower import FactsFollower, IndexLoading
+from signpost.analytics.projections.index import DIMENSIONS, FactIndex
+from signpost.analytics.projections.sets import ProjectionSet, read_pointer
 from signpost.analytics.pulse import service
 from signpost.analytics.pulse.measures import MEASURES, MeasureName
 from signpost.analytics.pulse.models import (
@@ -38,7 +39,9 @@ EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
 KEY = r"^[A-Za-z0-9 _.:'&()-]{1,100}$"
 
 AnalystDep = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.OPS, Role.ADMIN))]
-GroupBy = StrEnum("GroupBy", {name: name for name in GROUP_DIMENSIONS})  # type: ignore[misc]
+GroupBy = StrEnum("GroupBy", {name: name for name in DIMENSIONS})  # type: ignore[misc]
+# How long a query waits for a projection index still loading before it is told to come back.
+INDEX_WAIT_S = 5.0
 
 
 class Interval(StrEnum):
@@ -76,8 +79,24 @@ def period_of(
 PeriodDep = Annotated[Period, Depends(period_of)]
 
 
+async def active_facts(request: Request, runtime: RuntimeDep) -> tuple[ProjectionSet, FactIndex]:
+    """The active projection set and this process's index of its facts."""
+    follower: FactsFollower = request.app.state.facts
+    target = (await read_pointer(runtime.db)).active
+    try:
+        return target, await follower.index(target, wait_s=INDEX_WAIT_S)
+    except IndexLoading as exc:
+        raise HTTPException(
+            status.HTTP_503_SERVICE_UNAVAILABLE, f"{exc}; try again shortly", headers={"Retry-After": "5"}
+        ) from None
+
+
+FactsDep = Annotated[tuple[ProjectionSet, FactIndex], Depends(active_facts)]
+
+
 async def query_of(
     runtime: RuntimeDep,
+    active: FactsDep,
     principal: AnalystDep,
     period: PeriodDep,
     tenant: Annotated[
@@ -98,10 +117,11 @@ async def query_of(
             status.HTTP_403_FORBIDDEN,
             "only admins may read another area's pulse; compare areas with /v1/benchmarking",
         )
-    pointer = await read_pointer(runtime.db)
+    target, facts = active
     return service.Query(
         db=runtime.db,
-        target=pointer.active,
+        target=target,
+        facts=facts,
         tenant=tenant or principal.tenant,
         period=period,
         filters=Filters(locality=locality, setting=setting, need=need, sector=sector, provision=provision),
@@ -178,16 +198,15 @@ async def get_measures(_: AnalystDep) -> dict[str, dict[str, str]]:
     "", response_model=LegacyPulse, summary="All-time referral counts by need code and routing outcome"
 )
 async def get_pulse(
-    runtime: RuntimeDep,
+    active: FactsDep,
     principal: AnalystDep,
     tenant: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = None,
 ) -> LegacyPulse:
     if tenant is not None and tenant != principal.tenant and principal.role is not Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may read another area's pulse")
-    pointer = await read_pointer(runtime.db)
-    return await service.legacy_pulse(
-        runtime.db,
-        pointer.active,
+    _, facts = active
+    return service.legacy_pulse(
+        facts,
         tenant=tenant or principal.tenant,
         protect=principal.role is not Role.ADMIN,
     )

@@ -1,0 +1,123 @@
+"""Keep an in-memory FactIndex of each projection set in use, current with MongoDB.
+
+Every analytics process answers pulse queries from its own index, while the consumer
+group spreads the folding over the processes: so each index follows its set's facts
+through a MongoDB change stream (opened before the initial load, so nothing written
+during the load is missed), and the fold also hands its own writes over directly,
+so a process reads what it has just folded. A fact's `version` makes the two paths
+agree whichever arrives first. The sets followed are those the pointer names: the
+active one, and the one a rebuild is filling, so a swap finds it loaded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from contextlib import suppress
+from dataclasses import dataclass, field
+
+from pymongo.errors import PyMongoError
+from signpost.analytics.projections.index import FactIndex
+from signpost.analytics.projections.sets import ProjectionSet, read_pointer
+from signpost.shared.logging import get_logger
+from signpost.shared.mongo import Database, Document
+from signpost.shared.retries import backoff_delay, describe_error
+
+log = get_logger(__name__)
+
+POINTER_POLL_S = 1.0
+
+
+class IndexLoading(RuntimeError):
+    """The index of a projection set is still being read from MongoDB."""
+
+    def __init__(self, name: str, loaded: int) -> None:
+        super().__init__(f"projection set {name!r} is loading ({loaded:,} referrals read so far)")
+
+
+@dataclass
+class _Followed:
+    index: FactIndex = field(default_factory=FactIndex)
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+
+class FactsFollower:
+    def __init__(self, db: Database, *, backoff_initial_s: float = 0.5, backoff_max_s: float = 10.0) -> None:
+        self._db = db
+        self._followed: dict[str, _Followed] = {}
+        self._backoff = (backoff_initial_s, backoff_max_s)
+
+    async def run(self) -> None:
+        """Follow the sets the pointer names until cancelled."""
+        try:
+            while True:
+                with suppress(PyMongoError):  # MongoDB away: keep serving what is loaded
+                    pointer = await read_pointer(self._db)
+                    self._follow({target.name for target in pointer.targets()})
+                await asyncio.sleep(POINTER_POLL_S)
+        finally:
+            for followed in self._followed.values():
+                if followed.task is not None:
+                    followed.task.cancel()
+
+    async def index(self, target: ProjectionSet, *, wait_s: float) -> FactIndex:
+        """The set's index once loaded; IndexLoading if that takes longer than `wait_s`."""
+        followed = self._follow_one(target.name)
+        with suppress(TimeoutError):
+            async with asyncio.timeout(wait_s):
+                await followed.ready.wait()
+        if not followed.ready.is_set():
+            raise IndexLoading(target.name, len(followed.index))
+        return followed.index
+
+    def apply(self, target: ProjectionSet, facts: Iterable[Document]) -> None:
+        """Facts this process has just written (committed) into `target`."""
+        followed = self._followed.get(target.name)
+        if followed is not None:
+            for fact in facts:
+                followed.index.upsert(fact)
+
+    def _follow(self, names: set[str]) -> None:
+        for name in names:
+            self._follow_one(name)
+        for name in self._followed.keys() - names:
+            task = self._followed.pop(name).task
+            if task is not None:
+                task.cancel()
+
+    def _follow_one(self, name: str) -> _Followed:
+        followed = self._followed.get(name)
+        if followed is None:
+            followed = self._followed[name] = _Followed()
+            followed.task = asyncio.create_task(self._keep_current(ProjectionSet(name), followed))
+        return followed
+
+    async def _keep_current(self, target: ProjectionSet, followed: _Followed) -> None:
+        attempt = 0
+        while True:
+            try:
+                await self._load_and_watch(target, followed)
+                attempt, error = 0, "the change stream ended (its collection was dropped?)"
+            except Exception as exc:  # a lost stream or a fact it cannot count: reload rather than go stale
+                attempt, error = attempt + 1, describe_error(exc)
+            delay = backoff_delay(max(attempt, 1), initial_s=self._backoff[0], max_s=self._backoff[1])
+            log.warning(
+                "reloading a projection index", projection_set=target.name, retry_in_s=delay, error=error
+            )
+            await asyncio.sleep(delay)
+
+    async def _load_and_watch(self, target: ProjectionSet, followed: _Followed) -> None:
+        facts = self._db[target.facts]
+        async with await facts.watch(full_document="updateLookup") as changes:
+            # Loaded into a fresh index, so the one being served stays whole until this one is.
+            index = FactIndex() if followed.ready.is_set() else followed.index
+            async for fact in facts.find({}):
+                index.upsert(fact)
+            followed.index = index
+            followed.ready.set()
+            log.info("projection index loaded", projection_set=target.name, referrals=len(index))
+            async for change in changes:
+                written = change.get("fullDocument")
+                if written is not None:
+                    index.upsert(written)
