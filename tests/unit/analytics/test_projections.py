@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import get_args
 
 from signpost.analytics.projections.counters import Counters, measures, rereferrals
@@ -41,8 +41,15 @@ def reference(
     facts: dict[str, Document], *, tenant: str, days: Days | None, where: list[Slice], group_by: str | None
 ) -> dict[str, Counters]:
     """The index's answer worked out the slow, obvious way: `measures` per fact, summed per group."""
+    children: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+    for key, fact in facts.items():
+        if fact["submitted"] is not None and fact["submitted"]["child_ref"]:
+            child = (fact["tenant"], fact["submitted"]["child_ref"])
+            children.setdefault(child, []).append((fact["submitted"]["at"], key))
+    flagged = {key for child in children.values() for key, flag in rereferrals(child).items() if flag}
     found: dict[str, Counters] = {}
-    for fact in facts.values():
+    for key, fact in facts.items():
+        fact = {**fact, "rereferral": key in flagged}
         submitted = fact["submitted"]
         if fact["tenant"] != tenant or submitted is None:
             continue
@@ -216,6 +223,19 @@ def test_newer_versions_replace_older_ones_which_are_ignored_even_after_compacti
     index.upsert(older)  # a change stream catching up with an older copy
     assert total(index)["completed"] == 1 and len(index) == 1
     assert index.referring(tenant=TENANT, days=MARCH, where=[]) == {"URN100001"}
+
+
+def test_a_referral_arriving_late_makes_a_later_one_a_rereferral() -> None:
+    later = fold(lifecycle("later", "routed", child_ref="c1", at=T0 + timedelta(days=100)))
+    index = indexed(later)
+    assert "rereferred" not in total(index, None)
+    index.upsert(fold(lifecycle("earlier", "routed", child_ref="c1"))[fact_id(TENANT, "earlier")])
+    assert total(index, None)["rereferred"] == 1
+    by_provision = index.breakdown(tenant=TENANT, days=None, where=[], group_by="provision")
+    assert by_provision == {"speech-therapy": total(index, None)}  # flagged in every view
+    newer = {**later[fact_id(TENANT, "later")], "version": 9}  # a rewrite keeps the flag
+    index.upsert(newer)
+    assert total(index, None)["rereferred"] == 1
 
 
 def test_rereferral_needs_the_same_child_within_twelve_months() -> None:

@@ -17,6 +17,7 @@ from signpost.shared.mongo import Document
 Counters = dict[str, int]
 REREFERRAL_WINDOW = timedelta(days=365)
 MINUTES_PER_DAY = 1440
+REREFERRED = "rereferred"
 
 
 def measures(fact: Document, offers: dict[str, Document]) -> Counters:
@@ -64,8 +65,8 @@ def measures(fact: Document, offers: dict[str, Document]) -> Counters:
         counted[f"escalated_{fact['escalated']}"] = 1
     if fact["withdrawn_at"] is not None:
         counted["withdrawn"] = 1
-    if fact["rereferral"]:
-        counted["rereferred"] = 1
+    if fact.get("rereferral"):  # worked out across facts by the index
+        counted[REREFERRED] = 1
     return counted
 
 

@@ -57,7 +57,6 @@ def new_fact(tenant: str, referral_id: str) -> Document:
         "escalated": None,
         "withdrawn_at": None,
         "offers": {},
-        "rereferral": False,
     }
 
 

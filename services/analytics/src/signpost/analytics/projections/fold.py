@@ -2,8 +2,8 @@
 
 Per batch: read the facts the batch touches (from this process's cache of what it
 wrote, else in a few queries), fold every event into them in memory (skipping event
-ids a fact already holds), work out the re-referral flags of the children involved,
-then write facts and children with a few bulk writes. The idempotency record of each
+ids a fact already holds), then write the facts with a few bulk writes (re-referrals
+are worked out across facts by the index, not here). The idempotency record of each
 referral event is its id in the fact, written in the same write as what it changed.
 
 Each write raises the document's `version` and is conditional on the version read, so
@@ -21,7 +21,6 @@ from pymongo import ReplaceOne
 from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 from signpost.analytics.projections.cache import WriteCache
-from signpost.analytics.projections.counters import rereferrals
 from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, fact_id, stored_moment
 from signpost.analytics.projections.sets import ProjectionSet, find_by_ids
 from signpost.shared.events import Envelope, EventData, ProvisionChangedV1, SettingChangedV1
@@ -133,58 +132,12 @@ async def _fold(batch: _Batch, *, target: ProjectionSet, envelopes: Sequence[Env
         if after is not None:
             current[key] = after
             changed.add(key)
-    await _flag_rereferrals(batch, target=target, stored=stored, current=current, changed=changed)
     facts = await batch.save(target.facts, {key: current[key] for key in changed}, read=stored)
     catalogue = await _fold_catalogue(batch.db, target=target, envelopes=envelopes, session=batch.session)
     tenants = {envelope.tenant for envelope in envelopes}
     known = await batch.read(target.tenants, list(tenants))
     await batch.save(target.tenants, {t: {"_id": t} for t in tenants - known.keys()}, read={})
     return Folded(facts=facts, changed=len(changed) + catalogue, written=batch.written)
-
-
-async def _flag_rereferrals(
-    batch: _Batch,
-    *,
-    target: ProjectionSet,
-    stored: dict[str, Document],
-    current: dict[str, Document],
-    changed: set[str],
-) -> None:
-    """Record newly submitted referrals against their child, and re-flag that child's referrals."""
-    arrivals: dict[str, list[tuple[datetime, str]]] = {}
-    for key in changed:
-        before, after = stored.get(key), current[key]
-        submitted = after["submitted"]
-        if submitted is None or not submitted["child_ref"] or (before and before["submitted"]):
-            continue
-        child = f"{after['tenant']}|{submitted['child_ref']}"
-        arrivals.setdefault(child, []).append((submitted["at"], after["referral_id"]))
-    if not arrivals:
-        return
-    children = await batch.read(target.children, list(arrivals))
-    flags: dict[str, bool] = {}
-    writes: dict[str, Document] = {}
-    for child, new in arrivals.items():
-        known = [
-            (entry["at"], entry["referral_id"]) for entry in children.get(child, {}).get("referrals", [])
-        ]
-        every = sorted({*known, *new})
-        tenant = child.split("|", 1)[0]
-        flags.update({fact_id(tenant, rid): flag for rid, flag in rereferrals(every).items()})
-        writes[child] = {"_id": child, "referrals": [{"at": at, "referral_id": rid} for at, rid in every]}
-    await batch.save(target.children, writes, read=children)
-    missing = [key for key in flags if key not in current]
-    for loaded in (await batch.read(target.facts, missing)).values():
-        stored[loaded["_id"]] = current[loaded["_id"]] = loaded
-    for key, flag in flags.items():
-        fact = current.get(key)
-        if fact is None or fact["rereferral"] == flag:
-            continue
-        if fact is stored.get(key):  # unchanged so far: keep the stored one as the "before"
-            current[key] = {**fact, "rereferral": flag}
-        else:
-            fact["rereferral"] = flag
-        changed.add(key)
 
 
 async def _fold_catalogue(

@@ -10,18 +10,22 @@ dozens of counters across a dozen documents, which held a pure-Python MongoDB ne
 Each fact gives rows in three views, so an offer dimension counts only its offers, as
 `counters.measures` defines: the referral through all its offers; through the offers
 of each sector it was offered in; and through each provision's offer.
+
+Re-referral (the same child within 12 months before) is worked out here, across facts,
+from each fact's pseudonymous child reference: a referral arriving late can flag one
+submitted after it, which only means setting one counter on that referral's rows.
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from signpost.analytics.projections.counters import Counters, measures
+from signpost.analytics.projections.counters import REREFERRED, Counters, measures, rereferrals
 from signpost.shared.mongo import Document
 
 Slice = tuple[str, str]  # (dimension, value): a filter
@@ -79,11 +83,7 @@ class _Table:
         if self.size == self.live.size:
             self._resize(self.size * 2)
         columns, values = counters
-        width = int(columns.max(initial=-1)) + 1
-        if width > self.counters.shape[0]:
-            grown = np.zeros((width + 8, self.live.size), np.int32)
-            grown[: self.counters.shape[0]] = self.counters
-            self.counters = grown
+        self.widen(int(columns.max(initial=-1)) + 1)
         row = self.size
         for name, value in attributes.items():
             self.attributes[name][row] = value
@@ -91,6 +91,13 @@ class _Table:
         self.live[row] = True
         self.size += 1
         return row
+
+    def widen(self, width: int) -> None:
+        """Room for counter columns up to `width` (a few more, as new counter names come in ones)."""
+        if width > self.counters.shape[0]:
+            grown = np.zeros((width + 8, self.live.size), np.int32)
+            grown[: self.counters.shape[0]] = self.counters
+            self.counters = grown
 
     def kill(self, row: int) -> None:
         self.live[row] = False
@@ -143,6 +150,9 @@ class FactIndex:
         self._counter_names = _Codes()
         self._tables = {view: _Table() for view in _VIEWS}
         self._facts: dict[str, _Entry] = {}
+        # Per tenant and child: when each of its referrals was submitted; and which are re-referrals.
+        self._children: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+        self._rereferred: set[str] = set()
 
     def __len__(self) -> int:
         return len(self._facts)
@@ -160,6 +170,7 @@ class FactIndex:
                 return
             for view, row in entry.rows:
                 self._tables[view].kill(row)
+        self._note_child(fact)
         self._facts[fact["_id"]] = _Entry(version, self._append(fact))
         for view, table in self._tables.items():
             if table.dead > max(4096, table.size - table.dead):
@@ -222,11 +233,37 @@ class FactIndex:
         settings = self._codes["setting"].values
         return {settings[code] for code in np.unique(table.attributes["setting"][rows])}
 
+    def _note_child(self, fact: Document) -> None:
+        """Add a newly submitted referral to its child's, and re-flag the referrals indexed already."""
+        submitted = fact.get("submitted")
+        if submitted is None or not submitted["child_ref"]:
+            return
+        referrals = self._children.setdefault((fact["tenant"], submitted["child_ref"]), [])
+        arrival = (submitted["at"], fact["_id"])
+        if arrival in referrals:
+            return
+        referrals.append(arrival)
+        for other, flag in rereferrals(referrals).items():
+            if flag != (other in self._rereferred):
+                self._rereferred.symmetric_difference_update({other})
+                entry = self._facts.get(other)
+                if entry is not None and other != fact["_id"]:
+                    self._set(entry, REREFERRED, int(flag))
+
+    def _set(self, entry: _Entry, counter: str, value: int) -> None:
+        """One counter of every row of a fact: a re-referral counts as one in every view."""
+        column = self._counter_names.code(counter)
+        for view, row in entry.rows:
+            table = self._tables[view]
+            table.widen(column + 1)
+            table.counters[column, row] = value
+
     def _append(self, fact: Document) -> list[tuple[str, int]]:
         """The fact's rows in each view; none until its submission says where and when it counts."""
         submitted = fact.get("submitted")
         if submitted is None:
             return []
+        fact = {**fact, "rereferral": fact["_id"] in self._rereferred}
         offers: dict[str, Document] = fact["offers"]
         code = self._code
         referral = {

@@ -44,11 +44,6 @@ class ProjectionSet:
         return f"{self.name}_referral_facts"
 
     @property
-    def children(self) -> str:
-        """Per pseudonymous child reference: when each of its referrals was submitted (re-referrals)."""
-        return f"{self.name}_children"
-
-    @property
     def provisions(self) -> str:
         """The latest state of each Local Offer provision, for names and sectors."""
         return f"{self.name}_provisions"
@@ -66,7 +61,6 @@ class ProjectionSet:
     def collections(self) -> list[str]:
         return [
             self.facts,
-            self.children,
             self.provisions,
             self.settings_register,
             self.tenants,
@@ -74,7 +68,7 @@ class ProjectionSet:
 
 
 async def create_indexes(db: Database, target: ProjectionSet) -> None:
-    """The fold reads facts and children by `_id`, and the index loads facts whole, so only
+    """The fold reads facts by `_id`, and the index loads facts whole, so only
     the coverage register's query needs one (each index is a cost on every insert)."""
     await db[target.settings_register].create_indexes(
         [IndexModel([("tenant", 1), ("open", 1), ("locality", 1)])]
