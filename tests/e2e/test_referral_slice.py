@@ -57,12 +57,27 @@ async def start_platform(stack: AsyncExitStack, settings: Settings) -> Platform:
     return Platform(Tokens(settings), *clients)
 
 
+# Analytics is ready once its index of the projections is loaded.
+PROJECTIONS = {"projections": "ok"}
+
+
 async def test_referrals_are_routed_and_counted(settings: Settings) -> None:
     async with AsyncExitStack() as stack:
         platform = await start_platform(stack, settings)
-        for service in (platform.intake, platform.routing, platform.analytics):
-            ready = await service.get("/readyz")
-            assert ready.json() == {"status": "ready", "checks": {"kafka": "ok", "mongodb": "ok"}}
+        for service, own in (
+            (platform.intake, {}),
+            (platform.routing, {}),
+            (platform.analytics, PROJECTIONS),
+        ):
+
+            async def ready(service: httpx.AsyncClient = service) -> dict[str, object] | None:
+                answer = await service.get("/readyz")
+                return answer.json() if answer.status_code == 200 else None
+
+            assert await eventually(ready, what="ready") == {
+                "status": "ready",
+                "checks": {"kafka": "ok", "mongodb": "ok", **own},
+            }
 
         routed_id = await platform.submit(REFERRAL)
         unmatched_id = await platform.submit(

@@ -53,6 +53,8 @@ class Runtime:
     background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
     outbox: OutboxRelay | None = None
     consumes_events: bool = False
+    # Further readiness checks by name: "ok", or why the service cannot answer yet.
+    readiness: dict[str, Callable[[], str]] = field(default_factory=dict)
 
     @classmethod
     def build(cls, settings: Settings, service: ServiceName) -> Runtime:
@@ -191,13 +193,14 @@ def health_router() -> APIRouter:
 
     @router.get(
         "/readyz",
-        summary="Readiness: Kafka and MongoDB both answer",
-        responses={503: {"description": "A dependency does not answer"}},
+        summary="Readiness: Kafka and MongoDB both answer (and anything else the service needs first)",
+        responses={503: {"description": "A dependency does not answer, or the service is not ready yet"}},
     )
     async def readyz(runtime: RuntimeDep) -> JSONResponse:
         checks = {
             "kafka": await _check(runtime.broker.ping(timeout=READINESS_TIMEOUT_S)),
             "mongodb": await _check(_ping_mongo(runtime.client)),
+            **{name: check() for name, check in runtime.readiness.items()},
         }
         ready = all(status == "ok" for status in checks.values())
         return JSONResponse(

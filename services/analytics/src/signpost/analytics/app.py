@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         backoff_max_s=runtime.settings.consumer_backoff_max_s,
     )
     runtime.background.append(facts.run)
+    runtime.readiness["projections"] = facts.readiness
     runtime.background.append(lambda: run_projection_consumer(runtime, facts))
     runtime.consumes_events = True  # its own batch consumer, in the analytics group: /metrics reports its lag
     sampler = OpsSampler(runtime.settings)

@@ -71,6 +71,13 @@ class FactsFollower:
             raise IndexLoading(target.name, len(followed.index))
         return followed.index
 
+    def readiness(self) -> str:
+        """For /readyz: "ok" once every set the pointer names is loaded."""
+        loading = [name for name, followed in self._followed.items() if not followed.ready.is_set()]
+        if not self._followed:
+            return "loading: the projection sets are not known yet"
+        return f"loading: {', '.join(sorted(loading))}" if loading else "ok"
+
     def apply(self, target: ProjectionSet, facts: Iterable[Document]) -> None:
         """Facts this process has just written (committed) into `target`."""
         followed = self._followed.get(target.name)
