@@ -10,7 +10,7 @@ synthetic (a year of referrals across two areas, their offers, moves and outcome
 in the order they happen (`--order referral` keeps each referral's events together, which
 flatters ingest). They are folded through the same `fold_batch` the live consumer uses, into
 an embedded SecantusDB started on a free port, and handed to the process's in-memory index as
-the consumer does; no Kafka (that is the consumer's cost, not the projection's). Queries run
+the consumer does (the index also follows the MongoDB change stream, as in the service); no Kafka (that is the consumer's cost, not the projection's). Queries run
 through the pulse service on an index loaded back from MongoDB, as a starting process loads it.
 """
 
@@ -37,8 +37,9 @@ from typing import Any
 from pymongo import AsyncMongoClient
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.fold import fold_batch
+from signpost.analytics.projections.follower import FactsFollower
 from signpost.analytics.projections.index import FactIndex
-from signpost.analytics.projections.sets import ProjectionSet, create_indexes
+from signpost.analytics.projections.sets import INITIAL_SET, ProjectionSet, create_indexes
 from signpost.analytics.pulse import service
 from signpost.analytics.pulse.measures import MEASURES
 from signpost.analytics.pulse.reader import Period
@@ -266,17 +267,24 @@ class Figures:
 async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: int, order: str) -> Figures:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
     db = client[f"bench_{events}_{order}"]
-    target = ProjectionSet("bench")
+    target = ProjectionSet(INITIAL_SET)
     await create_indexes(db, target)
     stream = synthetic_events(events) if order == "referral" else as_live(synthetic_events(events))
-    live, cache = FactIndex(), WriteCache(size=Settings().analytics_cache_documents)
+    # As in the service: an index following the facts through the change stream, handed each commit.
+    follower = FactsFollower(db)
+    following = asyncio.create_task(follower.run())
+    live, cache = (
+        await follower.index(target, wait_s=60),
+        WriteCache(size=Settings().analytics_cache_documents),
+    )
     elapsed, folded, own_cpu, server_cpu = 0.0, 0, 0.0, 0.0
     while batch := list(itertools.islice(stream, batch_size)):
         # Events are made outside the clocks: only the fold and the index update are measured.
         began, own, server = time.perf_counter(), time.process_time(), cpu_seconds(server_pid)
-        written = await fold_batch(client, db, target=target, envelopes=batch, cache=cache)
-        for fact in written.facts:  # as the live consumer hands each commit to its process's index
-            live.upsert(fact)
+        written = await fold_batch(
+            client, db, target=target, envelopes=batch, cache=cache, writer=follower.writer
+        )
+        follower.apply(target, written.facts)
         elapsed += time.perf_counter() - began
         own_cpu += time.process_time() - own
         server_cpu += cpu_seconds(server_pid) - server
@@ -302,6 +310,8 @@ async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: 
     assert index.totals(tenant=TENANTS[0], periods=everything) == live.totals(
         tenant=TENANTS[0], periods=everything
     ), "the loaded index must count what the live one counted"
+    following.cancel()
+    await asyncio.gather(following, return_exceptions=True)
 
     year, month = Period(START, START + timedelta(days=DAYS - 1)), Period(date(2025, 6, 3), date(2025, 6, 30))
 

@@ -73,7 +73,9 @@ async def fold_live(
     """Into the active set, and into the set a rebuild is filling, if any; `facts` sees each commit."""
     pointer = await read_pointer(runtime.db)
     for target in pointer.targets():
-        folded = await fold_batch(runtime.client, runtime.db, target=target, envelopes=envelopes, cache=cache)
+        folded = await fold_batch(
+            runtime.client, runtime.db, target=target, envelopes=envelopes, cache=cache, writer=facts.writer
+        )
         facts.apply(target, folded.facts)
 
 

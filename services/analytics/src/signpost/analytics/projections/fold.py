@@ -34,13 +34,16 @@ async def fold_batch(
     target: ProjectionSet,
     envelopes: Sequence[Envelope[EventData]],
     cache: WriteCache | None = None,
+    writer: str | None = None,
 ) -> Folded:
-    """Fold `envelopes` into `target`; returns the facts written and how many things changed."""
+    """Fold `envelopes` into `target`; returns the facts written and how many things changed.
+
+    `writer` names this process in what it writes (see FactsFollower.writer)."""
     # A stale copy (cached, or read just before another writer committed): fold again from MongoDB.
     for attempt, reading in enumerate((cache, None, None)):
 
         async def write(session: Session, reading: WriteCache | None = reading) -> Folded:
-            batch = _Batch(db=db, session=session, cache=reading)
+            batch = _Batch(db=db, session=session, cache=reading, writer=writer)
             return await _fold(batch, target=target, envelopes=envelopes)
 
         try:
@@ -79,6 +82,7 @@ class _Batch:
     db: Database
     session: Session
     cache: WriteCache | None
+    writer: str | None
     written: dict[str, list[Document]] = field(default_factory=dict)
 
     async def read(self, collection: str, ids: list[str]) -> dict[str, Document]:
@@ -93,8 +97,10 @@ class _Batch:
     ) -> list[Document]:
         """Replace what was read, if unchanged since; insert the rest (upserts are slower)."""
         versions = {key: int(document.get("version", 0)) for key, document in read.items()}
+        mark = {"writer": self.writer} if self.writer else {}
         saved = {
-            key: {**document, "version": versions.get(key, 0) + 1} for key, document in documents.items()
+            key: {**document, **mark, "version": versions.get(key, 0) + 1}
+            for key, document in documents.items()
         }
         # An old document without a version matches `None` (missing), as version 0.
         replacements = [

@@ -12,6 +12,7 @@ active one, and the one a rebuild is filling, so a swap finds it loaded.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
@@ -44,6 +45,9 @@ class _Followed:
 
 class FactsFollower:
     def __init__(self, db: Database, *, backoff_initial_s: float = 0.5, backoff_max_s: float = 10.0) -> None:
+        # Written into every fact this process's fold writes: the change stream leaves those out,
+        # since the fold hands them over itself (the server would otherwise send each one back).
+        self.writer = secrets.token_hex(8)
         self._db = db
         self._followed: dict[str, _Followed] = {}
         self._backoff = (backoff_initial_s, backoff_max_s)
@@ -116,7 +120,8 @@ class FactsFollower:
 
     async def _load_and_watch(self, target: ProjectionSet, followed: _Followed) -> None:
         facts = self._db[target.facts]
-        async with await facts.watch(full_document="updateLookup") as changes:
+        others = [{"$match": {"fullDocument.writer": {"$ne": self.writer}}}]
+        async with await facts.watch(others, full_document="updateLookup") as changes:
             # Loaded into a fresh index, so the one being served stays whole until this one is.
             index = FactIndex() if followed.ready.is_set() else followed.index
             async for fact in facts.find({}):

@@ -161,12 +161,13 @@ class FactIndex:
         return sum(table.nbytes() for table in self._tables.values())
 
     def upsert(self, fact: Document) -> None:
-        """Count `fact` as it now is. A fact is written with a rising `version`, so an older
-        copy (a change stream catching up after the fold applied the newer one) is ignored."""
+        """Count `fact` as it now is. A fact is written with a rising `version`, so a copy no
+        newer than the one counted (the change stream bringing back what the fold handed over
+        already, or catching up after it) changes nothing."""
         version = int(fact.get("version", 0))
         entry = self._facts.get(fact["_id"])
         if entry is not None:
-            if version < entry.version:
+            if version <= entry.version:
                 return
             for view, row in entry.rows:
                 self._tables[view].kill(row)
