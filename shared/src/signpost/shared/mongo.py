@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from signpost.shared.settings import Settings
@@ -21,13 +21,16 @@ PROCESSED_EVENTS = "processed_events"
 T = TypeVar("T")
 
 
-def create_client(settings: Settings) -> AsyncMongoClient[Document]:
+def create_client(
+    settings: Settings, *, listeners: Sequence[monitoring.CommandListener] = ()
+) -> AsyncMongoClient[Document]:
     _, url = settings.require_servers()
     return AsyncMongoClient(
         url,
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
         appname="signpost",
+        event_listeners=list(listeners),
     )
 
 

@@ -56,7 +56,8 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, service: ServiceName) -> Runtime:
-        client = create_client(settings)
+        metrics = ServiceMetrics(service)
+        client = create_client(settings, listeners=[metrics.mongodb_listener()])
         return cls(
             settings=settings,
             service=service,
@@ -64,7 +65,7 @@ class Runtime:
             broker=create_broker(settings, service=service),
             client=client,
             db=client[settings.database_name(service)],
-            metrics=ServiceMetrics(service),
+            metrics=metrics,
         )
 
     def enable_outbox(self) -> None:

@@ -13,6 +13,7 @@ from signpost.intake.errors import ERROR_HANDLERS
 from signpost.intake.offers.views import router as offers_router
 from signpost.intake.reconciliation.service import Reconciler
 from signpost.intake.referrals.models import REFERRALS
+from signpost.intake.referrals.service import Submissions
 from signpost.intake.referrals.views import router as referrals_router
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
@@ -47,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     runtime.background.append(dispatcher.run)
     runtime.background.append(Reconciler(runtime).run)
     runtime.consume_events(partial(on_referral_event, dispatcher=dispatcher))
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="Signpost intake",
         description=(
@@ -59,3 +60,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indexes=INDEXES,
         error_handlers=ERROR_HANDLERS,
     )
+    app.state.submissions = Submissions(runtime)
+    return app
