@@ -63,6 +63,24 @@ async def mark_processed(db: Database, *, event_id: str, session: Session) -> bo
     return True
 
 
+async def mark_processed_many(db: Database, *, event_ids: Sequence[str], session: Session) -> set[str]:
+    """`mark_processed` for a batch in two round trips: the ids handled now for the first time
+    (an id twice in the batch counts once)."""
+    seen = {
+        doc["_id"]
+        async for doc in db[PROCESSED_EVENTS].find(
+            {"_id": {"$in": list(event_ids)}}, {"_id": 1}, session=session
+        )
+    }
+    fresh = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in seen]
+    if fresh:
+        now = datetime.now(UTC)
+        await db[PROCESSED_EVENTS].insert_many(
+            [{"_id": event_id, "processed_at": now} for event_id in fresh], session=session
+        )
+    return set(fresh)
+
+
 async def in_transaction(client: AsyncMongoClient[Document], work: Callable[[Session], Awaitable[T]]) -> T:
     """Run `work` in one transaction, retried by the driver on transient errors."""
     async with client.start_session() as session:

@@ -98,6 +98,8 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = 0.0
         while True:
+            # Cleared before draining: a commit notified while the drain runs wakes the next round.
+            self._wake.clear()
             try:
                 published = await self.drain()
                 backoff = 0.0
@@ -106,9 +108,8 @@ class OutboxRelay:
                 log.warning("outbox relay cannot publish yet; retrying", error=repr(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 continue
-            if published:
+            if published >= BATCH_SIZE:  # maybe more behind it; a short batch was everything pending
                 continue
-            self._wake.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
             # that stops the service when the wake-up lands at the same moment, hanging shutdown.
             with contextlib.suppress(TimeoutError):

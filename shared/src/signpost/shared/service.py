@@ -75,8 +75,16 @@ class Runtime:
         )
         self.background.append(self.outbox.run)
 
-    def consume_events(self, handler: Callable[..., Awaitable[None]], *, topics: Sequence[str] = ()) -> None:
-        """Feed every event on `topics` (default: the referrals topic) to `handler(runtime=, envelope=)`.
+    def consume_events(
+        self,
+        handler: Callable[..., Awaitable[None]],
+        *,
+        topics: Sequence[str] = (),
+        batch_handler: Callable[..., Awaitable[None]] | None = None,
+    ) -> None:
+        """Feed every event on `topics` (default: the referrals topic) to `handler(runtime=, envelope=)`,
+        or in batches to `batch_handler(runtime=, envelopes=)` when given (`handler` then takes the
+        events of a failed batch one by one, and the retries).
 
         Call once per service: it also subscribes the service's retry consumer.
         """
@@ -91,9 +99,25 @@ class Runtime:
                     event_type=envelope.type, seconds=time.perf_counter() - started, failed=failed
                 )
 
+        async def handle_batch(envelopes: Sequence[Envelope[EventData]]) -> None:
+            assert batch_handler is not None
+            started, failed = time.perf_counter(), True
+            try:
+                await batch_handler(runtime=self, envelopes=envelopes)
+                failed = False
+            finally:
+                share = (time.perf_counter() - started) / len(envelopes)  # each event an equal share
+                for envelope in envelopes:
+                    self.metrics.observe_handler(event_type=envelope.type, seconds=share, failed=failed)
+
         self.consumes_events = True
         subscribe_events(
-            self.broker, settings=self.settings, service=self.service, handler=handle, topics=topics
+            self.broker,
+            settings=self.settings,
+            service=self.service,
+            handler=handle,
+            topics=topics,
+            batch_handler=None if batch_handler is None else handle_batch,
         )
 
     def events_committed(self) -> None:

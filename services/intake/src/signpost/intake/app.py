@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from signpost.intake.audit.service import AUDIT, AUDIT_INDEXES
 from signpost.intake.audit.views import router as audit_router
-from signpost.intake.consumer import on_referral_event
+from signpost.intake.consumer import on_referral_event, on_referral_events
 from signpost.intake.errors import ERROR_HANDLERS
 from signpost.intake.offers.views import router as offers_router
 from signpost.intake.reconciliation.service import Reconciler
@@ -47,7 +47,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dispatcher = WebhookDispatcher(runtime)
     runtime.background.append(dispatcher.run)
     runtime.background.append(Reconciler(runtime).run)
-    runtime.consume_events(partial(on_referral_event, dispatcher=dispatcher))
+    runtime.consume_events(
+        partial(on_referral_event, dispatcher=dispatcher),
+        batch_handler=partial(on_referral_events, dispatcher=dispatcher),
+    )
     app = create_service_app(
         runtime,
         title="Signpost intake",

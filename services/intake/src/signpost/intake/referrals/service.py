@@ -389,18 +389,18 @@ async def save_referral(
 
 
 async def record_routing_decision(
-    *, runtime: Runtime, envelope: Envelope[EventData], session: Session
-) -> None:
-    """Record routing's decision (offers, or the unmet needs) inside the caller's transaction."""
+    *, runtime: Runtime, envelope: Envelope[EventData], referral: Document | None, session: Session
+) -> Document | None:
+    """Record routing's decision (offers, or the unmet needs) on `referral`, the event's referral as
+    read in the caller's transaction; returns the referral as it now is."""
     data = envelope.data
     if not isinstance(data, ReferralRoutedV1 | ReferralUnmatchedV1 | ReferralEscalatedV1):
-        return
+        return referral
     if isinstance(data, ReferralEscalatedV1) and data.reason is not EscalationReason.EHC_ASSESSMENT:
-        return  # safeguarding escalations are intake's own, recorded when submitted
-    referral = await runtime.db[REFERRALS].find_one({"_id": data.referral_id}, session=session)
+        return referral  # safeguarding escalations are intake's own, recorded when submitted
     if referral is None:
         log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
-        return
+        return None
     current = ReferralStatus(referral["status"])
     try:
         if isinstance(data, ReferralRoutedV1) and data.replaces_provision_id:
@@ -421,14 +421,11 @@ async def record_routing_decision(
             }
     except (IllegalTransition, ReferralClosed) as exc:
         log.warning("routing decision ignored", referral_id=data.referral_id, reason=str(exc))
-        return
-    await save_referral(
-        runtime=runtime,
-        before=referral,
-        changes={**changes, "status": status.value},
-        timeline=[timeline_entry(event=envelope, status=status, actor=None)],
-        session=session,
-    )
+        return referral
+    changes = {**changes, "status": status.value}
+    timeline = [timeline_entry(event=envelope, status=status, actor=None)]
+    await save_referral(runtime=runtime, before=referral, changes=changes, timeline=timeline, session=session)
+    return {**referral, **changes, "timeline": [*referral["timeline"], *timeline]}
 
 
 def _new_offers(data: ReferralRoutedV1) -> list[Document]:
