@@ -10,14 +10,25 @@ from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.service import record_routing_decision
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.service import queue_deliveries
-from signpost.shared.events import Envelope, EventData
+from signpost.shared.events import (
+    Envelope,
+    EventData,
+    ReferralEscalatedV1,
+    ReferralRoutedV1,
+    ReferralUnmatchedV1,
+)
 from signpost.shared.mongo import Document, Session, in_transaction, mark_processed_many
 from signpost.shared.service import Runtime
+
+DECISIONS = (ReferralRoutedV1, ReferralUnmatchedV1, ReferralEscalatedV1)
 
 
 async def on_referral_events(
     *, runtime: Runtime, envelopes: Sequence[Envelope[EventData]], dispatcher: WebhookDispatcher
 ) -> None:
+    if not await _may_change_anything(runtime, envelopes):
+        return
+
     async def write(session: Session) -> int:
         fresh = await mark_processed_many(runtime.db, event_ids=[e.id for e in envelopes], session=session)
         new: list[Envelope[EventData]] = []
@@ -45,6 +56,20 @@ async def on_referral_events(
 
     if await in_transaction(runtime.client, write):
         dispatcher.notify()
+
+
+async def _may_change_anything(runtime: Runtime, envelopes: Sequence[Envelope[EventData]]) -> bool:
+    """False when no event can change anything here: none is a routing decision and no referral
+    was offered to an agency (so no webhook is owed), like most submissions. Then nothing is
+    written, not even a processed-event record (with no effect there is nothing to repeat).
+    Only this partition's consumer adds offers, in order, so the answer cannot go stale."""
+    if any(isinstance(e.data, DECISIONS) for e in envelopes):
+        return True
+    subjects = list({e.subject for e in envelopes})
+    offered = await runtime.db[REFERRALS].count_documents(
+        {"_id": {"$in": subjects}, "offers.0": {"$exists": True}}
+    )
+    return offered > 0
 
 
 async def on_referral_event(
