@@ -3,6 +3,7 @@ one shared database server, counted rather than timed.
 
     uv run --extra embedded python bench/roundtrips.py                 # 200 referrals at 50/s
     uv run --extra embedded python bench/roundtrips.py -n 500 --rate 100
+    uv run --extra embedded python bench/roundtrips.py --profile intake   # also where intake's CPU went
 
 It starts the whole platform the way bench/e2e.py does (embedded Tansu and SecantusDB, intake,
 routing and analytics as separate processes), warms it up, reads every service's
@@ -16,16 +17,23 @@ Background polling is slowed for the run (`SIGNPOST_OUTBOX_POLL_INTERVAL_S=60`,
 woken by their own commits. Where work is batched (intake's group commit, batch consumers), the
 counts depend on how many referrals arrive together, so they follow --rate; at a fixed rate and N
 they barely move between runs.
+
+`--profile SERVICE` samples that service with py-spy (a dev dependency) while the referrals go in
+and prints the functions its CPU time went to, by own time and including what they call.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import re
+import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import urllib.request
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +58,7 @@ QUIET = {"outbox_poll_interval_s": "60", "reconcile_interval_s": "3600"}
 WARM_UP = 20
 CATCH_UP_S = 300.0
 
+PROFILE_TOP = 20
 Counts = dict[tuple[str, str], float]
 
 
@@ -90,6 +99,42 @@ async def submit(cluster: LocalCluster, *, count: int, rate: float, seed: int) -
         await load.close()
 
 
+class Profiler:
+    """py-spy sampling one process until stopped, then the hottest functions."""
+
+    def __init__(self, pid: int, output: Path) -> None:
+        py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or shutil.which("py-spy")
+        if py_spy is None:
+            raise RuntimeError("py-spy is not installed (it is a dev dependency: uv sync)")
+        self._output = output
+        argv = [py_spy, "record", "--pid", str(pid), "--format", "raw", "--output", str(output),
+                "--rate", "250", "--subprocesses", "--nonblocking"]  # fmt: skip
+        self._process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def stop(self) -> list[str]:
+        self._process.send_signal(signal.SIGINT)  # py-spy writes what it sampled, then exits
+        _, errors = self._process.communicate(timeout=60)
+        if not self._output.exists():
+            raise RuntimeError(f"py-spy wrote no profile: {errors.decode(errors='replace')[-500:]}")
+        own: Counter[str] = Counter()
+        within: Counter[str] = Counter()
+        total = 0
+        for line in self._output.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            frames = [re.sub(r":\d+\)$", ")", frame) for frame in stack.split(";") if frame]
+            if not frames or not count.isdigit():
+                continue
+            total += int(count)
+            own[frames[-1]] += int(count)
+            for frame in set(frames):
+                within[frame] += int(count)
+        lines = [f"{total} samples; own time (the function itself):"]
+        lines += [f"  {n / total:6.1%}  {frame}" for frame, n in own.most_common(PROFILE_TOP)]
+        lines += ["including what they call:"]
+        lines += [f"  {n / total:6.1%}  {frame}" for frame, n in within.most_common(PROFILE_TOP * 2)]
+        return lines
+
+
 def table(before: Counts, after: Counts, referrals: int) -> list[str]:
     per_service: dict[str, dict[str, float]] = defaultdict(dict)
     for key in sorted(set(after)):
@@ -118,11 +163,14 @@ def main() -> int:
     )
     parser.add_argument("-n", "--referrals", type=int, default=200, help="referrals to submit (default 200)")
     parser.add_argument("--rate", type=float, default=50.0, help="submissions per second (default 50)")
+    parser.add_argument("--profile", choices=SERVICE_NAMES, help="sample this service with py-spy meanwhile")
     args = parser.parse_args()
     if args.referrals <= 0 or args.rate <= 0:
         parser.error("--referrals and --rate must be positive")
 
-    cluster = bench_cluster(Path(tempfile.mkdtemp(prefix="signpost-roundtrips-")), settings=QUIET)
+    workdir = Path(tempfile.mkdtemp(prefix="signpost-roundtrips-"))
+    cluster = bench_cluster(workdir, settings=QUIET)
+    profile: list[str] = []
     try:
         print(f"starting the platform (logs in {cluster.logs})", flush=True)
         try:
@@ -133,8 +181,15 @@ def main() -> int:
         asyncio.run(submit(cluster, count=WARM_UP, rate=min(args.rate, 20.0), seed=1))
         before = read_counts(cluster)
         print(f"submitting {args.referrals} referrals at {args.rate:g}/s", flush=True)
+        profiler = (
+            Profiler(cluster.services[args.profile].pid, workdir / f"{args.profile}.profile.txt")
+            if args.profile
+            else None
+        )
         asyncio.run(submit(cluster, count=args.referrals, rate=args.rate, seed=2))
         after = read_counts(cluster)
+        if profiler is not None:
+            profile = profiler.stop()
     except RuntimeError as exc:
         print(f"bench/roundtrips.py: {exc}; logs in {cluster.logs}", file=sys.stderr)
         return 1
@@ -144,6 +199,9 @@ def main() -> int:
     print(f"MongoDB commands per referral ({args.referrals} referrals at {args.rate:g}/s, after warm-up):")
     print()
     print("\n".join(table(before, after, args.referrals)))
+    if profile:
+        print(f"\nWhere {args.profile}'s CPU went (py-spy):")
+        print("\n".join(profile))
     return 0
 
 
