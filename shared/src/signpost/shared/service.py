@@ -149,7 +149,8 @@ async def _stop(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
     log.info("service stopped")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off per request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 
