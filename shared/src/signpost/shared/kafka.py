@@ -5,7 +5,9 @@ effectively-once by the handlers' processed-event records. Failures are told apa
 (see `signpost.shared.retries`): MongoDB away -> retried in place, in order; a
 handler failing on a valid event -> parked on the service's retry topic and retried
 later, then dead-lettered; not an event -> dead-lettered at once. A poison message
-never blocks its partition.
+never blocks its partition. A service may take its events in batches (one transaction
+for many); a batch its handler fails on is handled again event by event under the same
+rules, so only the event at fault is parked.
 """
 
 from __future__ import annotations
