@@ -16,8 +16,9 @@ What it does, in one run:
 3. intake ramped open-loop to saturation (rates doubling until accepted/s falls below 90%
    of offered, or p99 passes 2 s), then half of that peak for request latency;
 4. a sustained run at --rate for --duration: accepted/s, request latency, submit->routed
-   (the decision event seen on the referrals topic) and submit->counted (analytics'
-   processed-event record of the submitted event), and consumer lag sampled over time.
+   (the decision event seen on the referrals topic) and submit->counted (analytics' consumer
+   group committing its offset past the submitted event, within 0.1 s), and consumer lag
+   sampled over time.
 
 Targets (issue 8): intake peak >= 80% of the raw durable-write rate; p99 < 50 ms at half of
 peak; submit->counted p50 < 100 ms and p99 < 500 ms at 100 referrals/s for 10 minutes with
@@ -46,13 +47,16 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient, WriteConcern
-from signpost.shared.auth.principal import Role
-from signpost.shared.events import ReferralEscalatedV1, ReferralRoutedV1, ReferralUnmatchedV1
-from signpost.shared.mongo import PROCESSED_EVENTS
-from signpost.shared.outbox import pending_count
 from signpost.shared.settings import SERVICE_NAMES
-from signpost.shared.topics import Topics
 
+from signpost.platform.benchkit import (
+    GroupLag,
+    PipelineObserver,
+    bench_cluster,
+    cluster_topics,
+    practitioner_tokens,
+    wait_caught_up,
+)
 from signpost.platform.cluster import LocalCluster
 from signpost.platform.embedded import EmbeddedUnavailable
 from signpost.platform.loadgen import LoadResult, ReferralLoad, percentile
@@ -61,8 +65,6 @@ from signpost.platform.samples import sample_referral
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs" / "performance.md"
-DECISION_TYPES = {t.encode() for t in (ReferralRoutedV1.event_type, ReferralUnmatchedV1.event_type,
-                                       ReferralEscalatedV1.event_type)}  # fmt: skip
 RAMP_START = 10.0
 MAX_RAMP_RATE = 5000.0
 
@@ -188,78 +190,27 @@ def peak(steps: list[LoadResult]) -> float:
     return max(step.accepted_per_s for step in steps)
 
 
-class TopicObserver:
-    """Reads the referrals topic from its end and notes when each referral's decision event appears."""
-
-    def __init__(self, bootstrap: str, topic: str, partitions: int) -> None:
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        self._partitions = [TopicPartition(topic, p) for p in range(partitions)]
-        self.decided_at: dict[str, float] = {}
-        self._task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        await self._consumer.start()
-        self._consumer.assign(self._partitions)
-        await self._consumer.seek_to_end(*self._partitions)
-        self._task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            now = time.time()
-            for records in batches.values():
-                for record in records:
-                    headers = dict(record.headers)
-                    if headers.get("ce_type") in DECISION_TYPES and record.key:
-                        self.decided_at.setdefault(record.key.decode(), now)
-
-    async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-        await self._consumer.stop()
-
-
 class LagSampler:
     """Consumer lag of every service's group on the referrals topic, sampled every `every_s`."""
 
-    def __init__(self, bootstrap: str, topics: Topics, every_s: float) -> None:
-        self._bootstrap = bootstrap
-        self._topics = topics
+    def __init__(self, lag: GroupLag, every_s: float) -> None:
+        self._lag = lag
         self._every_s = every_s
         self.samples: list[tuple[float, dict[str, int]]] = []
         self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        await self._admin.start()
-        self._ends = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await self._ends.start()
+    def start(self) -> None:
         self._task = asyncio.create_task(self._sample())
-
-    async def lag(self) -> dict[str, int]:
-        partitions = [TopicPartition(self._topics.referrals, p) for p in range(self._topics.partitions)]
-        ends = await self._ends.end_offsets(partitions)
-        lag: dict[str, int] = {}
-        for service in SERVICE_NAMES:
-            # Tansu: always name the partitions when reading group offsets.
-            committed = await self._admin.list_consumer_group_offsets(
-                self._topics.group(service), partitions=partitions
-            )
-            lag[service] = sum(ends[tp] - max(committed[tp].offset, 0) if tp in committed else ends[tp]
-                               for tp in partitions)  # fmt: skip
-        return lag
 
     async def _sample(self) -> None:
         started = time.monotonic()
         while True:
-            self.samples.append((time.monotonic() - started, await self.lag()))
+            self.samples.append((time.monotonic() - started, await self._lag.lag()))
             await asyncio.sleep(self._every_s)
 
-    async def stop(self) -> None:
+    def stop(self) -> None:
         if self._task:
             self._task.cancel()
-        await self._ends.stop()
-        await self._admin.close()
 
 
 # -- the run -----------------------------------------------------------------------------------
@@ -268,7 +219,7 @@ class LagSampler:
 async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) -> Report:
     assert cluster.kafka is not None and cluster.mongodb is not None
     report = Report()
-    topics = Topics(prefix="", partitions=int(cluster.setting("topic_partitions")))
+    topics = cluster_topics(cluster)
     raw_s = 5.0 if args.quick else 15.0
     step_s = 4.0 if args.quick else 10.0
 
@@ -296,25 +247,19 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
         f"bare FastAPI p99 at half peak ({bare_peak / 2:,.0f}/s)", f"{bare_half.latency_ms(99):.1f} ms"
     )
 
-    tokens = [cluster.token(Role.PRACTITIONER, f"school-{n}") for n in range(20)]
+    tokens = practitioner_tokens(cluster)
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(cluster.mongodb.url, tz_aware=True)
-    intake_db = mongo[cluster.database_name("intake")]
-    routing_db = mongo[cluster.database_name("routing")]
-    sampler = LagSampler(cluster.kafka.url, topics, every_s=2.0 if args.quick else 5.0)
-    await sampler.start()
+    group_lag = GroupLag(cluster.kafka.url, topics)
+    await group_lag.start()
+    sampler = LagSampler(group_lag, every_s=2.0 if args.quick else 5.0)
+    sampler.start()
 
     catch_up_s = 120.0 if args.quick else 600.0
 
     async def drained() -> None:
         """Wait for the platform to catch up (every referral decided, outboxes empty, no lag)."""
-        deadline = time.monotonic() + catch_up_s
-        while time.monotonic() < deadline:
-            undecided = await intake_db["referrals"].count_documents({"status": "submitted"})
-            pending = await pending_count(intake_db) + await pending_count(routing_db)
-            if undecided == 0 and pending == 0 and not any((await sampler.lag()).values()):
-                return
-            await asyncio.sleep(0.5)
-        report.notes.append(f"the platform had not caught up {catch_up_s:.0f} s after a phase")
+        if not await wait_caught_up(mongo, cluster, group_lag, timeout_s=catch_up_s):
+            report.notes.append(f"the platform had not caught up {catch_up_s:.0f} s after a phase")
 
     load = ReferralLoad(intake_url=cluster.url("intake"), tokens=tokens, seed=11)
     _say("intake: open-loop ramp to saturation")
@@ -344,14 +289,15 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
             "its latencies include queueing behind a growing backlog"
         )
     _say(f"sustained: {rate:g} referrals/s for {args.duration:g} s")
-    observer = TopicObserver(cluster.kafka.url, topics.referrals, topics.partitions)
+    observer = PipelineObserver(cluster.kafka.url, topics)
     await observer.start()
     sampler.samples.clear()
     sustained = await load.run(rate=rate, duration_s=args.duration)
     await drained()
     await asyncio.sleep(1)
     await observer.stop()
-    await sampler.stop()
+    sampler.stop()
+    await group_lag.stop()
     report.lag = list(sampler.samples)
     accepted = {a.referral_id: a for a in sustained.accepted if a.referral_id}
     routed = [
@@ -359,7 +305,11 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
         for rid, a in accepted.items()
         if rid in observer.decided_at
     ]
-    counted = await submit_to_counted(mongo, cluster, accepted)
+    counted = [
+        (observer.counted_at[rid] - a.sent_at) * 1000
+        for rid, a in accepted.items()
+        if rid in observer.counted_at
+    ]
     await mongo.close()
     await load.close()
     report.add(f"sustained accepted referrals/s (offered {rate:g}/s for {args.duration:g} s)",
@@ -385,28 +335,6 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
     report.add("accepted but not seen counted", f"{len(accepted) - len(counted)}", target="0",
                met=len(accepted) == len(counted))  # fmt: skip
     return report
-
-
-async def submit_to_counted(
-    mongo: AsyncMongoClient[dict[str, Any]], cluster: LocalCluster, accepted: dict[str, Any]
-) -> list[float]:
-    """Milliseconds from each request being sent to analytics recording its submitted event."""
-    ids = list(accepted)
-    events: dict[str, str] = {}
-    for start in range(0, len(ids), 1000):
-        async for doc in mongo[cluster.database_name("intake")]["referrals"].find(
-            {"_id": {"$in": ids[start : start + 1000]}}, {"submitted_event_id": 1}
-        ):
-            events[doc["submitted_event_id"]] = doc["_id"]
-    latencies = []
-    event_ids = list(events)
-    for start in range(0, len(event_ids), 1000):
-        async for doc in mongo[cluster.database_name("analytics")][PROCESSED_EVENTS].find(
-            {"_id": {"$in": event_ids[start : start + 1000]}}, {"processed_at": 1}
-        ):
-            sent_at = accepted[events[doc["_id"]]].sent_at
-            latencies.append((doc["processed_at"].timestamp() - sent_at) * 1000)
-    return latencies
 
 
 def lag_growth(samples: list[tuple[float, dict[str, int]]]) -> float:
@@ -502,9 +430,7 @@ def main() -> int:
         return 2
 
     workdir = Path(tempfile.mkdtemp(prefix="signpost-bench-"))
-    cluster = LocalCluster(
-        workdir, settings={"rate_limit_writes_per_minute": "100000", "topic_partitions": "6"}
-    )
+    cluster = bench_cluster(workdir)
     bare_port = free_port()
     bare = ManagedProcess(
         "bare-fastapi",

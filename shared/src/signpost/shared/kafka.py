@@ -5,7 +5,9 @@ effectively-once by the handlers' processed-event records. Failures are told apa
 (see `signpost.shared.retries`): MongoDB away -> retried in place, in order; a
 handler failing on a valid event -> parked on the service's retry topic and retried
 later, then dead-lettered; not an event -> dead-lettered at once. A poison message
-never blocks its partition.
+never blocks its partition. A service may take its events in batches (one transaction
+for many); a batch its handler fails on is handled again event by event under the same
+rules, so only the event at fault is parked.
 """
 
 from __future__ import annotations
@@ -50,12 +52,17 @@ from signpost.shared.topics import Topics
 log = get_logger(__name__)
 
 EventHandler = Callable[[Envelope[EventData]], Awaitable[None]]
+BatchHandler = Callable[[Sequence[Envelope[EventData]]], Awaitable[None]]
 Step = Callable[[KafkaMessage], Awaitable[None]]
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 # The retry consumer waits for a parked event to fall due in slices this long, then
 # reads it again, so stopping the service never waits behind a long retry delay.
 RETRY_WAIT_SLICE_S = 1.0
+# Batch subscribers: at most this many records per batch, and how long a fetch waits for any
+# (FastStream then pauses as long again when there were none: keep it short for latency).
+BATCH_MAX_RECORDS = 200
+BATCH_POLL_MS = 20
 
 
 def create_broker(settings: Settings, *, service: str) -> KafkaBroker:
@@ -118,28 +125,50 @@ def subscribe_events(
     service: str,
     handler: EventHandler,
     topics: Sequence[str] = (),
+    batch_handler: BatchHandler | None = None,
 ) -> None:
     """Feed every event on `topics` (default: the referrals topic) to `handler`, in the service's group.
 
+    With `batch_handler`, events are read in batches and handed over together (one transaction
+    for many); a batch it fails on is handled again event by event with `handler`, so only the
+    event at fault is parked for a retry. The retry consumer always takes one event at a time.
     Also subscribes the service's retry consumer, so call this once per service:
     each subscriber costs a consumer-group join of several seconds on Tansu.
     """
     names = Topics.from_settings(settings)
-    consumer = EventConsumer(broker=broker, settings=settings, service=service, handler=handler, topics=names)
-    for subscribed, group, role, step in (
-        (topics or [names.referrals], names.group(service), "events", consumer.on_event),
-        ([names.retry(service)], names.retry_group(service), "retries", consumer.on_retry),
-    ):
+    consumer = EventConsumer(
+        broker=broker,
+        settings=settings,
+        service=service,
+        handler=handler,
+        topics=names,
+        batch_handler=batch_handler,
+    )
+    common: dict[str, Any] = {
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "session_timeout_ms": settings.kafka_session_timeout_ms,
+        "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
+        "decoder": _undecoded,
+    }
+    main = topics or [names.referrals]
+    if batch_handler is None:
+        broker.subscriber(*main, group_id=names.group(service), title=f"{service}:events", **common)(
+            consumer.subscriber_for(consumer.on_event)
+        )
+    else:
         broker.subscriber(
-            *subscribed,
-            group_id=group,
-            auto_offset_reset="earliest",
-            ack_policy=AckPolicy.NACK_ON_ERROR,
-            session_timeout_ms=settings.kafka_session_timeout_ms,
-            heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
-            title=f"{service}:{role}",
-            decoder=_undecoded,
-        )(consumer.subscriber_for(step))
+            *main,
+            group_id=names.group(service),
+            title=f"{service}:events",
+            batch=True,
+            max_records=BATCH_MAX_RECORDS,
+            batch_timeout_ms=BATCH_POLL_MS,
+            **common,
+        )(consumer.subscriber_for(consumer.on_batch))
+    broker.subscriber(
+        names.retry(service), group_id=names.retry_group(service), title=f"{service}:retries", **common
+    )(consumer.subscriber_for(consumer.on_retry))
 
 
 @dataclass(frozen=True)
@@ -151,14 +180,46 @@ class EventConsumer:
     service: str
     handler: EventHandler
     topics: Topics
+    batch_handler: BatchHandler | None = None
 
     async def on_event(self, message: KafkaMessage) -> None:
         record = _record(message)
         headers = _headers(record)
         origin = Origin(record.topic, record.partition, record.offset)
         envelope = await self._read(record, headers, origin)
-        if envelope is None:
+        if envelope is not None:
+            await self._handle_or_park(record, headers, origin, envelope)
+
+    async def on_batch(self, message: KafkaMessage) -> None:
+        """The batch's events in one call; if that fails on something other than MongoDB being
+        away, each event on its own, so only the one at fault is parked (then dead-lettered)."""
+        assert self.batch_handler is not None
+        batch_handler = self.batch_handler
+        events: list[tuple[Record, dict[str, str], Origin, Envelope[EventData]]] = []
+        for record in _records(message):
+            headers = _headers(record)
+            origin = Origin(record.topic, record.partition, record.offset)
+            envelope = await self._read(record, headers, origin)
+            if envelope is not None:
+                events.append((record, headers, origin, envelope))
+        if not events:
             return
+        envelopes = [envelope for *_, envelope in events]
+        try:
+            await self._in_place(lambda: batch_handler(envelopes), envelopes[0])
+            return
+        except Exception as exc:
+            log.warning(
+                "event batch failed; handling its events one by one",
+                events=len(events),
+                error=describe_error(exc),
+            )
+        for record, headers, origin, envelope in events:
+            await self._handle_or_park(record, headers, origin, envelope)
+
+    async def _handle_or_park(
+        self, record: Record, headers: dict[str, str], origin: Origin, envelope: Envelope[EventData]
+    ) -> None:
         try:
             await self._handle(envelope)
         except Exception as exc:
@@ -228,11 +289,16 @@ class EventConsumer:
         Every other message would fail the same way, so parking this one would
         only reorder the stream: holding the partition keeps order and loses nothing.
         """
+        await self._in_place(lambda: self.handler(envelope), envelope)
+
+    async def _in_place(self, call: Callable[[], Awaitable[None]], envelope: Envelope[EventData]) -> None:
+        """Run `call`, again and again while MongoDB is away; `envelope` (the first of a batch) is
+        named in the log."""
         bind_correlation_id(envelope.correlationid)
         attempt = 0
         while True:
             try:
-                await self.handler(envelope)
+                await call()
                 return
             except Exception as exc:
                 if not is_infrastructure_failure(exc):
@@ -334,8 +400,13 @@ async def _undecoded(message: KafkaMessage) -> DecodedMessage:
 
 def _record(message: KafkaMessage) -> Record:
     raw = message.raw_message
-    assert not isinstance(raw, tuple), "batch subscribers are not event subscribers"
+    assert not isinstance(raw, tuple), "a batch goes to on_batch"
     return raw
+
+
+def _records(message: KafkaMessage) -> tuple[Record, ...]:
+    raw = message.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
 
 
 def _headers(record: Record) -> dict[str, str]:

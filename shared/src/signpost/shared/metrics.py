@@ -22,6 +22,7 @@ from prometheus_client import (
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
+from pymongo import monitoring
 from signpost.shared.offsets import PartitionLag
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -81,6 +82,17 @@ class ServiceMetrics:
             registry=self.registry,
         )
 
+        self.mongodb_commands = Counter(
+            "signpost_mongodb_commands",
+            "MongoDB commands this process sent (round trips), by command name; commitTransaction counts commits.",
+            ["service", "command"],
+            registry=self.registry,
+        )
+
+    def mongodb_listener(self) -> monitoring.CommandListener:
+        """Counts every command the process's MongoDB client sends; pass it to the client."""
+        return _CommandCounter(self)
+
     def observe_handler(self, *, event_type: str, seconds: float, failed: bool) -> None:
         self.handler_duration.labels(self.service, event_type).observe(seconds)
         if failed:
@@ -95,6 +107,20 @@ class ServiceMetrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _CommandCounter(monitoring.CommandListener):
+    def __init__(self, metrics: ServiceMetrics) -> None:
+        self._metrics = metrics
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self._metrics.mongodb_commands.labels(self._metrics.service, event.command_name).inc()
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
 
 
 class HttpMetricsMiddleware:

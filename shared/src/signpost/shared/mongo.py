@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient, IndexModel
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.database import AsyncDatabase
 from signpost.shared.settings import Settings
@@ -21,13 +21,16 @@ PROCESSED_EVENTS = "processed_events"
 T = TypeVar("T")
 
 
-def create_client(settings: Settings) -> AsyncMongoClient[Document]:
+def create_client(
+    settings: Settings, *, listeners: Sequence[monitoring.CommandListener] = ()
+) -> AsyncMongoClient[Document]:
     _, url = settings.require_servers()
     return AsyncMongoClient(
         url,
         tz_aware=True,
         serverSelectionTimeoutMS=5000,
         appname="signpost",
+        event_listeners=list(listeners),
     )
 
 
@@ -58,6 +61,24 @@ async def mark_processed(db: Database, *, event_id: str, session: Session) -> bo
         {"_id": event_id, "processed_at": datetime.now(UTC)}, session=session
     )
     return True
+
+
+async def mark_processed_many(db: Database, *, event_ids: Sequence[str], session: Session) -> set[str]:
+    """`mark_processed` for a batch in two round trips: the ids handled now for the first time
+    (an id twice in the batch counts once)."""
+    seen = {
+        doc["_id"]
+        async for doc in db[PROCESSED_EVENTS].find(
+            {"_id": {"$in": list(event_ids)}}, {"_id": 1}, session=session
+        )
+    }
+    fresh = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in seen]
+    if fresh:
+        now = datetime.now(UTC)
+        await db[PROCESSED_EVENTS].insert_many(
+            [{"_id": event_id, "processed_at": now} for event_id in fresh], session=session
+        )
+    return set(fresh)
 
 
 async def in_transaction(client: AsyncMongoClient[Document], work: Callable[[Session], Awaitable[T]]) -> T:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,19 +39,28 @@ BATCH_SIZE = 200
 MAX_BACKOFF_S = 5.0
 
 
+def _staged(topic: str, envelope: Envelope[Any]) -> dict[str, Any]:
+    return {
+        "_id": envelope.id,
+        "topic": topic,
+        "key": envelope.subject,
+        "headers": to_kafka_headers(envelope),
+        "value": to_kafka_value(envelope),
+        "created_at": datetime.now(UTC),
+        "published_at": None,
+    }
+
+
 async def stage_event(db: Database, *, topic: str, envelope: Envelope[Any], session: Session) -> None:
-    await db[OUTBOX].insert_one(
-        {
-            "_id": envelope.id,
-            "topic": topic,
-            "key": envelope.subject,
-            "headers": to_kafka_headers(envelope),
-            "value": to_kafka_value(envelope),
-            "created_at": datetime.now(UTC),
-            "published_at": None,
-        },
-        session=session,
-    )
+    await db[OUTBOX].insert_one(_staged(topic, envelope), session=session)
+
+
+async def stage_events(
+    db: Database, *, topic: str, envelopes: Sequence[Envelope[Any]], session: Session
+) -> None:
+    """Several events in one round trip, in order (ids are time-ordered, so the relay keeps it)."""
+    if envelopes:
+        await db[OUTBOX].insert_many([_staged(topic, envelope) for envelope in envelopes], session=session)
 
 
 async def restage_event(db: Database, *, event_id: str, session: Session) -> bool:
@@ -88,6 +98,8 @@ class OutboxRelay:
     async def run(self) -> None:
         backoff = 0.0
         while True:
+            # Cleared before draining: a commit notified while the drain runs wakes the next round.
+            self._wake.clear()
             try:
                 published = await self.drain()
                 backoff = 0.0
@@ -96,9 +108,8 @@ class OutboxRelay:
                 log.warning("outbox relay cannot publish yet; retrying", error=repr(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 continue
-            if published:
+            if published >= BATCH_SIZE:  # maybe more behind it; a short batch was everything pending
                 continue
-            self._wake.clear()
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
             # that stops the service when the wake-up lands at the same moment, hanging shutdown.
             with contextlib.suppress(TimeoutError):

@@ -58,7 +58,8 @@ class Runtime:
 
     @classmethod
     def build(cls, settings: Settings, service: ServiceName) -> Runtime:
-        client = create_client(settings)
+        metrics = ServiceMetrics(service)
+        client = create_client(settings, listeners=[metrics.mongodb_listener()])
         return cls(
             settings=settings,
             service=service,
@@ -66,7 +67,7 @@ class Runtime:
             broker=create_broker(settings, service=service),
             client=client,
             db=client[settings.database_name(service)],
-            metrics=ServiceMetrics(service),
+            metrics=metrics,
         )
 
     def enable_outbox(self) -> None:
@@ -76,8 +77,16 @@ class Runtime:
         )
         self.background.append(self.outbox.run)
 
-    def consume_events(self, handler: Callable[..., Awaitable[None]], *, topics: Sequence[str] = ()) -> None:
-        """Feed every event on `topics` (default: the referrals topic) to `handler(runtime=, envelope=)`.
+    def consume_events(
+        self,
+        handler: Callable[..., Awaitable[None]],
+        *,
+        topics: Sequence[str] = (),
+        batch_handler: Callable[..., Awaitable[None]] | None = None,
+    ) -> None:
+        """Feed every event on `topics` (default: the referrals topic) to `handler(runtime=, envelope=)`,
+        or in batches to `batch_handler(runtime=, envelopes=)` when given (`handler` then takes the
+        events of a failed batch one by one, and the retries).
 
         Call once per service: it also subscribes the service's retry consumer.
         """
@@ -92,9 +101,25 @@ class Runtime:
                     event_type=envelope.type, seconds=time.perf_counter() - started, failed=failed
                 )
 
+        async def handle_batch(envelopes: Sequence[Envelope[EventData]]) -> None:
+            assert batch_handler is not None
+            started, failed = time.perf_counter(), True
+            try:
+                await batch_handler(runtime=self, envelopes=envelopes)
+                failed = False
+            finally:
+                share = (time.perf_counter() - started) / len(envelopes)  # each event an equal share
+                for envelope in envelopes:
+                    self.metrics.observe_handler(event_type=envelope.type, seconds=share, failed=failed)
+
         self.consumes_events = True
         subscribe_events(
-            self.broker, settings=self.settings, service=self.service, handler=handle, topics=topics
+            self.broker,
+            settings=self.settings,
+            service=self.service,
+            handler=handle,
+            topics=topics,
+            batch_handler=None if batch_handler is None else handle_batch,
         )
 
     def events_committed(self) -> None:
@@ -126,7 +151,8 @@ async def _stop(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
     log.info("service stopped")
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, a thread hand-off per request.
     runtime: Runtime = request.app.state.runtime
     return runtime
 

@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     embedded_mongodb_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
 
     outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    intake_group_commit_max: int = Field(
+        default=64,
+        ge=1,
+        le=1000,
+        description="Most referral submissions intake writes in one transaction (group commit); 1 turns it off.",
+    )
+    intake_group_commit_wait_ms: float = Field(
+        default=1.0,
+        ge=0,
+        le=100,
+        description="How long intake waits for more submissions to join a group before writing it.",
+    )
     shutdown_grace_s: float = Field(
         default=25.0,
         ge=2,

@@ -8,11 +8,12 @@ from fastapi import FastAPI
 from pymongo import ASCENDING, DESCENDING, IndexModel
 from signpost.intake.audit.service import AUDIT, AUDIT_INDEXES
 from signpost.intake.audit.views import router as audit_router
-from signpost.intake.consumer import on_referral_event
+from signpost.intake.consumer import on_referral_event, on_referral_events
 from signpost.intake.errors import ERROR_HANDLERS
 from signpost.intake.offers.views import router as offers_router
 from signpost.intake.reconciliation.service import Reconciler
 from signpost.intake.referrals.models import REFERRALS
+from signpost.intake.referrals.service import Submissions
 from signpost.intake.referrals.views import router as referrals_router
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
@@ -46,8 +47,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dispatcher = WebhookDispatcher(runtime)
     runtime.background.append(dispatcher.run)
     runtime.background.append(Reconciler(runtime).run)
-    runtime.consume_events(partial(on_referral_event, dispatcher=dispatcher))
-    return create_service_app(
+    runtime.consume_events(
+        partial(on_referral_event, dispatcher=dispatcher),
+        batch_handler=partial(on_referral_events, dispatcher=dispatcher),
+    )
+    app = create_service_app(
         runtime,
         title="Signpost intake",
         description=(
@@ -59,3 +63,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         indexes=INDEXES,
         error_handlers=ERROR_HANDLERS,
     )
+    app.state.submissions = Submissions(runtime)
+    return app

@@ -1,29 +1,78 @@
-"""What intake does with each referral event on Kafka, in one transaction per event:
-record routing's decisions, and queue the event for the webhooks of every agency the
-referral was offered to. Redeliveries change nothing (processed-event record)."""
+"""What intake does with the referral events on Kafka, a batch of them in one transaction: record
+routing's decisions, and queue each event for the webhooks of every agency the referral was
+offered to. Redeliveries change nothing (processed-event records, in the same transaction)."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.service import record_routing_decision
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.service import queue_deliveries
-from signpost.shared.events import Envelope, EventData
-from signpost.shared.mongo import Session, in_transaction, mark_processed
+from signpost.shared.events import (
+    Envelope,
+    EventData,
+    ReferralEscalatedV1,
+    ReferralRoutedV1,
+    ReferralUnmatchedV1,
+)
+from signpost.shared.mongo import Document, Session, in_transaction, mark_processed_many
 from signpost.shared.service import Runtime
+
+DECISIONS = (ReferralRoutedV1, ReferralUnmatchedV1, ReferralEscalatedV1)
+
+
+async def on_referral_events(
+    *, runtime: Runtime, envelopes: Sequence[Envelope[EventData]], dispatcher: WebhookDispatcher
+) -> None:
+    if not await _may_change_anything(runtime, envelopes):
+        return
+
+    async def write(session: Session) -> int:
+        fresh = await mark_processed_many(runtime.db, event_ids=[e.id for e in envelopes], session=session)
+        new: list[Envelope[EventData]] = []
+        for envelope in envelopes:
+            if envelope.id in fresh:
+                fresh.discard(envelope.id)  # the same event twice in a batch is handled once
+                new.append(envelope)
+        if not new:
+            return 0
+        referrals: dict[str, Document | None] = {
+            doc["_id"]: doc
+            async for doc in runtime.db[REFERRALS].find(
+                {"_id": {"$in": list({e.subject for e in new})}}, session=session
+            )
+        }
+        applied: list[tuple[Envelope[EventData], Document]] = []
+        for envelope in new:  # in order: each event sees the referral as the events before left it
+            referral = await record_routing_decision(
+                runtime=runtime, envelope=envelope, referral=referrals.get(envelope.subject), session=session
+            )
+            referrals[envelope.subject] = referral
+            if referral is not None:
+                applied.append((envelope, referral))
+        return await queue_deliveries(runtime=runtime, events=applied, session=session)
+
+    if await in_transaction(runtime.client, write):
+        dispatcher.notify()
+
+
+async def _may_change_anything(runtime: Runtime, envelopes: Sequence[Envelope[EventData]]) -> bool:
+    """False when no event can change anything here: none is a routing decision and no referral
+    was offered to an agency (so no webhook is owed), like most submissions. Then nothing is
+    written, not even a processed-event record (with no effect there is nothing to repeat).
+    Only this partition's consumer adds offers, in order, so the answer cannot go stale."""
+    if any(isinstance(e.data, DECISIONS) for e in envelopes):
+        return True
+    subjects = list({e.subject for e in envelopes})
+    offered = await runtime.db[REFERRALS].count_documents(
+        {"_id": {"$in": subjects}, "offers.0": {"$exists": True}}
+    )
+    return offered > 0
 
 
 async def on_referral_event(
     *, runtime: Runtime, envelope: Envelope[EventData], dispatcher: WebhookDispatcher
 ) -> None:
-    async def write(session: Session) -> int:
-        if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
-            return 0
-        await record_routing_decision(runtime=runtime, envelope=envelope, session=session)
-        referral = await runtime.db[REFERRALS].find_one({"_id": envelope.subject}, session=session)
-        if referral is None:
-            return 0
-        return await queue_deliveries(runtime=runtime, envelope=envelope, referral=referral, session=session)
-
-    if await in_transaction(runtime.client, write):
-        dispatcher.notify()
+    await on_referral_events(runtime=runtime, envelopes=[envelope], dispatcher=dispatcher)

@@ -11,7 +11,7 @@ from signpost.routing.catalogue.repository import CATALOGUE_VERSION_INDEX, ensur
 from signpost.routing.catalogue.seed import STARTER_CATALOGUE
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.catalogue.views import router as catalogue_router
-from signpost.routing.decisions.service import DECISIONS, RESERVATIONS, on_referral_event
+from signpost.routing.decisions.service import DECISIONS, RESERVATIONS, on_referral_event, on_referral_events
 from signpost.routing.decisions.views import router as decisions_router
 from signpost.routing.decisions.waiting import WAITS, WAITS_INDEXES
 from signpost.routing.oruk.models import ORUK_DETAILS
@@ -51,7 +51,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     load_taxonomy_map(runtime.settings.oruk_taxonomy_map)  # a bad map stops start-up, not the first import
     runtime.enable_outbox()
 
-    runtime.consume_events(partial(on_referral_event, catalogue=CatalogueSnapshot()))
+    catalogue = CatalogueSnapshot()
+    runtime.consume_events(
+        partial(on_referral_event, catalogue=catalogue),
+        batch_handler=partial(on_referral_events, catalogue=catalogue),
+    )
     return create_service_app(
         runtime,
         title="Signpost routing",

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -33,6 +33,7 @@ from signpost.shared.events import (
     ReferralUnmatchedV1,
     new_event,
 )
+from signpost.shared.groupcommit import GroupCommit
 from signpost.shared.lifecycle import (
     CLOSED,
     IllegalTransition,
@@ -43,8 +44,9 @@ from signpost.shared.lifecycle import (
 )
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session, in_transaction
-from signpost.shared.outbox import stage_event
+from signpost.shared.outbox import stage_event, stage_events
 from signpost.shared.service import Runtime
+from signpost.shared.settings import Settings
 from signpost.shared.vocabulary import EscalationReason, broad_areas
 
 log = get_logger(__name__)
@@ -98,20 +100,38 @@ def _request_fingerprint(request: ReferralRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-async def submit_referral(
+@dataclass(frozen=True)
+class PendingSubmission:
+    """A referral ready to be written: its documents, its events, and its Idempotency-Key if any."""
+
+    referral: Document
+    child_details: Document
+    events: list[Envelope[Any]]
+    key_id: str | None
+    fingerprint: str
+
+    def key_document(self) -> Document:
+        return {
+            "_id": self.key_id,
+            "fingerprint": self.fingerprint,
+            "referral_id": self.referral["_id"],
+            "created_at": self.referral["submitted_at"],
+        }
+
+
+def prepare_submission(
     *,
-    runtime: Runtime,
+    settings: Settings,
     request: ReferralRequest,
     principal: Principal,
     correlation_id: str,
     idempotency_key: str | None,
-) -> Submission:
-    """Store the referral, the child's details and its events in one transaction.
+) -> PendingSubmission:
+    """The referral, the child's details and its events, built without I/O.
 
     A safeguarding concern escalates at once: `referral.escalated.v1` goes out with the
     submission and routing never matches it.
     """
-    settings = runtime.settings
     referral_id = str(uuid6.uuid7())
     now = datetime.now(UTC)
     tenant = settings.tenant
@@ -195,38 +215,113 @@ async def submit_referral(
         "unmet_needs": [],
         "timeline": timeline,
     }
-    fingerprint = _request_fingerprint(request)
     key_id = f"{principal.organisation}:{principal.subject}:{idempotency_key}" if idempotency_key else None
+    return PendingSubmission(
+        referral=referral,
+        child_details={"_id": referral_id, "tenant": tenant, **request.child.model_dump(mode="json")},
+        events=events,
+        key_id=key_id,
+        fingerprint=_request_fingerprint(request),
+    )
 
-    async def write(session: Session) -> Document | None:
-        if key_id is not None:
-            seen = await runtime.db[IDEMPOTENCY_KEYS].find_one({"_id": key_id}, session=session)
-            if seen is not None:
-                if seen["fingerprint"] != fingerprint:
-                    raise IdempotencyConflict
-                return await runtime.db[REFERRALS].find_one({"_id": seen["referral_id"]}, session=session)
-            await runtime.db[IDEMPOTENCY_KEYS].insert_one(
-                {"_id": key_id, "fingerprint": fingerprint, "referral_id": referral_id, "created_at": now},
-                session=session,
+
+async def write_submission(runtime: Runtime, pending: PendingSubmission) -> Submission:
+    """Store one referral with the child's details and its events in one transaction."""
+    [outcome] = await write_submissions(runtime, [pending])
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+async def write_submissions(
+    runtime: Runtime, batch: Sequence[PendingSubmission]
+) -> list[Submission | Exception]:
+    """Store a group of referrals in one transaction: one insert per collection and one commit.
+
+    Each keeps its own answer: an Idempotency-Key seen before (or earlier in the same group)
+    with the same body replays that referral, with another body raises IdempotencyConflict,
+    which `GroupCommit` hands to that request alone.
+    """
+    db = runtime.db
+
+    async def write(session: Session) -> list[Submission | Exception]:
+        keys = [p.key_id for p in batch if p.key_id is not None]
+        seen = {d["_id"]: d async for d in db[IDEMPOTENCY_KEYS].find({"_id": {"$in": keys}}, session=session)}
+        earlier_ids = list({d["referral_id"] for d in seen.values()})
+        earlier = {
+            d["_id"]: d async for d in db[REFERRALS].find({"_id": {"$in": earlier_ids}}, session=session)
+        }
+        claimed: dict[str, PendingSubmission] = {}
+        outcomes: list[Submission | Exception] = []
+        new: list[PendingSubmission] = []
+        for pending in batch:
+            first = pending.key_id and (seen.get(pending.key_id) or claimed.get(pending.key_id))
+            if not first:
+                new.append(pending)
+                if pending.key_id is not None:
+                    claimed[pending.key_id] = pending
+                outcomes.append(Submission(referral=pending.referral, replayed=False))
+            elif isinstance(first, PendingSubmission):  # the same key earlier in this group
+                same = first.fingerprint == pending.fingerprint
+                outcomes.append(Submission(first.referral, replayed=True) if same else IdempotencyConflict())
+            elif first["fingerprint"] != pending.fingerprint:
+                outcomes.append(IdempotencyConflict())
+            else:
+                outcomes.append(Submission(referral=earlier[first["referral_id"]], replayed=True))
+        if claimed:
+            await db[IDEMPOTENCY_KEYS].insert_many(
+                [p.key_document() for p in claimed.values()], session=session
             )
-        await runtime.db[REFERRALS].insert_one(referral, session=session)
-        await runtime.db[CHILD_DETAILS].insert_one(
-            {"_id": referral_id, "tenant": tenant, **request.child.model_dump(mode="json")}, session=session
-        )
-        for event in events:
-            await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
-        return None
+        if new:
+            await db[REFERRALS].insert_many([p.referral for p in new], session=session)
+            await db[CHILD_DETAILS].insert_many([p.child_details for p in new], session=session)
+            events = [event for p in new for event in p.events]
+            await stage_events(db, topic=runtime.topics.referrals, envelopes=events, session=session)
+        return outcomes
 
     try:
-        earlier = await in_transaction(runtime.client, write)
+        outcomes = await in_transaction(runtime.client, write)
     except DuplicateKeyError:
-        # The same key raced in from a concurrent retry: answer as the winner did.
-        earlier = await in_transaction(runtime.client, write)
-    if earlier is not None:
-        return Submission(referral=earlier, replayed=True)
+        # A key raced in from a concurrent request in another group or process: answer as the winner did.
+        outcomes = await in_transaction(runtime.client, write)
     runtime.events_committed()
-    log.info("referral accepted", referral_id=referral_id, status=status.value)
-    return Submission(referral=referral, replayed=False)
+    for outcome in outcomes:
+        if isinstance(outcome, Submission) and not outcome.replayed:
+            log.info(
+                "referral accepted", referral_id=outcome.referral["_id"], status=outcome.referral["status"]
+            )
+    return outcomes
+
+
+class Submissions:
+    """Intake's referral writes, group-committed: concurrent submissions share one transaction."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        settings = runtime.settings
+        self._runtime = runtime
+        self._group: GroupCommit[PendingSubmission, Submission] = GroupCommit(
+            write_batch=partial(write_submissions, runtime),
+            write_one=partial(write_submission, runtime),
+            max_batch=settings.intake_group_commit_max,
+            linger_s=settings.intake_group_commit_wait_ms / 1000,
+        )
+
+    async def submit(
+        self,
+        *,
+        request: ReferralRequest,
+        principal: Principal,
+        correlation_id: str,
+        idempotency_key: str | None,
+    ) -> Submission:
+        pending = prepare_submission(
+            settings=self._runtime.settings,
+            request=request,
+            principal=principal,
+            correlation_id=correlation_id,
+            idempotency_key=idempotency_key,
+        )
+        return await self._group.submit(pending)
 
 
 @dataclass(frozen=True)
@@ -294,18 +389,18 @@ async def save_referral(
 
 
 async def record_routing_decision(
-    *, runtime: Runtime, envelope: Envelope[EventData], session: Session
-) -> None:
-    """Record routing's decision (offers, or the unmet needs) inside the caller's transaction."""
+    *, runtime: Runtime, envelope: Envelope[EventData], referral: Document | None, session: Session
+) -> Document | None:
+    """Record routing's decision (offers, or the unmet needs) on `referral`, the event's referral as
+    read in the caller's transaction; returns the referral as it now is."""
     data = envelope.data
     if not isinstance(data, ReferralRoutedV1 | ReferralUnmatchedV1 | ReferralEscalatedV1):
-        return
+        return referral
     if isinstance(data, ReferralEscalatedV1) and data.reason is not EscalationReason.EHC_ASSESSMENT:
-        return  # safeguarding escalations are intake's own, recorded when submitted
-    referral = await runtime.db[REFERRALS].find_one({"_id": data.referral_id}, session=session)
+        return referral  # safeguarding escalations are intake's own, recorded when submitted
     if referral is None:
         log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
-        return
+        return None
     current = ReferralStatus(referral["status"])
     try:
         if isinstance(data, ReferralRoutedV1) and data.replaces_provision_id:
@@ -326,14 +421,11 @@ async def record_routing_decision(
             }
     except (IllegalTransition, ReferralClosed) as exc:
         log.warning("routing decision ignored", referral_id=data.referral_id, reason=str(exc))
-        return
-    await save_referral(
-        runtime=runtime,
-        before=referral,
-        changes={**changes, "status": status.value},
-        timeline=[timeline_entry(event=envelope, status=status, actor=None)],
-        session=session,
-    )
+        return referral
+    changes = {**changes, "status": status.value}
+    timeline = [timeline_entry(event=envelope, status=status, actor=None)]
+    await save_referral(runtime=runtime, before=referral, changes=changes, timeline=timeline, session=session)
+    return {**referral, **changes, "timeline": [*referral["timeline"], *timeline]}
 
 
 def _new_offers(data: ReferralRoutedV1) -> list[Document]:

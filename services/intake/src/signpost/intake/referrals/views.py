@@ -21,7 +21,7 @@ from signpost.intake.referrals.models import (
     WithdrawRequest,
 )
 from signpost.intake.referrals.moves import added_information, withdrawal
-from signpost.intake.referrals.service import CHILD_DETAILS, Decision, change_referral, submit_referral
+from signpost.intake.referrals.service import CHILD_DETAILS, Decision, Submissions, change_referral
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
@@ -115,8 +115,8 @@ async def post_referral(
     principal: PractitionerDep,
     idempotency_key: IdempotencyKey = None,
 ) -> ReferralAccepted:
-    submission = await submit_referral(
-        runtime=runtime,
+    submissions: Submissions = request.app.state.submissions
+    submission = await submissions.submit(
         request=body,
         principal=principal,
         correlation_id=request.state.correlation_id,

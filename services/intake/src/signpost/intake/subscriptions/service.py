@@ -7,6 +7,7 @@ so every event reaches every subscriber once queued, whatever restarts in betwee
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -81,20 +82,25 @@ def owned_by(principal: Principal, *, tenant: str) -> Document:
 
 
 async def queue_deliveries(
-    *, runtime: Runtime, envelope: Envelope[EventData], referral: Document, session: Session
+    *, runtime: Runtime, events: Sequence[tuple[Envelope[EventData], Document]], session: Session
 ) -> int:
-    """One delivery per active subscription of each organisation the referral was offered to."""
-    organisations = sorted({offer["organisation_id"] for offer in referral.get("offers", [])})
+    """For each event, with its referral as it was once the event was applied: one delivery per
+    active subscription of each organisation the referral was offered to. One read of the
+    subscriptions and one write for the whole batch."""
+    offered = [
+        (envelope, referral, {offer["organisation_id"] for offer in referral.get("offers", [])})
+        for envelope, referral in events
+    ]
+    organisations = sorted({organisation for *_, offered_to in offered for organisation in offered_to})
     if not organisations:
         return 0
     subscriptions = (
         await runtime.db[SUBSCRIPTIONS]
         .find(
             {
-                "tenant": referral["tenant"],
+                "tenant": {"$in": sorted({referral["tenant"] for _, referral, _ in offered})},
                 "organisation": {"$in": organisations},
                 "active": True,
-                "event_types": {"$in": [envelope.type, ALL_EVENTS]},
             },
             session=session,
         )
@@ -116,7 +122,11 @@ async def queue_deliveries(
             "attempts": [],
             "next_attempt_at": now,
         }
+        for envelope, referral, offered_to in offered
         for subscription in subscriptions
+        if subscription["tenant"] == referral["tenant"]
+        and subscription["organisation"] in offered_to
+        and {envelope.type, ALL_EVENTS} & set(subscription["event_types"])
     ]
     if deliveries:
         await runtime.db[DELIVERIES].insert_many(deliveries, session=session)

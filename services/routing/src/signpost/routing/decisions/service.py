@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from pymongo import ReturnDocument
@@ -35,8 +37,8 @@ from signpost.shared.events import (
     new_event,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, in_transaction, mark_processed
-from signpost.shared.outbox import restage_event, stage_event
+from signpost.shared.mongo import Document, Session, in_transaction, mark_processed, mark_processed_many
+from signpost.shared.outbox import restage_event, stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.vocabulary import EscalationReason, LevelOfNeed
 
@@ -62,76 +64,145 @@ async def on_referral_event(
         await learn_waiting_time(runtime=runtime, envelope=envelope)
 
 
+async def on_referral_events(
+    *, runtime: Runtime, envelopes: Sequence[Envelope[EventData]], catalogue: CatalogueSnapshot
+) -> None:
+    """A batch, in order: each run of consecutive submissions is routed in one transaction; any
+    other event is handled on its own (most change nothing here: routing's own decisions)."""
+    run: list[Envelope[EventData]] = []
+    for envelope in envelopes:
+        if isinstance(envelope.data, ReferralSubmittedV1):
+            run.append(envelope)
+            continue
+        await route_referrals(runtime=runtime, envelopes=run, catalogue=catalogue)
+        run = []
+        await on_referral_event(runtime=runtime, envelope=envelope, catalogue=catalogue)
+    await route_referrals(runtime=runtime, envelopes=run, catalogue=catalogue)
+
+
 async def route_referral(
     *, runtime: Runtime, envelope: Envelope[EventData], catalogue: CatalogueSnapshot
 ) -> None:
     """Match a submitted referral and record the decision with the event that announces it."""
-    submitted = envelope.data
-    # Safeguarding never reaches matching: intake has already escalated it to the front door.
-    if not isinstance(submitted, ReferralSubmittedV1) or submitted.safeguarding_concern:
+    await route_referrals(runtime=runtime, envelopes=[envelope], catalogue=catalogue)
+
+
+@dataclass(frozen=True)
+class _Routed:
+    cause: Envelope[EventData]
+    submitted: ReferralSubmittedV1
+    decision: EventData
+    event: Envelope[EventData]
+    offers: list[Offer]
+    decided_at: datetime
+
+    def record(self) -> Document:
+        return {
+            "_id": self.submitted.referral_id,
+            "tenant": self.cause.tenant,
+            "event_id": self.event.id,
+            "type": self.event.type,
+            "submitted_event_id": self.cause.id,
+            "decided_at": self.decided_at,
+            "child_ref": self.submitted.child_ref,
+            "submitted": self.submitted.model_dump(mode="json"),
+            "provision_ids": [offer.provision_id for offer in self.offers],
+            "offers": [offer.model_dump(mode="json") for offer in self.offers],
+            "data": self.decision.model_dump(mode="json"),
+        }
+
+
+async def route_referrals(
+    *, runtime: Runtime, envelopes: Sequence[Envelope[EventData]], catalogue: CatalogueSnapshot
+) -> None:
+    """Match submitted referrals and record each decision with the event announcing it, all in one
+    transaction: one catalogue version check, one continuity lookup, one write per collection."""
+    submissions = [
+        (envelope, envelope.data)
+        for envelope in envelopes
+        # Safeguarding never reaches matching: intake has already escalated it to the front door.
+        if isinstance(envelope.data, ReferralSubmittedV1) and not envelope.data.safeguarding_concern
+    ]
+    if not submissions:
         return
     now = datetime.now(UTC)
-    offers: list[Offer] = []
-    decision: EventData
-    if needs_ehc_assessment(submitted, min_cycles=runtime.settings.ehc_escalation_min_cycles):
-        decision = ReferralEscalatedV1(
-            referral_id=submitted.referral_id,
-            reason=EscalationReason.EHC_ASSESSMENT,
-            locality=submitted.locality,
-            setting_id=submitted.setting_id,
-            escalated_at=now,
-        )
-    else:
-        snapshot = await catalogue.current(runtime.db)
-        served_before = await _served_before(runtime, submitted.child_ref)
-        result = match_referral(submitted, snapshot, served_before=served_before)
-        offers = result.offers
-        decision = (
-            ReferralRoutedV1(referral_id=submitted.referral_id, offers=offers, routed_at=now)
-            if offers
-            else ReferralUnmatchedV1(
+    min_cycles = runtime.settings.ehc_escalation_min_cycles
+    to_match = [data for _, data in submissions if not needs_ehc_assessment(data, min_cycles=min_cycles)]
+    snapshot = await catalogue.current(runtime.db) if to_match else None
+    served = await _served_before(runtime, [data.child_ref for data in to_match])
+    routed: list[_Routed] = []
+    for envelope, submitted in submissions:
+        offers: list[Offer] = []
+        decision: EventData
+        if snapshot is None or needs_ehc_assessment(submitted, min_cycles=min_cycles):
+            decision = ReferralEscalatedV1(
                 referral_id=submitted.referral_id,
-                unmet_needs=result.unmet_needs,
+                reason=EscalationReason.EHC_ASSESSMENT,
                 locality=submitted.locality,
-                reason=NO_PROVISION,
-                decided_at=now,
+                setting_id=submitted.setting_id,
+                escalated_at=now,
             )
-        )
-    event = _event(decision, envelope)
+        else:
+            served_before = frozenset(served.get(submitted.child_ref, ()))
+            result = match_referral(submitted, snapshot, served_before=served_before)
+            offers = result.offers
+            if submitted.child_ref:  # a sibling submission later in the batch sees these offers
+                served.setdefault(submitted.child_ref, set()).update(o.provision_id for o in offers)
+            decision = (
+                ReferralRoutedV1(referral_id=submitted.referral_id, offers=offers, routed_at=now)
+                if offers
+                else ReferralUnmatchedV1(
+                    referral_id=submitted.referral_id,
+                    unmet_needs=result.unmet_needs,
+                    locality=submitted.locality,
+                    reason=NO_PROVISION,
+                    decided_at=now,
+                )
+            )
+        routed.append(_Routed(envelope, submitted, decision, _event(decision, envelope), offers, now))
 
-    async def write(session: Session) -> str:
-        first_delivery = await mark_processed(runtime.db, event_id=envelope.id, session=session)
-        # One decision per referral, even if its submission arrives again (under any event id).
-        earlier = await runtime.db[DECISIONS].find_one(
-            {"_id": submitted.referral_id}, {"event_id": 1}, session=session
-        )
-        if earlier is not None:
-            # Intake re-publishes a submission it heard no decision for: announce the same
-            # decision again (same event id, so consumers that have it skip it).
-            await restage_event(runtime.db, event_id=earlier["event_id"], session=session)
-            return "decision announced again"
-        if not first_delivery:
-            return "already handled"
-        record: Document = {
-            "_id": submitted.referral_id,
-            "tenant": envelope.tenant,
-            "event_id": event.id,
-            "type": event.type,
-            "submitted_event_id": envelope.id,
-            "decided_at": now,
-            "child_ref": submitted.child_ref,
-            "submitted": submitted.model_dump(mode="json"),
-            "provision_ids": [offer.provision_id for offer in offers],
-            "offers": [offer.model_dump(mode="json") for offer in offers],
-            "data": decision.model_dump(mode="json"),
+    async def write(session: Session) -> list[str]:
+        fresh = await mark_processed_many(runtime.db, event_ids=[r.cause.id for r in routed], session=session)
+        referral_ids = [r.submitted.referral_id for r in routed]
+        earlier = {
+            doc["_id"]: doc["event_id"]
+            async for doc in runtime.db[DECISIONS].find(
+                {"_id": {"$in": referral_ids}}, {"event_id": 1}, session=session
+            )
         }
-        await runtime.db[DECISIONS].insert_one(record, session=session)
-        await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
-        return "referral routed"
+        outcomes: list[str] = []
+        decided: list[_Routed] = []
+        for item in routed:
+            referral_id = item.submitted.referral_id
+            first_delivery = item.cause.id in fresh
+            fresh.discard(item.cause.id)
+            # One decision per referral, even if its submission arrives again (under any event id).
+            if referral_id in earlier:
+                # Intake re-publishes a submission it heard no decision for: announce the same
+                # decision again (same event id, so consumers that have it skip it).
+                await restage_event(runtime.db, event_id=earlier[referral_id], session=session)
+                outcomes.append("decision announced again")
+            elif any(d.submitted.referral_id == referral_id for d in decided):
+                outcomes.append("decided earlier in this batch")
+            elif not first_delivery:
+                outcomes.append("already handled")
+            else:
+                decided.append(item)
+                outcomes.append("referral routed")
+        if decided:
+            await runtime.db[DECISIONS].insert_many([d.record() for d in decided], session=session)
+            await stage_events(
+                runtime.db,
+                topic=runtime.topics.referrals,
+                envelopes=[d.event for d in decided],
+                session=session,
+            )
+        return outcomes
 
-    outcome = await in_transaction(runtime.client, write)
+    outcomes = await in_transaction(runtime.client, write)
     runtime.events_committed()
-    log.info(outcome, referral_id=submitted.referral_id, decision=event.type)
+    for item, outcome in zip(routed, outcomes, strict=True):
+        log.info(outcome, referral_id=item.submitted.referral_id, decision=item.event.type)
 
 
 def needs_ehc_assessment(referral: ReferralSubmittedV1, *, min_cycles: int) -> bool:
@@ -272,12 +343,16 @@ def _event(decision: EventData, cause: Envelope[EventData]) -> Envelope[EventDat
     )
 
 
-async def _served_before(runtime: Runtime, child_ref: str) -> frozenset[str]:
-    """Provisions offered to this child before (pseudonymous reference), for continuity."""
-    if not child_ref:
-        return frozenset()
-    earlier = await runtime.db[DECISIONS].find({"child_ref": child_ref}, {"provision_ids": 1}).to_list()
-    return frozenset(pid for decision in earlier for pid in decision.get("provision_ids", []))
+async def _served_before(runtime: Runtime, child_refs: Sequence[str]) -> dict[str, set[str]]:
+    """Provisions offered to each child before (pseudonymous reference), for continuity."""
+    refs = list({ref for ref in child_refs if ref})
+    served: dict[str, set[str]] = {}
+    if refs:
+        async for decision in runtime.db[DECISIONS].find(
+            {"child_ref": {"$in": refs}}, {"child_ref": 1, "provision_ids": 1}
+        ):
+            served.setdefault(decision["child_ref"], set()).update(decision.get("provision_ids", []))
+    return served
 
 
 async def get_decision(*, runtime: Runtime, referral_id: str) -> Document | None:

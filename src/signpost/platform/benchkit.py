@@ -1,0 +1,155 @@
+"""What the platform benchmarks share (bench/e2e.py, bench/roundtrips.py): the platform started for
+load, the callers' tokens, each consumer group's lag, whether the pipeline has caught up, and when
+each referral was decided and counted."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+from pymongo import AsyncMongoClient
+from signpost.shared.auth.principal import Role
+from signpost.shared.events import (
+    ReferralEscalatedV1,
+    ReferralRoutedV1,
+    ReferralSubmittedV1,
+    ReferralUnmatchedV1,
+)
+from signpost.shared.outbox import pending_count
+from signpost.shared.settings import SERVICE_NAMES
+from signpost.shared.topics import Topics
+
+from signpost.platform.cluster import LocalCluster
+
+# Load from many callers must not meet the per-caller write limit.
+BENCH_SETTINGS = {"rate_limit_writes_per_minute": "100000", "topic_partitions": "6"}
+CALLERS = 20
+SUBMITTED_TYPE = ReferralSubmittedV1.event_type.encode()
+DECISION_TYPES = {t.event_type.encode() for t in (ReferralRoutedV1, ReferralUnmatchedV1, ReferralEscalatedV1)}
+
+
+def bench_cluster(workdir: Path, *, settings: Mapping[str, str] | None = None) -> LocalCluster:
+    return LocalCluster(workdir, settings={**BENCH_SETTINGS, **(settings or {})})
+
+
+def practitioner_tokens(cluster: LocalCluster, count: int = CALLERS) -> list[str]:
+    """One practitioner per school, so requests come from many callers as they would."""
+    return [cluster.token(Role.PRACTITIONER, f"school-{n}") for n in range(count)]
+
+
+def cluster_topics(cluster: LocalCluster) -> Topics:
+    return Topics(prefix="", partitions=int(cluster.setting("topic_partitions")))
+
+
+class GroupLag:
+    """How far each service's consumer group is behind on the referrals topic."""
+
+    def __init__(self, bootstrap: str, topics: Topics) -> None:
+        self._bootstrap = bootstrap
+        self._topics = topics
+
+    async def start(self) -> None:
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
+        await self._admin.start()
+        self._ends = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
+        await self._ends.start()
+
+    async def lag(self) -> dict[str, int]:
+        partitions = [TopicPartition(self._topics.referrals, p) for p in range(self._topics.partitions)]
+        ends = await self._ends.end_offsets(partitions)
+        lag: dict[str, int] = {}
+        for service in SERVICE_NAMES:
+            # Tansu: always name the partitions when reading group offsets.
+            committed = await self._admin.list_consumer_group_offsets(
+                self._topics.group(service), partitions=partitions
+            )
+            # At least 0: Tansu can report a partition's end one short of records already read
+            # (seen after multi-record produce batches), which would make the group look ahead.
+            lag[service] = sum(max(0, ends[tp] - max(committed[tp].offset, 0)) if tp in committed else ends[tp]
+                               for tp in partitions)  # fmt: skip
+        return lag
+
+    async def stop(self) -> None:
+        await self._ends.stop()
+        await self._admin.close()
+
+
+async def caught_up(mongo: AsyncMongoClient[dict[str, Any]], cluster: LocalCluster, lag: GroupLag) -> bool:
+    """Every referral decided, both outboxes empty, and no consumer group behind."""
+    intake_db = mongo[cluster.database_name("intake")]
+    routing_db = mongo[cluster.database_name("routing")]
+    undecided = await intake_db["referrals"].count_documents({"status": "submitted"})
+    pending = await pending_count(intake_db) + await pending_count(routing_db)
+    return undecided == 0 and pending == 0 and not any((await lag.lag()).values())
+
+
+async def wait_caught_up(
+    mongo: AsyncMongoClient[dict[str, Any]], cluster: LocalCluster, lag: GroupLag, *, timeout_s: float
+) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await caught_up(mongo, cluster, lag):
+            return True
+        await asyncio.sleep(0.5)
+    return False
+
+
+class PipelineObserver:
+    """Watches the referrals topic from its end: when each referral's decision event appears
+    (submit -> routed), and when analytics' group commits its offset past the referral's submitted
+    event (submit -> counted: analytics commits a batch's offsets right after the transaction that
+    folded it). Reads Kafka only, so watching puts no load on the database being measured."""
+
+    def __init__(self, bootstrap: str, topics: Topics, *, every_s: float = 0.1) -> None:
+        self._topics = topics
+        self._every_s = every_s
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self._partitions = [TopicPartition(topics.referrals, p) for p in range(topics.partitions)]
+        self._submitted: dict[TopicPartition, list[tuple[int, str]]] = {tp: [] for tp in self._partitions}
+        self.decided_at: dict[str, float] = {}
+        self.counted_at: dict[str, float] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        await self._admin.start()
+        self._consumer.assign(self._partitions)
+        await self._consumer.seek_to_end(*self._partitions)
+        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._watch_counted())]
+
+    async def _read(self) -> None:
+        while True:
+            batches = await self._consumer.getmany(timeout_ms=500)
+            now = time.time()
+            for partition, records in batches.items():
+                for record in records:
+                    kind = dict(record.headers).get("ce_type")
+                    if not record.key:
+                        continue
+                    if kind == SUBMITTED_TYPE:
+                        self._submitted[partition].append((record.offset, record.key.decode()))
+                    elif kind in DECISION_TYPES:
+                        self.decided_at.setdefault(record.key.decode(), now)
+
+    async def _watch_counted(self) -> None:
+        group = self._topics.group("analytics")
+        while True:
+            committed = await self._admin.list_consumer_group_offsets(group, partitions=self._partitions)
+            now = time.time()
+            for partition, waiting in self._submitted.items():
+                done = committed[partition].offset if partition in committed else -1
+                while waiting and waiting[0][0] < done:
+                    self.counted_at.setdefault(waiting.pop(0)[1], now)
+            await asyncio.sleep(self._every_s)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await self._consumer.stop()
+        await self._admin.close()
