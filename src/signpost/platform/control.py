@@ -10,12 +10,14 @@ crash: the platform keeps running without it. Only the supervisor signals its ch
 from __future__ import annotations
 
 import contextlib
+import queue
 import signal
 import socket
 import socketserver
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from pathlib import Path
 
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
@@ -25,6 +27,7 @@ from signpost.platform.processes import ManagedProcess
 ACTIONS = ("stop", "start")
 # AF_UNIX paths are limited to 108 bytes on Linux, the terminating NUL included.
 _MAX_SOCKET_PATH = 107
+_SPAWN_TIMEOUT_S = 30.0  # the supervisor's loop picks a start request up within 0.2 s
 
 
 def socket_path(settings: Settings) -> Path:
@@ -52,6 +55,7 @@ class Services:
         self._running: dict[ServiceName, ManagedProcess] = {}
         self._stopped: set[ServiceName] = set()
         self._busy = threading.Lock()  # one stop or start at a time
+        self._to_start: queue.Queue[tuple[ServiceName, Future[ManagedProcess]]] = queue.Queue()
 
     def start_all(self) -> list[ManagedProcess]:
         with self._lock:
@@ -88,17 +92,35 @@ class Services:
             process = self._running[name]
         process.signal(signal.SIGTERM)
         process.wait(self._stop_timeout_s)
+        drained = process.exit_code() in (0, -signal.SIGTERM)
         return True, (
-            f"{name} stopped ({process.describe_exit()}); the rest of the platform keeps running, and its "
+            f"{name} stopped{'' if drained else f' ({process.describe_exit()})'}; the rest of the platform keeps running, and its "
             f"consumer group's lag grows as events arrive until `signpost service start {name}`"
         )
+
+    def start_requested(self) -> None:
+        """Start what a person asked for; called by the supervisor's main thread, because on Linux a child
+        dies with the thread that started it (PR_SET_PDEATHSIG), and a request's thread ends with it."""
+        while True:
+            try:
+                name, started = self._to_start.get_nowait()
+            except queue.Empty:
+                return
+            with self._lock:
+                process = self._running[name] = self._start(name)
+                self._stopped.discard(name)
+            started.set_result(process)
 
     def _start_again(self, name: ServiceName) -> tuple[bool, str]:
         with self._lock:
             if name not in self._stopped:
                 return False, f"{name} is already running"
-            process = self._running[name] = self._start(name)
-            self._stopped.discard(name)
+        started: Future[ManagedProcess] = Future()
+        self._to_start.put((name, started))
+        try:
+            process = started.result(timeout=_SPAWN_TIMEOUT_S)
+        except TimeoutError:
+            return False, f"the platform did not start {name} (is it stopping?)"
         deadline = time.monotonic() + self._ready_timeout_s
         while not self._is_ready(name):
             if process.exit_code() is not None:

@@ -98,6 +98,7 @@ def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None 
                     for child in dead:
                         _say(f"{child.name} {child.describe_exit()}; stopping the rest of the platform")
                     return 1
+                supervised.start_requested()
                 time.sleep(0.2)
             _say(f"received {signal.Signals(stopping[0]).name}; stopping")
             return 0
