@@ -10,20 +10,18 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.e2e import test_dashboard_browser as dashboard
 from tests.e2e.running import RunningPlatform, request, running_platform, wait_for
-from tests.e2e.test_dashboard_browser import (
-    Browser,
-    browser,  # noqa: F401 (a fixture)
-    chromium,  # noqa: F401 (a fixture)
-    dashboard_link,
-    table,
-    wait_for_chart,
-    wait_until,
-)
+from tests.e2e.test_dashboard_browser import Browser, dashboard_link, table, wait_for_chart, wait_until
 from tests.factories import CHILD, referral
+
+# The browser test's fixtures: Debian's Chromium, one fresh profile per test.
+chromium = dashboard.chromium
+browser = dashboard.browser
 
 REFERRALS = 6
 ROUTING_GROUP = "signpost-routing"
@@ -64,9 +62,9 @@ def submit(platform: RunningPlatform, practitioner: str, number: int) -> str:
     return str(created["id"])
 
 
-def routing_lag(browser_traces: list[dict[str, object]]) -> list[int | None]:
-    trace = next(t for t in browser_traces if t["name"] == ROUTING_GROUP)
-    return list(trace["y"])  # type: ignore[call-overload]
+def routing_lag(traces: list[dict[str, Any]]) -> list[int | None]:
+    trace = next(t for t in traces if t["name"] == ROUTING_GROUP)
+    return list(trace["y"])
 
 
 def test_lag_rises_while_a_consumer_is_stopped_and_falls_when_it_is_back_then_rebuild_compares(
@@ -126,10 +124,12 @@ def test_lag_rises_while_a_consumer_is_stopped_and_falls_when_it_is_back_then_re
     ]
     for referral_id in ids:
         wait_for(
-            lambda referral_id=referral_id: request(
-                platform.url("intake", f"/v1/referrals/{referral_id}"), token=practitioner
-            )[1]["status"]
-            != "submitted",
+            lambda referral_id=referral_id: (
+                request(platform.url("intake", f"/v1/referrals/{referral_id}"), token=practitioner)[1][
+                    "status"
+                ]
+                != "submitted"
+            ),
             timeout_s=30,
             what=f"{referral_id} decided after routing came back",
         )
