@@ -43,6 +43,7 @@ def test_demo_streams_referrals_and_the_platform_confirms_its_summary(tmp_path: 
         out = result.stdout.split("Signpost demo:", 1)[1]  # the closing summary, not the progress lines
 
         assert "imported 59 new" in out
+        assert "100 registered with analytics" in out
         assert number(r"referrals sent  (\d+)", out) == REFERRALS
         assert number(r"accepted by HTTP \(201\) (\d+)", out) == REFERRALS
         routed = number(r"routed (\d+),", out)
@@ -62,6 +63,12 @@ def test_demo_streams_referrals_and_the_platform_confirms_its_summary(tmp_path: 
         assert pulse["by_outcome"]["awaiting_decision"] == 0
         # Re-routes after a decline are further routed decisions, never fewer.
         assert pulse["by_outcome"]["routed"] >= routed
+        # Coverage has the area's register to measure against: every referring setting is in it.
+        status, summary = request(platform.url("analytics", "/v1/pulse/summary"), token=admin)
+        assert status == 200
+        coverage = summary["coverage"]
+        assert coverage["registered_settings"] == 100 and coverage["unregistered_referring"] == 0
+        assert 0 < coverage["referring_settings"] <= REFERRALS
 
         accepted = number(r"accepted (\d+), declined", out)
         declined = number(r"declined (\d+) \{", out)

@@ -24,7 +24,7 @@ from signpost.shared.auth.principal import Role
 from signpost.shared.settings import Settings
 
 from signpost.platform.demo.agencies import AgencyBehaviour, Decision
-from signpost.platform.demo.area import LocalArea, build_area
+from signpost.platform.demo.area import LocalArea, Setting, build_area
 from signpost.platform.demo.calendar import Period, period
 from signpost.platform.demo.calibration import Calibration, load_calibration
 from signpost.platform.demo.oruk import oruk_feed
@@ -137,6 +137,7 @@ class Demo:
         async with httpx.AsyncClient(timeout=timeout) as self.http:
             await self._check_reachable()
             await self._import_catalogue()
+            await self._register_settings()
             organisations = await self._agency_organisations()
             count = self.options.referrals or self.generator.expected_count(self.period)
             arrivals = self.generator.schedule(self.period, count)
@@ -207,6 +208,23 @@ class Demo:
         self.summary.catalogue_skipped = [
             f"{s.get('name')}: {s.get('reason')}" for s in report.get("skipped", [])
         ]
+
+    async def _register_settings(self) -> None:
+        """The area's settings in analytics' register, so the pulse can say what share of them refer."""
+        admin = self._token(Role.ADMIN, "la-digital")
+
+        async def register(setting: Setting) -> None:
+            url = f"{self.endpoints.analytics}/v1/settings-register/{setting.id}"
+            body = {"name": setting.name, "locality": setting.locality, "phase": setting.phase.value}
+            async with self._limit:
+                response = await self._send("PUT", url, admin, body)
+            if response.status_code != 202:
+                raise DemoFailed(
+                    f"registering setting {setting.id} was refused ({response.status_code}): {response.text[:300]}"
+                )
+
+        await asyncio.gather(*(register(setting) for setting in self.area.settings))
+        self.summary.settings_registered = len(self.area.settings)
 
     async def _agency_organisations(self) -> list[str]:
         """Every organisation with a provision in the catalogue now (imported or already there)."""

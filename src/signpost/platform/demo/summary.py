@@ -101,6 +101,7 @@ class DemoSummary:
     calibration: Calibration
     catalogue: dict[str, int] = field(default_factory=dict)
     catalogue_skipped: list[str] = field(default_factory=list)
+    settings_registered: int = 0
     results: list[ReferralResult] = field(default_factory=list)
     moves: Counter[str] = field(default_factory=Counter)
     move_failures: Counter[str] = field(default_factory=Counter)
@@ -221,6 +222,7 @@ class DemoSummary:
             f"{self.catalogue.get('updated', 0)} updated, {self.catalogue.get('unchanged', 0)} unchanged, "
             f"{self.catalogue.get('skipped', 0)} skipped",
             *(f"                  skipped {line}" for line in self.catalogue_skipped[:5]),
+            f"  settings        {self.settings_registered} registered with analytics (coverage counts them)",
             f"  referrals sent  {self.sent}: accepted by HTTP (201) {self.accepted}"
             + (f", refused {dict(refused)}" if refused else "")
             + f"; re-referrals of the same child {sum(r.referral.re_referral for r in self.results)}",
