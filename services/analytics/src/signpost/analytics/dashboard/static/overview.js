@@ -19,6 +19,13 @@ const TRENDS = [
   ["unmatched", "Unmatched"],
 ];
 
+const WAITING_CHARTED = 12;
+
+// Said on an empty chart, where its bars would be.
+function nothingToChart(text) {
+  return { text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { color: "#505a5f" } };
+}
+
 // Days for a short period, weeks up to half a year, months beyond.
 function interval(period) {
   const days = (Date.parse(period.to) - Date.parse(period.from)) / 86_400_000 + 1;
@@ -81,14 +88,34 @@ Signpost.start(
       trends.map((trend, index) => ({ name: TRENDS[index][1], figures: trend.points.map((point) => point.value) })),
       { notice: told, title: `referrals per ${trends[0].interval}` },
     );
+    // A readable chart: the busiest provisions whose figures are shown; the table has every one.
+    const charted = waiting.rows
+      .filter((row) => !row.accepted.suppressed && row.accepted.value > 0)
+      .sort((a, b) => b.accepted.value - a.accepted.value || a.label.localeCompare(b.label))
+      .slice(0, WAITING_CHARTED);
     bars(
       "waiting-chart",
-      waiting.rows.map((row) => row.label),
+      charted.map((row) => row.label),
       [
-        { name: "Days to acceptance", figures: waiting.rows.map((row) => row.days_to_accept) },
-        { name: "Days to start", figures: waiting.rows.map((row) => row.days_to_start) },
+        { name: "Days to acceptance", figures: charted.map((row) => row.days_to_accept) },
+        { name: "Days to start", figures: charted.map((row) => row.days_to_start) },
       ],
-      { kind: "mean", notice: told, title: "mean days" },
+      {
+        kind: "mean",
+        notice: told,
+        title: "mean days",
+        layout: charted.length
+          ? {}
+          : {
+              annotations: [
+                nothingToChart(
+                  told
+                    ? `No provision has ${told.threshold} or more acceptances in this period (smaller counts are withheld)`
+                    : "No provision accepted a referral in this period",
+                ),
+              ],
+            },
+      },
     );
     bars(
       "unmet-chart",
@@ -110,13 +137,15 @@ Signpost.start(
     );
     table(
       "waiting-table",
-      waiting.rows.map((row) => [
+      [...waiting.rows].sort((a, b) => a.label.localeCompare(b.label)).map((row) => [
         row.label,
         show(row.accepted, "count", told),
         show(row.days_to_accept, "mean", told),
         show(row.started, "count", told),
         show(row.days_to_start, "mean", told),
-        row.advertised_waiting_weeks ?? "–",
+        row.advertised_waiting_weeks === null
+          ? "–"
+          : { text: String(Math.round(row.advertised_waiting_weeks * 7)), title: `${row.advertised_waiting_weeks} weeks in the Local Offer` },
       ]),
       [1, 2, 3, 4, 5],
     );
