@@ -25,6 +25,7 @@ browser = dashboard.browser
 
 REFERRALS = 6
 ROUTING_GROUP = "signpost-routing"
+LOCALITY = "Lawrence Hill"  # this test's own, whatever else the module's platform is fed
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -50,12 +51,13 @@ def signpost(platform: RunningPlatform, *args: str, **settings: str) -> subproce
     )
 
 
-def submit(platform: RunningPlatform, practitioner: str, number: int) -> str:
+def submit(platform: RunningPlatform, practitioner: str, number: int, locality: str = "Ashley") -> str:
     body = referral(
         child={
             **{k: v for k, v in CHILD.items() if k not in ("nhs_number", "upn")},
             "given_name": f"Lag{number}",
-        }
+        },
+        locality=locality,
     )
     status, created = request(platform.url("intake", "/v1/referrals"), body, token=practitioner)
     assert status == 201, created
@@ -82,7 +84,7 @@ def test_lag_rises_while_a_consumer_is_stopped_and_falls_when_it_is_back_then_re
     assert stopped.returncode == 0, stopped.stderr
     assert "routing stopped" in stopped.stdout
     assert signpost(platform, "service", "stop", "routing").returncode == 2  # already stopped: says so
-    ids = [submit(platform, practitioner, number) for number in range(REFERRALS)]
+    ids = [submit(platform, practitioner, number, LOCALITY) for number in range(REFERRALS)]
 
     wait_for_chart(
         ops,
@@ -135,7 +137,7 @@ def test_lag_rises_while_a_consumer_is_stopped_and_falls_when_it_is_back_then_re
         )
 
     admin = platform.demo_token("admin", "la-digital")
-    summary_url = platform.url("analytics", "/v1/pulse/summary")
+    summary_url = platform.url("analytics", f"/v1/pulse/summary?locality={LOCALITY.replace(' ', '+')}")
 
     def counted() -> dict[str, object] | None:
         answer = request(summary_url, token=admin)[1]
@@ -168,3 +170,21 @@ def test_service_commands_say_what_is_wrong(platform: RunningPlatform, tmp_path:
         check=False,
     )
     assert elsewhere.returncode == 2 and "no `signpost run` is listening" in elsewhere.stderr
+
+
+def test_the_drill_down_points_out_a_locality_no_referral_came_from(
+    platform: RunningPlatform, browser: Browser
+) -> None:
+    practitioner = platform.demo_token("practitioner", "school-ashley-primary")
+    submit(platform, practitioner, 99)  # from Ashley
+    link = dashboard_link(platform, "Dashboard, as the analyst").replace(
+        "/dashboard/#", "/dashboard/drill-down?locality=Ashley&compare=Ashly#"
+    )
+    page = browser.open(link)
+    wait_until(
+        page,
+        "() => document.getElementById('described').textContent.includes("
+        "'No referral came from Ashly in this period: check the spelling')",
+        what="the misspelt locality pointed out",
+    )
+    assert "No referral came from Ashley" not in (page.text_content("#described") or "")
