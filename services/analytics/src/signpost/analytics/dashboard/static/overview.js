@@ -19,13 +19,6 @@ const TRENDS = [
   ["unmatched", "Unmatched"],
 ];
 
-const WAITING_CHARTED = 12;
-
-// Said on an empty chart, where its bars would be.
-function nothingToChart(text) {
-  return { text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { color: "#505a5f" } };
-}
-
 // Days for a short period, weeks up to half a year, months beyond.
 function interval(period) {
   const days = (Date.parse(period.to) - Date.parse(period.from)) / 86_400_000 + 1;
@@ -88,11 +81,7 @@ Signpost.start(
       trends.map((trend, index) => ({ name: TRENDS[index][1], figures: trend.points.map((point) => point.value) })),
       { notice: told, title: `referrals per ${trends[0].interval}` },
     );
-    // A readable chart: the busiest provisions whose figures are shown; the table has every one.
-    const charted = waiting.rows
-      .filter((row) => !row.accepted.suppressed && row.accepted.value > 0)
-      .sort((a, b) => b.accepted.value - a.accepted.value || a.label.localeCompare(b.label))
-      .slice(0, WAITING_CHARTED);
+    const charted = Signpost.largest(waiting.rows, "accepted");
     bars(
       "waiting-chart",
       charted.map((row) => row.label),
@@ -106,15 +95,11 @@ Signpost.start(
         title: "mean days",
         layout: charted.length
           ? {}
-          : {
-              annotations: [
-                nothingToChart(
-                  told
-                    ? `No provision has ${told.threshold} or more acceptances in this period (smaller counts are withheld)`
-                    : "No provision accepted a referral in this period",
-                ),
-              ],
-            },
+          : Signpost.nothingToChart(
+              told
+                ? `No provision has ${told.threshold} or more acceptances in this period (smaller counts are withheld)`
+                : "No provision accepted a referral in this period",
+            ),
       },
     );
     bars(
