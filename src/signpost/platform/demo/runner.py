@@ -131,6 +131,7 @@ class Demo:
         self._order = itertools.count()
         self._limit = asyncio.Semaphore(options.concurrency)  # practitioners' requests in flight
         self._agency_limit = asyncio.Semaphore(options.concurrency)  # agencies' requests in flight
+        self._period_over = asyncio.Event()
 
     async def run(self) -> DemoSummary:
         timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
@@ -150,10 +151,14 @@ class Demo:
             try:
                 await self._stream(list(self.generator.stream(arrivals)))
                 await self._wait_for_decisions()
-            finally:
+            except BaseException:
                 agencies.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await agencies  # raises what stopped the agencies early, if anything did
+                raise
+            # Not cancelled: a move cancelled after intake took it would be missing from the summary.
+            self._period_over.set()
+            await agencies
             await self._drain(organisations)
             await self._refresh(self.summary.accepted_results())
             await self._wait_for_counts()
@@ -295,11 +300,13 @@ class Demo:
     # --- agencies -----------------------------------------------------------------------
 
     async def _agencies(self, organisations: list[str]) -> None:
-        while True:
+        """Agencies at work through the period, until `_period_over` (their moves finish first)."""
+        while not self._period_over.is_set():
             await self._poll_offers(organisations)
             await self._act(until=min(self.clock.now(), self.period_end))
             self.summary.live = (await self._counts()).since(self._baseline)
-            await asyncio.sleep(self.options.poll_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._period_over.wait(), self.options.poll_interval_s)
 
     async def _poll_offers(self, organisations: list[str]) -> int:
         """Each agency reads the offers waiting for it; returns how many were new."""
@@ -356,19 +363,24 @@ class Demo:
         if action.move == "decide" and not decision.accept:
             assert decision.reason is not None
             response = await self._send("POST", f"{base}/decline", token, {"reason": decision.reason.value})
-            self.summary.record_move("declined", response.status_code, reason=decision.reason.value)
+            self.summary.record_move(
+                "declined",
+                response.status_code,
+                referral_id=offer["referral_id"],
+                reason=decision.reason.value,
+            )
         elif action.move == "decide":
             response = await self._send("POST", f"{base}/accept", token, None)
-            if self.summary.record_move("accepted", response.status_code):
+            if self.summary.record_move("accepted", response.status_code, referral_id=offer["referral_id"]):
                 self._schedule(action.due + decision.start_after, "start", offer, decision)
         elif action.move == "start":
             response = await self._send("POST", f"{base}/start", token, None)
-            if self.summary.record_move("started", response.status_code):
+            if self.summary.record_move("started", response.status_code, referral_id=offer["referral_id"]):
                 self._schedule(action.due + decision.support_for, "complete", offer, decision)
         else:
             completion = self.agencies.complete(offer)
             response = await self._send("POST", f"{base}/complete", token, completion.body)
-            if self.summary.record_move("completed", response.status_code):
+            if self.summary.record_move("completed", response.status_code, referral_id=offer["referral_id"]):
                 self.summary.record_completion(offer, completion)
 
     async def _drain(self, organisations: list[str]) -> None:

@@ -104,6 +104,7 @@ class DemoSummary:
     settings_registered: int = 0
     results: list[ReferralResult] = field(default_factory=list)
     moves: Counter[str] = field(default_factory=Counter)
+    referrals_moved: dict[str, set[str]] = field(default_factory=dict)  # move -> referral ids
     move_failures: Counter[str] = field(default_factory=Counter)
     decline_reasons: Counter[str] = field(default_factory=Counter)
     offers_seen: int = 0
@@ -115,11 +116,14 @@ class DemoSummary:
     def add(self, result: ReferralResult) -> None:
         self.results.append(result)
 
-    def record_move(self, move: str, http_status: int, *, reason: str | None = None) -> bool:
+    def record_move(
+        self, move: str, http_status: int, *, referral_id: str, reason: str | None = None
+    ) -> bool:
         if http_status != 200:
             self.move_failures[f"{move} ({http_status})"] += 1
             return False
         self.moves[move] += 1
+        self.referrals_moved.setdefault(move, set()).add(referral_id)
         if reason:
             self.decline_reasons[reason] += 1
         return True
@@ -233,6 +237,18 @@ class DemoSummary:
             f"declined {self.moves['declined']} {dict(self.decline_reasons.most_common())}, "
             f"started {self.moves['started']}, completed {self.moves['completed']}; "
             f"{self.still_open} still waiting to start or finish when the period ended",
+            # The pulse counts referrals, however many offers each had: these are its figures.
+            "  by referral     "
+            + ", ".join(
+                f"{label} {len(self.referrals_moved.get(move, ()))}"
+                for move, label in (
+                    ("accepted", "accepted"),
+                    ("started", "started"),
+                    ("completed", "completed"),
+                    ("declined", "with an offer declined"),
+                )
+            )
+            + " (as the dashboard counts them)",
         ]
         if self.move_failures:
             lines.append(f"                  refused moves {dict(self.move_failures)}")
