@@ -392,7 +392,13 @@ def test_every_page_shows_what_the_events_imply(platform: RunningPlatform, brows
     trend = by_name(chart(admin, "trend-chart"))
     assert [sum(values.values()) for values in trend.values()] == [16, 2, 5]  # all fed this week
     waiting = chart(admin, "waiting-chart")
-    assert waiting[0]["x"] == [AUTISM, OT, TEACHING]
+    assert waiting[0]["x"] == [AUTISM, TEACHING, OT]  # most acceptances first: 5, 3, 1
+    waiting_rows = table(admin, "waiting-table")
+    assert [row[0] for row in waiting_rows] == sorted(row[0] for row in waiting_rows)  # by name
+    therapy = next(row for row in waiting_rows if row[0] == OT)
+    assert (therapy[1], therapy[5]) == ("1", "84"), (
+        waiting_rows
+    )  # 1 accepted; the Local Offer's 12 weeks, in days
     assert by_name(chart(admin, "unmet-chart"))["Unmatched"] == {
         "SPLD": 2,  # declined twice, nothing else teaches SpLD
         "SLD": 0,  # escalated instead

@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from signpost.platform.processes import free_port
 from tests.e2e.running import RunningPlatform, request, running_platform, wait_for
@@ -43,6 +44,7 @@ def test_demo_streams_referrals_and_the_platform_confirms_its_summary(tmp_path: 
         out = result.stdout.split("Signpost demo:", 1)[1]  # the closing summary, not the progress lines
 
         assert "imported 59 new" in out
+        assert "100 registered with analytics" in out
         assert number(r"referrals sent  (\d+)", out) == REFERRALS
         assert number(r"accepted by HTTP \(201\) (\d+)", out) == REFERRALS
         routed = number(r"routed (\d+),", out)
@@ -62,6 +64,33 @@ def test_demo_streams_referrals_and_the_platform_confirms_its_summary(tmp_path: 
         assert pulse["by_outcome"]["awaiting_decision"] == 0
         # Re-routes after a decline are further routed decisions, never fewer.
         assert pulse["by_outcome"]["routed"] >= routed
+        # The dashboard's funnel is what the demo's by-referral line says (the pulse counts referrals,
+        # the agencies line counts offers); coverage has the area's register to measure against.
+        by_referral = {
+            measure: number(rf"by referral .*{label} (\d+)", out)
+            for measure, label in (
+                ("accepted", "accepted"),
+                ("started", "started"),
+                ("completed", "completed"),
+                ("declined", "with an offer declined"),
+            )
+        }
+
+        counted: dict[str, float] = {}
+
+        def summary_agrees() -> dict[str, Any] | None:
+            status, summary = request(platform.url("analytics", "/v1/pulse/summary"), token=admin)
+            assert status == 200
+            counted.update({m["measure"]: m["current"]["value"] for m in summary["measures"]})
+            return summary if all(counted[k] == v for k, v in by_referral.items()) else None
+
+        try:
+            summary = wait_for(summary_agrees, timeout_s=30, what=f"the pulse summary counting {by_referral}")
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}; it counted {counted}") from None
+        coverage = summary["coverage"]
+        assert coverage["registered_settings"] == 100 and coverage["unregistered_referring"] == 0
+        assert 0 < coverage["referring_settings"] <= REFERRALS
 
         accepted = number(r"accepted (\d+), declined", out)
         declined = number(r"declined (\d+) \{", out)

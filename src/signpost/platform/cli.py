@@ -33,6 +33,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="once the platform is up, stream a demo autumn term into it (`signpost demo` with its defaults)",
     )
+    service_command = commands.add_parser(
+        "service",
+        help="stop or start one service of a running `signpost run` (e.g. to watch its lag in the ops view)",
+        description="Talks to the `signpost run` using this SIGNPOST_DATA_DIR. A service stopped this way "
+        "drains and leaves its consumer group; the rest of the platform keeps running until it is started again.",
+    )
+    service_command.add_argument("action", choices=["stop", "start"])
+    service_command.add_argument(
+        "name", metavar="SERVICE", choices=SERVICE_NAMES, help=", ".join(SERVICE_NAMES)
+    )
     token = commands.add_parser(
         "token",
         help="print a development bearer token (embedded mode only)",
@@ -125,11 +135,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Works against SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL while the platform runs.",
     )
     analytics_commands = analytics.add_subparsers(dest="analytics_command", required=True, metavar="ACTION")
-    analytics_commands.add_parser(
+    rebuild = analytics_commands.add_parser(
         "rebuild",
         help="replay the retained log into fresh projections and swap them in when caught up",
         description="Folds every retained referral, provision and settings-register event into a new "
-        "projection set while the live consumer keeps going, then makes it the one the pulse reads.",
+        "projection set while the live consumer keeps going, compares it document by document with the "
+        "live set, then makes it the one the pulse reads.",
+    )
+    rebuild.add_argument(
+        "--no-compare",
+        action="store_true",
+        help="skip the comparison with the live set (it reads both sets in full)",
     )
     args = parser.parse_args(argv)
 
@@ -160,6 +176,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         return 0
 
+    if args.command == "service":
+        from signpost.platform.control import request
+        from signpost.platform.supervisor import READY_TIMEOUT_S
+
+        done, message = request(settings, args.action, args.name, timeout_s=READY_TIMEOUT_S + 15)
+        print(f"signpost: {message}", file=sys.stdout if done else sys.stderr)
+        return 0 if done else 2
+
     if args.command == "dlq":
         return _dead_letters(settings, args)
 
@@ -181,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "catalogue":
         return _import_catalogue(settings, args)
     if args.command == "analytics":
-        return _rebuild_analytics(settings)
+        return _rebuild_analytics(settings, compare=not args.no_compare)
 
     from signpost.platform.supervisor import run_platform, run_service
 
@@ -344,7 +368,7 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _rebuild_analytics(settings: Settings) -> int:
+def _rebuild_analytics(settings: Settings, *, compare: bool) -> int:
     import asyncio
 
     from signpost.analytics.projections.sets import RebuildInProgress
@@ -358,7 +382,9 @@ def _rebuild_analytics(settings: Settings) -> int:
         return 2
     try:
         report = asyncio.run(
-            rebuild(settings, progress=lambda done: print(f"  {done} events folded", flush=True))
+            rebuild(
+                settings, progress=lambda done: print(f"  {done} events folded", flush=True), compare=compare
+            )
         )
     except RebuildInProgress as exc:
         print(f"signpost: {exc}; wait for it to finish", file=sys.stderr)
@@ -368,7 +394,23 @@ def _rebuild_analytics(settings: Settings) -> int:
         f"(replacing {report.replaced!r}, kept for comparison; {report.skipped} invalid records skipped; "
         f"dropped: {', '.join(report.dropped) or 'none'})"
     )
-    return 0
+    comparison = report.comparison
+    if comparison is None:
+        return 0
+    if comparison.identical:
+        print(
+            f"compared with {report.replaced!r} before the swap: all {comparison.documents} projection "
+            "documents are identical"
+        )
+        return 0
+    print(
+        f"compared with {report.replaced!r} before the swap, the rebuilt projections differ "
+        f"(the rebuilt set, from the log, is now active; {report.replaced!r} is kept to inspect):",
+        file=sys.stderr,
+    )
+    for difference in comparison.differences:
+        print(f"  {difference.describe()}", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

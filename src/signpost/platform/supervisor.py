@@ -22,6 +22,7 @@ from signpost.shared.auth.principal import Role
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 
+from signpost.platform.control import Services, control_socket
 from signpost.platform.devtokens import demo_tokens
 from signpost.platform.embedded import (
     TANSU_CLIENT_SETTINGS,
@@ -62,6 +63,14 @@ def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None 
 
     servers: list[EmbeddedServer] = []
     services: list[ManagedProcess] = []
+    env: dict[str, str] = {}
+    supervised = Services(
+        lambda name: _start_service(name, env),
+        lambda name: _is_ready(f"http://{settings.host}:{settings.port_of(name)}/readyz"),
+        stop_timeout_s=SERVICE_STOP_SHARE_S,
+        ready_timeout_s=READY_TIMEOUT_S,
+        say=_say,
+    )
     try:
         busy = [
             f"{name} port {settings.port_of(name)}"
@@ -74,21 +83,25 @@ def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None 
                 "stop what holds it or set SIGNPOST_<SERVICE>_PORT"
             )
             return 1
-        env, servers = _start_servers(settings)
-        services = [_start_service(name, env) for name in SERVICE_NAMES]
+        started_env, servers = _start_servers(settings)
+        env.update(started_env)
+        services = supervised.start_all()
         _wait_for_services(settings, services, stopping)
-        _announce(settings, servers)
-        if when_ready is not None:
-            threading.Thread(target=when_ready, name="when-ready", daemon=True).start()
-        while not stopping:
-            dead = [s for s in (*services, *(srv.process for srv in servers)) if s.exit_code() is not None]
-            if dead:
-                for child in dead:
-                    _say(f"{child.name} {child.describe_exit()}; stopping the rest of the platform")
-                return 1
-            time.sleep(0.2)
-        _say(f"received {signal.Signals(stopping[0]).name}; stopping")
-        return 0
+        with control_socket(settings, supervised) as no_control:
+            _announce(settings, servers, no_control)
+            if when_ready is not None:
+                threading.Thread(target=when_ready, name="when-ready", daemon=True).start()
+            while not stopping:
+                watched = (*supervised.watched(), *(srv.process for srv in servers))
+                dead = [child for child in watched if child.exit_code() is not None]
+                if dead:
+                    for child in dead:
+                        _say(f"{child.name} {child.describe_exit()}; stopping the rest of the platform")
+                    return 1
+                supervised.start_requested()
+                time.sleep(0.2)
+            _say(f"received {signal.Signals(stopping[0]).name}; stopping")
+            return 0
     except _StopRequested:
         _say("stopping before start-up finished")
         return 0
@@ -97,6 +110,7 @@ def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None 
         return 1
     finally:
         started = time.monotonic()
+        services = supervised.every()  # with any a person restarted
         stop_all(services, timeout_s=SERVICE_STOP_SHARE_S)
         stop_all([srv.process for srv in servers], timeout_s=STOP_BUDGET_S - (time.monotonic() - started))
         if services or servers:
@@ -179,7 +193,7 @@ def _is_ready(url: str) -> bool:
         return False
 
 
-def _announce(settings: Settings, servers: Sequence[EmbeddedServer]) -> None:
+def _announce(settings: Settings, servers: Sequence[EmbeddedServer], no_control: str | None) -> None:
     lines = ["", "Signpost is running:"]
     for name in SERVICE_NAMES:
         base = f"http://{settings.host}:{settings.port_of(name)}"
@@ -208,6 +222,12 @@ def _announce(settings: Settings, servers: Sequence[EmbeddedServer]) -> None:
         lines.append(f"Ops view, as ops:          {dashboard}ops#token={by_role[Role.OPS]}")
     else:
         lines.append(f"Dashboard: {dashboard} (sign in with a token from the identity provider)")
+    lines.append(
+        f"`signpost service stop|start SERVICE` is unavailable: {no_control}"
+        if no_control
+        else "`signpost service stop routing` in another terminal stops one service (its lag grows in the ops view); "
+        "`signpost service start routing` starts it again."
+    )
     lines.append("Press Ctrl-C to stop.")
     _say("\n".join(lines))
 

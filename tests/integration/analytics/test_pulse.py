@@ -163,6 +163,11 @@ async def test_only_analysts_ops_and_admins_and_only_their_own_area(analytics: A
         "/v1/pulse/summary", params={"from": "0001-01-02"}, headers=analytics.auth("admin")
     )
     assert ancient.status_code == 422 and ancient.json()["detail"][0]["field"] == "query.from"
+    # Only `to`, on the first day there is: the default `from` (27 days before) cannot even be computed.
+    first_day = await client.get(
+        "/v1/benchmarking", params={"measure": "routed", "to": "0001-01-01"}, headers=analytics.auth("admin")
+    )
+    assert first_day.status_code == 422 and first_day.json()["detail"][0]["field"] == "query.to"
     pointless = await client.get(
         "/v1/pulse/breakdown",
         params={**PERIOD, "measure": "submitted", "group_by": "setting", "setting": "URN1"},

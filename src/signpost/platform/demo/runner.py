@@ -24,7 +24,7 @@ from signpost.shared.auth.principal import Role
 from signpost.shared.settings import Settings
 
 from signpost.platform.demo.agencies import AgencyBehaviour, Decision
-from signpost.platform.demo.area import LocalArea, build_area
+from signpost.platform.demo.area import LocalArea, Setting, build_area
 from signpost.platform.demo.calendar import Period, period
 from signpost.platform.demo.calibration import Calibration, load_calibration
 from signpost.platform.demo.oruk import oruk_feed
@@ -131,12 +131,14 @@ class Demo:
         self._order = itertools.count()
         self._limit = asyncio.Semaphore(options.concurrency)  # practitioners' requests in flight
         self._agency_limit = asyncio.Semaphore(options.concurrency)  # agencies' requests in flight
+        self._period_over = asyncio.Event()
 
     async def run(self) -> DemoSummary:
         timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
         async with httpx.AsyncClient(timeout=timeout) as self.http:
             await self._check_reachable()
             await self._import_catalogue()
+            await self._register_settings()
             organisations = await self._agency_organisations()
             count = self.options.referrals or self.generator.expected_count(self.period)
             arrivals = self.generator.schedule(self.period, count)
@@ -149,10 +151,14 @@ class Demo:
             try:
                 await self._stream(list(self.generator.stream(arrivals)))
                 await self._wait_for_decisions()
-            finally:
+            except BaseException:
                 agencies.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await agencies  # raises what stopped the agencies early, if anything did
+                raise
+            # Not cancelled: a move cancelled after intake took it would be missing from the summary.
+            self._period_over.set()
+            await agencies
             await self._drain(organisations)
             await self._refresh(self.summary.accepted_results())
             await self._wait_for_counts()
@@ -207,6 +213,23 @@ class Demo:
         self.summary.catalogue_skipped = [
             f"{s.get('name')}: {s.get('reason')}" for s in report.get("skipped", [])
         ]
+
+    async def _register_settings(self) -> None:
+        """The area's settings in analytics' register, so the pulse can say what share of them refer."""
+        admin = self._token(Role.ADMIN, "la-digital")
+
+        async def register(setting: Setting) -> None:
+            url = f"{self.endpoints.analytics}/v1/settings-register/{setting.id}"
+            body = {"name": setting.name, "locality": setting.locality, "phase": setting.phase.value}
+            async with self._limit:
+                response = await self._send("PUT", url, admin, body)
+            if response.status_code != 202:
+                raise DemoFailed(
+                    f"registering setting {setting.id} was refused ({response.status_code}): {response.text[:300]}"
+                )
+
+        await asyncio.gather(*(register(setting) for setting in self.area.settings))
+        self.summary.settings_registered = len(self.area.settings)
 
     async def _agency_organisations(self) -> list[str]:
         """Every organisation with a provision in the catalogue now (imported or already there)."""
@@ -277,11 +300,13 @@ class Demo:
     # --- agencies -----------------------------------------------------------------------
 
     async def _agencies(self, organisations: list[str]) -> None:
-        while True:
+        """Agencies at work through the period, until `_period_over` (their moves finish first)."""
+        while not self._period_over.is_set():
             await self._poll_offers(organisations)
             await self._act(until=min(self.clock.now(), self.period_end))
             self.summary.live = (await self._counts()).since(self._baseline)
-            await asyncio.sleep(self.options.poll_interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._period_over.wait(), self.options.poll_interval_s)
 
     async def _poll_offers(self, organisations: list[str]) -> int:
         """Each agency reads the offers waiting for it; returns how many were new."""
@@ -338,19 +363,24 @@ class Demo:
         if action.move == "decide" and not decision.accept:
             assert decision.reason is not None
             response = await self._send("POST", f"{base}/decline", token, {"reason": decision.reason.value})
-            self.summary.record_move("declined", response.status_code, reason=decision.reason.value)
+            self.summary.record_move(
+                "declined",
+                response.status_code,
+                referral_id=offer["referral_id"],
+                reason=decision.reason.value,
+            )
         elif action.move == "decide":
             response = await self._send("POST", f"{base}/accept", token, None)
-            if self.summary.record_move("accepted", response.status_code):
+            if self.summary.record_move("accepted", response.status_code, referral_id=offer["referral_id"]):
                 self._schedule(action.due + decision.start_after, "start", offer, decision)
         elif action.move == "start":
             response = await self._send("POST", f"{base}/start", token, None)
-            if self.summary.record_move("started", response.status_code):
+            if self.summary.record_move("started", response.status_code, referral_id=offer["referral_id"]):
                 self._schedule(action.due + decision.support_for, "complete", offer, decision)
         else:
             completion = self.agencies.complete(offer)
             response = await self._send("POST", f"{base}/complete", token, completion.body)
-            if self.summary.record_move("completed", response.status_code):
+            if self.summary.record_move("completed", response.status_code, referral_id=offer["referral_id"]):
                 self.summary.record_completion(offer, completion)
 
     async def _drain(self, organisations: list[str]) -> None:

@@ -101,8 +101,10 @@ class DemoSummary:
     calibration: Calibration
     catalogue: dict[str, int] = field(default_factory=dict)
     catalogue_skipped: list[str] = field(default_factory=list)
+    settings_registered: int = 0
     results: list[ReferralResult] = field(default_factory=list)
     moves: Counter[str] = field(default_factory=Counter)
+    referrals_moved: dict[str, set[str]] = field(default_factory=dict)  # move -> referral ids
     move_failures: Counter[str] = field(default_factory=Counter)
     decline_reasons: Counter[str] = field(default_factory=Counter)
     offers_seen: int = 0
@@ -114,11 +116,14 @@ class DemoSummary:
     def add(self, result: ReferralResult) -> None:
         self.results.append(result)
 
-    def record_move(self, move: str, http_status: int, *, reason: str | None = None) -> bool:
+    def record_move(
+        self, move: str, http_status: int, *, referral_id: str, reason: str | None = None
+    ) -> bool:
         if http_status != 200:
             self.move_failures[f"{move} ({http_status})"] += 1
             return False
         self.moves[move] += 1
+        self.referrals_moved.setdefault(move, set()).add(referral_id)
         if reason:
             self.decline_reasons[reason] += 1
         return True
@@ -221,6 +226,7 @@ class DemoSummary:
             f"{self.catalogue.get('updated', 0)} updated, {self.catalogue.get('unchanged', 0)} unchanged, "
             f"{self.catalogue.get('skipped', 0)} skipped",
             *(f"                  skipped {line}" for line in self.catalogue_skipped[:5]),
+            f"  settings        {self.settings_registered} registered with analytics (coverage counts them)",
             f"  referrals sent  {self.sent}: accepted by HTTP (201) {self.accepted}"
             + (f", refused {dict(refused)}" if refused else "")
             + f"; re-referrals of the same child {sum(r.referral.re_referral for r in self.results)}",
@@ -231,6 +237,18 @@ class DemoSummary:
             f"declined {self.moves['declined']} {dict(self.decline_reasons.most_common())}, "
             f"started {self.moves['started']}, completed {self.moves['completed']}; "
             f"{self.still_open} still waiting to start or finish when the period ended",
+            # The pulse counts referrals, however many offers each had: these are its figures.
+            "  by referral     "
+            + ", ".join(
+                f"{label} {len(self.referrals_moved.get(move, ()))}"
+                for move, label in (
+                    ("accepted", "accepted"),
+                    ("started", "started"),
+                    ("completed", "completed"),
+                    ("declined", "with an offer declined"),
+                )
+            )
+            + " (as the dashboard counts them)",
         ]
         if self.move_failures:
             lines.append(f"                  refused moves {dict(self.move_failures)}")

@@ -69,6 +69,8 @@ class Folded:
 
 
 DUPLICATE_KEY = 11000
+# Fields saying how often and by which process a document was written, not what it holds.
+BOOKKEEPING = frozenset({"version", "writer"})
 
 
 class StaleCopy(RuntimeError):

@@ -5,7 +5,10 @@
 2. Capture the high watermarks of every source partition — after step 1, so every
    event beyond them reaches the new set through the live consumer.
 3. Read every partition from its beginning to its watermark, folding batches into
-   the new set, then make it active in one update of the pointer document.
+   the new set.
+4. Unless told not to, compare it document by document with the active set (both
+   still receive every live event), then make it active in one update of the
+   pointer document.
 
 Nothing here depends on the old projections: only the log. The set replaced is kept
 (for comparison or to swap back by hand); older ones are dropped.
@@ -29,12 +32,15 @@ from signpost.analytics.projections.sets import (
     ProjectionSet,
     abandon,
     create_indexes,
+    read_pointer,
     start_building,
     swap_in,
 )
+from signpost.analytics.rebuild.compare import Comparison, compare_sets
 from signpost.shared.events import Envelope, EventData
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Database, Document, create_client
+from signpost.shared.offsets import StreamInspector, Watermarks
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
@@ -52,9 +58,12 @@ class RebuildReport:
     events: int
     skipped: int  # records that are not valid events (the live consumer dead-lettered them)
     dropped: list[str]
+    comparison: Comparison | None  # the rebuilt set against the one it replaced, just before the swap
 
 
-async def rebuild(settings: Settings, *, progress: Callable[[int], None] | None = None) -> RebuildReport:
+async def rebuild(
+    settings: Settings, *, progress: Callable[[int], None] | None = None, compare: bool = True
+) -> RebuildReport:
     client = create_client(settings)
     db = client[settings.database_name("analytics")]
     name = f"r{datetime.now(UTC):%Y%m%d%H%M%S}{secrets.token_hex(2)}"
@@ -64,6 +73,7 @@ async def rebuild(settings: Settings, *, progress: Callable[[int], None] | None 
         try:
             await create_indexes(db, target)
             events, skipped = await _replay(settings, db=db, target=target, client=client, progress=progress)
+            comparison = await compare_sets(db, target, (await read_pointer(db)).active) if compare else None
             replaced = await swap_in(db, name)
         except BaseException:
             await abandon(db, name)
@@ -72,7 +82,14 @@ async def rebuild(settings: Settings, *, progress: Callable[[int], None] | None 
         dropped = sorted(await projection_sets(db) - {name, replaced})
         for stale in dropped:
             await drop_set(db, stale)
-        return RebuildReport(active=name, replaced=replaced, events=events, skipped=skipped, dropped=dropped)
+        return RebuildReport(
+            active=name,
+            replaced=replaced,
+            events=events,
+            skipped=skipped,
+            dropped=dropped,
+            comparison=comparison,
+        )
     finally:
         await client.close()
 
@@ -95,8 +112,10 @@ async def _replay(
             for partition in sorted(consumer.partitions_for_topic(topic) or ())
         ]
         consumer.assign(partitions)
-        ends = await consumer.end_offsets(partitions)
-        starts = await consumer.beginning_offsets(partitions)
+        # The real ends: Tansu's ListOffsets hides all but the first record of a partition's last batch.
+        watermarks = await _watermarks(settings, partitions)
+        ends = {partition: marks.high for partition, marks in watermarks.items()}
+        starts = {partition: marks.low for partition, marks in watermarks.items()}
         await consumer.seek_to_beginning(*partitions)
         pending = {partition for partition in partitions if ends[partition] > starts[partition]}
         events = skipped = 0
@@ -122,6 +141,17 @@ async def _replay(
         return events, skipped
     finally:
         await consumer.stop()
+
+
+async def _watermarks(
+    settings: Settings, partitions: list[TopicPartition]
+) -> dict[TopicPartition, Watermarks]:
+    inspector = StreamInspector(settings)
+    await inspector.start()
+    try:
+        return await inspector.watermarks(partitions)
+    finally:
+        await inspector.close()
 
 
 async def _fold_with_retries(

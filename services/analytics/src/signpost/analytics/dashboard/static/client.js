@@ -272,6 +272,21 @@ const Signpost = (() => {
     return lines.join("<br>");
   }
 
+  // The rows a chart of many groups can show: those whose `count` figure is shown and above 0,
+  // largest first, at most CHARTED (a chart of 59 provisions is unreadable; the table has every row).
+  const CHARTED = 12;
+  function largest(rows, count) {
+    return rows
+      .filter((row) => !row[count].suppressed && row[count].value > 0)
+      .sort((a, b) => b[count].value - a[count].value || a.label.localeCompare(b.label))
+      .slice(0, CHARTED);
+  }
+
+  // Said on an empty chart, where its bars would be.
+  function nothingToChart(text) {
+    return { annotations: [{ text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { color: "#505a5f" } }] };
+  }
+
   // Bars of pulse figures: one trace per series, withheld values drawn as no bar with a
   // "<5" or "suppressed" label where the bar would be, never as 0.
   function bars(id, categories, series, { kind = "count", notice: told = null, title = "", layout = {} } = {}) {
@@ -331,6 +346,9 @@ const Signpost = (() => {
     chart,
     countAxis,
     bars,
+    largest,
+    nothingToChart,
+    CHARTED,
     // the pulse API's views, figures and suppression
     view,
     path,

@@ -18,6 +18,15 @@ function chosen() {
   };
 }
 
+// A locality typed by hand that no referral came from in the period: most likely misspelt.
+function unknown(known, answers) {
+  const referred = new Set(known.rows.map((row) => row.group));
+  const missing = answers.map((answer) => answer.filters.locality).filter((locality) => locality && !referred.has(locality));
+  return missing.length
+    ? ` No referral came from ${missing.join(" or ")} in this period: check the spelling (the field offers the localities that referred).`
+    : "";
+}
+
 Signpost.start(
   async (get) => {
     const { measure, groupBy, localities } = chosen();
@@ -51,7 +60,8 @@ Signpost.start(
       `${first.description} ${first.period.from} to ${first.period.to}${filters ? `, ${filters}` : ""}` +
         (answers.length > 1 ? `, against locality ${answers[1].filters.locality}` : "") +
         (first.partition ? ". Each referral falls in one group, so the groups add up to the total." : ".") +
-        (view().get("compare") && !view().get("locality") ? " To compare two localities, choose the first one too." : ""),
+        (view().get("compare") && !view().get("locality") ? " To compare two localities, choose the first one too." : "") +
+        unknown(known, answers),
     );
     Signpost.text("breakdown-caption", `${first.measure.replaceAll("_", " ")} by ${first.group_by}`);
 

@@ -81,14 +81,26 @@ Signpost.start(
       trends.map((trend, index) => ({ name: TRENDS[index][1], figures: trend.points.map((point) => point.value) })),
       { notice: told, title: `referrals per ${trends[0].interval}` },
     );
+    const charted = Signpost.largest(waiting.rows, "accepted");
     bars(
       "waiting-chart",
-      waiting.rows.map((row) => row.label),
+      charted.map((row) => row.label),
       [
-        { name: "Days to acceptance", figures: waiting.rows.map((row) => row.days_to_accept) },
-        { name: "Days to start", figures: waiting.rows.map((row) => row.days_to_start) },
+        { name: "Days to acceptance", figures: charted.map((row) => row.days_to_accept) },
+        { name: "Days to start", figures: charted.map((row) => row.days_to_start) },
       ],
-      { kind: "mean", notice: told, title: "mean days" },
+      {
+        kind: "mean",
+        notice: told,
+        title: "mean days",
+        layout: charted.length
+          ? {}
+          : Signpost.nothingToChart(
+              told
+                ? `No provision has ${told.threshold} or more acceptances in this period (smaller counts are withheld)`
+                : "No provision accepted a referral in this period",
+            ),
+      },
     );
     bars(
       "unmet-chart",
@@ -110,13 +122,15 @@ Signpost.start(
     );
     table(
       "waiting-table",
-      waiting.rows.map((row) => [
+      [...waiting.rows].sort((a, b) => a.label.localeCompare(b.label)).map((row) => [
         row.label,
         show(row.accepted, "count", told),
         show(row.days_to_accept, "mean", told),
         show(row.started, "count", told),
         show(row.days_to_start, "mean", told),
-        row.advertised_waiting_weeks ?? "–",
+        row.advertised_waiting_weeks === null
+          ? "–"
+          : { text: String(Math.round(row.advertised_waiting_weeks * 7)), title: `${row.advertised_waiting_weeks} weeks in the Local Offer` },
       ]),
       [1, 2, 3, 4, 5],
     );

@@ -17,35 +17,44 @@ Signpost.start(
     const { show, bars, table } = Signpost;
     const told = provisions.suppression;
     Signpost.notice(provisions);
-    for (const [id, answer] of [["provision-chart", provisions], ["sector-chart", sectors]]) {
+    // Provisions are many: their charts show the largest (every one is in the tables).
+    const completed = Signpost.largest(provisions.rows, "completed");
+    const declined = Signpost.largest(declines.rows, "declined");
+    const empty = (what) =>
+      Signpost.nothingToChart(
+        told
+          ? `No provision has ${told.threshold} or more ${what} in this period (smaller counts are withheld)`
+          : `No provision has ${what} in this period`,
+      );
+    for (const [id, rows] of [["provision-chart", completed], ["sector-chart", sectors.rows]]) {
       bars(
         id,
-        answer.rows.map((row) => row.label),
-        [{ name: "Mean fall in need score", figures: answer.rows.map((row) => row.needs_change) }],
-        { kind: "mean", notice: told, title: "score points" },
+        rows.map((row) => row.label),
+        [{ name: "Mean fall in need score", figures: rows.map((row) => row.needs_change) }],
+        { kind: "mean", notice: told, title: "score points", layout: rows.length ? {} : empty("completions") },
       );
     }
     // One series per outcome or reason any row has; a row without it had none.
     const parts = (rows, key) => [...new Set(rows.flatMap((row) => Object.keys(row[key])))];
-    const outcomes = parts(provisions.rows, "outcomes");
+    const outcomes = parts(completed, "outcomes");
     bars(
       "outcomes-chart",
-      provisions.rows.map((row) => row.label),
+      completed.map((row) => row.label),
       outcomes.map((outcome) => ({
         name: words(outcome),
-        figures: provisions.rows.map((row) => row.outcomes[outcome] ?? { value: 0 }),
+        figures: completed.map((row) => row.outcomes[outcome] ?? { value: 0 }),
       })),
-      { notice: told, title: "completions" },
+      { notice: told, title: "completions", layout: completed.length ? {} : empty("completions") },
     );
-    const reasons = parts(declines.rows, "by_reason");
+    const reasons = parts(declined, "by_reason");
     bars(
       "declines-chart",
-      declines.rows.map((row) => row.label),
+      declined.map((row) => row.label),
       reasons.map((reason) => ({
         name: words(reason),
-        figures: declines.rows.map((row) => row.by_reason[reason] ?? { value: 0 }),
+        figures: declined.map((row) => row.by_reason[reason] ?? { value: 0 }),
       })),
-      { notice: told, title: "declined offers" },
+      { notice: told, title: "declined offers", layout: declined.length ? {} : empty("declined offers") },
     );
     const listed = (figures) =>
       Object.entries(figures)
