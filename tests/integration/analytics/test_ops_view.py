@@ -101,6 +101,12 @@ async def test_throughput_last_event_and_dead_letters(settings: Settings) -> Non
     admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
     topics = Topics.from_settings(settings)
     async with serving(create_analytics(settings)) as analytics:
+
+        async def sampled() -> bool:
+            return (await analytics.get("/v1/ops", headers=admin)).json()["sampled_at"] is not None
+
+        # A sample from before the records arrive, so a later one can see them arrive.
+        await eventually(sampled, what="a first sample")
         await publish_referrals(settings, 4)
         producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
         await producer.start()
