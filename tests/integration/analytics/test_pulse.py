@@ -163,6 +163,11 @@ async def test_only_analysts_ops_and_admins_and_only_their_own_area(analytics: A
         "/v1/pulse/summary", params={"from": "0001-01-02"}, headers=analytics.auth("admin")
     )
     assert ancient.status_code == 422 and ancient.json()["detail"][0]["field"] == "query.from"
+    # The default `from` is counted back from `to`: a `to` too early for that is refused, not a 500.
+    first_day = await client.get(
+        "/v1/pulse/summary", params={"to": "0001-01-01"}, headers=analytics.auth("admin")
+    )
+    assert first_day.status_code == 422 and first_day.json()["detail"][0]["field"] == "query.to"
     unheld = await client.get(
         "/v1/pulse/breakdown",
         params={**PERIOD, "measure": "submitted", "group_by": "need", "setting": "URN1"},

@@ -62,10 +62,11 @@ def period_of(
     ] = None,
 ) -> Period:
     end = end or datetime.now(UTC).date()
+    if not EARLIEST <= end <= LATEST:  # before the default `from` is counted back from it
+        raise problem("query.to", f"{end} is outside {EARLIEST} to {LATEST}")
     start = start or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
-    for name, day in (("from", start), ("to", end)):
-        if not EARLIEST <= day <= LATEST:
-            raise problem(f"query.{name}", f"{day} is outside {EARLIEST} to {LATEST}")
+    if not EARLIEST <= start <= LATEST:
+        raise problem("query.from", f"{start} is outside {EARLIEST} to {LATEST}")
     if start > end:
         raise problem("query.from", f"{start} is after `to` ({end})")
     if (end - start).days >= MAX_PERIOD_DAYS:
