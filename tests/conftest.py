@@ -21,6 +21,19 @@ from tests.servers import KafkaServer, MongoServer, kafka_server, mongo_server
 
 T = TypeVar("T")
 
+# pytest-xdist (`-n`, `--dist loadfile` in pyproject) hands out whole modules, so module-scoped
+# services start once per module; the slowest areas go first, so that no worker starts one of
+# them when the others are nearly done.
+SLOWEST_FIRST = ("tests/faults/", "tests/e2e/", "tests/examples/", "tests/integration/")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        areas = enumerate(SLOWEST_FIRST)
+        return next((n for n, area in areas if item.nodeid.startswith(area)), len(SLOWEST_FIRST))
+
+    items.sort(key=rank)
+
 
 @pytest.fixture(scope="session")
 def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
@@ -51,6 +64,11 @@ def settings_for(kafka: KafkaServer, mongodb: MongoServer, **overrides: object) 
         "topic_partitions": 3,
         "outbox_poll_interval_s": 0.2,
         "log_format": "json",
+        # A consumer-group join on Tansu takes half the session timeout, rounded up to whole seconds
+        # (DESIGN.md): 1 s here instead of 3 s per subscriber; 10 heartbeats per session still
+        # leave a busy test process room before the broker would give its partitions away.
+        "kafka_session_timeout_ms": 2000,
+        "kafka_heartbeat_interval_ms": 200,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -37,6 +37,9 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
             "reconcile_interval_s": "1",
             "outbox_poll_interval_s": "0.2",
             "topic_partitions": "3",
+            # As in tests/conftest.py: consumer-group joins of 1 s instead of 3 s on Tansu.
+            "kafka_session_timeout_ms": "2000",
+            "kafka_heartbeat_interval_ms": "200",
         },
     )
     try:

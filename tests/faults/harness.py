@@ -195,7 +195,13 @@ async def check_invariants(
                 assert counts.decided <= len(stored), counts
             else:
                 assert counts.decided == len(stored), counts
-            assert await pending_count(intake) == 0 and await pending_count(routing) == 0
+
+            # Nothing stays unpublished. A late duplicate (a redelivery after a kill, a reconciled
+            # submission) may stage a decision again for a moment, so wait for the outboxes to drain.
+            async def drained() -> bool:
+                return await pending_count(intake) == 0 and await pending_count(routing) == 0
+
+            await _eventually(drained, timeout_s=30, what=lambda: "every outbox drained")
     finally:
         await mongo.close()
     report.outcome = "passed"

@@ -38,6 +38,7 @@ from signpost.platform.demo.summary import (
 from signpost.platform.devtokens import dev_token
 
 REQUEST_TIMEOUT_S = 30.0
+KEEPALIVE_S = 2.0
 DECISION_WAIT_S = 90.0  # after the last referral, how long routing may take to decide the rest
 MAX_RETRIES = 5
 MAX_DRAIN_ROUNDS = 10  # decline, re-route, decline again...: bounded
@@ -135,7 +136,10 @@ class Demo:
 
     async def run(self) -> DemoSummary:
         timeout = httpx.Timeout(REQUEST_TIMEOUT_S)
-        async with httpx.AsyncClient(timeout=timeout) as self.http:
+        # Drop idle connections well before uvicorn closes them (5 s, the same as httpx's default):
+        # reusing one the server is closing at that moment fails with a ReadError.
+        limits = httpx.Limits(keepalive_expiry=KEEPALIVE_S)
+        async with httpx.AsyncClient(timeout=timeout, limits=limits) as self.http:
             await self._check_reachable()
             await self._import_catalogue()
             await self._register_settings()
