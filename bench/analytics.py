@@ -1,7 +1,7 @@
 """Analytics speed: projection ingest in events/s per process (batched), and p50/p95 of the
 main pulse queries over the projections of 100k and 1M events.
 
-    uv run --extra embedded python bench/analytics.py [--events 100000 1000000] [--batch 1000] [--no-docs]
+    uv run --extra embedded python bench/analytics.py [--events 100000 1000000] [--batch N] [--no-docs]
 
 It prints its figures and writes them to docs/analytics-performance.md.
 
@@ -382,7 +382,12 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--events", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=Settings().analytics_batch_max,
+        help="events per transaction (default: the consumer's)",
+    )
     parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument(
         "--order",

@@ -85,6 +85,13 @@ class Settings(BaseSettings):
         le=300,
         description="How often the ops view samples watermarks and group offsets (events/s, lag history).",
     )
+    analytics_batch_max: int = Field(
+        default=10_000,
+        ge=1,
+        le=100_000,
+        description="Most events analytics folds in one transaction. Batches are only as large as what "
+        "is waiting, so this bounds catching up (a backlog, a rebuild), not the latency of a quiet stream.",
+    )
     analytics_cache_documents: int = Field(
         default=50_000,
         ge=0,

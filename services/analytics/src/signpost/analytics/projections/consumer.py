@@ -40,7 +40,8 @@ from signpost.shared.topics import Topics
 
 log = get_logger(__name__)
 
-MAX_BATCH = 1000
+# Enough bytes per partition fetch for a full batch of ~1 KiB events across a few partitions.
+PARTITION_FETCH_BYTES = 4 * 2**20
 POLL_TIMEOUT_MS = 500
 
 
@@ -90,6 +91,7 @@ def create_consumer(settings: Settings, *, group: str | None) -> AIOKafkaConsume
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
     )
 
 
@@ -102,7 +104,9 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
     attempt = 0
     try:
         while True:
-            fetched = await consumer.getmany(timeout_ms=POLL_TIMEOUT_MS, max_records=MAX_BATCH)
+            fetched = await consumer.getmany(
+                timeout_ms=POLL_TIMEOUT_MS, max_records=runtime.settings.analytics_batch_max
+            )
             if not fetched:
                 continue
             events, invalid = decode(record for records in fetched.values() for record in records)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from aiokafka import TopicPartition
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
-from signpost.analytics.projections.consumer import MAX_BATCH, create_consumer, decode, source_topics
+from signpost.analytics.projections.consumer import create_consumer, decode, source_topics
 from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.sets import (
     POINTER_COLLECTION,
@@ -120,7 +120,9 @@ async def _replay(
         pending = {partition for partition in partitions if ends[partition] > starts[partition]}
         events = skipped = 0
         while pending:
-            fetched = await consumer.getmany(*pending, timeout_ms=FETCH_TIMEOUT_MS, max_records=MAX_BATCH)
+            fetched = await consumer.getmany(
+                *pending, timeout_ms=FETCH_TIMEOUT_MS, max_records=settings.analytics_batch_max
+            )
             records = [
                 record
                 for partition, batch in fetched.items()
