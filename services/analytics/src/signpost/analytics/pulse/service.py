@@ -202,7 +202,8 @@ async def trend(query: Query, *, measure: Measure, interval: str) -> Trend:
 
 
 async def what_works(query: Query, *, group_by: str) -> WhatWorks:
-    groups = _groups(query, group_by)
+    outcomes = [f"outcome_{outcome.value}" for outcome in Outcome]
+    groups = _groups(query, group_by, ["completed", "needs_change_sum", "needs_change_n", *outcomes])
     names = await labels(query.db, query.target, tenant=query.tenant, dimension=group_by, values=groups)
     needs_change = MEASURES["needs_change"]
     rows = []
@@ -229,7 +230,9 @@ async def unmet_demand(query: Query) -> UnmetDemand:
     for need in NeedCode:
         where = [("need", need.value)]
         days = query.period.span
-        [totals] = query.facts.totals(tenant=query.tenant, periods=[days], where=where)
+        [totals] = query.facts.totals(
+            tenant=query.tenant, periods=[days], where=where, names=["submitted", "unmatched"]
+        )
         if not totals.get("submitted"):
             continue
         localities = dict(
