@@ -7,8 +7,7 @@ import re
 import shutil
 import subprocess
 
-import pytest
-
+from tests.conftest import prerequisite_missing
 from tests.deploy.manifests import ROOT
 
 DOCKERFILE = (ROOT / "deploy" / "Dockerfile").read_text()
@@ -34,7 +33,7 @@ def stages() -> dict[str, list[str]]:
 def uv() -> str:
     found = os.environ.get("UV") or shutil.which("uv") or str(ROOT / ".tools" / "bin" / "uv")
     if not os.path.exists(found):
-        pytest.skip("uv is not installed (./signpost installs it into .tools/)")
+        prerequisite_missing("uv is not installed (./signpost installs it into .tools/)")
     return found
 
 

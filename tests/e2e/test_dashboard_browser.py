@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
 import urllib.error
 import urllib.request
@@ -29,6 +28,7 @@ from signpost.shared.auth.tokens import issue_dev_token
 from signpost.shared.events import ReferralSubmittedV1, new_event, to_kafka_headers, to_kafka_value
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode
 
+from tests.conftest import prerequisite_missing
 from tests.e2e.running import RunningPlatform, request, running_platform, wait_for
 from tests.factories import CHILD, referral
 
@@ -52,10 +52,7 @@ pytestmark = pytest.mark.timeout(300)
 @pytest.fixture(scope="module")
 def chromium() -> Path:
     if not CHROMIUM.exists():
-        reason = f"{CHROMIUM} is missing: `apt-get install chromium` (CI installs it in .ci/run)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        prerequisite_missing(f"{CHROMIUM} is missing: `apt-get install chromium` (CI installs it in .ci/run)")
     return CHROMIUM
 
 

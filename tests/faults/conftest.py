@@ -13,6 +13,7 @@ import pytest
 
 from signpost.platform.cluster import LocalCluster
 from signpost.platform.embedded import EmbeddedUnavailable
+from tests.conftest import prerequisite_missing
 from tests.faults.harness import CaseReport
 from tests.faults.report import write_reliability_report
 
@@ -46,7 +47,7 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
         cluster.start()
     except EmbeddedUnavailable as exc:
         cluster.stop()
-        pytest.skip(f"the fault matrix needs the embedded servers: {exc}")
+        prerequisite_missing(f"the fault matrix needs the embedded servers: {exc}")
     try:
         yield cluster
     finally:

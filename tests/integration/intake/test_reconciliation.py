@@ -23,7 +23,7 @@ from signpost.shared.settings import Settings
 
 from signpost.platform.embedded import EmbeddedServer, EmbeddedUnavailable, start_kafka
 from signpost.platform.processes import stop_all
-from tests.conftest import Tokens, eventually, serving, settings_for
+from tests.conftest import Tokens, eventually, prerequisite_missing, serving, settings_for
 from tests.factories import referral
 from tests.servers import KafkaServer, MongoServer
 
@@ -117,7 +117,7 @@ def restartable_kafka(server_logs: Path) -> Iterator[list[EmbeddedServer]]:
     try:
         servers = [start_kafka(log_file=server_logs / "tansu-reconciliation.log")]
     except EmbeddedUnavailable as exc:
-        pytest.skip(f"needs the embedded broker: {exc}")
+        prerequisite_missing(f"needs the embedded broker: {exc}")
     yield servers
     stop_all([server.process for server in servers], timeout_s=5)
 

@@ -245,11 +245,12 @@ class FactIndex:
             return
         referrals.append(arrival)
         for other, flag in rereferrals(referrals).items():
-            if flag != (other in self._rereferred):
-                self._rereferred.symmetric_difference_update({other})
-                entry = self._facts.get(other)
-                if entry is not None and other != fact["_id"]:
-                    self._set(entry, REREFERRED, int(flag))
+            if flag == (other in self._rereferred):
+                continue
+            (self._rereferred.add if flag else self._rereferred.discard)(other)
+            entry = self._facts.get(other)
+            if entry is not None and other != fact["_id"]:  # this fact's own rows are yet to be added
+                self._set(entry, REREFERRED, int(flag))
 
     def _set(self, entry: _Entry, counter: str, value: int) -> None:
         """One counter of every row of a fact: a re-referral counts as one in every view."""
