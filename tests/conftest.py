@@ -14,8 +14,10 @@ from typing import NoReturn, TypeVar
 import httpx
 import pytest
 from fastapi import FastAPI
+from pymongo import AsyncMongoClient
 from signpost.shared.auth.principal import Role
 from signpost.shared.auth.tokens import issue_dev_token
+from signpost.shared.mongo import Document
 from signpost.shared.settings import Settings
 
 from tests.servers import KafkaServer, MongoServer, kafka_server, mongo_server
@@ -51,6 +53,20 @@ def kafka(server_logs: Path) -> Iterator[KafkaServer]:
 def mongodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
     with mongo_server(tmp_path_factory.mktemp("mongodb")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def pausable_mongodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
+    with mongo_server(tmp_path_factory.mktemp("pausable-mongodb"), dedicated=True) as server:
+        assert server.control is not None
+        yield server
+
+
+def fail_fast_client(url: str) -> AsyncMongoClient[Document]:
+    """A client whose operations against a stopped (paused) server fail in half a second."""
+    return AsyncMongoClient(
+        url, tz_aware=True, serverSelectionTimeoutMS=500, socketTimeoutMS=500, connectTimeoutMS=500
+    )
 
 
 def settings_for(kafka: KafkaServer, mongodb: MongoServer, **overrides: object) -> Settings:

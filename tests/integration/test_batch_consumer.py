@@ -4,10 +4,9 @@ is away the batch waits in place, in order, losing nothing."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from signpost.shared.events import Envelope, EventData, to_kafka_headers, to_kafka_value
@@ -17,10 +16,10 @@ from signpost.shared.retries import is_infrastructure_failure
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
-from tests.conftest import eventually, settings_for
+from tests.conftest import eventually, fail_fast_client, settings_for
 from tests.integration.records import headers_of, records_on, wait_for_records
 from tests.integration.test_consumer_failures import checking, consuming, event_for
-from tests.servers import KafkaServer, MongoServer, mongo_server
+from tests.servers import KafkaServer, MongoServer
 
 SERVICE = "routing"
 
@@ -96,13 +95,6 @@ async def test_a_poison_event_in_a_batch_is_dead_lettered_and_the_others_are_han
         await client.close()
 
 
-@pytest.fixture(scope="module")
-def pausable_mongodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
-    with mongo_server(tmp_path_factory.mktemp("pausable-mongodb"), dedicated=True) as server:
-        assert server.control is not None
-        yield server
-
-
 async def test_while_mongodb_is_away_a_batch_waits_in_place_and_nothing_is_lost(
     kafka: KafkaServer, pausable_mongodb: MongoServer, tmp_path: Path
 ) -> None:
@@ -113,14 +105,7 @@ async def test_while_mongodb_is_away_a_batch_waits_in_place_and_nothing_is_lost(
     topics = Topics.from_settings(settings)
     control = pausable_mongodb.control
     assert control is not None
-    # Short timeouts so an operation against the stopped server fails in half a second.
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        pausable_mongodb.url,
-        tz_aware=True,
-        serverSelectionTimeoutMS=500,
-        socketTimeoutMS=500,
-        connectTimeoutMS=500,
-    )
+    client = fail_fast_client(pausable_mongodb.url)
     db = client[settings.database_name(SERVICE)]
     await db["effects"].insert_one({"_id": "log", "handled": []})
     events = [event_for("r-4") for _ in range(8)]

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
 from aiokafka import AIOKafkaProducer
 from faststream.kafka import KafkaBroker
 from pymongo import AsyncMongoClient
@@ -31,9 +30,9 @@ from signpost.shared.mongo import Document, Session, in_transaction, mark_proces
 from signpost.shared.retries import is_infrastructure_failure
 from signpost.shared.topics import Topics
 
-from tests.conftest import eventually, settings_for
+from tests.conftest import eventually, fail_fast_client, settings_for
 from tests.integration.records import headers_of, records_on, wait_for_records
-from tests.servers import KafkaServer, MongoServer, mongo_server
+from tests.servers import KafkaServer, MongoServer
 from tests.unit.shared.test_events import submitted
 
 SERVICE = "routing"
@@ -239,13 +238,6 @@ async def test_a_handler_that_fails_twice_then_succeeds_applies_its_effect_once(
         await client.close()
 
 
-@pytest.fixture(scope="module")
-def pausable_mongodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
-    with mongo_server(tmp_path_factory.mktemp("pausable-mongodb"), dedicated=True) as server:
-        assert server.control is not None
-        yield server
-
-
 async def test_while_mongodb_is_unreachable_events_wait_in_place_in_order_and_nothing_is_lost(
     kafka: KafkaServer, pausable_mongodb: MongoServer, tmp_path: Path
 ) -> None:
@@ -256,14 +248,7 @@ async def test_while_mongodb_is_unreachable_events_wait_in_place_in_order_and_no
     topics = Topics.from_settings(settings)
     control = pausable_mongodb.control
     assert control is not None
-    # Short timeouts so an operation against the stopped server fails in half a second.
-    client: AsyncMongoClient[Document] = AsyncMongoClient(
-        pausable_mongodb.url,
-        tz_aware=True,
-        serverSelectionTimeoutMS=500,
-        socketTimeoutMS=500,
-        connectTimeoutMS=500,
-    )
+    client = fail_fast_client(pausable_mongodb.url)
     db = client[settings.database_name(SERVICE)]
     await db["effects"].insert_one({"_id": "log", "handled": []})
     events = [event_for("r-3") for _ in range(5)]
