@@ -4,6 +4,7 @@ one shared database server, counted rather than timed.
     uv run --extra embedded python bench/roundtrips.py                 # 200 referrals at 50/s
     uv run --extra embedded python bench/roundtrips.py -n 500 --rate 100
     uv run --extra embedded python bench/roundtrips.py --profile intake   # also where intake's CPU went
+    uv run --extra embedded python bench/roundtrips.py --profile secantusdb   # or the database server's
 
 It starts the whole platform the way bench/e2e.py does (embedded Tansu and SecantusDB, intake,
 routing and analytics as separate processes), warms it up, reads every service's
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import re
 import shutil
 import signal
@@ -44,6 +46,7 @@ from signpost.shared.settings import SERVICE_NAMES
 from signpost.platform.benchkit import (
     GroupLag,
     bench_cluster,
+    cluster_cpu_seconds,
     cluster_topics,
     practitioner_tokens,
     wait_caught_up,
@@ -54,6 +57,7 @@ from signpost.platform.loadgen import ReferralLoad
 
 COMMANDS_METRIC = "signpost_mongodb_commands"
 COMMIT = "commitTransaction"
+DATABASE = "secantusdb"  # the embedded MongoDB server, pure Python: py-spy can sample it too
 QUIET = {"outbox_poll_interval_s": "60", "reconcile_interval_s": "3600"}
 WARM_UP = 20
 CATCH_UP_S = 300.0
@@ -135,6 +139,13 @@ class Profiler:
         return lines
 
 
+def profiled_pid(cluster: LocalCluster, name: str) -> int:
+    if name == DATABASE:
+        assert cluster.mongodb is not None
+        return cluster.mongodb.process.pid
+    return cluster.services[name].pid  # type: ignore[index]
+
+
 def table(before: Counts, after: Counts, referrals: int) -> list[str]:
     per_service: dict[str, dict[str, float]] = defaultdict(dict)
     for key in sorted(set(after)):
@@ -157,13 +168,29 @@ def table(before: Counts, after: Counts, referrals: int) -> list[str]:
     return lines
 
 
+def cpu_table(before: dict[str, float], after: dict[str, float], referrals: int) -> list[str]:
+    """CPU milliseconds per referral by process: with every process on one machine, their sum is
+    what bounds the sustainable rate (cores x 1000 / sum referrals/s)."""
+    lines = ["| process | CPU ms per referral |", "| --- | --- |"]
+    per_referral = {label: (after[label] - before.get(label, 0.0)) * 1000 / referrals for label in after}
+    lines += [
+        f"| {label} | {ms:.1f} |" for label, ms in sorted(per_referral.items(), key=lambda item: -item[1])
+    ]
+    total = sum(per_referral.values())
+    lines.append(f"| **all** | **{total:.1f}** (at most {(os.cpu_count() or 1) * 1000 / total:,.0f} referrals/s "
+                 "on this machine's cores) |")  # fmt: skip
+    return lines
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("-n", "--referrals", type=int, default=200, help="referrals to submit (default 200)")
     parser.add_argument("--rate", type=float, default=50.0, help="submissions per second (default 50)")
-    parser.add_argument("--profile", choices=SERVICE_NAMES, help="sample this service with py-spy meanwhile")
+    parser.add_argument(
+        "--profile", choices=[*SERVICE_NAMES, DATABASE], help="sample this process with py-spy meanwhile"
+    )
     args = parser.parse_args()
     if args.referrals <= 0 or args.rate <= 0:
         parser.error("--referrals and --rate must be positive")
@@ -180,14 +207,16 @@ def main() -> int:
             return 2
         asyncio.run(submit(cluster, count=WARM_UP, rate=min(args.rate, 20.0), seed=1))
         before = read_counts(cluster)
+        cpu_before = cluster_cpu_seconds(cluster)
         print(f"submitting {args.referrals} referrals at {args.rate:g}/s", flush=True)
         profiler = (
-            Profiler(cluster.services[args.profile].pid, workdir / f"{args.profile}.profile.txt")
+            Profiler(profiled_pid(cluster, args.profile), workdir / f"{args.profile}.profile.txt")
             if args.profile
             else None
         )
         asyncio.run(submit(cluster, count=args.referrals, rate=args.rate, seed=2))
         after = read_counts(cluster)
+        cpu_after = cluster_cpu_seconds(cluster)
         if profiler is not None:
             profile = profiler.stop()
     except RuntimeError as exc:
@@ -199,6 +228,10 @@ def main() -> int:
     print(f"MongoDB commands per referral ({args.referrals} referrals at {args.rate:g}/s, after warm-up):")
     print()
     print("\n".join(table(before, after, args.referrals)))
+    print()
+    print("CPU per referral, by process (the load generator and this script not included):")
+    print()
+    print("\n".join(cpu_table(cpu_before, cpu_after, args.referrals)))
     if profile:
         print(f"\nWhere {args.profile}'s CPU went (py-spy):")
         print("\n".join(profile))

@@ -5,6 +5,7 @@ each referral was decided and counted."""
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -153,3 +154,26 @@ class PipelineObserver:
             task.cancel()
         await self._consumer.stop()
         await self._admin.close()
+
+
+def group_cpu_seconds(pgid: int) -> float:
+    """CPU seconds (user + system) used so far by every live process in a process group: each
+    ManagedProcess leads its own group, so this is one service or server with anything it spawned."""
+    ticks = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[2]) == pgid:  # fields after the name: state, ppid, pgrp, ... utime at 11, stime at 12
+            ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cluster_cpu_seconds(cluster: LocalCluster) -> dict[str, float]:
+    """CPU seconds so far of each service and embedded server of the cluster."""
+    processes: dict[str, int] = {name: process.pid for name, process in cluster.services.items()}
+    for label, server in (("tansu", cluster.kafka), ("secantusdb", cluster.mongodb)):
+        if server is not None:
+            processes[label] = server.process.pid
+    return {label: group_cpu_seconds(pid) for label, pid in processes.items()}
