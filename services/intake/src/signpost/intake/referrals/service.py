@@ -43,7 +43,7 @@ from signpost.shared.lifecycle import (
     status_from_offers,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, in_transaction
+from signpost.shared.mongo import Document, Session, find_by_ids, in_transaction
 from signpost.shared.outbox import stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
@@ -246,11 +246,9 @@ async def write_submissions(
 
     async def write(session: Session) -> list[Submission | Exception]:
         keys = [p.key_id for p in batch if p.key_id is not None]
-        seen = {d["_id"]: d async for d in db[IDEMPOTENCY_KEYS].find({"_id": {"$in": keys}}, session=session)}
+        seen = await find_by_ids(db[IDEMPOTENCY_KEYS], keys, session=session)
         earlier_ids = list({d["referral_id"] for d in seen.values()})
-        earlier = {
-            d["_id"]: d async for d in db[REFERRALS].find({"_id": {"$in": earlier_ids}}, session=session)
-        }
+        earlier = await find_by_ids(db[REFERRALS], earlier_ids, session=session)
         claimed: dict[str, PendingSubmission] = {}
         outcomes: list[Submission | Exception] = []
         new: list[PendingSubmission] = []

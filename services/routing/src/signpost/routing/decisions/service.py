@@ -20,7 +20,7 @@ from signpost.routing.catalogue.repository import from_document
 from signpost.routing.catalogue.service import provision_changed
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.decisions.waiting import learn_waiting_time, note_accepted
-from signpost.routing.matching import match_referral
+from signpost.routing.matching import Catalogue, match_referral
 from signpost.shared.events import (
     Envelope,
     EventData,
@@ -37,7 +37,7 @@ from signpost.shared.events import (
     new_event,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, in_transaction, mark_processed, mark_processed_many
+from signpost.shared.mongo import Document, Session, find_by_ids, in_transaction, mark_processed
 from signpost.shared.outbox import restage_event, stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.vocabulary import EscalationReason, LevelOfNeed
@@ -116,7 +116,14 @@ async def route_referrals(
     *, runtime: Runtime, envelopes: Sequence[Envelope[EventData]], catalogue: CatalogueSnapshot
 ) -> None:
     """Match submitted referrals and record each decision with the event announcing it, all in one
-    transaction: one catalogue version check, one continuity lookup, one write per collection."""
+    transaction: one catalogue version check, one read of the decisions they touch, one write per
+    collection.
+
+    The decision record (one per referral) is what makes a submission's redelivery, under its own
+    event id or another, change nothing: it is announced again instead (same event id, so consumers
+    that have it skip it). Intake re-publishes submissions it heard no decision for, so this is
+    also how a lost decision is recovered.
+    """
     submissions = [
         (envelope, envelope.data)
         for envelope in envelopes
@@ -125,70 +132,27 @@ async def route_referrals(
     ]
     if not submissions:
         return
-    now = datetime.now(UTC)
     min_cycles = runtime.settings.ehc_escalation_min_cycles
-    to_match = [data for _, data in submissions if not needs_ehc_assessment(data, min_cycles=min_cycles)]
+    to_match = any(not needs_ehc_assessment(data, min_cycles=min_cycles) for _, data in submissions)
     snapshot = await catalogue.current(runtime.db) if to_match else None
-    served = await _served_before(runtime, [data.child_ref for data in to_match])
-    routed: list[_Routed] = []
-    for envelope, submitted in submissions:
-        offers: list[Offer] = []
-        decision: EventData
-        if snapshot is None or needs_ehc_assessment(submitted, min_cycles=min_cycles):
-            decision = ReferralEscalatedV1(
-                referral_id=submitted.referral_id,
-                reason=EscalationReason.EHC_ASSESSMENT,
-                locality=submitted.locality,
-                setting_id=submitted.setting_id,
-                escalated_at=now,
-            )
-        else:
-            served_before = frozenset(served.get(submitted.child_ref, ()))
-            result = match_referral(submitted, snapshot, served_before=served_before)
-            offers = result.offers
-            if submitted.child_ref:  # a sibling submission later in the batch sees these offers
-                served.setdefault(submitted.child_ref, set()).update(o.provision_id for o in offers)
-            decision = (
-                ReferralRoutedV1(referral_id=submitted.referral_id, offers=offers, routed_at=now)
-                if offers
-                else ReferralUnmatchedV1(
-                    referral_id=submitted.referral_id,
-                    unmet_needs=result.unmet_needs,
-                    locality=submitted.locality,
-                    reason=NO_PROVISION,
-                    decided_at=now,
-                )
-            )
-        routed.append(_Routed(envelope, submitted, decision, _event(decision, envelope), offers, now))
 
-    async def write(session: Session) -> list[str]:
-        fresh = await mark_processed_many(runtime.db, event_ids=[r.cause.id for r in routed], session=session)
-        referral_ids = [r.submitted.referral_id for r in routed]
-        earlier = {
-            doc["_id"]: doc["event_id"]
-            async for doc in runtime.db[DECISIONS].find(
-                {"_id": {"$in": referral_ids}}, {"event_id": 1}, session=session
-            )
-        }
-        outcomes: list[str] = []
+    async def write(session: Session) -> list[tuple[ReferralSubmittedV1, str, Envelope[EventData] | None]]:
+        earlier, served = await _decisions_touching(
+            runtime, [data for _, data in submissions], session=session
+        )
+        outcomes: list[tuple[ReferralSubmittedV1, str, Envelope[EventData] | None]] = []
         decided: list[_Routed] = []
-        for item in routed:
-            referral_id = item.submitted.referral_id
-            first_delivery = item.cause.id in fresh
-            fresh.discard(item.cause.id)
-            # One decision per referral, even if its submission arrives again (under any event id).
+        for envelope, submitted in submissions:
+            referral_id = submitted.referral_id
             if referral_id in earlier:
-                # Intake re-publishes a submission it heard no decision for: announce the same
-                # decision again (same event id, so consumers that have it skip it).
                 await restage_event(runtime.db, event_id=earlier[referral_id], session=session)
-                outcomes.append("decision announced again")
+                outcomes.append((submitted, "decision announced again", None))
             elif any(d.submitted.referral_id == referral_id for d in decided):
-                outcomes.append("decided earlier in this batch")
-            elif not first_delivery:
-                outcomes.append("already handled")
+                outcomes.append((submitted, "decided earlier in this batch", None))
             else:
-                decided.append(item)
-                outcomes.append("referral routed")
+                routed = _decide(envelope, submitted, snapshot=snapshot, served=served, min_cycles=min_cycles)
+                decided.append(routed)
+                outcomes.append((submitted, "referral routed", routed.event))
         if decided:
             await runtime.db[DECISIONS].insert_many([d.record() for d in decided], session=session)
             await stage_events(
@@ -201,8 +165,50 @@ async def route_referrals(
 
     outcomes = await in_transaction(runtime.client, write)
     runtime.events_committed()
-    for item, outcome in zip(routed, outcomes, strict=True):
-        log.info(outcome, referral_id=item.submitted.referral_id, decision=item.event.type)
+    for submitted, outcome, event in outcomes:
+        log.info(outcome, referral_id=submitted.referral_id, decision=event.type if event else None)
+
+
+def _decide(
+    envelope: Envelope[EventData],
+    submitted: ReferralSubmittedV1,
+    *,
+    snapshot: Catalogue | None,
+    served: dict[str, set[str]],
+    min_cycles: int,
+) -> _Routed:
+    """Escalate to an EHC needs assessment request, or match; `served` gains the offers made, so a
+    sibling submission later in the batch sees them."""
+    now = datetime.now(UTC)
+    offers: list[Offer] = []
+    decision: EventData
+    if snapshot is None or needs_ehc_assessment(submitted, min_cycles=min_cycles):
+        decision = ReferralEscalatedV1(
+            referral_id=submitted.referral_id,
+            reason=EscalationReason.EHC_ASSESSMENT,
+            locality=submitted.locality,
+            setting_id=submitted.setting_id,
+            escalated_at=now,
+        )
+    else:
+        result = match_referral(
+            submitted, snapshot, served_before=frozenset(served.get(submitted.child_ref, ()))
+        )
+        offers = result.offers
+        if submitted.child_ref:
+            served.setdefault(submitted.child_ref, set()).update(o.provision_id for o in offers)
+        decision = (
+            ReferralRoutedV1(referral_id=submitted.referral_id, offers=offers, routed_at=now)
+            if offers
+            else ReferralUnmatchedV1(
+                referral_id=submitted.referral_id,
+                unmet_needs=result.unmet_needs,
+                locality=submitted.locality,
+                reason=NO_PROVISION,
+                decided_at=now,
+            )
+        )
+    return _Routed(envelope, submitted, decision, _event(decision, envelope), offers, now)
 
 
 def needs_ehc_assessment(referral: ReferralSubmittedV1, *, min_cycles: int) -> bool:
@@ -343,16 +349,30 @@ def _event(decision: EventData, cause: Envelope[EventData]) -> Envelope[EventDat
     )
 
 
-async def _served_before(runtime: Runtime, child_refs: Sequence[str]) -> dict[str, set[str]]:
-    """Provisions offered to each child before (pseudonymous reference), for continuity."""
-    refs = list({ref for ref in child_refs if ref})
-    served: dict[str, set[str]] = {}
+async def _decisions_touching(
+    runtime: Runtime, submissions: Sequence[ReferralSubmittedV1], *, session: Session
+) -> tuple[dict[str, str], dict[str, set[str]]]:
+    """Of these submissions, the referrals decided before (id -> its decision's event id), and the
+    provisions offered before to each of their children (pseudonymous reference, for continuity).
+
+    One query on the child reference finds both, since a referral's decision carries its child's
+    reference; only a submission without one needs a lookup by id."""
+    refs = list({data.child_ref for data in submissions if data.child_ref})
+    without_ref = [data.referral_id for data in submissions if not data.child_ref]
+    projection = {"event_id": 1, "child_ref": 1, "provision_ids": 1}
+    found = await find_by_ids(runtime.db[DECISIONS], without_ref, session=session, projection=projection)
     if refs:
         async for decision in runtime.db[DECISIONS].find(
-            {"child_ref": {"$in": refs}}, {"child_ref": 1, "provision_ids": 1}
+            {"child_ref": {"$in": refs}}, projection, session=session
         ):
-            served.setdefault(decision["child_ref"], set()).update(decision.get("provision_ids", []))
-    return served
+            found[decision["_id"]] = decision
+    ids = {data.referral_id for data in submissions}
+    earlier = {referral_id: doc["event_id"] for referral_id, doc in found.items() if referral_id in ids}
+    served: dict[str, set[str]] = {}
+    for doc in found.values():
+        if doc.get("child_ref"):
+            served.setdefault(doc["child_ref"], set()).update(doc.get("provision_ids", []))
+    return earlier, served
 
 
 async def get_decision(*, runtime: Runtime, referral_id: str) -> Document | None:
