@@ -53,6 +53,7 @@ from signpost.platform.benchkit import (
     GroupLag,
     PipelineObserver,
     bench_cluster,
+    cluster_cpu_seconds,
     cluster_topics,
     practitioner_tokens,
     wait_caught_up,
@@ -219,7 +220,39 @@ class LagSampler:
 async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) -> Report:
     assert cluster.kafka is not None and cluster.mongodb is not None
     report = Report()
-    topics = cluster_topics(cluster)
+    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(cluster.mongodb.url, tz_aware=True)
+    group_lag = GroupLag(cluster.kafka.url, cluster_topics(cluster))
+    await group_lag.start()
+    catch_up_s = 120.0 if args.quick else 600.0
+
+    async def drained() -> None:
+        """Wait for the platform to catch up (every referral decided, outboxes empty, no lag)."""
+        if not await wait_caught_up(mongo, cluster, group_lag, timeout_s=catch_up_s):
+            report.notes.append(f"the platform had not caught up {catch_up_s:.0f} s after a phase")
+
+    load = ReferralLoad(intake_url=cluster.url("intake"), tokens=practitioner_tokens(cluster), seed=11)
+    try:
+        if not args.sustained_only:
+            await limits_and_ramps(args, cluster, bare_url, report, load=load, drained=drained)
+        await sustained(args, cluster, report, load=load, group_lag=group_lag, drained=drained)
+    finally:
+        await group_lag.stop()
+        await mongo.close()
+        await load.close()
+    return report
+
+
+async def limits_and_ramps(
+    args: argparse.Namespace,
+    cluster: LocalCluster,
+    bare_url: str,
+    report: Report,
+    *,
+    load: ReferralLoad,
+    drained: Callable[[], Awaitable[None]],
+) -> None:
+    """The raw limits of the same servers, then intake ramped to saturation and run at half its peak."""
+    assert cluster.kafka is not None and cluster.mongodb is not None
     raw_s = 5.0 if args.quick else 15.0
     step_s = 4.0 if args.quick else 10.0
 
@@ -247,21 +280,6 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
         f"bare FastAPI p99 at half peak ({bare_peak / 2:,.0f}/s)", f"{bare_half.latency_ms(99):.1f} ms"
     )
 
-    tokens = practitioner_tokens(cluster)
-    mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(cluster.mongodb.url, tz_aware=True)
-    group_lag = GroupLag(cluster.kafka.url, topics)
-    await group_lag.start()
-    sampler = LagSampler(group_lag, every_s=2.0 if args.quick else 5.0)
-    sampler.start()
-
-    catch_up_s = 120.0 if args.quick else 600.0
-
-    async def drained() -> None:
-        """Wait for the platform to catch up (every referral decided, outboxes empty, no lag)."""
-        if not await wait_caught_up(mongo, cluster, group_lag, timeout_s=catch_up_s):
-            report.notes.append(f"the platform had not caught up {catch_up_s:.0f} s after a phase")
-
-    load = ReferralLoad(intake_url=cluster.url("intake"), tokens=tokens, seed=11)
     _say("intake: open-loop ramp to saturation")
     intake_steps = await ramp(load, step_s=step_s, settle=drained)
     report.ramps["intake"] = intake_steps
@@ -281,25 +299,40 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
                f"{half.latency_ms(50):.1f} / {half.latency_ms(95):.1f} ms")  # fmt: skip
     report.add(f"intake request p99 at half peak ({intake_peak / 2:,.0f}/s)", f"{p99:.1f} ms",
                f"{bare_half.latency_ms(99):.1f} ms bare", p99 / bare_half.latency_ms(99), "< 50 ms", p99 < 50)  # fmt: skip
-
-    rate = args.rate
-    if rate > intake_peak:
+    if args.rate > intake_peak:
         report.notes.append(
-            f"the sustained rate ({rate:g}/s) is above the peak measured in this run ({intake_peak:.0f}/s): "
+            f"the sustained rate ({args.rate:g}/s) is above the peak measured in this run ({intake_peak:.0f}/s): "
             "its latencies include queueing behind a growing backlog"
         )
+
+
+async def sustained(
+    args: argparse.Namespace,
+    cluster: LocalCluster,
+    report: Report,
+    *,
+    load: ReferralLoad,
+    group_lag: GroupLag,
+    drained: Callable[[], Awaitable[None]],
+) -> None:
+    """A fixed rate for a while, on a drained platform: accepted/s, request latency, submit->routed and
+    submit->counted, lag over time, and what each referral cost each process in CPU."""
+    assert cluster.kafka is not None
+    rate = args.rate
     _say(f"sustained: {rate:g} referrals/s for {args.duration:g} s")
-    observer = PipelineObserver(cluster.kafka.url, topics)
+    observer = PipelineObserver(cluster.kafka.url, cluster_topics(cluster))
     await observer.start()
-    sampler.samples.clear()
-    sustained = await load.run(rate=rate, duration_s=args.duration)
+    sampler = LagSampler(group_lag, every_s=2.0 if args.quick else 5.0)
+    sampler.start()
+    cpu_before = cluster_cpu_seconds(cluster)
+    result = await load.run(rate=rate, duration_s=args.duration)
     await drained()
+    cpu_after = cluster_cpu_seconds(cluster)
     await asyncio.sleep(1)
     await observer.stop()
     sampler.stop()
-    await group_lag.stop()
     report.lag = list(sampler.samples)
-    accepted = {a.referral_id: a for a in sustained.accepted if a.referral_id}
+    accepted = {a.referral_id: a for a in result.accepted if a.referral_id}
     routed = [
         (observer.decided_at[rid] - a.sent_at) * 1000
         for rid, a in accepted.items()
@@ -310,13 +343,11 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
         for rid, a in accepted.items()
         if rid in observer.counted_at
     ]
-    await mongo.close()
-    await load.close()
     report.add(f"sustained accepted referrals/s (offered {rate:g}/s for {args.duration:g} s)",
-               f"{sustained.accepted_per_s:,.1f}", f"{rate:g}/s offered", sustained.accepted_per_s / rate)  # fmt: skip
+               f"{result.accepted_per_s:,.1f}", f"{rate:g}/s offered", result.accepted_per_s / rate)  # fmt: skip
     report.add(
         "sustained request p50 / p95 / p99",
-        f"{sustained.latency_ms(50):.1f} / {sustained.latency_ms(95):.1f} / {sustained.latency_ms(99):.1f} ms",
+        f"{result.latency_ms(50):.1f} / {result.latency_ms(95):.1f} / {result.latency_ms(99):.1f} ms",
     )
     report.add("submit -> routed p50 / p99 (decision event on the topic)",
                f"{percentile(routed, 50):.0f} / {percentile(routed, 99):.0f} ms")  # fmt: skip
@@ -334,7 +365,12 @@ async def run(args: argparse.Namespace, cluster: LocalCluster, bare_url: str) ->
                target="no growth", met=growth <= max(5.0, 0.02 * rate))  # fmt: skip
     report.add("accepted but not seen counted", f"{len(accepted) - len(counted)}", target="0",
                met=len(accepted) == len(counted))  # fmt: skip
-    return report
+    per_referral = {
+        name: (cpu_after[name] - cpu_before[name]) * 1000 / max(1, len(accepted)) for name in cpu_after
+    }
+    report.add("CPU per referral, all processes but the load generator",
+               f"{sum(per_referral.values()):.1f} ms",
+               ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(per_referral.items(), key=lambda i: -i[1])))  # fmt: skip
 
 
 def lag_growth(samples: list[tuple[float, dict[str, int]]]) -> float:
@@ -422,6 +458,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=100.0, help="sustained referrals/s (default 100)")
     parser.add_argument("--duration", type=float, help="sustained seconds (default 600; 30 with --quick)")
     parser.add_argument("--no-docs", action="store_true", help="print only; leave docs/performance.md alone")
+    parser.add_argument(
+        "--sustained-only",
+        action="store_true",
+        help="skip the raw limits and the ramps: only the sustained run (implies --no-docs)",
+    )
     args = parser.parse_args()
     if args.duration is None:
         args.duration = 30.0 if args.quick else 600.0
@@ -462,7 +503,7 @@ def main() -> int:
     print("\n".join(ramp_table(report)))
     for note in report.notes:
         print(f"note: {note}")
-    if not args.no_docs:
+    if not (args.no_docs or args.sustained_only):
         write_docs(report, args, command)
         print(f"\nwritten to {DOCS.relative_to(ROOT)}")
     return 0

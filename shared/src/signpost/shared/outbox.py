@@ -1,24 +1,37 @@
 """Transactional outbox: an event is stored with the change that caused it, then relayed.
 
 A service writes its change and `stage_event` in one MongoDB transaction, so either
-both happen or neither does. The relay publishes pending events to Kafka in id
-order (UUIDv7: creation order) and marks them published; while Kafka is away the
-events simply wait, and the service keeps accepting work.
+both happen or neither does. The relay publishes pending events to Kafka and marks
+them published; while Kafka is away the events simply wait, and the service keeps
+accepting work.
+
+Every database command is a round trip that costs both sides CPU, so the relay avoids
+reading back what it already knows: a transaction run through `transaction_with_events`
+hands the relay the events it staged once it commits, and the relay publishes them
+straight away, in commit order (so each referral's events keep their order). Only
+events it was not handed (left by a process that stopped first, queued again by
+`restage_event`, or staged by another process) are found by polling. Publication is
+marked in batches; a crash before the mark publishes those events once more, which
+consumers deduplicate by event id.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+import time
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING, IndexModel
+from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from signpost.shared.events import Envelope, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Database, Session
+from signpost.shared.mongo import Database, Document, Session, in_transaction
 
 log = get_logger(__name__)
 
@@ -37,6 +50,42 @@ OUTBOX_INDEXES = [
 
 BATCH_SIZE = 200
 MAX_BACKOFF_S = 5.0
+MARK_INTERVAL_S = 0.25  # how long published events may wait to be marked, sharing one update
+MAX_HANDED = 10_000  # events handed over but not yet published (Kafka away): beyond this, poll instead
+RECENT_IDS = 10_000  # ids published lately: a hand-off the poll beat to publication is skipped
+
+T = TypeVar("T")
+
+
+@dataclass
+class Staged:
+    """What a transaction staged: the outbox documents, and whether it queued published events again."""
+
+    documents: list[Document] = field(default_factory=list)
+    restaged: bool = False
+
+
+# The attempt of `transaction_with_events` running in this task, if any.
+_staging: ContextVar[Staged | None] = ContextVar("outbox_staging", default=None)
+
+
+async def transaction_with_events(
+    client: AsyncMongoClient[Document], work: Callable[[Session], Awaitable[T]]
+) -> tuple[T, Staged]:
+    """`in_transaction`, also returning what the committed attempt staged (a retried attempt
+    starts afresh), for the relay to publish without reading it back."""
+    staged = Staged()
+
+    async def attempt(session: Session) -> T:
+        staged.documents.clear()
+        staged.restaged = False
+        token = _staging.set(staged)
+        try:
+            return await work(session)
+        finally:
+            _staging.reset(token)
+
+    return await in_transaction(client, attempt), staged
 
 
 def _staged(topic: str, envelope: Envelope[Any]) -> dict[str, Any]:
@@ -52,15 +101,19 @@ def _staged(topic: str, envelope: Envelope[Any]) -> dict[str, Any]:
 
 
 async def stage_event(db: Database, *, topic: str, envelope: Envelope[Any], session: Session) -> None:
-    await db[OUTBOX].insert_one(_staged(topic, envelope), session=session)
+    await stage_events(db, topic=topic, envelopes=[envelope], session=session)
 
 
 async def stage_events(
     db: Database, *, topic: str, envelopes: Sequence[Envelope[Any]], session: Session
 ) -> None:
-    """Several events in one round trip, in order (ids are time-ordered, so the relay keeps it)."""
+    """Several events in one round trip, in order."""
     if envelopes:
-        await db[OUTBOX].insert_many([_staged(topic, envelope) for envelope in envelopes], session=session)
+        documents = [_staged(topic, envelope) for envelope in envelopes]
+        await db[OUTBOX].insert_many(documents, session=session)
+        staging = _staging.get()
+        if staging is not None:
+            staging.documents.extend(documents)
 
 
 async def restage_event(db: Database, *, event_id: str, session: Session) -> bool:
@@ -76,6 +129,9 @@ async def restage_event(db: Database, *, event_id: str, session: Session) -> boo
         {"$set": {"published_at": None, "created_at": datetime.now(UTC)}},
         session=session,
     )
+    staging = _staging.get()
+    if staging is not None and result.matched_count == 1:
+        staging.restaged = True  # the relay finds it by polling
     return result.matched_count == 1
 
 
@@ -84,60 +140,127 @@ async def pending_count(db: Database) -> int:
 
 
 class OutboxRelay:
-    """Publishes staged events; `notify()` after a commit wakes it without waiting for the poll."""
+    """Publishes staged events: those handed over by `committed()` at once, the rest by polling every
+    `poll_interval_s` (sooner after `notify()`); marks them published every `mark_interval_s`."""
 
-    def __init__(self, *, db: Database, broker: KafkaBroker, poll_interval_s: float) -> None:
+    def __init__(
+        self,
+        *,
+        db: Database,
+        broker: KafkaBroker,
+        poll_interval_s: float,
+        mark_interval_s: float = MARK_INTERVAL_S,
+    ) -> None:
         self._db = db
         self._broker = broker
         self._poll_interval_s = poll_interval_s
+        self._mark_interval_s = mark_interval_s
         self._wake = asyncio.Event()
+        self._handed: deque[Document] = deque()  # committed, not yet published, in commit order
+        self._unmarked: list[str] = []  # published, not yet marked
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._poll_due = True  # the first round finds what an earlier run left
+        self._polled_at = self._marked_at = time.monotonic()
+
+    def committed(self, staged: Staged) -> None:
+        """After a commit: publish what it staged now, and poll for what it queued again."""
+        if len(self._handed) + len(staged.documents) > MAX_HANDED:
+            # Kafka has been away a while: stop holding copies; the poll finds them in the outbox.
+            self._handed.clear()
+            self._poll_due = True
+        else:
+            self._handed.extend(staged.documents)
+        self._poll_due = self._poll_due or staged.restaged
+        self._wake.set()
 
     def notify(self) -> None:
+        """Events were staged that were not handed over: poll now rather than at the next interval."""
+        self._poll_due = True
         self._wake.set()
 
     async def run(self) -> None:
         backoff = 0.0
         while True:
-            # Cleared before draining: a commit notified while the drain runs wakes the next round.
+            # Cleared before the round: a commit during it wakes the next one.
             self._wake.clear()
             try:
-                published = await self.drain()
+                more = await self._round()
                 backoff = 0.0
             except Exception as exc:
                 backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.25)
                 log.warning("outbox relay cannot publish yet; retrying", error=repr(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 continue
-            if published >= BATCH_SIZE:  # maybe more behind it; a short batch was everything pending
+            if more:
                 continue
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
             # that stops the service when the wake-up lands at the same moment, hanging shutdown.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll_interval_s):
+                async with asyncio.timeout(self._until_due()):
                     await self._wake.wait()
 
     async def flush(self, *, timeout_s: float) -> None:
-        """At shutdown: publish what is pending within `timeout_s`; anything left goes at the next start."""
+        """At shutdown: publish and mark what is pending within `timeout_s`; anything left goes at
+        the next start."""
+        self._poll_due = True
         try:
             async with asyncio.timeout(timeout_s):
-                while await self.drain():
+                while await self._round(mark_now=True):
                     pass
         except Exception as exc:  # Kafka away or out of time: the events stay staged, nothing is lost
             log.warning(
                 "outbox not flushed before stopping; pending events go at the next start", error=repr(exc)
             )
 
-    async def drain(self) -> int:
-        """Publish one batch of pending events; returns how many were published."""
-        pending = (
-            await self._db[OUTBOX]
-            .find({"published_at": None})
-            .sort("_id", ASCENDING)
-            .limit(BATCH_SIZE)
-            .to_list()
-        )
-        if not pending:
-            return 0
+    async def _round(self, *, mark_now: bool = False) -> bool:
+        """Publish what was handed over, poll when due, mark when due; True when more is waiting."""
+        await self._publish_handed()
+        now = time.monotonic()
+        if not self._handed and (self._poll_due or now - self._polled_at >= self._poll_interval_s):
+            await self._publish_polled()
+        if self._unmarked and (mark_now or len(self._unmarked) >= BATCH_SIZE or self._mark_due(now)):
+            await self._mark()
+        return bool(self._handed) or self._poll_due or (mark_now and bool(self._unmarked))
+
+    def _mark_due(self, now: float) -> bool:
+        return now - self._marked_at >= self._mark_interval_s
+
+    def _until_due(self) -> float:
+        now = time.monotonic()
+        due = self._polled_at + self._poll_interval_s
+        if self._unmarked:
+            due = min(due, self._marked_at + self._mark_interval_s)
+        return max(0.0, due - now)
+
+    async def _publish_handed(self) -> int:
+        batch: list[Document] = []
+        while self._handed and len(batch) < BATCH_SIZE:
+            document = self._handed.popleft()
+            if document["_id"] not in self._recent:  # else the poll published it first
+                batch.append(document)
+        try:
+            await self._publish(batch)
+        except BaseException:
+            self._handed.extendleft(reversed(batch))  # keep them, in order, for the next round
+            raise
+        return len(batch)
+
+    async def _publish_polled(self) -> int:
+        """Publish pending events this relay does not already hold, oldest first."""
+        self._poll_due = False
+        self._polled_at = time.monotonic()
+        held = [*self._unmarked, *(document["_id"] for document in self._handed)]
+        query: Document = {"published_at": None}
+        if held:
+            query["_id"] = {"$nin": held}
+        pending = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(BATCH_SIZE).to_list()
+        await self._publish(pending)
+        self._poll_due = len(pending) == BATCH_SIZE  # maybe more behind them
+        return len(pending)
+
+    async def _publish(self, documents: Sequence[Document]) -> None:
+        if not documents:
+            return
         # Send the whole batch before awaiting acks: the producer keeps each partition's order.
         acks = [
             await self._broker.publish(
@@ -147,11 +270,21 @@ class OutboxRelay:
                 headers=doc["headers"],
                 no_confirm=True,
             )
-            for doc in pending
+            for doc in documents
         ]
         await asyncio.gather(*acks)
+        for doc in documents:
+            self._unmarked.append(doc["_id"])
+            self._recent[doc["_id"]] = None
+        while len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
+
+    async def _mark(self) -> None:
+        self._marked_at = time.monotonic()
+        if not self._unmarked:
+            return
+        marking = self._unmarked[:]
         await self._db[OUTBOX].update_many(
-            {"_id": {"$in": [doc["_id"] for doc in pending]}},
-            {"$set": {"published_at": datetime.now(UTC)}},
+            {"_id": {"$in": marking}}, {"$set": {"published_at": datetime.now(UTC)}}
         )
-        return len(pending)
+        del self._unmarked[: len(marking)]

@@ -11,7 +11,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -27,13 +27,15 @@ from signpost.shared.limits import BodySizeLimitMiddleware
 from signpost.shared.logging import CorrelationIdMiddleware, configure_logging, get_logger
 from signpost.shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from signpost.shared.metrics import HttpMetricsMiddleware, ServiceMetrics
-from signpost.shared.mongo import Database, Document, IndexPlan, create_client
+from signpost.shared.mongo import Database, Document, IndexPlan, Session, create_client
 from signpost.shared.offsets import PartitionLag, service_lag, stream_inspector
-from signpost.shared.outbox import OutboxRelay, pending_count
+from signpost.shared.outbox import OutboxRelay, pending_count, transaction_with_events
 from signpost.shared.settings import ServiceName, Settings
 from signpost.shared.topics import Topics
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 READINESS_TIMEOUT_S = 2.0
 METRICS_PROBE_TIMEOUT_S = 3.0  # a scrape must answer even while Kafka or MongoDB does not
@@ -122,10 +124,14 @@ class Runtime:
             batch_handler=None if batch_handler is None else handle_batch,
         )
 
-    def events_committed(self) -> None:
-        """Call after a transaction that staged events, so they go out now rather than at the next poll."""
-        assert self.outbox is not None, "enable_outbox() first"
-        self.outbox.notify()
+    async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
+        """Run `work` in one MongoDB transaction; the events it staged go to the relay once committed,
+        to be published at once."""
+        result, staged = await transaction_with_events(self.client, work)
+        if staged.documents or staged.restaged:
+            assert self.outbox is not None, "enable_outbox() first"
+            self.outbox.committed(staged)
+        return result
 
 
 async def _stop(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:

@@ -19,7 +19,7 @@ from functools import partial
 from signpost.intake.referrals.models import REFERRALS
 from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, in_transaction
+from signpost.shared.mongo import Document, Session
 from signpost.shared.outbox import restage_event
 from signpost.shared.service import Runtime
 
@@ -60,10 +60,9 @@ async def reconcile_once(*, runtime: Runtime, now: datetime | None = None) -> in
     now = now or datetime.now(UTC)
     claimed = 0
     for candidate in await find_due(runtime=runtime, now=now):
-        if await in_transaction(runtime.client, partial(_claim, runtime, candidate, now)):
+        if await runtime.transaction(partial(_claim, runtime, candidate, now)):
             claimed += 1
     if claimed:
-        runtime.events_committed()
         log.info("re-published the submitted events of undecided referrals", count=claimed)
     return claimed
 

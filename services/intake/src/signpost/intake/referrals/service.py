@@ -43,7 +43,7 @@ from signpost.shared.lifecycle import (
     status_from_offers,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, find_by_ids, in_transaction
+from signpost.shared.mongo import Document, Session, find_by_ids
 from signpost.shared.outbox import stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
@@ -278,11 +278,10 @@ async def write_submissions(
         return outcomes
 
     try:
-        outcomes = await in_transaction(runtime.client, write)
+        outcomes = await runtime.transaction(write)
     except DuplicateKeyError:
         # A key raced in from a concurrent request in another group or process: answer as the winner did.
-        outcomes = await in_transaction(runtime.client, write)
-    runtime.events_committed()
+        outcomes = await runtime.transaction(write)
     for outcome in outcomes:
         if isinstance(outcome, Submission) and not outcome.replayed:
             log.info(
@@ -368,9 +367,7 @@ async def change_referral(
         assert updated is not None
         return updated
 
-    updated = await in_transaction(runtime.client, write)
-    runtime.events_committed()
-    return updated
+    return await runtime.transaction(write)
 
 
 async def save_referral(

@@ -11,7 +11,7 @@ from signpost.routing.catalogue.models import PROVISIONS, Provision
 from signpost.routing.catalogue.repository import from_document, stamp_change, to_document
 from signpost.shared.auth.principal import Principal
 from signpost.shared.events import ProvisionChangedV1, new_event
-from signpost.shared.mongo import Session, in_transaction
+from signpost.shared.mongo import Session
 from signpost.shared.outbox import stage_event
 from signpost.shared.service import Runtime
 
@@ -86,8 +86,7 @@ async def save_provisions(
             if item.also is not None:
                 await item.also(session)
 
-    await in_transaction(runtime.client, write)
-    runtime.events_committed()
+    await runtime.transaction(write)
 
 
 async def get_provision(*, runtime: Runtime, provision_id: str) -> Provision:

@@ -37,7 +37,7 @@ from signpost.shared.events import (
     new_event,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, find_by_ids, in_transaction, mark_processed
+from signpost.shared.mongo import Document, Session, find_by_ids, mark_processed
 from signpost.shared.outbox import restage_event, stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.vocabulary import EscalationReason, LevelOfNeed
@@ -163,8 +163,7 @@ async def route_referrals(
             )
         return outcomes
 
-    outcomes = await in_transaction(runtime.client, write)
-    runtime.events_committed()
+    outcomes = await runtime.transaction(write)
     for submitted, outcome, event in outcomes:
         log.info(outcome, referral_id=submitted.referral_id, decision=event.type if event else None)
 
@@ -279,8 +278,7 @@ async def reroute_after_decline(
         await stage_event(runtime.db, topic=runtime.topics.referrals, envelope=event, session=session)
         log.info("declined offer re-routed", referral_id=declined.referral_id, decision=event.type)
 
-    await in_transaction(runtime.client, write)
-    runtime.events_committed()
+    await runtime.transaction(write)
 
 
 async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
@@ -299,8 +297,7 @@ async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
         elif isinstance(data, ReferralWithdrawnV1):
             await _release(runtime, {"referral_id": data.referral_id}, session)
 
-    await in_transaction(runtime.client, write)
-    runtime.events_committed()
+    await runtime.transaction(write)
 
 
 async def _reserve(runtime: Runtime, referral_id: str, provision_id: str, session: Session) -> None:

@@ -25,7 +25,7 @@ from signpost.routing.catalogue.repository import from_document
 from signpost.routing.catalogue.service import provision_changed
 from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, OfferStartedV1
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Session, in_transaction, mark_processed
+from signpost.shared.mongo import Session, mark_processed
 from signpost.shared.service import Runtime
 
 log = get_logger(__name__)
@@ -111,8 +111,7 @@ async def learn_waiting_time(*, runtime: Runtime, envelope: Envelope[EventData])
             )
             log.info("waiting time learnt", provision_id=started.provision_id, waiting_weeks=current)
 
-    await in_transaction(runtime.client, write)
-    runtime.events_committed()
+    await runtime.transaction(write)
 
 
 def _key(referral_id: str, provision_id: str) -> str:

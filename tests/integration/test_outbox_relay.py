@@ -1,0 +1,174 @@
+"""The outbox relay on the real broker and database: events handed over at commit go out in commit
+order without being read back, anything else is found by polling, publication is marked in batches,
+and no event goes out twice because both paths saw it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+
+import pytest
+from pymongo import AsyncMongoClient, monitoring
+from pymongo.errors import OperationFailure
+from signpost.shared import outbox
+from signpost.shared.events import Envelope, EventData
+from signpost.shared.kafka import create_broker, ensure_topics
+from signpost.shared.mongo import Document, Session
+from signpost.shared.outbox import OUTBOX, OutboxRelay, Staged, stage_events, transaction_with_events
+from signpost.shared.settings import Settings
+from signpost.shared.topics import Topics
+
+from tests.conftest import eventually
+from tests.integration.records import wait_for_records
+from tests.integration.test_consumer_failures import event_for
+
+QUIET_POLL_S = 600.0  # no poll during a test unless notified: what goes out was handed over
+
+
+class OutboxCommands(monitoring.CommandListener):
+    """The commands a client sends to the outbox collection, by name."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command.get(event.command_name) == OUTBOX:
+            self.sent.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+@asynccontextmanager
+async def relaying(
+    settings: Settings, *, start: bool = True
+) -> AsyncIterator[tuple[OutboxRelay, OutboxCommands]]:
+    """A relay of its own (own client, counted), running until the block ends."""
+    await ensure_topics(settings)
+    commands = OutboxCommands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        settings.mongodb_url, tz_aware=True, event_listeners=[commands]
+    )
+    broker = create_broker(settings, service="routing")
+    await broker.start()
+    relay = OutboxRelay(
+        db=client[settings.database_name("routing")], broker=broker, poll_interval_s=QUIET_POLL_S
+    )
+    task = asyncio.create_task(relay.run()) if start else None
+    try:
+        yield relay, commands
+    finally:
+        if task is not None:
+            task.cancel()
+        await broker.stop()
+        await client.close()
+
+
+async def stage(
+    client: AsyncMongoClient[Document], settings: Settings, events: Sequence[Envelope[EventData]]
+) -> Staged:
+    async def write(session: Session) -> None:
+        db = client[settings.database_name("routing")]
+        await stage_events(
+            db, topic=Topics.from_settings(settings).referrals, envelopes=events, session=session
+        )
+
+    _, staged = await transaction_with_events(client, write)
+    return staged
+
+
+async def published_ids(settings: Settings, count: int) -> list[str]:
+    records = await wait_for_records(settings, Topics.from_settings(settings).referrals, count)
+    return [dict(record.headers)["ce_id"].decode() for record in records]
+
+
+async def all_marked(client: AsyncMongoClient[Document], settings: Settings) -> bool:
+    return (
+        await client[settings.database_name("routing")][OUTBOX].count_documents({"published_at": None}) == 0
+    )
+
+
+async def test_handed_over_events_go_out_in_commit_order_without_being_read_back(settings: Settings) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    events = [event_for("r-1") for _ in range(5)]  # one key: one partition, so the topic shows the order
+    try:
+        async with relaying(settings) as (relay, commands):
+
+            async def polled() -> bool:
+                return bool(commands.sent)
+
+            await eventually(polled, what="the relay's first poll")
+            commands.sent.clear()
+            for event in events:  # five commits, handed over one by one
+                relay.committed(await stage(client, settings, [event]))
+            assert await published_ids(settings, len(events)) == [e.id for e in events]
+            await eventually(lambda: all_marked(client, settings), what="every event marked published")
+            assert "find" not in commands.sent  # nothing read back
+            assert 1 <= commands.sent.count("update") < len(events)  # marks shared updates
+    finally:
+        await client.close()
+
+
+async def test_events_not_handed_over_are_found_by_polling_and_never_published_twice(
+    settings: Settings,
+) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    first, marker = event_for("r-2"), event_for("r-2")
+    try:
+        async with relaying(settings) as (relay, _):
+            # Staged by a plain transaction (as another process would): only a poll finds it.
+            staged = await stage(client, settings, [first])
+            relay.notify()
+            assert await published_ids(settings, 1) == [first.id]
+            # A late hand-off of the same event is skipped: the marker behind it is the next record.
+            relay.committed(staged)
+            relay.committed(await stage(client, settings, [marker]))
+            assert await published_ids(settings, 2) == [first.id, marker.id]
+    finally:
+        await client.close()
+
+
+async def test_only_the_committed_attempt_of_a_retried_transaction_is_handed_over(settings: Settings) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    db = client[settings.database_name("routing")]
+    topic = Topics.from_settings(settings).referrals
+    attempts: list[Envelope[EventData]] = []
+
+    async def write(session: Session) -> None:
+        event = event_for("r-3")
+        attempts.append(event)
+        await stage_events(db, topic=topic, envelopes=[event], session=session)
+        if len(attempts) == 1:
+            failure = OperationFailure("write conflict")
+            failure._add_error_label("TransientTransactionError")  # what the driver retries
+            raise failure
+
+    try:
+        _, staged = await transaction_with_events(client, write)
+        assert [d["_id"] for d in staged.documents] == [attempts[1].id]
+        assert [d["_id"] async for d in db[OUTBOX].find({})] == [attempts[1].id]
+    finally:
+        await client.close()
+
+
+async def test_beyond_the_hand_over_limit_the_relay_polls_instead(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "MAX_HANDED", 2)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    events = [event_for("r-4") for _ in range(3)]
+    try:
+        async with relaying(settings, start=False) as (relay, _):
+            for event in events:  # Kafka "away": nothing published while they are handed over
+                relay.committed(await stage(client, settings, [event]))
+            task = asyncio.create_task(relay.run())
+            try:
+                assert await published_ids(settings, 3) == [e.id for e in events]
+            finally:
+                task.cancel()
+    finally:
+        await client.close()
