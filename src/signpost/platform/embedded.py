@@ -123,7 +123,10 @@ def start_mongodb(
         log_file=log_file,
         cwd=data_dir,
     ).start()
-    url = f"mongodb://127.0.0.1:{port}/?directConnection=true"
+    # Poll monitoring: SecantusDB holds a streamed hello per client in a Python thread that wakes
+    # four times a second, CPU the platform's one database server is short of; a poll every
+    # heartbeat (10 s) tells a client the same about a single local server.
+    url = f"mongodb://127.0.0.1:{port}/?directConnection=true&serverMonitoringMode=poll"
     _wait_until_ready(process, lambda: _mongodb_answers(url), what="SecantusDB")
     return EmbeddedServer(process=process, url=url, port=port)
 
