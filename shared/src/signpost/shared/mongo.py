@@ -68,12 +68,7 @@ async def mark_processed(db: Database, *, event_id: str, session: Session) -> bo
 async def mark_processed_many(db: Database, *, event_ids: Sequence[str], session: Session) -> set[str]:
     """`mark_processed` for a batch in two round trips: the ids handled now for the first time
     (an id twice in the batch counts once)."""
-    seen = {
-        doc["_id"]
-        async for doc in db[PROCESSED_EVENTS].find(
-            {"_id": {"$in": list(event_ids)}}, {"_id": 1}, session=session
-        )
-    }
+    seen = await find_by_ids(db[PROCESSED_EVENTS], list(event_ids), session=session, projection={"_id": 1})
     fresh = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in seen]
     if fresh:
         now = datetime.now(UTC)

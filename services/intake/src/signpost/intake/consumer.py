@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from signpost.intake.referrals.models import REFERRALS
-from signpost.intake.referrals.service import record_routing_decision
+from signpost.intake.referrals.service import ReferralChange, routing_decision_change, save_referral_changes
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.service import queue_deliveries
 from signpost.shared.events import (
@@ -17,7 +17,7 @@ from signpost.shared.events import (
     ReferralRoutedV1,
     ReferralUnmatchedV1,
 )
-from signpost.shared.mongo import Document, Session, in_transaction, mark_processed_many
+from signpost.shared.mongo import Document, Session, find_by_ids, in_transaction, mark_processed_many
 from signpost.shared.service import Runtime
 
 DECISIONS = (ReferralRoutedV1, ReferralUnmatchedV1, ReferralEscalatedV1)
@@ -38,20 +38,18 @@ async def on_referral_events(
                 new.append(envelope)
         if not new:
             return 0
-        referrals: dict[str, Document | None] = {
-            doc["_id"]: doc
-            async for doc in runtime.db[REFERRALS].find(
-                {"_id": {"$in": list({e.subject for e in new})}}, session=session
-            )
-        }
+        referrals = await find_by_ids(runtime.db[REFERRALS], list({e.subject for e in new}), session=session)
+        changes: list[ReferralChange] = []
         applied: list[tuple[Envelope[EventData], Document]] = []
         for envelope in new:  # in order: each event sees the referral as the events before left it
-            referral = await record_routing_decision(
-                runtime=runtime, envelope=envelope, referral=referrals.get(envelope.subject), session=session
-            )
-            referrals[envelope.subject] = referral
+            referral = referrals.get(envelope.subject)
+            change = routing_decision_change(envelope=envelope, referral=referral)
+            if change is not None:
+                changes.append(change)
+                referral = referrals[envelope.subject] = change.after()
             if referral is not None:
                 applied.append((envelope, referral))
+        await save_referral_changes(runtime=runtime, changes=changes, session=session)
         return await queue_deliveries(runtime=runtime, events=applied, session=session)
 
     if await in_transaction(runtime.client, write):

@@ -15,6 +15,7 @@ from functools import partial
 from typing import Any
 
 import uuid6
+from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 from signpost.intake.referrals.access import visible_referrals
 from signpost.intake.referrals.models import (
@@ -370,29 +371,57 @@ async def change_referral(
     return await runtime.transaction(write)
 
 
+@dataclass(frozen=True)
+class ReferralChange:
+    """A change to one referral, guarded by the status it was decided on, so that a concurrent change
+    is never overwritten."""
+
+    before: Document
+    changes: Document
+    timeline: list[Document]
+
+    def update(self) -> UpdateOne:
+        return UpdateOne(
+            {"_id": self.before["_id"], "status": self.before["status"]},
+            {"$set": self.changes, "$push": {"timeline": {"$each": self.timeline}}},
+        )
+
+    def after(self) -> Document:
+        return {**self.before, **self.changes, "timeline": [*self.before["timeline"], *self.timeline]}
+
+
 async def save_referral(
     *, runtime: Runtime, before: Document, changes: Document, timeline: list[Document], session: Session
 ) -> None:
-    """Write a change guarded by the status it was decided on, so a concurrent change cannot be overwritten."""
-    result = await runtime.db[REFERRALS].update_one(
-        {"_id": before["_id"], "status": before["status"]},
-        {"$set": changes, "$push": {"timeline": {"$each": timeline}}},
-        session=session,
+    await save_referral_changes(
+        runtime=runtime, changes=[ReferralChange(before, changes, timeline)], session=session
     )
-    if result.modified_count != 1:
-        raise ConcurrentChange(before["_id"])
 
 
-async def record_routing_decision(
-    *, runtime: Runtime, envelope: Envelope[EventData], referral: Document | None, session: Session
-) -> Document | None:
-    """Record routing's decision (offers, or the unmet needs) on `referral`, the event's referral as
-    read in the caller's transaction; returns the referral as it now is."""
+async def save_referral_changes(
+    *, runtime: Runtime, changes: Sequence[ReferralChange], session: Session
+) -> None:
+    """Write changes in order in one round trip; ConcurrentChange if any referral moved meanwhile
+    (the transaction then writes none of them)."""
+    if not changes:
+        return
+    result = await runtime.db[REFERRALS].bulk_write(
+        [c.update() for c in changes], ordered=True, session=session
+    )
+    if result.modified_count != len(changes):
+        raise ConcurrentChange(", ".join(dict.fromkeys(c.before["_id"] for c in changes)))
+
+
+def routing_decision_change(
+    *, envelope: Envelope[EventData], referral: Document | None
+) -> ReferralChange | None:
+    """What routing's decision (offers, or the unmet needs) changes on `referral`, the event's
+    referral as the events before it left it; None when it changes nothing."""
     data = envelope.data
     if not isinstance(data, ReferralRoutedV1 | ReferralUnmatchedV1 | ReferralEscalatedV1):
-        return referral
+        return None
     if isinstance(data, ReferralEscalatedV1) and data.reason is not EscalationReason.EHC_ASSESSMENT:
-        return referral  # safeguarding escalations are intake's own, recorded when submitted
+        return None  # safeguarding escalations are intake's own, recorded when submitted
     if referral is None:
         log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
         return None
@@ -416,11 +445,9 @@ async def record_routing_decision(
             }
     except (IllegalTransition, ReferralClosed) as exc:
         log.warning("routing decision ignored", referral_id=data.referral_id, reason=str(exc))
-        return referral
-    changes = {**changes, "status": status.value}
+        return None
     timeline = [timeline_entry(event=envelope, status=status, actor=None)]
-    await save_referral(runtime=runtime, before=referral, changes=changes, timeline=timeline, session=session)
-    return {**referral, **changes, "timeline": [*referral["timeline"], *timeline]}
+    return ReferralChange(referral, {**changes, "status": status.value}, timeline)
 
 
 def _new_offers(data: ReferralRoutedV1) -> list[Document]:
