@@ -43,21 +43,7 @@ from signpost.analytics.projections.sets import INITIAL_SET, ProjectionSet, crea
 from signpost.analytics.pulse import service
 from signpost.analytics.pulse.measures import MEASURES
 from signpost.analytics.pulse.reader import Period
-from signpost.shared.events import (
-    Envelope,
-    EventData,
-    Offer,
-    OfferAcceptedV1,
-    OfferCompletedV1,
-    OfferDeclinedV1,
-    OfferStartedV1,
-    ReferralEscalatedV1,
-    ReferralRoutedV1,
-    ReferralSubmittedV1,
-    ReferralUnmatchedV1,
-    ReferralWithdrawnV1,
-    new_event,
-)
+from signpost.shared.events import Envelope, EventData, ReferralSubmittedV1
 from signpost.shared.settings import Settings
 from signpost.shared.vocabulary import (
     DeclineReason,
@@ -68,10 +54,10 @@ from signpost.shared.vocabulary import (
     Outcome,
     Sector,
     WithdrawReason,
-    broad_areas,
 )
 
 from signpost.platform.embedded import start_mongodb
+from signpost.platform.lifecycles import ReferralEvents, offer
 from signpost.platform.processes import stop_all
 
 TENANTS = ["E06000023", "E06000022"]
@@ -96,100 +82,56 @@ def synthetic_events(count: int, seed: int = 7) -> Iterator[Envelope[EventData]]
         submitted_at = datetime.combine(START, datetime.min.time(), UTC) + timedelta(
             days=DAYS * n / referrals, minutes=rng.randint(0, 600)
         )
-        referral_id = f"ref-{n}"
         needs = list(dict.fromkeys(rng.choices(NEEDS, k=rng.randint(1, 2))))
 
-        def event(
-            data: EventData, tenant: str = tenant, referral_id: str = referral_id
-        ) -> Envelope[EventData]:
-            return new_event(data, source="bench", tenant=tenant, subject=referral_id)
-
+        referral = ReferralEvents(f"ref-{n}", tenant=tenant, source="bench")
         batch = [
-            event(
-                ReferralSubmittedV1(
-                    referral_id=referral_id,
-                    age_years=rng.randint(2, 16),
-                    locality=rng.choice(LOCALITIES),
-                    setting_id=rng.choice(SETTINGS),
-                    need_codes=needs,
-                    broad_areas=broad_areas(needs),
-                    level_of_need=rng.choice(list(LevelOfNeed)),
-                    submitted_at=submitted_at,
-                    child_ref=rng.choice(children),
-                    needs_profile={
-                        NeedsDomain.COMMUNICATION_AND_INTERACTION: 3,
-                        NeedsDomain.FAMILY_AND_HOME: 2,
-                    },
-                )
+            referral.submitted(
+                at=submitted_at,
+                needs=needs,
+                age_years=rng.randint(2, 16),
+                locality=rng.choice(LOCALITIES),
+                setting_id=rng.choice(SETTINGS),
+                level_of_need=rng.choice(list(LevelOfNeed)),
+                child_ref=rng.choice(children),
+                needs_profile={
+                    NeedsDomain.COMMUNICATION_AND_INTERACTION: 3,
+                    NeedsDomain.FAMILY_AND_HOME: 2,
+                },
             )
         ]
         roll = rng.random()
         if roll < 0.05:
             batch.append(
-                event(
-                    ReferralEscalatedV1(
-                        referral_id=referral_id,
-                        reason=rng.choice(list(EscalationReason)),
-                        locality="x",
-                        setting_id="x",
-                        escalated_at=submitted_at,
-                    )
+                referral.escalated(
+                    at=submitted_at, reason=rng.choice(list(EscalationReason)), locality="x", setting_id="x"
                 )
             )
         elif roll < 0.12:
-            batch.append(
-                event(
-                    ReferralUnmatchedV1(
-                        referral_id=referral_id,
-                        unmet_needs=needs,
-                        locality="x",
-                        reason="none",
-                        decided_at=submitted_at,
-                    )
-                )
-            )
+            batch.append(referral.unmatched(at=submitted_at, unmet_needs=needs, locality="x"))
         else:
             provision_id, sector = rng.choice(PROVISIONS)
             at = submitted_at + timedelta(minutes=rng.randint(1, 30))
-            offer = Offer(
-                provision_id=provision_id,
-                provision_name=provision_id,
-                organisation="org",
-                organisation_id="org",
-                sector=sector,
-                needs_met=needs,
-                explanation="bench",
-            )
-            batch.append(event(ReferralRoutedV1(referral_id=referral_id, offers=[offer], routed_at=at)))
-            move = {"referral_id": referral_id, "provision_id": provision_id, "organisation_id": "org"}
+            made = offer(provision_id, sector=sector, needs_met=needs, organisation_id="org")
+            batch.append(referral.routed(at=at, offers=[made]))
             if rng.random() < 0.15:
-                batch.append(event(OfferDeclinedV1(**move, at=at, reason=rng.choice(list(DeclineReason)))))
+                batch.append(referral.declined(made, at=at, reason=rng.choice(list(DeclineReason))))
             else:
                 at += timedelta(days=rng.randint(1, 10))
-                batch.append(event(OfferAcceptedV1(**move, at=at)))
+                batch.append(referral.accepted(made, at=at))
                 at += timedelta(days=rng.randint(1, 40))
-                batch.append(event(OfferStartedV1(**move, at=at)))
+                batch.append(referral.started(made, at=at))
                 at += timedelta(days=rng.randint(20, 90))
                 batch.append(
-                    event(
-                        OfferCompletedV1(
-                            **move,
-                            at=at,
-                            outcome=rng.choice(list(Outcome)),
-                            needs_profile_after={
-                                NeedsDomain.COMMUNICATION_AND_INTERACTION: rng.randint(0, 4)
-                            },
-                        )
+                    referral.completed(
+                        made,
+                        at=at,
+                        outcome=rng.choice(list(Outcome)),
+                        needs_profile_after={NeedsDomain.COMMUNICATION_AND_INTERACTION: rng.randint(0, 4)},
                     )
                 )
             if rng.random() < 0.05:
-                batch.append(
-                    event(
-                        ReferralWithdrawnV1(
-                            referral_id=referral_id, reason=WithdrawReason.NEEDS_MET, withdrawn_at=at
-                        )
-                    )
-                )
+                batch.append(referral.withdrawn(at=at, reason=WithdrawReason.NEEDS_MET))
         for envelope in batch:
             if produced == count:
                 return

@@ -5,33 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from signpost.shared.events import (
-    Envelope,
-    EventData,
-    Offer,
-    OfferAcceptedV1,
-    OfferCompletedV1,
-    OfferDeclinedV1,
-    OfferStartedV1,
-    ReferralEscalatedV1,
-    ReferralInformationAddedV1,
-    ReferralRoutedV1,
-    ReferralSubmittedV1,
-    ReferralUnmatchedV1,
-    ReferralWithdrawnV1,
-    new_event,
-)
+from signpost.shared.events import Envelope, EventData
 from signpost.shared.vocabulary import (
     DeclineReason,
     EscalationReason,
-    LevelOfNeed,
     NeedCode,
     NeedsDomain,
     Outcome,
     Sector,
     WithdrawReason,
-    broad_areas,
 )
+
+from signpost.platform.lifecycles import ReferralEvents, offer
 
 TENANT = "E06000023"
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -60,92 +45,44 @@ def lifecycle(
 ) -> list[Envelope[EventData]]:
     """Submitted, then as far along `path` as it says; one day between each move."""
     codes = [NeedCode(need) for need in needs]
-
-    def event(data: EventData) -> Envelope[EventData]:
-        return new_event(data, source="tests", tenant=tenant, subject=referral_id)
-
+    referral = ReferralEvents(referral_id, tenant=tenant, source="tests")
     events = [
-        event(
-            ReferralSubmittedV1(
-                referral_id=referral_id,
-                age_years=7,
-                locality=locality,
-                setting_id=setting,
-                need_codes=codes,
-                broad_areas=broad_areas(codes),
-                level_of_need=LevelOfNeed.EARLY_HELP,
-                submitted_at=at,
-                child_ref=child_ref,
-                needs_profile={SCI: 3},
-            )
+        referral.submitted(
+            at=at,
+            needs=codes,
+            locality=locality,
+            setting_id=setting,
+            child_ref=child_ref,
+            needs_profile={SCI: 3},
         )
     ]
     if information:
-        events.append(
-            event(ReferralInformationAddedV1(referral_id=referral_id, needs_profile={SCI: 4}, added_at=at))
-        )
+        events.append(referral.information_added(at=at, needs_profile={SCI: 4}))
     if path == "unmatched":
-        return [
-            *events,
-            event(
-                ReferralUnmatchedV1(
-                    referral_id=referral_id,
-                    unmet_needs=codes,
-                    locality=locality,
-                    reason="none",
-                    decided_at=at,
-                )
-            ),
-        ]
+        return [*events, referral.unmatched(at=at, unmet_needs=codes, locality=locality)]
     if path == "escalated":
         return [
             *events,
-            event(
-                ReferralEscalatedV1(
-                    referral_id=referral_id,
-                    reason=escalation,
-                    locality=locality,
-                    setting_id=setting,
-                    escalated_at=at,
-                )
-            ),
+            referral.escalated(at=at, reason=escalation, locality=locality, setting_id=setting),
         ]
-    offer = Offer(
-        provision_id=provision,
-        provision_name=provision.replace("-", " ").title(),
-        organisation="Agency",
-        organisation_id="agency",
-        sector=sector,
-        needs_met=codes,
-        explanation="tests",
-    )
+    made = offer(provision, sector=sector, needs_met=codes, organisation_id="agency")
     day = timedelta(days=1)
-    events.append(event(ReferralRoutedV1(referral_id=referral_id, offers=[offer], routed_at=at + day)))
-    move = {"referral_id": referral_id, "provision_id": provision, "organisation_id": "agency"}
+    events.append(referral.routed(at=at + day, offers=[made]))
     if path == "declined":
-        return [*events, event(OfferDeclinedV1(**move, at=at + 2 * day, reason=decline))]
+        return [*events, referral.declined(made, at=at + 2 * day, reason=decline)]
     if path == "withdrawn":
-        return [
-            *events,
-            event(
-                ReferralWithdrawnV1(
-                    referral_id=referral_id, reason=WithdrawReason.OTHER, withdrawn_at=at + 2 * day
-                )
-            ),
-        ]
+        return [*events, referral.withdrawn(at=at + 2 * day, reason=WithdrawReason.OTHER)]
     if path == "routed":
         return events
-    events.append(event(OfferAcceptedV1(**move, at=at + 2 * day)))
+    events.append(referral.accepted(made, at=at + 2 * day))
     if path == "accepted":
         return events
-    events.append(event(OfferStartedV1(**move, at=at + 4 * day)))
+    events.append(referral.started(made, at=at + 4 * day))
     if path == "started":
         return events
     events.append(
-        event(
-            OfferCompletedV1(
-                **move, at=at + 30 * day, outcome=Outcome.NEEDS_MET, needs_profile_after={SCI: profile_after}
-            )
+        referral.completed(
+            made, at=at + 30 * day, outcome=Outcome.NEEDS_MET, needs_profile_after={SCI: profile_after}
         )
     )
     return events

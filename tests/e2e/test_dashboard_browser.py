@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -44,6 +44,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 WAIT_MS = 30_000
+BROWSER_TIME_ZONE = "America/Los_Angeles"  # not UTC: a page showing local times where it says UTC is caught
 TENANT, OTHER_TENANT = "E06000023", "E06000024"
 
 pytestmark = pytest.mark.timeout(300)
@@ -101,7 +102,11 @@ def browser(chromium: Path, tmp_path: Path) -> Iterator[Browser]:
     screenshots.mkdir()
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile", executable_path=str(chromium), headless=True, args=CHROMIUM_FLAGS
+            tmp_path / "profile",
+            executable_path=str(chromium),
+            headless=True,
+            args=CHROMIUM_FLAGS,
+            timezone_id=BROWSER_TIME_ZONE,
         )
         try:
             yield Browser(context, screenshots)
@@ -539,6 +544,20 @@ def test_every_page_shows_what_the_events_imply(platform: RunningPlatform, brows
         what=f"{events} records on signpost.referrals",
     )
     assert ops.text_content("#dead-letters-total") == "0"
+    # Times read in UTC, as the charts' time axes say, though the browser is in Los Angeles:
+    # the latest sample falls within the lag history's axis (the same page, one render).
+    sampled, axis = ops.evaluate(
+        """() => [document.getElementById('sampled').textContent,
+                  document.getElementById('lag-history-chart')._fullLayout.xaxis.range]"""
+    )
+    match = re.search(r"^Streams sampled (\d\d/\d\d/\d{4}, \d\d:\d\d:\d\d) UTC, every 1 s\.$", sampled)
+    assert match, sampled
+    shown = datetime.strptime(match.group(1), "%d/%m/%Y, %H:%M:%S")
+    first, last = (datetime.fromisoformat(bound[:19]) for bound in axis)
+    assert first - timedelta(seconds=1) <= shown <= last + timedelta(seconds=1), (sampled, axis)
+    assert ops.evaluate("() => document.getElementById('lag-history-chart').layout.xaxis.title.text") == "UTC"
+    last_events = [row[4] for row in table(ops, "topics-table") if row[4] != "never"]
+    assert last_events and all(re.fullmatch(r"\d\d/\d\d/\d{4}, \d\d:\d\d:\d\d UTC", t) for t in last_events)
     browser.screenshot(ops, "ops")
 
     assert not browser.refused, browser.refused

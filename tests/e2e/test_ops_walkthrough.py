@@ -94,9 +94,12 @@ def test_lag_rises_while_a_consumer_is_stopped_and_falls_when_it_is_back_then_re
     wait_until(
         ops,
         "() => [...document.querySelectorAll('#health-table tbody tr')]"
-        ".some(r => r.cells[0].textContent === 'routing' && r.cells[1].textContent !== 'ready')",
-        what="routing shown as not ready",
+        ".some(r => r.cells[0].textContent === 'routing' && r.cells[1].textContent === 'unreachable')",
+        what="routing shown as unreachable",
     )
+    # Said in words, not as the HTTP client's exception name (ConnectError).
+    routing = next(row for row in table(ops, "health-table") if row[0] == "routing")
+    assert routing[2].startswith("http: not answering ("), routing
     browser.screenshot(ops, "ops-routing-stopped")
     for referral_id in ids:  # nothing routed them meanwhile; the rest of the platform kept going
         status, found = request(platform.url("intake", f"/v1/referrals/{referral_id}"), token=practitioner)

@@ -3,18 +3,27 @@ outbox backlog and consumer lag, and no personal data in any label."""
 
 from __future__ import annotations
 
+import asyncio
 from contextlib import AsyncExitStack
 from typing import Any
 
+import httpx
+from aiokafka import AIOKafkaProducer
 from prometheus_client.parser import text_string_to_metric_families
 from signpost.analytics.app import create_app as create_analytics
 from signpost.intake.app import create_app as create_intake
 from signpost.routing.app import create_app as create_routing
-from signpost.shared.settings import Settings
+from signpost.shared.kafka import ensure_topics
+from signpost.shared.mongo import IndexPlan
+from signpost.shared.service import Runtime, create_service_app
+from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
+from signpost.platform.benchkit import GroupLag
 from tests.conftest import Tokens, eventually, serving
 from tests.factories import CHILD, referral
+
+RECORDS = 5
 
 
 def samples(text: str) -> list[tuple[str, dict[str, str], float]]:
@@ -100,3 +109,57 @@ async def test_every_service_exposes_metrics_without_personal_data(settings: Set
         # Analytics has no outbox: no backlog series rather than a misleading 0.
         analytics_found = samples((await analytics.get("/metrics")).text)
         assert not [name for name, _, _ in analytics_found if name == "signpost_outbox_pending"]
+
+
+async def test_consumer_lag_counts_every_record_of_a_multi_record_batch(settings: Settings) -> None:
+    """Tansu answers ListOffsets with the last batch's first offset + 1, hiding the rest of a
+    multi-record batch; the lag a service's `/metrics` reports must still count every record
+    its group has not read (shared/offsets.py reads the newest records to find the real end)."""
+    topics = Topics.from_settings(settings)
+    await produce_one_batch(settings, topics.referrals)
+
+    # A service whose group has read nothing yet: it is behind by every record on partition 0.
+    runtime = Runtime.build(settings, "routing")
+    runtime.consumes_events = True
+    app = create_service_app(runtime, title="lag", description="", routers=[], indexes=IndexPlan())
+    try:
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client:
+            found = samples((await client.get("/metrics")).text)
+    finally:
+        await runtime.client.close()
+    lag = {
+        labels["partition"]: value
+        for name, labels, value in found
+        if name == "signpost_consumer_lag" and labels["group"] == topics.group("routing")
+    }
+    assert lag["0"] == RECORDS, lag
+    assert sum(lag.values()) == RECORDS, lag
+
+
+async def test_the_benchmarks_group_lag_counts_every_record_of_a_multi_record_batch(
+    settings: Settings,
+) -> None:
+    """benchkit.GroupLag decides when the benchmarks' pipeline has caught up: one short, and it would
+    say so while records were still unread."""
+    topics = Topics.from_settings(settings)
+    await produce_one_batch(settings, topics.referrals)
+    assert settings.kafka_bootstrap
+    lag = GroupLag(settings.kafka_bootstrap, topics)
+    await lag.start()
+    try:
+        assert await lag.lag() == dict.fromkeys(SERVICE_NAMES, RECORDS)
+    finally:
+        await lag.stop()
+
+
+async def produce_one_batch(settings: Settings, topic: str) -> None:
+    """RECORDS records on partition 0 of `topic`, sent together so they share one batch."""
+    await ensure_topics(settings)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap, linger_ms=200)
+    await producer.start()
+    try:
+        sent = [await producer.send(topic, b"{}", partition=0) for _ in range(RECORDS)]
+        await producer.flush()
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()

@@ -61,3 +61,30 @@ def test_migrate_refuses_a_replication_factor_of_zero(capsys: pytest.CaptureFixt
         main(["migrate", "--replication-factor", "0"])
     assert exit_.value.code == 2
     assert "--replication-factor: must be at least 1, not 0" in capsys.readouterr().err
+
+
+async def test_migrate_drops_the_analytics_collections_earlier_releases_kept(settings: Settings) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
+    db = client[settings.database_name("analytics")]
+    try:
+        # As a deployment from before the projections were rebuilt around the facts left it:
+        # the active set and an older rebuilt one, each with period buckets and per-child times.
+        obsolete = {
+            "live_buckets",
+            "live_children",
+            "r20260101090000ab12_buckets",
+            "r20260101090000ab12_children",
+        }
+        kept = {"live_referral_facts", "live_tenants", "projection_sets"}
+        for collection in obsolete | kept:
+            await db[collection].insert_one({"_id": "from an earlier release"})
+
+        await migrate(settings, replication_factor=1)
+        await migrate(settings, replication_factor=1)  # nothing left to drop the second time
+
+        remaining = set(await db.list_collection_names())
+        assert kept <= remaining
+        assert not obsolete & remaining
+        assert await db["live_referral_facts"].count_documents({}) == 1
+    finally:
+        await client.close()

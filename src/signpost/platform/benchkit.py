@@ -21,8 +21,9 @@ from signpost.shared.events import (
     ReferralSubmittedV1,
     ReferralUnmatchedV1,
 )
+from signpost.shared.offsets import StreamInspector
 from signpost.shared.outbox import pending_count
-from signpost.shared.settings import SERVICE_NAMES
+from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
 from signpost.platform.cluster import LocalCluster
@@ -48,36 +49,39 @@ def cluster_topics(cluster: LocalCluster) -> Topics:
 
 
 class GroupLag:
-    """How far each service's consumer group is behind on the referrals topic."""
+    """How far each service's consumer group is behind on the referrals topic.
+
+    Read through StreamInspector, which finds a partition's real end: Tansu reports it one
+    short of a multi-record batch's last records, and a group would then look caught up early.
+    """
 
     def __init__(self, bootstrap: str, topics: Topics) -> None:
-        self._bootstrap = bootstrap
         self._topics = topics
+        self._inspector = StreamInspector(
+            Settings(
+                kafka_bootstrap=bootstrap, topic_prefix=topics.prefix, topic_partitions=topics.partitions
+            )
+        )
 
     async def start(self) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap)
-        await self._admin.start()
-        self._ends = AIOKafkaConsumer(bootstrap_servers=self._bootstrap, enable_auto_commit=False)
-        await self._ends.start()
+        await self._inspector.start()
 
     async def lag(self) -> dict[str, int]:
-        partitions = [TopicPartition(self._topics.referrals, p) for p in range(self._topics.partitions)]
-        ends = await self._ends.end_offsets(partitions)
-        lag: dict[str, int] = {}
-        for service in SERVICE_NAMES:
-            # Tansu: always name the partitions when reading group offsets.
-            committed = await self._admin.list_consumer_group_offsets(
-                self._topics.group(service), partitions=partitions
-            )
-            # At least 0: Tansu can report a partition's end one short of records already read
-            # (seen after multi-record produce batches), which would make the group look ahead.
-            lag[service] = sum(max(0, ends[tp] - max(committed[tp].offset, 0)) if tp in committed else ends[tp]
-                               for tp in partitions)  # fmt: skip
+        referrals = self._topics.referrals
+        partitions = [TopicPartition(referrals, p) for p in range(self._topics.partitions)]
+        services = {self._topics.group(service): service for service in SERVICE_NAMES}
+        rows = await self._inspector.lag(
+            list(services),
+            watermarks=await self._inspector.watermarks(partitions),
+            always=[(group, referrals) for group in services],
+        )
+        lag: dict[str, int] = dict.fromkeys(SERVICE_NAMES, 0)
+        for row in rows:
+            lag[services[row.group]] += row.lag
         return lag
 
     async def stop(self) -> None:
-        await self._ends.stop()
-        await self._admin.close()
+        await self._inspector.close()
 
 
 async def caught_up(mongo: AsyncMongoClient[dict[str, Any]], cluster: LocalCluster, lag: GroupLag) -> bool:

@@ -4,7 +4,9 @@ Creates every topic that is missing, with its final partition count, the replica
 factor of the cluster and production retention, and applies every service's MongoDB
 indexes. Both steps are idempotent, so the job can run on every release. Services
 still apply their own indexes at start-up; this makes a rollout not depend on it
-(index builds on a large collection take a while, and happen once, here).
+(index builds on a large collection take a while, and happen once, here). Last, it
+drops the analytics collections earlier releases kept and nothing reads any more
+(`OBSOLETE_KINDS` in analytics' projection sets), which is idempotent too.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import importlib
 from collections.abc import Callable
 
 from fastapi import FastAPI
+from signpost.analytics.projections.sets import drop_obsolete
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import IndexPlan
+from signpost.shared.mongo import IndexPlan, create_client
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 from signpost.shared.topics import Topics
 
@@ -61,3 +64,9 @@ async def migrate(settings: Settings, *, replication_factor: int) -> None:
         finally:
             await runtime.client.close()
         log.info("indexes applied", service=service, database=settings.database_name(service))
+    client = create_client(settings)
+    try:
+        dropped = await drop_obsolete(client[settings.database_name("analytics")])
+    finally:
+        await client.close()
+    log.info("obsolete analytics collections dropped", collections=dropped)

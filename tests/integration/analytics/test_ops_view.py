@@ -147,6 +147,10 @@ async def test_only_ops_and_admin_may_read_the_ops_view(settings: Settings) -> N
             assert answered.status_code == 200
             # Nothing listens on the configured service ports in this test: each says so.
             assert {service["status"] for service in answered.json()} == {"unreachable"}
+            # In words an operator acts on, not the HTTP client's exception name (ConnectError).
+            assert {service["checks"]["http"].split(" (")[0] for service in answered.json()} == {
+                "not answering"
+            }
 
 
 async def _equals(awaitable: Any, expected: int) -> bool:

@@ -112,6 +112,29 @@ async def test_rebuilt_projections_equal_the_live_ones_and_live_folding_continue
     assert await snapshot(db, ProjectionSet(second)) == await snapshot(db, ProjectionSet(report.active))
 
 
+async def test_a_rebuild_drops_what_earlier_releases_kept(analytics: Analytics) -> None:
+    """Before the projections were rebuilt around the facts, each set also had `_buckets` and
+    `_children` collections; a rebuild drops them with older sets and beside the set it keeps."""
+    await analytics.publish(scenario())
+    await analytics.until(EXPECTED)
+    db = analytics.client._transport.app.state.runtime.db  # type: ignore[attr-defined]
+    live = (await read_pointer(db)).active.name
+    old_set = "r20260101090000ab12"  # only its obsolete collections are left
+    for collection in (f"{live}_buckets", f"{live}_children", f"{old_set}_buckets", f"{old_set}_children"):
+        await db[collection].insert_one({"_id": "from an earlier release"})
+    assert await projection_sets(db) == {live, old_set}
+
+    report = await rebuild(analytics.settings)
+
+    assert report.replaced == live
+    assert report.dropped == [old_set, f"{live}_buckets", f"{live}_children"]
+    assert await projection_sets(db) == {live, report.active}
+    remaining = set(await db.list_collection_names())
+    assert not {name for name in remaining if name.endswith(("_buckets", "_children"))}
+    assert ProjectionSet(live).facts in remaining  # the set replaced is kept
+    await analytics.until(EXPECTED)  # read from the rebuilt set
+
+
 async def test_events_arriving_during_a_rebuild_are_counted_once_in_the_new_set(analytics: Analytics) -> None:
     await analytics.publish(scenario())
     await analytics.until(EXPECTED)

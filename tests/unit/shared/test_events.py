@@ -1,7 +1,10 @@
 from datetime import UTC, datetime
 
 import pytest
+from signpost.analytics.projections import facts
 from signpost.shared.events import (
+    EVENT_TYPES,
+    REFERRAL_EVENTS,
     EventContractError,
     ReferralSubmittedV1,
     from_kafka,
@@ -84,3 +87,10 @@ def test_need_codes_imply_broad_areas_in_code_of_practice_order() -> None:
         BroadArea.COMMUNICATION_AND_INTERACTION,
         BroadArea.SOCIAL_EMOTIONAL_MENTAL_HEALTH,
     ]
+
+
+def test_referral_events_are_every_known_type_about_one_referral() -> None:
+    """One list: the referral lifecycle is the event types that name a referral, and analytics folds those."""
+    about_a_referral = {name for name, cls in EVENT_TYPES.items() if "referral_id" in cls.model_fields}
+    assert {cls.event_type for cls in REFERRAL_EVENTS} == about_a_referral
+    assert facts.REFERRAL_EVENTS is REFERRAL_EVENTS

@@ -191,22 +191,22 @@ class SettingChangedV1(EventData):
     changed_at: datetime
 
 
+# Every event of one referral's lifecycle: what travels on the referrals topic, keyed by referral id.
+REFERRAL_EVENTS = (
+    ReferralSubmittedV1,
+    ReferralRoutedV1,
+    ReferralUnmatchedV1,
+    ReferralEscalatedV1,
+    ReferralWithdrawnV1,
+    ReferralInformationAddedV1,
+    OfferAcceptedV1,
+    OfferDeclinedV1,
+    OfferStartedV1,
+    OfferCompletedV1,
+)
+
 EVENT_TYPES: dict[str, type[EventData]] = {
-    cls.event_type: cls
-    for cls in (
-        ReferralSubmittedV1,
-        ReferralRoutedV1,
-        ReferralUnmatchedV1,
-        ReferralEscalatedV1,
-        ReferralWithdrawnV1,
-        ReferralInformationAddedV1,
-        OfferAcceptedV1,
-        OfferDeclinedV1,
-        OfferStartedV1,
-        OfferCompletedV1,
-        ProvisionChangedV1,
-        SettingChangedV1,
-    )
+    cls.event_type: cls for cls in (*REFERRAL_EVENTS, ProvisionChangedV1, SettingChangedV1)
 }
 
 D = TypeVar("D", bound=EventData)

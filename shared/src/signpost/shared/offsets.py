@@ -57,7 +57,9 @@ class StreamInspector:
     """An admin client and a group-less consumer, opened together and closed together."""
 
     def __init__(self, settings: Settings) -> None:
-        bootstrap, _ = settings.require_servers()
+        bootstrap = settings.kafka_bootstrap  # Kafka alone: a benchmark or an ops tool may have no MongoDB
+        if not bootstrap:
+            raise ValueError("SIGNPOST_KAFKA_BOOTSTRAP must be set to read the streams' positions")
         self.topics = Topics.from_settings(settings)
         self._admin = AIOKafkaAdminClient(
             bootstrap_servers=bootstrap, request_timeout_ms=settings.kafka_request_timeout_ms

@@ -89,7 +89,7 @@ async def _readiness(client: httpx.AsyncClient, settings: Settings, service: Ser
         checks = {str(k): str(v) for k, v in body.get("checks", {}).items()}
     except (httpx.HTTPError, ValueError, AttributeError) as exc:
         return ServiceHealth(
-            service=service, url=url, status="unreachable", checks={"http": type(exc).__name__}
+            service=service, url=url, status="unreachable", checks={"http": unreachable(exc)}
         )
     return ServiceHealth(
         service=service,
@@ -97,3 +97,14 @@ async def _readiness(client: httpx.AsyncClient, settings: Settings, service: Ser
         status="ready" if response.status_code == 200 else "not ready",
         checks=checks,
     )
+
+
+def unreachable(exc: Exception) -> str:
+    """Why a service's readiness could not be read, in words an operator acts on (not an exception name)."""
+    if isinstance(exc, httpx.ConnectError):
+        return "not answering (nothing accepts connections at its address: stopped, or still starting)"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {HEALTH_TIMEOUT_S:g} s (overloaded or stuck)"
+    if isinstance(exc, httpx.HTTPError):
+        return "the connection failed part-way (restarting?)"
+    return "answered, but not with a readiness report (is something else on its port?)"

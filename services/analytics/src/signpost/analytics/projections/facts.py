@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+from signpost.shared.events import REFERRAL_EVENTS as REFERRAL_EVENTS  # one list, shared by fold.py
 from signpost.shared.events import (
     Envelope,
     EventData,
@@ -26,19 +27,6 @@ from signpost.shared.events import (
     ReferralWithdrawnV1,
 )
 from signpost.shared.mongo import Document
-
-REFERRAL_EVENTS = (
-    ReferralSubmittedV1,
-    ReferralRoutedV1,
-    ReferralUnmatchedV1,
-    ReferralEscalatedV1,
-    ReferralWithdrawnV1,
-    ReferralInformationAddedV1,
-    OfferAcceptedV1,
-    OfferDeclinedV1,
-    OfferStartedV1,
-    OfferCompletedV1,
-)
 
 
 def fact_id(tenant: str, referral_id: str) -> str:

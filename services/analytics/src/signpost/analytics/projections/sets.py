@@ -66,6 +66,36 @@ class ProjectionSet:
             self.tenants,
         ]
 
+    def obsolete_collections(self) -> list[str]:
+        """What this set held under earlier generations of the projections and no longer does."""
+        return [f"{self.name}_{kind}" for kind in OBSOLETE_KINDS]
+
+
+# Collection kinds a projection set held before the projections were rebuilt around the
+# facts: pre-aggregated period buckets, and per-child submission times for re-referrals.
+# Nothing reads or writes them now; `drop_obsolete` removes them from old deployments.
+OBSOLETE_KINDS = ("buckets", "children")
+
+
+def owner(collection: str) -> str | None:
+    """The projection set a collection belongs to, by a current or an obsolete kind; None for
+    any other collection (the pointer, say)."""
+    name, _, kind = collection.partition("_")
+    current = {full.removeprefix("x_") for full in ProjectionSet("x").collections()}
+    return name if name and (kind in current or kind in OBSOLETE_KINDS) else None
+
+
+def is_obsolete(collection: str) -> bool:
+    return owner(collection) is not None and collection.partition("_")[2] in OBSOLETE_KINDS
+
+
+async def drop_obsolete(db: Database) -> list[str]:
+    """Drop every projection set's collections of an obsolete kind; returns their names, sorted."""
+    dropped = sorted(filter(is_obsolete, await db.list_collection_names()))
+    for collection in dropped:
+        await db.drop_collection(collection)
+    return dropped
+
 
 async def create_indexes(db: Database, target: ProjectionSet) -> None:
     """The fold reads facts by `_id`, and the index loads facts whole, so only

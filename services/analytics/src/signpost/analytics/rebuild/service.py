@@ -11,7 +11,8 @@
    pointer document.
 
 Nothing here depends on the old projections: only the log. The set replaced is kept
-(for comparison or to swap back by hand); older ones are dropped.
+(for comparison or to swap back by hand); older ones are dropped, and so is every
+collection of a kind earlier releases kept and nothing reads any more.
 """
 
 from __future__ import annotations
@@ -28,10 +29,11 @@ from pymongo.errors import PyMongoError
 from signpost.analytics.projections.consumer import create_consumer, decode, source_topics
 from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.sets import (
-    POINTER_COLLECTION,
     ProjectionSet,
     abandon,
     create_indexes,
+    drop_obsolete,
+    owner,
     read_pointer,
     start_building,
     swap_in,
@@ -57,7 +59,7 @@ class RebuildReport:
     replaced: str
     events: int
     skipped: int  # records that are not valid events (the live consumer dead-lettered them)
-    dropped: list[str]
+    dropped: list[str]  # older sets, then obsolete collections of the sets kept
     comparison: Comparison | None  # the rebuilt set against the one it replaced, just before the swap
 
 
@@ -82,6 +84,7 @@ async def rebuild(
         dropped = sorted(await projection_sets(db) - {name, replaced})
         for stale in dropped:
             await drop_set(db, stale)
+        dropped += await drop_obsolete(db)  # what earlier releases kept beside the set replaced
         return RebuildReport(
             active=name,
             replaced=replaced,
@@ -176,16 +179,11 @@ async def _fold_with_retries(
 
 
 async def projection_sets(db: Database) -> set[str]:
-    """The names of the projection sets that have collections in the database."""
-    suffixes = {collection.removeprefix("x_") for collection in ProjectionSet("x").collections()}
-    found = set()
-    for collection in await db.list_collection_names():
-        owner, _, suffix = collection.partition("_")
-        if collection != POINTER_COLLECTION and suffix in suffixes:
-            found.add(owner)
-    return found
+    """The names of the projection sets that have collections in the database, obsolete kinds included."""
+    return {name for name in map(owner, await db.list_collection_names()) if name is not None}
 
 
 async def drop_set(db: Database, name: str) -> None:
-    for collection in ProjectionSet(name).collections():
+    target = ProjectionSet(name)
+    for collection in [*target.collections(), *target.obsolete_collections()]:
         await db.drop_collection(collection)

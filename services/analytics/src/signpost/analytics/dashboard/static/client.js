@@ -7,6 +7,9 @@ const Signpost = (() => {
   const TOKEN_KEY = "signpost.dashboard.token";
   const byId = (id) => document.getElementById(id);
   const vocabulary = JSON.parse(byId("vocabulary").textContent);
+  // In UTC, as the charts' time axes are (Plotly draws the API's UTC times as given), whatever
+  // the browser's time zone: one page, one clock.
+  const UTC_TIME = { timeZone: "UTC", hour12: false };
 
   class ApiError extends Error {
     constructor(status, message) {
@@ -85,7 +88,8 @@ const Signpost = (() => {
         byId("content").hidden = false; // before drawing: Plotly sizes charts to their visible container
         render(data);
         document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
-        say(`Updated ${new Date().toLocaleTimeString("en-GB")}; refreshes every ${refreshMs / 1000} s.`);
+        const updated = new Date().toLocaleTimeString("en-GB", UTC_TIME);
+        say(`Updated ${updated} UTC; refreshes every ${refreshMs / 1000} s.`);
       } catch (error) {
         if (error.status === 401) {
           askForToken(`The token was refused (${error.message}). Paste another.`);
@@ -182,7 +186,7 @@ const Signpost = (() => {
     );
   }
 
-  const when = (iso) => (iso ? new Date(iso).toLocaleString("en-GB") : "never");
+  const when = (iso) => (iso ? `${new Date(iso).toLocaleString("en-GB", UTC_TIME)} UTC` : "never");
 
   // The view a pulse page shows lives in its URL (?from=&to=&locality=…), so it can be shared;
   // the page's form (#view-form) submits back to the same page.
