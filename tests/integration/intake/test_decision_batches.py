@@ -25,10 +25,12 @@ from signpost.shared.events import (
     ReferralUnmatchedV1,
     new_event,
 )
-from signpost.shared.mongo import Session, in_transaction
+from signpost.shared.mongo import PROCESSED_EVENTS, Session, in_transaction
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 from signpost.shared.vocabulary import NeedCode, Sector
+
+from tests.unit.shared.test_events import submitted as submitted_event
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 TENANT = "E06000023"
@@ -61,8 +63,17 @@ def unmatched(referral_id: str) -> Envelope[EventData]:
 
 async def test_a_batch_of_decisions_is_recorded_in_order_each_once(runtime: Runtime) -> None:
     await runtime.db[REFERRALS].insert_many([submitted("r-1"), submitted("r-2")])
-    first = routed("r-1", "p-1")
-    batch = [first, routed("r-2", "p-2"), first, unmatched("r-1")]  # a redelivery, then a late decision
+    first, late = routed("r-1", "p-1"), unmatched("r-1")
+    own: Envelope[EventData] = new_event(
+        submitted_event("r-3"), source="/signpost/intake", tenant=TENANT, subject="r-3"
+    )
+    batch: list[Envelope[EventData]] = [
+        own,
+        first,
+        routed("r-2", "p-2"),
+        first,
+        late,
+    ]  # a redelivery, then a late decision
 
     await on_referral_events(runtime=runtime, envelopes=batch, dispatcher=WebhookDispatcher(runtime))
 
@@ -72,6 +83,9 @@ async def test_a_batch_of_decisions_is_recorded_in_order_each_once(runtime: Runt
         ReferralRoutedV1.event_type
     ]  # unmatched: illegal now
     assert (r2["status"], [o["provision_id"] for o in r2["offers"]]) == ("routed", ["p-2"])
+    # A submission of a referral offered to no agency changes nothing here and leaves no trace.
+    processed = {doc["_id"] async for doc in runtime.db[PROCESSED_EVENTS].find({})}
+    assert processed == {e.id for e in batch} - {own.id}
 
 
 async def test_a_referral_that_moved_meanwhile_fails_the_whole_batch_of_changes(runtime: Runtime) -> None:

@@ -26,13 +26,14 @@ DECISIONS = (ReferralRoutedV1, ReferralUnmatchedV1, ReferralEscalatedV1)
 async def on_referral_events(
     *, runtime: Runtime, envelopes: Sequence[Envelope[EventData]], dispatcher: WebhookDispatcher
 ) -> None:
-    if not await _may_change_anything(runtime, envelopes):
+    relevant = await _that_may_change_anything(runtime, envelopes)
+    if not relevant:
         return
 
     async def write(session: Session) -> int:
-        fresh = await mark_processed_many(runtime.db, event_ids=[e.id for e in envelopes], session=session)
+        fresh = await mark_processed_many(runtime.db, event_ids=[e.id for e in relevant], session=session)
         new: list[Envelope[EventData]] = []
-        for envelope in envelopes:
+        for envelope in relevant:
             if envelope.id in fresh:
                 fresh.discard(envelope.id)  # the same event twice in a batch is handled once
                 new.append(envelope)
@@ -56,18 +57,23 @@ async def on_referral_events(
         dispatcher.notify()
 
 
-async def _may_change_anything(runtime: Runtime, envelopes: Sequence[Envelope[EventData]]) -> bool:
-    """False when no event can change anything here: none is a routing decision and no referral
-    was offered to an agency (so no webhook is owed), like most submissions. Then nothing is
-    written, not even a processed-event record (with no effect there is nothing to repeat).
-    Only this partition's consumer adds offers, in order, so the answer cannot go stale."""
-    if any(isinstance(e.data, DECISIONS) for e in envelopes):
-        return True
-    subjects = list({e.subject for e in envelopes})
-    offered = await runtime.db[REFERRALS].count_documents(
-        {"_id": {"$in": subjects}, "offers.0": {"$exists": True}}
-    )
-    return offered > 0
+async def _that_may_change_anything(
+    runtime: Runtime, envelopes: Sequence[Envelope[EventData]]
+) -> list[Envelope[EventData]]:
+    """The events that can change anything here, in order: routing's decisions, and any event of a
+    referral offered to an agency (a webhook is owed), or about to be by a decision in this batch.
+    The rest, like most submissions, leave no trace, not even a processed-event record (with no
+    effect there is nothing to repeat). Only this partition's consumer adds offers, in order, so
+    the answer cannot go stale."""
+    deciding = {e.subject for e in envelopes if isinstance(e.data, DECISIONS)}
+    others = list({e.subject for e in envelopes} - deciding)
+    offered = deciding
+    if others:
+        found = runtime.db[REFERRALS].find(
+            {"_id": {"$in": others}, "offers.0": {"$exists": True}}, {"_id": 1}
+        )
+        offered = deciding | {doc["_id"] async for doc in found}
+    return [e for e in envelopes if e.subject in offered]
 
 
 async def on_referral_event(

@@ -50,6 +50,10 @@ SOURCE = "/signpost/routing"
 NO_PROVISION = "no active provision in the Local Offer covers these needs for this age, locality and level"
 
 
+# What routing does something with besides submissions; every other event changes nothing here.
+ACTED_ON = (OfferDeclinedV1, OfferAcceptedV1, OfferCompletedV1, ReferralWithdrawnV1, OfferStartedV1)
+
+
 async def on_referral_event(
     *, runtime: Runtime, envelope: Envelope[EventData], catalogue: CatalogueSnapshot
 ) -> None:
@@ -68,15 +72,16 @@ async def on_referral_events(
     *, runtime: Runtime, envelopes: Sequence[Envelope[EventData]], catalogue: CatalogueSnapshot
 ) -> None:
     """A batch, in order: each run of consecutive submissions is routed in one transaction; any
-    other event is handled on its own (most change nothing here: routing's own decisions)."""
+    other event routing acts on is handled on its own. Events it ignores (its own decisions, most
+    of the stream after submissions) are dropped first, so they do not break up the runs."""
     run: list[Envelope[EventData]] = []
     for envelope in envelopes:
         if isinstance(envelope.data, ReferralSubmittedV1):
             run.append(envelope)
-            continue
-        await route_referrals(runtime=runtime, envelopes=run, catalogue=catalogue)
-        run = []
-        await on_referral_event(runtime=runtime, envelope=envelope, catalogue=catalogue)
+        elif isinstance(envelope.data, ACTED_ON):
+            await route_referrals(runtime=runtime, envelopes=run, catalogue=catalogue)
+            run = []
+            await on_referral_event(runtime=runtime, envelope=envelope, catalogue=catalogue)
     await route_referrals(runtime=runtime, envelopes=run, catalogue=catalogue)
 
 
