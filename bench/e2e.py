@@ -333,22 +333,21 @@ async def sustained(
     sampler.stop()
     report.lag = list(sampler.samples)
     accepted = {a.referral_id: a for a in result.accepted if a.referral_id}
-    routed = [
-        (observer.decided_at[rid] - a.sent_at) * 1000
-        for rid, a in accepted.items()
-        if rid in observer.decided_at
-    ]
-    counted = [
-        (observer.counted_at[rid] - a.sent_at) * 1000
-        for rid, a in accepted.items()
-        if rid in observer.counted_at
-    ]
+
+    def since_submitted(seen_at: dict[str, float]) -> list[float]:
+        return [(seen_at[rid] - a.sent_at) * 1000 for rid, a in accepted.items() if rid in seen_at]
+
+    published, routed, counted = map(
+        since_submitted, (observer.published_at, observer.decided_at, observer.counted_at)
+    )
     report.add(f"sustained accepted referrals/s (offered {rate:g}/s for {args.duration:g} s)",
                f"{result.accepted_per_s:,.1f}", f"{rate:g}/s offered", result.accepted_per_s / rate)  # fmt: skip
     report.add(
         "sustained request p50 / p95 / p99",
         f"{result.latency_ms(50):.1f} / {result.latency_ms(95):.1f} / {result.latency_ms(99):.1f} ms",
     )
+    report.add("submit -> published p50 / p99 (submitted event on the topic)",
+               f"{percentile(published, 50):.0f} / {percentile(published, 99):.0f} ms")  # fmt: skip
     report.add("submit -> routed p50 / p99 (decision event on the topic)",
                f"{percentile(routed, 50):.0f} / {percentile(routed, 99):.0f} ms")  # fmt: skip
     c50, c99 = percentile(counted, 50), percentile(counted, 99)

@@ -105,7 +105,8 @@ async def wait_caught_up(
 
 
 class PipelineObserver:
-    """Watches the referrals topic from its end: when each referral's decision event appears
+    """Watches the referrals topic from its end: when each referral's submitted event appears
+    (submit -> published: intake and its outbox relay), when its decision event appears
     (submit -> routed), and when analytics' group commits its offset past the referral's submitted
     event (submit -> counted: analytics commits a batch's offsets right after the transaction that
     folded it). Reads Kafka only, so watching puts no load on the database being measured."""
@@ -117,6 +118,7 @@ class PipelineObserver:
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self._partitions = [TopicPartition(topics.referrals, p) for p in range(topics.partitions)]
         self._submitted: dict[TopicPartition, list[tuple[int, str]]] = {tp: [] for tp in self._partitions}
+        self.published_at: dict[str, float] = {}
         self.decided_at: dict[str, float] = {}
         self.counted_at: dict[str, float] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -139,6 +141,7 @@ class PipelineObserver:
                         continue
                     if kind == SUBMITTED_TYPE:
                         self._submitted[partition].append((record.offset, record.key.decode()))
+                        self.published_at.setdefault(record.key.decode(), now)
                     elif kind in DECISION_TYPES:
                         self.decided_at.setdefault(record.key.decode(), now)
 

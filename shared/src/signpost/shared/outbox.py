@@ -141,7 +141,8 @@ async def pending_count(db: Database) -> int:
 
 class OutboxRelay:
     """Publishes staged events: those handed over by `committed()` at once, the rest by polling every
-    `poll_interval_s` (sooner after `notify()`); marks them published every `mark_interval_s`."""
+    `poll_interval_s` (sooner after `notify()`). A second loop marks them published every
+    `mark_interval_s`, so publication never waits for the database to take the marks."""
 
     def __init__(
         self,
@@ -157,10 +158,10 @@ class OutboxRelay:
         self._mark_interval_s = mark_interval_s
         self._wake = asyncio.Event()
         self._handed: deque[Document] = deque()  # committed, not yet published, in commit order
-        self._unmarked: list[str] = []  # published, not yet marked
+        self._unmarked: list[str] = []  # published, not yet marked (or being marked)
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._poll_due = True  # the first round finds what an earlier run left
-        self._polled_at = self._marked_at = time.monotonic()
+        self._polled_at = time.monotonic()
 
     def committed(self, staged: Staged) -> None:
         """After a commit: publish what it staged now, and poll for what it queued again."""
@@ -179,12 +180,31 @@ class OutboxRelay:
         self._wake.set()
 
     async def run(self) -> None:
+        async with asyncio.TaskGroup() as loops:
+            loops.create_task(self._keep_publishing())
+            loops.create_task(self._keep_marking())
+
+    async def flush(self, *, timeout_s: float) -> None:
+        """At shutdown: publish and mark what is pending within `timeout_s`; anything left goes at
+        the next start."""
+        self._poll_due = True
+        try:
+            async with asyncio.timeout(timeout_s):
+                while await self._publish_round():
+                    pass
+                await self._mark()
+        except Exception as exc:  # Kafka away or out of time: the events stay staged, nothing is lost
+            log.warning(
+                "outbox not flushed before stopping; pending events go at the next start", error=repr(exc)
+            )
+
+    async def _keep_publishing(self) -> None:
         backoff = 0.0
         while True:
             # Cleared before the round: a commit during it wakes the next one.
             self._wake.clear()
             try:
-                more = await self._round()
+                more = await self._publish_round()
                 backoff = 0.0
             except Exception as exc:
                 backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.25)
@@ -193,44 +213,29 @@ class OutboxRelay:
                 continue
             if more:
                 continue
+            until_poll = max(0.0, self._polled_at + self._poll_interval_s - time.monotonic())
             # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow the cancellation
             # that stops the service when the wake-up lands at the same moment, hanging shutdown.
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._until_due()):
+                async with asyncio.timeout(until_poll):
                     await self._wake.wait()
 
-    async def flush(self, *, timeout_s: float) -> None:
-        """At shutdown: publish and mark what is pending within `timeout_s`; anything left goes at
-        the next start."""
-        self._poll_due = True
-        try:
-            async with asyncio.timeout(timeout_s):
-                while await self._round(mark_now=True):
-                    pass
-        except Exception as exc:  # Kafka away or out of time: the events stay staged, nothing is lost
-            log.warning(
-                "outbox not flushed before stopping; pending events go at the next start", error=repr(exc)
-            )
+    async def _keep_marking(self) -> None:
+        while True:
+            await asyncio.sleep(self._mark_interval_s)
+            try:
+                await self._mark()
+            except Exception as exc:  # the marks wait; the poll leaves what this relay holds alone
+                log.warning("outbox relay cannot mark published events yet; retrying", error=repr(exc))
 
-    async def _round(self, *, mark_now: bool = False) -> bool:
-        """Publish what was handed over, poll when due, mark when due; True when more is waiting."""
+    async def _publish_round(self) -> bool:
+        """Publish what was handed over, then poll when due; True when more is waiting."""
         await self._publish_handed()
-        now = time.monotonic()
-        if not self._handed and (self._poll_due or now - self._polled_at >= self._poll_interval_s):
+        if not self._handed and (
+            self._poll_due or time.monotonic() - self._polled_at >= self._poll_interval_s
+        ):
             await self._publish_polled()
-        if self._unmarked and (mark_now or len(self._unmarked) >= BATCH_SIZE or self._mark_due(now)):
-            await self._mark()
-        return bool(self._handed) or self._poll_due or (mark_now and bool(self._unmarked))
-
-    def _mark_due(self, now: float) -> bool:
-        return now - self._marked_at >= self._mark_interval_s
-
-    def _until_due(self) -> float:
-        now = time.monotonic()
-        due = self._polled_at + self._poll_interval_s
-        if self._unmarked:
-            due = min(due, self._marked_at + self._mark_interval_s)
-        return max(0.0, due - now)
+        return bool(self._handed) or self._poll_due
 
     async def _publish_handed(self) -> int:
         batch: list[Document] = []
@@ -280,10 +285,9 @@ class OutboxRelay:
             self._recent.popitem(last=False)
 
     async def _mark(self) -> None:
-        self._marked_at = time.monotonic()
         if not self._unmarked:
             return
-        marking = self._unmarked[:]
+        marking = self._unmarked[:]  # still held (kept from the poll) until the update is done
         await self._db[OUTBOX].update_many(
             {"_id": {"$in": marking}}, {"$set": {"published_at": datetime.now(UTC)}}
         )
