@@ -26,7 +26,6 @@ and prints the functions its CPU time went to, by own time and including what th
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import re
 import shutil
@@ -49,6 +48,7 @@ from signpost.platform.benchkit import (
     cluster_cpu_seconds,
     cluster_topics,
     practitioner_tokens,
+    run_fast,
     wait_caught_up,
 )
 from signpost.platform.cluster import LocalCluster
@@ -205,7 +205,7 @@ def main() -> int:
         except EmbeddedUnavailable as exc:
             print(f"bench/roundtrips.py: {exc}", file=sys.stderr)
             return 2
-        asyncio.run(submit(cluster, count=WARM_UP, rate=min(args.rate, 20.0), seed=1))
+        run_fast(submit(cluster, count=WARM_UP, rate=min(args.rate, 20.0), seed=1))
         before = read_counts(cluster)
         cpu_before = cluster_cpu_seconds(cluster)
         print(f"submitting {args.referrals} referrals at {args.rate:g}/s", flush=True)
@@ -214,7 +214,7 @@ def main() -> int:
             if args.profile
             else None
         )
-        asyncio.run(submit(cluster, count=args.referrals, rate=args.rate, seed=2))
+        run_fast(submit(cluster, count=args.referrals, rate=args.rate, seed=2))
         after = read_counts(cluster)
         cpu_after = cluster_cpu_seconds(cluster)
         if profiler is not None:
