@@ -7,22 +7,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from pymongo import AsyncMongoClient, IndexModel, InsertOne, UpdateOne, monitoring
+from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import ClientBulkWriteException, DuplicateKeyError
-from pymongo.results import ClientBulkWriteResult
 from signpost.shared.settings import Settings
 
 Document = dict[str, Any]
 Database = AsyncDatabase[Document]
 Collection = AsyncCollection[Document]
-WriteOp = InsertOne[Document] | UpdateOne
 Session = AsyncClientSession
 
 PROCESSED_EVENTS = "processed_events"
-DUPLICATE_KEY = 11000
 
 T = TypeVar("T")
 
@@ -72,43 +68,14 @@ async def mark_processed(db: Database, *, event_id: str, session: Session) -> bo
 async def mark_processed_many(db: Database, *, event_ids: Sequence[str], session: Session) -> set[str]:
     """`mark_processed` for a batch in two round trips: the ids handled now for the first time
     (an id twice in the batch counts once)."""
-    fresh = await unprocessed(db, event_ids=event_ids, session=session)
-    await write_together(db.client, processed_records(db, fresh), session=session)
-    return set(fresh)
-
-
-async def unprocessed(db: Database, *, event_ids: Sequence[str], session: Session) -> list[str]:
-    """Of these event ids, those this consumer has not handled, each once, in order."""
     seen = await find_by_ids(db[PROCESSED_EVENTS], list(event_ids), session=session, projection={"_id": 1})
-    return [event_id for event_id in dict.fromkeys(event_ids) if event_id not in seen]
-
-
-def processed_records(db: Database, event_ids: Sequence[str]) -> list[WriteOp]:
-    """The inserts recording these events as handled, for `write_together` with their effects."""
-    now = datetime.now(UTC)
-    return inserts(db[PROCESSED_EVENTS], [{"_id": event_id, "processed_at": now} for event_id in event_ids])
-
-
-def inserts(collection: Collection, documents: Sequence[Document]) -> list[WriteOp]:
-    namespace = f"{collection.database.name}.{collection.name}"
-    return [InsertOne(document, namespace=namespace) for document in documents]
-
-
-async def write_together(
-    client: AsyncMongoClient[Document], operations: Sequence[WriteOp], *, session: Session
-) -> ClientBulkWriteResult | None:
-    """Writes to any collections in one round trip, in order (MongoDB 8.0's bulkWrite command): a
-    transaction's inserts and updates cost one command instead of one per collection. A taken
-    key raises DuplicateKeyError, as a single-collection write would."""
-    if not operations:
-        return None
-    try:
-        return await client.bulk_write(list(operations), session=session, ordered=True)
-    except ClientBulkWriteException as exc:
-        for error in exc.details.get("writeErrors") or []:  # dicts (the property's type says otherwise)
-            if error.get("code") == DUPLICATE_KEY:
-                raise DuplicateKeyError(error.get("errmsg", "duplicate key"), DUPLICATE_KEY, error) from exc
-        raise
+    fresh = [event_id for event_id in dict.fromkeys(event_ids) if event_id not in seen]
+    if fresh:
+        now = datetime.now(UTC)
+        await db[PROCESSED_EVENTS].insert_many(
+            [{"_id": event_id, "processed_at": now} for event_id in fresh], session=session
+        )
+    return set(fresh)
 
 
 async def find_by_ids(
@@ -128,8 +95,5 @@ async def find_by_ids(
 
 async def in_transaction(client: AsyncMongoClient[Document], work: Callable[[Session], Awaitable[T]]) -> T:
     """Run `work` in one transaction, retried by the driver on transient errors."""
-    # Not causally consistent: each transaction has a session of its own, so there is nothing to be
-    # consistent with, and SecantusDB refuses the readConcern a retried attempt would then carry
-    # on a bulkWrite that opens it.
-    async with client.start_session(causal_consistency=False) as session:
+    async with client.start_session() as session:
         return await session.with_transaction(work)

@@ -31,15 +31,7 @@ from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
 from signpost.shared.events import Envelope, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import (
-    Database,
-    Document,
-    Session,
-    WriteOp,
-    in_transaction,
-    inserts,
-    write_together,
-)
+from signpost.shared.mongo import Database, Document, Session, in_transaction
 
 log = get_logger(__name__)
 
@@ -116,17 +108,12 @@ async def stage_events(
     db: Database, *, topic: str, envelopes: Sequence[Envelope[Any]], session: Session
 ) -> None:
     """Several events in one round trip, in order."""
-    await write_together(db.client, outbox_inserts(db, topic=topic, envelopes=envelopes), session=session)
-
-
-def outbox_inserts(db: Database, *, topic: str, envelopes: Sequence[Envelope[Any]]) -> list[WriteOp]:
-    """The inserts staging these events, for `write_together` with the change they announce (the
-    transaction must write them: once it commits they are handed to the relay)."""
-    documents = [_staged(topic, envelope) for envelope in envelopes]
-    staging = _staging.get()
-    if staging is not None:
-        staging.documents.extend(documents)
-    return inserts(db[OUTBOX], documents)
+    if envelopes:
+        documents = [_staged(topic, envelope) for envelope in envelopes]
+        await db[OUTBOX].insert_many(documents, session=session)
+        staging = _staging.get()
+        if staging is not None:
+            staging.documents.extend(documents)
 
 
 async def restage_event(db: Database, *, event_id: str, session: Session) -> bool:

@@ -17,14 +17,7 @@ from signpost.shared.events import (
     ReferralRoutedV1,
     ReferralUnmatchedV1,
 )
-from signpost.shared.mongo import (
-    Document,
-    Session,
-    find_by_ids,
-    in_transaction,
-    processed_records,
-    unprocessed,
-)
+from signpost.shared.mongo import Document, Session, find_by_ids, in_transaction, mark_processed_many
 from signpost.shared.service import Runtime
 
 DECISIONS = (ReferralRoutedV1, ReferralUnmatchedV1, ReferralEscalatedV1)
@@ -38,7 +31,7 @@ async def on_referral_events(
         return
 
     async def write(session: Session) -> int:
-        fresh = set(await unprocessed(runtime.db, event_ids=[e.id for e in relevant], session=session))
+        fresh = await mark_processed_many(runtime.db, event_ids=[e.id for e in relevant], session=session)
         new: list[Envelope[EventData]] = []
         for envelope in relevant:
             if envelope.id in fresh:
@@ -57,8 +50,7 @@ async def on_referral_events(
                 referral = referrals[envelope.subject] = change.after()
             if referral is not None:
                 applied.append((envelope, referral))
-        records = processed_records(runtime.db, [e.id for e in new])
-        await save_referral_changes(runtime=runtime, changes=changes, session=session, also=records)
+        await save_referral_changes(runtime=runtime, changes=changes, session=session)
         return await queue_deliveries(runtime=runtime, events=applied, session=session)
 
     if await in_transaction(runtime.client, write):

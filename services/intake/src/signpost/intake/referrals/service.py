@@ -44,8 +44,8 @@ from signpost.shared.lifecycle import (
     status_from_offers,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Collection, Document, Session, WriteOp, find_by_ids, inserts, write_together
-from signpost.shared.outbox import outbox_inserts, stage_event
+from signpost.shared.mongo import Document, Session, find_by_ids
+from signpost.shared.outbox import stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 from signpost.shared.vocabulary import EscalationReason, broad_areas
@@ -237,7 +237,7 @@ async def write_submission(runtime: Runtime, pending: PendingSubmission) -> Subm
 async def write_submissions(
     runtime: Runtime, batch: Sequence[PendingSubmission]
 ) -> list[Submission | Exception]:
-    """Store a group of referrals in one transaction: one write for every collection, and one commit.
+    """Store a group of referrals in one transaction: one insert per collection and one commit.
 
     Each keeps its own answer: an Idempotency-Key seen before (or earlier in the same group)
     with the same body replays that referral, with another body raises IdempotencyConflict,
@@ -267,13 +267,15 @@ async def write_submissions(
                 outcomes.append(IdempotencyConflict())
             else:
                 outcomes.append(Submission(referral=earlier[first["referral_id"]], replayed=True))
-        writes = [
-            *inserts(db[IDEMPOTENCY_KEYS], [p.key_document() for p in claimed.values()]),
-            *inserts(db[REFERRALS], [p.referral for p in new]),
-            *inserts(db[CHILD_DETAILS], [p.child_details for p in new]),
-            *outbox_inserts(db, topic=runtime.topics.referrals, envelopes=[e for p in new for e in p.events]),
-        ]
-        await write_together(runtime.client, writes, session=session)
+        if claimed:
+            await db[IDEMPOTENCY_KEYS].insert_many(
+                [p.key_document() for p in claimed.values()], session=session
+            )
+        if new:
+            await db[REFERRALS].insert_many([p.referral for p in new], session=session)
+            await db[CHILD_DETAILS].insert_many([p.child_details for p in new], session=session)
+            events = [event for p in new for event in p.events]
+            await stage_events(db, topic=runtime.topics.referrals, envelopes=events, session=session)
         return outcomes
 
     try:
@@ -378,11 +380,10 @@ class ReferralChange:
     changes: Document
     timeline: list[Document]
 
-    def update(self, referrals: Collection) -> UpdateOne:
+    def update(self) -> UpdateOne:
         return UpdateOne(
             {"_id": self.before["_id"], "status": self.before["status"]},
             {"$set": self.changes, "$push": {"timeline": {"$each": self.timeline}}},
-            namespace=f"{referrals.database.name}.{referrals.name}",
         )
 
     def after(self) -> Document:
@@ -398,13 +399,16 @@ async def save_referral(
 
 
 async def save_referral_changes(
-    *, runtime: Runtime, changes: Sequence[ReferralChange], session: Session, also: Sequence[WriteOp] = ()
+    *, runtime: Runtime, changes: Sequence[ReferralChange], session: Session
 ) -> None:
-    """Write changes in order, with any other writes `also` of the transaction, in one round trip;
-    ConcurrentChange if any referral moved meanwhile (the transaction then writes none of them)."""
-    updates = [change.update(runtime.db[REFERRALS]) for change in changes]
-    result = await write_together(runtime.client, [*also, *updates], session=session)
-    if changes and (result is None or result.modified_count != len(changes)):
+    """Write changes in order in one round trip; ConcurrentChange if any referral moved meanwhile
+    (the transaction then writes none of them)."""
+    if not changes:
+        return
+    result = await runtime.db[REFERRALS].bulk_write(
+        [c.update() for c in changes], ordered=True, session=session
+    )
+    if result.modified_count != len(changes):
         raise ConcurrentChange(", ".join(dict.fromkeys(c.before["_id"] for c in changes)))
 
 

@@ -37,8 +37,8 @@ from signpost.shared.events import (
     new_event,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, find_by_ids, inserts, mark_processed, write_together
-from signpost.shared.outbox import outbox_inserts, restage_event, stage_event
+from signpost.shared.mongo import Document, Session, find_by_ids, mark_processed
+from signpost.shared.outbox import restage_event, stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.vocabulary import EscalationReason, LevelOfNeed
 
@@ -121,7 +121,8 @@ async def route_referrals(
     *, runtime: Runtime, envelopes: Sequence[Envelope[EventData]], catalogue: CatalogueSnapshot
 ) -> None:
     """Match submitted referrals and record each decision with the event announcing it, all in one
-    transaction: one catalogue version check, one read of the decisions they touch, one write.
+    transaction: one catalogue version check, one read of the decisions they touch, one write per
+    collection.
 
     The decision record (one per referral) is what makes a submission's redelivery, under its own
     event id or another, change nothing: it is announced again instead (same event id, so consumers
@@ -157,11 +158,14 @@ async def route_referrals(
                 routed = _decide(envelope, submitted, snapshot=snapshot, served=served, min_cycles=min_cycles)
                 decided.append(routed)
                 outcomes.append((submitted, "referral routed", routed.event))
-        writes = [
-            *inserts(runtime.db[DECISIONS], [d.record() for d in decided]),
-            *outbox_inserts(runtime.db, topic=runtime.topics.referrals, envelopes=[d.event for d in decided]),
-        ]
-        await write_together(runtime.client, writes, session=session)
+        if decided:
+            await runtime.db[DECISIONS].insert_many([d.record() for d in decided], session=session)
+            await stage_events(
+                runtime.db,
+                topic=runtime.topics.referrals,
+                envelopes=[d.event for d in decided],
+                session=session,
+            )
         return outcomes
 
     outcomes = await runtime.transaction(write)
