@@ -14,7 +14,9 @@ What it does, in one run:
    same broker; a bare FastAPI endpoint (bench/bare_fastapi.py, uvicorn, one process)
    ramped to saturation with the same load generator and request bodies;
 3. intake ramped open-loop to saturation (rates doubling until accepted/s falls below 90%
-   of offered, or p99 passes 2 s), then half of that peak for request latency;
+   of offered, or p99 passes 2 s) with the whole platform running, then half of that peak
+   for request latency; then ramped again with routing and analytics stopped, for intake's
+   own ceiling apart from the consumers' share of the one database server;
 4. a sustained run at --rate for --duration: accepted/s, request latency, submit->routed
    (the decision event seen on the referrals topic) and submit->counted (analytics' consumer
    group committing its offset past the submitted event, within 0.1 s), and consumer lag
@@ -48,7 +50,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient, WriteConcern
-from signpost.shared.settings import SERVICE_NAMES
+from signpost.shared.settings import SERVICE_NAMES, ServiceName
 
 from signpost.platform.benchkit import (
     GroupLag,
@@ -289,7 +291,7 @@ async def limits_and_ramps(
     report.notes += ceiling_note("intake", intake_steps)
     intake_peak = peak(intake_steps)
     ratio = intake_peak / mongo_limit
-    report.add("intake peak accepted referrals/s", f"{intake_peak:,.0f}", f"{mongo_limit:,.0f} durable writes/s",
+    report.add("intake peak accepted referrals/s, whole platform running", f"{intake_peak:,.0f}", f"{mongo_limit:,.0f} durable writes/s",
                ratio, ">= 0.80", ratio >= 0.8)  # fmt: skip
     report.add(
         "intake peak vs bare FastAPI", f"{intake_peak:,.0f}/s", f"{bare_peak:,.0f}/s", intake_peak / bare_peak
@@ -302,11 +304,43 @@ async def limits_and_ramps(
                f"{half.latency_ms(50):.1f} / {half.latency_ms(95):.1f} ms")  # fmt: skip
     report.add(f"intake request p99 at half peak ({intake_peak / 2:,.0f}/s)", f"{p99:.1f} ms",
                f"{bare_half.latency_ms(99):.1f} ms bare", p99 / bare_half.latency_ms(99), "< 50 ms", p99 < 50)  # fmt: skip
+    await intake_alone(
+        args, cluster, report, load=load, step_s=step_s, mongo_limit=mongo_limit, drained=drained
+    )
     if args.rate > intake_peak:
         report.notes.append(
             f"the sustained rate ({args.rate:g}/s) is above the peak measured in this run ({intake_peak:.0f}/s): "
             "its latencies include queueing behind a growing backlog"
         )
+
+
+async def intake_alone(
+    args: argparse.Namespace,
+    cluster: LocalCluster,
+    report: Report,
+    *,
+    load: ReferralLoad,
+    step_s: float,
+    mongo_limit: float,
+    drained: Callable[[], Awaitable[None]],
+) -> None:
+    """Intake ramped again with routing and analytics stopped: its own ceiling, apart from the
+    consumers' share of the one database server (the ramp above runs the whole platform)."""
+    consumers: tuple[ServiceName, ...] = ("routing", "analytics")
+    _say("intake alone: open-loop ramp with routing and analytics stopped")
+    for name in consumers:
+        cluster.kill(name, signal.SIGTERM)
+    try:
+        steps = await ramp(load, step_s=step_s, settle=_nothing)
+    finally:
+        for name in consumers:
+            cluster.start_service(name)
+        await asyncio.to_thread(cluster.wait_ready, *consumers)
+    await drained()  # the consumers catch up with what intake accepted meanwhile
+    report.ramps["intake, consumers stopped"] = steps
+    alone = peak(steps)
+    report.add("intake peak, routing and analytics stopped", f"{alone:,.0f}", f"{mongo_limit:,.0f} durable writes/s",
+               alone / mongo_limit)  # fmt: skip
 
 
 async def sustained(
