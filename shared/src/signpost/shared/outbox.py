@@ -50,7 +50,8 @@ OUTBOX_INDEXES = [
 
 BATCH_SIZE = 200
 MAX_BACKOFF_S = 5.0
-MARK_INTERVAL_S = 0.25  # how long published events may wait to be marked, sharing one update
+MARK_INTERVAL_S = 0.25  # how long published events may wait to be marked, sharing updates
+MARK_CHUNK = 20  # ids per marking update
 MAX_HANDED = 10_000  # events handed over but not yet published (Kafka away): beyond this, poll instead
 RECENT_IDS = 10_000  # ids published lately: a hand-off the poll beat to publication is skipped
 
@@ -285,10 +286,12 @@ class OutboxRelay:
             self._recent.popitem(last=False)
 
     async def _mark(self) -> None:
-        if not self._unmarked:
-            return
-        marking = self._unmarked[:]  # still held (kept from the poll) until the update is done
-        await self._db[OUTBOX].update_many(
-            {"_id": {"$in": marking}}, {"$set": {"published_at": datetime.now(UTC)}}
-        )
-        del self._unmarked[: len(marking)]
+        """Mark what was published, a few ids per update: SecantusDB holds every other write to the
+        collection while a multi-document update runs, and its cost grows faster than the number
+        of ids (275 at once: 195 ms, once 11 s; in twenties, about a millisecond each)."""
+        while self._unmarked:
+            marking = self._unmarked[:MARK_CHUNK]  # still held (kept from the poll) until marked
+            await self._db[OUTBOX].update_many(
+                {"_id": {"$in": marking}}, {"$set": {"published_at": datetime.now(UTC)}}
+            )
+            del self._unmarked[: len(marking)]
