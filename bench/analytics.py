@@ -282,7 +282,7 @@ async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: 
         # Events are made outside the clocks: only the fold and the index update are measured.
         began, own, server = time.perf_counter(), time.process_time(), cpu_seconds(server_pid)
         written = await fold_batch(
-            client, db, target=target, envelopes=batch, cache=cache, writer=follower.writer
+            client, db, target=target, envelopes=batch, cache=cache, lease=follower.lease
         )
         follower.apply(target, written.facts)
         elapsed += time.perf_counter() - began

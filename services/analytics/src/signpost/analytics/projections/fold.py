@@ -23,6 +23,7 @@ from pymongo.errors import BulkWriteError
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, fact_id, stored_moment
 from signpost.analytics.projections.sets import ProjectionSet, find_by_ids
+from signpost.analytics.projections.writers import LeaseLapsed, WriterLease
 from signpost.shared.events import Envelope, EventData, ProvisionChangedV1, SettingChangedV1
 from signpost.shared.mongo import Database, Document, Session, in_transaction
 
@@ -33,19 +34,22 @@ async def fold_batch(
     *,
     target: ProjectionSet,
     envelopes: Sequence[Envelope[EventData]],
+    lease: WriterLease,
     cache: WriteCache | None = None,
-    writer: str | None = None,
 ) -> Folded:
     """Fold `envelopes` into `target`; returns the facts written and how many things changed.
 
-    `writer` names this process in what it writes (see FactsFollower.writer)."""
+    Written under `lease`, which names this process in what it writes (see writers.py)."""
     # A stale copy (cached, or read just before another writer committed): fold again from MongoDB.
     for attempt, reading in enumerate((cache, None, None)):
 
         async def write(session: Session, reading: WriteCache | None = reading) -> Folded:
-            batch = _Batch(db=db, session=session, cache=reading, writer=writer)
-            return await _fold(batch, target=target, envelopes=envelopes)
+            batch = _Batch(db=db, session=session, cache=reading, writer=lease.writer)
+            folded = await _fold(batch, target=target, envelopes=envelopes)
+            lease.check()  # a slow transaction must not commit after the others stopped reading
+            return folded
 
+        await lease.ensure()
         try:
             folded = await in_transaction(client, write)
         except StaleCopy:
@@ -54,6 +58,10 @@ async def fold_batch(
             if cache is not None:
                 cache.clear()
             continue
+        except LeaseLapsed:
+            if attempt == 2:
+                raise
+            continue  # renewed at the top of the next attempt
         if cache is not None:
             for collection, documents in folded.written.items():
                 cache.put_many(collection, documents)
@@ -84,7 +92,7 @@ class _Batch:
     db: Database
     session: Session
     cache: WriteCache | None
-    writer: str | None
+    writer: str
     written: dict[str, list[Document]] = field(default_factory=dict)
 
     async def read(self, collection: str, ids: list[str]) -> dict[str, Document]:
@@ -99,9 +107,8 @@ class _Batch:
     ) -> list[Document]:
         """Replace what was read, if unchanged since; insert the rest (upserts are slower)."""
         versions = {key: int(document.get("version", 0)) for key, document in read.items()}
-        mark = {"writer": self.writer} if self.writer else {}
         saved = {
-            key: {**document, **mark, "version": versions.get(key, 0) + 1}
+            key: {**document, "writer": self.writer, "version": versions.get(key, 0) + 1}
             for key, document in documents.items()
         }
         # An old document without a version matches `None` (missing), as version 0.
