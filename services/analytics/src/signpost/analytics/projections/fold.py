@@ -6,9 +6,12 @@ ids a fact already holds), then write the facts with a few bulk writes (re-refer
 are worked out across facts by the index, not here). The idempotency record of each
 referral event is its id in the fact, written in the same write as what it changed.
 
-Each write raises the document's `version` and is conditional on the version read, so
-copies elsewhere (the index, the cache) can tell newer from older, and a stale cached
-copy fails the batch instead of overwriting what someone else wrote.
+Each write raises the document's `version`, so copies elsewhere (the index, the cache)
+can tell newer from older. While another process holds a writer's lease (writers.py),
+each replacement is also conditional on the version read, so a stale cached copy fails
+the batch instead of overwriting what someone else wrote; alone, a writer's copies are
+current by construction, and a copy read in the transaction is guarded by the
+transaction itself (a concurrent write to it aborts one of the two).
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ async def fold_batch(
     for attempt, reading in enumerate((cache, None, None)):
 
         async def write(session: Session, reading: WriteCache | None = reading) -> Folded:
-            batch = _Batch(db=db, session=session, cache=reading, writer=lease.writer)
+            others = await lease.look(session=session)
+            if reading is not None and reading.since is not None and not lease.alone_since(reading.since):
+                reading.clear()  # copies from before this writer was alone: others may have changed them
+            batch = _Batch(db=db, session=session, cache=reading, writer=lease.writer, conditional=others)
             folded = await _fold(batch, target=target, envelopes=envelopes)
             lease.check()  # a slow transaction must not commit after the others stopped reading
             return folded
@@ -93,6 +99,7 @@ class _Batch:
     session: Session
     cache: WriteCache | None
     writer: str
+    conditional: bool  # replacements check the version read (another writer may change documents)
     written: dict[str, list[Document]] = field(default_factory=dict)
 
     async def read(self, collection: str, ids: list[str]) -> dict[str, Document]:
@@ -113,7 +120,9 @@ class _Batch:
         }
         # An old document without a version matches `None` (missing), as version 0.
         replacements = [
-            ReplaceOne({"_id": key, "version": versions[key] or None}, document)
+            ReplaceOne(
+                {"_id": key, "version": versions[key] or None} if self.conditional else {"_id": key}, document
+            )
             for key, document in saved.items()
             if key in versions
         ]

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pymongo.errors import PyMongoError
 from signpost.analytics.projections.index import FactIndex
 from signpost.analytics.projections.sets import Pointer, ProjectionSet, read_pointer
-from signpost.analytics.projections.writers import WriterLease, others_writing
+from signpost.analytics.projections.writers import WriterLease
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Database, Document
 from signpost.shared.retries import backoff_delay, describe_error
@@ -71,7 +71,7 @@ class FactsFollower:
                 with suppress(PyMongoError):  # MongoDB away: keep serving what is loaded
                     self.pointer = await read_pointer(self._db)
                     self._follow({target.name for target in self.pointer.targets()})
-                    if await others_writing(self._db, self.writer):
+                    if await self.lease.look():
                         self._others_writing.set()
                     else:
                         self._others_writing.clear()
