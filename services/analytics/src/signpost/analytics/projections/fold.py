@@ -26,7 +26,7 @@ from pymongo.errors import BulkWriteError
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, fact_id, stored_moment
 from signpost.analytics.projections.sets import ProjectionSet, find_by_ids
-from signpost.analytics.projections.writers import LeaseLapsed, WriterLease
+from signpost.analytics.projections.writers import WriterLease
 from signpost.shared.events import Envelope, EventData, ProvisionChangedV1, SettingChangedV1
 from signpost.shared.mongo import Database, Document, Session, in_transaction
 
@@ -52,7 +52,7 @@ async def fold_batch(
                 reading.clear()  # copies from before this writer was alone: others may have changed them
             batch = _Batch(db=db, session=session, cache=reading, writer=lease.writer, conditional=others)
             folded = await _fold(batch, target=target, envelopes=envelopes)
-            lease.check()  # a slow transaction must not commit after the others stopped reading
+            await lease.ensure()  # a slow transaction still commits while the others read its writes
             return folded
 
         await lease.ensure()
@@ -64,10 +64,6 @@ async def fold_batch(
             if cache is not None:
                 cache.clear()
             continue
-        except LeaseLapsed:
-            if attempt == 2:
-                raise
-            continue  # renewed at the top of the next attempt
         if cache is not None:
             for collection, documents in folded.written.items():
                 cache.put_many(collection, documents)

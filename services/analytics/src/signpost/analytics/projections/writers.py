@@ -8,9 +8,10 @@ it — so when another writer appears it resumes from there and misses nothing t
 single replica thus pays nothing for the stream, which cost a pure-Python MongoDB 7% of its CPU
 while folding 1M events (bench/analytics.py) and woke for every commit of any service.
 
-A batch is folded only with at least `margin_s` of the lease left and committed only with half of it
-left, so every write lands while the lease is still current for the other processes, as long as the
-hosts' clocks differ by less than a quarter of the margin (NTP keeps them within milliseconds).
+A batch is folded, and then committed, only after making sure at least `margin_s` of the lease is
+left (renewing it if not), so every write lands while the lease is current for the other processes,
+and stays so for a while after, as long as the hosts' clocks differ by less than a quarter of the
+margin (NTP keeps them within milliseconds).
 
 The same leases tell a writer when it is the only one: each batch looks at them in its transaction,
 and the follower every second. Alone since before it cached its copies, and looking again within a
@@ -31,10 +32,6 @@ WRITERS_COLLECTION = "projection_writers"
 LEASE_S = 60.0
 MARGIN_S = 30.0
 FORGOTTEN_AFTER = timedelta(days=1)  # leases lapsed this long ago are deleted when a writer starts
-
-
-class LeaseLapsed(RuntimeError):
-    """Too little of the lease is left to commit a write others are sure to read."""
 
 
 class WriterLease:
@@ -66,14 +63,10 @@ class WriterLease:
         return self._alone_since is not None and self._alone_since <= moment
 
     async def ensure(self) -> None:
-        """Renew the lease unless enough of it is left for a batch: call before folding one."""
-        if self._left() < self._margin_s:
+        """Renew the lease unless at least the margin is left: call before folding a batch and before
+        committing it (outside its transaction, so the renewal is seen at once)."""
+        if self._until - time.monotonic() < self._margin_s:
             await self.renew()
-
-    def check(self) -> None:
-        """Just before a commit: LeaseLapsed unless half the margin is left."""
-        if self._left() < self._margin_s / 2:
-            raise LeaseLapsed(f"writer {self.writer}'s lease has {max(self._left(), 0):.1f} s left")
 
     async def renew(self) -> None:
         began, now = time.monotonic(), datetime.now(UTC)
@@ -91,9 +84,6 @@ class WriterLease:
         """On a clean stop: the others need not wait for the lease to lapse."""
         self._until = 0.0
         await self._db[WRITERS_COLLECTION].delete_one({"_id": self.writer})
-
-    def _left(self) -> float:
-        return self._until - time.monotonic()
 
 
 async def others_writing(db: Database, writer: str, *, session: Session | None = None) -> bool:
