@@ -20,3 +20,15 @@ def test_size_zero_keeps_nothing() -> None:
     cache = WriteCache(size=0)
     cache.put_many("facts", [{"_id": "a"}])
     assert cache.get_many("facts", ["a"]) == {}
+
+
+def test_says_since_when_it_holds_copies_so_a_writer_can_tell_whether_it_was_alone_since() -> None:
+    cache = WriteCache(size=10)
+    assert cache.since is None
+    cache.put_many("facts", [{"_id": "a"}])
+    first = cache.since
+    assert first is not None
+    cache.put_many("facts", [{"_id": "b"}])
+    assert cache.since == first  # the oldest copy decides
+    cache.clear()
+    assert cache.since is None

@@ -9,6 +9,7 @@ MongoDB. Bounded, least recently written first out.
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from collections.abc import Iterable
 
@@ -19,6 +20,7 @@ class WriteCache:
     def __init__(self, *, size: int) -> None:
         self._size = size
         self._documents: OrderedDict[tuple[str, str], Document] = OrderedDict()
+        self.since: float | None = None  # time.monotonic() of the first copy kept since the last clear
 
     def get_many(self, collection: str, ids: Iterable[str]) -> dict[str, Document]:
         found = {}
@@ -30,6 +32,8 @@ class WriteCache:
 
     def put_many(self, collection: str, documents: Iterable[Document]) -> None:
         """Committed documents, which no one may change afterwards (they are shared, not copied)."""
+        if self.since is None:
+            self.since = time.monotonic()
         for document in documents:
             key = (collection, document["_id"])
             self._documents[key] = document
@@ -39,3 +43,4 @@ class WriteCache:
 
     def clear(self) -> None:
         self._documents.clear()
+        self.since = None

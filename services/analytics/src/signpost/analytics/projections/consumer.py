@@ -75,7 +75,7 @@ async def fold_live(
     pointer = await read_pointer(runtime.db)
     for target in pointer.targets():
         folded = await fold_batch(
-            runtime.client, runtime.db, target=target, envelopes=envelopes, cache=cache, writer=facts.writer
+            runtime.client, runtime.db, target=target, envelopes=envelopes, cache=cache, lease=facts.lease
         )
         facts.apply(target, folded.facts)
 

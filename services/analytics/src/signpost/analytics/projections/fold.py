@@ -6,9 +6,12 @@ ids a fact already holds), then write the facts with a few bulk writes (re-refer
 are worked out across facts by the index, not here). The idempotency record of each
 referral event is its id in the fact, written in the same write as what it changed.
 
-Each write raises the document's `version` and is conditional on the version read, so
-copies elsewhere (the index, the cache) can tell newer from older, and a stale cached
-copy fails the batch instead of overwriting what someone else wrote.
+Each write raises the document's `version`, so copies elsewhere (the index, the cache)
+can tell newer from older. While another process holds a writer's lease (writers.py),
+each replacement is also conditional on the version read, so a stale cached copy fails
+the batch instead of overwriting what someone else wrote; alone, a writer's copies are
+current by construction, and a copy read in the transaction is guarded by the
+transaction itself (a concurrent write to it aborts one of the two).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from pymongo.errors import BulkWriteError
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, fact_id, stored_moment
 from signpost.analytics.projections.sets import ProjectionSet, find_by_ids
+from signpost.analytics.projections.writers import WriterLease
 from signpost.shared.events import Envelope, EventData, ProvisionChangedV1, SettingChangedV1
 from signpost.shared.mongo import Database, Document, Session, in_transaction
 
@@ -33,19 +37,25 @@ async def fold_batch(
     *,
     target: ProjectionSet,
     envelopes: Sequence[Envelope[EventData]],
+    lease: WriterLease,
     cache: WriteCache | None = None,
-    writer: str | None = None,
 ) -> Folded:
     """Fold `envelopes` into `target`; returns the facts written and how many things changed.
 
-    `writer` names this process in what it writes (see FactsFollower.writer)."""
+    Written under `lease`, which names this process in what it writes (see writers.py)."""
     # A stale copy (cached, or read just before another writer committed): fold again from MongoDB.
     for attempt, reading in enumerate((cache, None, None)):
 
         async def write(session: Session, reading: WriteCache | None = reading) -> Folded:
-            batch = _Batch(db=db, session=session, cache=reading, writer=writer)
-            return await _fold(batch, target=target, envelopes=envelopes)
+            others = await lease.look(session=session)
+            if reading is not None and reading.since is not None and not lease.alone_since(reading.since):
+                reading.clear()  # copies from before this writer was alone: others may have changed them
+            batch = _Batch(db=db, session=session, cache=reading, writer=lease.writer, conditional=others)
+            folded = await _fold(batch, target=target, envelopes=envelopes)
+            await lease.ensure()  # a slow transaction still commits while the others read its writes
+            return folded
 
+        await lease.ensure()
         try:
             folded = await in_transaction(client, write)
         except StaleCopy:
@@ -84,7 +94,8 @@ class _Batch:
     db: Database
     session: Session
     cache: WriteCache | None
-    writer: str | None
+    writer: str
+    conditional: bool  # replacements check the version read (another writer may change documents)
     written: dict[str, list[Document]] = field(default_factory=dict)
 
     async def read(self, collection: str, ids: list[str]) -> dict[str, Document]:
@@ -99,14 +110,15 @@ class _Batch:
     ) -> list[Document]:
         """Replace what was read, if unchanged since; insert the rest (upserts are slower)."""
         versions = {key: int(document.get("version", 0)) for key, document in read.items()}
-        mark = {"writer": self.writer} if self.writer else {}
         saved = {
-            key: {**document, **mark, "version": versions.get(key, 0) + 1}
+            key: {**document, "writer": self.writer, "version": versions.get(key, 0) + 1}
             for key, document in documents.items()
         }
         # An old document without a version matches `None` (missing), as version 0.
         replacements = [
-            ReplaceOne({"_id": key, "version": versions[key] or None}, document)
+            ReplaceOne(
+                {"_id": key, "version": versions[key] or None} if self.conditional else {"_id": key}, document
+            )
             for key, document in saved.items()
             if key in versions
         ]

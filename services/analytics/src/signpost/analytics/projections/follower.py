@@ -5,21 +5,23 @@ group spreads the folding over the processes: so each index follows its set's fa
 through a MongoDB change stream (opened before the initial load, so nothing written
 during the load is missed), and the fold also hands its own writes over directly,
 so a process reads what it has just folded. A fact's `version` makes the two paths
-agree whichever arrives first. The sets followed are those the pointer names: the
-active one, and the one a rebuild is filling, so a swap finds it loaded.
+agree whichever arrives first. The stream is read only while another process holds a
+writer's lease (writers.py), and paused where it is otherwise. The sets followed are
+those the pointer names: the active one, and the one a rebuild is filling, so a swap
+finds it loaded.
 """
 
 from __future__ import annotations
 
 import asyncio
-import secrets
 from collections.abc import Iterable
 from contextlib import suppress
 from dataclasses import dataclass, field
 
 from pymongo.errors import PyMongoError
 from signpost.analytics.projections.index import FactIndex
-from signpost.analytics.projections.sets import ProjectionSet, read_pointer
+from signpost.analytics.projections.sets import Pointer, ProjectionSet, read_pointer
+from signpost.analytics.projections.writers import WriterLease
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Database, Document
 from signpost.shared.retries import backoff_delay, describe_error
@@ -44,26 +46,47 @@ class _Followed:
 
 
 class FactsFollower:
-    def __init__(self, db: Database, *, backoff_initial_s: float = 0.5, backoff_max_s: float = 10.0) -> None:
-        # Written into every fact this process's fold writes: the change stream leaves those out,
-        # since the fold hands them over itself (the server would otherwise send each one back).
-        self.writer = secrets.token_hex(8)
+    def __init__(
+        self,
+        db: Database,
+        *,
+        backoff_initial_s: float = 0.5,
+        backoff_max_s: float = 10.0,
+        lease: WriterLease | None = None,
+    ) -> None:
+        # What this process's fold writes under: its change stream leaves out the facts marked with
+        # the lease's writer, since the fold hands them over itself.
+        self.lease = lease or WriterLease(db)
+        self.writer = self.lease.writer
+        self.pointer: Pointer | None = None  # as last read, every POINTER_POLL_S
         self._db = db
         self._followed: dict[str, _Followed] = {}
         self._backoff = (backoff_initial_s, backoff_max_s)
+        self._others_writing = asyncio.Event()
 
     async def run(self) -> None:
         """Follow the sets the pointer names until cancelled."""
         try:
             while True:
                 with suppress(PyMongoError):  # MongoDB away: keep serving what is loaded
-                    pointer = await read_pointer(self._db)
-                    self._follow({target.name for target in pointer.targets()})
+                    self.pointer = await read_pointer(self._db)
+                    self._follow({target.name for target in self.pointer.targets()})
+                    if await self.lease.look():
+                        self._others_writing.set()
+                    else:
+                        self._others_writing.clear()
                 await asyncio.sleep(POINTER_POLL_S)
         finally:
             for followed in self._followed.values():
                 if followed.task is not None:
                     followed.task.cancel()
+            with suppress(PyMongoError):
+                await self.lease.release()
+
+    @property
+    def reading_changes(self) -> bool:
+        """Is the change stream being read (another process holds a writer's lease)?"""
+        return self._others_writing.is_set()
 
     async def index(self, target: ProjectionSet, *, wait_s: float) -> FactIndex:
         """The set's index once loaded; IndexLoading if that takes longer than `wait_s`."""
@@ -129,7 +152,9 @@ class FactsFollower:
             followed.index = index
             followed.ready.set()
             log.info("projection index loaded", projection_set=target.name, referrals=len(index))
-            async for change in changes:
-                written = change.get("fullDocument")
+            while changes.alive:
+                await self._others_writing.wait()  # alone: the stream waits where it is
+                change = await changes.try_next()
+                written = change.get("fullDocument") if change is not None else None
                 if written is not None:
                     index.upsert(written)

@@ -83,7 +83,8 @@ PeriodDep = Annotated[Period, Depends(period_of)]
 async def active_facts(request: Request, runtime: RuntimeDep) -> tuple[ProjectionSet, FactIndex]:
     """The active projection set and this process's index of its facts."""
     follower: FactsFollower = request.app.state.facts
-    target = (await read_pointer(runtime.db)).active
+    # The follower reads the pointer every second; before its first reading, ask MongoDB.
+    target = (follower.pointer or await read_pointer(runtime.db)).active
     try:
         return target, await follower.index(target, wait_s=INDEX_WAIT_S)
     except IndexLoading as exc:

@@ -38,6 +38,7 @@ from signpost.analytics.projections.sets import (
     start_building,
     swap_in,
 )
+from signpost.analytics.projections.writers import WriterLease
 from signpost.analytics.rebuild.compare import Comparison, compare_sets
 from signpost.shared.events import Envelope, EventData
 from signpost.shared.logging import get_logger
@@ -122,6 +123,8 @@ async def _replay(
         await consumer.seek_to_beginning(*partitions)
         pending = {partition for partition in partitions if ends[partition] > starts[partition]}
         events = skipped = 0
+        # The live processes follow the new set too, so they read the change stream while this writes.
+        lease = WriterLease(db)
         while pending:
             fetched = await consumer.getmany(
                 *pending, timeout_ms=FETCH_TIMEOUT_MS, max_records=settings.analytics_batch_max
@@ -135,7 +138,7 @@ async def _replay(
             decoded, invalid = decode(records)
             envelopes = [envelope for _, envelope in decoded]
             if envelopes:
-                await _fold_with_retries(client, db, target=target, envelopes=envelopes)
+                await _fold_with_retries(client, db, target=target, envelopes=envelopes, lease=lease)
             events, skipped = events + len(envelopes), skipped + len(invalid)
             if progress is not None and envelopes:
                 progress(events)
@@ -143,6 +146,7 @@ async def _replay(
                 # Positions, not record offsets: a compacted topic has gaps.
                 if await consumer.position(partition) >= ends[partition]:
                     pending.discard(partition)
+        await lease.release()
         return events, skipped
     finally:
         await consumer.stop()
@@ -165,11 +169,12 @@ async def _fold_with_retries(
     *,
     target: ProjectionSet,
     envelopes: list[Envelope[EventData]],
+    lease: WriterLease,
 ) -> None:
     """The live consumer writes to the same set meanwhile: a batch that collides with it is folded again."""
     for attempt in range(1, FOLD_ATTEMPTS + 1):
         try:
-            await fold_batch(client, db, target=target, envelopes=envelopes)
+            await fold_batch(client, db, target=target, envelopes=envelopes, lease=lease)
             return
         except PyMongoError:
             if attempt == FOLD_ATTEMPTS:
