@@ -5,6 +5,7 @@ and no event goes out twice because both paths saw it."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -15,7 +16,14 @@ from signpost.shared import outbox
 from signpost.shared.events import Envelope, EventData
 from signpost.shared.kafka import create_broker, ensure_topics
 from signpost.shared.mongo import Document, Session
-from signpost.shared.outbox import OUTBOX, OutboxRelay, Staged, stage_events, transaction_with_events
+from signpost.shared.outbox import (
+    OUTBOX,
+    OutboxRelay,
+    Staged,
+    _first_id_at,
+    stage_events,
+    transaction_with_events,
+)
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
@@ -45,7 +53,7 @@ class OutboxCommands(monitoring.CommandListener):
 
 @asynccontextmanager
 async def relaying(
-    settings: Settings, *, start: bool = True
+    settings: Settings, *, start: bool = True, poll_interval_s: float = QUIET_POLL_S
 ) -> AsyncIterator[tuple[OutboxRelay, OutboxCommands]]:
     """A relay of its own (own client, counted), running until the block ends."""
     await ensure_topics(settings)
@@ -56,7 +64,7 @@ async def relaying(
     broker = create_broker(settings, service="routing")
     await broker.start()
     relay = OutboxRelay(
-        db=client[settings.database_name("routing")], broker=broker, poll_interval_s=QUIET_POLL_S
+        db=client[settings.database_name("routing")], broker=broker, poll_interval_s=poll_interval_s
     )
     task = asyncio.create_task(relay.run()) if start else None
     try:
@@ -170,5 +178,34 @@ async def test_beyond_the_hand_over_limit_the_relay_polls_instead(
                 assert await published_ids(settings, 3) == [e.id for e in events]
             finally:
                 task.cancel()
+    finally:
+        await client.close()
+
+
+async def test_the_periodic_poll_takes_only_events_no_relay_is_handling(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past its first round a relay polls only for events staged over `POLL_GRACE_S` ago (left by a
+    process that stopped, or queued again): one staged a moment ago by another process is that
+    process's relay's to publish."""
+    monkeypatch.setattr(outbox, "POLL_GRACE_S", 3600.0)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    pending = client[settings.database_name("routing")][OUTBOX]
+    left, recent = event_for("r-6"), event_for("r-7")
+    try:
+        async with relaying(settings, poll_interval_s=0.2) as (_, commands):
+
+            async def polled() -> bool:
+                return "find" in commands.sent
+
+            await eventually(polled, what="the relay's first poll")
+            await stage(client, settings, [left, recent])  # not handed over: another process's
+            # `left` as if staged two hours ago (ids are UUIDv7: their text carries the time).
+            document = await pending.find_one_and_delete({"_id": left.id})
+            assert document is not None
+            await pending.insert_one({**document, "_id": _first_id_at(time.time() - 7200)})
+            records = await wait_for_records(settings, Topics.from_settings(settings).referrals, 1)
+            assert [record.key for record in records] == [b"r-6"]
+            assert await pending.count_documents({"_id": recent.id, "published_at": None}) == 1
     finally:
         await client.close()

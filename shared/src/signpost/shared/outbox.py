@@ -53,6 +53,7 @@ MAX_BACKOFF_S = 5.0
 MARK_INTERVAL_S = 0.25  # how long published events may wait to be marked, sharing updates
 MARK_CHUNK = 20  # ids per marking update
 MAX_HANDED = 10_000  # events handed over but not yet published (Kafka away): beyond this, poll instead
+POLL_GRACE_S = 5.0  # a pending event older than this is one no relay is handling (or a re-queued one)
 RECENT_IDS = 10_000  # ids published lately: a hand-off the poll beat to publication is skipped
 
 T = TypeVar("T")
@@ -140,6 +141,12 @@ async def pending_count(db: Database) -> int:
     return await db[OUTBOX].count_documents({"published_at": None})
 
 
+def _first_id_at(epoch_s: float) -> str:
+    """The lowest UUIDv7 text of that millisecond: every event id staged before it sorts below."""
+    stamp = f"{int(epoch_s * 1000):012x}"
+    return f"{stamp[:8]}-{stamp[8:]}-7000-8000-000000000000"
+
+
 class OutboxRelay:
     """Publishes staged events: those handed over by `committed()` at once, the rest by polling every
     `poll_interval_s` (sooner after `notify()`). A second loop marks them published every
@@ -161,7 +168,8 @@ class OutboxRelay:
         self._handed: deque[Document] = deque()  # committed, not yet published, in commit order
         self._unmarked: list[str] = []  # published, not yet marked (or being marked)
         self._recent: OrderedDict[str, None] = OrderedDict()
-        self._poll_due = True  # the first round finds what an earlier run left
+        self._poll_due = True  # the first round finds what an earlier run left,
+        self._poll_all = True  # however recent
         self._polled_at = time.monotonic()
 
     def committed(self, staged: Staged) -> None:
@@ -169,15 +177,15 @@ class OutboxRelay:
         if len(self._handed) + len(staged.documents) > MAX_HANDED:
             # Kafka has been away a while: stop holding copies; the poll finds them in the outbox.
             self._handed.clear()
-            self._poll_due = True
+            self._poll_due = self._poll_all = True
         else:
             self._handed.extend(staged.documents)
         self._poll_due = self._poll_due or staged.restaged
         self._wake.set()
 
     def notify(self) -> None:
-        """Events were staged that were not handed over: poll now rather than at the next interval."""
-        self._poll_due = True
+        """Events were staged that were not handed over: poll now, for them too, rather than wait."""
+        self._poll_due = self._poll_all = True
         self._wake.set()
 
     async def run(self) -> None:
@@ -188,7 +196,7 @@ class OutboxRelay:
     async def flush(self, *, timeout_s: float) -> None:
         """At shutdown: publish and mark what is pending within `timeout_s`; anything left goes at
         the next start."""
-        self._poll_due = True
+        self._poll_due = self._poll_all = True
         try:
             async with asyncio.timeout(timeout_s):
                 while await self._publish_round():
@@ -252,16 +260,25 @@ class OutboxRelay:
         return len(batch)
 
     async def _publish_polled(self) -> int:
-        """Publish pending events this relay does not already hold, oldest first."""
+        """Publish pending events this relay does not hold, oldest first: only those staged over
+        `POLL_GRACE_S` ago (what no relay is handling), unless told of newer ones.
+
+        The query never names the held ids: SecantusDB evaluates a `$nin` of a thousand ids in
+        seconds, holding up every other command. Event ids are UUIDv7, whose text sorts by time,
+        so "staged before" is a range of the (published_at, _id) index."""
+        everything, self._poll_all = self._poll_all, False
         self._poll_due = False
         self._polled_at = time.monotonic()
-        held = [*self._unmarked, *(document["_id"] for document in self._handed)]
+        held = {*self._unmarked, *(document["_id"] for document in self._handed)}
         query: Document = {"published_at": None}
-        if held:
-            query["_id"] = {"$nin": held}
-        pending = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(BATCH_SIZE).to_list()
+        if not everything:
+            query["_id"] = {"$lt": _first_id_at(time.time() - POLL_GRACE_S)}
+        limit = BATCH_SIZE + (len(held) if everything else 0)
+        found = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(limit).to_list()
+        pending = [document for document in found if document["_id"] not in held]
         await self._publish(pending)
-        self._poll_due = len(pending) == BATCH_SIZE  # maybe more behind them
+        self._poll_due = len(found) == limit  # maybe more behind them
+        self._poll_all = self._poll_due and everything
         return len(pending)
 
     async def _publish(self, documents: Sequence[Document]) -> None:
