@@ -13,14 +13,13 @@ import pytest
 from pymongo import AsyncMongoClient, monitoring
 from pymongo.errors import OperationFailure
 from signpost.shared import outbox
-from signpost.shared.events import Envelope, EventData
+from signpost.shared.events import Envelope, EventData, first_event_id_at
 from signpost.shared.kafka import create_broker, ensure_topics
 from signpost.shared.mongo import Document, Session
 from signpost.shared.outbox import (
     OUTBOX,
     OutboxRelay,
     Staged,
-    _first_id_at,
     stage_events,
     transaction_with_events,
 )
@@ -53,7 +52,11 @@ class OutboxCommands(monitoring.CommandListener):
 
 @asynccontextmanager
 async def relaying(
-    settings: Settings, *, start: bool = True, poll_interval_s: float = QUIET_POLL_S
+    settings: Settings,
+    *,
+    start: bool = True,
+    poll_interval_s: float = QUIET_POLL_S,
+    mark_interval_s: float = outbox.MARK_INTERVAL_S,
 ) -> AsyncIterator[tuple[OutboxRelay, OutboxCommands]]:
     """A relay of its own (own client, counted), running until the block ends."""
     await ensure_topics(settings)
@@ -64,7 +67,10 @@ async def relaying(
     broker = create_broker(settings, service="routing")
     await broker.start()
     relay = OutboxRelay(
-        db=client[settings.database_name("routing")], broker=broker, poll_interval_s=poll_interval_s
+        db=client[settings.database_name("routing")],
+        broker=broker,
+        poll_interval_s=poll_interval_s,
+        mark_interval_s=mark_interval_s,
     )
     task = asyncio.create_task(relay.run()) if start else None
     try:
@@ -203,9 +209,38 @@ async def test_the_periodic_poll_takes_only_events_no_relay_is_handling(
             # `left` as if staged two hours ago (ids are UUIDv7: their text carries the time).
             document = await pending.find_one_and_delete({"_id": left.id})
             assert document is not None
-            await pending.insert_one({**document, "_id": _first_id_at(time.time() - 7200)})
+            await pending.insert_one({**document, "_id": first_event_id_at(time.time() - 7200)})
             records = await wait_for_records(settings, Topics.from_settings(settings).referrals, 1)
             assert [record.key for record in records] == [b"r-6"]
             assert await pending.count_documents({"_id": recent.id, "published_at": None}) == 1
+    finally:
+        await client.close()
+
+
+async def test_a_poll_reads_on_past_a_full_page_of_events_the_relay_holds(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Events a relay has published but not yet marked are still pending in the outbox. A full page
+    of them must not hide what lies behind it: the poll reads on from the page's last id."""
+    monkeypatch.setattr(outbox, "BATCH_SIZE", 2)
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    an_hour_ago = time.time() - 3600
+
+    def staged_at(event: Envelope[EventData], seconds_before: float) -> Envelope[EventData]:
+        return event.model_copy(update={"id": first_event_id_at(an_hour_ago - seconds_before)})
+
+    held = [staged_at(event_for("r-8"), 3), staged_at(event_for("r-8"), 2)]
+    behind = staged_at(event_for("r-9"), 1)
+    try:
+        async with relaying(settings, poll_interval_s=0.2, mark_interval_s=QUIET_POLL_S) as (relay, commands):
+
+            async def polled() -> bool:
+                return "find" in commands.sent
+
+            await eventually(polled, what="the relay's first poll")
+            relay.committed(await stage(client, settings, held))  # published at once, never marked
+            assert await published_ids(settings, 2) == [event.id for event in held]
+            await stage(client, settings, [behind])  # another process's: found only by polling
+            assert sorted(await published_ids(settings, 3)) == [*(event.id for event in held), behind.id]
     finally:
         await client.close()

@@ -100,7 +100,10 @@ async def caught_up(mongo: AsyncMongoClient[dict[str, Any]], cluster: LocalClust
     """Every referral decided, both outboxes empty, and no consumer group behind."""
     intake_db = mongo[cluster.database_name("intake")]
     routing_db = mongo[cluster.database_name("routing")]
-    undecided = await intake_db["referrals"].count_documents({"status": "submitted"})
+    # By tenant and status, as intake's own index has them: a status-only count scans every referral.
+    undecided = await intake_db["referrals"].count_documents(
+        {"tenant": cluster.setting("tenant"), "status": "submitted"}
+    )
     pending = await pending_count(intake_db) + await pending_count(routing_db)
     return undecided == 0 and pending == 0 and not any((await lag.lag()).values())
 

@@ -1,3 +1,4 @@
+import time
 from datetime import UTC, datetime
 
 import pytest
@@ -7,6 +8,7 @@ from signpost.shared.events import (
     REFERRAL_EVENTS,
     EventContractError,
     ReferralSubmittedV1,
+    first_event_id_at,
     from_kafka,
     new_event,
     to_kafka_headers,
@@ -94,3 +96,10 @@ def test_referral_events_are_every_known_type_about_one_referral() -> None:
     about_a_referral = {name for name, cls in EVENT_TYPES.items() if "referral_id" in cls.model_fields}
     assert {cls.event_type for cls in REFERRAL_EVENTS} == about_a_referral
     assert facts.REFERRAL_EVENTS is REFERRAL_EVENTS
+
+
+def test_event_ids_created_after_a_moment_sort_above_its_first_id() -> None:
+    before = first_event_id_at(time.time() - 1)
+    event = new_event(submitted(), source="intake", tenant="t", subject="r-1")
+    after = first_event_id_at(time.time() + 1)
+    assert before < event.id < after

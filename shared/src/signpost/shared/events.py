@@ -254,6 +254,12 @@ def new_event(
     )
 
 
+def first_event_id_at(epoch_s: float) -> str:
+    """The lowest UUIDv7 text of that millisecond: every event id created before it sorts below."""
+    stamp = f"{int(epoch_s * 1000):012x}"
+    return f"{stamp[:8]}-{stamp[8:]}-7000-8000-000000000000"
+
+
 class EventContractError(ValueError):
     """A message that is not a valid Signpost event; `reason` says what is wrong and where."""
 

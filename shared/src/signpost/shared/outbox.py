@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, AsyncMongoClient, IndexModel
-from signpost.shared.events import Envelope, to_kafka_headers, to_kafka_value
+from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Database, Document, Session, in_transaction
 
@@ -141,12 +141,6 @@ async def pending_count(db: Database) -> int:
     return await db[OUTBOX].count_documents({"published_at": None})
 
 
-def _first_id_at(epoch_s: float) -> str:
-    """The lowest UUIDv7 text of that millisecond: every event id staged before it sorts below."""
-    stamp = f"{int(epoch_s * 1000):012x}"
-    return f"{stamp[:8]}-{stamp[8:]}-7000-8000-000000000000"
-
-
 class OutboxRelay:
     """Publishes staged events: those handed over by `committed()` at once, the rest by polling every
     `poll_interval_s` (sooner after `notify()`). A second loop marks them published every
@@ -170,6 +164,7 @@ class OutboxRelay:
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._poll_due = True  # the first round finds what an earlier run left,
         self._poll_all = True  # however recent
+        self._poll_after: str | None = None  # a poll pass reads on from this id (its last full page)
         self._polled_at = time.monotonic()
 
     def committed(self, staged: Staged) -> None:
@@ -260,25 +255,31 @@ class OutboxRelay:
         return len(batch)
 
     async def _publish_polled(self) -> int:
-        """Publish pending events this relay does not hold, oldest first: only those staged over
-        `POLL_GRACE_S` ago (what no relay is handling), unless told of newer ones.
+        """Publish a page of pending events this relay does not hold, oldest first: only those
+        staged over `POLL_GRACE_S` ago (what no relay is handling), unless told of newer ones.
 
         The query never names the held ids: SecantusDB evaluates a `$nin` of a thousand ids in
         seconds, holding up every other command. Event ids are UUIDv7, whose text sorts by time,
-        so "staged before" is a range of the (published_at, _id) index."""
+        so "staged before" is a range of the (published_at, _id) index. A full page is followed
+        by the next one, from its last id: reading the same page again would loop on events
+        this relay holds while their marks wait (what made a busy intake poll nonstop)."""
         everything, self._poll_all = self._poll_all, False
         self._poll_due = False
         self._polled_at = time.monotonic()
         held = {*self._unmarked, *(document["_id"] for document in self._handed)}
-        query: Document = {"published_at": None}
+        ids: Document = {}
         if not everything:
-            query["_id"] = {"$lt": _first_id_at(time.time() - POLL_GRACE_S)}
-        limit = BATCH_SIZE + (len(held) if everything else 0)
-        found = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(limit).to_list()
+            ids["$lt"] = first_event_id_at(time.time() - POLL_GRACE_S)
+        if self._poll_after is not None:
+            ids["$gt"] = self._poll_after
+        query: Document = {"published_at": None, **({"_id": ids} if ids else {})}
+        found = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(BATCH_SIZE).to_list()
         pending = [document for document in found if document["_id"] not in held]
         await self._publish(pending)
-        self._poll_due = len(found) == limit  # maybe more behind them
-        self._poll_all = self._poll_due and everything
+        full = len(found) == BATCH_SIZE  # maybe more behind them
+        self._poll_after = found[-1]["_id"] if full else None
+        self._poll_due = full
+        self._poll_all = full and everything
         return len(pending)
 
     async def _publish(self, documents: Sequence[Document]) -> None:
