@@ -47,6 +47,9 @@ log = get_logger(__name__)
 # Enough bytes per partition fetch for a full batch of ~1 KiB events across a few partitions.
 PARTITION_FETCH_BYTES = 4 * 2**20
 POLL_TIMEOUT_MS = 500
+# While a batch commits, the next is fetched meanwhile if it comes this soon; otherwise the stream is
+# quiet, and the batch in flight is finished (into the index, offsets committed) without waiting.
+IN_FLIGHT_POLL_MS = 50
 
 
 def source_topics(topics: Topics) -> list[str]:
@@ -129,7 +132,8 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
     try:
         while True:
             fetched = await consumer.getmany(
-                timeout_ms=POLL_TIMEOUT_MS, max_records=runtime.settings.analytics_batch_max
+                timeout_ms=IN_FLIGHT_POLL_MS if pipeline.in_flight else POLL_TIMEOUT_MS,
+                max_records=runtime.settings.analytics_batch_max,
             )
             batch = Fetched(fetched) if fetched else None
             if batch is not None:

@@ -108,7 +108,7 @@ async def prepare_batch(
         found[document["_id"]] = document
     changed = await _apply_events(found, envelopes)
     read = {key: found[key] for key in changed if key in found}
-    return Prepared(target=target, since=since, read=read, facts=_stamp(changed, read=read, writer=writer))
+    return Prepared(since=since, read=read, facts=_stamp(changed, read=read, writer=writer))
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,6 @@ class Prepared:
     """A batch's facts folded ahead of its transaction, from copies current at `since`
     (time.monotonic()) if no other writer has written since."""
 
-    target: ProjectionSet
     since: float
     read: dict[str, Document]  # the copies the changed facts were folded from (new facts: none)
     facts: dict[str, Document]  # as they are to be written, by id

@@ -84,6 +84,11 @@ class FoldPipeline(Generic[Batch]):
         self.committed = 0  # batches committed
         self.written_ahead = 0  # of which every set's facts were written as folded ahead
 
+    @property
+    def in_flight(self) -> bool:
+        """Is a batch committing (and its facts not yet in the index)?"""
+        return self._committing is not None
+
     async def push(
         self, batch: Batch, envelopes: Sequence[Envelope[EventData]], *, targets: Sequence[ProjectionSet]
     ) -> list[Batch]:
