@@ -39,7 +39,7 @@ INDEX_TURN = 500
 # Python collects its oldest generation of objects, walking every object it tracks (the index's,
 # the cache's), after 10 collections of the middle one if a quarter more objects have survived
 # since. A batch's events live across two batches, so they reach the oldest generation: each batch
-# set off a full collection, which took half this process's CPU at 1M events (bench/analytics.py).
+# set off a full collection, about 40% of this process's CPU at 200k-300k events (bench/analytics.py).
 # After 100 instead: the few reference cycles a batch leaves behind wait longer to be freed.
 FULL_COLLECTION_AFTER = 100
 
