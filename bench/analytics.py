@@ -218,6 +218,7 @@ class Figures:
     load_s: float
     index_mib: float
     peak_rss_mib: float
+    load: tuple[float, float]  # the machine's 1-minute load average when ingest began and ended
     queries: dict[str, tuple[float, float]] = field(default_factory=dict)  # p50, p95 ms
 
     def lines(self) -> list[str]:
@@ -225,7 +226,8 @@ class Figures:
         busier = max(self.analytics_cpu_ms, self.server_cpu_ms)
         return [
             f"{self.events:,} events in {self.order} order, batches of {self.batch}: "
-            f"ingest {self.events_per_s:,.0f} events/s per process (target >= 5,000)",
+            f"ingest {self.events_per_s:,.0f} events/s per process (target >= 5,000); machine load "
+            f"average {self.load[0]:.1f} when it began, {self.load[1]:.1f} when it ended (this bench adds up to 2)",
             f"CPU per 1,000 events: analytics {self.analytics_cpu_ms:,.0f} ms (of which decoding the records "
             f"{self.decode_cpu_ms:,.0f} ms) + MongoDB "
             f"server {self.server_cpu_ms:,.0f} ms; folded while the batch before commits ({self.written_ahead} "
@@ -255,6 +257,7 @@ async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: 
         client, db, facts=follower, cache=WriteCache(size=Settings().analytics_cache_documents)
     )
     elapsed, folded, own_cpu, server_cpu, decode_cpu = 0.0, 0, 0.0, 0.0, 0.0
+    load_before = os.getloadavg()[0]
     while batches := [
         batch for batch in (list(itertools.islice(stream, batch_size)) for _ in range(AHEAD)) if batch
     ]:
@@ -270,6 +273,7 @@ async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: 
         own_cpu += time.process_time() - own
         server_cpu += cpu_seconds(server_pid) - server
         folded += sum(len(batch) for batch in batches)
+    load_after = os.getloadavg()[0]
     began = time.perf_counter()  # what a starting analytics process does before it answers
     index = FactIndex()
     async for fact in db[target.facts].find({}):
@@ -287,6 +291,7 @@ async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: 
         load_s=time.perf_counter() - began,
         index_mib=index.nbytes() / 2**20,
         peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10,
+        load=(load_before, load_after),
     )
     print("", *figures.lines(), sep="\n")
     everything = [(START, START + timedelta(days=DAYS + 200))]
