@@ -8,8 +8,10 @@ from typing import Any
 import httpx
 import pytest
 from aiokafka import AIOKafkaProducer
+from pymongo import AsyncMongoClient
 from signpost.analytics.app import create_app
 from signpost.shared.events import Envelope, EventData, to_kafka_headers, to_kafka_value
+from signpost.shared.mongo import Database, Document
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
@@ -65,3 +67,13 @@ async def analytics(settings: Settings) -> AsyncIterator[Analytics]:
             yield Analytics(settings, client, producer)
         finally:
             await producer.stop()
+
+
+@pytest.fixture
+async def mongo(settings: Settings) -> AsyncIterator[tuple[AsyncMongoClient[Document], Database]]:
+    """A client, and this test's own analytics database."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    try:
+        yield client, client[settings.database_name("analytics")]
+    finally:
+        await client.close()

@@ -4,7 +4,6 @@ an index that follows writes made by another process."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import date
 
 import pytest
@@ -17,22 +16,12 @@ from signpost.analytics.projections.index import Days, FactIndex
 from signpost.analytics.projections.sets import INITIAL_SET, ProjectionSet
 from signpost.analytics.projections.writers import WriterLease
 from signpost.shared.mongo import Database, Document
-from signpost.shared.settings import Settings
 
 from tests.analytics_events import TENANT, lifecycle
 from tests.conftest import eventually
 
 LIVE = ProjectionSet(INITIAL_SET)
 MARCH: Days = (date(2026, 3, 1), date(2026, 3, 31))
-
-
-@pytest.fixture
-async def mongo(settings: Settings) -> AsyncIterator[tuple[AsyncMongoClient[Document], Database]]:
-    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
-    try:
-        yield client, client[settings.database_name("analytics")]
-    finally:
-        await client.close()
 
 
 async def test_a_cached_copy_another_writer_changed_is_folded_again_from_mongodb(

@@ -1,9 +1,11 @@
 """The live projection consumer: batches from every topic analytics reads, one transaction each.
 
 aiokafka's `getmany` rather than a per-message subscriber: one transaction per
-batch is what lets a pure-Python MongoDB keep up (see bench/analytics.py). Offsets
-commit after the batch's transaction; a failed batch is re-read from its first
-offsets after a pause, and its events already folded are skipped by their ids.
+batch is what lets a pure-Python MongoDB keep up (see bench/analytics.py), and each
+batch is folded while the one fetched before it commits (pipeline.py), which the shared
+batch subscriber, handling one batch at a time, cannot do. Offsets commit after the
+batch's transaction; a failed batch is re-read from its first offsets after a pause
+(with the batch fetched after it), and its events already folded are skipped by their ids.
 
 Failures follow the shared consumer's rules (signpost.shared.retries): while MongoDB
 is away the batch is retried in place; an event the fold itself fails on is found
@@ -17,12 +19,14 @@ import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
+from dataclasses import dataclass, field
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.follower import FactsFollower
+from signpost.analytics.projections.pipeline import FoldPipeline, PipelineFailed, collect_less_often
 from signpost.analytics.projections.sets import read_pointer
 from signpost.shared.events import Envelope, EventContractError, EventData, from_kafka
 from signpost.shared.kafka import dead_letter
@@ -43,6 +47,9 @@ log = get_logger(__name__)
 # Enough bytes per partition fetch for a full batch of ~1 KiB events across a few partitions.
 PARTITION_FETCH_BYTES = 4 * 2**20
 POLL_TIMEOUT_MS = 500
+# While a batch commits, the next is fetched meanwhile if it comes this soon; otherwise the stream is
+# quiet, and the batch in flight is finished (into the index, offsets committed) without waiting.
+IN_FLIGHT_POLL_MS = 50
 
 
 def source_topics(topics: Topics) -> list[str]:
@@ -95,28 +102,66 @@ def create_consumer(settings: Settings, *, group: str | None) -> AIOKafkaConsume
     )
 
 
+@dataclass(eq=False)
+class Fetched:
+    """One fetch's records, folded as one batch."""
+
+    records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    events: list[Decoded] = field(init=False)
+    invalid: list[tuple[ConsumerRecord[bytes, bytes], str]] = field(init=False)
+    began: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        self.events, self.invalid = decode(record for records in self.records.values() for record in records)
+
+    @property
+    def envelopes(self) -> list[Envelope[EventData]]:
+        return [envelope for _, envelope in self.events]
+
+
 async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> None:
     """Consume until cancelled, in the analytics consumer group."""
+    collect_less_often()
     consumer = create_consumer(runtime.settings, group=runtime.topics.group(runtime.service))
     consumer.subscribe(source_topics(runtime.topics))
     await consumer.start()
     cache = WriteCache(size=runtime.settings.analytics_cache_documents)
+    pipeline: FoldPipeline[Fetched] = FoldPipeline(runtime.client, runtime.db, facts=facts, cache=cache)
+    unfinished: list[Fetched] = []  # fetched, offsets not committed yet: oldest first
     attempt = 0
     try:
         while True:
             fetched = await consumer.getmany(
-                timeout_ms=POLL_TIMEOUT_MS, max_records=runtime.settings.analytics_batch_max
+                timeout_ms=IN_FLIGHT_POLL_MS if pipeline.in_flight else POLL_TIMEOUT_MS,
+                max_records=runtime.settings.analytics_batch_max,
             )
-            if not fetched:
-                continue
-            events, invalid = decode(record for records in fetched.values() for record in records)
-            started = time.perf_counter()
+            batch = Fetched(fetched) if fetched else None
+            if batch is not None:
+                unfinished.append(batch)
             try:
-                await _fold_or_isolate(runtime, events, facts=facts, cache=cache)
-                for record, reason in invalid:
-                    await _dead_letter(runtime, record, kind=NOT_AN_EVENT, error=reason)
+                try:
+                    if batch is None:
+                        stored = await pipeline.flush()  # nothing more waiting: finish the batch in flight
+                    else:
+                        targets = (await read_pointer(runtime.db)).targets()
+                        stored = await pipeline.push(batch, batch.envelopes, targets=targets)
+                except PipelineFailed as failure:
+                    for done in failure.committed:
+                        await _finish(runtime, consumer, done, unfinished)
+                    if is_infrastructure_failure(failure.error):
+                        raise failure.error from failure
+                    stored = []
+                    for failed in failure.failed:  # nothing in flight now: one batch after the other
+                        await _fold_or_isolate(runtime, failed.events, facts=facts, cache=cache)
+                        stored.append(failed)
+                for done in stored:
+                    await _finish(runtime, consumer, done, unfinished)
+                attempt = 0
             except Exception as exc:
-                _observe(runtime, events, seconds=time.perf_counter() - started, failed=True)
+                with suppress(PipelineFailed):
+                    await pipeline.flush()  # what it committed must reach the index; it is read again anyway
+                for failed in unfinished:
+                    _observe(runtime, failed, failed=True)
                 attempt += 1
                 delay = backoff_delay(
                     attempt,
@@ -128,24 +173,42 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
                     attempt=attempt,
                     retry_in_s=delay,
                     error=describe_error(exc),
-                    events=len(events),
+                    events=sum(len(failed.events) for failed in unfinished),
                 )
                 await asyncio.sleep(delay)
-                for partition, records in fetched.items():
-                    with suppress(IllegalStateError):  # no longer ours after a rebalance
-                        consumer.seek(partition, records[0].offset)
-                continue
-            attempt = 0
-            _observe(runtime, events, seconds=time.perf_counter() - started, failed=False)
-            try:
-                await consumer.commit(
-                    {partition: records[-1].offset + 1 for partition, records in fetched.items()}
-                )
-            except CommitFailedError:
-                # A rebalance took the partitions; their next owner re-reads and skips what is folded.
-                log.warning("offset commit refused after a rebalance", events=len(events))
+                _rewind(consumer, unfinished)
+                unfinished.clear()
     finally:
+        await pipeline.close()
         await consumer.stop()
+
+
+async def _finish(
+    runtime: Runtime, consumer: AIOKafkaConsumer, batch: Fetched, unfinished: list[Fetched]
+) -> None:
+    """A batch stored: dead-letter what was not an event, then commit its offsets."""
+    for record, reason in batch.invalid:
+        await _dead_letter(runtime, record, kind=NOT_AN_EVENT, error=reason)
+    _observe(runtime, batch, failed=False)
+    unfinished.remove(batch)
+    try:
+        await consumer.commit(
+            {partition: records[-1].offset + 1 for partition, records in batch.records.items()}
+        )
+    except CommitFailedError:
+        # A rebalance took the partitions; their next owner re-reads and skips what is folded.
+        log.warning("offset commit refused after a rebalance", events=len(batch.events))
+
+
+def _rewind(consumer: AIOKafkaConsumer, batches: Sequence[Fetched]) -> None:
+    """Read these batches again: each partition from the first offset any of them holds."""
+    first: dict[TopicPartition, int] = {}
+    for batch in batches:
+        for partition, records in batch.records.items():
+            first[partition] = min(first.get(partition, records[0].offset), records[0].offset)
+    for partition, offset in first.items():
+        with suppress(IllegalStateError):  # no longer ours after a rebalance
+            consumer.seek(partition, offset)
 
 
 async def _fold_or_isolate(
@@ -183,9 +246,11 @@ async def _dead_letter(
     )
 
 
-def _observe(runtime: Runtime, events: Sequence[Decoded], *, seconds: float, failed: bool) -> None:
-    """Handler timings for /metrics: a batch is one fold, so each event is given an equal share of it."""
-    for _, envelope in events:
+def _observe(runtime: Runtime, batch: Fetched, *, failed: bool) -> None:
+    """Handler timings for /metrics: a batch is one fold, from its fetch until it is stored (or
+    failed), so each event is given an equal share of it."""
+    seconds = time.perf_counter() - batch.began
+    for _, envelope in batch.events:
         runtime.metrics.observe_handler(
-            event_type=envelope.type, seconds=seconds / len(events), failed=failed
+            event_type=envelope.type, seconds=seconds / len(batch.events), failed=failed
         )

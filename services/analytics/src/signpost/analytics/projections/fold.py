@@ -16,7 +16,9 @@ transaction itself (a concurrent write to it aborts one of the two).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import asyncio
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -39,19 +41,25 @@ async def fold_batch(
     envelopes: Sequence[Envelope[EventData]],
     lease: WriterLease,
     cache: WriteCache | None = None,
+    prepared: Prepared | None = None,
 ) -> Folded:
     """Fold `envelopes` into `target`; returns the facts written and how many things changed.
 
-    Written under `lease`, which names this process in what it writes (see writers.py)."""
+    Written under `lease`, which names this process in what it writes (see writers.py); `prepared`
+    is the batch's facts folded ahead from copies (`prepare_batch`), written if still safe."""
     # A stale copy (cached, or read just before another writer committed): fold again from MongoDB.
-    for attempt, reading in enumerate((cache, None, None)):
+    for attempt, (reading, ahead) in enumerate(((cache, prepared), (None, None), (None, None))):
 
-        async def write(session: Session, reading: WriteCache | None = reading) -> Folded:
+        async def write(
+            session: Session, reading: WriteCache | None = reading, ahead: Prepared | None = ahead
+        ) -> Folded:
             others = await lease.look(session=session)
             if reading is not None and reading.since is not None and not lease.alone_since(reading.since):
                 reading.clear()  # copies from before this writer was alone: others may have changed them
+            if ahead is not None and not others and not lease.alone_since(ahead.since):
+                ahead = None  # folded from copies someone else may have changed since: fold again
             batch = _Batch(db=db, session=session, cache=reading, writer=lease.writer, conditional=others)
-            folded = await _fold(batch, target=target, envelopes=envelopes)
+            folded = await _fold(batch, target=target, envelopes=envelopes, prepared=ahead)
             await lease.ensure()  # a slow transaction still commits while the others read its writes
             return folded
 
@@ -71,11 +79,54 @@ async def fold_batch(
     raise AssertionError("unreachable: the last attempt returns or raises")
 
 
+# Events folded between two turns of the event loop: a batch folded ahead gives way to the
+# transaction in flight every few milliseconds, so that transaction's next command is not held up.
+FOLD_TURN = 500
+
+
+async def prepare_batch(
+    db: Database,
+    *,
+    target: ProjectionSet,
+    envelopes: Sequence[Envelope[EventData]],
+    writer: str,
+    cache: WriteCache | None = None,
+    pending: Mapping[str, Document] | None = None,
+) -> Prepared:
+    """Fold the batch's referral events in memory, outside any transaction, ready to be written by
+    `fold_batch` as `writer`. Each fact is taken from `pending` (by id: what the batch before wrote,
+    its transaction still under way), else the cache, else MongoDB as committed now."""
+    since = time.monotonic()
+    if cache is not None and cache.since is not None:
+        since = min(since, cache.since)
+    ids = _fact_ids(envelopes)
+    found = {key: pending[key] for key in ids if key in pending} if pending else {}
+    if cache is not None:
+        found |= cache.get_many(target.facts, [key for key in ids if key not in found])
+    missing = [key for key in ids if key not in found]
+    async for document in find_by_ids(db[target.facts], missing):
+        found[document["_id"]] = document
+    changed = await _apply_events(found, envelopes)
+    read = {key: found[key] for key in changed if key in found}
+    return Prepared(since=since, read=read, facts=_stamp(changed, read=read, writer=writer))
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch's facts folded ahead of its transaction, from copies current at `since`
+    (time.monotonic()) if no other writer has written since."""
+
+    since: float
+    read: dict[str, Document]  # the copies the changed facts were folded from (new facts: none)
+    facts: dict[str, Document]  # as they are to be written, by id
+
+
 @dataclass(frozen=True)
 class Folded:
     facts: list[Document]  # as written: for the in-memory index of this process
     changed: int  # facts and catalogue entries changed (a redelivery changes nothing)
     written: dict[str, list[Document]]  # by collection: what the cache may keep
+    prepared: bool = False  # the facts written are those folded ahead, as they were
 
 
 DUPLICATE_KEY = 11000
@@ -109,11 +160,13 @@ class _Batch:
         self, collection: str, documents: dict[str, Document], *, read: dict[str, Document]
     ) -> list[Document]:
         """Replace what was read, if unchanged since; insert the rest (upserts are slower)."""
-        versions = {key: int(document.get("version", 0)) for key, document in read.items()}
-        saved = {
-            key: {**document, "writer": self.writer, "version": versions.get(key, 0) + 1}
-            for key, document in documents.items()
-        }
+        return await self.write(collection, _stamp(documents, read=read, writer=self.writer), read=read)
+
+    async def write(
+        self, collection: str, saved: dict[str, Document], *, read: dict[str, Document]
+    ) -> list[Document]:
+        """Documents stamped already (`_stamp`) from the versions in `read`."""
+        versions = {key: _version(document) for key, document in read.items()}
         # An old document without a version matches `None` (missing), as version 0.
         replacements = [
             ReplaceOne(
@@ -140,24 +193,65 @@ class _Batch:
         return list(saved.values())
 
 
-async def _fold(batch: _Batch, *, target: ProjectionSet, envelopes: Sequence[Envelope[EventData]]) -> Folded:
-    referral_events = [e for e in envelopes if isinstance(e.data, REFERRAL_EVENTS)]
-    ids = list({fact_id(e.tenant, e.data.referral_id) for e in referral_events})  # type: ignore[attr-defined]
-    stored = await batch.read(target.facts, ids)
-    current: dict[str, Document] = dict(stored)
-    changed: set[str] = set()
-    for envelope in referral_events:
-        key = fact_id(envelope.tenant, envelope.data.referral_id)  # type: ignore[attr-defined]
-        after = apply_event(current.get(key), envelope)
-        if after is not None:
-            current[key] = after
-            changed.add(key)
-    facts = await batch.save(target.facts, {key: current[key] for key in changed}, read=stored)
+async def _fold(
+    batch: _Batch,
+    *,
+    target: ProjectionSet,
+    envelopes: Sequence[Envelope[EventData]],
+    prepared: Prepared | None,
+) -> Folded:
+    if prepared is None:
+        stored = await batch.read(target.facts, _fact_ids(envelopes))
+        changed = await _apply_events(stored, envelopes)
+        facts = await batch.save(target.facts, changed, read=stored)
+    else:
+        changed = prepared.facts
+        facts = await batch.write(target.facts, prepared.facts, read=prepared.read)
     catalogue = await _fold_catalogue(batch.db, target=target, envelopes=envelopes, session=batch.session)
     tenants = {envelope.tenant for envelope in envelopes}
     known = await batch.read(target.tenants, list(tenants))
     await batch.save(target.tenants, {t: {"_id": t} for t in tenants - known.keys()}, read={})
-    return Folded(facts=facts, changed=len(changed) + catalogue, written=batch.written)
+    return Folded(
+        facts=facts, changed=len(changed) + catalogue, written=batch.written, prepared=prepared is not None
+    )
+
+
+def _fact_ids(envelopes: Iterable[Envelope[EventData]]) -> list[str]:
+    return list(
+        {fact_id(e.tenant, e.data.referral_id) for e in envelopes if isinstance(e.data, REFERRAL_EVENTS)}
+    )
+
+
+async def _apply_events(
+    stored: Mapping[str, Document], envelopes: Sequence[Envelope[EventData]]
+) -> dict[str, Document]:
+    """The facts the referral events change, folded from `stored` (which is left as it was)."""
+    current: dict[str, Document] = dict(stored)
+    changed: set[str] = set()
+    for position, envelope in enumerate(envelopes, start=1):
+        if isinstance(envelope.data, REFERRAL_EVENTS):
+            key = fact_id(envelope.tenant, envelope.data.referral_id)
+            after = apply_event(current.get(key), envelope)
+            if after is not None:
+                current[key] = after
+                changed.add(key)
+        if position % FOLD_TURN == 0:
+            await asyncio.sleep(0)
+    return {key: current[key] for key in changed}
+
+
+def _stamp(
+    documents: Mapping[str, Document], *, read: Mapping[str, Document], writer: str
+) -> dict[str, Document]:
+    """As they are written: marked with their writer, and one version on from the copy read."""
+    return {
+        key: {**document, "writer": writer, "version": _version(read.get(key)) + 1}
+        for key, document in documents.items()
+    }
+
+
+def _version(document: Document | None) -> int:
+    return int(document.get("version", 0)) if document is not None else 0
 
 
 async def _fold_catalogue(

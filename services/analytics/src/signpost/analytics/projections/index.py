@@ -19,9 +19,8 @@ submitted after it, which only means setting one counter on that referral's rows
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -132,10 +131,12 @@ class _Table:
         self.live = _sized(self.live, capacity)
 
 
-@dataclass
-class _Entry:
+class _Entry(NamedTuple):
+    """Tuples of numbers and strings only, which Python's garbage collector stops tracking: a
+    collection walks every tracked object, and an index holds several per referral."""
+
     version: int
-    rows: list[tuple[str, int]]
+    rows: tuple[tuple[str, int], ...]  # (view, row)
 
 
 class FactIndex:
@@ -151,7 +152,7 @@ class FactIndex:
         self._tables = {view: _Table() for view in _VIEWS}
         self._facts: dict[str, _Entry] = {}
         # Per tenant and child: when each of its referrals was submitted; and which are re-referrals.
-        self._children: dict[tuple[str, str], list[tuple[datetime, str]]] = {}
+        self._children: dict[tuple[str, str], tuple[tuple[datetime, str], ...]] = {}  # tuples: see _Entry
         self._rereferred: set[str] = set()
 
     def __len__(self) -> int:
@@ -172,7 +173,7 @@ class FactIndex:
             for view, row in entry.rows:
                 self._tables[view].kill(row)
         self._note_child(fact)
-        self._facts[fact["_id"]] = _Entry(version, self._append(fact))
+        self._facts[fact["_id"]] = _Entry(version, tuple(self._append(fact)))
         for view, table in self._tables.items():
             if table.dead > max(4096, table.size - table.dead):
                 self._compact(view)
@@ -239,11 +240,12 @@ class FactIndex:
         submitted = fact.get("submitted")
         if submitted is None or not submitted["child_ref"]:
             return
-        referrals = self._children.setdefault((fact["tenant"], submitted["child_ref"]), [])
+        child = (fact["tenant"], submitted["child_ref"])
         arrival = (submitted["at"], fact["_id"])
+        referrals = self._children.get(child, ())
         if arrival in referrals:
             return
-        referrals.append(arrival)
+        referrals = self._children[child] = (*referrals, arrival)
         for other, flag in rereferrals(referrals).items():
             if flag == (other in self._rereferred):
                 continue
@@ -318,8 +320,9 @@ class FactIndex:
 
     def _compact(self, view: str) -> None:
         moved = self._tables[view].compact()
-        for entry in self._facts.values():
-            entry.rows = [(v, int(moved[row]) if v == view else row) for v, row in entry.rows]
+        for key, entry in self._facts.items():
+            rows = tuple((v, int(moved[row]) if v == view else row) for v, row in entry.rows)
+            self._facts[key] = entry._replace(rows=rows)
 
     def _select(self, table: _Table, *, tenant: str, days: Days | None, where: Sequence[Slice]) -> Rows:
         tenant_code = self._codes["tenant"].find(tenant)
