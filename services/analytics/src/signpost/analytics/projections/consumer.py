@@ -49,7 +49,8 @@ PARTITION_FETCH_BYTES = 4 * 2**20
 POLL_TIMEOUT_MS = 500
 # While a batch commits, the next is fetched meanwhile if it comes this soon; otherwise the stream is
 # quiet, and the batch in flight is finished (into the index, offsets committed) without waiting.
-IN_FLIGHT_POLL_MS = 50
+# Short: a batch is counted only once it is finished, and a backlog's records are already fetched.
+IN_FLIGHT_POLL_MS = 5
 
 
 def source_topics(topics: Topics) -> list[str]:
