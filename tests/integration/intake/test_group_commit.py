@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 import pytest_asyncio
+from pymongo import AsyncMongoClient
+from signpost.intake.app import create_app as create_intake
 from signpost.intake.referrals.models import REFERRALS, ReferralRequest
 from signpost.intake.referrals.service import (
     CHILD_DETAILS,
@@ -18,11 +20,12 @@ from signpost.intake.referrals.service import (
     write_submissions,
 )
 from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.mongo import Document
 from signpost.shared.outbox import OUTBOX
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
-from tests.conftest import Tokens
+from tests.conftest import Tokens, serving
 from tests.factories import referral
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")  # the `intake` fixture's loop
@@ -113,3 +116,31 @@ async def test_concurrent_posts_each_get_their_own_201_and_referral(
     assert sorted(a.headers.get("Idempotent-Replayed", "") for a in same_key) == ["", "true"]
     other_body = await intake.post("/v1/referrals", json=bodies[1], headers={**token, **keyed})
     assert other_body.status_code == 409
+
+
+async def test_beyond_its_waiting_limit_intake_refuses_a_submission_at_once_and_stores_none_of_it(
+    module_settings: Settings, tokens: Tokens
+) -> None:
+    """Past capacity, queueing everything answers everyone late; the excess is told to come back."""
+    # One submission may wait, and the first waits 100 ms for company: the second finds it waiting.
+    crowded = module_settings.model_copy(
+        update={"intake_waiting_max": 1, "intake_group_commit_wait_ms": 100.0}
+    )
+    token = {"Authorization": f"Bearer {tokens.practitioner()}"}
+    bodies = [referral(locality="Crowded A"), referral(locality="Crowded B")]
+    async with serving(create_intake(crowded)) as intake:
+        answers = await asyncio.gather(
+            *(intake.post("/v1/referrals", json=body, headers=token) for body in bodies)
+        )
+        assert sorted(a.status_code for a in answers) == [201, 503]
+        [refused] = [a for a in answers if a.status_code == 503]
+        assert refused.headers["Retry-After"] == "1"
+        assert "at capacity" in refused.json()["detail"] and "nothing was stored" in refused.json()["detail"]
+        [accepted] = [a for a in answers if a.status_code == 201]
+    client: AsyncMongoClient[Document] = AsyncMongoClient(crowded.mongodb_url)
+    try:
+        referrals = client[crowded.database_name("intake")][REFERRALS]
+        crowded_ones = {"locality": {"$in": ["Crowded A", "Crowded B"]}}
+        assert [d["_id"] async for d in referrals.find(crowded_ones)] == [accepted.json()["id"]]
+    finally:
+        await client.close()

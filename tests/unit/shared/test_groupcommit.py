@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import pytest
 from pymongo.errors import AutoReconnect
-from signpost.shared.groupcommit import GroupCommit
+from signpost.shared.groupcommit import GroupCommit, Overloaded
 
 
 class Writer:
@@ -38,9 +38,15 @@ class Writer:
         return f"stored {item}"
 
 
-def batcher(writer: Writer, *, max_batch: int = 64, linger_s: float = 0.0) -> GroupCommit[str, str]:
+def batcher(
+    writer: Writer, *, max_batch: int = 64, linger_s: float = 0.0, max_waiting: int = 1000
+) -> GroupCommit[str, str]:
     return GroupCommit(
-        write_batch=writer.write_batch, write_one=writer.write_one, max_batch=max_batch, linger_s=linger_s
+        write_batch=writer.write_batch,
+        write_one=writer.write_one,
+        max_batch=max_batch,
+        linger_s=linger_s,
+        max_waiting=max_waiting,
     )
 
 
@@ -103,3 +109,16 @@ def test_settings_out_of_range_are_refused() -> None:
     writer = Writer()
     with pytest.raises(ValueError, match="max_batch"):
         batcher(writer, max_batch=0)
+
+
+async def test_beyond_max_waiting_a_submission_is_refused_at_once_and_the_others_are_written() -> None:
+    writer = Writer()
+    group = batcher(writer, max_batch=2, linger_s=0.005, max_waiting=3)
+    waiting = [asyncio.create_task(group.submit(f"r{n}")) for n in range(3)]
+    await asyncio.sleep(0)  # all three queued; the flusher still lingers
+    with pytest.raises(Overloaded) as refused:
+        await group.submit("r3")
+    assert refused.value.waiting == 3
+    assert await asyncio.gather(*waiting) == ["stored r0", "stored r1", "stored r2"]
+    assert writer.groups == [["r0", "r1"]] and writer.alone == ["r2"]
+    assert await group.submit("r4") == "stored r4"  # room again once they are written

@@ -9,6 +9,11 @@ first so a lone request is joined by its near neighbours.
 If the group's transaction fails for another reason than the database being away, each item is
 written again on its own with `write_one`, so one bad document never fails its neighbours. While
 the database is away every item gets that error, as it would alone.
+
+At most `max_waiting` items wait for a write; beyond that `submit` refuses at once (`Overloaded`).
+Past its capacity a service that queues everything answers everyone late: callers give up while
+their work still waits, and the writes done for them crowd out the callers still waiting, until
+almost nothing is answered in time. Refusing the excess keeps the rest fast.
 """
 
 from __future__ import annotations
@@ -26,6 +31,14 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class Overloaded(Exception):
+    """Too many items already wait to be written: this one was not taken (nothing of it is stored)."""
+
+    def __init__(self, waiting: int) -> None:
+        super().__init__(f"{waiting} writes are already waiting")
+        self.waiting = waiting
+
+
 class GroupCommit(Generic[T, R]):
     def __init__(
         self,
@@ -34,17 +47,21 @@ class GroupCommit(Generic[T, R]):
         write_one: Callable[[T], Awaitable[R]],
         max_batch: int,
         linger_s: float,
+        max_waiting: int,
     ) -> None:
-        if max_batch < 1 or linger_s < 0:
-            raise ValueError("max_batch must be at least 1 and linger_s not negative")
+        if max_batch < 1 or linger_s < 0 or max_waiting < 1:
+            raise ValueError("max_batch and max_waiting must be at least 1 and linger_s not negative")
         self._write_batch = write_batch
         self._write_one = write_one
         self._max_batch = max_batch
         self._linger_s = linger_s
+        self._max_waiting = max_waiting
         self._queue: list[tuple[T, asyncio.Future[R]]] = []
         self._flusher: asyncio.Task[None] | None = None
 
     async def submit(self, item: T) -> R:
+        if len(self._queue) >= self._max_waiting:
+            raise Overloaded(len(self._queue))
         future: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
         if self._flusher is None or self._flusher.done():

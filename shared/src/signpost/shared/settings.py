@@ -114,6 +114,13 @@ class Settings(BaseSettings):
         le=1000,
         description="Most referral submissions intake writes in one transaction (group commit); 1 turns it off.",
     )
+    intake_waiting_max: int = Field(
+        default=1000,
+        ge=1,
+        le=100_000,
+        description="Most referral submissions waiting to be written at once; beyond it intake answers "
+        "503 with Retry-After straight away rather than queue work its callers would give up on.",
+    )
     intake_group_commit_wait_ms: float = Field(
         default=1.0,
         ge=0,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import Request, status
 from fastapi.responses import JSONResponse
 from signpost.intake.referrals.service import ConcurrentChange, IdempotencyConflict, NotFound, ReferralClosed
+from signpost.shared.groupcommit import Overloaded
 from signpost.shared.lifecycle import IllegalTransition
 
 
@@ -50,10 +51,23 @@ async def concurrent_change(_: Request, __: Exception) -> JSONResponse:
     )
 
 
+async def overloaded(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Overloaded)
+    return JSONResponse(
+        {
+            "detail": f"intake is at capacity ({exc.waiting} referrals are waiting to be written); "
+            "nothing was stored for this request: send it again in a moment"
+        },
+        status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": "1"},
+    )
+
+
 ERROR_HANDLERS: dict[type[Exception], Callable[[Request, Exception], Awaitable[JSONResponse]]] = {
     IllegalTransition: illegal_transition,
     ReferralClosed: referral_closed,
     NotFound: not_found,
     IdempotencyConflict: idempotency_conflict,
     ConcurrentChange: concurrent_change,
+    Overloaded: overloaded,
 }

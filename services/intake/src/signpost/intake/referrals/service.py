@@ -302,6 +302,7 @@ class Submissions:
             write_one=partial(write_submission, runtime),
             max_batch=settings.intake_group_commit_max,
             linger_s=settings.intake_group_commit_wait_ms / 1000,
+            max_waiting=settings.intake_waiting_max,
         )
 
     async def submit(
