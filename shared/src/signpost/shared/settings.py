@@ -115,7 +115,7 @@ class Settings(BaseSettings):
         description="Most referral submissions intake writes in one transaction (group commit); 1 turns it off.",
     )
     intake_waiting_max: int = Field(
-        default=1000,
+        default=256,
         ge=1,
         le=100_000,
         description="Most referral submissions waiting to be written at once; beyond it intake answers "
