@@ -161,7 +161,6 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._handed: deque[Document] = deque()  # committed, not yet published, in commit order
         self._unmarked: list[str] = []  # published, not yet marked (or being marked)
-        self._marking = asyncio.Lock()  # the marking loop and a poll both mark: one at a time
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._poll_due = True  # the first round finds what an earlier run left,
         self._poll_all = True  # however recent
@@ -267,10 +266,6 @@ class OutboxRelay:
         everything, self._poll_all = self._poll_all, False
         self._poll_due = False
         self._polled_at = time.monotonic()
-        # Marks first: SecantusDB reads every pending event a query matches before it sorts and
-        # limits them, so events published but not yet marked would make each poll dearer just
-        # when the database is busiest (the marks lag when it is).
-        await self._mark()
         held = {*self._unmarked, *(document["_id"] for document in self._handed)}
         ids: Document = {}
         if not everything:
@@ -312,10 +307,9 @@ class OutboxRelay:
         """Mark what was published, a few ids per update: SecantusDB holds every other write to the
         collection while a multi-document update runs, and its cost grows faster than the number
         of ids (275 at once: 195 ms, once 11 s; in twenties, about a millisecond each)."""
-        async with self._marking:
-            while self._unmarked:
-                marking = self._unmarked[:MARK_CHUNK]  # still held (kept from the poll) until marked
-                await self._db[OUTBOX].update_many(
-                    {"_id": {"$in": marking}}, {"$set": {"published_at": datetime.now(UTC)}}
-                )
-                del self._unmarked[: len(marking)]
+        while self._unmarked:
+            marking = self._unmarked[:MARK_CHUNK]  # still held (kept from the poll) until marked
+            await self._db[OUTBOX].update_many(
+                {"_id": {"$in": marking}}, {"$set": {"published_at": datetime.now(UTC)}}
+            )
+            del self._unmarked[: len(marking)]
