@@ -107,7 +107,14 @@ class Settings(BaseSettings):
     embedded_kafka_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
     embedded_mongodb_port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port.")
 
-    outbox_poll_interval_s: float = Field(default=0.5, gt=0, le=60)
+    outbox_poll_interval_s: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="How often the outbox relay and the webhook dispatcher look for work another process "
+        "queued (their own is handed over at once). Each look reads every pending item it matches, "
+        "so polling often costs the database most when it is busiest.",
+    )
     intake_group_commit_max: int = Field(
         default=64,
         ge=1,
