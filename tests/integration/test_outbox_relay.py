@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 
@@ -15,11 +16,14 @@ from pymongo.errors import OperationFailure
 from signpost.shared import outbox
 from signpost.shared.events import Envelope, EventData, first_event_id_at
 from signpost.shared.kafka import create_broker, ensure_topics
-from signpost.shared.mongo import Document, Session
+from signpost.shared.mongo import Document, IndexPlan, Session
 from signpost.shared.outbox import (
     OUTBOX,
+    OUTBOX_INDEXES,
+    RETIRED_OUTBOX_INDEXES,
     OutboxRelay,
     Staged,
+    prune_published,
     stage_events,
     transaction_with_events,
 )
@@ -242,5 +246,40 @@ async def test_a_poll_reads_on_past_a_full_page_of_events_the_relay_holds(
             assert await published_ids(settings, 2) == [event.id for event in held]
             await stage(client, settings, [behind])  # another process's: found only by polling
             assert sorted(await published_ids(settings, 3)) == [*(event.id for event in held), behind.id]
+    finally:
+        await client.close()
+
+
+async def test_retention_deletes_only_events_published_before_the_cutoff(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "PRUNE_CHUNK", 2)  # several chunks
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    db = client[settings.database_name("routing")]
+    now = datetime.now(UTC)
+    old = [event_for("r-10") for _ in range(5)]
+    recent, pending = event_for("r-11"), event_for("r-12")
+    try:
+        await stage(client, settings, [*old, recent, pending])
+        await db[OUTBOX].update_many(
+            {"_id": {"$in": [e.id for e in old]}}, {"$set": {"published_at": now - timedelta(days=8)}}
+        )
+        await db[OUTBOX].update_one({"_id": recent.id}, {"$set": {"published_at": now - timedelta(days=6)}})
+        assert await prune_published(db, before=now - timedelta(days=7)) == 5
+        assert sorted([d["_id"] async for d in db[OUTBOX].find({})]) == sorted([recent.id, pending.id])
+    finally:
+        await client.close()
+
+
+async def test_the_retired_ttl_index_is_dropped_where_an_earlier_version_made_it(settings: Settings) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    db = client[settings.database_name("routing")]
+    plan = IndexPlan({OUTBOX: OUTBOX_INDEXES}, retired={OUTBOX: RETIRED_OUTBOX_INDEXES})
+    try:
+        await db[OUTBOX].create_index("created_at", name="published_ttl", expireAfterSeconds=60)
+        await plan.apply(db)
+        await plan.apply(db)  # again, with nothing left to drop
+        names = {index["name"] async for index in await db[OUTBOX].list_indexes()}
+        assert "published_ttl" not in names and "published_at_1__id_1" in names
     finally:
         await client.close()

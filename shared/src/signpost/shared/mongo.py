@@ -38,11 +38,17 @@ def create_client(
 
 @dataclass(frozen=True)
 class IndexPlan:
-    """The indexes one service needs, created idempotently at start-up."""
+    """The indexes one service needs, created idempotently at start-up, and the names of those it
+    no longer wants, dropped where an earlier version made them."""
 
     indexes: Mapping[str, Sequence[IndexModel]] = field(default_factory=dict)
+    retired: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
     async def apply(self, db: Database) -> None:
+        for collection, names in self.retired.items():
+            present = {index["name"] async for index in await db[collection].list_indexes()}
+            for name in set(names) & present:
+                await db[collection].drop_index(name)
         for collection, models in self.indexes.items():
             if models:
                 await db[collection].create_indexes(list(models))

@@ -24,7 +24,7 @@ from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
@@ -37,16 +37,15 @@ log = get_logger(__name__)
 
 OUTBOX = "outbox"
 PUBLISHED_RETENTION_S = 7 * 24 * 3600  # published events are kept a week for inspection
-OUTBOX_INDEXES = [
-    IndexModel([("published_at", ASCENDING), ("_id", ASCENDING)]),
-    # TTL skips documents whose published_at is null, so pending events never expire.
-    IndexModel(
-        [("created_at", ASCENDING)],
-        name="published_ttl",
-        expireAfterSeconds=PUBLISHED_RETENTION_S,
-        partialFilterExpression={"published_at": {"$type": "date"}},
-    ),
-]
+# Pending events have a null published_at, so a range of dates never reaches them: retention
+# (`prune_published`) and the poll both read this index.
+OUTBOX_INDEXES = [IndexModel([("published_at", ASCENDING), ("_id", ASCENDING)])]
+# Expiry used to be a TTL index. SecantusDB sweeps TTL indexes every minute by reading every
+# document of the collection under its storage-wide lock, which stalled the whole platform for
+# seconds at a time, longer as the outbox grew; `migrate` and start-up drop it.
+RETIRED_OUTBOX_INDEXES = ["published_ttl"]
+PRUNE_INTERVAL_S = 600.0
+PRUNE_CHUNK = 100  # ids per delete: SecantusDB tests each document against the whole `$in` list
 
 BATCH_SIZE = 200
 MAX_BACKOFF_S = 5.0
@@ -127,7 +126,7 @@ async def restage_event(db: Database, *, event_id: str, session: Session) -> boo
     """
     result = await db[OUTBOX].update_one(
         {"_id": event_id},
-        # created_at restarts the retention clock, so an event still needed is not swept.
+        # Pending again, so out of retention's reach until it is published again.
         {"$set": {"published_at": None, "created_at": datetime.now(UTC)}},
         session=session,
     )
@@ -135,6 +134,21 @@ async def restage_event(db: Database, *, event_id: str, session: Session) -> boo
     if staging is not None and result.matched_count == 1:
         staging.restaged = True  # the relay finds it by polling
     return result.matched_count == 1
+
+
+async def prune_published(db: Database, *, before: datetime) -> int:
+    """Delete events published before `before`, a chunk at a time by the (published_at, _id)
+    index, so no single delete holds the collection long; returns how many went."""
+    removed = 0
+    while ids := [
+        document["_id"]
+        async for document in db[OUTBOX]
+        .find({"published_at": {"$lt": before}}, {"_id": 1})
+        .sort([("published_at", ASCENDING), ("_id", ASCENDING)])
+        .limit(PRUNE_CHUNK)
+    ]:
+        removed += (await db[OUTBOX].delete_many({"_id": {"$in": ids}})).deleted_count
+    return removed
 
 
 async def pending_count(db: Database) -> int:
@@ -187,6 +201,7 @@ class OutboxRelay:
         async with asyncio.TaskGroup() as loops:
             loops.create_task(self._keep_publishing())
             loops.create_task(self._keep_marking())
+            loops.create_task(self._keep_pruning())
 
     async def flush(self, *, timeout_s: float) -> None:
         """At shutdown: publish and mark what is pending within `timeout_s`; anything left goes at
@@ -231,6 +246,16 @@ class OutboxRelay:
                 await self._mark()
             except Exception as exc:  # the marks wait; the poll leaves what this relay holds alone
                 log.warning("outbox relay cannot mark published events yet; retrying", error=repr(exc))
+
+    async def _keep_pruning(self) -> None:
+        while True:
+            await asyncio.sleep(PRUNE_INTERVAL_S)
+            before = datetime.now(UTC) - timedelta(seconds=PUBLISHED_RETENTION_S)
+            try:
+                if removed := await prune_published(self._db, before=before):
+                    log.info("published events past retention deleted", count=removed)
+            except Exception as exc:  # MongoDB away: they go next time
+                log.warning("outbox retention could not delete yet; retrying later", error=repr(exc))
 
     async def _publish_round(self) -> bool:
         """Publish what was handed over, then poll when due; True when more is waiting."""
