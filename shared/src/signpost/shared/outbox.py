@@ -127,7 +127,7 @@ async def restage_event(db: Database, *, event_id: str, session: Session) -> boo
     result = await db[OUTBOX].update_one(
         {"_id": event_id},
         # Pending again, so out of retention's reach until it is published again.
-        {"$set": {"published_at": None, "created_at": datetime.now(UTC)}},
+        {"$set": {"published_at": None}},
         session=session,
     )
     staging = _staging.get()
@@ -301,10 +301,10 @@ class OutboxRelay:
         found = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(BATCH_SIZE).to_list()
         pending = [document for document in found if document["_id"] not in held]
         await self._publish(pending)
-        full = len(found) == BATCH_SIZE  # maybe more behind them
-        self._poll_after = found[-1]["_id"] if full else None
-        self._poll_due = full
-        self._poll_all = full and everything
+        # A full page may have more behind it: the next round reads on from its last id.
+        self._poll_after = found[-1]["_id"] if len(found) == BATCH_SIZE else None
+        self._poll_due = self._poll_after is not None
+        self._poll_all = self._poll_due and everything
         return len(pending)
 
     async def _publish(self, documents: Sequence[Document]) -> None:
