@@ -271,6 +271,28 @@ async def test_retention_deletes_only_events_published_before_the_cutoff(
         await client.close()
 
 
+async def test_a_running_relay_prunes_soon_after_it_starts_not_only_after_a_full_interval(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(outbox, "PRUNE_FIRST_DELAY_S", 0.1)  # PRUNE_INTERVAL_S stays ten minutes
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    db = client[settings.database_name("routing")]
+    old, pending = event_for("r-13"), event_for("r-14")
+    try:
+        await stage(client, settings, [old, pending])
+        await db[OUTBOX].update_one(
+            {"_id": old.id}, {"$set": {"published_at": datetime.now(UTC) - timedelta(days=8)}}
+        )
+        async with relaying(settings):
+
+            async def pruned() -> bool:
+                return await db[OUTBOX].count_documents({"_id": old.id}) == 0
+
+            await eventually(pruned, what="the first retention pass")
+    finally:
+        await client.close()
+
+
 async def test_the_retired_ttl_index_is_dropped_where_an_earlier_version_made_it(settings: Settings) -> None:
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     db = client[settings.database_name("routing")]

@@ -120,12 +120,17 @@ async def wait_caught_up(
 
 
 class PipelineObserver:
-    """Watches the referrals topic from its end: when each referral's submitted event appears
-    (submit -> published: intake and its outbox relay), when its decision event appears
-    (submit -> routed), both by the records' own timestamps, and when analytics' group commits its
-    offset past the referral's submitted event (submit -> counted: analytics commits a batch's
-    offsets right after the transaction that folded it; read every `every_s`, so late by at most
-    that). Reads Kafka only, so watching puts no load on the database being measured."""
+    """When each referral's submitted event reached the topic (submit -> published: intake and its
+    outbox relay), when its decision did (submit -> routed), both by the records' own timestamps,
+    and when analytics' group committed its offset past the submitted event (submit -> counted:
+    analytics commits a batch's offsets right after the transaction that folded it; read every
+    `every_s`, so late by at most that). Reads Kafka only, so watching puts no load on the database
+    being measured.
+
+    While the load runs it only reads analytics' committed offsets (OffsetFetch, one stored
+    document per partition on Tansu); the topic itself is read once, at `stop`. A consumer at the
+    tail would be one more reader of the log it measures, and on Tansu every read that finds new
+    data lists each batch stored in the partition (bench/broker_growth.py)."""
 
     def __init__(self, bootstrap: str, topics: Topics, *, every_s: float = 0.02) -> None:
         self._topics = topics
@@ -133,52 +138,65 @@ class PipelineObserver:
         self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
         self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
         self._partitions = [TopicPartition(topics.referrals, p) for p in range(topics.partitions)]
-        self._submitted: dict[TopicPartition, list[tuple[int, str]]] = {tp: [] for tp in self._partitions}
+        self._commits: list[tuple[float, dict[TopicPartition, int]]] = []  # each change, when seen
         self.published_at: dict[str, float] = {}
         self.decided_at: dict[str, float] = {}
         self.counted_at: dict[str, float] = {}
-        self._tasks: list[asyncio.Task[None]] = []
+        self._watch: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await self._consumer.start()
         await self._admin.start()
         self._consumer.assign(self._partitions)
         await self._consumer.seek_to_end(*self._partitions)
-        self._tasks = [asyncio.create_task(self._read()), asyncio.create_task(self._watch_counted())]
+        for partition in self._partitions:
+            await self._consumer.position(partition)  # resolved now, before the load's first record
+        self._watch = asyncio.create_task(self._watch_commits())
 
-    async def _read(self) -> None:
-        while True:
-            batches = await self._consumer.getmany(timeout_ms=500)
-            for partition, records in batches.items():
-                for record in records:
-                    kind = dict(record.headers).get("ce_type")
-                    if not record.key:
-                        continue
-                    # The producer's clock when it sent the record (same machine): exact, whenever
-                    # this observer gets round to reading it.
-                    sent_at = record.timestamp / 1000
-                    if kind == SUBMITTED_TYPE:
-                        self._submitted[partition].append((record.offset, record.key.decode()))
-                        self.published_at.setdefault(record.key.decode(), sent_at)
-                    elif kind in DECISION_TYPES:
-                        self.decided_at.setdefault(record.key.decode(), sent_at)
-
-    async def _watch_counted(self) -> None:
+    async def _watch_commits(self) -> None:
         group = self._topics.group("analytics")
         while True:
-            committed = await self._admin.list_consumer_group_offsets(group, partitions=self._partitions)
-            now = time.time()
-            for partition, waiting in self._submitted.items():
-                done = committed[partition].offset if partition in committed else -1
-                while waiting and waiting[0][0] < done:
-                    self.counted_at.setdefault(waiting.pop(0)[1], now)
+            found = await self._admin.list_consumer_group_offsets(group, partitions=self._partitions)
+            committed = {partition: meta.offset for partition, meta in found.items()}
+            if not self._commits or committed != self._commits[-1][1]:
+                self._commits.append((time.time(), committed))
             await asyncio.sleep(self._every_s)
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        await self._consumer.stop()
-        await self._admin.close()
+        """Stop watching, then read what the run put on the topic and work out the three times."""
+        if self._watch:
+            self._watch.cancel()
+        try:
+            submitted = await self._read_topic()
+        finally:
+            await self._consumer.stop()
+            await self._admin.close()
+        for partition, waiting in submitted.items():  # in offset order
+            next_up = 0
+            for seen_at, committed in self._commits:
+                done = committed.get(partition, -1)
+                while next_up < len(waiting) and waiting[next_up][0] < done:
+                    self.counted_at.setdefault(waiting[next_up][1], seen_at)
+                    next_up += 1
+
+    async def _read_topic(self) -> dict[TopicPartition, list[tuple[int, str]]]:
+        """Every submitted event's offset and referral, by partition; published and decided times."""
+        submitted: dict[TopicPartition, list[tuple[int, str]]] = {tp: [] for tp in self._partitions}
+        # The platform is drained: the log has stopped growing, so a quiet second means the end.
+        while batches := await self._consumer.getmany(timeout_ms=1000, max_records=10_000):
+            for partition, records in batches.items():
+                for record in records:
+                    if not record.key:
+                        continue
+                    kind = dict(record.headers).get("ce_type")
+                    referral = record.key.decode()
+                    sent_at = record.timestamp / 1000  # the producer's clock when it sent the record
+                    if kind == SUBMITTED_TYPE:
+                        submitted[partition].append((record.offset, referral))
+                        self.published_at.setdefault(referral, sent_at)
+                    elif kind in DECISION_TYPES:
+                        self.decided_at.setdefault(referral, sent_at)
+        return submitted
 
 
 def group_cpu_seconds(pgid: int) -> float:

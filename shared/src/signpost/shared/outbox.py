@@ -45,6 +45,9 @@ OUTBOX_INDEXES = [IndexModel([("published_at", ASCENDING), ("_id", ASCENDING)])]
 # seconds at a time, longer as the outbox grew; `migrate` and start-up drop it.
 RETIRED_OUTBOX_INDEXES = ["published_ttl"]
 PRUNE_INTERVAL_S = 600.0
+# The first pass comes soon after start-up, so a process restarted more often than the interval
+# still prunes; not at once, so it does not compete with the start-up's own catch-up.
+PRUNE_FIRST_DELAY_S = 60.0
 PRUNE_CHUNK = 100  # ids per delete: SecantusDB tests each document against the whole `$in` list
 
 BATCH_SIZE = 200
@@ -248,14 +251,15 @@ class OutboxRelay:
                 log.warning("outbox relay cannot mark published events yet; retrying", error=repr(exc))
 
     async def _keep_pruning(self) -> None:
+        await asyncio.sleep(PRUNE_FIRST_DELAY_S)
         while True:
-            await asyncio.sleep(PRUNE_INTERVAL_S)
             before = datetime.now(UTC) - timedelta(seconds=PUBLISHED_RETENTION_S)
             try:
                 if removed := await prune_published(self._db, before=before):
                     log.info("published events past retention deleted", count=removed)
             except Exception as exc:  # MongoDB away: they go next time
                 log.warning("outbox retention could not delete yet; retrying later", error=repr(exc))
+            await asyncio.sleep(PRUNE_INTERVAL_S)
 
     async def _publish_round(self) -> bool:
         """Publish what was handed over, then poll when due; True when more is waiting."""
