@@ -56,7 +56,6 @@ class CaseReport:
     escalated_at_intake: int = 0
     counted: int = 0
     republished: int = 0
-    outcomes_not_counted: int = 0
     settle_s: float = 0.0
     outcome: str = "not run to the end"
 
@@ -115,16 +114,13 @@ async def under_load(
     return attempts
 
 
-async def check_invariants(
-    cluster: LocalCluster, attempts: list[Attempt], report: CaseReport, *, outcomes_may_be_lost: bool = False
-) -> None:
+async def check_invariants(cluster: LocalCluster, attempts: list[Attempt], report: CaseReport) -> None:
     """Every accepted referral is stored, decided exactly once and counted exactly once; no outbox
     holds an unpublished event. Referrals stored without an answer reaching the client (the
-    process died mid-request) must meet the same bar: stored means accepted.
-
-    `outcomes_may_be_lost`: after a broker lost its log, a decision event that intake had read
-    but analytics had not is never published again (reconciliation keys on intake's status), so
-    analytics may count fewer outcomes, never more; the shortfall is reported."""
+    process died mid-request) must meet the same bar: stored means accepted. That holds after a
+    broker lost its log too: each service sends its published events again when it finds its
+    consumer group's offsets gone, so a decision intake had read but analytics had not still
+    reaches analytics."""
     assert cluster.mongodb is not None
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(cluster.mongodb.url, tz_aware=True)
     intake, routing = mongo[cluster.database_name("intake")], mongo[cluster.database_name("routing")]
@@ -147,7 +143,7 @@ async def check_invariants(
                     last["undecided"] == 0
                     and last["pending"] == 0
                     and last["analytics"].submitted >= last["stored"]
-                    and (outcomes_may_be_lost or last["analytics"].decided >= last["stored"])
+                    and last["analytics"].decided >= last["stored"]
                 )
 
             await _eventually(
@@ -185,16 +181,10 @@ async def check_invariants(
                 decided_entries = [e for e in doc["timeline"] if e["type"] in DECISION_TYPES]
                 assert len(decided_entries) == 1, f"{referral_id} has {len(decided_entries)} decisions"
 
-            if outcomes_may_be_lost:
-                await asyncio.sleep(5)  # the last outcomes in flight
             counts = await analytics_counts(http, cluster)
             report.counted = counts.submitted
-            report.outcomes_not_counted = len(stored) - counts.decided
             assert counts.submitted == len(stored), counts
-            if outcomes_may_be_lost:
-                assert counts.decided <= len(stored), counts
-            else:
-                assert counts.decided == len(stored), counts
+            assert counts.decided == len(stored), counts
 
             # Nothing stays unpublished. A late duplicate (a redelivery after a kill, a reconciled
             # submission) may stage a decision again for a moment, so wait for the outboxes to drain.

@@ -130,4 +130,4 @@ async def test_broker_restart_loses_its_log(cluster: LocalCluster, report: CaseR
         await asyncio.to_thread(cluster.wait_ready, *SERVICE_NAMES)
 
     attempts = await under_load(cluster, report, fault, warmup_s=LOAD_S, cooldown_s=LOAD_S)
-    await check_invariants(cluster, attempts, report, outcomes_may_be_lost=True)
+    await check_invariants(cluster, attempts, report)

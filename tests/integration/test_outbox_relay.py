@@ -59,6 +59,7 @@ async def relaying(
     settings: Settings,
     *,
     start: bool = True,
+    replay: bool = False,
     poll_interval_s: float = QUIET_POLL_S,
     mark_interval_s: float = outbox.MARK_INTERVAL_S,
 ) -> AsyncIterator[tuple[OutboxRelay, OutboxCommands]]:
@@ -76,6 +77,8 @@ async def relaying(
         poll_interval_s=poll_interval_s,
         mark_interval_s=mark_interval_s,
     )
+    if replay:
+        relay.replay_published()
     task = asyncio.create_task(relay.run()) if start else None
     try:
         yield relay, commands
@@ -289,6 +292,29 @@ async def test_a_running_relay_prunes_soon_after_it_starts_not_only_after_a_full
                 return await db[OUTBOX].count_documents({"_id": old.id}) == 0
 
             await eventually(pruned, what="the first retention pass")
+    finally:
+        await client.close()
+
+
+async def test_told_the_broker_lost_its_log_a_relay_sends_every_published_event_again_oldest_first(
+    settings: Settings,
+) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    db = client[settings.database_name("routing")]
+    forgotten = [event_for("r-15") for _ in range(3)]  # one key: one partition, so the topic shows the order
+    pending = event_for("r-15")
+    try:
+        await stage(client, settings, forgotten)
+        # Published to a broker that has since lost its log: the topic is empty.
+        await db[OUTBOX].update_many(
+            {"_id": {"$in": [e.id for e in forgotten]}}, {"$set": {"published_at": datetime.now(UTC)}}
+        )
+        await stage(client, settings, [pending])
+        async with relaying(settings, replay=True):
+            assert await published_ids(settings, 4) == [*(e.id for e in forgotten), pending.id]
+            await eventually(lambda: all_marked(client, settings), what="the pending event marked")
+            await asyncio.sleep(0.5)  # nothing more goes out
+            assert len(await published_ids(settings, 4)) == 4
     finally:
         await client.close()
 

@@ -195,6 +195,19 @@ async def all_watermarks(inspector: StreamInspector) -> dict[TopicPartition, Wat
     )
 
 
+async def group_has_no_offsets(settings: Settings, *, group: str) -> bool:
+    """True when `group` has committed no offset on any partition of the referrals topic.
+
+    Every consuming service commits there as it works, so a service that has worked before and
+    finds nothing was handed a broker that forgot its log (the embedded one, restarted; or
+    Apache Kafka after the group's offsets expired). A service that never committed reads the
+    same, which costs only a replay its consumers skip."""
+    async with stream_inspector(settings) as inspector:
+        topic = inspector.topics.referrals
+        partitions = [TopicPartition(topic, p) for p in range(inspector.topics.partitions)]
+        return not await inspector.committed(group, partitions)
+
+
 async def service_lag(inspector: StreamInspector, service: str) -> list[PartitionLag]:
     """One service's consumer group lag on every topic it consumes (the referral stream at least)."""
     group = inspector.topics.group(service)

@@ -182,6 +182,7 @@ class OutboxRelay:
         self._poll_due = True  # the first round finds what an earlier run left,
         self._poll_all = True  # however recent
         self._poll_after: str | None = None  # a poll pass reads on from this id (its last full page)
+        self._replay_after: str | None = None  # set: events published before are sent again from here
         self._polled_at = time.monotonic()
 
     def committed(self, staged: Staged) -> None:
@@ -200,7 +201,14 @@ class OutboxRelay:
         self._poll_due = self._poll_all = True
         self._wake.set()
 
+    def replay_published(self) -> None:
+        """The broker has lost its log: before anything new, send again every event kept here as
+        published (a week's worth), oldest first, so each consumer gets what it missed; what it
+        already had it skips by event id. Call before `run`."""
+        self._replay_after = ""
+
     async def run(self) -> None:
+        await self._replay()
         async with asyncio.TaskGroup() as loops:
             loops.create_task(self._keep_publishing())
             loops.create_task(self._keep_marking())
@@ -241,6 +249,25 @@ class OutboxRelay:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(until_poll):
                     await self._wake.wait()
+
+    async def _replay(self) -> None:
+        """Page through the published events by id (time order: each referral's stay in order) and
+        send them; not marked again. Kafka away: retried from the page it stopped at."""
+        sent, backoff = 0, 0.0
+        while self._replay_after is not None:
+            try:
+                query = {"_id": {"$gt": self._replay_after}, "published_at": {"$ne": None}}
+                page = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(BATCH_SIZE).to_list()
+                await self._send(page)
+            except Exception as exc:
+                backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.25)
+                log.warning("outbox replay cannot publish yet; retrying", error=repr(exc), retry_in_s=backoff)
+                await asyncio.sleep(backoff)
+                continue
+            backoff, sent = 0.0, sent + len(page)
+            self._replay_after = page[-1]["_id"] if page else None
+        if sent:
+            log.info("published events sent again to a broker that had lost its log", count=sent)
 
     async def _keep_marking(self) -> None:
         while True:
@@ -312,6 +339,14 @@ class OutboxRelay:
         return len(pending)
 
     async def _publish(self, documents: Sequence[Document]) -> None:
+        await self._send(documents)
+        for doc in documents:
+            self._unmarked.append(doc["_id"])
+            self._recent[doc["_id"]] = None
+        while len(self._recent) > RECENT_IDS:
+            self._recent.popitem(last=False)
+
+    async def _send(self, documents: Sequence[Document]) -> None:
         if not documents:
             return
         # Send the whole batch before awaiting acks: the producer keeps each partition's order.
@@ -326,11 +361,6 @@ class OutboxRelay:
             for doc in documents
         ]
         await asyncio.gather(*acks)
-        for doc in documents:
-            self._unmarked.append(doc["_id"])
-            self._recent[doc["_id"]] = None
-        while len(self._recent) > RECENT_IDS:
-            self._recent.popitem(last=False)
 
     async def _mark(self) -> None:
         """Mark what was published, a few ids per update: SecantusDB holds every other write to the

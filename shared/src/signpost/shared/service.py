@@ -28,7 +28,7 @@ from signpost.shared.logging import CorrelationIdMiddleware, configure_logging, 
 from signpost.shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from signpost.shared.metrics import HttpMetricsMiddleware, ServiceMetrics
 from signpost.shared.mongo import Database, Document, IndexPlan, Session, create_client
-from signpost.shared.offsets import PartitionLag, service_lag, stream_inspector
+from signpost.shared.offsets import PartitionLag, group_has_no_offsets, service_lag, stream_inspector
 from signpost.shared.outbox import OutboxRelay, pending_count, transaction_with_events
 from signpost.shared.settings import ServiceName, Settings
 from signpost.shared.topics import Topics
@@ -186,6 +186,14 @@ def create_service_app(
         await ensure_topics(runtime.settings)
         if on_startup is not None:
             await on_startup(runtime)
+        # Before this service's consumer commits anything: offsets gone means the log went too.
+        group = runtime.topics.group(runtime.service)
+        if (
+            runtime.outbox is not None
+            and runtime.consumes_events
+            and await group_has_no_offsets(runtime.settings, group=group)
+        ):
+            runtime.outbox.replay_published()
         await runtime.broker.start()
         tasks = [asyncio.create_task(job()) for job in runtime.background]
         log.info("service started", topics=runtime.topics.referrals)
