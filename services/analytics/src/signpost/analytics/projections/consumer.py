@@ -44,8 +44,9 @@ from signpost.shared.topics import Topics
 
 log = get_logger(__name__)
 
-# Enough bytes per partition fetch for a full batch of ~1 KiB events across a few partitions.
-PARTITION_FETCH_BYTES = 4 * 2**20
+# Enough bytes per partition fetch for a full batch (SIGNPOST_ANALYTICS_BATCH_MAX) of ~1 KiB events
+# across a few partitions; a fetch as a whole stays within aiokafka's 50 MiB.
+PARTITION_FETCH_BYTES = 8 * 2**20
 POLL_TIMEOUT_MS = 500
 # While a batch commits, the next is fetched meanwhile if it comes this soon; otherwise the stream is
 # quiet, and the batch in flight is finished (into the index, offsets committed) without waiting.
