@@ -297,8 +297,9 @@ async def test_a_running_relay_prunes_soon_after_it_starts_not_only_after_a_full
 
 
 async def test_told_the_broker_lost_its_log_a_relay_sends_every_published_event_again_oldest_first(
-    settings: Settings,
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(outbox, "BATCH_SIZE", 2)  # the replay's pages, more than one
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     db = client[settings.database_name("routing")]
     forgotten = [event_for("r-15") for _ in range(3)]  # one key: one partition, so the topic shows the order

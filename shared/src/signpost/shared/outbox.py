@@ -251,21 +251,29 @@ class OutboxRelay:
                     await self._wake.wait()
 
     async def _replay(self) -> None:
-        """Page through the published events by id (time order: each referral's stay in order) and
-        send them; not marked again. Kafka away: retried from the page it stopped at."""
+        """Send again every event kept as published, by id (staging order, so each referral's events
+        keep theirs), in pages; they are not marked again. One query for the whole pass: SecantusDB
+        sorts all of a query's matches before the first page, so a query per page would sort the
+        outbox once a page. Kafka away: the pass goes on after the last page that went."""
         sent, backoff = 0, 0.0
         while self._replay_after is not None:
+            query = {"_id": {"$gt": self._replay_after}, "published_at": {"$ne": None}}
+            page: list[Document] = []
             try:
-                query = {"_id": {"$gt": self._replay_after}, "published_at": {"$ne": None}}
-                page = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(BATCH_SIZE).to_list()
+                async for document in (
+                    self._db[OUTBOX].find(query).sort("_id", ASCENDING).batch_size(BATCH_SIZE)
+                ):
+                    page.append(document)
+                    if len(page) == BATCH_SIZE:
+                        await self._send(page)
+                        sent, self._replay_after, page = sent + len(page), page[-1]["_id"], []
                 await self._send(page)
             except Exception as exc:
                 backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.25)
                 log.warning("outbox replay cannot publish yet; retrying", error=repr(exc), retry_in_s=backoff)
                 await asyncio.sleep(backoff)
                 continue
-            backoff, sent = 0.0, sent + len(page)
-            self._replay_after = page[-1]["_id"] if page else None
+            sent, self._replay_after = sent + len(page), None
         if sent:
             log.info("published events sent again to a broker that had lost its log", count=sent)
 

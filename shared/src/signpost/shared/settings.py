@@ -92,7 +92,7 @@ class Settings(BaseSettings):
         description="Most events analytics folds in one transaction. Batches are only as large as what "
         "is waiting, so this bounds catching up (a backlog, a rebuild), not the latency of a quiet stream. "
         "Larger batches fold more of a referral's moves into one write (at 1M events 30,000 cost the "
-        "database 27% less CPU per event than 10,000); each event held costs about 5 KiB, two batches at once.",
+        "database about a fifth less CPU per event than 10,000); each event held costs about 5 KiB, two batches at once.",
     )
     analytics_cache_documents: int = Field(
         default=50_000,
