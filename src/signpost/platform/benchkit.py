@@ -151,6 +151,7 @@ class PipelineObserver:
         await self._consumer.seek_to_end(*self._partitions)
         for partition in self._partitions:
             await self._consumer.position(partition)  # resolved now, before the load's first record
+        self._consumer.pause(*self._partitions)  # no fetches until `stop` reads the topic
         self._watch = asyncio.create_task(self._watch_commits())
 
     async def _watch_commits(self) -> None:
@@ -182,6 +183,7 @@ class PipelineObserver:
     async def _read_topic(self) -> dict[TopicPartition, list[tuple[int, str]]]:
         """Every submitted event's offset and referral, by partition; published and decided times."""
         submitted: dict[TopicPartition, list[tuple[int, str]]] = {tp: [] for tp in self._partitions}
+        self._consumer.resume(*self._partitions)
         # The platform is drained: the log has stopped growing, so a quiet second means the end.
         while batches := await self._consumer.getmany(timeout_ms=1000, max_records=10_000):
             for partition, records in batches.items():
