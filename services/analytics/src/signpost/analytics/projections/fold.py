@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -92,10 +92,14 @@ async def prepare_batch(
     writer: str,
     cache: WriteCache | None = None,
     pending: Mapping[str, Document] | None = None,
+    unseen: Callable[[Iterable[str]], set[str]] | None = None,
 ) -> Prepared:
     """Fold the batch's referral events in memory, outside any transaction, ready to be written by
     `fold_batch` as `writer`. Each fact is taken from `pending` (by id: what the batch before wrote,
-    its transaction still under way), else the cache, else MongoDB as committed now."""
+    its transaction still under way), else the cache, else MongoDB as committed now, unless
+    `unseen` tells it does not exist yet (a new referral's fact: MongoDB need not be asked, which
+    cost it about as much as writing the fact; if it does exist after all, its insert fails the
+    batch as a stale copy, folded again from MongoDB)."""
     since = time.monotonic()
     if cache is not None and cache.since is not None:
         since = min(since, cache.since)
@@ -104,6 +108,9 @@ async def prepare_batch(
     if cache is not None:
         found |= cache.get_many(target.facts, [key for key in ids if key not in found])
     missing = [key for key in ids if key not in found]
+    if unseen is not None:
+        new = unseen(missing)
+        missing = [key for key in missing if key not in new]
     async for document in find_by_ids(db[target.facts], missing):
         found[document["_id"]] = document
     changed = await _apply_events(found, envelopes)

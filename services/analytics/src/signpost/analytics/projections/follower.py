@@ -105,6 +105,15 @@ class FactsFollower:
             return "loading: the projection sets are not known yet"
         return f"loading: {', '.join(sorted(loading))}" if loading else "ok"
 
+    def unseen(self, target: ProjectionSet, fact_ids: Iterable[str]) -> set[str]:
+        """Of `fact_ids`, those not in this process's index of `target`, while it is loaded and no
+        other process writes: facts that do not exist yet, as far as this process can tell. Only a
+        hint: the fold inserts such facts, and the unique `_id` turns a wrong guess into a retry."""
+        followed = self._followed.get(target.name)
+        if followed is None or not followed.ready.is_set() or self.reading_changes:
+            return set()
+        return {key for key in fact_ids if key not in followed.index}
+
     def apply(self, target: ProjectionSet, facts: Iterable[Document]) -> None:
         """Facts this process has just written (committed) into `target`."""
         followed = self._followed.get(target.name)

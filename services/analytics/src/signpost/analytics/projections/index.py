@@ -158,6 +158,9 @@ class FactIndex:
     def __len__(self) -> int:
         return len(self._facts)
 
+    def __contains__(self, fact_id: object) -> bool:
+        return fact_id in self._facts
+
     def nbytes(self) -> int:
         return sum(table.nbytes() for table in self._tables.values())
 

@@ -22,6 +22,7 @@ import gc
 from collections.abc import Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Generic, TypeVar
 
 from pymongo.asynchronous.mongo_client import AsyncMongoClient
@@ -113,6 +114,7 @@ class FoldPipeline(Generic[Batch]):
                     pending=previous.prepared[target.name].facts
                     if previous is not None and target.name in previous.prepared
                     else None,
+                    unseen=partial(self._facts.unseen, target),
                 )
                 for target in targets
             }
