@@ -20,9 +20,8 @@ POINTER_ID = "active"
 INITIAL_SET = "live"
 
 
-FIND_CHUNK = (
-    20  # per document, SecantusDB answered $in of 20 ids in 0.08 ms, of 100 in 0.13, of 1,000 in 0.74
-)
+# Per document, SecantusDB answered an `$in` of 20 ids in 0.08 ms, of 100 in 0.13, of 1,000 in 0.74.
+FIND_CHUNK = 20
 
 
 async def find_by_ids(
