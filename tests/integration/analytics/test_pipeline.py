@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from contextlib import asynccontextmanager
 from datetime import date
 from pathlib import Path
 
@@ -50,9 +51,10 @@ async def stored_facts(db: Database) -> dict[str, Document]:
     return {fact["_id"]: fact async for fact in db[LIVE.facts].find({})}
 
 
-@pytest.fixture
-async def follower(mongo: tuple[AsyncMongoClient[Document], Database]) -> AsyncIterator[FactsFollower]:
-    follower = FactsFollower(mongo[1])
+@asynccontextmanager
+async def following(db: Database) -> AsyncIterator[FactsFollower]:
+    """A running follower of `db`'s live set, its index loaded."""
+    follower = FactsFollower(db)
     running = asyncio.create_task(follower.run())
     try:
         await follower.index(LIVE, wait_s=30)
@@ -62,6 +64,12 @@ async def follower(mongo: tuple[AsyncMongoClient[Document], Database]) -> AsyncI
     finally:
         running.cancel()
         await asyncio.gather(running, return_exceptions=True)
+
+
+@pytest.fixture
+async def follower(mongo: tuple[AsyncMongoClient[Document], Database]) -> AsyncIterator[FactsFollower]:
+    async with following(mongo[1]) as follower:
+        yield follower
 
 
 async def test_each_batch_folded_while_the_one_before_commits_counts_every_event_once(
@@ -181,31 +189,27 @@ async def test_new_referrals_facts_are_not_looked_up_and_a_wrong_guess_is_folded
         settings.mongodb_url, tz_aware=True, event_listeners=[reads]
     )
     db = client[settings.database_name("analytics")]
-    follower = FactsFollower(db)
-    following = asyncio.create_task(follower.run())
     try:
-        index = await follower.index(LIVE, wait_s=30)
-        await follower.lease.look()
-        reads.finds = 0  # the index's own load
-        pipeline: FoldPipeline[str] = FoldPipeline(client, db, facts=follower, cache=WriteCache(size=100))
-        fresh = [lifecycle(f"n{n}", "routed")[0] for n in range(3)]
-        await pipeline.push("fresh", fresh, targets=[LIVE])
-        await pipeline.flush()
-        assert reads.finds == 0, "facts this process has never seen are new: MongoDB is not asked"
+        async with following(db) as follower:
+            index = await follower.index(LIVE, wait_s=30)
+            reads.finds = 0  # the index's own load
+            pipeline: FoldPipeline[str] = FoldPipeline(client, db, facts=follower, cache=WriteCache(size=100))
+            fresh = [lifecycle(f"n{n}", "routed")[0] for n in range(3)]
+            await pipeline.push("fresh", fresh, targets=[LIVE])
+            await pipeline.flush()
+            assert reads.finds == 0, "facts this process has never seen are new: MongoDB is not asked"
 
-        # A fact this process has not seen (written behind its back): the guess is wrong, the
-        # insert fails on its `_id`, and the batch is folded again from what MongoDB holds.
-        submitted, routed = lifecycle("hidden", "routed")
-        await fold_batch(client, db, target=LIVE, envelopes=[submitted], lease=follower.lease)
-        await pipeline.push("routed", [routed], targets=[LIVE])
-        await pipeline.flush()
-        fact = (await stored_facts(db))[fact_id(TENANT, "hidden")]
-        assert fact["events"] == [submitted.id, routed.id] and fact["version"] == 2
-        assert reads.finds > 0
-        assert counted(index)["submitted"] == 4
+            # A fact this process has not seen (written behind its back): the guess is wrong, the
+            # insert fails on its `_id`, and the batch is folded again from what MongoDB holds.
+            submitted, routed = lifecycle("hidden", "routed")
+            await fold_batch(client, db, target=LIVE, envelopes=[submitted], lease=follower.lease)
+            await pipeline.push("routed", [routed], targets=[LIVE])
+            await pipeline.flush()
+            fact = (await stored_facts(db))[fact_id(TENANT, "hidden")]
+            assert fact["events"] == [submitted.id, routed.id] and fact["version"] == 2
+            assert reads.finds > 0
+            assert counted(index)["submitted"] == 4
     finally:
-        following.cancel()
-        await asyncio.gather(following, return_exceptions=True)
         await client.close()
 
 

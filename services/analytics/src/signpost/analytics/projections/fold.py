@@ -98,7 +98,7 @@ async def prepare_batch(
     `fold_batch` as `writer`. Each fact is taken from `pending` (by id: what the batch before wrote,
     its transaction still under way), else the cache, else MongoDB as committed now, unless
     `unseen` tells it does not exist yet (a new referral's fact: MongoDB need not be asked, which
-    cost it about as much as writing the fact; if it does exist after all, its insert fails the
+    cost it a third or more of writing the fact; if it does exist after all, its insert fails the
     batch as a stale copy, folded again from MongoDB)."""
     since = time.monotonic()
     if cache is not None and cache.since is not None:
