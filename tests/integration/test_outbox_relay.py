@@ -16,14 +16,18 @@ from pymongo.errors import OperationFailure
 from signpost.shared import outbox
 from signpost.shared.events import Envelope, EventData, first_event_id_at
 from signpost.shared.kafka import create_broker, ensure_topics
-from signpost.shared.mongo import Document, IndexPlan, Session
+from signpost.shared.mongo import Database, Document, IndexPlan, Session
 from signpost.shared.outbox import (
+    LEGACY_PENDING_INDEX,
     OUTBOX,
-    OUTBOX_INDEXES,
+    PENDING,
     RETIRED_OUTBOX_INDEXES,
     OutboxRelay,
     Staged,
+    adopt_legacy_pending,
+    pending_count,
     prune_published,
+    restage_event,
     stage_events,
     transaction_with_events,
 )
@@ -38,13 +42,13 @@ QUIET_POLL_S = 600.0  # no poll during a test unless notified: what goes out was
 
 
 class OutboxCommands(monitoring.CommandListener):
-    """The commands a client sends to the outbox collection, by name."""
+    """The commands a client sends to the outbox's collections, by name."""
 
     def __init__(self) -> None:
         self.sent: list[str] = []
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command.get(event.command_name) == OUTBOX:
+        if event.command.get(event.command_name) in (OUTBOX, PENDING):
             self.sent.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
@@ -108,9 +112,12 @@ async def published_ids(settings: Settings, count: int) -> list[str]:
 
 
 async def all_marked(client: AsyncMongoClient[Document], settings: Settings) -> bool:
-    return (
-        await client[settings.database_name("routing")][OUTBOX].count_documents({"published_at": None}) == 0
-    )
+    return await pending_count(client[settings.database_name("routing")]) == 0
+
+
+async def mark_published(db: Database, events: Sequence[Envelope[EventData]]) -> None:
+    """As a relay marks them (without one running)."""
+    await db[PENDING].delete_many({"_id": {"$in": [event.id for event in events]}})
 
 
 async def test_handed_over_events_go_out_in_commit_order_without_being_read_back(settings: Settings) -> None:
@@ -129,7 +136,8 @@ async def test_handed_over_events_go_out_in_commit_order_without_being_read_back
             assert await published_ids(settings, len(events)) == [e.id for e in events]
             await eventually(lambda: all_marked(client, settings), what="every event marked published")
             assert "find" not in commands.sent  # nothing read back
-            assert 1 <= commands.sent.count("update") < len(events)  # marks shared updates
+            assert 1 <= commands.sent.count("delete") < len(events)  # marks shared deletes
+            assert "update" not in commands.sent  # the events themselves are never rewritten
     finally:
         await client.close()
 
@@ -203,7 +211,7 @@ async def test_the_periodic_poll_takes_only_events_no_relay_is_handling(
     process's relay's to publish."""
     monkeypatch.setattr(outbox, "POLL_GRACE_S", 3600.0)
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
-    pending = client[settings.database_name("routing")][OUTBOX]
+    db = client[settings.database_name("routing")]
     left, recent = event_for("r-6"), event_for("r-7")
     try:
         async with relaying(settings, poll_interval_s=0.2) as (_, commands):
@@ -214,12 +222,14 @@ async def test_the_periodic_poll_takes_only_events_no_relay_is_handling(
             await eventually(polled, what="the relay's first poll")
             await stage(client, settings, [left, recent])  # not handed over: another process's
             # `left` as if staged two hours ago (ids are UUIDv7: their text carries the time).
-            document = await pending.find_one_and_delete({"_id": left.id})
-            assert document is not None
-            await pending.insert_one({**document, "_id": first_event_id_at(time.time() - 7200)})
+            two_hours_ago = first_event_id_at(time.time() - 7200)
+            for collection in (OUTBOX, PENDING):
+                document = await db[collection].find_one_and_delete({"_id": left.id})
+                assert document is not None
+                await db[collection].insert_one({**document, "_id": two_hours_ago})
             records = await wait_for_records(settings, Topics.from_settings(settings).referrals, 1)
             assert [record.key for record in records] == [b"r-6"]
-            assert await pending.count_documents({"_id": recent.id, "published_at": None}) == 1
+            assert await db[PENDING].count_documents({"_id": recent.id}) == 1
     finally:
         await client.close()
 
@@ -253,23 +263,27 @@ async def test_a_poll_reads_on_past_a_full_page_of_events_the_relay_holds(
         await client.close()
 
 
-async def test_retention_deletes_only_events_published_before_the_cutoff(
+def staged_days_ago(event: Envelope[EventData], days: float) -> Envelope[EventData]:
+    """The event as if staged `days` ago (ids are UUIDv7: their text carries the time)."""
+    return event.model_copy(update={"id": first_event_id_at(time.time() - days * 24 * 3600)})
+
+
+async def test_retention_deletes_only_events_staged_before_the_cutoff_and_published(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(outbox, "PRUNE_CHUNK", 2)  # several chunks
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     db = client[settings.database_name("routing")]
-    now = datetime.now(UTC)
-    old = [event_for("r-10") for _ in range(5)]
-    recent, pending = event_for("r-11"), event_for("r-12")
+    old = [staged_days_ago(event_for("r-10"), 8 + n / 10) for n in range(5)]
+    recent, old_but_pending = staged_days_ago(event_for("r-11"), 6), staged_days_ago(event_for("r-12"), 9)
     try:
-        await stage(client, settings, [*old, recent, pending])
-        await db[OUTBOX].update_many(
-            {"_id": {"$in": [e.id for e in old]}}, {"$set": {"published_at": now - timedelta(days=8)}}
+        await stage(client, settings, [*old, old_but_pending, recent])
+        await mark_published(db, [*old, recent])
+        assert await prune_published(db, before=datetime.now(UTC) - timedelta(days=7)) == 5
+        assert sorted([d["_id"] async for d in db[OUTBOX].find({})]) == sorted(
+            [recent.id, old_but_pending.id]
         )
-        await db[OUTBOX].update_one({"_id": recent.id}, {"$set": {"published_at": now - timedelta(days=6)}})
-        assert await prune_published(db, before=now - timedelta(days=7)) == 5
-        assert sorted([d["_id"] async for d in db[OUTBOX].find({})]) == sorted([recent.id, pending.id])
+        assert [d["_id"] async for d in db[PENDING].find({})] == [old_but_pending.id]
     finally:
         await client.close()
 
@@ -280,12 +294,10 @@ async def test_a_running_relay_prunes_soon_after_it_starts_not_only_after_a_full
     monkeypatch.setattr(outbox, "PRUNE_FIRST_DELAY_S", 0.1)  # PRUNE_INTERVAL_S stays ten minutes
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     db = client[settings.database_name("routing")]
-    old, pending = event_for("r-13"), event_for("r-14")
+    old = staged_days_ago(event_for("r-13"), 8)
     try:
-        await stage(client, settings, [old, pending])
-        await db[OUTBOX].update_one(
-            {"_id": old.id}, {"$set": {"published_at": datetime.now(UTC) - timedelta(days=8)}}
-        )
+        await stage(client, settings, [old])
+        await mark_published(db, [old])
         async with relaying(settings):
 
             async def pruned() -> bool:
@@ -307,15 +319,14 @@ async def test_told_the_broker_lost_its_log_a_relay_sends_every_published_event_
     try:
         await stage(client, settings, forgotten)
         # Published to a broker that has since lost its log: the topic is empty.
-        await db[OUTBOX].update_many(
-            {"_id": {"$in": [e.id for e in forgotten]}}, {"$set": {"published_at": datetime.now(UTC)}}
-        )
+        await mark_published(db, forgotten)
         await stage(client, settings, [pending])
         async with relaying(settings, replay=True):
-            assert await published_ids(settings, 4) == [*(e.id for e in forgotten), pending.id]
+            # The replay sends everything kept, the pending event too, which then goes out as pending.
+            assert await published_ids(settings, 5) == [*(e.id for e in forgotten), pending.id, pending.id]
             await eventually(lambda: all_marked(client, settings), what="the pending event marked")
             await asyncio.sleep(0.5)  # nothing more goes out
-            assert len(await published_ids(settings, 4)) == 4
+            assert len(await published_ids(settings, 5)) == 5
     finally:
         await client.close()
 
@@ -323,12 +334,60 @@ async def test_told_the_broker_lost_its_log_a_relay_sends_every_published_event_
 async def test_the_retired_ttl_index_is_dropped_where_an_earlier_version_made_it(settings: Settings) -> None:
     client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     db = client[settings.database_name("routing")]
-    plan = IndexPlan({OUTBOX: OUTBOX_INDEXES}, retired={OUTBOX: RETIRED_OUTBOX_INDEXES})
+    plan = IndexPlan({}, retired={OUTBOX: RETIRED_OUTBOX_INDEXES})
     try:
         await db[OUTBOX].create_index("created_at", name="published_ttl", expireAfterSeconds=60)
         await plan.apply(db)
         await plan.apply(db)  # again, with nothing left to drop
         names = {index["name"] async for index in await db[OUTBOX].list_indexes()}
-        assert "published_ttl" not in names and "published_at_1__id_1" in names
+        assert "published_ttl" not in names
+    finally:
+        await client.close()
+
+
+async def test_an_earlier_outboxs_pending_events_are_adopted_and_published_once_its_index_goes(
+    settings: Settings,
+) -> None:
+    """Before `outbox_pending`, pending events had a null `published_at`, read by an index of it."""
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    db = client[settings.database_name("routing")]
+    published, pending = event_for("r-16"), event_for("r-16")
+    try:
+        await stage(client, settings, [published, pending])
+        await db[PENDING].delete_many({})  # as the earlier version stored them:
+        await db[OUTBOX].update_one({"_id": published.id}, {"$set": {"published_at": datetime.now(UTC)}})
+        await db[OUTBOX].update_one({"_id": pending.id}, {"$set": {"published_at": None}})
+        await db[OUTBOX].create_index([("published_at", 1), ("_id", 1)], name=LEGACY_PENDING_INDEX)
+        async with relaying(settings):
+            assert await published_ids(settings, 1) == [pending.id]
+            await eventually(lambda: all_marked(client, settings), what="the adopted event marked")
+        names = {index["name"] async for index in await db[OUTBOX].list_indexes()}
+        assert LEGACY_PENDING_INDEX not in names
+        assert await adopt_legacy_pending(db) == 0  # done once: without the index, nothing is read
+    finally:
+        await client.close()
+
+
+async def test_a_published_event_queued_again_goes_out_again_and_one_gone_cannot_be(
+    settings: Settings,
+) -> None:
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    db = client[settings.database_name("routing")]
+    kept = event_for("r-17")
+    try:
+        await stage(client, settings, [kept])
+        await mark_published(db, [kept])
+
+        async def restage(session: Session) -> list[bool]:
+            return [await restage_event(db, event_id=e, session=session) for e in (kept.id, "gone")]
+
+        (answers, staged) = await transaction_with_events(client, restage)
+        assert answers == [True, False] and staged.restaged
+        assert await pending_count(db) == 1
+        # Pending again, so retention leaves it be however old it is.
+        assert await prune_published(db, before=datetime.now(UTC) + timedelta(days=1)) == 0
+        async with relaying(settings):
+            assert await published_ids(settings, 1) == [kept.id]
+            await eventually(lambda: all_marked(client, settings), what="the event marked again")
     finally:
         await client.close()

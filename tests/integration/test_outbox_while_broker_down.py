@@ -11,7 +11,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 from signpost.intake.app import create_app as create_intake
-from signpost.shared.outbox import OUTBOX
+from signpost.shared.outbox import pending_count
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
@@ -38,7 +38,7 @@ async def test_referrals_accepted_during_an_outage_are_published_when_it_ends(
     )
     practitioner = {"Authorization": f"Bearer {Tokens(settings).practitioner()}"}
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
-    outbox = mongo[settings.database_name("intake")][OUTBOX]
+    db = mongo[settings.database_name("intake")]
     try:
         async with serving(create_intake(settings)) as intake:
             pausable_kafka.control.pause()
@@ -50,13 +50,11 @@ async def test_referrals_accepted_during_an_outage_are_published_when_it_ends(
                     )
                     assert response.status_code == 201, response.text
                     accepted.append(response.json()["id"])
-                assert await outbox.count_documents({"published_at": None}) == 3
+                assert await pending_count(db) == 3
                 assert (await intake.get("/readyz")).status_code == 503
             finally:
                 pausable_kafka.control.resume()
-            await eventually(
-                lambda: _none_pending(outbox), timeout_s=60, what="outbox drained after the outage"
-            )
+            await eventually(lambda: _none_pending(db), timeout_s=60, what="outbox drained after the outage")
     finally:
         await mongo.close()
 
@@ -75,5 +73,5 @@ async def test_referrals_accepted_during_an_outage_are_published_when_it_ends(
         await consumer.stop()
 
 
-async def _none_pending(outbox: Any) -> bool:
-    return await outbox.count_documents({"published_at": None}) == 0
+async def _none_pending(db: Any) -> bool:
+    return await pending_count(db) == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 from signpost.routing.app import create_app as create_routing
-from signpost.shared.outbox import OUTBOX
+from signpost.shared.outbox import PENDING
 from signpost.shared.settings import Settings
 
 from signpost.platform.cli import main
@@ -21,9 +21,9 @@ from tests.threaded_server import serve_in_thread
 def wait_until_published(settings: Settings) -> None:
     """Leave only once the relay has published what the imports staged."""
     with MongoClient(settings.mongodb_url) as client:
-        outbox = client[settings.database_name("routing")][OUTBOX]
+        pending = client[settings.database_name("routing")][PENDING]
         deadline = time.monotonic() + 30
-        while outbox.count_documents({"published_at": None}) and time.monotonic() < deadline:
+        while pending.count_documents({}) and time.monotonic() < deadline:
             time.sleep(0.05)
 
 

@@ -13,6 +13,12 @@ events it was not handed (left by a process that stopped first, queued again by
 `restage_event`, or staged by another process) are found by polling. Publication is
 marked in batches; a crash before the mark publishes those events once more, which
 consumers deduplicate by event id.
+
+An event is stored twice over: whole in `outbox`, which keeps every event as it went out
+(changed only to note that it was queued again), and by id alone in `outbox_pending` until
+it is published. Marking it published deletes that id. Updating the whole event in place
+instead cost SecantusDB more than twice the CPU per event (bench/outbox_marks.py), and every
+other write to the outbox waited while it ran.
 """
 
 from __future__ import annotations
@@ -28,22 +34,26 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING, AsyncMongoClient, IndexModel
+from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
+from pymongo.asynchronous.cursor import AsyncCursor
 from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Database, Document, Session, in_transaction
+from signpost.shared.mongo import Collection, Database, Document, Session, in_transaction
 
 log = get_logger(__name__)
 
-OUTBOX = "outbox"
-PUBLISHED_RETENTION_S = 7 * 24 * 3600  # published events are kept a week for inspection
-# Pending events have a null published_at, so a range of dates never reaches them: retention
-# (`prune_published`) and the poll both read this index.
-OUTBOX_INDEXES = [IndexModel([("published_at", ASCENDING), ("_id", ASCENDING)])]
+OUTBOX = "outbox"  # every staged event, whole and unchanged, kept a week for replays and inspection
+PENDING = "outbox_pending"  # the ids of staged events not yet published
+# Event ids are UUIDv7, whose text sorts by time: retention, the poll and the replay read
+# ranges of `_id`, so neither collection needs an index of its own.
+PUBLISHED_RETENTION_S = 7 * 24 * 3600  # kept a week after staging, once published
 # Expiry used to be a TTL index. SecantusDB sweeps TTL indexes every minute by reading every
 # document of the collection under its storage-wide lock, which stalled the whole platform for
 # seconds at a time, longer as the outbox grew; `migrate` and start-up drop it.
 RETIRED_OUTBOX_INDEXES = ["published_ttl"]
+# Before `outbox_pending`, a pending event had a null `published_at`, read by this index. A relay
+# that finds it gives those events their pending ids, then drops it (`adopt_legacy_pending`).
+LEGACY_PENDING_INDEX = "published_at_1__id_1"
 PRUNE_INTERVAL_S = 600.0
 # The first pass comes soon after start-up, so a process restarted more often than the interval
 # still prunes; not at once, so it does not compete with the start-up's own catch-up.
@@ -100,7 +110,6 @@ def _staged(topic: str, envelope: Envelope[Any]) -> dict[str, Any]:
         "headers": to_kafka_headers(envelope),
         "value": to_kafka_value(envelope),
         "created_at": datetime.now(UTC),
-        "published_at": None,
     }
 
 
@@ -111,10 +120,11 @@ async def stage_event(db: Database, *, topic: str, envelope: Envelope[Any], sess
 async def stage_events(
     db: Database, *, topic: str, envelopes: Sequence[Envelope[Any]], session: Session
 ) -> None:
-    """Several events in one round trip, in order."""
+    """Several events in two round trips, in order."""
     if envelopes:
         documents = [_staged(topic, envelope) for envelope in envelopes]
         await db[OUTBOX].insert_many(documents, session=session)
+        await db[PENDING].insert_many([{"_id": document["_id"]} for document in documents], session=session)
         staging = _staging.get()
         if staging is not None:
             staging.documents.extend(documents)
@@ -127,35 +137,74 @@ async def restage_event(db: Database, *, event_id: str, session: Session) -> boo
     consumers deduplicate by event id, so a second copy changes nothing. Returns False
     when the event is no longer in the outbox (published events expire after a week).
     """
-    result = await db[OUTBOX].update_one(
-        {"_id": event_id},
-        # Pending again, so out of retention's reach until it is published again.
-        {"$set": {"published_at": None}},
-        session=session,
+    # Written, not only read: retention deleting it meanwhile conflicts with this transaction.
+    kept = await db[OUTBOX].update_one(
+        {"_id": event_id}, {"$set": {"restaged_at": datetime.now(UTC)}}, session=session
     )
+    if kept.matched_count == 0:
+        return False
+    # Pending again, so out of retention's reach until it is published again.
+    await db[PENDING].replace_one({"_id": event_id}, {}, upsert=True, session=session)
     staging = _staging.get()
-    if staging is not None and result.matched_count == 1:
+    if staging is not None:
         staging.restaged = True  # the relay finds it by polling
-    return result.matched_count == 1
+    return True
 
 
 async def prune_published(db: Database, *, before: datetime) -> int:
-    """Delete events published before `before`, a chunk at a time by the (published_at, _id)
-    index, so no single delete holds the collection long; returns how many went."""
-    removed = 0
-    while ids := [
-        document["_id"]
-        async for document in db[OUTBOX]
-        .find({"published_at": {"$lt": before}}, {"_id": 1})
-        .sort([("published_at", ASCENDING), ("_id", ASCENDING)])
-        .limit(PRUNE_CHUNK)
-    ]:
-        removed += (await db[OUTBOX].delete_many({"_id": {"$in": ids}})).deleted_count
+    """Delete the events staged before `before` and published since, a chunk at a time in id order
+    (staging order), so no single delete holds the collection long; returns how many went."""
+    removed, after = 0, ""
+    while ids := await _ids_between(db[OUTBOX], after=after, before=first_event_id_at(before.timestamp())):
+        after = ids[-1]
+
+        async def prune(session: Session, ids: list[str] = ids) -> int:
+            pending = {document["_id"] async for document in _by_ids(db[PENDING], ids, session=session)}
+            published = [event_id for event_id in ids if event_id not in pending]
+            return (await db[OUTBOX].delete_many({"_id": {"$in": published}}, session=session)).deleted_count
+
+        removed += await in_transaction(db.client, prune)
     return removed
 
 
+async def _ids_between(collection: Collection, *, after: str, before: str) -> list[str]:
+    found = collection.find({"_id": {"$gt": after, "$lt": before}}, {"_id": 1}).sort("_id", ASCENDING)
+    return [document["_id"] async for document in found.limit(PRUNE_CHUNK)]
+
+
+def _by_ids(
+    collection: Collection, ids: Sequence[str], *, session: Session | None = None
+) -> AsyncCursor[Document]:
+    return collection.find({"_id": {"$in": list(ids)}}, session=session)
+
+
 async def pending_count(db: Database) -> int:
-    return await db[OUTBOX].count_documents({"published_at": None})
+    return await db[PENDING].count_documents({})
+
+
+async def adopt_legacy_pending(db: Database) -> int:
+    """An outbox written before `outbox_pending` existed: give each of its pending events (a null
+    `published_at`) a pending id, then drop the index they were read by, whose absence says this
+    is done. Returns how many were pending. Run before the relay starts; an event published
+    meanwhile and adopted anyway goes out once more, which consumers skip."""
+    present = {index["name"] async for index in await db[OUTBOX].list_indexes()}
+    if LEGACY_PENDING_INDEX not in present:
+        return 0
+    adopted, after = 0, ""
+    while ids := [
+        document["_id"]
+        async for document in db[OUTBOX]
+        .find({"published_at": None, "_id": {"$gt": after}}, {"_id": 1})
+        .sort("_id", ASCENDING)
+        .limit(PRUNE_CHUNK)
+    ]:
+        after = ids[-1]
+        await db[PENDING].bulk_write([ReplaceOne({"_id": event_id}, {}, upsert=True) for event_id in ids])
+        adopted += len(ids)
+    await db[OUTBOX].drop_index(LEGACY_PENDING_INDEX)
+    if adopted:
+        log.info("pending events of an earlier outbox adopted", count=adopted)
+    return adopted
 
 
 class OutboxRelay:
@@ -208,6 +257,7 @@ class OutboxRelay:
         self._replay_after = ""
 
     async def run(self) -> None:
+        await adopt_legacy_pending(self._db)
         await self._replay()
         async with asyncio.TaskGroup() as loops:
             loops.create_task(self._keep_publishing())
@@ -251,13 +301,14 @@ class OutboxRelay:
                     await self._wake.wait()
 
     async def _replay(self) -> None:
-        """Send again every event kept as published, by id (staging order, so each referral's events
-        keep theirs), in pages; they are not marked again. One query for the whole pass: SecantusDB
-        sorts all of a query's matches before the first page, so a query per page would sort the
-        outbox once a page. Kafka away: the pass goes on after the last page that went."""
+        """Send again every event kept, by id (staging order, so each referral's events keep theirs),
+        in pages; those still pending go out once more when the relay publishes them. One query for
+        the whole pass: SecantusDB sorts all of a query's matches before the first page, so a query
+        per page would sort the outbox once a page. Kafka away: the pass goes on after the last page
+        that went."""
         sent, backoff = 0, 0.0
         while self._replay_after is not None:
-            query = {"_id": {"$gt": self._replay_after}, "published_at": {"$ne": None}}
+            query = {"_id": {"$gt": self._replay_after}}
             page: list[Document] = []
             try:
                 async for document in (
@@ -324,9 +375,9 @@ class OutboxRelay:
 
         The query never names the held ids: SecantusDB evaluates a `$nin` of a thousand ids in
         seconds, holding up every other command. Event ids are UUIDv7, whose text sorts by time,
-        so "staged before" is a range of the (published_at, _id) index. A full page is followed
-        by the next one, from its last id: reading the same page again would loop on events
-        this relay holds while their marks wait (what made a busy intake poll nonstop)."""
+        so "staged before" is a range of pending ids. A full page is followed by the next one,
+        from its last id: reading the same page again would loop on events this relay holds
+        while their marks wait (what made a busy intake poll nonstop)."""
         everything, self._poll_all = self._poll_all, False
         self._poll_due = False
         self._polled_at = time.monotonic()
@@ -336,15 +387,31 @@ class OutboxRelay:
             ids["$lt"] = first_event_id_at(time.time() - POLL_GRACE_S)
         if self._poll_after is not None:
             ids["$gt"] = self._poll_after
-        query: Document = {"published_at": None, **({"_id": ids} if ids else {})}
-        found = await self._db[OUTBOX].find(query).sort("_id", ASCENDING).limit(BATCH_SIZE).to_list()
-        pending = [document for document in found if document["_id"] not in held]
+        query: Document = {"_id": ids} if ids else {}
+        found = [
+            document["_id"]
+            async for document in self._db[PENDING].find(query).sort("_id", ASCENDING).limit(BATCH_SIZE)
+        ]
+        wanted = [event_id for event_id in found if event_id not in held]
+        pending = await self._staged_events(wanted)
         await self._publish(pending)
         # A full page may have more behind it: the next round reads on from its last id.
-        self._poll_after = found[-1]["_id"] if len(found) == BATCH_SIZE else None
+        self._poll_after = found[-1] if len(found) == BATCH_SIZE else None
         self._poll_due = self._poll_after is not None
         self._poll_all = self._poll_due and everything
         return len(pending)
+
+    async def _staged_events(self, ids: Sequence[str]) -> list[Document]:
+        """The outbox's copies of these events, in id order, a chunk of ids per query."""
+        found: list[Document] = []
+        for start in range(0, len(ids), PRUNE_CHUNK):
+            found += await _by_ids(self._db[OUTBOX], ids[start : start + PRUNE_CHUNK]).to_list()
+        if lost := set(ids) - {document["_id"] for document in found}:
+            # Pending ids whose events are gone: nothing can publish them. Never expected (retention
+            # keeps pending events); dropped, so the poll does not read them again forever.
+            log.error("pending events missing from the outbox; dropped", event_ids=sorted(lost))
+            self._unmarked.extend(sorted(lost))
+        return sorted(found, key=lambda document: str(document["_id"]))
 
     async def _publish(self, documents: Sequence[Document]) -> None:
         await self._send(documents)
@@ -371,11 +438,11 @@ class OutboxRelay:
         await asyncio.gather(*acks)
 
     async def _mark(self) -> None:
-        """Mark what was published, a few ids per update: SecantusDB holds every other write to the
-        collection while a multi-document update runs, and its cost grows faster than the number
-        of ids (it tests each document against the whole `$in` list).
+        """Mark what was published by deleting its pending ids, a few per delete: SecantusDB holds
+        every other write to the collection while a multi-document write runs, and its cost grows
+        faster than the number of ids (it tests each document against the whole `$in` list).
 
-        Each update is a transaction of its own. Outside one, SecantusDB retries a write that
+        Each delete is a transaction of its own. Outside one, SecantusDB retries a write that
         conflicts with a transaction in flight itself, sleeping while it holds the collection; the
         transaction's next insert there then waits, and every other transaction on the server
         waits behind that one: seconds-long stalls of the whole platform, its CPU idle. Inside
@@ -384,9 +451,7 @@ class OutboxRelay:
             marking = self._unmarked[:MARK_CHUNK]  # still held (kept from the poll) until marked
 
             async def mark(session: Session, ids: list[str] = marking) -> None:
-                await self._db[OUTBOX].update_many(
-                    {"_id": {"$in": ids}}, {"$set": {"published_at": datetime.now(UTC)}}, session=session
-                )
+                await self._db[PENDING].delete_many({"_id": {"$in": ids}}, session=session)
 
             await in_transaction(self._db.client, mark)
             del self._unmarked[: len(marking)]
