@@ -17,8 +17,8 @@ consumers deduplicate by event id.
 An event is stored twice over: whole in `outbox`, which keeps every event as it went out
 (changed only to note that it was queued again), and by id alone in `outbox_pending` until
 it is published. Marking it published deletes that id. Updating the whole event in place
-instead cost SecantusDB more than twice the CPU per event (bench/outbox_marks.py), and every
-other write to the outbox waited while it ran.
+instead cost SecantusDB twice the CPU to mark it, a fifth more in all (bench/outbox_marks.py),
+and every other write to the outbox waited while it ran.
 """
 
 from __future__ import annotations
