@@ -105,3 +105,23 @@ async def test_a_referral_that_moved_meanwhile_fails_the_whole_batch_of_changes(
         await in_transaction(runtime.client, write)
     statuses = {d["_id"]: d["status"] async for d in runtime.db[REFERRALS].find({})}
     assert statuses == {"r-3": "submitted", "r-4": "withdrawn"}  # r-3's change went with the transaction
+
+
+async def test_a_submission_delivered_again_after_its_referral_was_offered_owes_nothing(
+    runtime: Runtime,
+) -> None:
+    """A submission comes before any decision in its partition, so at first it owes agencies no
+    webhook; delivered again once the referral is offered (reconciliation, a replay) it owes none
+    either, and it is not even looked up."""
+    await runtime.db[REFERRALS].insert_one(submitted("r-5"))
+    await on_referral_events(
+        runtime=runtime, envelopes=[routed("r-5", "p-1")], dispatcher=WebhookDispatcher(runtime)
+    )
+    again: Envelope[EventData] = new_event(
+        submitted_event("r-5"), source="/signpost/intake", tenant=TENANT, subject="r-5"
+    )
+    before = {doc["_id"] async for doc in runtime.db[PROCESSED_EVENTS].find({})}
+
+    await on_referral_events(runtime=runtime, envelopes=[again], dispatcher=WebhookDispatcher(runtime))
+
+    assert {doc["_id"] async for doc in runtime.db[PROCESSED_EVENTS].find({})} == before

@@ -15,6 +15,7 @@ from signpost.shared.events import (
     EventData,
     ReferralEscalatedV1,
     ReferralRoutedV1,
+    ReferralSubmittedV1,
     ReferralUnmatchedV1,
 )
 from signpost.shared.mongo import Document, Session, find_by_ids, in_transaction, mark_processed_many
@@ -64,9 +65,12 @@ async def _that_may_change_anything(
     referral offered to an agency (a webhook is owed), or about to be by a decision in this batch.
     The rest, like most submissions, leave no trace, not even a processed-event record (with no
     effect there is nothing to repeat). Only this partition's consumer adds offers, in order, so
-    the answer cannot go stale."""
+    the answer cannot go stale.
+
+    A submission is its referral's first event in the partition, before any decision could make an
+    offer: it owes no webhook, so it is not looked up (on a redelivery, as on its first delivery)."""
     deciding = {e.subject for e in envelopes if isinstance(e.data, DECISIONS)}
-    others = list({e.subject for e in envelopes} - deciding)
+    others = list({e.subject for e in envelopes if not isinstance(e.data, ReferralSubmittedV1)} - deciding)
     offered = deciding
     if others:
         found = runtime.db[REFERRALS].find(
