@@ -36,6 +36,7 @@ from typing import Any, TypeVar
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.cursor import AsyncCursor
+from pymongo.errors import OperationFailure
 from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Collection, Database, Document, Session, in_transaction
@@ -54,6 +55,7 @@ RETIRED_OUTBOX_INDEXES = ["published_ttl"]
 # Before `outbox_pending`, a pending event had a null `published_at`, read by this index. A relay
 # that finds it gives those events their pending ids, then drops it (`adopt_legacy_pending`).
 LEGACY_PENDING_INDEX = "published_at_1__id_1"
+INDEX_NOT_FOUND = 27
 PRUNE_INTERVAL_S = 600.0
 # The first pass comes soon after start-up, so a process restarted more often than the interval
 # still prunes; not at once, so it does not compete with the start-up's own catch-up.
@@ -185,8 +187,9 @@ async def pending_count(db: Database) -> int:
 async def adopt_legacy_pending(db: Database) -> int:
     """An outbox written before `outbox_pending` existed: give each of its pending events (a null
     `published_at`) a pending id, then drop the index they were read by, whose absence says this
-    is done. Returns how many were pending. Run before the relay starts; an event published
-    meanwhile and adopted anyway goes out once more, which consumers skip."""
+    is done. Returns how many were pending. Run at start-up, before the relay; replicas starting
+    together adopt the same events, idempotently. An event published meanwhile by a relay of the
+    earlier version and adopted anyway goes out once more, which consumers skip."""
     present = {index["name"] async for index in await db[OUTBOX].list_indexes()}
     if LEGACY_PENDING_INDEX not in present:
         return 0
@@ -201,7 +204,11 @@ async def adopt_legacy_pending(db: Database) -> int:
         after = ids[-1]
         await db[PENDING].bulk_write([ReplaceOne({"_id": event_id}, {}, upsert=True) for event_id in ids])
         adopted += len(ids)
-    await db[OUTBOX].drop_index(LEGACY_PENDING_INDEX)
+    try:
+        await db[OUTBOX].drop_index(LEGACY_PENDING_INDEX)
+    except OperationFailure as exc:
+        if exc.code != INDEX_NOT_FOUND:
+            raise  # else another replica dropped it first
     if adopted:
         log.info("pending events of an earlier outbox adopted", count=adopted)
     return adopted
@@ -257,7 +264,6 @@ class OutboxRelay:
         self._replay_after = ""
 
     async def run(self) -> None:
-        await adopt_legacy_pending(self._db)
         await self._replay()
         async with asyncio.TaskGroup() as loops:
             loops.create_task(self._keep_publishing())

@@ -29,7 +29,7 @@ from signpost.shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from signpost.shared.metrics import HttpMetricsMiddleware, ServiceMetrics
 from signpost.shared.mongo import Database, Document, IndexPlan, Session, create_client
 from signpost.shared.offsets import PartitionLag, group_has_no_offsets, service_lag, stream_inspector
-from signpost.shared.outbox import OutboxRelay, pending_count, transaction_with_events
+from signpost.shared.outbox import OutboxRelay, adopt_legacy_pending, pending_count, transaction_with_events
 from signpost.shared.settings import ServiceName, Settings
 from signpost.shared.topics import Topics
 
@@ -183,6 +183,8 @@ def create_service_app(
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         await indexes.apply(runtime.db)
+        if runtime.outbox is not None:
+            await adopt_legacy_pending(runtime.db)
         await ensure_topics(runtime.settings)
         if on_startup is not None:
             await on_startup(runtime)
