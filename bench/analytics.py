@@ -32,7 +32,6 @@ import random
 import resource
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -64,9 +63,8 @@ from signpost.shared.vocabulary import (
     WithdrawReason,
 )
 
-from signpost.platform.embedded import start_mongodb
+from signpost.platform.benchkit import scratch_mongodb
 from signpost.platform.lifecycles import ReferralEvents, offer
-from signpost.platform.processes import stop_all
 
 TENANTS = ["E06000023", "E06000022"]
 LOCALITIES = [f"locality-{i}" for i in range(10)]
@@ -403,17 +401,11 @@ def main() -> None:
     )
     args = parser.parse_args()
     runs = []
-    with tempfile.TemporaryDirectory() as data:
-        server = start_mongodb(data_dir=Path(data) / "mongodb")
-        try:
-            for events in args.events:
-                runs.append(
-                    asyncio.run(
-                        run(server.url, server.process.pid, events, args.batch, args.repeats, args.order)
-                    )
-                )
-        finally:
-            stop_all([server.process], timeout_s=10)
+    with scratch_mongodb() as server:
+        for events in args.events:
+            runs.append(
+                asyncio.run(run(server.url, server.process.pid, events, args.batch, args.repeats, args.order))
+            )
     if not args.no_docs:
         write_docs(runs, "uv run --extra embedded python bench/analytics.py " + " ".join(sys.argv[1:]))
 

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from analytics import cpu_seconds  # bench/analytics.py: this script's folder is on sys.path
@@ -30,9 +28,8 @@ from signpost.shared.mongo import Database, Session, in_transaction
 from signpost.shared.outbox import MARK_CHUNK, OUTBOX, PENDING, stage_events
 from signpost.shared.vocabulary import NeedCode
 
-from signpost.platform.embedded import start_mongodb
+from signpost.platform.benchkit import scratch_mongodb
 from signpost.platform.lifecycles import ReferralEvents
-from signpost.platform.processes import stop_all
 
 STAGED_TOGETHER = 10  # events a transaction stages: a busy intake's group commit
 ROUNDS = 2
@@ -141,12 +138,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.events < 1 or args.kept < 0:
         parser.error("--events must be positive and --kept not negative")
-    with tempfile.TemporaryDirectory() as data:
-        server = start_mongodb(data_dir=Path(data) / "mongodb")
-        try:
-            asyncio.run(run(server.url, server.process.pid, args.events, args.kept))
-        finally:
-            stop_all([server.process], timeout_s=10)
+    with scratch_mongodb() as server:
+        asyncio.run(run(server.url, server.process.pid, args.events, args.kept))
 
 
 if __name__ == "__main__":

@@ -20,11 +20,9 @@ import argparse
 import asyncio
 import random
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 from signpost.routing.app import INDEXES
 from signpost.routing.catalogue.models import PROVISIONS, Provision
@@ -38,8 +36,7 @@ from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 from synthetic import provisions, referral
 
-from signpost.platform.embedded import start_mongodb
-from signpost.platform.processes import stop_all
+from signpost.platform.benchkit import scratch_mongodb
 
 TENANT = "E06000023"
 UNUSED_KAFKA = "127.0.0.1:9"  # the broker object is built, never started
@@ -160,12 +157,8 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1_000, 10_000])
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="signpost-bench-") as scratch:
-        server = start_mongodb(data_dir=Path(scratch) / "mongodb", log_file=Path(scratch) / "secantus.log")
-        try:
-            asyncio.run(main_async(server.url, args))
-        finally:
-            stop_all([server.process], timeout_s=8)
+    with scratch_mongodb() as server:
+        asyncio.run(main_async(server.url, args))
 
 
 if __name__ == "__main__":

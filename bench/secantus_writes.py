@@ -15,10 +15,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 from analytics import cpu_seconds  # bench/analytics.py: this script's folder is on sys.path
@@ -26,8 +24,7 @@ from pymongo import AsyncMongoClient, ReplaceOne
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 
-from signpost.platform.embedded import start_mongodb
-from signpost.platform.processes import stop_all
+from signpost.platform.benchkit import scratch_mongodb
 
 REPEATS = 3
 
@@ -133,12 +130,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.per_transaction > args.facts:
         parser.error("--per-transaction must not exceed --facts")
-    with tempfile.TemporaryDirectory() as data:
-        server = start_mongodb(data_dir=Path(data) / "mongodb")
-        try:
-            asyncio.run(run(server.url, server.process.pid, args.facts, args.per_transaction))
-        finally:
-            stop_all([server.process], timeout_s=10)
+    with scratch_mongodb() as server:
+        asyncio.run(run(server.url, server.process.pid, args.facts, args.per_transaction))
 
 
 if __name__ == "__main__":

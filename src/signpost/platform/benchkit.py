@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +29,8 @@ from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
 from signpost.platform.cluster import LocalCluster
+from signpost.platform.embedded import EmbeddedServer, start_mongodb
+from signpost.platform.processes import stop_all
 
 T = TypeVar("T")
 
@@ -45,6 +49,18 @@ def run_fast(main: Coroutine[Any, Any, T]) -> T:
     except ImportError:  # no uvloop on Windows
         return asyncio.run(main)
     return uvloop.run(main)
+
+
+@contextmanager
+def scratch_mongodb() -> Iterator[EmbeddedServer]:
+    """A SecantusDB of its own on a free port, its data and log in a temporary directory, stopped
+    and removed afterwards: for the benchmarks that measure the database alone."""
+    with tempfile.TemporaryDirectory(prefix="signpost-bench-") as scratch:
+        server = start_mongodb(data_dir=Path(scratch) / "mongodb", log_file=Path(scratch) / "secantus.log")
+        try:
+            yield server
+        finally:
+            stop_all([server.process], timeout_s=10)
 
 
 def bench_cluster(workdir: Path, *, settings: Mapping[str, str] | None = None) -> LocalCluster:
