@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,8 @@ def test_run_demo_populates_the_platform_within_a_minute(tmp_path: Path) -> None
         assert re.search(r"^demo      \| \[#*\.*\] \d+/\d+  sent \d+", platform.lines(), re.MULTILINE)
         status, page = request(platform.url("routing", "/v1/provisions?limit=1"))
         assert status == 200 and page["total"] >= 59  # the area's Local Offer, imported
+        # Ctrl-C while the demo is still sending: the platform stops calmly, with no traceback for
+        # each request that was in flight.
+        platform.process.send_signal(signal.SIGINT)
+        assert platform.process.wait(timeout=60) == 0
+        assert "Traceback" not in platform.lines(), platform.lines()[-3000:]

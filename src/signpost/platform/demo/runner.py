@@ -251,16 +251,18 @@ class Demo:
     # --- practitioners ------------------------------------------------------------------
 
     async def _stream(self, referrals: list[GeneratedReferral]) -> None:
-        pending: set[asyncio.Task[None]] = set()
-        for referral in referrals:
-            await asyncio.sleep(self.clock.real_delay(referral.at))
-            await self._limit.acquire()
-            task = asyncio.create_task(self._submit(referral))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            self._report(len(referrals))
-        if pending:
-            await asyncio.gather(*pending)
+        """Submit each referral at its time, several in flight. The first submission to lose the
+        platform (stopped with Ctrl-C, say) stops the stream and the others, and is what the
+        demo reports: not one traceback per request left in flight."""
+        try:
+            async with asyncio.TaskGroup() as submissions:
+                for referral in referrals:
+                    await asyncio.sleep(self.clock.real_delay(referral.at))
+                    await self._limit.acquire()
+                    submissions.create_task(self._submit(referral))
+                    self._report(len(referrals))
+        except* PlatformUnreachable as lost:
+            raise lost.exceptions[0] from None
         self._report(len(referrals))
 
     async def _submit(self, referral: GeneratedReferral) -> None:
