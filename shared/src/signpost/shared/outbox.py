@@ -52,8 +52,8 @@ PUBLISHED_RETENTION_S = 7 * 24 * 3600  # kept a week after staging, once publish
 # document of the collection under its storage-wide lock, which stalled the whole platform for
 # seconds at a time, longer as the outbox grew; `migrate` and start-up drop it.
 RETIRED_OUTBOX_INDEXES = ["published_ttl"]
-# Before `outbox_pending`, a pending event had a null `published_at`, read by this index. A relay
-# that finds it gives those events their pending ids, then drops it (`adopt_legacy_pending`).
+# Before `outbox_pending`, a pending event had a null `published_at`, read by this index. Intake and
+# routing, starting where it exists, give those events their pending ids, then drop it (`adopt_legacy_pending`).
 LEGACY_PENDING_INDEX = "published_at_1__id_1"
 INDEX_NOT_FOUND = 27
 PRUNE_INTERVAL_S = 600.0
