@@ -23,9 +23,9 @@ from typing import Any
 
 from analytics import cpu_seconds  # bench/analytics.py: this script's folder is on sys.path
 from pymongo import AsyncMongoClient, IndexModel
-from signpost.shared.events import Envelope, EventData, to_kafka_headers, to_kafka_value
+from signpost.shared.events import Envelope, EventData
 from signpost.shared.mongo import Database, Session, in_transaction
-from signpost.shared.outbox import MARK_CHUNK, OUTBOX, PENDING, stage_events
+from signpost.shared.outbox import MARK_CHUNK, OUTBOX, PENDING, outbox_document, stage_events
 from signpost.shared.vocabulary import NeedCode
 
 from signpost.platform.benchkit import scratch_mongodb
@@ -49,14 +49,8 @@ def events(count: int) -> list[Envelope[EventData]]:
 
 
 async def stage_in_place(db: Database, envelopes: Sequence[Envelope[EventData]], session: Session) -> None:
-    await db[OUTBOX].insert_many(
-        [
-            {"_id": e.id, "topic": TOPIC, "key": e.subject, "headers": to_kafka_headers(e),
-             "value": to_kafka_value(e), "created_at": datetime.now(UTC), "published_at": None}
-            for e in envelopes
-        ],
-        session=session,
-    )  # fmt: skip
+    documents = [{**outbox_document(TOPIC, e), "published_at": None} for e in envelopes]
+    await db[OUTBOX].insert_many(documents, session=session)
 
 
 async def mark_in_place(db: Database, ids: list[str], session: Session) -> None:

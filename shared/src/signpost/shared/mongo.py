@@ -88,7 +88,7 @@ async def find_by_ids(
     collection: Collection,
     ids: Sequence[str],
     *,
-    session: Session,
+    session: Session | None = None,
     projection: Mapping[str, Any] | None = None,
 ) -> dict[str, Document]:
     """The documents with these ids, by id, in one round trip, or none when there are no ids: every

@@ -35,11 +35,10 @@ from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
-from pymongo.asynchronous.cursor import AsyncCursor
 from pymongo.errors import OperationFailure
 from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Collection, Database, Document, Session, in_transaction
+from signpost.shared.mongo import Collection, Database, Document, Session, find_by_ids, in_transaction
 
 log = get_logger(__name__)
 
@@ -104,7 +103,8 @@ async def transaction_with_events(
     return await in_transaction(client, attempt), staged
 
 
-def _staged(topic: str, envelope: Envelope[Any]) -> dict[str, Any]:
+def outbox_document(topic: str, envelope: Envelope[Any]) -> dict[str, Any]:
+    """An event as the outbox keeps it: what the relay sends to Kafka."""
     return {
         "_id": envelope.id,
         "topic": topic,
@@ -124,7 +124,7 @@ async def stage_events(
 ) -> None:
     """Several events in two round trips, in order."""
     if envelopes:
-        documents = [_staged(topic, envelope) for envelope in envelopes]
+        documents = [outbox_document(topic, envelope) for envelope in envelopes]
         await db[OUTBOX].insert_many(documents, session=session)
         await db[PENDING].insert_many([{"_id": document["_id"]} for document in documents], session=session)
         staging = _staging.get()
@@ -157,11 +157,12 @@ async def prune_published(db: Database, *, before: datetime) -> int:
     """Delete the events staged before `before` and published since, a chunk at a time in id order
     (staging order), so no single delete holds the collection long; returns how many went."""
     removed, after = 0, ""
-    while ids := await _ids_between(db[OUTBOX], after=after, before=first_event_id_at(before.timestamp())):
+    cutoff = first_event_id_at(before.timestamp())
+    while ids := await _ids_after(db[OUTBOX], after, {"_id": {"$lt": cutoff}}):
         after = ids[-1]
 
         async def prune(session: Session, ids: list[str] = ids) -> int:
-            pending = {document["_id"] async for document in _by_ids(db[PENDING], ids, session=session)}
+            pending = await find_by_ids(db[PENDING], ids, session=session, projection={"_id": 1})
             published = [event_id for event_id in ids if event_id not in pending]
             return (await db[OUTBOX].delete_many({"_id": {"$in": published}}, session=session)).deleted_count
 
@@ -169,15 +170,11 @@ async def prune_published(db: Database, *, before: datetime) -> int:
     return removed
 
 
-async def _ids_between(collection: Collection, *, after: str, before: str) -> list[str]:
-    found = collection.find({"_id": {"$gt": after, "$lt": before}}, {"_id": 1}).sort("_id", ASCENDING)
-    return [document["_id"] async for document in found.limit(PRUNE_CHUNK)]
-
-
-def _by_ids(
-    collection: Collection, ids: Sequence[str], *, session: Session | None = None
-) -> AsyncCursor[Document]:
-    return collection.find({"_id": {"$in": list(ids)}}, session=session)
+async def _ids_after(collection: Collection, after: str, query: Document) -> list[str]:
+    """The next PRUNE_CHUNK ids past `after` of the documents `query` matches, in id order."""
+    ids = {"$gt": after, **query.get("_id", {})}
+    found = collection.find({**query, "_id": ids}, {"_id": 1}).sort("_id", ASCENDING).limit(PRUNE_CHUNK)
+    return [document["_id"] async for document in found]
 
 
 async def pending_count(db: Database) -> int:
@@ -194,13 +191,7 @@ async def adopt_legacy_pending(db: Database) -> int:
     if LEGACY_PENDING_INDEX not in present:
         return 0
     adopted, after = 0, ""
-    while ids := [
-        document["_id"]
-        async for document in db[OUTBOX]
-        .find({"published_at": None, "_id": {"$gt": after}}, {"_id": 1})
-        .sort("_id", ASCENDING)
-        .limit(PRUNE_CHUNK)
-    ]:
+    while ids := await _ids_after(db[OUTBOX], after, {"published_at": None}):
         after = ids[-1]
         await db[PENDING].bulk_write([ReplaceOne({"_id": event_id}, {}, upsert=True) for event_id in ids])
         adopted += len(ids)
@@ -411,7 +402,7 @@ class OutboxRelay:
         """The outbox's copies of these events, in id order, a chunk of ids per query."""
         found: list[Document] = []
         for start in range(0, len(ids), PRUNE_CHUNK):
-            found += await _by_ids(self._db[OUTBOX], ids[start : start + PRUNE_CHUNK]).to_list()
+            found += (await find_by_ids(self._db[OUTBOX], ids[start : start + PRUNE_CHUNK])).values()
         if lost := set(ids) - {document["_id"] for document in found}:
             # Pending ids whose events are gone: nothing can publish them. Never expected (retention
             # keeps pending events); dropped, so the poll does not read them again forever.
