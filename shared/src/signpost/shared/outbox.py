@@ -399,10 +399,8 @@ class OutboxRelay:
         return len(pending)
 
     async def _staged_events(self, ids: Sequence[str]) -> list[Document]:
-        """The outbox's copies of these events, in id order, a chunk of ids per query."""
-        found: list[Document] = []
-        for start in range(0, len(ids), PRUNE_CHUNK):
-            found += (await find_by_ids(self._db[OUTBOX], ids[start : start + PRUNE_CHUNK])).values()
+        """The outbox's copies of these events, in id order."""
+        found = list((await find_by_ids(self._db[OUTBOX], ids)).values())
         if lost := set(ids) - {document["_id"] for document in found}:
             # Pending ids whose events are gone: nothing can publish them. Never expected (retention
             # keeps pending events); dropped, so the poll does not read them again forever.

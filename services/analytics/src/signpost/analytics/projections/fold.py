@@ -27,10 +27,10 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, fact_id, stored_moment
-from signpost.analytics.projections.sets import ProjectionSet, find_by_ids
+from signpost.analytics.projections.sets import ProjectionSet
 from signpost.analytics.projections.writers import WriterLease
 from signpost.shared.events import Envelope, EventData, ProvisionChangedV1, SettingChangedV1
-from signpost.shared.mongo import Database, Document, Session, in_transaction
+from signpost.shared.mongo import Database, Document, Session, find_by_ids, in_transaction
 
 
 async def fold_batch(
@@ -111,8 +111,7 @@ async def prepare_batch(
     if unseen is not None:
         new = unseen(missing)
         missing = [key for key in missing if key not in new]
-    async for document in find_by_ids(db[target.facts], missing):
-        found[document["_id"]] = document
+    found |= await find_by_ids(db[target.facts], missing)
     changed = await _apply_events(found, envelopes)
     read = {key: found[key] for key in changed if key in found}
     return Prepared(since=since, read=read, facts=_stamp(changed, read=read, writer=writer))
@@ -159,9 +158,7 @@ class _Batch:
     async def read(self, collection: str, ids: list[str]) -> dict[str, Document]:
         found = self.cache.get_many(collection, ids) if self.cache is not None else {}
         missing = [key for key in ids if key not in found]
-        async for document in find_by_ids(self.db[collection], missing, session=self.session):
-            found[document["_id"]] = document
-        return found
+        return found | await find_by_ids(self.db[collection], missing, session=self.session)
 
     async def save(
         self, collection: str, documents: dict[str, Document], *, read: dict[str, Document]

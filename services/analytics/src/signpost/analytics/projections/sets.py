@@ -7,33 +7,15 @@ built, which the live consumer also writes to), so swapping is one atomic update
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 from pymongo import IndexModel, ReturnDocument
-from signpost.shared.mongo import Database, Document, Session
+from signpost.shared.mongo import Database, Document
 
 POINTER_COLLECTION = "projection_sets"
 POINTER_ID = "active"
 INITIAL_SET = "live"
-
-
-# Per document, SecantusDB's CPU for an `$in` of 20 ids was 0.12 ms, of 100 0.18, of 1,000 1.04
-# (bench/secantus_writes.py).
-FIND_CHUNK = 20
-
-
-async def find_by_ids(
-    collection: Any, ids: list[str], *, projection: Document | None = None, session: Session | None = None
-) -> AsyncIterator[Document]:
-    """Documents by `_id`, in chunks: SecantusDB answers one long `$in` much more slowly than a few short ones."""
-    for start in range(0, len(ids), FIND_CHUNK):
-        async for document in collection.find(
-            {"_id": {"$in": ids[start : start + FIND_CHUNK]}}, projection, session=session
-        ):
-            yield document
 
 
 @dataclass(frozen=True)
