@@ -17,10 +17,11 @@ import statistics
 import time
 
 from signpost.routing.matching import Catalogue, match_referral
+from signpost.shared.events import ReferralSubmittedV1
 from synthetic import SIZES, provisions, referral
 
 
-def run(snapshot: Catalogue, referrals: list, *, warm_up: int = 50) -> dict[str, float]:
+def run(snapshot: Catalogue, referrals: list[ReferralSubmittedV1], *, warm_up: int = 50) -> dict[str, float]:
     for child in referrals[:warm_up]:
         match_referral(child, snapshot)
     wall, cpu, offers = [], [], 0

@@ -30,7 +30,7 @@ from signpost.routing.catalogue.repository import ensure_version, to_document
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.decisions.service import route_referral, track_capacity
 from signpost.routing.matching import match_referral
-from signpost.shared.events import OfferAcceptedV1, ReferralSubmittedV1, new_event
+from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, ReferralSubmittedV1, new_event
 from signpost.shared.logging import configure_logging
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
@@ -45,7 +45,9 @@ UNUSED_KAFKA = "127.0.0.1:9"  # the broker object is built, never started
 async def route_one(runtime: Runtime, child: ReferralSubmittedV1, snapshot: CatalogueSnapshot) -> float:
     """Route `child` as a new referral (a new decision every time); returns the seconds it took."""
     fresh = child.model_copy(update={"referral_id": uuid.uuid4().hex})
-    envelope = new_event(fresh, source="/bench", tenant=TENANT, subject=fresh.referral_id)
+    envelope: Envelope[EventData] = new_event(
+        fresh, source="/bench", tenant=TENANT, subject=fresh.referral_id
+    )
     started = time.perf_counter()
     await route_referral(runtime=runtime, envelope=envelope, catalogue=snapshot)
     return time.perf_counter() - started
@@ -119,7 +121,7 @@ async def bench_size(
 
 
 async def main_async(url: str, args: argparse.Namespace) -> None:
-    settings = Settings(  # type: ignore[call-arg]
+    settings = Settings(
         _env_file=None, mongodb_url=url, kafka_bootstrap=UNUSED_KAFKA, log_level="WARNING", log_format="json"
     )
     configure_logging(settings, service="routing")

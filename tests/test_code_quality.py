@@ -9,7 +9,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SOURCES = ["shared/src", "services/intake/src", "services/routing/src", "services/analytics/src", "src"]
+SOURCES = [
+    "shared/src",
+    "services/intake/src",
+    "services/routing/src",
+    "services/analytics/src",
+    "src",
+    "bench",
+]
 
 
 @pytest.mark.parametrize(
