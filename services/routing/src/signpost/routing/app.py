@@ -25,10 +25,7 @@ from signpost.shared.settings import Settings, get_settings
 INDEXES = IndexPlan(
     {
         PROVISIONS: [IndexModel([("active", ASCENDING), ("need_codes", ASCENDING)]), CATALOGUE_VERSION_INDEX],
-        DECISIONS: [
-            IndexModel([("tenant", ASCENDING), ("decided_at", ASCENDING)]),
-            IndexModel([("child_ref", ASCENDING)]),  # continuity: what served this child before
-        ],
+        DECISIONS: [IndexModel([("child_ref", ASCENDING)])],  # continuity: what served this child before
         RESERVATIONS: [IndexModel([("referral_id", ASCENDING)])],
         WAITS: WAITS_INDEXES,
         ORUK_DETAILS: [
@@ -37,7 +34,8 @@ INDEXES = IndexPlan(
             IndexModel([("organization.source_id", ASCENDING)]),
         ],
     },
-    retired={OUTBOX: RETIRED_OUTBOX_INDEXES},
+    # Decisions by time: nothing ever read it, and every decision written paid for it.
+    retired={OUTBOX: RETIRED_OUTBOX_INDEXES, DECISIONS: ["tenant_1_decided_at_1"]},
 )
 
 
