@@ -5,33 +5,22 @@ from __future__ import annotations
 
 import uuid
 
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from signpost.shared.mongo import FIND_CHUNK, Document, find_by_ids
 
+from tests.commands import SentCommands
 from tests.servers import MongoServer
 
 
-class FindCommands(monitoring.CommandListener):
-    """The `$in` list of every find the client sends."""
-
-    def __init__(self) -> None:
-        self.lists: list[list[str]] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find":
-            self.lists.append(list(event.command["filter"]["_id"]["$in"]))
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
+def lists(sent: SentCommands) -> list[list[str]]:
+    """The `$in` list of every find sent."""
+    return [list(find["filter"]["_id"]["$in"]) for find in sent.named("find")]
 
 
 async def test_a_long_list_of_ids_is_looked_up_a_chunk_at_a_time_and_each_found_once(
     mongodb: MongoServer,
 ) -> None:
-    finds = FindCommands()
+    finds = SentCommands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb.url, event_listeners=[finds])
     try:
         collection = client[f"t{uuid.uuid4().hex[:10]}"]["things"]
@@ -42,9 +31,9 @@ async def test_a_long_list_of_ids_is_looked_up_a_chunk_at_a_time_and_each_found_
         found = await find_by_ids(collection, asked, projection={"n": 1})
 
         assert found == {key: {"_id": key, "n": n} for n, key in enumerate(stored)}
-        assert [len(ids) for ids in finds.lists] == [FIND_CHUNK, FIND_CHUNK, 7]
-        assert sorted(key for ids in finds.lists for key in ids) == sorted({*asked})
+        assert [len(ids) for ids in lists(finds)] == [FIND_CHUNK, FIND_CHUNK, 7]
+        assert sorted(key for ids in lists(finds) for key in ids) == sorted({*asked})
         assert await find_by_ids(collection, []) == {}
-        assert len(finds.lists) == 3  # nothing asked: no query
+        assert len(lists(finds)) == 3  # nothing asked: no query
     finally:
         await client.close()

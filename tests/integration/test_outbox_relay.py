@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 from signpost.routing.app import create_app as create_routing
 from signpost.shared import outbox
@@ -35,28 +35,12 @@ from signpost.shared.outbox import (
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
+from tests.commands import SentCommands
 from tests.conftest import eventually, serving
 from tests.integration.records import records_on, wait_for_records
 from tests.integration.test_consumer_failures import event_for
 
 QUIET_POLL_S = 600.0  # no poll during a test unless notified: what goes out was handed over
-
-
-class OutboxCommands(monitoring.CommandListener):
-    """The commands a client sends to the outbox's collections, by name."""
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command.get(event.command_name) in (OUTBOX, PENDING):
-            self.sent.append(event.command_name)
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
 
 
 @asynccontextmanager
@@ -67,10 +51,10 @@ async def relaying(
     replay: bool = False,
     poll_interval_s: float = QUIET_POLL_S,
     mark_interval_s: float = outbox.MARK_INTERVAL_S,
-) -> AsyncIterator[tuple[OutboxRelay, OutboxCommands]]:
+) -> AsyncIterator[tuple[OutboxRelay, SentCommands]]:
     """A relay of its own (own client, counted), running until the block ends."""
     await ensure_topics(settings)
-    commands = OutboxCommands()
+    commands = SentCommands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, event_listeners=[commands]
     )
@@ -128,17 +112,19 @@ async def test_handed_over_events_go_out_in_commit_order_without_being_read_back
         async with relaying(settings) as (relay, commands):
 
             async def polled() -> bool:
-                return bool(commands.sent)
+                return bool(commands.names(OUTBOX, PENDING))
 
             await eventually(polled, what="the relay's first poll")
-            commands.sent.clear()
+            commands.clear()
             for event in events:  # five commits, handed over one by one
                 relay.committed(await stage(client, settings, [event]))
             assert await published_ids(settings, len(events)) == [e.id for e in events]
             await eventually(lambda: all_marked(client, settings), what="every event marked published")
-            assert "find" not in commands.sent  # nothing read back
-            assert 1 <= commands.sent.count("delete") < len(events)  # marks shared deletes
-            assert "update" not in commands.sent  # the events themselves are never rewritten
+            assert "find" not in commands.names(OUTBOX, PENDING)  # nothing read back
+            assert 1 <= commands.names(OUTBOX, PENDING).count("delete") < len(events)  # marks shared deletes
+            assert "update" not in commands.names(
+                OUTBOX, PENDING
+            )  # the events themselves are never rewritten
     finally:
         await client.close()
 
@@ -218,7 +204,7 @@ async def test_the_periodic_poll_takes_only_events_no_relay_is_handling(
         async with relaying(settings, poll_interval_s=0.2) as (_, commands):
 
             async def polled() -> bool:
-                return "find" in commands.sent
+                return "find" in commands.names(OUTBOX, PENDING)
 
             await eventually(polled, what="the relay's first poll")
             await stage(client, settings, [left, recent])  # not handed over: another process's
@@ -253,7 +239,7 @@ async def test_a_poll_reads_on_past_a_full_page_of_events_the_relay_holds(
         async with relaying(settings, poll_interval_s=0.2, mark_interval_s=QUIET_POLL_S) as (relay, commands):
 
             async def polled() -> bool:
-                return "find" in commands.sent
+                return "find" in commands.names(OUTBOX, PENDING)
 
             await eventually(polled, what="the relay's first poll")
             relay.committed(await stage(client, settings, held))  # published at once, never marked

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from pymongo import AsyncMongoClient, monitoring
+from pymongo import AsyncMongoClient
 from signpost.analytics.app import create_app
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.facts import fact_id
@@ -28,6 +28,7 @@ from signpost.shared.retries import is_infrastructure_failure
 from signpost.shared.settings import Settings
 
 from tests.analytics_events import TENANT, lifecycle
+from tests.commands import SentCommands
 from tests.conftest import eventually, serving, settings_for
 from tests.integration.analytics.conftest import Analytics
 from tests.integration.test_graceful_shutdown import committed_offsets
@@ -164,27 +165,10 @@ async def test_a_batch_folded_on_one_that_had_to_fold_again_is_folded_again_too(
     await eventually(all_counted, what="the index counting every move once")
 
 
-class FactReads(monitoring.CommandListener):
-    """The `find` commands sent for referral facts."""
-
-    def __init__(self) -> None:
-        self.finds = 0
-
-    def started(self, event: monitoring.CommandStartedEvent) -> None:
-        if event.command_name == "find" and event.command["find"] == LIVE.facts:
-            self.finds += 1
-
-    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
-
-    def failed(self, event: monitoring.CommandFailedEvent) -> None:
-        pass
-
-
 async def test_new_referrals_facts_are_not_looked_up_and_a_wrong_guess_is_folded_again(
     settings: Settings,
 ) -> None:
-    reads = FactReads()
+    reads = SentCommands()
     client: AsyncMongoClient[Document] = AsyncMongoClient(
         settings.mongodb_url, tz_aware=True, event_listeners=[reads]
     )
@@ -192,12 +176,14 @@ async def test_new_referrals_facts_are_not_looked_up_and_a_wrong_guess_is_folded
     try:
         async with following(db) as follower:
             index = await follower.index(LIVE, wait_s=30)
-            reads.finds = 0  # the index's own load
+            reads.clear()  # the index's own load
             pipeline: FoldPipeline[str] = FoldPipeline(client, db, facts=follower, cache=WriteCache(size=100))
             fresh = [lifecycle(f"n{n}", "routed")[0] for n in range(3)]
             await pipeline.push("fresh", fresh, targets=[LIVE])
             await pipeline.flush()
-            assert reads.finds == 0, "facts this process has never seen are new: MongoDB is not asked"
+            assert not reads.named("find", LIVE.facts), (
+                "facts this process has never seen are new: MongoDB is not asked"
+            )
 
             # A fact this process has not seen (written behind its back): the guess is wrong, the
             # insert fails on its `_id`, and the batch is folded again from what MongoDB holds.
@@ -207,7 +193,7 @@ async def test_new_referrals_facts_are_not_looked_up_and_a_wrong_guess_is_folded
             await pipeline.flush()
             fact = (await stored_facts(db))[fact_id(TENANT, "hidden")]
             assert fact["events"] == [submitted.id, routed.id] and fact["version"] == 2
-            assert reads.finds > 0
+            assert reads.named("find", LIVE.facts)
             assert counted(index)["submitted"] == 4
     finally:
         await client.close()
