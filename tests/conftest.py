@@ -9,7 +9,7 @@ import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import httpx
 import pytest
@@ -72,7 +72,7 @@ def fail_fast_client(url: str) -> AsyncMongoClient[Document]:
 def settings_for(kafka: KafkaServer, mongodb: MongoServer, **overrides: object) -> Settings:
     """Settings on the given servers, with topics and databases no other test uses."""
     run = uuid.uuid4().hex[:10]
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "kafka_bootstrap": kafka.bootstrap,
         "kafka_idempotence": kafka.idempotence,
         "mongodb_url": mongodb.url,
@@ -88,7 +88,7 @@ def settings_for(kafka: KafkaServer, mongodb: MongoServer, **overrides: object) 
         "kafka_heartbeat_interval_ms": 200,
         **overrides,
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 @pytest.fixture(scope="session")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from signpost.shared.mongo import Document
+
 from signpost.platform.embedded import EmbeddedServer, start_kafka, start_mongodb
 from signpost.platform.processes import stop_all
 
@@ -155,7 +157,7 @@ def _wait_for_primary(url: str) -> None:
     from pymongo import MongoClient
 
     deadline = time.monotonic() + 60
-    with MongoClient(url, serverSelectionTimeoutMS=1000) as client:
+    with MongoClient[Document](url, serverSelectionTimeoutMS=1000) as client:
         while time.monotonic() < deadline:
             if client.admin.command("hello").get("isWritablePrimary"):
                 return

@@ -16,6 +16,7 @@ SOURCES = [
     "services/analytics/src",
     "src",
     "bench",
+    "tests",
 ]
 
 

@@ -71,7 +71,7 @@ def render(directory: Path) -> list[Manifest]:
             doc["metadata"]["namespace"] = spec["namespace"]
         if doc["kind"] == "Deployment" and doc["metadata"]["name"] in replicas:
             doc["spec"]["replicas"] = replicas[doc["metadata"]["name"]]
-        for container in pod_spec(doc).get("containers", []) if pod_spec(doc) else []:
+        for container in pod.get("containers", []) if (pod := pod_spec(doc)) else []:
             name, _, _ = container["image"].partition(":")
             if name in images:
                 container["image"] = f"{images[name]['newName']}:{images[name]['newTag']}"

@@ -9,7 +9,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 import yaml
-from signpost.shared.settings import SERVICE_NAMES, Settings
+from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 
 from tests.deploy.manifests import ROOT, compose, compose_variables, env_file
 
@@ -28,12 +28,12 @@ def environment(service: str) -> dict[str, str]:
 
 
 def settings_of(service: str) -> Settings:
-    values = {
+    values: dict[str, Any] = {
         key.removeprefix("SIGNPOST_").lower(): value
         for key, value in environment(service).items()
         if key.startswith("SIGNPOST_")
     }
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return Settings(_env_file=None, **values)
 
 
 def seconds(duration: str) -> float:
@@ -60,7 +60,7 @@ def test_each_service_runs_itself_in_production_against_compose_hosts(service: s
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
-def test_ports_and_health_checks_match_the_settings(service: str) -> None:
+def test_ports_and_health_checks_match_the_settings(service: ServiceName) -> None:
     settings = settings_of(service)
     port = settings.port_of(service)
     published = SERVICES[service]["ports"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from signpost.shared.settings import SERVICE_NAMES, Settings
+from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 from signpost.shared.topics import Topics
 
 from signpost.platform.migrate import retention
@@ -37,18 +37,19 @@ SETTING_NAMES = {f"SIGNPOST_{name.upper()}" for name in Settings.model_fields}
 
 def settings() -> Settings:
     """What a pod's settings resolve to: ConfigMap, Secret, and the operator's connection string."""
-    values = {**CONFIG, **EXAMPLE_SECRET}
+    values: dict[str, Any] = {**CONFIG, **EXAMPLE_SECRET}
     values["SIGNPOST_MONGODB_URL"] = (
         f"mongodb://signpost:pw@{MONGODB['metadata']['name']}-0.{MONGODB['metadata']['name']}-svc:27017/"
         f"admin?replicaSet={MONGODB['metadata']['name']}"
     )
-    return Settings(_env_file=None, **{k.removeprefix("SIGNPOST_").lower(): v for k, v in values.items()})  # type: ignore[arg-type]
+    return Settings(_env_file=None, **{k.removeprefix("SIGNPOST_").lower(): v for k, v in values.items()})
 
 
 def container(doc: Manifest) -> dict[str, Any]:
     spec = pod_spec(doc)
     assert spec is not None
-    (only,) = spec["containers"]
+    containers: list[dict[str, Any]] = spec["containers"]
+    (only,) = containers
     return only
 
 
@@ -61,7 +62,8 @@ def workloads() -> list[Manifest]:
 
 
 def plain_listener() -> dict[str, Any]:
-    (listener,) = [item for item in KAFKA["spec"]["kafka"]["listeners"] if not item["tls"]]
+    listeners: list[dict[str, Any]] = KAFKA["spec"]["kafka"]["listeners"]
+    (listener,) = [item for item in listeners if not item["tls"]]
     return listener
 
 
@@ -80,7 +82,7 @@ def test_every_signpost_variable_is_a_setting() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
-def test_deployment_service_and_probes_use_the_service_port(service: str) -> None:
+def test_deployment_service_and_probes_use_the_service_port(service: ServiceName) -> None:
     port = settings().port_of(service)
     deployment = named(MANIFESTS, "Deployment", service)
     main = container(deployment)
@@ -249,7 +251,7 @@ def test_network_policies_allow_only_kafka_mongodb_dns_and_what_each_must(
         assert "169.254.0.0/16" in internet["ipBlock"]["except"]  # never the cloud metadata endpoint
     if workload in SERVICE_NAMES:
         (ingress,) = policy["spec"]["ingress"]
-        assert ingress["ports"] == [{"protocol": "TCP", "port": settings().port_of(workload)}]  # type: ignore[arg-type]
+        assert ingress["ports"] == [{"protocol": "TCP", "port": settings().port_of(workload)}]
     else:
         assert policy["spec"]["ingress"] == []
 
@@ -265,7 +267,7 @@ def test_only_signpost_reaches_kafka_and_mongodb() -> None:
 
 
 @pytest.mark.parametrize("service", SERVICE_NAMES)
-def test_prometheus_annotations_point_at_the_service_port(service: str) -> None:
+def test_prometheus_annotations_point_at_the_service_port(service: ServiceName) -> None:
     annotations = named(MANIFESTS, "Deployment", service)["spec"]["template"]["metadata"]["annotations"]
     assert annotations == {
         "prometheus.io/scrape": "true",

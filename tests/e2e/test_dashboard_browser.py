@@ -21,11 +21,18 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from playwright.sync_api import BrowserContext, Page, Route, sync_playwright
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from signpost.shared.auth.principal import Role
 from signpost.shared.auth.tokens import issue_dev_token
-from signpost.shared.events import ReferralSubmittedV1, new_event, to_kafka_headers, to_kafka_value
+from signpost.shared.events import (
+    Envelope,
+    EventData,
+    ReferralSubmittedV1,
+    new_event,
+    to_kafka_headers,
+    to_kafka_value,
+)
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode
 
 from tests.conftest import prerequisite_missing
@@ -85,12 +92,14 @@ class Browser:
 
     def open(self, url: str) -> Page:
         page = self.context.new_page()
-        page.on(
-            "console", lambda message: message.type == "error" and self.console_errors.append(message.text)
-        )
+        page.on("console", self._record_console_error)
         page.on("pageerror", lambda error: self.console_errors.append(str(error)))
         page.goto(url)
         return page
+
+    def _record_console_error(self, message: ConsoleMessage) -> None:
+        if message.type == "error":
+            self.console_errors.append(message.text)
 
     def screenshot(self, page: Page, name: str) -> None:
         page.screenshot(path=self.screenshots / f"{name}.png", full_page=True)
@@ -201,7 +210,7 @@ def feed(platform: RunningPlatform) -> None:
     """The area's settings register, then every child's referral and what its agency did."""
     admin = token(platform, Role.ADMIN, "la-digital")
     for setting, locality in SETTINGS_REGISTER.items():
-        body = {"name": f"School {setting}", "locality": locality, "phase": "primary"}
+        body: dict[str, Any] = {"name": f"School {setting}", "locality": locality, "phase": "primary"}
         put = urllib.request.Request(
             platform.url("analytics", f"/v1/settings-register/{setting}"),
             data=json.dumps(body).encode(),
@@ -241,7 +250,7 @@ async def neighbour_submits(platform: RunningPlatform, *, referrals: int) -> Non
     try:
         for _ in range(referrals):
             referral_id = str(uuid.uuid4())
-            event = new_event(
+            event: Envelope[EventData] = new_event(
                 ReferralSubmittedV1(
                     referral_id=referral_id,
                     age_years=9,
@@ -293,7 +302,7 @@ def routed(platform: RunningPlatform, practitioner: str, referral_id: str) -> st
         timeout_s=30,
         what=f"{referral_id} routed",
     )
-    offers = [offer["provision_id"] for offer in found["offers"]]
+    offers: list[str] = [offer["provision_id"] for offer in found["offers"]]
     assert len(offers) == 1, offers
     return offers[0]
 
@@ -346,7 +355,7 @@ def table(page: Page, element_id: str) -> list[list[str]]:
     return rows
 
 
-def annotations(page: Page, element_id: str) -> list[str]:
+def chart_annotations(page: Page, element_id: str) -> list[str]:
     """The labels drawn where a withheld value's bar would be."""
     texts: list[str] = page.evaluate(
         "id => (document.getElementById(id).layout.annotations || []).map(a => a.text)", element_id
@@ -478,7 +487,7 @@ def test_every_page_shows_what_the_events_imply(platform: RunningPlatform, brows
         "Safeguarding": None,
         "EHC request": None,
     }
-    assert annotations(analyst, "funnel-chart") == ["<5", "<5", "<5"]
+    assert chart_annotations(analyst, "funnel-chart") == ["<5", "<5", "<5"]
     assert analyst.is_visible("#suppression")
     assert "Small numbers are suppressed" in (analyst.text_content("#suppression") or "")
     assert analyst.text_content("[data-measure=escalated_ehc_assessment] .value") == "<5"
@@ -495,13 +504,13 @@ def test_every_page_shows_what_the_events_imply(platform: RunningPlatform, brows
     compared = by_name(wait_for_chart(analyst, "breakdown-chart", "t => t.length === 2"))
     assert compared["Ashley"]["ASD"] == 6 and compared["Ashley"]["SEMH"] is None
     assert compared["Bedminster"]["SPLD"] == 5 and compared["Bedminster"]["PMLD"] is None
-    assert "<5" in annotations(analyst, "breakdown-chart")
+    assert "<5" in chart_annotations(analyst, "breakdown-chart")
     browser.screenshot(analyst, "drill-down-analyst")
 
     analyst.click("nav a[href='/dashboard/regional']")
     submitted = wait_for_chart(analyst, "submitted-chart", "t => t[0].y.length === 2")
     assert submitted[0]["y"] == [16, None]  # the neighbour's 3 are withheld from an analyst
-    assert annotations(analyst, "submitted-chart") == ["<5"]
+    assert chart_annotations(analyst, "submitted-chart") == ["<5"]
     browser.screenshot(analyst, "regional-analyst")
 
     # A referral arrives and is withdrawn while the overview is open: it refreshes itself.
@@ -552,9 +561,9 @@ def test_every_page_shows_what_the_events_imply(platform: RunningPlatform, brows
     )
     match = re.search(r"^Streams sampled (\d\d/\d\d/\d{4}, \d\d:\d\d:\d\d) UTC, every 1 s\.$", sampled)
     assert match, sampled
-    shown = datetime.strptime(match.group(1), "%d/%m/%Y, %H:%M:%S")
+    sampled_at = datetime.strptime(match.group(1), "%d/%m/%Y, %H:%M:%S")
     first, last = (datetime.fromisoformat(bound[:19]) for bound in axis)
-    assert first - timedelta(seconds=1) <= shown <= last + timedelta(seconds=1), (sampled, axis)
+    assert first - timedelta(seconds=1) <= sampled_at <= last + timedelta(seconds=1), (sampled, axis)
     assert ops.evaluate("() => document.getElementById('lag-history-chart').layout.xaxis.title.text") == "UTC"
     last_events = [row[4] for row in table(ops, "topics-table") if row[4] != "never"]
     assert last_events and all(re.fullmatch(r"\d\d/\d\d/\d{4}, \d\d:\d\d:\d\d UTC", t) for t in last_events)

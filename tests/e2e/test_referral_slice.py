@@ -11,7 +11,14 @@ from pymongo import AsyncMongoClient
 from signpost.analytics.app import create_app as create_analytics
 from signpost.intake.app import create_app as create_intake
 from signpost.routing.app import create_app as create_routing
-from signpost.shared.events import ReferralSubmittedV1, new_event, to_kafka_headers, to_kafka_value
+from signpost.shared.events import (
+    Envelope,
+    EventData,
+    ReferralSubmittedV1,
+    new_event,
+    to_kafka_headers,
+    to_kafka_value,
+)
 from signpost.shared.outbox import OUTBOX
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
@@ -148,7 +155,7 @@ async def test_duplicate_deliveries_change_nothing(settings: Settings) -> None:
         # A sentinel behind the duplicates on the same partition: once it is counted,
         # every consumer has read past them.
         (partition,) = partitions
-        sentinel = new_event(
+        sentinel: Envelope[EventData] = new_event(
             ReferralSubmittedV1(
                 referral_id="sentinel",
                 age_years=9,

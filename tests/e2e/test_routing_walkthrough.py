@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from signpost.shared.events import ReferralSubmittedV1, new_event, to_kafka_headers, to_kafka_value
+from signpost.shared.events import (
+    Envelope,
+    EventData,
+    ReferralSubmittedV1,
+    new_event,
+    to_kafka_headers,
+    to_kafka_value,
+)
 from signpost.shared.vocabulary import LevelOfNeed, NeedCode, broad_areas
 
 from tests.e2e.running import RunningPlatform, request, running_platform, wait_for
@@ -292,7 +299,7 @@ async def _publish_poison_then(sentinel: str, bootstrap: str) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
     await producer.start()
     try:
-        event = new_event(
+        event: Envelope[EventData] = new_event(
             ReferralSubmittedV1(
                 referral_id=sentinel,
                 age_years=3,

@@ -13,7 +13,7 @@ from signpost.shared.events import Envelope, EventData, to_kafka_headers, to_kaf
 from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
 from signpost.shared.mongo import Document, Session, in_transaction, mark_processed_many
 from signpost.shared.retries import is_infrastructure_failure
-from signpost.shared.settings import Settings
+from signpost.shared.settings import ServiceName, Settings
 from signpost.shared.topics import Topics
 
 from tests.conftest import eventually, fail_fast_client, settings_for
@@ -21,7 +21,7 @@ from tests.integration.records import headers_of, records_on, wait_for_records
 from tests.integration.test_consumer_failures import checking, consuming, event_for
 from tests.servers import KafkaServer, MongoServer
 
-SERVICE = "routing"
+SERVICE: ServiceName = "routing"
 
 
 async def publish_before_consuming(settings: Settings, events: Sequence[Envelope[EventData]]) -> None:

@@ -28,6 +28,7 @@ from signpost.shared.events import (
 from signpost.shared.kafka import create_broker, ensure_topics, publish_event, subscribe_events
 from signpost.shared.mongo import Document, Session, in_transaction, mark_processed
 from signpost.shared.retries import is_infrastructure_failure
+from signpost.shared.settings import ServiceName
 from signpost.shared.topics import Topics
 
 from tests.conftest import eventually, fail_fast_client, settings_for
@@ -35,7 +36,7 @@ from tests.integration.records import headers_of, records_on, wait_for_records
 from tests.servers import KafkaServer, MongoServer
 from tests.unit.shared.test_events import submitted
 
-SERVICE = "routing"
+SERVICE: ServiceName = "routing"
 
 
 def event_for(referral_id: str) -> Envelope[EventData]:
@@ -74,7 +75,10 @@ async def test_messages_that_are_not_events_are_dead_lettered_each_with_its_own_
     topics = Topics.from_settings(settings)
     event, provision = event_for("r-7"), provision_event("p-1")
     headers, body = to_kafka_headers(event), to_kafka_value(event)
-    without = lambda name: {k: v for k, v in headers.items() if k != name}  # noqa: E731
+
+    def without(name: str) -> dict[str, str]:
+        return {k: v for k, v in headers.items() if k != name}
+
     padded = json.dumps({**json.loads(body), "padding": "x" * 2000}).encode()
     referrals, provisions = topics.referrals, topics.provisions
     # (topic, headers, body, expected reason); per topic one key, so each bad message

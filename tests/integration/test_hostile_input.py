@@ -58,6 +58,8 @@ STRUCTURES: dict[str, Any] = {
     "list": ["$ne"],
 }
 
+# Where a field is: the keys and list indexes leading to it from the body's root.
+FieldPath = tuple[str | int, ...]
 REFERRAL_TEXT = [
     ("referrer", "name"),
     ("referrer", "organisation"),
@@ -72,7 +74,7 @@ REFERRAL_TEXT = [
 REFERRAL_KEYED = [("locality",), ("setting_id",), ("referrer", "email"), ("referrer", "setting_id")]
 
 PROVISION_TEXT = [("name",), ("organisation",), ("cost",), ("localities", 0), ("contact", "email")]
-PROVISION_KEYED = [("id",), ("organisation_id",), ("contact", "phone"), ("contact", "url")]
+PROVISION_KEYED: list[FieldPath] = [("id",), ("organisation_id",), ("contact", "phone"), ("contact", "url")]
 PROVISION: dict[str, Any] = {
     "id": "hostile-input-check",
     "name": "Speech and language drop-in",
@@ -114,18 +116,18 @@ async def platform(kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path)
     await mongo.close()
 
 
-def with_value(body: dict[str, Any], path: tuple[str | int, ...], value: Any) -> dict[str, Any]:
-    copied = json.loads(json.dumps(body))
-    parent = reduce(lambda node, key: node[key], path[:-1], copied)
+def with_value(body: dict[str, Any], path: FieldPath, value: Any) -> dict[str, Any]:
+    copied: dict[str, Any] = json.loads(json.dumps(body))
+    parent = at(copied, path[:-1])
     parent[path[-1]] = value
     return copied
 
 
-def at(document: Any, path: tuple[str | int, ...]) -> Any:
+def at(document: Any, path: FieldPath) -> Any:
     return reduce(lambda node, key: node[key], path, document)
 
 
-def field_of(path: tuple[str | int, ...], prefix: str = "body") -> str:
+def field_of(path: FieldPath, prefix: str = "body") -> str:
     return ".".join([prefix, *map(str, path)])
 
 
@@ -216,7 +218,10 @@ async def test_hostile_idempotency_keys_are_refused_naming_the_header(platform: 
         response = await platform.intake.post(
             "/v1/referrals",
             json=full_referral(),
-            headers=[("authorization", f"Bearer {practitioner}"), ("idempotency-key", key.encode())],
+            headers=[
+                (b"authorization", f"Bearer {practitioner}".encode()),
+                (b"idempotency-key", key.encode()),
+            ],
         )
         assert_refused(response, "header.Idempotency-Key")
 
@@ -303,7 +308,7 @@ async def test_filters_on_referrals_treat_hostile_values_literally(platform: Pla
 
 @pytest.mark.parametrize("path", PROVISION_TEXT + PROVISION_KEYED, ids=field_of)
 async def test_hostile_strings_in_a_provision_are_refused_naming_the_field(
-    platform: Platform, path: tuple[str | int, ...]
+    platform: Platform, path: FieldPath
 ) -> None:
     admin = platform.tokens.admin()
     for value in [*REFUSED.values(), *STRUCTURES.values()]:

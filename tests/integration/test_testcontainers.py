@@ -25,7 +25,7 @@ async def test_containers_give_a_replica_set_with_transactions_and_a_kafka_broke
         assert kafka.kind == "testcontainers" and kafka.idempotence
         await ensure_topics(
             Settings(_env_file=None, kafka_bootstrap=kafka.bootstrap, mongodb_url=mongodb.url)
-        )  # type: ignore[call-arg]
+        )
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb.url)
         try:
             async with client.start_session() as session, await session.start_transaction():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -48,7 +48,7 @@ class Analytics:
         answer = await self.get("/v1/pulse/summary", role, **params)
         return {item["measure"]: item["current"] for item in answer["measures"]}
 
-    async def until(self, expected: dict[str, float], **params: Any) -> dict[str, dict[str, Any]]:
+    async def until(self, expected: Mapping[str, float], **params: Any) -> dict[str, dict[str, Any]]:
         """The admin's summary once every measure in `expected` has that value."""
 
         async def probe() -> dict[str, dict[str, Any]] | None:

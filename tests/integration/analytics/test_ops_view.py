@@ -3,6 +3,7 @@ comes back; throughput, last event times, dead letters; only ops and admin may r
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from contextlib import AsyncExitStack
 from typing import Any
 
@@ -10,7 +11,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from signpost.analytics.app import create_app as create_analytics
 from signpost.routing.app import create_app as create_routing
-from signpost.shared.events import new_event, to_kafka_headers, to_kafka_value
+from signpost.shared.events import Envelope, EventData, new_event, to_kafka_headers, to_kafka_value
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
@@ -29,7 +30,7 @@ async def publish_referrals(settings: Settings, count: int, *, start: int = 0) -
     await producer.start()
     try:
         for n in range(start, start + count):
-            event = new_event(
+            event: Envelope[EventData] = new_event(
                 submitted(f"ops-{n}"), source="/tests", tenant=settings.tenant, subject=f"ops-{n}"
             )
             await producer.send_and_wait(
@@ -153,5 +154,5 @@ async def test_only_ops_and_admin_may_read_the_ops_view(settings: Settings) -> N
             }
 
 
-async def _equals(awaitable: Any, expected: int) -> bool:
+async def _equals(awaitable: Awaitable[int | None], expected: int) -> bool:
     return await awaitable == expected

@@ -10,6 +10,8 @@ from signpost.analytics.projections.fold import BOOKKEEPING
 from signpost.analytics.projections.sets import ProjectionSet, read_pointer
 from signpost.analytics.rebuild.service import projection_sets, rebuild
 from signpost.shared.events import (
+    Envelope,
+    EventData,
     ProvisionChangedV1,
     SettingChangedV1,
     new_event,
@@ -41,7 +43,7 @@ async def snapshot(db: Database, target: ProjectionSet) -> dict[str, list[dict[s
 async def test_rebuilt_projections_equal_the_live_ones_and_live_folding_continues(
     analytics: Analytics, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    catalogue = [
+    catalogue: list[Envelope[EventData]] = [
         new_event(
             ProvisionChangedV1(
                 provision_id="speech-therapy",
@@ -54,7 +56,7 @@ async def test_rebuilt_projections_equal_the_live_ones_and_live_folding_continue
             subject="speech-therapy",
         )
     ]
-    register = [
+    register: list[Envelope[EventData]] = [
         new_event(
             SettingChangedV1(
                 setting_id="URN100001",

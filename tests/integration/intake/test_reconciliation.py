@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -161,7 +162,7 @@ async def test_referrals_whose_events_the_broker_lost_are_decided_and_counted_on
         analytics.headers["Authorization"] = admin  # exact counts: the pulse suppresses under 5 below admin
         for referral_id in lost:
             found = await eventually(
-                lambda referral_id=referral_id: _status(intake, practitioner, referral_id),
+                partial(_status, intake, practitioner, referral_id),
                 timeout_s=60,
                 what="lost referral decided after reconciliation",
             )

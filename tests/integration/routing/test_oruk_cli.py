@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 from signpost.routing.app import create_app as create_routing
+from signpost.shared.mongo import Document
 from signpost.shared.outbox import PENDING
 from signpost.shared.settings import Settings
 
@@ -20,7 +21,7 @@ from tests.threaded_server import serve_in_thread
 
 def wait_until_published(settings: Settings) -> None:
     """Leave only once the relay has published what the imports staged."""
-    with MongoClient(settings.mongodb_url) as client:
+    with MongoClient[Document](settings.mongodb_url) as client:
         pending = client[settings.database_name("routing")][PENDING]
         deadline = time.monotonic() + 30
         while pending.count_documents({}) and time.monotonic() < deadline:

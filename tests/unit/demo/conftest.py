@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import date
 from statistics import NormalDist
 
@@ -22,7 +23,7 @@ FAMILY_WISE_ALPHA = 0.001
 def tolerance(p: float, n: int, *, checks: int = 1) -> float:
     """How far an observed share of n independent draws may stray from p: z binomial standard errors."""
     z = NormalDist().inv_cdf(1 - FAMILY_WISE_ALPHA / (2 * checks))
-    return z * (p * (1 - p) / n) ** 0.5
+    return z * math.sqrt(p * (1 - p) / n)
 
 
 @pytest.fixture(scope="session")

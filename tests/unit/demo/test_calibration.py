@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TypeVar
 
 from signpost.intake.referrals.models import ReferralRequest
 from signpost.shared.vocabulary import LevelOfNeed, NeedCode
@@ -13,8 +14,10 @@ from signpost.platform.demo.calibration import Calibration
 from signpost.platform.demo.referrals import GeneratedReferral, ReferralGenerator
 from tests.unit.demo.conftest import SAMPLES, TODAY, generate, tolerance
 
+K = TypeVar("K")
 
-def assert_shares(observed: Counter[object], expected: dict[object, float], n: int) -> None:
+
+def assert_shares(observed: Counter[K], expected: dict[K, float], n: int) -> None:
     for key, p in expected.items():
         share = observed[key] / n
         assert abs(share - p) <= tolerance(p, n, checks=len(expected)), (key, share, p, n)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from signpost.shared.vocabulary import NeedCode
 
@@ -10,7 +11,7 @@ from signpost.platform.demo.calibration import Calibration
 from signpost.platform.demo.referrals import GeneratedReferral
 from signpost.platform.demo.summary import DemoSummary, ReferralResult, Z, read_platform_counts
 
-PULSE = {
+PULSE: dict[str, Any] = {
     "tenant": "E06000023",
     "submitted": 10,
     "by_need_code": {"ASD": 4, "SLCN": 7},

@@ -263,7 +263,7 @@ RULES = MatchingRules()
 
 
 def test_a_locality_matches_whatever_its_case() -> None:
-    local = provision("local", NeedCode.SEMH, areas=["Lawrence Hill"])
+    local = provision("local", NeedCode.SEMH, areas=("Lawrence Hill",))
     result = match_referral(referral(NeedCode.SEMH, locality="lawrence hill"), Catalogue([local]))
     assert [o.provision_id for o in result.offers] == ["local"]
     assert "serves Lawrence Hill" in result.offers[0].explanation  # the catalogue's name for it

@@ -246,7 +246,7 @@ def auth_app(settings: Settings, *, clock: list[float] | None = None) -> FastAPI
 
 @pytest.fixture
 def settings(key_file: Path) -> Settings:
-    return Settings(_env_file=None, auth_dev_key_file=key_file, tenant="E06000023")  # type: ignore[call-arg]
+    return Settings(_env_file=None, auth_dev_key_file=key_file, tenant="E06000023")
 
 
 async def call(app: FastAPI, method: str, path: str, bearer: str | None = None) -> httpx.Response:

@@ -6,7 +6,9 @@ from signpost.analytics.projections import facts
 from signpost.shared.events import (
     EVENT_TYPES,
     REFERRAL_EVENTS,
+    Envelope,
     EventContractError,
+    EventData,
     ReferralSubmittedV1,
     first_event_id_at,
     from_kafka,
@@ -31,7 +33,7 @@ def submitted(referral_id: str = "r-1") -> ReferralSubmittedV1:
 
 
 def test_binary_mode_round_trip_keeps_every_attribute() -> None:
-    event = new_event(
+    event: Envelope[EventData] = new_event(
         submitted(), source="/signpost/intake", tenant="E06000023", subject="r-1", correlation_id="c-1"
     )
     headers = to_kafka_headers(event)
@@ -47,7 +49,7 @@ def test_event_ids_sort_by_creation_time() -> None:
 
 
 def test_readers_ignore_fields_they_do_not_know() -> None:
-    event = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t", subject="r-1")
     value = to_kafka_value(event).replace(b'{"referral_id"', b'{"added_later":1,"referral_id"')
     assert from_kafka(value, to_kafka_headers(event)).data == event.data
 
@@ -72,14 +74,14 @@ def test_readers_ignore_fields_they_do_not_know() -> None:
     ],
 )
 def test_bad_messages_say_what_is_wrong_and_where(mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
-    event = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t", subject="r-1")
     headers, value = mutate(to_kafka_headers(event), to_kafka_value(event))
     with pytest.raises(EventContractError, match=expected):
         from_kafka(value, headers, max_bytes=4096)
 
 
 def test_an_event_at_the_size_limit_is_read() -> None:
-    event = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t", subject="r-1")
     value = to_kafka_value(event)
     assert from_kafka(value, to_kafka_headers(event), max_bytes=len(value)) == event
 

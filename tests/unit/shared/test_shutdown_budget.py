@@ -9,7 +9,7 @@ from signpost.shared.settings import Settings
 
 @pytest.mark.parametrize("grace_s", [2, 25, 600])
 def test_the_steps_fit_in_the_grace_period_with_a_margin_to_close(grace_s: float) -> None:
-    budget = Settings(_env_file=None, shutdown_grace_s=grace_s).shutdown_budget  # type: ignore[call-arg]
+    budget = Settings(_env_file=None, shutdown_grace_s=grace_s).shutdown_budget
     steps = [budget.http_s, budget.consumers_s, budget.outbox_s]
     assert all(step > 0 for step in steps)
     assert sum(steps) < grace_s
@@ -18,4 +18,4 @@ def test_the_steps_fit_in_the_grace_period_with_a_margin_to_close(grace_s: float
 def test_a_grace_period_too_short_to_finish_anything_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SIGNPOST_SHUTDOWN_GRACE_S", "1")
     with pytest.raises(ValidationError, match="shutdown_grace_s"):
-        Settings(_env_file=None)  # type: ignore[call-arg]
+        Settings(_env_file=None)
