@@ -1,6 +1,6 @@
 """Receive Signpost's webhooks and check every delivery's signature (Python standard library only).
 
-    python examples/webhook_receiver.py --port 9000 --secret <the secret POST /v1/subscriptions returned>
+    python examples/webhook_receiver.py --port 9000 --secret=<the secret POST /v1/subscriptions returned>
 
 Answers 204 to a delivery signed with the secret within the last five minutes, and 401 to
 anything else (a tampered body, a wrong secret, a replay), so Signpost retries only what

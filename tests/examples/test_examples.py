@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import subprocess
 import sys
 import time
@@ -92,12 +93,18 @@ def test_webhook_receiver_accepts_a_genuine_delivery_and_rejects_a_tampered_one(
     agency = platform.demo_token("agency", "la-inclusion-service")
     status, subscription = request(
         platform.url("intake", "/v1/subscriptions"),
-        {"url": f"http://127.0.0.1:{port}/signpost", "event_types": ["*"]},
+        # A secret may begin with "-" (one generated one in 64 does): the documented `--secret=`
+        # form keeps the command line from reading it as an option.
+        {
+            "url": f"http://127.0.0.1:{port}/signpost",
+            "event_types": ["*"],
+            "secret": f"-{secrets.token_urlsafe(32)}",
+        },
         token=agency,
     )
     assert status == 201, subscription
     secret = subscription["secret"]
-    output = run_example("webhook_receiver.py", "--port", str(port), "--secret", secret)
+    output = run_example("webhook_receiver.py", "--port", str(port), f"--secret={secret}")
     wait_for(lambda: "listening" in output.read_text(), timeout_s=20, what="the receiver listening")
 
     referral_id = submit(platform)
