@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import heapq
 import itertools
 import os
@@ -219,6 +220,26 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+class CollectorClock:
+    """CPU time the garbage collector has taken in this process since `start`."""
+
+    def __init__(self) -> None:
+        self.spent = 0.0
+        self._began = 0.0
+
+    def start(self) -> None:
+        gc.callbacks.append(self._tick)
+
+    def stop(self) -> None:
+        gc.callbacks.remove(self._tick)
+
+    def _tick(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._began = time.process_time()
+        else:
+            self.spent += time.process_time() - self._began
+
+
 @dataclass
 class Figures:
     events: int
@@ -227,6 +248,7 @@ class Figures:
     events_per_s: float
     analytics_cpu_ms: float  # per 1,000 events
     decode_cpu_ms: float  # of which decoding the records
+    gc_cpu_ms: float  # of which the garbage collector
     server_cpu_ms: float
     written_ahead: str  # batches written as folded while the one before committed, of all
     referrals: int
@@ -244,7 +266,7 @@ class Figures:
             f"ingest {self.events_per_s:,.0f} events/s per process (target >= 5,000); machine load "
             f"average {self.load[0]:.1f} when it began, {self.load[1]:.1f} when it ended (this bench adds up to 2)",
             f"CPU per 1,000 events: analytics {self.analytics_cpu_ms:,.0f} ms (of which decoding the records "
-            f"{self.decode_cpu_ms:,.0f} ms) + MongoDB "
+            f"{self.decode_cpu_ms:,.0f} ms, the garbage collector {self.gc_cpu_ms:,.0f} ms) + MongoDB "
             f"server {self.server_cpu_ms:,.0f} ms; folded while the batch before commits ({self.written_ahead} "
             f"batches written so), the two overlap: on two otherwise idle cores the busier of the two allows "
             f"{1e6 / busier:,.0f} events/s (one after the other: {1e6 / both:,.0f} events/s)",
@@ -271,10 +293,13 @@ async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: 
     pipeline: FoldPipeline[int] = FoldPipeline(
         client, db, facts=follower, cache=WriteCache(size=Settings().analytics_cache_documents)
     )
-    elapsed, folded, own_cpu, server_cpu, decode_cpu = 0.0, 0, 0.0, 0.0, 0.0
+    elapsed, folded, own_cpu, server_cpu, decode_cpu, gc_cpu = 0.0, 0, 0.0, 0.0, 0.0, 0.0
+    collector = CollectorClock()
+    collector.start()
     load_before = os.getloadavg()[0]
     while batches := await next_batches(stream, batch_size):
         began, own, server = time.perf_counter(), time.process_time(), cpu_seconds(server_pid)
+        collecting = collector.spent
         for number, batch in enumerate(batches):
             decoding = time.process_time()
             decoded, invalid = decode(as_records(batch, folded))
@@ -284,8 +309,10 @@ async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: 
         await pipeline.flush()
         elapsed += time.perf_counter() - began
         own_cpu += time.process_time() - own
+        gc_cpu += collector.spent - collecting
         server_cpu += cpu_seconds(server_pid) - server
         folded += sum(len(batch) for batch in batches)
+    collector.stop()
     load_after = os.getloadavg()[0]
     began = time.perf_counter()  # what a starting analytics process does before it answers
     index = FactIndex()
@@ -298,6 +325,7 @@ async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: 
         events_per_s=folded / elapsed,
         analytics_cpu_ms=own_cpu / folded * 1e6,
         decode_cpu_ms=decode_cpu / folded * 1e6,
+        gc_cpu_ms=gc_cpu / folded * 1e6,
         server_cpu_ms=server_cpu / folded * 1e6,
         written_ahead=f"{pipeline.written_ahead} of {pipeline.committed}",
         referrals=len(index),

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Sequence
 from datetime import date, datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -131,12 +131,10 @@ class _Table:
         self.live = _sized(self.live, capacity)
 
 
-class _Entry(NamedTuple):
-    """Tuples of numbers and strings only, which Python's garbage collector stops tracking: a
-    collection walks every tracked object, and an index holds several per referral."""
-
-    version: int
-    rows: tuple[tuple[str, int], ...]  # (view, row)
+# A fact's version and its rows, each (view, row). A plain tuple of numbers and strings, which
+# Python's garbage collector stops tracking (a NamedTuple it tracks for good): a collection walks
+# every tracked object, and the index holds one entry per referral.
+_Entry = tuple[int, tuple[tuple[str, int], ...]]
 
 
 class FactIndex:
@@ -171,12 +169,13 @@ class FactIndex:
         version = int(fact.get("version", 0))
         entry = self._facts.get(fact["_id"])
         if entry is not None:
-            if version <= entry.version:
+            counted, rows = entry
+            if version <= counted:
                 return
-            for view, row in entry.rows:
+            for view, row in rows:
                 self._tables[view].kill(row)
         self._note_child(fact)
-        self._facts[fact["_id"]] = _Entry(version, tuple(self._append(fact)))
+        self._facts[fact["_id"]] = (version, tuple(self._append(fact)))
         for view, table in self._tables.items():
             if table.dead > max(4096, table.size - table.dead):
                 self._compact(view)
@@ -260,7 +259,7 @@ class FactIndex:
     def _set(self, entry: _Entry, counter: str, value: int) -> None:
         """One counter of every row of a fact: a re-referral counts as one in every view."""
         column = self._counter_names.code(counter)
-        for view, row in entry.rows:
+        for view, row in entry[1]:
             table = self._tables[view]
             table.widen(column + 1)
             table.counters[column, row] = value
@@ -323,9 +322,8 @@ class FactIndex:
 
     def _compact(self, view: str) -> None:
         moved = self._tables[view].compact()
-        for key, entry in self._facts.items():
-            rows = tuple((v, int(moved[row]) if v == view else row) for v, row in entry.rows)
-            self._facts[key] = entry._replace(rows=rows)
+        for key, (version, rows) in self._facts.items():
+            self._facts[key] = (version, tuple((v, int(moved[row]) if v == view else row) for v, row in rows))
 
     def _select(self, table: _Table, *, tenant: str, days: Days | None, where: Sequence[Slice]) -> Rows:
         tenant_code = self._codes["tenant"].find(tenant)
