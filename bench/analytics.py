@@ -46,12 +46,11 @@ from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.consumer import decode
 from signpost.analytics.projections.follower import FactsFollower
 from signpost.analytics.projections.index import FactIndex
-from signpost.analytics.projections.pipeline import FoldPipeline
+from signpost.analytics.projections.pipeline import FoldPipeline, collect_less_often
 from signpost.analytics.projections.sets import INITIAL_SET, ProjectionSet, create_indexes
 from signpost.analytics.pulse import service
 from signpost.analytics.pulse.measures import MEASURES
 from signpost.analytics.pulse.reader import Period
-from signpost.shared.collector import collect_less_often
 from signpost.shared.events import Envelope, EventData, ReferralSubmittedV1, to_kafka_headers, to_kafka_value
 from signpost.shared.settings import Settings
 from signpost.shared.vocabulary import (

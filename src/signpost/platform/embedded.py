@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib.resources
-import importlib.util
 import os
 import shutil
 import stat
@@ -58,19 +57,16 @@ def tansu_binary() -> Path:
     return binary
 
 
-def secantus_command() -> list[str]:
-    """Installed in this interpreter's environment (the embedded extra): its daemon run by
-    signpost.platform.secantusd, with fewer full garbage collections; else the console script
-    of another environment on PATH, as it is."""
-    if importlib.util.find_spec("secantus") is not None:
-        return [sys.executable, "-m", "signpost.platform.secantusd"]
-    found = shutil.which("secantusd-py")
+def secantus_command() -> Path:
+    # The console script sits beside this interpreter in the environment that installed it.
+    beside = Path(sys.executable).parent / "secantusd-py"
+    found = beside if beside.is_file() else shutil.which("secantusd-py")
     if not found:
         raise EmbeddedUnavailable(
             "SecantusDB is not installed: install the `embedded` extra "
             "(`uv sync --extra embedded`) or set SIGNPOST_MONGODB_URL"
         )
-    return [found]
+    return Path(found)
 
 
 def start_kafka(*, port: int = 0, sink: TextIO | None = None, log_file: Path | None = None) -> EmbeddedServer:
@@ -118,7 +114,7 @@ def start_mongodb(
     process = ManagedProcess(
         "mongodb",
         [
-            *secantus_command(),
+            str(secantus_command()),
             "--host",
             "127.0.0.1",
             "--port",

@@ -26,9 +26,8 @@ from aiokafka.errors import CommitFailedError, IllegalStateError
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.follower import FactsFollower
-from signpost.analytics.projections.pipeline import FoldPipeline, PipelineFailed
+from signpost.analytics.projections.pipeline import FoldPipeline, PipelineFailed, collect_less_often
 from signpost.analytics.projections.sets import read_pointer
-from signpost.shared.collector import collect_less_often
 from signpost.shared.events import Envelope, EventContractError, EventData, from_kafka
 from signpost.shared.kafka import dead_letter
 from signpost.shared.logging import get_logger
