@@ -227,8 +227,8 @@ def test_newer_versions_replace_older_ones_which_are_ignored_even_after_compacti
 
 
 def test_the_index_leaves_the_garbage_collector_nothing_to_walk_per_referral() -> None:
-    """A full collection walks every object it tracks: at 1M events, entries it tracked took a
-    third of the analytics process's CPU in full collections (bench/analytics.py)."""
+    """A full collection walks every object the collector tracks: an entry per referral it
+    tracked would add 226,000 objects to each one at 1M events (bench/analytics.py)."""
     fact = fold(lifecycle("r1", "completed"))[fact_id(TENANT, "r1")]
     index = FactIndex()
     index.upsert(fact)

@@ -259,7 +259,8 @@ class FactIndex:
     def _set(self, entry: _Entry, counter: str, value: int) -> None:
         """One counter of every row of a fact: a re-referral counts as one in every view."""
         column = self._counter_names.code(counter)
-        for view, row in entry[1]:
+        _, rows = entry
+        for view, row in rows:
             table = self._tables[view]
             table.widen(column + 1)
             table.counters[column, row] = value
