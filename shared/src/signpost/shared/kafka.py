@@ -152,8 +152,10 @@ def subscribe_events(
         "decoder": _undecoded,
     }
     main = topics or [names.referrals]
+    # Only the main consumers are on the referral's path; the retry consumer waits for due times anyway.
+    events: dict[str, Any] = {**common, "fetch_max_wait_ms": settings.kafka_fetch_max_wait_ms}
     if batch_handler is None:
-        broker.subscriber(*main, group_id=names.group(service), title=f"{service}:events", **common)(
+        broker.subscriber(*main, group_id=names.group(service), title=f"{service}:events", **events)(
             consumer.subscriber_for(consumer.on_event)
         )
     else:
@@ -164,7 +166,7 @@ def subscribe_events(
             batch=True,
             max_records=BATCH_MAX_RECORDS,
             batch_timeout_ms=BATCH_POLL_MS,
-            **common,
+            **events,
         )(consumer.subscriber_for(consumer.on_batch))
     broker.subscriber(
         names.retry(service), group_id=names.retry_group(service), title=f"{service}:retries", **common

@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     kafka_session_timeout_ms: int = Field(default=6000, ge=1000, le=300_000)
     kafka_heartbeat_interval_ms: int = Field(default=500, ge=100, le=60_000)
     kafka_request_timeout_ms: int = Field(default=10_000, ge=1000, le=300_000)
+    kafka_fetch_max_wait_ms: int = Field(
+        default=100,
+        ge=1,
+        le=10_000,
+        description="How long the services' event consumers let the broker hold a fetch that finds "
+        "nothing. Apache Kafka answers as soon as data arrives; the embedded Tansu keeps holding "
+        "the fetch, so there every hop waits up to half of this.",
+    )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     topic_partitions: int = Field(default=6, ge=1, le=1000)
     event_max_bytes: int = Field(

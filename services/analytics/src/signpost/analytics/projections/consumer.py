@@ -100,6 +100,7 @@ def create_consumer(settings: Settings, *, group: str | None) -> AIOKafkaConsume
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         request_timeout_ms=settings.kafka_request_timeout_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
         max_partition_fetch_bytes=PARTITION_FETCH_BYTES,
     )
 

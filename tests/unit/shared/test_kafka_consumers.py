@@ -1,0 +1,45 @@
+"""How long the services' consumers let the broker hold an empty fetch.
+
+Tansu holds a fetch that finds nothing to its end, even when data arrives meanwhile, so
+this wait is a floor under every hop's latency on the embedded broker. FastStream and
+aiokafka keep the value only in private fields, so these tests read those: if an upgrade
+moves them, the test fails and the wiring needs looking at again.
+"""
+
+from typing import Any
+
+from faststream.kafka import KafkaBroker
+from signpost.analytics.projections.consumer import create_consumer
+from signpost.shared.kafka import subscribe_events
+from signpost.shared.settings import Settings
+from signpost.shared.topics import Topics
+
+AIOKAFKA_DEFAULT_MS = 500
+
+
+async def _ignore(_: Any) -> None:
+    return None
+
+
+def _fetch_waits(settings: Settings, **batching: Any) -> dict[str | None, int]:
+    broker = KafkaBroker("127.0.0.1:9")  # never connected
+    subscribe_events(broker, settings=settings, service="routing", handler=_ignore, **batching)
+    return {s.group_id: s._connection_args["fetch_max_wait_ms"] for s in broker.subscribers}  # type: ignore[attr-defined]
+
+
+def test_event_consumers_wait_as_configured_and_the_retry_consumer_keeps_the_default() -> None:
+    settings = Settings(_env_file=None, kafka_fetch_max_wait_ms=37)
+    topics = Topics.from_settings(settings)
+    expected = {topics.group("routing"): 37, topics.retry_group("routing"): AIOKAFKA_DEFAULT_MS}
+    assert _fetch_waits(settings) == expected
+    assert _fetch_waits(settings, batch_handler=_ignore) == expected
+
+
+async def test_analytics_projection_consumer_waits_as_configured() -> None:
+    settings = Settings(
+        _env_file=None,
+        kafka_bootstrap="127.0.0.1:9",
+        mongodb_url="mongodb://127.0.0.1:9",
+        kafka_fetch_max_wait_ms=37,
+    )
+    assert create_consumer(settings, group="analytics")._fetch_max_wait_ms == 37
