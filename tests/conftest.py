@@ -158,11 +158,19 @@ def prerequisite_missing(reason: str) -> NoReturn:
 async def eventually(
     probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = 30.0, what: str = "condition"
 ) -> T:
-    """Poll `probe` until it returns something truthy, or fail after `timeout_s`."""
+    """Poll `probe` until it returns something truthy, or fail after `timeout_s`.
+
+    A probe stuck on a server that stopped answering counts against the same deadline, so the
+    test fails with this message instead of hanging until pytest-timeout kills the worker."""
     deadline = time.monotonic() + timeout_s
     last: T | None = None
-    while time.monotonic() < deadline:
-        last = await probe()
+    while (remaining := deadline - time.monotonic()) > 0:
+        try:
+            last = await asyncio.wait_for(probe(), remaining)
+        except TimeoutError:
+            raise AssertionError(
+                f"{what}: the probe did not answer within {timeout_s} s (last: {last!r})"
+            ) from None
         if last:
             return last
         await asyncio.sleep(0.05)
