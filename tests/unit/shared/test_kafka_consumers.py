@@ -1,7 +1,7 @@
 """How long the services' consumers let the broker hold an empty fetch.
 
-Tansu holds a fetch that finds nothing to its end, even when data arrives meanwhile, so
-this wait is a floor under every hop's latency on the embedded broker. FastStream and
+Tansu keeps holding a fetch that found nothing when data arrives meanwhile, so on the
+embedded broker each hop may wait up to half of it. FastStream and
 aiokafka keep the value only in private fields, so these tests read those: if an upgrade
 moves them, the test fails and the wiring needs looking at again.
 """
@@ -42,4 +42,8 @@ async def test_analytics_projection_consumer_waits_as_configured() -> None:
         mongodb_url="mongodb://127.0.0.1:9",
         kafka_fetch_max_wait_ms=37,
     )
-    assert create_consumer(settings, group="analytics")._fetch_max_wait_ms == 37
+    consumer = create_consumer(settings, group="analytics")
+    try:
+        assert consumer._fetch_max_wait_ms == 37
+    finally:
+        await consumer.stop()  # never started; closing it keeps the ResourceWarning away
