@@ -47,11 +47,15 @@ def port_is_open(host: str, port: int) -> bool:
 
 def _detach_and_die_with_parent() -> None:
     # Own process group, so a terminal's Ctrl-C reaches only the supervisor, which
-    # then stops children in order; and on Linux the kernel ends the child if the
-    # parent dies without cleaning up (kill -9), so nothing is orphaned.
+    # then stops children in order; and on Linux the kernel kills the child if the
+    # parent dies without cleaning up (kill -9), so nothing is orphaned. SIGKILL, not
+    # SIGTERM: SecantusDB's SIGTERM handler was seen deadlocked on its own lock, and a
+    # service stopping gracefully waited on servers dying with it (10-20 s, once for
+    # good). Nothing needs the graceful path: outboxes and idempotent consumers make a
+    # kill safe, and SecantusDB syncs on commit.
     os.setsid()
     if sys.platform == "linux":
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 class ManagedProcess:
