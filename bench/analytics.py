@@ -11,9 +11,9 @@ in the order they happen (`--order referral` keeps each referral's events togeth
 flatters ingest). They are folded through the same pipeline the live consumer uses (each batch
 folded while the one before commits: projections/pipeline.py), into an embedded SecantusDB started
 on a free port (a fresh one for each size), and handed to the process's in-memory index as the
-consumer does (the index also follows the MongoDB change stream, as in the service); no Kafka (that is the consumer's cost, not
-the projection's), but each batch is decoded from the bytes a Kafka record holds, by the consumer's
-own `decode`, inside the clocks. Events are made outside the clocks (kept as bytes while they wait
+consumer does (the index also follows the MongoDB change stream, as in the service); no Kafka
+(that is the consumer's cost, not the projection's), but each batch is decoded from the bytes a
+Kafka record holds, by the consumer's own `decode`, inside the clocks. Events are made outside the clocks (kept as bytes while they wait
 for their time: a heap of live objects would only slow Python's garbage collector), `AHEAD`
 batches at a time with the pipeline drained meanwhile, which costs the overlap of one batch in
 `AHEAD`. Queries run through the pulse service on an index loaded back from MongoDB, as a
