@@ -2,6 +2,7 @@
 main pulse queries over the projections of 100k and 1M events.
 
     uv run --extra embedded python bench/analytics.py [--events 100000 1000000] [--batch N] [--no-docs]
+                                                      [--full-collection-after N]
 
 It prints its figures and writes them to docs/analytics-performance.md.
 
@@ -46,7 +47,7 @@ from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.consumer import decode
 from signpost.analytics.projections.follower import FactsFollower
 from signpost.analytics.projections.index import FactIndex
-from signpost.analytics.projections.pipeline import FoldPipeline, collect_less_often
+from signpost.analytics.projections.pipeline import FULL_COLLECTION_AFTER, FoldPipeline, collect_less_often
 from signpost.analytics.projections.sets import INITIAL_SET, ProjectionSet, create_indexes
 from signpost.analytics.pulse import service
 from signpost.analytics.pulse.measures import MEASURES
@@ -275,7 +276,9 @@ class Figures:
         ]
 
 
-async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: int, order: str) -> Figures:
+async def run(
+    url: str, server_pid: int, events: int, batch_size: int, repeats: int, order: str, full_after: int
+) -> Figures:
     client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(url, tz_aware=True)
     db = client[f"bench_{events}_{order}"]
     target = ProjectionSet(INITIAL_SET)
@@ -289,7 +292,7 @@ async def run(url: str, server_pid: int, events: int, batch_size: int, repeats: 
     follower = FactsFollower(db)
     following = asyncio.create_task(follower.run())
     live = await follower.index(target, wait_s=60)
-    collect_less_often()  # as the consumer does
+    collect_less_often(after=full_after)  # as the consumer does
     pipeline: FoldPipeline[int] = FoldPipeline(
         client, db, facts=follower, cache=WriteCache(size=Settings().analytics_cache_documents)
     )
@@ -425,6 +428,12 @@ def main() -> None:
         help="live: events in the order they happen (default); referral: each referral's events together",
     )
     parser.add_argument(
+        "--full-collection-after",
+        type=int,
+        default=FULL_COLLECTION_AFTER,
+        help="full garbage collections after this many of the middle generation (default: the consumer's)",
+    )
+    parser.add_argument(
         "--no-docs", action="store_true", help="print only; leave docs/analytics-performance.md alone"
     )
     args = parser.parse_args()
@@ -432,7 +441,17 @@ def main() -> None:
     for events in args.events:
         with scratch_mongodb() as server:  # a fresh one for each size: one run's data cannot slow the next
             runs.append(
-                asyncio.run(run(server.url, server.process.pid, events, args.batch, args.repeats, args.order))
+                asyncio.run(
+                    run(
+                        server.url,
+                        server.process.pid,
+                        events,
+                        args.batch,
+                        args.repeats,
+                        args.order,
+                        args.full_collection_after,
+                    )
+                )
             )
     if not args.no_docs:
         write_docs(runs, "uv run --extra embedded python bench/analytics.py " + " ".join(sys.argv[1:]))

@@ -98,7 +98,7 @@ async def test_referrals_are_routed_and_counted(settings: Settings) -> None:
         unmatched = await eventually(lambda: platform.decided(unmatched_id), what="unmatched status")
         assert unmatched["status"] == "unmatched" and unmatched["unmet_needs"] == ["PMLD"]
 
-        decision = (await platform.routing.get(f"/v1/decisions/{routed_id}")).json()
+        decision = (await platform.routing.get(f"/v1/decisions/{routed_id}", headers=platform.admin)).json()
         assert decision["type"] == "uk.signpost.referral.routed.v1"
 
         async def both_counted() -> dict[str, Any] | None:
@@ -178,7 +178,10 @@ async def test_duplicate_deliveries_change_nothing(settings: Settings) -> None:
             headers=[(k, v.encode()) for k, v in to_kafka_headers(sentinel).items()],
         )
         await eventually(
-            lambda: _if(platform.routing.get("/v1/decisions/sentinel"), lambda r: r.status_code == 200),
+            lambda: _if(
+                platform.routing.get("/v1/decisions/sentinel", headers=platform.admin),
+                lambda r: r.status_code == 200,
+            ),
             what="sentinel routed",
         )
         pulse = await eventually(

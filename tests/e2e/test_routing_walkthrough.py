@@ -177,6 +177,7 @@ def _places(platform: RunningPlatform, provision_id: str) -> int:
 
 def _route_known_answers(platform: RunningPlatform, env: dict[str, str]) -> None:
     practitioner = platform.demo_token("practitioner", "school-ashley-primary")
+    admin = platform.demo_token("admin", "la-digital")  # routing's decisions are for admins
 
     def submit(body: dict[str, Any]) -> dict[str, Any]:
         status, answer = request(platform.url("intake", "/v1/referrals"), body, practitioner)
@@ -214,7 +215,9 @@ def _route_known_answers(platform: RunningPlatform, env: dict[str, str]) -> None
 
     at_risk = submit(_child(8, safeguarding_concern=True))
     assert at_risk["status"] == "escalated" and at_risk["front_door"]["phone"]
-    assert request(platform.url("routing", f"/v1/decisions/{at_risk['id']}"))[0] == 404  # never matched
+    assert (
+        request(platform.url("routing", f"/v1/decisions/{at_risk['id']}"), token=admin)[0] == 404
+    )  # never matched
 
     tried = {"cycles_completed": 3, "summary": "Three cycles with OT advice", "worked": False}
     ehc = submit(_child(10, need_codes=["PD"], level_of_need="specialist", graduated_approach=tried))
@@ -258,7 +261,7 @@ def _route_known_answers(platform: RunningPlatform, env: dict[str, str]) -> None
         (BREAKS["id"], "routed"),
         (GROUP["id"], "routed"),
     ]
-    [again] = request(platform.url("routing", f"/v1/decisions/{package['id']}"))[1]["reroutes"]
+    [again] = request(platform.url("routing", f"/v1/decisions/{package['id']}"), token=admin)[1]["reroutes"]
     assert again["data"]["replaces_provision_id"] == ONLINE["id"]
 
     group_org = request(platform.url("routing", f"/v1/provisions/{GROUP['id']}"))[1]["organisation_id"]
@@ -276,9 +279,10 @@ def _poison_is_dead_lettered_and_the_partition_moves_on(
 ) -> None:
     sentinel = f"sentinel-{uuid.uuid4().hex[:8]}"
     asyncio.run(_publish_poison_then(sentinel, env["SIGNPOST_KAFKA_BOOTSTRAP"]))
+    admin = platform.demo_token("admin", "la-digital")
     # The sentinel sits behind the poison on the same partition: routing reaching it shows nothing stalled.
     wait_for(
-        lambda: request(platform.url("routing", f"/v1/decisions/{sentinel}"))[0] == 200,
+        lambda: request(platform.url("routing", f"/v1/decisions/{sentinel}"), token=admin)[0] == 200,
         timeout_s=30,
         what="the event behind the poison routed",
     )

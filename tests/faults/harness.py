@@ -27,12 +27,18 @@ class AnalyticsCounts:
     decided: int  # routing outcomes counted (routed, unmatched, escalated)
 
 
+def admin_headers(cluster: LocalCluster) -> dict[str, str]:
+    """An admin sees exact counts (unsuppressed) and routing's decisions."""
+    return {"authorization": f"Bearer {cluster.token(Role.ADMIN, 'la-digital')}"}
+
+
 async def analytics_counts(http: httpx.AsyncClient, cluster: LocalCluster) -> AnalyticsCounts:
     """The one place that reads analytics' counts (adapt here when the pulse API changes)."""
-    admin = {
-        "authorization": f"Bearer {cluster.token(Role.ADMIN, 'la-digital')}"
-    }  # exact counts, unsuppressed
-    pulse = (await http.get(cluster.url("analytics", "/v1/pulse"), headers=admin)).raise_for_status().json()
+    pulse = (
+        (await http.get(cluster.url("analytics", "/v1/pulse"), headers=admin_headers(cluster)))
+        .raise_for_status()
+        .json()
+    )
     outcomes = pulse["by_outcome"]
     return AnalyticsCounts(
         submitted=pulse["submitted"],
@@ -167,8 +173,9 @@ async def check_invariants(cluster: LocalCluster, attempts: list[Attempt], repor
             report.escalated_at_intake = len(safeguarding)
             assert decisions == stored.keys() - safeguarding, "routing decided a different set of referrals"
             assert all(stored[rid]["status"] == "escalated" for rid in safeguarding)
+            admin = admin_headers(cluster)
             for referral_id in accepted - safeguarding:
-                answer = await http.get(cluster.url("routing", f"/v1/decisions/{referral_id}"))
+                answer = await http.get(cluster.url("routing", f"/v1/decisions/{referral_id}"), headers=admin)
                 assert answer.status_code == 200, f"routing has no decision for accepted {referral_id}"
 
             # Exactly once: one decision event staged per referral, one decision on each timeline.

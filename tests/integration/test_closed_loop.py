@@ -21,6 +21,7 @@ async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(sett
     practitioner = {"Authorization": f"Bearer {tokens.practitioner()}"}
     slt = {"Authorization": f"Bearer {tokens.agency('nhs-community-slt')}"}
     inclusion = {"Authorization": f"Bearer {tokens.agency('la-inclusion-service')}"}
+    admin = {"Authorization": f"Bearer {tokens.admin()}"}
     async with AsyncExitStack() as stack:
         intake = await stack.enter_async_context(serving(create_intake(settings)))
         routing = await stack.enter_async_context(serving(create_routing(settings)))
@@ -54,7 +55,11 @@ async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(sett
             ("autism-outreach", "routed"),
         ]
         assert rerouted["status"] == "routed"
-        decision = (await routing.get(f"/v1/decisions/{referral_id}")).json()
+        # A decision is one child's needs and offers: admins only, the others follow it in intake.
+        assert (await routing.get(f"/v1/decisions/{referral_id}")).status_code == 401
+        for caller in (practitioner, slt):
+            assert (await routing.get(f"/v1/decisions/{referral_id}", headers=caller)).status_code == 403
+        decision = (await routing.get(f"/v1/decisions/{referral_id}", headers=admin)).json()
         assert [o["provision_id"] for o in decision["data"]["offers"]] == ["slt-community"]
         [again] = decision[
             "reroutes"
@@ -95,7 +100,7 @@ async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(sett
             lambda: _when(view(second), lambda v: v["status"] == "unmatched"), what="unmatched"
         )
         assert unmet["unmet_needs"] == ["SLCN"]
-        [gave_up] = (await routing.get(f"/v1/decisions/{second}")).json()["reroutes"]
+        [gave_up] = (await routing.get(f"/v1/decisions/{second}", headers=admin)).json()["reroutes"]
         assert gave_up["type"] == "uk.signpost.referral.unmatched.v1"
         assert gave_up["data"]["declined_provision_id"] == "slt-community"
 

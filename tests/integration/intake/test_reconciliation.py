@@ -167,7 +167,8 @@ async def test_referrals_whose_events_the_broker_lost_are_decided_and_counted_on
                 what="lost referral decided after reconciliation",
             )
             assert found["status"] == "routed"
-            assert (await routing.get(f"/v1/decisions/{referral_id}")).status_code == 200
+            decision = await routing.get(f"/v1/decisions/{referral_id}", headers={"Authorization": admin})
+            assert decision.status_code == 200
         await eventually(lambda: _submitted_count(analytics, 3), what="every referral counted")
         await asyncio.sleep(2 * settings.reconcile_interval_s)  # a further round changes nothing
         assert await _submitted_count(analytics, 3)

@@ -74,3 +74,6 @@ def require_roles(*roles: Role) -> Callable[..., Awaitable[Principal]]:
         return principal
 
     return check
+
+
+AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]

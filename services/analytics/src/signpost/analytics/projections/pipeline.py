@@ -47,10 +47,10 @@ INDEX_TURN = 500
 FULL_COLLECTION_AFTER = 1000
 
 
-def collect_less_often() -> None:
+def collect_less_often(*, after: int = FULL_COLLECTION_AFTER) -> None:
     """For a process that folds batches (process-wide; see FULL_COLLECTION_AFTER)."""
     young, middle, _ = gc.get_threshold()
-    gc.set_threshold(young, middle, FULL_COLLECTION_AFTER)
+    gc.set_threshold(young, middle, after)
 
 
 class PipelineFailed(Exception, Generic[Batch]):

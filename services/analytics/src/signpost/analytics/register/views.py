@@ -9,19 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, status
+from fastapi import APIRouter, HTTPException, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 from signpost.analytics.projections.sets import read_pointer
 from signpost.analytics.pulse.views import AnalystDep
-from signpost.shared.auth.dependencies import require_roles
-from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.auth.dependencies import AdminDep
+from signpost.shared.auth.principal import Principal
 from signpost.shared.events import SettingChangedV1, new_event
 from signpost.shared.kafka import publish_event
 from signpost.shared.service import Runtime, RuntimeDep
 
 router = APIRouter(prefix="/v1/settings-register", tags=["settings register"])
 
-AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 SettingId = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="The setting's id, e.g. its URN.")
 ]

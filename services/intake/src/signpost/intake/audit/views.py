@@ -5,16 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from signpost.intake.audit.service import Purpose, find_records
-from signpost.shared.auth.dependencies import require_roles
-from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.service import RuntimeDep
 from signpost.shared.timestamps import UtcDateTime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
-AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
 
 class AuditRecord(BaseModel):

@@ -9,15 +9,13 @@ from pydantic import BaseModel
 from signpost.routing.catalogue.models import Provision
 from signpost.routing.catalogue.repository import search_provisions
 from signpost.routing.catalogue.service import NoSuchProvision, ProvisionExists, get_provision, save_provision
-from signpost.shared.auth.dependencies import require_roles
-from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.auth.ratelimit import rate_limited_write
 from signpost.shared.service import RuntimeDep
 from signpost.shared.text import SingleLine
 from signpost.shared.vocabulary import NeedCode, Sector
 
 router = APIRouter(prefix="/v1/provisions", tags=["catalogue"])
-AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 WRITES = [Depends(rate_limited_write)]
 
 

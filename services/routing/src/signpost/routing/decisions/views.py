@@ -1,4 +1,8 @@
-"""Read routing's decision for a referral."""
+"""Read routing's decision for a referral: admins only.
+
+A decision is one child's needs and offers. Practitioners and agencies follow their referrals
+through intake, which knows who may see which; routing does not.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, status
 from pydantic import BaseModel, Field
 from signpost.routing.decisions.service import get_decision
+from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.service import RuntimeDep
 
 router = APIRouter(prefix="/v1/decisions", tags=["decisions"])
@@ -34,7 +39,7 @@ class DecisionView(Rerouted):
     summary="Routing's decision for a referral, with each offer's explanation, and any re-routing after a decline",
     responses={404: {"description": "No decision yet for this referral"}},
 )
-async def read_decision(referral_id: str, runtime: RuntimeDep) -> DecisionView:
+async def read_decision(referral_id: str, runtime: RuntimeDep, _: AdminDep) -> DecisionView:
     decision = await get_decision(runtime=runtime, referral_id=referral_id)
     if decision is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no decision for referral {referral_id!r}")

@@ -26,8 +26,7 @@ from signpost.routing.oruk.fetch import FeedError, fetch_feed, read_document, re
 from signpost.routing.oruk.importer import ImportInterrupted, details_from_document, import_services
 from signpost.routing.oruk.models import ORUK_DETAILS, ImportReport, OrukDetails, is_uuid
 from signpost.routing.oruk.taxonomy import load_taxonomy_map
-from signpost.shared.auth.dependencies import require_roles
-from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.auth.ratelimit import rate_limited_write
 from signpost.shared.mongo import Document
 from signpost.shared.outbound import OutboundRefused, check_outbound
@@ -39,7 +38,6 @@ _UUID_TEXT = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9
 
 import_router = APIRouter(tags=["catalogue"])
 feed_router = APIRouter(prefix="/oruk", tags=["open referral uk"])
-AdminDep = Annotated[Principal, Depends(require_roles(Role.ADMIN))]
 
 
 class ImportRequest(BaseModel):
