@@ -293,8 +293,9 @@ async def run(
     following = asyncio.create_task(follower.run())
     live = await follower.index(target, wait_s=60)
     collect_less_often(after=full_after)  # as the consumer does
+    settings = Settings()
     pipeline: FoldPipeline[int] = FoldPipeline(
-        client, db, facts=follower, cache=WriteCache(size=Settings().analytics_cache_documents)
+        client, db, facts=follower, cache=WriteCache(size=settings.analytics_cache_documents)
     )
     elapsed, folded, own_cpu, server_cpu, decode_cpu, gc_cpu = 0.0, 0, 0.0, 0.0, 0.0, 0.0
     collector = CollectorClock()
@@ -305,7 +306,7 @@ async def run(
         collecting = collector.spent
         for number, batch in enumerate(batches):
             decoding = time.process_time()
-            decoded, invalid = decode(as_records(batch, folded))
+            decoded, invalid = decode(as_records(batch, folded), max_bytes=settings.event_max_bytes)
             decode_cpu += time.process_time() - decoding
             assert not invalid, invalid
             await pipeline.push(number, [envelope for _, envelope in decoded], targets=[target])

@@ -218,7 +218,7 @@ def egress_ports(policy: Manifest) -> dict[int, list[dict[str, Any]]]:
 
 @pytest.mark.parametrize(
     ("workload", "https_out"),
-    [("intake", True), ("routing", True), ("analytics", False), ("signpost-migrate", False)],
+    [("intake", True), ("routing", True), ("analytics", True), ("signpost-migrate", False)],
 )
 def test_network_policies_allow_only_kafka_mongodb_dns_and_what_each_must(
     workload: str, https_out: bool

@@ -42,15 +42,35 @@ submissions only, does not make.
 """
 
 
+COLUMNS = [
+    "case",
+    "fault",
+    "load",
+    "accepted / sent",
+    "not accepted",
+    "stored",
+    "routing decisions + intake escalations",
+    "counted",
+    "re-published",
+    "settle",
+    "result",
+]
+
+
+def table_row(cells: Sequence[str]) -> str:
+    if len(cells) != len(COLUMNS):  # a row of another width does not render as a table
+        raise ValueError(f"{len(cells)} cells for {len(COLUMNS)} columns")
+    return "| " + " | ".join(cells) + " |"
+
+
 def write_reliability_report(cases: Sequence[CaseReport], *, path: Path, soak: bool, at: datetime) -> None:
     lines = [
         INTRO,
         f"Last run: {at:%Y-%m-%d %H:%M} UTC on {platform.machine()} ({platform.python_version()}), "
         f"{'soak mode (SIGNPOST_FAULTS_SOAK=1)' if soak else 'CI mode'}.",
         "",
-        "| case | fault | load | accepted / sent | not accepted | stored | routing decisions + intake escalations "
-        "| counted | re-published | settle | result |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        table_row(COLUMNS),
+        table_row(["---"] * len(COLUMNS)),
     ]
     for case in cases:
         refused = ", ".join(
@@ -58,9 +78,21 @@ def write_reliability_report(cases: Sequence[CaseReport], *, path: Path, soak: b
             for status, count in sorted(case.not_accepted.items())
         )
         lines.append(
-            f"| `{case.name}` | {case.fault} | {case.rate:g}/s for {case.seconds:.0f} s | {case.accepted} / "
-            f"{case.attempts} | {refused or 'none'} | {case.stored} | {case.decided_by_routing} + "
-            f"{case.escalated_at_intake} | {case.counted} | {case.republished} | {case.settle_s:.1f} s | {case.outcome} |"
+            table_row(
+                [
+                    f"`{case.name}`",
+                    case.fault,
+                    f"{case.rate:g}/s for {case.seconds:.0f} s",
+                    f"{case.accepted} / {case.attempts}",
+                    refused or "none",
+                    str(case.stored),
+                    f"{case.decided_by_routing} + {case.escalated_at_intake}",
+                    str(case.counted),
+                    str(case.republished),
+                    f"{case.settle_s:.1f} s",
+                    case.outcome,
+                ]
+            )
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")

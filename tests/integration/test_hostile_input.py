@@ -1,4 +1,5 @@
-"""Hostile strings into every free-text and keyed field of intake and routing, on real servers.
+"""Hostile strings into every free-text and keyed field of intake, routing and analytics' settings
+register, on real servers.
 
 Each is either refused with a 422 naming the field, or stored as sent, returned byte-for-byte
 and never read as a MongoDB operator (checked in the database itself). Any unhandled error
@@ -17,6 +18,7 @@ import httpx
 import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
+from signpost.analytics.app import create_app as create_analytics
 from signpost.intake.app import create_app as create_intake
 from signpost.routing.app import create_app as create_routing
 from signpost.shared.settings import Settings
@@ -93,6 +95,7 @@ PROVISION: dict[str, Any] = {
 class Platform(NamedTuple):
     intake: httpx.AsyncClient
     routing: httpx.AsyncClient
+    analytics: httpx.AsyncClient
     tokens: Tokens
     settings: Settings
     mongo: AsyncMongoClient[dict[str, Any]]
@@ -111,8 +114,12 @@ async def platform(kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path)
         outbound_loopback_only=True,
     )
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
-    async with serving(create_intake(settings)) as intake, serving(create_routing(settings)) as routing:
-        yield Platform(intake, routing, Tokens(settings), settings, mongo)
+    async with (
+        serving(create_intake(settings)) as intake,
+        serving(create_routing(settings)) as routing,
+        serving(create_analytics(settings)) as analytics,
+    ):
+        yield Platform(intake, routing, analytics, Tokens(settings), settings, mongo)
     await mongo.close()
 
 
@@ -516,3 +523,41 @@ async def test_child_details_an_older_release_stored_are_still_read_as_they_are(
     )
     assert read.status_code == 200, read.text
     assert {key: read.json()[key] for key in old} == old
+
+
+# ---- analytics: the settings register
+
+
+SETTING: dict[str, Any] = {"name": "Ashley Primary", "locality": "Ashley", "phase": "primary"}
+
+
+@pytest.mark.parametrize("path", [("name",), ("locality",), ("phase",)], ids=field_of)
+async def test_hostile_strings_in_a_setting_are_refused_naming_the_field(
+    platform: Platform, path: FieldPath
+) -> None:
+    admin = platform.tokens.admin()
+    for value in [*REFUSED.values(), *STRUCTURES.values()]:
+        body = with_value(SETTING, path, value)
+        refused = await send(platform.analytics, "PUT", "/v1/settings-register/URN100001", body, admin)
+        assert_refused(refused, field_of(path))
+
+
+async def test_unusual_text_in_a_setting_is_stored_as_sent(platform: Platform) -> None:
+    admin = platform.tokens.admin()
+    sent = {
+        f"URN2000{n}": {**SETTING, "name": value, "phase": value} for n, value in enumerate(INERT.values())
+    }
+    for setting_id, body in sent.items():
+        accepted = await send(platform.analytics, "PUT", f"/v1/settings-register/{setting_id}", body, admin)
+        assert accepted.status_code == 202, accepted.text
+
+    async def registered() -> dict[str, Any] | None:
+        answer = await platform.analytics.get(
+            "/v1/settings-register", headers={"authorization": f"Bearer {admin}"}
+        )
+        found = {setting["setting_id"]: setting for setting in answer.json()}
+        return found if sent.keys() <= found.keys() else None
+
+    found = await eventually(registered, what="every setting folded into the register")
+    for setting_id, body in sent.items():
+        assert (found[setting_id]["name"], found[setting_id]["phase"]) == (body["name"], body["phase"])

@@ -19,7 +19,7 @@ import asyncio
 import time
 from collections.abc import Iterable, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import InitVar, dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
@@ -63,15 +63,18 @@ Decoded = tuple[ConsumerRecord[bytes, bytes], Envelope[EventData]]
 
 
 def decode(
-    records: Iterable[ConsumerRecord[bytes, bytes]],
+    records: Iterable[ConsumerRecord[bytes, bytes]], *, max_bytes: int
 ) -> tuple[list[Decoded], list[tuple[ConsumerRecord[bytes, bytes], str]]]:
-    """The valid events with their records, and the records that are not events (with the reason)."""
+    """The valid events with their records, and the records that are not events (with the reason).
+
+    A body over `max_bytes` is not read: it is dead-lettered, as intake and routing do.
+    """
     events: list[Decoded] = []
     invalid: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
     for record in records:
         headers = {key: value.decode("utf-8", "replace") for key, value in record.headers}
         try:
-            events.append((record, from_kafka(record.value, headers)))
+            events.append((record, from_kafka(record.value, headers, max_bytes=max_bytes)))
         except EventContractError as exc:
             invalid.append((record, exc.reason))
     return events, invalid
@@ -110,12 +113,15 @@ class Fetched:
     """One fetch's records, folded as one batch."""
 
     records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
+    max_bytes: InitVar[int]
     events: list[Decoded] = field(init=False)
     invalid: list[tuple[ConsumerRecord[bytes, bytes], str]] = field(init=False)
     began: float = field(default_factory=time.perf_counter)
 
-    def __post_init__(self) -> None:
-        self.events, self.invalid = decode(record for records in self.records.values() for record in records)
+    def __post_init__(self, max_bytes: int) -> None:
+        self.events, self.invalid = decode(
+            (record for records in self.records.values() for record in records), max_bytes=max_bytes
+        )
 
     @property
     def envelopes(self) -> list[Envelope[EventData]]:
@@ -138,7 +144,7 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
                 timeout_ms=IN_FLIGHT_POLL_MS if pipeline.in_flight else POLL_TIMEOUT_MS,
                 max_records=runtime.settings.analytics_batch_max,
             )
-            batch = Fetched(fetched) if fetched else None
+            batch = Fetched(fetched, runtime.settings.event_max_bytes) if fetched else None
             if batch is not None:
                 unfinished.append(batch)
             try:

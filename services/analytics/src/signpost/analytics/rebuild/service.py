@@ -135,7 +135,7 @@ async def _replay(
                 for record in batch
                 if record.offset < ends[partition]
             ]
-            decoded, invalid = decode(records)
+            decoded, invalid = decode(records, max_bytes=settings.event_max_bytes)
             envelopes = [envelope for _, envelope in decoded]
             if envelopes:
                 await _fold_with_retries(client, db, target=target, envelopes=envelopes, lease=lease)

@@ -18,6 +18,7 @@ from signpost.shared.auth.principal import Principal
 from signpost.shared.events import SettingChangedV1, new_event
 from signpost.shared.kafka import publish_event
 from signpost.shared.service import Runtime, RuntimeDep
+from signpost.shared.text import SingleLine
 
 router = APIRouter(prefix="/v1/settings-register", tags=["settings register"])
 
@@ -29,9 +30,9 @@ SettingId = Annotated[
 class SettingIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    locality: str = Field(min_length=1, max_length=100)
-    phase: str = Field(
+    name: SingleLine = Field(min_length=1, max_length=200)
+    locality: SingleLine = Field(min_length=1, max_length=100)
+    phase: SingleLine = Field(
         default="", max_length=50, description="e.g. early years, primary, secondary, post-16, special."
     )
 
