@@ -70,6 +70,16 @@ async def test_admins_change_the_catalogue_and_every_change_is_an_event(settings
             "/v1/provisions", json={**PROVISION, "id": "x", "min_age": 9, "max_age": 3}, headers=admin
         )
         assert bad.status_code == 422 and "min_age 9 is above max_age 3" in bad.json()["detail"][0]["message"]
+        for field, capacity in [
+            ("maximum", {"available": 0, "maximum": 10**20}),
+            ("available", {"available": 10**20, "maximum": 12}),
+        ]:
+            vast = await routing.post(
+                "/v1/provisions", json={**PROVISION, "id": "vast", "capacity": capacity}, headers=admin
+            )
+            assert vast.status_code == 422, vast.text  # not a 500 from BSON's 64-bit integers
+            assert vast.json()["detail"][0]["field"] == f"body.capacity.{field}"
+            assert "must be at most 1,000,000 places" in vast.json()["detail"][0]["message"]
 
     changes = await read_changes(settings, PROVISION["id"], expected=3)
     assert changes == ["created", "updated", "retired"]

@@ -272,3 +272,74 @@ async def test_bad_feeds_and_bodies_get_clear_errors_and_import_nothing(settings
                 "the document is page 1 of 3: import from the feed's base URL to read every page"
             ]
             await all_published(app)
+
+
+def nested_service(levels: int) -> str:
+    """A service's JSON with `levels` arrays nested in a field no mapping reads (as text: no recursion)."""
+    return json.dumps(oruk_service(1, extension="HERE")).replace('"HERE"', "[" * levels + "]" * levels)
+
+
+def unreadable_feed_app() -> Any:
+    """A publisher whose answers no ORUK reader should crash on: JSON nested too deep, a bad redirect."""
+    from fastapi import FastAPI
+    from fastapi.responses import RedirectResponse, Response
+
+    app = FastAPI()
+
+    @app.get("/unclosed/services")
+    def unclosed() -> Response:
+        return Response("[" * 5000, media_type="application/json")
+
+    @app.get("/nested/services")
+    def nested() -> Response:
+        return Response(f'{{"contents": [{nested_service(900)}]}}', media_type="application/json")
+
+    @app.get("/redirected/services")
+    def redirected() -> Response:
+        return RedirectResponse("http://xn--zz-zzz.example/services")  # not valid IDNA
+
+    @app.get("/long-id/services")
+    def long_id() -> Any:
+        return {"contents": [{"id": "a" * 70_000, "name": "Long id"}]}  # its record's URL is too long
+
+    return app
+
+
+async def test_feeds_nested_too_deep_or_at_bad_urls_get_clear_errors(settings: Settings) -> None:
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    too_deep = "nests objects and arrays more than 64 deep: it is not an ORUK feed"
+    with serve_in_thread(unreadable_feed_app()) as base_url:
+        async with serving(create_routing(settings)) as routing:
+
+            async def attempt(body: str) -> tuple[int, Any]:
+                answer = await routing.post(
+                    "/v1/catalogue/import",
+                    content=body,
+                    headers={**admin, "content-type": "application/json"},
+                )
+                return answer.status_code, answer.json()
+
+            for feed in ("unclosed", "nested"):
+                code, answer = await attempt(json.dumps({"source_url": f"{base_url}/{feed}"}))
+                assert (code, answer["detail"]) == (
+                    502,
+                    f"nothing imported: {base_url}/{feed}/services?page=1&per_page=100 "
+                    f"answered JSON that {too_deep}",
+                )
+            code, answer = await attempt(json.dumps({"source_url": f"{base_url}/redirected"}))
+            assert code == 502 and answer["detail"].startswith(
+                f"nothing imported: could not fetch {base_url}/redirected/services: bad URL: "
+            )
+
+            code, answer = await attempt(json.dumps({"source_url": f"{base_url}/long-id"}))
+            assert code == 200 and answer["skipped"][0]["reason"].endswith(": bad URL: URL too long")
+
+            code, answer = await attempt(f'{{"feed": [{nested_service(500)}]}}')
+            assert (code, answer["detail"]) == (
+                422,
+                [{"field": "body.feed", "message": f"the document {too_deep}"}],
+            )
+            if not settings.outbound_loopback_only:  # which refuses the URL before it is parsed
+                code, answer = await attempt(json.dumps({"source_url": "https://xn--zz-zzz.example/"}))
+                assert code == 422 and answer["detail"][0]["field"] == "body.source_url"
+                assert answer["detail"][0]["message"].startswith("bad URL: ")

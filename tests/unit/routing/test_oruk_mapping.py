@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -9,7 +12,7 @@ from typing import Any
 import pytest
 from signpost.routing.catalogue.models import WHOLE_AREA, DeliveryMode
 from signpost.routing.oruk.feed import full_service, signpost_term_query
-from signpost.routing.oruk.mapping import Unmappable, map_service
+from signpost.routing.oruk.mapping import Unmappable, map_service, nested_deeper_than
 from signpost.routing.oruk.models import feed_id, is_uuid
 from signpost.routing.oruk.taxonomy import TaxonomyMap, TaxonomyMapError, load_taxonomy_map
 from signpost.shared.vocabulary import LevelOfNeed, NeedCode, Sector
@@ -17,6 +20,7 @@ from signpost.shared.vocabulary import LevelOfNeed, NeedCode, Sector
 from tests.oruk_fixtures import ORG_ID, oruk_service, term
 
 DEFAULT = load_taxonomy_map(None)
+ROOT = Path(__file__).parents[3]
 
 
 def mapped(service: dict[str, Any], taxonomy: TaxonomyMap = DEFAULT) -> Any:
@@ -110,6 +114,9 @@ def test_capacity_that_does_not_add_up_is_left_out_with_a_warning() -> None:
     assert result.provision.capacity is None
     assert result.warnings == ["service_capacity left out: available 12 is not between 0 and maximum 10"]
     assert mapped(oruk_service(capacities=[{"available": 1e400, "maximum": 2}])).provision.capacity is None
+    vast = mapped(oruk_service(capacities=[{"available": 0, "maximum": 1e20}]))  # BSON cannot hold it
+    assert vast.provision.capacity is None and vast.provision.name == "Talking Together speech group 1"
+    assert vast.warnings == ["service_capacity left out: maximum 1e+20 is above 1,000,000 places"]
     single = mapped(oruk_service(capacities=None, service_capacity={"available": 1, "maximum": 4})).provision
     assert single.capacity is not None and single.capacity.available == 1
 
@@ -122,6 +129,49 @@ def test_wait_time_text_becomes_weeks(wait: str, weeks: float | None, warned: bo
     result = mapped(oruk_service(wait_time=wait))
     assert result.provision.waiting_weeks == weeks
     assert bool(result.warnings) is warned
+
+
+MAP_A_LONG_WAIT = """
+import json
+from signpost.routing.oruk.mapping import map_service
+from signpost.routing.oruk.taxonomy import load_taxonomy_map
+from tests.oruk_fixtures import oruk_service
+
+service = oruk_service(wait_time="1" * 100_000)
+result = map_service(service, taxonomy=load_taxonomy_map(None), source="document")
+print(json.dumps([result.provision.waiting_weeks, result.warnings]))
+"""
+
+
+def test_a_wait_time_of_100_000_digits_is_read_at_once() -> None:
+    """The wait pattern once retried from every digit: minutes for this, on routing's event loop.
+
+    In a child process, killed if it takes 30 s: a regex holds the GIL, so a thread could not be."""
+    child = subprocess.run(
+        [sys.executable, "-c", MAP_A_LONG_WAIT], cwd=ROOT, capture_output=True, text=True, timeout=30
+    )
+    assert child.returncode == 0, child.stderr
+    assert json.loads(child.stdout) == [
+        None,
+        [f"wait_time {'1' * 60!r} not understood (expected e.g. '6 weeks' or '2-4 months')"],
+    ]
+
+
+def test_a_service_nested_beyond_the_recursion_limit_is_still_checked_for_lone_surrogates() -> None:
+    deep: object = "\ud800"
+    for _ in range(5000):  # built in a loop, and added after oruk_service's deepcopy, which would recurse
+        deep = [deep]
+    assert reason({**oruk_service(), "extension": deep}) == (
+        f"the service.extension{'.0' * 5000} holds a lone surrogate: not valid Unicode, so it cannot be stored"
+    )
+
+
+@pytest.mark.parametrize(
+    ("document", "levels", "deeper"),
+    [("text", 0, False), ([], 0, True), ([[1], 2], 2, False), ({"a": [{}]}, 2, True), ([[[]]], 3, False)],
+)
+def test_nesting_counts_objects_and_arrays(document: object, levels: int, deeper: bool) -> None:
+    assert nested_deeper_than(document, levels) is deeper
 
 
 def test_status_areas_modes_and_costs() -> None:

@@ -15,6 +15,9 @@ PROVISIONS = "provisions"
 WHOLE_AREA = "*"
 MAX_WAITING_WEEKS = 520
 LONGEST_LOCALITY = 100
+# A Local Offer provision's places: a setting, a caseload, an area-wide service. A million is more
+# than any local area's children and young people, and keeps a figure well inside what BSON stores.
+MAX_PLACES = 1_000_000
 Locality = Annotated[SingleLine, Field(min_length=1, max_length=LONGEST_LOCALITY)]
 
 
@@ -30,9 +33,17 @@ class Capacity(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    available: int = Field(ge=0)
-    maximum: int = Field(ge=1)
+    available: int = Field(ge=0, json_schema_extra={"maximum": MAX_PLACES})
+    maximum: int = Field(ge=1, json_schema_extra={"maximum": MAX_PLACES})
     updated: UtcDateTime | None = None
+
+    @field_validator("available", "maximum")
+    @classmethod
+    def _at_most_max_places(cls, places: int, info: ValidationInfo) -> int:
+        """Not `le`: older releases stored any figure BSON could hold, and those are read back."""
+        if places > MAX_PLACES and not is_stored(info):
+            raise ValueError(f"must be at most {MAX_PLACES:,} places")
+        return places
 
     @field_validator("updated", mode="before")
     @classmethod

@@ -14,12 +14,14 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
-from signpost.routing.oruk.mapping import service_label
+from signpost.routing.oruk.mapping import nested_deeper_than, service_label
 from signpost.shared.outbound import OutboundRefused, check_outbound
 
 PER_PAGE = 100
 MAX_PAGES = 10_000
 DETAIL_CONCURRENCY = 8
+MAX_NESTING = 64  # an ORUK page nests about ten deep (page, services, locations, addresses, ...)
+_TOO_DEEP = f"nests objects and arrays more than {MAX_NESTING} deep: it is not an ORUK feed"
 
 
 class FeedError(Exception):
@@ -74,11 +76,18 @@ async def get_json(
                     )
     except httpx.HTTPError as exc:
         raise FeedError(f"could not fetch {url}: {exc or type(exc).__name__}") from None
+    except (httpx.InvalidURL, UnicodeError) as exc:  # e.g. a redirect to a host IDNA refuses, a huge id
+        raise FeedError(f"could not fetch {url}: bad URL: {exc}") from None
     try:
-        return json.loads(body)
+        document = json.loads(body)
     except ValueError:
         kind = response.headers.get("content-type", "no content type")
         raise FeedError(f"{where} did not answer with JSON ({kind})") from None
+    except RecursionError:  # json gives up about a thousand levels down
+        raise FeedError(f"{where} answered JSON that {_TOO_DEEP}") from None
+    if nested_deeper_than(document, MAX_NESTING):
+        raise FeedError(f"{where} answered JSON that {_TOO_DEEP}")
+    return document
 
 
 async def fetch_feed(base_url: str, *, client: httpx.AsyncClient, max_bytes: int) -> Feed:
@@ -134,6 +143,8 @@ async def fetch_feed(base_url: str, *, client: httpx.AsyncClient, max_bytes: int
 
 def read_document(document: object) -> Feed:
     """A posted ORUK document: a page of services, one service, or a list of services."""
+    if nested_deeper_than(document, MAX_NESTING):
+        raise ValueError(f"the document {_TOO_DEEP}")
     if isinstance(document, list):
         return Feed(services=list(document), warnings=[])
     if isinstance(document, Mapping) and isinstance(document.get("contents"), list):

@@ -16,6 +16,7 @@ from typing import Any, TypeGuard
 from pydantic import ValidationError
 from signpost.routing.catalogue.models import (
     LONGEST_LOCALITY,
+    MAX_PLACES,
     WHOLE_AREA,
     Capacity,
     Contact,
@@ -30,8 +31,11 @@ from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, Sector
 OLDEST_AGE = 25  # SEND support runs from birth to 25
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
+# A number starts only after a non-digit: tried from inside a run of digits, the search took
+# time quadratic in the run's length (minutes for a feed's 100,000-digit wait_time).
 _WAIT = re.compile(
-    r"(\d+(?:\.\d+)?)(?:\s*(?:-|\u2013|to)\s*(\d+(?:\.\d+)?))?\s*(day|week|wk|month)s?\b", re.IGNORECASE
+    r"(?<!\d)(\d+(?:\.\d+)?)(?:\s*(?:-|\u2013|to)\s*(\d+(?:\.\d+)?))?\s*(day|week|wk|month)s?\b",
+    re.IGNORECASE,
 )
 _WEEKS_PER = {"day": 1 / 7, "week": 1.0, "wk": 1.0, "month": 52 / 12}
 _INACTIVE = {"inactive", "defunct", "temporarily closed"}
@@ -144,22 +148,37 @@ def map_service(
     return MappedService(provision=provision, details=details, warnings=warnings)
 
 
-def _lone_surrogate_in(value: object, where: str = "the service") -> str | None:
-    """Where JSON's `\\ud800` escapes left text no database can store, if anywhere."""
-    if isinstance(value, str):
-        return where if has_lone_surrogate(value) else None
-    if isinstance(value, Mapping):
-        pairs = list(value.items())
-    elif isinstance(value, list):
-        pairs = list(enumerate(value))
-    else:
-        return None
-    for key, item in pairs:
-        if isinstance(key, str) and has_lone_surrogate(key):
-            return f"a key in {where}"
-        if (found := _lone_surrogate_in(item, f"{where}.{key}")) is not None:
-            return found
+def _lone_surrogate_in(service: Json) -> str | None:
+    """Where JSON's `\\ud800` escapes left text no database can store, if anywhere.
+
+    Walked with a stack, not recursion: a document may nest deeper than Python's recursion limit."""
+    pending: list[tuple[str, object]] = [("the service", service)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            if has_lone_surrogate(value):
+                return where
+            continue
+        for key, item in reversed(_entries(value)):  # reversed: popped in the document's order
+            pending.append((f"{where}.{key}", item))
+            if isinstance(key, str):
+                pending.append((f"a key in {where}", key))
     return None
+
+
+def nested_deeper_than(document: object, levels: int) -> bool:
+    """Whether objects and arrays nest more than `levels` deep (walked a level at a time: no recursion)."""
+    level = [document]
+    for _ in range(levels):
+        level = [item for node in level for _, item in _entries(node)]
+    return any(isinstance(node, Mapping | list) for node in level)
+
+
+def _entries(value: object) -> list[tuple[object, object]]:
+    """A JSON object's (key, value) pairs or an array's (index, item) pairs; none for anything else."""
+    if isinstance(value, Mapping):
+        return list(value.items())
+    return list(enumerate(value)) if isinstance(value, list) else []
 
 
 def _ordered(kind: Any, values: Any) -> list[Any]:
@@ -364,6 +383,9 @@ def _capacity(service: Json, warnings: list[str]) -> Capacity | None:
             continue
         if not _finite(maximum) or maximum < 1:
             warnings.append("service_capacity left out: it has no maximum of at least 1")
+            return None
+        if maximum > MAX_PLACES:
+            warnings.append(f"service_capacity left out: maximum {maximum:g} is above {MAX_PLACES:,} places")
             return None
         if available < 0 or available > maximum:
             warnings.append(

@@ -79,8 +79,13 @@ async def import_catalogue(body: ImportRequest, runtime: RuntimeDep, principal: 
         loopback_only = runtime.settings.outbound_loopback_only
         try:
             check_outbound(source, loopback_only=loopback_only)
+            httpx.Request("GET", source)  # built as the fetch's is: a host IDNA refuses fails here
         except OutboundRefused as exc:
             raise _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, "body.source_url", str(exc)) from None
+        except (httpx.InvalidURL, UnicodeError) as exc:
+            raise _problem(
+                status.HTTP_422_UNPROCESSABLE_CONTENT, "body.source_url", f"bad URL: {exc}"
+            ) from None
         try:
             async with httpx.AsyncClient(
                 timeout=runtime.settings.oruk_fetch_timeout_s,

@@ -1,0 +1,17 @@
+"""The provision model's bounds, and what an older release stored read back as it is."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+from signpost.routing.catalogue.models import MAX_PLACES, Capacity
+from signpost.shared.text import STORED
+
+
+def test_capacity_is_at_most_a_million_places_but_a_stored_larger_one_is_read() -> None:
+    assert Capacity(available=MAX_PLACES, maximum=MAX_PLACES).share_free == 1
+    for fields in ({"available": 0, "maximum": MAX_PLACES + 1}, {"available": 10**20, "maximum": 12}):
+        with pytest.raises(ValidationError, match="must be at most 1,000,000 places"):
+            Capacity.model_validate(fields)
+    stored = Capacity.model_validate({"available": 3, "maximum": 10**12}, context=STORED)
+    assert stored.maximum == 10**12
