@@ -20,19 +20,35 @@ class BadSource(ValueError):
     pass
 
 
-def request_body(source: str) -> dict[str, Any]:
-    """`{"source_url": …}` for a feed's base URL, `{"feed": …}` with a JSON file's contents."""
-    if source.startswith(("http://", "https://")):
-        return {"source_url": source}
-    path = Path(source)
+def request_body(source: str) -> bytes:
+    """`{"source_url": …}` for a feed's base URL, `{"feed": …}` with a JSON file's contents.
+
+    Serialised here with ASCII escapes: a lone surrogate ("\\ud800") cannot be sent as UTF-8, and
+    escaped it reaches routing, which skips that service with the reason (as it would over curl).
+    """
+    if _is_url(source):
+        return json.dumps({"source_url": source}).encode()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(source).read_text(encoding="utf-8")
     except OSError as exc:
         raise BadSource(f"cannot read {source}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise BadSource(f"{source} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
-        return {"feed": json.loads(text)}
+        return json.dumps({"feed": json.loads(text, parse_constant=_not_json)}).encode()
     except ValueError as exc:
         raise BadSource(f"{source} is not JSON: {exc}") from None
+    except RecursionError:
+        raise BadSource(f"{source} nests arrays or objects too deeply to read") from None
+
+
+def _is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))
+
+
+def _not_json(constant: str) -> None:
+    # Python's json reads NaN and Infinity; JSON has no such values, and routing would refuse them.
+    raise ValueError(f"{constant} is not a JSON value")
 
 
 def import_feed(source: str, *, routing: str, token: str) -> tuple[int, str]:
@@ -42,20 +58,27 @@ def import_feed(source: str, *, routing: str, token: str) -> tuple[int, str]:
     except BadSource as exc:
         return 2, f"signpost: {exc}"
     url = routing.rstrip("/") + IMPORT_PATH
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     try:
-        answer = httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=TIMEOUT_S)
+        answer = httpx.post(url, content=body, headers=headers, timeout=TIMEOUT_S)
     except httpx.HTTPError as exc:
         return 1, f"signpost: cannot reach routing at {routing}: {exc or type(exc).__name__} (is it running?)"
     try:
         content: Any = answer.json()
     except ValueError:
         content = {"detail": answer.text[:500]}
-    label = None if "source_url" in body else source  # routing calls a posted file "document"
-    if answer.status_code == 200:
-        return 0, format_report(content, source=label)
+    label = None if _is_url(source) else source  # routing calls a posted file "document"
     detail = content.get("detail") if isinstance(content, dict) else content
-    if answer.status_code == 503 and isinstance(content, dict) and "report" in content:
-        return 1, f"signpost: {detail}\n\n{format_report(content['report'], source=label)}"
+    try:
+        if answer.status_code == 200:
+            return 0, format_report(content, source=label)
+        if answer.status_code == 503 and isinstance(content, dict) and "report" in content:
+            return 1, f"signpost: {detail}\n\n{format_report(content['report'], source=label)}"
+    except (KeyError, TypeError, AttributeError):  # not the shape of routing's report
+        return 1, (
+            f"signpost: {url} answered HTTP {answer.status_code} without an import report "
+            f"(is routing at {routing}?): {answer.text[:200]!r}"
+        )
     if isinstance(detail, list):
         detail = "; ".join(f"{p.get('field')}: {p.get('message')}" for p in detail if isinstance(p, dict))
     hint = {

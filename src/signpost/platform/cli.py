@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
+import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -13,6 +15,11 @@ from signpost.shared.settings import SERVICE_NAMES, Settings
 
 from signpost.platform.demo.area import DEFAULT_SEED
 from signpost.platform.demo.calendar import PERIODS
+
+# RFC 6750's b64token: all an Authorization header may carry.
+BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
+# The token's claims, as `signpost token` takes them.
+CLAIM_FLAGS = {"organisation": "--org", "subject": "--subject", "name": "--user"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -76,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for service in SERVICE_NAMES:
         demo.add_argument(
             f"--{service}-url",
+            type=_http_url,
             help=f"{service}'s base URL (default http://SIGNPOST_HOST:SIGNPOST_{service.upper()}_PORT)",
         )
     demo.add_argument(
@@ -127,9 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     oruk_import.add_argument("source", metavar="PATH_OR_URL", help="an ORUK feed's base URL, or a JSON file")
     oruk_import.add_argument(
-        "--routing", help="routing's URL (default: http://SIGNPOST_HOST:SIGNPOST_ROUTING_PORT)"
+        "--routing",
+        type=_http_url,
+        help="routing's URL (default: http://SIGNPOST_HOST:SIGNPOST_ROUTING_PORT)",
     )
-    oruk_import.add_argument("--token", help="an admin bearer token (default: a development admin token)")
+    oruk_import.add_argument(
+        "--token", type=_bearer_token, help="an admin bearer token (default: a development admin token)"
+    )
     analytics = commands.add_parser(
         "analytics",
         help="analytics maintenance: rebuild the pulse projections from the log",
@@ -153,12 +165,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        for error in exc.errors():
-            field = ".".join(str(part) for part in error["loc"])
-            name = f"SIGNPOST_{field.upper()}" if field else "settings"
-            print(f"signpost: {name}: {error['msg']}", file=sys.stderr)
-        return 2
+        return _invalid(exc, lambda field: f"SIGNPOST_{field.upper()}" if field else "settings")
 
+    try:
+        return _command(settings, args)
+    except _server_errors() as exc:  # commands let a server's failure rise to here
+        return _server_failed(settings, exc)
+
+
+def _command(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "token":
         from signpost.platform.devtokens import DevTokensRefused, dev_token
 
@@ -175,6 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         except DevTokensRefused as exc:
             print(f"signpost: {exc}", file=sys.stderr)
             return 2
+        except ValidationError as exc:
+            return _invalid(exc, lambda field: CLAIM_FLAGS.get(field, field))
         return 0
 
     if args.command == "service":
@@ -250,11 +267,7 @@ def _migrate(settings: Settings, *, replication_factor: int) -> int:
     except ValueError as exc:
         print(f"signpost: {exc}", file=sys.stderr)
         return 2
-    try:
-        asyncio.run(migrate(settings, replication_factor=replication_factor))
-    except Exception as exc:  # a server away or refusing: say which, the job is retried
-        print(f"signpost: migrate failed: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return 1
+    asyncio.run(migrate(settings, replication_factor=replication_factor))
     print("signpost: topics and indexes are in place")
     return 0
 
@@ -264,9 +277,66 @@ def _positive(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be a number, not {text!r}") from None
-    if not value > 0:
+    if not math.isfinite(value):  # float() reads "inf" and "nan" too
+        raise argparse.ArgumentTypeError(f"must be a finite number, not {text}")
+    if value <= 0:
         raise argparse.ArgumentTypeError(f"must be above 0, not {text}")
     return value
+
+
+def _http_url(text: str) -> str:
+    """A URL httpx can send to, checked before anything is sent."""
+    import httpx
+
+    try:
+        url = httpx.URL(text)
+    except httpx.InvalidURL as exc:
+        raise argparse.ArgumentTypeError(f"not a valid URL: {text!r} ({exc})") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL with a host, not {text!r}")
+    return text
+
+
+def _bearer_token(text: str) -> str:
+    if not BEARER_TOKEN.fullmatch(text):  # never echoed: it may be a real token with a typo
+        raise argparse.ArgumentTypeError("not a bearer token (letters, digits and -._~+/ then any =)")
+    return text
+
+
+def _invalid(exc: ValidationError, name: Callable[[str], str]) -> int:
+    """Each validation error as `signpost: NAME: why`, NAME being what the person set (a flag, a variable)."""
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"])
+        print(f"signpost: {name(field)}: {error['msg']}", file=sys.stderr)
+    return 2
+
+
+def _server_errors() -> tuple[type[Exception], ...]:
+    # Called only once something was raised: importing these up front costs every command
+    # (`signpost health`, run every few seconds in a container) a third of a second.
+    from aiokafka.errors import KafkaError
+    from pymongo.errors import PyMongoError
+
+    return KafkaError, PyMongoError
+
+
+def _server_failed(settings: Settings, exc: Exception) -> int:
+    from aiokafka.errors import KafkaConnectionError, KafkaError
+    from pymongo.errors import ConnectionFailure
+
+    if isinstance(exc, KafkaError):
+        server = f"Kafka at {settings.kafka_bootstrap} (SIGNPOST_KAFKA_BOOTSTRAP)"
+    else:  # the URL may hold a password: pymongo's message names the host instead
+        server = "MongoDB at SIGNPOST_MONGODB_URL"
+    failure = (
+        f"cannot reach {server}"
+        if isinstance(exc, KafkaConnectionError | ConnectionFailure)
+        else f"{server} failed"
+    )
+    # pymongo appends its whole topology description, which repeats the reason.
+    reason = str(exc).partition(", Topology Description:")[0]
+    print(f"signpost: {failure}: {reason}", file=sys.stderr)
+    return 1
 
 
 def _demo(settings: Settings, args: argparse.Namespace) -> int:
@@ -282,8 +352,12 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         feed = json.dumps(oruk_feed(build_area(args.seed)), indent=2)
         if args.feed == "-":
             print(feed)
-        else:
+            return 0
+        try:
             Path(args.feed).write_text(feed + "\n")
+        except OSError as exc:
+            print(f"signpost: cannot write --feed {args.feed}: {exc.strerror or exc}", file=sys.stderr)
+            return 2
         return 0
     defaults = Endpoints.from_settings(settings)
     endpoints = replace(

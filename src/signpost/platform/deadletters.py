@@ -71,8 +71,8 @@ class DeadLetter:
 
 async def read_dead_letters(*, bootstrap: str, topic: str) -> list[DeadLetter]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
     try:
+        await consumer.start()  # inside: a broker away still leaves the consumer closed
         partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
         if not partitions:
             return []
@@ -118,8 +118,8 @@ def parse_dead_letter(
 async def replay(*, bootstrap: str, letters: list[DeadLetter]) -> None:
     """Publish each original message to its original topic, in dead-letter order."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
-    await producer.start()
     try:
+        await producer.start()
         for letter in letters:
             await producer.send_and_wait(
                 letter.original_topic,

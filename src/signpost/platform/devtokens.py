@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from signpost.shared.auth.principal import Role
+from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.tokens import issue_dev_token
 from signpost.shared.settings import Settings
 
@@ -26,18 +26,27 @@ class DevTokensRefused(ValueError):
 def dev_token(
     settings: Settings, *, role: Role, organisation: str, name: str | None = None, subject: str | None = None
 ) -> str:
+    """Raises DevTokensRefused outside development, pydantic's ValidationError for claims no service accepts."""
     if settings.environment == "production" or settings.auth_issuer:
         raise DevTokensRefused(
             "development tokens are refused here: with SIGNPOST_AUTH_ISSUER set (or in production) "
             "tokens come from the area's identity provider"
         )
-    return issue_dev_token(
-        key_file=settings.dev_key_file,
+    # Checked as every service will read the claims back: a token they would refuse is never signed.
+    caller = Principal(
         subject=subject or _slug(name or f"{role.value}-{organisation}"),
+        name=name,
         role=role,
         organisation=organisation,
         tenant=settings.tenant,
-        name=name,
+    )
+    return issue_dev_token(
+        key_file=settings.dev_key_file,
+        subject=caller.subject,
+        role=caller.role,
+        organisation=caller.organisation,
+        tenant=caller.tenant,
+        name=caller.name,
         audience=settings.auth_audience,
     )
 

@@ -1,0 +1,83 @@
+"""`signpost` refuses bad input (exit 2) and reports a server it cannot reach (exit 1) in one line on
+stderr that names the flag or setting, never with a traceback."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from signpost.shared.settings import SERVICE_NAMES
+
+from signpost.platform.cli import main
+from signpost.platform.processes import free_port
+
+
+@pytest.fixture(autouse=True)
+def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No SIGNPOST_* from the shell running the tests; the test's own data folder (and signing key)."""
+    for name in list(os.environ):
+        if name.startswith("SIGNPOST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SIGNPOST_DATA_DIR", str(tmp_path / "data"))
+
+
+def nowhere() -> str:
+    """A loopback address nothing listens on."""
+    return f"127.0.0.1:{free_port()}"
+
+
+def test_token_refuses_an_organisation_no_service_would_accept(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["token", "--role", "agency", "--org", ""]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("signpost: --org: ") and "at least 1 character" in err
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "problem"),
+    [
+        ("--minutes", "inf", "must be a finite number, not inf"),
+        ("--rate", "inf", "must be a finite number, not inf"),
+        ("--intake-url", "http://localhost:80O1", "not a valid URL: 'http://localhost:80O1'"),
+        ("--routing-url", "http://[::1", "not a valid URL: 'http://[::1'"),
+        ("--analytics-url", "localhost:8003", "must be an http:// or https:// URL"),
+    ],
+)
+def test_demo_refuses_flags_it_cannot_use_before_it_starts(
+    flag: str, value: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Every service elsewhere first: were the flag taken, the demo would find no platform.
+    elsewhere = [arg for service in SERVICE_NAMES for arg in (f"--{service}-url", f"http://{nowhere()}")]
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", *elsewhere, flag, value])
+    assert exit_.value.code == 2
+    assert f"argument {flag}: {problem}" in capsys.readouterr().err
+
+
+def test_demo_feed_into_a_missing_folder_says_it_cannot_write_there(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "missing" / "area.json"
+    assert main(["demo", "--feed", str(target)]) == 2
+    assert f"signpost: cannot write --feed {target}: No such file or directory" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "server"),
+    [
+        (["dlq", "list"], "Kafka at {kafka} (SIGNPOST_KAFKA_BOOTSTRAP)"),
+        (["migrate"], "Kafka at {kafka} (SIGNPOST_KAFKA_BOOTSTRAP)"),
+        (["analytics", "rebuild"], "MongoDB at SIGNPOST_MONGODB_URL"),
+    ],
+)
+def test_a_server_nobody_answers_at_is_named_with_exit_code_1(
+    command: list[str], server: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kafka = nowhere()
+    monkeypatch.setenv("SIGNPOST_KAFKA_BOOTSTRAP", kafka)
+    monkeypatch.setenv("SIGNPOST_MONGODB_URL", f"mongodb://{nowhere()}")
+    assert main(command) == 1
+    err = capsys.readouterr().err
+    assert f"signpost: cannot reach {server.format(kafka=kafka)}: " in err
+    assert "Traceback" not in err
