@@ -7,18 +7,24 @@ import threading
 from collections.abc import Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 from signpost.intake.app import create_app as create_intake
+from signpost.intake.subscriptions.models import SUBSCRIPTIONS
 from signpost.intake.subscriptions.signing import verify
 from signpost.routing.app import create_app as create_routing
+from signpost.shared.service import Runtime
 
 from tests.conftest import Tokens, eventually, serving, settings_for
 from tests.factories import referral
 from tests.servers import KafkaServer, MongoServer
+
+# pydantic takes it as a URL; httpx raises idna.InvalidCodepoint (a ValueError) on sending to it.
+NOT_IDNA_URL = "https://xn--zz-zzz.example/"
 
 
 @dataclass
@@ -115,6 +121,10 @@ async def test_offers_reach_the_agency_webhook_signed_and_retried(
             "unknown event types",
         ),
         ({"url": "https://partner.example/hook", "secret": "short"}, "at least 24"),
+        (
+            {"url": NOT_IDNA_URL},
+            """"field": "body.url", "message": "url host 'xn--zz-zzz.example' is not a valid domain name""",
+        ),
     ],
 )
 async def test_unsafe_or_unknown_subscriptions_are_refused(
@@ -129,3 +139,50 @@ async def test_unsafe_or_unknown_subscriptions_are_refused(
         response = await client.post("/v1/subscriptions", json=body, headers=agency)
     assert response.status_code == 422
     assert words in json.dumps(response.json())
+
+
+async def test_a_url_that_cannot_be_sent_to_fails_its_deliveries_and_stops_no_others(
+    kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path, receiver: Receiver
+) -> None:
+    """Such a subscription, from before its URL was refused: each attempt is recorded as failed
+    like any other, and another agency's delivery goes once."""
+    settings = settings_for(
+        kafka, mongodb, auth_dev_key_file=dev_key_file, webhook_retry_base_s=0.2, webhook_max_attempts=2
+    )
+    tokens = Tokens(settings)
+    education = {"Authorization": f"Bearer {tokens.agency('la-inclusion-service')}"}
+    health = {"Authorization": f"Bearer {tokens.agency('mhst-schools')}"}
+    receiver.failures_left = 0
+    async with AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(create_intake(settings)))
+        await stack.enter_async_context(serving(create_routing(settings)))
+        runtime = Runtime.build(settings, "intake")
+        stack.push_async_callback(runtime.client.close)
+        good = (await intake.post("/v1/subscriptions", json={"url": receiver.url}, headers=education)).json()
+        await runtime.db[SUBSCRIPTIONS].insert_one(
+            {"_id": "not-idna", "tenant": settings.tenant, "organisation": "mhst-schools", "url": NOT_IDNA_URL,
+             "event_types": ["*"], "secret": "s" * 32, "active": True, "created_at": datetime.now(UTC)}
+        )  # fmt: skip
+        practitioner = {"Authorization": f"Bearer {tokens.practitioner()}"}
+        package = referral(need_codes=["SEMH", "SPLD"])  # offered to both agencies
+        assert (await intake.post("/v1/referrals", json=package, headers=practitioner)).status_code == 201
+
+        async def settled(subscription_id: str, headers: dict[str, str]) -> list[dict[str, Any]] | None:
+            log = (
+                await intake.get(f"/v1/subscriptions/{subscription_id}/deliveries", headers=headers)
+            ).json()
+            return log if log and all(d["status"] != "pending" for d in log) else None
+
+        failed = await eventually(lambda: settled("not-idna", health), what="the bad URL's deliveries settle")
+        delivered = await eventually(
+            lambda: settled(good["id"], education), what="the good deliveries settle"
+        )
+
+    for delivery in failed:
+        assert delivery["status"] == "failed"
+        assert [a["status_code"] for a in delivery["attempts"]] == [None, None]
+        assert all(a["error"].startswith("InvalidCodepoint: ") for a in delivery["attempts"])
+    assert [(d["status"], [a["status_code"] for a in d["attempts"]]) for d in delivered] == [
+        ("delivered", [204])
+    ] * len(delivered)
+    assert len(receiver.received) == len(delivered)

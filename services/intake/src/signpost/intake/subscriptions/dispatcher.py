@@ -1,7 +1,7 @@
 """Delivers queued events to partners' webhooks as CloudEvents over HTTP (binary mode).
 
-Each attempt is recorded; a failure is retried with doubling delays until the last
-attempt, after which the delivery is marked failed and stays in the log.
+Each attempt is recorded; a failure (whatever went wrong) is retried with doubling delays
+until the last attempt, after which the delivery is marked failed and stays in the log.
 """
 
 from __future__ import annotations
@@ -64,9 +64,13 @@ class WebhookDispatcher:
         subscriptions = {
             s["_id"]: s async for s in db[SUBSCRIPTIONS].find({"_id": {"$in": subscription_ids}})
         }
-        await asyncio.gather(
-            *(self._attempt(client, d, subscriptions.get(d["subscription_id"])) for d in due)
+        outcomes = await asyncio.gather(
+            *(self._attempt(client, d, subscriptions.get(d["subscription_id"])) for d in due),
+            return_exceptions=True,  # the others finish, so none is still in flight to be sent again
         )
+        unrecorded = [outcome for outcome in outcomes if isinstance(outcome, Exception)]
+        if unrecorded:  # the database, most likely: run() waits before the next round
+            raise ExceptionGroup("webhook attempts could not be recorded", unrecorded)
         return len(due)
 
     async def _attempt(
@@ -76,25 +80,8 @@ class WebhookDispatcher:
         if subscription is None or not subscription["active"]:
             await self._record(delivery, attempted_at, None, "subscription removed", 0, final=True)
             return
-        body: bytes = delivery["body"]
-        timestamp = int(time.time())
-        headers = {
-            # CloudEvents HTTP binding: ce_* Kafka headers become ce-* HTTP headers.
-            **{name.replace("ce_", "ce-", 1): value for name, value in delivery["headers"].items()},
-            "content-type": "application/json",
-            SIGNATURE_HEADER: sign(secret=subscription["secret"], body=body, timestamp=timestamp),
-            "Signpost-Delivery-Id": delivery["_id"],
-        }
         started = time.monotonic()
-        status_code: int | None = None
-        error: str | None = None
-        try:
-            response = await client.post(subscription["url"], content=body, headers=headers)
-            status_code = response.status_code
-            if not response.is_success:
-                error = f"HTTP {status_code}"
-        except httpx.HTTPError as exc:
-            error = f"{type(exc).__name__}: could not deliver"
+        status_code, error = await _post(client, delivery, subscription)
         duration_ms = int((time.monotonic() - started) * 1000)
         await self._record(delivery, attempted_at, status_code, error, duration_ms, final=False)
 
@@ -132,3 +119,31 @@ class WebhookDispatcher:
         )
         if error:
             log.info("webhook delivery failed", delivery_id=delivery["_id"], attempt=attempts, error=error)
+
+
+async def _post(
+    client: httpx.AsyncClient, delivery: Document, subscription: Document
+) -> tuple[int | None, str | None]:
+    """The status code and the error, if any. It never raises: an attempt that fails in any way
+    is recorded and retried like any other, and stops no other delivery."""
+    try:
+        response = await client.post(
+            subscription["url"], content=delivery["body"], headers=_headers(delivery, subscription)
+        )
+    except httpx.HTTPError as exc:
+        return None, f"{type(exc).__name__}: could not deliver"
+    except Exception as exc:  # e.g. a host that is not valid IDNA: httpx raises a ValueError
+        return None, f"{type(exc).__name__}: {exc}"
+    return response.status_code, None if response.is_success else f"HTTP {response.status_code}"
+
+
+def _headers(delivery: Document, subscription: Document) -> dict[str, str]:
+    return {
+        # CloudEvents HTTP binding: ce_* Kafka headers become ce-* HTTP headers.
+        **{name.replace("ce_", "ce-", 1): value for name, value in delivery["headers"].items()},
+        "content-type": "application/json",
+        SIGNATURE_HEADER: sign(
+            secret=subscription["secret"], body=delivery["body"], timestamp=int(time.time())
+        ),
+        "Signpost-Delivery-Id": delivery["_id"],
+    }

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
+import httpx
 import uuid6
 from pymongo import ASCENDING, IndexModel
 from signpost.intake.subscriptions.models import (
@@ -40,17 +41,21 @@ class UnsafeWebhookUrl(ValueError):
 
 
 def check_url(url: str, *, development: bool, loopback_only: bool = False) -> None:
-    """https everywhere; plain http only to this machine, and only in development."""
+    """https everywhere; plain http only to this machine, and only in development; and a URL
+    the HTTP client can send to."""
     try:
         check_outbound(url, loopback_only=loopback_only)
     except OutboundRefused as exc:
         raise UnsafeWebhookUrl(f"url {exc}") from None
     parts = urlsplit(url)
-    if parts.scheme == "https":
-        return
-    if development and is_loopback(parts.hostname or ""):
-        return
-    raise UnsafeWebhookUrl("url must use https (plain http is allowed only to loopback in development)")
+    if parts.scheme != "https" and not (development and is_loopback(parts.hostname or "")):
+        raise UnsafeWebhookUrl("url must use https (plain http is allowed only to loopback in development)")
+    try:
+        # pydantic takes any `xn--` host; httpx IDNA-decodes it for each request and raises on
+        # one that is not valid IDNA, so refuse it now rather than at every delivery.
+        httpx.Request("POST", url)
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise UnsafeWebhookUrl(f"url host {parts.hostname!r} is not a valid domain name: {exc}") from None
 
 
 async def create_subscription(
