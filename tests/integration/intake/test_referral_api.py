@@ -324,6 +324,22 @@ async def test_identifying_details_are_released_only_as_allowed_and_every_read_a
     assert (await intake.get("/v1/audit", headers=auth(tokens.practitioner()))).status_code == 403
 
 
+async def test_an_audit_window_that_ends_before_it_starts_is_422(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    window = {"since": "2026-03-02T00:00:00Z", "until": "2026-03-01T00:00:00Z"}
+    refused = await intake.get("/v1/audit", params=window, headers=auth(tokens.admin()))
+    assert refused.status_code == 422
+    assert refused.json() == {
+        "detail": [
+            {
+                "field": "query.since",
+                "message": "2026-03-02T00:00:00+00:00 is after `until` (2026-03-01T00:00:00+00:00)",
+            }
+        ]
+    }
+
+
 async def test_routing_offers_only_sectors_the_family_agreed_to_share_with(
     intake: httpx.AsyncClient, tokens: Tokens
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
 from signpost.intake.audit.service import Purpose, find_records
 from signpost.shared.auth.dependencies import AdminDep
@@ -39,6 +39,16 @@ async def get_audit(
     until: UtcDateTime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditRecord]:
+    if since and until and since > until:  # would match nothing: say so rather than answer []
+        raise HTTPException(
+            status.HTTP_422_UNPROCESSABLE_CONTENT,
+            [
+                {
+                    "field": "query.since",
+                    "message": f"{since.isoformat()} is after `until` ({until.isoformat()})",
+                }
+            ],
+        )
     records = await find_records(
         runtime=runtime, referral_id=referral_id, subject=subject, since=since, until=until, limit=limit
     )
