@@ -30,27 +30,33 @@ class BodySizeLimitMiddleware:
             await self._refuse(send, limit)
             return
         received = 0
+        too_large = False
         started = False
 
         async def counted_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise _TooLarge
             return message
 
         async def tracked_send(message: Message) -> None:
             nonlocal started
+            if too_large and not started:
+                return  # the app's answer to a body it could not read (FastAPI's is a 400): 413 replaces it
             started = started or message["type"] == "http.response.start"
             await send(message)
 
         try:
             await self.app(scope, counted_receive, tracked_send)
-        except _TooLarge:
-            if not started:
-                await self._refuse(send, limit)
+        except Exception:
+            if not too_large:  # otherwise it is the overflow's consequence, however the app wrapped it
+                raise
+        if too_large and not started:
+            await self._refuse(send, limit)
 
     async def _refuse(self, send: Send, limit: int) -> None:
         body = json.dumps({"detail": f"request body is larger than the {limit}-byte limit"}).encode()
