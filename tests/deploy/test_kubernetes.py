@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from signpost.routing.oruk.views import IMPORT_PATH
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 from signpost.shared.topics import Topics
 
@@ -276,8 +277,23 @@ def test_prometheus_annotations_point_at_the_service_port(service: ServiceName) 
     }
 
 
+def routed_paths(ingress: Manifest) -> list[tuple[str, str, str]]:
+    """(service, path, path type) of every rule: what the internet reaches."""
+    return [
+        (path["backend"]["service"]["name"], path["path"], path["pathType"])
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    ]
+
+
+def reaches(path: str, path_type: str, url_path: str) -> bool:
+    if path_type == "Exact":
+        return url_path == path
+    return url_path == path or url_path.startswith(path.rstrip("/") + "/")
+
+
 def test_ingress_reaches_each_service_by_its_named_port_through_the_allowed_controller() -> None:
-    (ingress,) = of_kind(MANIFESTS, "Ingress")
+    ingress = named(MANIFESTS, "Ingress", "signpost")
     backends = {
         path["backend"]["service"]["name"]: path["backend"]["service"]["port"]
         for rule in ingress["spec"]["rules"]
@@ -295,6 +311,23 @@ def test_ingress_reaches_each_service_by_its_named_port_through_the_allowed_cont
         assert {"kubernetes.io/metadata.name": "ingress-nginx"} in controllers
     body_limit = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
     assert int(body_limit.removesuffix("k")) * 1024 >= settings().max_request_bytes
+
+
+def test_the_internet_reaches_the_api_but_not_metrics_or_health() -> None:
+    """/metrics counts every kind of event exactly, unsuppressed: Prometheus scrapes the pods."""
+    routes = [route for ingress in of_kind(MANIFESTS, "Ingress") for route in routed_paths(ingress)]
+    for service in SERVICE_NAMES:
+        served = [(path, kind) for name, path, kind in routes if name == service]
+        assert any(reaches(path, kind, "/v1/anything") for path, kind in served), service
+        for private in ("/metrics", "/readyz", "/healthz"):
+            assert not any(reaches(path, kind, private) for path, kind in served), (service, private)
+
+
+def test_the_catalogue_import_takes_bodies_as_large_as_routing_does() -> None:
+    ingress = named(MANIFESTS, "Ingress", "signpost-catalogue-import")
+    assert routed_paths(ingress) == [("routing", IMPORT_PATH, "Exact")]
+    body_limit = ingress["metadata"]["annotations"]["nginx.ingress.kubernetes.io/proxy-body-size"]
+    assert int(body_limit.removesuffix("m")) * 1024 * 1024 >= settings().max_import_bytes
 
 
 def test_production_overlay_puts_everything_in_its_namespace() -> None:

@@ -60,6 +60,16 @@ async def test_a_valid_referral_is_accepted_with_its_location(
             "body.child.nhs_number",
             "check digit",
         ),
+        (  # 9434765919 in Arabic-Indic digits: one number, one pseudonymous reference
+            referral(
+                child={
+                    **referral()["child"],
+                    "nhs_number": "\u0669\u0664\u0663\u0664\u0667\u0666\u0665\u0669\u0661\u0669",
+                }
+            ),
+            "body.child.nhs_number",
+            "10 digits (0-9)",
+        ),
         (
             referral(child={**referral()["child"], "date_of_birth": "1990-01-01"}),
             "body.child.date_of_birth",

@@ -42,6 +42,9 @@ Text = Annotated[MultiLine, Field(max_length=4000)]
 
 _POSTCODE = re.compile(r"^(GIR ?0AA|[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2})$")
 _UPN = re.compile(r"^[A-Z][0-9]{11}[0-9A-Z]$")
+# ASCII digits only: str.isdigit() and int() take any script's digits, and the same number
+# written in another would give the child a second pseudonymous reference.
+_NHS_NUMBER = re.compile(r"^[0-9]{10}$")
 MAX_AGE_YEARS = 25
 
 
@@ -53,10 +56,12 @@ def _postcode(value: str) -> str:
     return f"{compact[:-3]} {compact[-3:]}"
 
 
-def _nhs_number(value: str) -> str:
+def _nhs_number(value: str, info: ValidationInfo) -> str:
+    if is_stored(info):  # older releases took any script's digits: read back as stored
+        return value
     digits = value.replace(" ", "").replace("-", "")
-    if not (len(digits) == 10 and digits.isdigit()):
-        raise ValueError("an NHS number has 10 digits")
+    if not _NHS_NUMBER.match(digits):
+        raise ValueError("an NHS number has 10 digits (0-9)")
     check = 11 - sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True)) % 11
     if check == 10 or (check % 11) != int(digits[9]):
         raise ValueError("not a valid NHS number (the check digit does not match)")
