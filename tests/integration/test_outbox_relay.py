@@ -60,7 +60,7 @@ async def relaying(
     settings: Settings,
     *,
     start: bool = True,
-    replay: bool = False,
+    log_lost: bool = False,
     poll_interval_s: float = QUIET_POLL_S,
     mark_interval_s: float = outbox.MARK_INTERVAL_S,
 ) -> AsyncIterator[tuple[OutboxRelay, SentCommands]]:
@@ -78,8 +78,7 @@ async def relaying(
         poll_interval_s=poll_interval_s,
         mark_interval_s=mark_interval_s,
     )
-    if replay:
-        relay.replay_published()
+    await relay.prepare_replay(log_lost=log_lost)
     task = asyncio.create_task(relay.run()) if start else None
     try:
         yield relay, commands
@@ -287,12 +286,52 @@ async def test_told_the_broker_lost_its_log_a_relay_sends_every_published_event_
     # Published to a broker that has since lost its log: the topic is empty.
     await mark_published(db, forgotten)
     await stage(client, settings, [pending])
-    async with relaying(settings, replay=True):
+    async with relaying(settings, log_lost=True):
         # The replay sends everything kept, the pending event too, which then goes out as pending.
         assert await published_ids(settings, 5) == [*(e.id for e in forgotten), pending.id, pending.id]
         await eventually(lambda: all_marked(client, settings), what="the pending event marked")
         await asyncio.sleep(0.5)  # nothing more goes out
         assert len(await published_ids(settings, 5)) == 5
+
+
+async def test_a_replay_cut_short_goes_on_from_its_last_page_at_the_next_start(
+    settings: Settings, client: AsyncMongoClient[Document], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """By the next start this service's consumer has committed offsets on the new log, so only the
+    replay's own record says that the rest of what the broker lost has still to go out."""
+    monkeypatch.setattr(outbox, "BATCH_SIZE", 2)
+    db = client[settings.database_name("routing")]
+    forgotten = [event_for("r-17") for _ in range(5)]
+    await stage(client, settings, forgotten)
+    await mark_published(db, forgotten)
+    first_page_sent = asyncio.Event()
+    async with relaying(settings, start=False, log_lost=True) as (relay, _):
+        send = relay._send
+
+        async def first_page_then_stop(page: list[Document]) -> None:
+            if first_page_sent.is_set():
+                await asyncio.Event().wait()  # stopped here, as by a deploy, before the next page goes
+            await send(page)
+            first_page_sent.set()
+
+        monkeypatch.setattr(relay, "_send", first_page_then_stop)
+        replaying = asyncio.create_task(relay.run())
+        await first_page_sent.wait()
+        await eventually(lambda: _replayed_past(db, forgotten[1].id), what="the first page recorded")
+        replaying.cancel()
+    assert await published_ids(settings, 2) == [e.id for e in forgotten[:2]]
+
+    async with relaying(settings, log_lost=False):
+        assert await published_ids(settings, 5) == [e.id for e in forgotten]
+        await eventually(lambda: _replay_finished(db), what="the replay's record gone once it is done")
+
+
+async def _replayed_past(db: Database, event_id: str) -> bool:
+    return await db[outbox.REPLAY].count_documents({"after": event_id}) == 1
+
+
+async def _replay_finished(db: Database) -> bool:
+    return await db[outbox.REPLAY].count_documents({}) == 0
 
 
 async def test_the_retired_ttl_index_is_dropped_where_an_earlier_version_made_it(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+import uuid
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
@@ -44,6 +45,10 @@ log = get_logger(__name__)
 
 OUTBOX = "outbox"  # every staged event, whole and unchanged, kept a week for replays and inspection
 PENDING = "outbox_pending"  # the ids of staged events not yet published
+# Where a replay to a broker that lost its log has got to: a process stopped part-way resumes it,
+# because by then its consumer has committed offsets on the new log and those no longer tell.
+REPLAY = "outbox_replay"
+REPLAY_ID = "replay"
 # Event ids are UUIDv7, whose text sorts by time: retention, the poll and the replay read
 # ranges of `_id`, so neither collection needs an index of its own.
 PUBLISHED_RETENTION_S = 7 * 24 * 3600  # kept a week after staging, once published
@@ -230,6 +235,7 @@ class OutboxRelay:
         self._poll_all = True  # however recent
         self._poll_after: str | None = None  # a poll pass reads on from this id (its last full page)
         self._replay_after: str | None = None  # set: events published before are sent again from here
+        self._replay_run = ""  # which replay this is (a later loss of the log starts another)
         self._polled_at = time.monotonic()
 
     def committed(self, staged: Staged) -> None:
@@ -248,11 +254,18 @@ class OutboxRelay:
         self._poll_due = self._poll_all = True
         self._wake.set()
 
-    def replay_published(self) -> None:
-        """The broker has lost its log: before anything new, send again every event kept here as
-        published (a week's worth), oldest first, so each consumer gets what it missed; what it
-        already had it skips by event id. Call before `run`."""
-        self._replay_after = ""
+    async def prepare_replay(self, *, log_lost: bool) -> None:
+        """Call before `run`. When the broker has lost its log, the relay first sends again every
+        event kept here as published (a week's worth), oldest first, so each consumer gets what it
+        missed; what it already had it skips by event id. A replay that an earlier run of this
+        service (any replica) left unfinished goes on from its last page."""
+        replays = self._db[REPLAY]
+        if log_lost:
+            run = {"run": uuid.uuid4().hex, "after": "", "started_at": datetime.now(UTC)}
+            await replays.replace_one({"_id": REPLAY_ID}, run, upsert=True)
+        unfinished = await replays.find_one({"_id": REPLAY_ID})
+        if unfinished is not None:
+            self._replay_run, self._replay_after = unfinished["run"], unfinished["after"]
 
     async def run(self) -> None:
         await self._replay()
@@ -315,7 +328,9 @@ class OutboxRelay:
                     if len(page) == BATCH_SIZE:
                         await self._send(page)
                         sent, self._replay_after, page = sent + len(page), page[-1]["_id"], []
+                        await self._replayed_up_to({"$set": {"after": self._replay_after}})
                 await self._send(page)
+                await self._replayed_up_to(None)
             except Exception as exc:
                 backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.25)
                 log.warning("outbox replay cannot publish yet; retrying", error=repr(exc), retry_in_s=backoff)
@@ -324,6 +339,15 @@ class OutboxRelay:
             sent, self._replay_after = sent + len(page), None
         if sent:
             log.info("published events sent again to a broker that had lost its log", count=sent)
+
+    async def _replayed_up_to(self, update: Document | None) -> None:
+        """Record the replay's progress (None: it is done), unless a later loss of the log has
+        started another replay meanwhile, which must not skip what this one sent before it."""
+        this_run = {"_id": REPLAY_ID, "run": self._replay_run}
+        if update is None:
+            await self._db[REPLAY].delete_one(this_run)
+        else:
+            await self._db[REPLAY].update_one(this_run, update)
 
     async def _keep_marking(self) -> None:
         while True:

@@ -188,14 +188,11 @@ def create_service_app(
         await ensure_topics(runtime.settings)
         if on_startup is not None:
             await on_startup(runtime)
-        # Before this service's consumer commits anything: offsets gone means the log went too.
-        group = runtime.topics.group(runtime.service)
-        if (
-            runtime.outbox is not None
-            and runtime.consumes_events
-            and await group_has_no_offsets(runtime.settings, group=group)
-        ):
-            runtime.outbox.replay_published()
+        if runtime.outbox is not None:
+            # Before this service's consumer commits anything: offsets gone means the log went too.
+            group = runtime.topics.group(runtime.service)
+            log_lost = runtime.consumes_events and await group_has_no_offsets(runtime.settings, group=group)
+            await runtime.outbox.prepare_replay(log_lost=log_lost)
         await runtime.broker.start()
         tasks = [asyncio.create_task(job()) for job in runtime.background]
         log.info("service started", topics=runtime.topics.referrals)
