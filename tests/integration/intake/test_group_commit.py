@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 from pymongo import AsyncMongoClient
 from signpost.intake.app import create_app as create_intake
+from signpost.intake.referrals import service
 from signpost.intake.referrals.models import REFERRALS, ReferralRequest
 from signpost.intake.referrals.service import (
     CHILD_DETAILS,
+    IDEMPOTENCY_KEYS,
     IdempotencyConflict,
     PendingSubmission,
     Submission,
@@ -20,7 +23,7 @@ from signpost.intake.referrals.service import (
     write_submissions,
 )
 from signpost.shared.auth.principal import Principal, Role
-from signpost.shared.mongo import Document
+from signpost.shared.mongo import Document, find_by_ids
 from signpost.shared.outbox import OUTBOX
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
@@ -144,3 +147,28 @@ async def test_beyond_its_waiting_limit_intake_refuses_a_submission_at_once_and_
         assert [d["_id"] async for d in referrals.find(crowded_ones)] == [accepted.json()["id"]]
     finally:
         await client.close()
+
+
+async def test_a_key_another_process_stored_after_the_lookup_is_answered_as_a_replay(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two intake processes given the same Idempotency-Key at once (a client retrying on another
+    replica): the loser's insert of the key fails on the unique id, and the retry answers it as
+    the winner was answered, never with an error."""
+    settings = runtime.settings
+    winner, loser = pending(settings, "key-raced-01"), pending(settings, "key-raced-01")
+    looked_up = find_by_ids
+
+    async def before_the_winner_committed(collection: Any, ids: list[str], **options: Any) -> Any:
+        if collection.name == IDEMPOTENCY_KEYS and ids == [loser.key_id]:
+            monkeypatch.setattr(service, "find_by_ids", looked_up)  # stale once only
+            await write_submissions(runtime, [winner])  # the other process commits meanwhile
+            return {}
+        return await looked_up(collection, ids, **options)
+
+    monkeypatch.setattr(service, "find_by_ids", before_the_winner_committed)
+    [outcome] = await write_submissions(runtime, [loser])
+
+    assert isinstance(outcome, Submission) and outcome.replayed
+    assert outcome.referral["_id"] == winner.referral["_id"]
+    assert await runtime.db[REFERRALS].count_documents({"_id": loser.referral["_id"]}) == 0

@@ -11,6 +11,7 @@ from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from signpost.shared.settings import Settings
 
 Document = dict[str, Any]
@@ -111,3 +112,15 @@ async def in_transaction(client: AsyncMongoClient[Document], work: Callable[[Ses
     """Run `work` in one transaction, retried by the driver on transient errors."""
     async with client.start_session() as session:
         return await session.with_transaction(work)
+
+
+DUPLICATE_KEY = 11000
+
+
+def lost_a_race_to_insert(exc: PyMongoError) -> bool:
+    """Whether a write failed only because another writer inserted the same key first: a single
+    insert raises DuplicateKeyError, an `insert_many` a BulkWriteError whose errors say so."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    errors = exc.details.get("writeErrors", []) if isinstance(exc, BulkWriteError) else []
+    return bool(errors) and all(error.get("code") == DUPLICATE_KEY for error in errors)

@@ -30,7 +30,14 @@ from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, f
 from signpost.analytics.projections.sets import ProjectionSet
 from signpost.analytics.projections.writers import WriterLease
 from signpost.shared.events import Envelope, EventData, ProvisionChangedV1, SettingChangedV1
-from signpost.shared.mongo import Database, Document, Session, find_by_ids, in_transaction
+from signpost.shared.mongo import (
+    Database,
+    Document,
+    Session,
+    find_by_ids,
+    in_transaction,
+    lost_a_race_to_insert,
+)
 
 
 async def fold_batch(
@@ -135,7 +142,6 @@ class Folded:
     prepared: bool = False  # the facts written are those folded ahead, as they were
 
 
-DUPLICATE_KEY = 11000
 # Fields saying how often and by which process a document was written, not what it holds.
 BOOKKEEPING = frozenset({"version", "writer"})
 
@@ -190,7 +196,7 @@ class _Batch:
             try:
                 await self.db[collection].insert_many(inserts, ordered=False, session=self.session)
             except BulkWriteError as exc:
-                if any(error.get("code") != DUPLICATE_KEY for error in exc.details.get("writeErrors", [])):
+                if not lost_a_race_to_insert(exc):
                     raise
                 raise StaleCopy(f"{collection} gained a document meanwhile") from exc
         self.written.setdefault(collection, []).extend(saved.values())

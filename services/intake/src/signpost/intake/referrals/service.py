@@ -16,7 +16,7 @@ from typing import Any
 
 import uuid6
 from pymongo import UpdateOne
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError
 from signpost.intake.referrals.access import visible_referrals
 from signpost.intake.referrals.models import (
     REFERRALS,
@@ -44,7 +44,7 @@ from signpost.shared.lifecycle import (
     status_from_offers,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, find_by_ids
+from signpost.shared.mongo import Document, Session, find_by_ids, lost_a_race_to_insert
 from signpost.shared.outbox import stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
@@ -280,7 +280,9 @@ async def write_submissions(
 
     try:
         outcomes = await runtime.transaction(write)
-    except DuplicateKeyError:
+    except BulkWriteError as exc:
+        if not lost_a_race_to_insert(exc):
+            raise
         # A key raced in from a concurrent request in another group or process: answer as the winner did.
         outcomes = await runtime.transaction(write)
     for outcome in outcomes:
