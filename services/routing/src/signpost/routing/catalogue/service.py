@@ -52,41 +52,74 @@ async def provision_changed(
     await stage_event(runtime.db, topic=runtime.topics.provisions, envelope=event, session=session)
 
 
+Revise = Callable[[Provision | None], Provision]  # the stored provision (None: new) -> what to store
+
+
 @dataclass(frozen=True)
 class ProvisionChange:
-    provision: Provision
+    provision_id: str
     change: Change
+    revise: Revise
     also: Callable[[Session], Awaitable[None]] | None = None  # writes that belong with this change
 
 
 async def save_provision(
     *, runtime: Runtime, provision: Provision, change: Change, principal: Principal
 ) -> Provision:
-    await save_provisions(runtime=runtime, changes=[ProvisionChange(provision, change)], principal=principal)
-    return provision
+    """Store `provision` as given: an admin's create or update states the provision as it is now,
+    so its capacity replaces the stored one (places routing holds count as taken in it; each one
+    given back later frees a place)."""
+    [saved] = await save_provisions(
+        runtime=runtime,
+        changes=[ProvisionChange(provision.id, change, lambda _: provision)],
+        principal=principal,
+    )
+    return saved
+
+
+async def retire(*, runtime: Runtime, provision_id: str, principal: Principal) -> Provision:
+    """Only `active` changes; capacity and the rest stay as the transaction finds them."""
+    [retired] = await save_provisions(
+        runtime=runtime, changes=[ProvisionChange(provision_id, "retired", _retired)], principal=principal
+    )
+    return retired
+
+
+def _retired(current: Provision | None) -> Provision:
+    assert current is not None, "only a stored provision is retired"
+    return current.model_copy(update={"active": False})
 
 
 async def save_provisions(
     *, runtime: Runtime, changes: Sequence[ProvisionChange], principal: Principal
-) -> None:
+) -> list[Provision]:
     """Store each change with its event, all in one transaction: every one or none."""
 
-    async def write(session: Session) -> None:
-        collection = runtime.db[PROVISIONS]
-        for item in changes:
-            provision, change = item.provision, item.change
-            existing = await collection.find_one({"_id": provision.id}, {"_id": 1}, session=session)
-            if change == "created" and existing is not None:
-                raise ProvisionExists(provision.id)
-            if change != "created" and existing is None:
-                raise NoSuchProvision(provision.id)
-            document = {**to_document(provision), "changed_by": principal.subject}
-            await collection.replace_one({"_id": provision.id}, document, upsert=True, session=session)
-            await provision_changed(runtime=runtime, provision=provision, change=change, session=session)
-            if item.also is not None:
-                await item.also(session)
+    async def write(session: Session) -> list[Provision]:
+        return [await _write(runtime, item, principal, session) for item in changes]
 
-    await runtime.transaction(write)
+    return await runtime.transaction(write)
+
+
+async def _write(
+    runtime: Runtime, item: ProvisionChange, principal: Principal, session: Session
+) -> Provision:
+    """Revise the provision as read here, in the transaction, never a copy read before it: routing's
+    holds change `capacity.available` meanwhile. A hold committed after this read makes the write
+    conflict, and the retried transaction reads again."""
+    collection = runtime.db[PROVISIONS]
+    stored = await collection.find_one({"_id": item.provision_id}, session=session)
+    if item.change == "created" and stored is not None:
+        raise ProvisionExists(item.provision_id)
+    if item.change != "created" and stored is None:
+        raise NoSuchProvision(item.provision_id)
+    provision = item.revise(None if stored is None else from_document(stored))
+    document = {**to_document(provision), "changed_by": principal.subject}
+    await collection.replace_one({"_id": item.provision_id}, document, upsert=True, session=session)
+    await provision_changed(runtime=runtime, provision=provision, change=item.change, session=session)
+    if item.also is not None:
+        await item.also(session)
+    return provision
 
 
 async def get_provision(*, runtime: Runtime, provision_id: str) -> Provision:

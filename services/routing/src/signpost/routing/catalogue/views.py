@@ -8,7 +8,13 @@ from fastapi import APIRouter, Depends, HTTPException, Query, status
 from pydantic import BaseModel
 from signpost.routing.catalogue.models import Provision
 from signpost.routing.catalogue.repository import search_provisions
-from signpost.routing.catalogue.service import NoSuchProvision, ProvisionExists, get_provision, save_provision
+from signpost.routing.catalogue.service import (
+    NoSuchProvision,
+    ProvisionExists,
+    get_provision,
+    retire,
+    save_provision,
+)
 from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.auth.ratelimit import rate_limited_write
 from signpost.shared.service import RuntimeDep
@@ -112,8 +118,6 @@ async def update_provision(
 )
 async def retire_provision(provision_id: str, runtime: RuntimeDep, principal: AdminDep) -> Provision:
     try:
-        current = await get_provision(runtime=runtime, provision_id=provision_id)
-        retired = current.model_copy(update={"active": False})
-        return await save_provision(runtime=runtime, provision=retired, change="retired", principal=principal)
+        return await retire(runtime=runtime, provision_id=provision_id, principal=principal)
     except NoSuchProvision:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no provision {provision_id!r}") from None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from signpost.routing.catalogue.models import PROVISIONS, Provision
 from signpost.routing.catalogue.repository import from_document
@@ -147,7 +148,8 @@ async def _change_for(
     """The change an imported service makes, or None (reported unchanged) when it makes none."""
     provision_id = mapped.provision.id
     current = from_document(stored) if stored is not None else None
-    provision = _keep_live_capacity(mapped.provision, current)
+    keep_live_capacity = partial(_keep_live_capacity, mapped.provision)
+    provision = keep_live_capacity(current)
     entry = ImportedService(
         oruk_id=provision_id, name=provision.name, provision_id=provision_id, warnings=mapped.warnings
     )
@@ -166,7 +168,8 @@ async def _change_for(
     change: Change = (
         "created" if current is None else "retired" if current.active and not provision.active else "updated"
     )
-    return _Pending(ProvisionChange(provision, change, also=write_details), entry)
+    # Written from the provision as its transaction reads it: routing may hold a place after `stored` was read.
+    return _Pending(ProvisionChange(provision_id, change, keep_live_capacity, also=write_details), entry)
 
 
 async def _write(

@@ -1,0 +1,115 @@
+"""A place routing holds is never counted free again by a catalogue change committed around it.
+
+Each test makes routing's own handler hold a place while the catalogue's transaction is open,
+after that transaction has read the provision and before it writes: a deterministic stand-in
+for an offer accepted at the same moment as an admin's retirement or an import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import httpx
+import pytest
+from signpost.routing.app import create_app as create_routing
+from signpost.routing.catalogue.models import PROVISIONS
+from signpost.routing.decisions.service import RESERVATIONS, track_capacity
+from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, new_event
+from signpost.shared.mongo import Session
+from signpost.shared.service import Runtime
+from signpost.shared.settings import Settings
+
+from tests.conftest import Tokens, serving
+from tests.oruk_fixtures import oruk_service
+
+T = TypeVar("T")
+
+
+def hold_during_next_transaction(
+    monkeypatch: pytest.MonkeyPatch, runtime: Runtime, provision_id: str
+) -> None:
+    """In the next transaction `runtime` opens, read the provision (its snapshot starts there),
+    then let routing hold a place on it and commit, before the transaction's own work runs."""
+    opened = runtime.transaction
+    held = False
+
+    async def transaction(work: Callable[[Session], Awaitable[T]]) -> T:
+        async def interleaved(session: Session) -> T:
+            nonlocal held
+            if not held:
+                held = True
+                await runtime.db[PROVISIONS].find_one({"_id": provision_id}, session=session)
+                await hold_a_place(runtime, provision_id)
+            return await work(session)
+
+        return await opened(interleaved)
+
+    monkeypatch.setattr(runtime, "transaction", transaction)
+
+
+async def hold_a_place(runtime: Runtime, provision_id: str) -> None:
+    accepted = OfferAcceptedV1(
+        referral_id="r-held",
+        provision_id=provision_id,
+        organisation_id="any-agency",
+        at=datetime.now(UTC),
+    )
+    envelope: Envelope[EventData] = new_event(
+        accepted, source="/signpost/intake", tenant=runtime.settings.tenant, subject="r-held"
+    )
+    await track_capacity(runtime=runtime, envelope=envelope)
+
+
+async def available(routing: httpx.AsyncClient, provision_id: str) -> int:
+    return int((await routing.get(f"/v1/provisions/{provision_id}")).json()["capacity"]["available"])
+
+
+async def assert_held(runtime: Runtime, routing: httpx.AsyncClient, provision_id: str, before: int) -> None:
+    assert await runtime.db[RESERVATIONS].count_documents({"provision_id": provision_id}) == 1
+    assert await available(routing, provision_id) == before - 1
+
+
+async def test_retiring_keeps_a_place_held_meanwhile(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    app = create_routing(settings)
+    runtime: Runtime = app.state.runtime
+    async with serving(app) as routing:
+        before = await available(routing, "slt-community")
+        hold_during_next_transaction(monkeypatch, runtime, "slt-community")
+
+        retired = await routing.post("/v1/provisions/slt-community/retire", headers=admin)
+
+        assert retired.status_code == 200, retired.text
+        assert retired.json()["active"] is False
+        assert retired.json()["capacity"]["available"] == before - 1
+        await assert_held(runtime, routing, "slt-community", before)
+
+
+async def test_an_import_changing_another_field_keeps_a_place_held_meanwhile(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    service: dict[str, Any] = oruk_service(1)
+    app = create_routing(settings)
+    runtime: Runtime = app.state.runtime
+    async with serving(app) as routing:
+
+        async def import_feed() -> dict[str, Any]:
+            answer = await routing.post("/v1/catalogue/import", json={"feed": [service]}, headers=admin)
+            assert answer.status_code == 200, answer.text
+            return dict(answer.json()["totals"])
+
+        assert (await import_feed())["created"] == 1
+        before = await available(routing, service["id"])
+        hold_during_next_transaction(monkeypatch, runtime, service["id"])
+        service["name"] = "Talking Together speech group (renamed)"  # same capacity figure, no newer
+
+        assert (await import_feed())["updated"] == 1
+
+        provision = (await routing.get(f"/v1/provisions/{service['id']}")).json()
+        assert provision["name"] == service["name"]
+        await assert_held(runtime, routing, service["id"], before)
