@@ -43,6 +43,10 @@ class _Followed:
     index: FactIndex = field(default_factory=FactIndex)
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
+    # While a loaded index is read again into a fresh one: the facts this process handed over
+    # meanwhile, which the scan may have passed before they were written and the change stream
+    # leaves out, so they go into the fresh index before it is served.
+    handed_over: list[Document] | None = None
 
 
 class FactsFollower:
@@ -120,6 +124,8 @@ class FactsFollower:
         if followed is not None:
             for fact in facts:
                 followed.index.upsert(fact)
+                if followed.handed_over is not None:
+                    followed.handed_over.append(fact)
 
     def _follow(self, names: set[str]) -> None:
         for name in names:
@@ -154,10 +160,7 @@ class FactsFollower:
         facts = self._db[target.facts]
         others = [{"$match": {"fullDocument.writer": {"$ne": self.writer}}}]
         async with await facts.watch(others, full_document="updateLookup") as changes:
-            # Loaded into a fresh index, so the one being served stays whole until this one is.
-            index = FactIndex() if followed.ready.is_set() else followed.index
-            async for fact in facts.find({}):
-                index.upsert(fact)
+            index = await self._load(target, followed)
             followed.index = index
             followed.ready.set()
             log.info("projection index loaded", projection_set=target.name, referrals=len(index))
@@ -167,3 +170,17 @@ class FactsFollower:
                 written = change.get("fullDocument") if change is not None else None
                 if written is not None:
                     index.upsert(written)
+
+    async def _load(self, target: ProjectionSet, followed: _Followed) -> FactIndex:
+        if not followed.ready.is_set():
+            index = followed.index  # what the fold hands over meanwhile goes straight in
+        else:  # a fresh index, so the one being served stays whole until this one is
+            index, followed.handed_over = FactIndex(), []
+        try:
+            async for fact in self._db[target.facts].find({}):
+                index.upsert(fact)
+            for fact in followed.handed_over or ():
+                index.upsert(fact)  # counts only if newer than the copy the scan read (its version)
+        finally:
+            followed.handed_over = None
+        return index

@@ -10,8 +10,9 @@ while folding 1M events (bench/analytics.py) and woke for every commit of any se
 
 A batch is folded, and then committed, only after making sure at least `margin_s` of the lease is
 left (renewing it if not), so every write lands while the lease is current for the other processes,
-and stays so for a while after, as long as the hosts' clocks differ by less than a quarter of the
-margin (NTP keeps them within milliseconds).
+and stays so for a while after (a clean stop lets the lease lapse after the margin rather than
+deleting it, so this holds for its last writes too), as long as the hosts' clocks differ by less
+than a quarter of the margin (NTP keeps them within milliseconds).
 
 The same leases tell a writer when it is the only one: each batch looks at them in its transaction,
 and the follower every second. Alone since before it cached its copies, and looking again within a
@@ -81,9 +82,16 @@ class WriterLease:
         self._until, self._registered = began + self._lease_s, True
 
     async def release(self) -> None:
-        """On a clean stop: the others need not wait for the lease to lapse."""
+        """On a clean stop: the lease lapses `margin_s` from now, or sooner if it would anyway.
+
+        Not deleted: the followers read this writer's last commits from their change streams only while
+        its lease is current (follower.py), and one that had not read that far, or had not yet seen the
+        lease at all, would stop reading short of them. Lapsing after the margin keeps the guarantee
+        every commit has (it lands with at least the margin left), without a follower needing to know
+        how far its stream has got."""
         self._until = 0.0
-        await self._db[WRITERS_COLLECTION].delete_one({"_id": self.writer})
+        lapses = datetime.now(UTC) + timedelta(seconds=self._margin_s)
+        await self._db[WRITERS_COLLECTION].update_one({"_id": self.writer}, {"$min": {"expires_at": lapses}})
 
 
 async def others_writing(db: Database, writer: str, *, session: Session | None = None) -> bool:
