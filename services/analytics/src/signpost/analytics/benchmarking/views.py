@@ -16,9 +16,10 @@ from signpost.analytics.pulse.suppression import (
     THRESHOLD,
     Figure,
     Notice,
+    base_figure,
     count_figure,
     figure,
-    hide_counts,
+    hide_cell,
     notice,
 )
 from signpost.analytics.pulse.views import AnalystDep, FactsDep, PeriodDep
@@ -58,15 +59,16 @@ async def get_benchmarking(
     areas = []
     for tenant in await tenants(runtime.db, target):
         [totals] = facts.totals(tenant=tenant, periods=[period.span])
-        hidden = hide_counts([totals], total=None, counts=list(totals), partition=False)[0]
+        # As the summary hides them, so one area's figures here add nothing to its own summary.
+        hidden = hide_cell(totals)
         areas.append(
             AreaFigure(
                 tenant=tenant,
                 value=figure(chosen, totals, hidden=hidden, protect=protect),
-                base=None
-                if chosen.denominator is None
-                else count_figure(chosen.base(totals), protect=protect),
-                submitted=count_figure(totals.get("submitted", 0), protect=protect),
+                base=base_figure(chosen, totals, hidden=hidden, protect=protect),
+                submitted=count_figure(
+                    totals.get("submitted", 0), hidden=hidden.get("submitted"), protect=protect
+                ),
             )
         )
     return Benchmarking(

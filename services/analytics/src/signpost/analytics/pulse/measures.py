@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
 from signpost.analytics.projections.counters import MINUTES_PER_DAY
+from signpost.shared.vocabulary import EscalationReason
 
 Counters = dict[str, int]
 
@@ -89,5 +91,21 @@ MEASURES: dict[str, Measure] = {
         ),
     )
 }
+
+# Counts split into parts, each referral of the whole in exactly one part (counters.py counts an
+# escalation once, under its reason): shown side by side, a withheld part is the whole minus the others.
+PARTS: dict[str, tuple[str, ...]] = {
+    "escalated": tuple(f"escalated_{reason.value}" for reason in EscalationReason),
+}
+
+
+def related(names: Iterable[str]) -> list[str]:
+    """`names` and every count that is a whole or part with one of them: what suppression must see together."""
+    found = list(dict.fromkeys(names))
+    for whole, parts in PARTS.items():
+        if whole in found or any(part in found for part in parts):
+            found += [name for name in (whole, *parts) if name not in found]
+    return found
+
 
 MeasureName = StrEnum("MeasureName", {name: name for name in MEASURES})  # type: ignore[misc]

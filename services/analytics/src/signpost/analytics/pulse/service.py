@@ -7,7 +7,7 @@ from dataclasses import dataclass, fields
 
 from signpost.analytics.projections.index import FactIndex, Slice
 from signpost.analytics.projections.sets import ProjectionSet
-from signpost.analytics.pulse.measures import MEASURES, Counters, Measure
+from signpost.analytics.pulse.measures import MEASURES, PARTS, Counters, Measure, related
 from signpost.analytics.pulse.models import (
     Breakdown,
     BreakdownRow,
@@ -33,9 +33,11 @@ from signpost.analytics.pulse.suppression import (
     THRESHOLD,
     Figure,
     Hidden,
+    base_figure,
     change,
     count_figure,
     figure,
+    hide_cell,
     hide_counts,
     notice,
 )
@@ -117,8 +119,8 @@ async def summary(query: Query) -> Summary:
     now, before = _totals(query, [query.period, previous])
     measures = []
     for measure in MEASURES.values():
-        current = figure(measure, now, hidden=_small(now), protect=query.protect)
-        earlier = figure(measure, before, hidden=_small(before), protect=query.protect)
+        current = figure(measure, now, hidden=hide_cell(now), protect=query.protect)
+        earlier = figure(measure, before, hidden=hide_cell(before), protect=query.protect)
         measures.append(
             MeasureTrend(
                 measure=measure.name,
@@ -158,7 +160,6 @@ async def breakdown(query: Query, *, measure: Measure, group_by: str) -> Breakdo
     groups = _groups(query, group_by, names)
     [total] = _totals(query, [query.period], names)
     partition = group_by in PARTITIONING_DIMENSIONS
-    total_hidden = _small(total)
     hidden = hide_counts(
         list(groups.values()),
         total=total,
@@ -176,22 +177,25 @@ async def breakdown(query: Query, *, measure: Measure, group_by: str) -> Breakdo
         description=measure.description,
         group_by=group_by,
         partition=partition,
-        total=_row(measure, "total", "All", total, total_hidden, query.protect),
+        total=_row(measure, "total", "All", total, hide_cell(total), query.protect),
         rows=rows,
     )
 
 
 async def trend(query: Query, *, measure: Measure, interval: str) -> Trend:
     parts = query.period.split(interval)
-    points = []
-    for part, counters in zip(parts, _totals(query, parts, _names(measure)), strict=True):
-        points.append(
-            TrendPoint(
-                period=_period(part),
-                value=figure(measure, counters, hidden=_small(counters), protect=query.protect),
-                base=_base(measure, counters, _small(counters), query.protect),
-            )
+    total, *counted = _totals(query, [query.period, *parts], _names(measure))
+    # The parts cover the period and a referral counts on the day it was submitted, so the
+    # points add up to the period's total the summary shows: a partition, like a breakdown's.
+    hidden = hide_counts(counted, total=total, counts=measure.counts(), partition=query.protect)
+    points = [
+        TrendPoint(
+            period=_period(part),
+            value=figure(measure, counters, hidden=point_hidden, protect=query.protect),
+            base=base_figure(measure, counters, hidden=point_hidden, protect=query.protect),
         )
+        for part, counters, point_hidden in zip(parts, counted, hidden, strict=True)
+    ]
     return Trend(
         **query.scope(),
         measure=measure.name,
@@ -215,7 +219,9 @@ async def what_works(query: Query, *, group_by: str) -> WhatWorks:
                 group=group,
                 label=names.get(group, group),
                 completed=count_figure(counters["completed"], protect=query.protect),
-                needs_change=figure(needs_change, counters, hidden=_small(counters), protect=query.protect),
+                needs_change=figure(
+                    needs_change, counters, hidden=hide_cell(counters), protect=query.protect
+                ),
                 rescored=count_figure(counters.get("needs_change_n", 0), protect=query.protect),
                 outcomes=_parts(counters, "outcome_", [o.value for o in Outcome], "completed", query.protect),
             )
@@ -274,7 +280,7 @@ async def waiting(query: Query) -> Waiting:
     accept, start = MEASURES["days_to_accept"], MEASURES["days_to_start"]
     rows = []
     for provision, counters in provisions.items():
-        hidden = _small(counters)
+        hidden = hide_cell(counters)
         listed = catalogue.get(provision, {})
         rows.append(
             WaitingRow(
@@ -323,26 +329,20 @@ def legacy_pulse(facts: FactIndex, *, tenant: str, protect: bool) -> LegacyPulse
     }
     # A referral can be routed and later unmatched (after a decline); never go negative.
     outcomes["awaiting_decision"] = max(0, submitted - sum(outcomes.values()))
-    suppressed = {}
-    shown: dict[str, int | None] = dict(outcomes)
-    if protect:
-        hidden = hide_counts(
-            [{"n": count} for count in outcomes.values()],
-            total={"n": submitted},
-            counts=["n"],
-            partition=True,
-        )
-        for (name, _), row_hidden in zip(outcomes.items(), hidden, strict=True):
-            if "n" in row_hidden:
-                shown[name] = None
-                suppressed[f"by_outcome.{name}"] = row_hidden["n"]
+    # The outcomes add up to the referrals submitted, and the escalations by reason to the
+    # escalations the summary shows: neither sum may give a withheld outcome away.
+    hidden = (
+        hide_cell({**totals, **outcomes}, parts={**PARTS, "submitted": tuple(outcomes)}) if protect else {}
+    )
+    shown = {name: None if name in hidden else count for name, count in outcomes.items()}
+    suppressed = {f"by_outcome.{name}": hidden[name] for name in outcomes if name in hidden}
     by_need: dict[str, int | None] = {}
     for need, counters in sorted(by_need_code.items()):
         one = count_figure(counters.get("submitted", 0), protect=protect)
         by_need[need] = None if one.suppressed else counters.get("submitted", 0)
         if one.reason is not None:
             suppressed[f"by_need_code.{need}"] = one.reason
-    total = count_figure(submitted, protect=protect)
+    total = count_figure(submitted, hidden=hidden.get("submitted"), protect=protect)
     if total.reason is not None:
         suppressed["submitted"] = total.reason
     return LegacyPulse(
@@ -355,13 +355,9 @@ def legacy_pulse(facts: FactIndex, *, tenant: str, protect: bool) -> LegacyPulse
 
 
 def _names(measure: Measure) -> list[str]:
-    """The counters a measure is computed from: all a breakdown or trend of it needs summed."""
-    return [measure.numerator, *([measure.denominator] if measure.denominator else [])]
-
-
-def _small(counters: Counters) -> Hidden:
-    """Primary suppression of one cell on its own (no breakdown to protect)."""
-    return hide_counts([counters], total=None, counts=list(counters), partition=False)[0]
+    """The counters a measure is computed from, and those it adds up with: all a breakdown or trend
+    of it needs summed to suppress it as the summary does."""
+    return related([measure.numerator, *([measure.denominator] if measure.denominator else [])])
 
 
 def _row(
@@ -371,15 +367,7 @@ def _row(
         group=group,
         label=label,
         value=figure(measure, counters, hidden=hidden, protect=protect),
-        base=_base(measure, counters, hidden, protect),
-    )
-
-
-def _base(measure: Measure, counters: Counters, hidden: Hidden, protect: bool) -> Figure | None:
-    if measure.denominator is None:
-        return None
-    return count_figure(
-        measure.base(counters), hidden=hidden.get(measure.denominator) if protect else None, protect=protect
+        base=base_figure(measure, counters, hidden=hidden, protect=protect),
     )
 
 

@@ -2,20 +2,23 @@
 
 - primary: a count of 1 to 4 children is hidden (0 is shown: it identifies nobody);
 - secondary, derived: a rate or mean computed over a hidden count is hidden too;
-- secondary, complementary: where a breakdown adds up to a total that is shown (a
-  partition: locality, setting, level of need, outcomes), a lone hidden cell could be
-  worked out by subtraction, so the next smallest cell is hidden with it.
+- secondary, complementary: where cells add up to one that is shown (the rows of a
+  partition and their total: locality, setting, level of need, outcomes, a trend's
+  points; a whole and its parts: escalations by reason), hidden cells could be worked
+  out by subtraction, so more are hidden, smallest first, until none can be.
 
 Admins see everything; every role below sees the suppressed figures with a reason.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import math
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from pydantic import BaseModel, Field
-from signpost.analytics.pulse.measures import Counters, Measure
+from signpost.analytics.pulse.measures import PARTS, Counters, Measure, related
 
 THRESHOLD = 5
 
@@ -73,25 +76,118 @@ def is_small(count: int) -> bool:
     return 0 < count < THRESHOLD
 
 
+Cell = tuple[int, str]  # (row, count name)
+
+
+@dataclass(frozen=True)
+class _Sum:
+    """Cells that add up: whole = sum of parts."""
+
+    whole: Cell
+    parts: tuple[Cell, ...]
+    whole_hideable: bool  # False when the whole is a total other answers show anyway
+
+
 def hide_counts(
     rows: Sequence[Counters], *, total: Counters | None, counts: Sequence[str], partition: bool
 ) -> list[Hidden]:
-    """Per row, which of `counts` to hide: primary, then complementary when the rows add up to a shown total."""
-    hidden: list[Hidden] = [{} for _ in rows]
-    for name in counts:
-        for row, row_hidden in zip(rows, hidden, strict=True):
-            if is_small(row.get(name, 0)):
-                row_hidden[name] = Reason.SMALL_NUMBER
-        if not partition or total is None or is_small(total.get(name, 0)):
-            continue
-        alone = [i for i, row_hidden in enumerate(hidden) if name in row_hidden]
-        if len(alone) != 1:
-            continue  # none to protect, or two or more already protect each other
-        others = [i for i, row in enumerate(rows) if name not in hidden[i] and row.get(name, 0) > 0]
-        if others:
-            smallest = min(others, key=lambda i: rows[i].get(name, 0))
-            hidden[smallest][name] = Reason.COMPLEMENTARY
+    """Per row, which of `counts` to hide: primary, then complementary wherever cells add up to one
+    shown: a whole and its parts in a row (the rows must carry measures.related(counts)), and, when
+    the rows are a partition, each count's rows and its total."""
+    names = related(counts)
+    table = [*rows, *([total] if total is not None else [])]
+    sums = [one for row in range(len(table)) for one in _parts_of(row, names, PARTS)]
+    if partition and total is not None:
+        last = len(rows)
+        sums += [
+            _Sum((last, name), tuple((row, name) for row in range(last)), whole_hideable=False)
+            for name in sorted(names)  # one order whatever the measure asked for: the same cells hidden
+        ]
+    return _protect(table, names, sums)[: len(rows)]
+
+
+def hide_cell(counters: Counters, *, parts: Mapping[str, Sequence[str]] = PARTS) -> Hidden:
+    """Which counts of one cell (a period, a group, an area) to hide, its wholes and `parts` protected."""
+    return _protect([counters], list(counters), _parts_of(0, counters, parts))[0]
+
+
+def _parts_of(row: int, names: Collection[str], parts: Mapping[str, Sequence[str]]) -> list[_Sum]:
+    """The wholes among `names` in one row, each with its parts."""
+    return [
+        _Sum((row, whole), tuple((row, part) for part in split), whole_hideable=True)
+        for whole, split in parts.items()
+        if whole in names
+    ]
+
+
+def _protect(table: Sequence[Counters], names: Sequence[str], sums: Sequence[_Sum]) -> list[Hidden]:
+    hidden: list[Hidden] = [
+        {name: Reason.SMALL_NUMBER for name in names if is_small(row.get(name, 0))} for row in table
+    ]
+    changed = True
+    while changed:  # a cell hidden for one sum may leave another's exposed
+        changed = False
+        for one in sums:
+            while _pinned(one, table, hidden) and (cell := _next(one, table, hidden)) is not None:
+                hidden[cell[0]][cell[1]] = Reason.COMPLEMENTARY
+                changed = True
     return hidden
+
+
+def _pinned(one: _Sum, table: Sequence[Counters], hidden: Sequence[Hidden]) -> bool:
+    """Whether the shown cells of `one` leave a hidden cell only one possible value.
+
+    A caller knows the sum and each hidden cell's reason: small is 1 to 4, complementary 5 or
+    more (it would be small otherwise). A lone hidden cell is the difference; two 1s of a known
+    sum 2 are both 1; a 1 hidden with a 5 for a sum of 6 is 1. So cells are hidden until each
+    could still be two values or more (its bounds may narrow, as 3 or 4 for two cells of 7).
+    """
+    terms = [(one.whole, -1), *((part, 1) for part in one.parts)]  # sum of sign * cell = 0
+    rest = -sum(sign * _value(table, (row, name)) for (row, name), sign in terms if name not in hidden[row])
+    withheld = [
+        _signed(_bounds(hidden[row][name]), sign) for (row, name), sign in terms if name in hidden[row]
+    ]
+    others_low = _sums_of_others([low for low, _ in withheld])
+    others_high = _sums_of_others([high for _, high in withheld])
+    return any(
+        max(low, rest - above) >= min(high, rest - below)
+        for (low, high), below, above in zip(withheld, others_low, others_high, strict=True)
+    )
+
+
+def _sums_of_others(values: Sequence[float]) -> list[float]:
+    """For each value, the sum of all the others (in linear time: a breakdown may hide hundreds)."""
+    infinite = [value for value in values if math.isinf(value)]  # of one sign: lows -inf, highs +inf
+    finite = sum(value for value in values if not math.isinf(value))
+    return [
+        infinite[0] if len(infinite) > math.isinf(value) else finite - (0 if math.isinf(value) else value)
+        for value in values
+    ]
+
+
+def _bounds(reason: Reason) -> tuple[float, float]:
+    return (1, THRESHOLD - 1) if reason is Reason.SMALL_NUMBER else (THRESHOLD, math.inf)
+
+
+def _signed(bounds: tuple[float, float], sign: int) -> tuple[float, float]:
+    low, high = bounds
+    return (low, high) if sign > 0 else (-high, -low)
+
+
+def _next(one: _Sum, table: Sequence[Counters], hidden: Sequence[Hidden]) -> Cell | None:
+    """The smallest shown non-zero part (zero reveals nothing), else the whole if it may be hidden."""
+    shown = [part for part in one.parts if part[1] not in hidden[part[0]] and _value(table, part) > 0]
+    if shown:
+        return min(shown, key=lambda part: _value(table, part))
+    row, name = one.whole
+    if one.whole_hideable and name not in hidden[row] and _value(table, one.whole) > 0:
+        return one.whole
+    return None
+
+
+def _value(table: Sequence[Counters], cell: Cell) -> int:
+    row, name = cell
+    return table[row].get(name, 0)
 
 
 def figure(measure: Measure, counters: Counters, *, hidden: Hidden, protect: bool) -> Figure:
@@ -103,6 +199,13 @@ def figure(measure: Measure, counters: Counters, *, hidden: Hidden, protect: boo
     if measure.kind == "count":
         return Figure(value=None, suppressed=True, reason=reasons[0])
     return Figure(value=None, suppressed=True, reason=Reason.DERIVED)
+
+
+def base_figure(measure: Measure, counters: Counters, *, hidden: Hidden, protect: bool) -> Figure | None:
+    """What a rate or mean is over (None for a count), withheld as that count is."""
+    if measure.denominator is None:
+        return None
+    return count_figure(measure.base(counters), hidden=hidden.get(measure.denominator), protect=protect)
 
 
 def count_figure(count: int, *, hidden: Reason | None = None, protect: bool) -> Figure:
