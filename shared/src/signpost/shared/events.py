@@ -90,6 +90,11 @@ class ReferralRoutedV1(EventData):
     replaces_provision_id: str | None = Field(
         default=None, description="Set when these offers re-route a declined one: they join the package."
     )
+    unmet_needs: list[NeedCode] = Field(
+        default=[],
+        description="Needs no provision was found for, named for commissioners: of the child's on a first "
+        "decision, of the declined offer's on a re-route. Events from before this field name none.",
+    )
 
 
 class ReferralUnmatchedV1(EventData):

@@ -202,7 +202,12 @@ def _decide(
         if submitted.child_ref:
             served.setdefault(submitted.child_ref, set()).update(o.provision_id for o in offers)
         decision = (
-            ReferralRoutedV1(referral_id=submitted.referral_id, offers=offers, routed_at=now)
+            ReferralRoutedV1(
+                referral_id=submitted.referral_id,
+                offers=offers,
+                routed_at=now,
+                unmet_needs=result.unmet_needs,
+            )
             if offers
             else ReferralUnmatchedV1(
                 referral_id=submitted.referral_id,
@@ -252,6 +257,7 @@ async def reroute_after_decline(
                 offers=result.offers,
                 routed_at=now,
                 replaces_provision_id=declined.provision_id,
+                unmet_needs=result.unmet_needs,
             )
             if result.offers
             else ReferralUnmatchedV1(
