@@ -1,22 +1,28 @@
 """Intake records a batch of routing's decisions in one transaction on the real database: in order,
-each once, with one write for the batch's referrals; a referral that moved meanwhile writes none."""
+each once, with one write for the batch's referrals; a referral that moved meanwhile writes none.
+Routing's answer to a declined offer is never lost: the referral waits open for it."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
 from signpost.intake.consumer import on_referral_events
+from signpost.intake.offers.models import CompleteRequest, DeclineRequest
+from signpost.intake.offers.service import offer_move
 from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.service import (
     ConcurrentChange,
     ReferralChange,
+    change_referral,
     routing_decision_change,
     save_referral_changes,
 )
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
+from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.events import (
     Envelope,
     EventData,
@@ -25,10 +31,11 @@ from signpost.shared.events import (
     ReferralUnmatchedV1,
     new_event,
 )
-from signpost.shared.mongo import PROCESSED_EVENTS, Session, in_transaction
+from signpost.shared.lifecycle import Move
+from signpost.shared.mongo import PROCESSED_EVENTS, Document, Session, in_transaction
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
-from signpost.shared.vocabulary import NeedCode, Sector
+from signpost.shared.vocabulary import DeclineReason, NeedCode, NeedsDomain, Outcome, Sector
 
 from tests.unit.shared.test_events import submitted as submitted_event
 
@@ -39,6 +46,7 @@ TENANT = "E06000023"
 @pytest.fixture
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
     runtime = Runtime.build(settings.model_copy(update={"tenant": TENANT}), "intake")
+    runtime.enable_outbox()  # agencies' moves stage events, which wait in the outbox: no relay runs here
     yield runtime
     await runtime.client.close()
 
@@ -48,17 +56,61 @@ def submitted(referral_id: str) -> dict[str, Any]:
             "timeline": [], "submitted_at": NOW}  # fmt: skip
 
 
-def routed(referral_id: str, provision_id: str) -> Envelope[EventData]:
-    offer = Offer(provision_id=provision_id, provision_name="Speech drop-in", organisation="NHS",
-                  organisation_id="nhs-1", sector=Sector.HEALTH, needs_met=[NeedCode.SLCN], explanation="nearest")  # fmt: skip
-    data = ReferralRoutedV1(referral_id=referral_id, offers=[offer], routed_at=NOW)
+def speech_offer(provision_id: str) -> Offer:
+    return Offer(provision_id=provision_id, provision_name="Speech drop-in", organisation="NHS",
+                 organisation_id="nhs-1", sector=Sector.HEALTH, needs_met=[NeedCode.SLCN], explanation="nearest")  # fmt: skip
+
+
+def routed(referral_id: str, provision_id: str, *, replaces: str | None = None) -> Envelope[EventData]:
+    data = ReferralRoutedV1(
+        referral_id=referral_id,
+        offers=[speech_offer(provision_id)],
+        routed_at=NOW,
+        replaces_provision_id=replaces,
+    )
     return new_event(data, source="/signpost/routing", tenant=TENANT, subject=referral_id)
 
 
-def unmatched(referral_id: str) -> Envelope[EventData]:
+def unmatched(referral_id: str, *, declined: str | None = None) -> Envelope[EventData]:
     data = ReferralUnmatchedV1(referral_id=referral_id, unmet_needs=[NeedCode.SLCN], locality="Eston",
-                               reason="no provision", decided_at=NOW)  # fmt: skip
+                               reason="no provision", decided_at=NOW, declined_provision_id=declined)  # fmt: skip
     return new_event(data, source="/signpost/routing", tenant=TENANT, subject=referral_id)
+
+
+def offered(referral_id: str, status: str, *offers: tuple[str, str]) -> dict[str, Any]:
+    """A referral stored with (provision id, status) offers, all to agency nhs-1."""
+    stored = [{**speech_offer(provision).model_dump(mode="json"), "status": st} for provision, st in offers]
+    return {**submitted(referral_id), "status": status, "offers": stored}
+
+
+AGENCY = Principal(subject="u-1", role=Role.AGENCY, organisation="nhs-1", tenant=TENANT)
+
+
+async def agency_moves(
+    runtime: Runtime,
+    referral_id: str,
+    provision_id: str,
+    move: Move,
+    details: DeclineRequest | CompleteRequest,
+) -> Document:
+    decide = partial(offer_move, provision_id=provision_id, organisation="nhs-1", move=move, details=details)
+    return await change_referral(
+        runtime=runtime, referral_id=referral_id, principal=AGENCY, correlation_id="c-1", decide=decide
+    )
+
+
+async def decline(runtime: Runtime, referral_id: str, provision_id: str) -> Document:
+    return await agency_moves(
+        runtime, referral_id, provision_id, Move.DECLINE, DeclineRequest(reason=DeclineReason.NO_CAPACITY)
+    )
+
+
+async def feed(runtime: Runtime, envelope: Envelope[EventData]) -> Document:
+    """Routing's answer through intake's consumer; the referral as it is then."""
+    await on_referral_events(runtime=runtime, envelopes=[envelope], dispatcher=WebhookDispatcher(runtime))
+    found = await runtime.db[REFERRALS].find_one({"_id": envelope.subject})
+    assert found is not None
+    return found
 
 
 async def test_a_batch_of_decisions_is_recorded_in_order_each_once(runtime: Runtime) -> None:
@@ -125,3 +177,61 @@ async def test_a_submission_delivered_again_after_its_referral_was_offered_owes_
     await on_referral_events(runtime=runtime, envelopes=[again], dispatcher=WebhookDispatcher(runtime))
 
     assert {doc["_id"] async for doc in runtime.db[PROCESSED_EVENTS].find({})} == before
+
+
+async def test_a_decline_after_the_rest_of_the_package_completed_keeps_its_replacement(
+    runtime: Runtime,
+) -> None:
+    """A completed, B declined: routing re-routes B's needs, and the new offer joins an open referral."""
+    await runtime.db[REFERRALS].insert_one(
+        offered("r-6", "in_progress", ("p-1", "completed"), ("p-2", "routed"))
+    )
+
+    declined = await decline(runtime, "r-6", "p-2")
+    after = await feed(runtime, routed("r-6", "p-3", replaces="p-2"))
+
+    assert [(o["provision_id"], o["status"]) for o in after["offers"]] == [
+        ("p-1", "completed"),
+        ("p-2", "declined"),
+        ("p-3", "routed"),
+    ]
+    assert (declined["status"], after["status"]) == ("in_progress", "in_progress")  # never closed meanwhile
+    assert after["timeline"][-1]["type"] == ReferralRoutedV1.event_type
+
+
+async def test_a_decline_nothing_can_replace_completes_the_package_with_its_needs_unmet(
+    runtime: Runtime,
+) -> None:
+    await runtime.db[REFERRALS].insert_one(
+        offered("r-7", "in_progress", ("p-1", "completed"), ("p-2", "routed"))
+    )
+
+    await decline(runtime, "r-7", "p-2")
+    after = await feed(runtime, unmatched("r-7", declined="p-2"))
+
+    assert (after["status"], after["unmet_needs"]) == ("completed", ["SLCN"])
+    assert after["timeline"][-1]["type"] == ReferralUnmatchedV1.event_type
+
+
+async def test_every_offer_declined_waits_for_each_answer_before_it_is_unmatched(runtime: Runtime) -> None:
+    await runtime.db[REFERRALS].insert_one(offered("r-8", "routed", ("p-1", "routed"), ("p-2", "routed")))
+    await decline(runtime, "r-8", "p-1")
+    await decline(runtime, "r-8", "p-2")
+
+    assert (await feed(runtime, unmatched("r-8", declined="p-1")))[
+        "status"
+    ] == "declined"  # p-2 may be re-routed
+    assert (await feed(runtime, unmatched("r-8", declined="p-2")))["status"] == "unmatched"
+
+
+async def test_offers_declined_before_routing_answers_were_marked_read_as_answered(runtime: Runtime) -> None:
+    """Whether routing's answer to such a decline is still to come is not known; waiting for one that
+    came long ago would hold the referral open for ever, so it closes as it always did."""
+    await runtime.db[REFERRALS].insert_one(
+        offered("r-9", "in_progress", ("p-1", "in_progress"), ("p-2", "declined"))
+    )
+    completion = CompleteRequest(
+        outcome=Outcome.NEEDS_MET, needs_profile_after={NeedsDomain.COMMUNICATION_AND_INTERACTION: 1}
+    )
+
+    assert (await agency_moves(runtime, "r-9", "p-1", Move.COMPLETE, completion))["status"] == "completed"

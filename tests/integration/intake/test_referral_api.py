@@ -179,7 +179,7 @@ async def test_the_closed_loop_accept_start_complete(intake: httpx.AsyncClient, 
         "items"
     ]
     mine = next(o for o in offers if o["referral_id"] == view["id"])
-    assert mine["allowed_moves"] == ["accept", "decline", "escalate", "withdraw"]
+    assert mine["allowed_moves"] == ["accept", "decline"]  # the moves an offer's endpoints take
     assert "Zephyrine" not in str(offers)
 
     for action, body, status in (
@@ -210,7 +210,7 @@ async def test_an_illegal_move_is_409_with_the_state_and_allowed_moves(
     )
     assert response.status_code == 409
     assert response.json()["current_status"] == "routed"
-    assert response.json()["allowed_moves"] == ["accept", "decline", "escalate", "withdraw"]
+    assert response.json()["allowed_moves"] == ["accept", "decline"]
 
 
 async def test_a_declined_offer_shows_the_practitioner_the_reason(
@@ -250,6 +250,24 @@ async def test_a_package_across_sectors_moves_with_its_offers(
     ] == "accepted"
     # Another agency's offer is not yours to move.
     assert (await move(intake, education, view["id"], "early-mental-health", "start")).status_code == 404
+
+
+async def test_allowed_moves_are_those_the_callers_endpoints_take(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(intake, tokens, referral(need_codes=["SEMH", "SPLD"]))
+    health, education = tokens.agency("mhst-schools"), tokens.agency("la-inclusion-service")
+    accepted = await move(intake, health, view["id"], "early-mental-health", "accept")
+    assert accepted.json()["allowed_moves"] == []  # an agency moves its offers, not the referral
+    seen = (await intake.get(f"/v1/referrals/{view['id']}", headers=auth(tokens.practitioner()))).json()
+    assert (seen["status"], seen["allowed_moves"]) == ("accepted", ["withdraw"])
+
+    async def offer_moves(token: str) -> list[str]:
+        items = (await intake.get("/v1/offers", headers=auth(token))).json()["items"]
+        return next(list(o["allowed_moves"]) for o in items if o["referral_id"] == view["id"])
+
+    assert await offer_moves(health) == ["start"]
+    assert await offer_moves(education) == ["accept", "decline"]
 
 
 async def test_withdraw_closes_open_offers_and_nothing_moves_after(

@@ -7,6 +7,7 @@ routed again to the next provision.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from enum import StrEnum
 from types import MappingProxyType
 
@@ -58,40 +59,51 @@ TRANSITIONS: MappingProxyType[ReferralStatus, MappingProxyType[Move, ReferralSta
 )
 
 
-class IllegalTransition(ValueError):
-    """A move the current status does not allow; says what is allowed instead."""
+ANY_MOVE: frozenset[Move] = frozenset(Move)
 
-    def __init__(self, current: ReferralStatus, move: Move) -> None:
+
+class IllegalTransition(ValueError):
+    """A move the current status does not allow; says what is allowed instead, of the moves the
+    caller could make (`among`)."""
+
+    def __init__(self, current: ReferralStatus, move: Move, among: Collection[Move] = ANY_MOVE) -> None:
         self.current = current
         self.move = move
-        self.allowed = allowed_moves(current)
-        allowed = ", ".join(self.allowed) or "none (the referral is closed)"
+        self.allowed = allowed_moves(current, among)
+        none = "none (the referral is closed)" if current in CLOSED else "none"
+        allowed = ", ".join(self.allowed) or none
         super().__init__(f"cannot {move.value} a referral that is {current.value}; allowed: {allowed}")
 
 
-def allowed_moves(current: ReferralStatus) -> list[Move]:
-    return list(TRANSITIONS[current])
+def allowed_moves(current: ReferralStatus, among: Collection[Move] = ANY_MOVE) -> list[Move]:
+    """The moves `current` allows, of those `among`: a caller lists only what its endpoints take."""
+    return [move for move in TRANSITIONS[current] if move in among]
 
 
-def apply_move(current: ReferralStatus, move: Move) -> ReferralStatus:
-    """The status after `move`, or IllegalTransition."""
+def apply_move(current: ReferralStatus, move: Move, among: Collection[Move] = ANY_MOVE) -> ReferralStatus:
+    """The status after `move`, or IllegalTransition naming the moves allowed `among` the caller's."""
     try:
         return TRANSITIONS[current][move]
     except KeyError:
-        raise IllegalTransition(current, move) from None
+        raise IllegalTransition(current, move, among) from None
 
 
-def status_from_offers(offers: list[ReferralStatus]) -> ReferralStatus:
+def status_from_offers(offers: list[ReferralStatus], *, awaiting_routing: bool = False) -> ReferralStatus:
     """A routed referral's status, from the statuses of the offers in its package.
 
     Each offer follows the state machine on its own (one agency's accept or decline);
     the referral shows how far the package has got, and only ever moves forward.
+    A declined offer drops out of the package once routing has answered it (re-routed
+    to another provision, which joins the package, or its needs named unmet). Until
+    then (`awaiting_routing`) the package stays open: in progress rather than completed
+    when every other offer is completed, declined rather than unmatched when every offer
+    is declined. With every offer declined and answered, the referral is unmatched.
     """
     live = [status for status in offers if status is not S.DECLINED]
     if not live:
-        return S.DECLINED
+        return S.DECLINED if awaiting_routing else S.UNMATCHED
     if all(status is S.COMPLETED for status in live):
-        return S.COMPLETED
+        return S.IN_PROGRESS if awaiting_routing else S.COMPLETED
     if S.IN_PROGRESS in live or S.COMPLETED in live:
         return S.IN_PROGRESS
     if S.ACCEPTED in live:

@@ -12,7 +12,7 @@ from typing import Any
 from signpost.intake.offers.models import CompleteRequest, DeclineRequest
 from signpost.intake.referrals.access import visible_referrals
 from signpost.intake.referrals.models import REFERRALS
-from signpost.intake.referrals.service import Decision, NotFound
+from signpost.intake.referrals.service import AWAITING_ROUTING, Decision, NotFound, package_status
 from signpost.shared.auth.principal import Principal
 from signpost.shared.events import (
     OfferAcceptedV1,
@@ -21,11 +21,13 @@ from signpost.shared.events import (
     OfferEvent,
     OfferStartedV1,
 )
-from signpost.shared.lifecycle import Move, ReferralStatus, apply_move, status_from_offers
+from signpost.shared.lifecycle import Move, ReferralStatus, apply_move
 from signpost.shared.mongo import Document
 from signpost.shared.service import Runtime
 
 MAX_PAGE = 100
+# What the offer endpoints take: escalating and withdrawing are routing's and the practitioner's.
+OFFER_MOVES: frozenset[Move] = frozenset({Move.ACCEPT, Move.DECLINE, Move.START, Move.COMPLETE})
 
 
 def offer_move(
@@ -50,10 +52,13 @@ def offer_move(
         raise NotFound(f"{referral['_id']}/{provision_id}")
     offer = referral["offers"][index]
     offers = [*referral["offers"]]
-    offers[index] = {**offer, "status": apply_move(ReferralStatus(offer["status"]), move).value}
+    offers[index] = {**offer, "status": apply_move(ReferralStatus(offer["status"]), move, OFFER_MOVES).value}
+    # Routing answers a decline with a replacement offer or the unmet needs; the referral waits for it.
+    if move is Move.DECLINE:
+        offers[index][AWAITING_ROUTING] = True
     return Decision(
         data=_event_data(move, details, referral_id=referral["_id"], offer=offer, at=datetime.now(UTC)),
-        status=status_from_offers([ReferralStatus(o["status"]) for o in offers]),
+        status=package_status(offers),
         changes={"offers": offers},
         note=note or (details.note if details else ""),
     )

@@ -9,7 +9,7 @@ from typing import Annotated, Any, TypeVar
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 from signpost.intake.offers.models import CompleteRequest, DeclineRequest, NoteRequest, OfferSummary
-from signpost.intake.offers.service import MAX_PAGE, list_offers, offer_move
+from signpost.intake.offers.service import MAX_PAGE, OFFER_MOVES, list_offers, offer_move
 from signpost.intake.referrals.models import ReferralView
 from signpost.intake.referrals.views import CONFLICT, NOT_FOUND, apply_decision
 from signpost.shared.auth.dependencies import require_roles
@@ -44,7 +44,7 @@ async def get_offers(
         OfferSummary(
             **{k: v for k, v in offer.items() if k != "status"},
             status=offer["status"],
-            allowed_moves=allowed_moves(ReferralStatus(offer["status"])),
+            allowed_moves=allowed_moves(ReferralStatus(offer["status"]), OFFER_MOVES),
             referral_id=referral["_id"],
             referral_status=referral["status"],
             age_years=referral["age_years"],

@@ -10,9 +10,12 @@ from signpost.shared.events import ReferralInformationAddedV1, ReferralWithdrawn
 from signpost.shared.lifecycle import CLOSED, Move, ReferralStatus, apply_move
 from signpost.shared.mongo import Document
 
+# The one move a referral's own endpoints take; adding information is no move, and offers move on theirs.
+REFERRAL_MOVES: frozenset[Move] = frozenset({Move.WITHDRAW})
+
 
 def withdrawal(referral: Document, request: WithdrawRequest) -> Decision:
-    status = apply_move(ReferralStatus(referral["status"]), Move.WITHDRAW)
+    status = apply_move(ReferralStatus(referral["status"]), Move.WITHDRAW, REFERRAL_MOVES)
     now = datetime.now(UTC)
     # Every offer still open ends with the referral, so agencies stop work on it.
     finished = {*CLOSED, ReferralStatus.DECLINED}

@@ -55,6 +55,8 @@ log = get_logger(__name__)
 SOURCE = "/signpost/intake"
 CHILD_DETAILS = "child_details"
 IDEMPOTENCY_KEYS = "idempotency_keys"
+# On a declined offer until routing re-routes it or names its needs unmet: the referral stays open.
+AWAITING_ROUTING = "awaiting_routing"
 
 
 class IdempotencyConflict(Exception):
@@ -457,23 +459,47 @@ def _new_offers(data: ReferralRoutedV1) -> list[Document]:
     return [{**offer.model_dump(mode="json"), "status": ReferralStatus.ROUTED.value} for offer in data.offers]
 
 
-def _still_open(referral: Document) -> ReferralStatus:
+def package_status(offers: list[Document]) -> ReferralStatus:
+    """A routed referral's status from its offers (`status_from_offers`).
+
+    An offer declined before `awaiting_routing` was recorded reads as answered: whether routing's
+    answer is still to come is not known, and waiting for one that came long ago would hold the
+    referral open for ever."""
+    return status_from_offers(
+        [ReferralStatus(offer["status"]) for offer in offers],
+        awaiting_routing=any(offer.get(AWAITING_ROUTING, False) for offer in offers),
+    )
+
+
+def _answered(offers: list[Document], provision_id: str) -> list[Document]:
+    """The offers, with routing's answer for the declined `provision_id` recorded."""
+    return [
+        {**offer, AWAITING_ROUTING: False}
+        if offer["provision_id"] == provision_id and offer.get(AWAITING_ROUTING, False)
+        else offer
+        for offer in offers
+    ]
+
+
+def _still_open(referral: Document) -> None:
     current = ReferralStatus(referral["status"])
     if current in CLOSED or current is ReferralStatus.ESCALATED:
         raise ReferralClosed(current)
-    return current
 
 
 def _rerouted(referral: Document, data: ReferralRoutedV1) -> tuple[ReferralStatus, Document]:
     """Offers replacing a declined one join the package; the referral follows its offers."""
+    assert data.replaces_provision_id is not None
     _still_open(referral)
-    offers = [*referral["offers"], *_new_offers(data)]
-    return status_from_offers([ReferralStatus(o["status"]) for o in offers]), {"offers": offers}
+    offers = [*_answered(referral["offers"], data.replaces_provision_id), *_new_offers(data)]
+    return package_status(offers), {"offers": offers}
 
 
 def _not_rerouted(referral: Document, data: ReferralUnmatchedV1) -> tuple[ReferralStatus, Document]:
-    """Nothing can replace a declined offer: its needs are unmet, and if every offer was declined, so is the referral."""
-    current = _still_open(referral)
+    """Nothing can replace a declined offer: its needs are unmet, and the referral follows its
+    other offers (completed if they all were; unmatched if every offer was declined)."""
+    assert data.declined_provision_id is not None
+    _still_open(referral)
+    offers = _answered(referral["offers"], data.declined_provision_id)
     unmet = list(dict.fromkeys([*referral["unmet_needs"], *(need.value for need in data.unmet_needs)]))
-    status = apply_move(current, Move.UNMATCH) if current is ReferralStatus.DECLINED else current
-    return status, {"unmet_needs": unmet}
+    return package_status(offers), {"offers": offers, "unmet_needs": unmet}

@@ -20,7 +20,7 @@ from signpost.intake.referrals.models import (
     ReferralView,
     WithdrawRequest,
 )
-from signpost.intake.referrals.moves import added_information, withdrawal
+from signpost.intake.referrals.moves import REFERRAL_MOVES, added_information, withdrawal
 from signpost.intake.referrals.service import CHILD_DETAILS, Decision, Submissions, change_referral
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
@@ -54,14 +54,17 @@ CONFLICT: Responses = {
 }
 
 
-def referral_view(referral: Document) -> ReferralView:
+def referral_view(referral: Document, principal: Principal) -> ReferralView:
+    """The referral as `principal` sees it: its allowed moves are those the caller's endpoints take
+    (withdrawing is the practitioner's; agencies find their offers' moves in `GET /v1/offers`)."""
     current = ReferralStatus(referral["status"])
+    yours = REFERRAL_MOVES if principal.role is Role.PRACTITIONER else frozenset()
     fields = {key: value for key, value in referral.items() if key in ReferralView.model_fields}
     return ReferralView(
         **fields,
         id=referral["_id"],
         referrer_organisation=referral["organisation"],
-        allowed_moves=allowed_moves(current),
+        allowed_moves=allowed_moves(current, yours),
     )
 
 
@@ -80,7 +83,7 @@ async def apply_decision(
         correlation_id=request.state.correlation_id,
         decide=decide,
     )
-    return referral_view(updated)
+    return referral_view(updated, principal)
 
 
 def front_door(settings: Settings) -> FrontDoor:
@@ -159,7 +162,8 @@ async def list_referrals(
     found = await runtime.db[REFERRALS].find(query).sort("_id", -1).limit(limit + 1).to_list()
     page = found[:limit]
     return ReferralPage(
-        items=[referral_view(r) for r in page], next_cursor=page[-1]["_id"] if len(found) > limit else None
+        items=[referral_view(r, principal) for r in page],
+        next_cursor=page[-1]["_id"] if len(found) > limit else None,
     )
 
 
@@ -179,7 +183,7 @@ async def _visible(runtime: RuntimeDep, principal: Principal, referral_id: str) 
     responses=NOT_FOUND,
 )
 async def read_referral(referral_id: str, runtime: RuntimeDep, principal: ReaderDep) -> ReferralView:
-    return referral_view(await _visible(runtime, principal, referral_id))
+    return referral_view(await _visible(runtime, principal, referral_id), principal)
 
 
 @router.get(
