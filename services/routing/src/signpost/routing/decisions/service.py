@@ -2,7 +2,7 @@
 
 - a submitted referral is matched once (one decision record per referral);
 - a declined offer is re-routed to the next best provision not yet tried for the
-  needs it was to meet, or announced as unmet;
+  needs it was to meet that no other live offer covers, or those are announced as unmet;
 - capacity is reserved when an offer is accepted and released when that support
   completes or the referral is withdrawn;
 - waiting times are learnt from acceptance to start (`waiting.py`).
@@ -40,7 +40,7 @@ from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session, find_by_ids, mark_processed
 from signpost.shared.outbox import restage_event, stage_event, stage_events
 from signpost.shared.service import Runtime
-from signpost.shared.vocabulary import EscalationReason, LevelOfNeed
+from signpost.shared.vocabulary import EscalationReason, LevelOfNeed, NeedCode
 
 log = get_logger(__name__)
 
@@ -233,7 +233,8 @@ def needs_ehc_assessment(referral: ReferralSubmittedV1, *, min_cycles: int) -> b
 async def reroute_after_decline(
     *, runtime: Runtime, envelope: Envelope[EventData], catalogue: CatalogueSnapshot
 ) -> None:
-    """Offer the next best provision not yet tried for the needs the declined offer was to meet."""
+    """Offer the next best provisions not yet tried for the declined offer's needs that no other
+    live offer covers, or name those needs as unmet."""
     declined = envelope.data
     assert isinstance(declined, OfferDeclinedV1)
     snapshot = await catalogue.current(runtime.db)
@@ -245,37 +246,19 @@ async def reroute_after_decline(
         if record is None:
             log.warning("decline of an offer routing never made; ignored", referral_id=declined.referral_id)
             return
-        offer = next((o for o in record["offers"] if o["provision_id"] == declined.provision_id), None)
-        if offer is None:
+        needs = needs_to_reroute(record, declined.provision_id)
+        if needs is None:
             return
-        child = ReferralSubmittedV1.model_validate({**record["submitted"], "need_codes": offer["needs_met"]})
-        result = match_referral(child, snapshot, excluded=frozenset(record["provision_ids"]))
         now = datetime.now(UTC)
-        decision: EventData = (
-            ReferralRoutedV1(
-                referral_id=declined.referral_id,
-                offers=result.offers,
-                routed_at=now,
-                replaces_provision_id=declined.provision_id,
-                unmet_needs=result.unmet_needs,
-            )
-            if result.offers
-            else ReferralUnmatchedV1(
-                referral_id=declined.referral_id,
-                unmet_needs=child.need_codes,
-                locality=child.locality,
-                reason=f"declined by {offer['provision_name']}; {NO_PROVISION} that has not been tried",
-                decided_at=now,
-                declined_provision_id=declined.provision_id,
-            )
-        )
+        decision = _reroute(record, declined, needs, snapshot=snapshot, now=now)
+        offers = decision.offers if isinstance(decision, ReferralRoutedV1) else []
         event = _event(decision, envelope)
         await runtime.db[DECISIONS].update_one(
             {"_id": declined.referral_id},
             {
                 "$push": {
-                    "provision_ids": {"$each": [o.provision_id for o in result.offers]},
-                    "offers": {"$each": [o.model_dump(mode="json") for o in result.offers]},
+                    "provision_ids": {"$each": [o.provision_id for o in offers]},
+                    "offers": {"$each": [o.model_dump(mode="json") for o in offers]},
                     "reroutes": {
                         "type": event.type,
                         "event_id": event.id,
@@ -290,6 +273,54 @@ async def reroute_after_decline(
         log.info("declined offer re-routed", referral_id=declined.referral_id, decision=event.type)
 
     await runtime.transaction(write)
+
+
+def needs_to_reroute(record: Document, declined_provision_id: str) -> list[NeedCode] | None:
+    """The declined offer's needs that no live offer (one not declined) covers, in the offer's
+    order; None when routing never made that offer."""
+    offer = next((o for o in record["offers"] if o["provision_id"] == declined_provision_id), None)
+    if offer is None:
+        return None
+    gone = _declined(record) | {declined_provision_id}
+    still_met = {need for o in record["offers"] if o["provision_id"] not in gone for need in o["needs_met"]}
+    return [NeedCode(need) for need in offer["needs_met"] if need not in still_met]
+
+
+def _declined(record: Document) -> set[str]:
+    """The provisions whose offers were declined before: each decline has its answer in `reroutes`."""
+    return {
+        reroute["data"].get("replaces_provision_id") or reroute["data"]["declined_provision_id"]
+        for reroute in record.get("reroutes", [])
+    }
+
+
+def _reroute(
+    record: Document, declined: OfferDeclinedV1, needs: list[NeedCode], *, snapshot: Catalogue, now: datetime
+) -> ReferralRoutedV1 | ReferralUnmatchedV1:
+    """Offers for `needs` (`needs_to_reroute`) from provisions not yet tried, or those needs named
+    as unmet. Every decline is answered, so intake knows the package is settled: when the other
+    offers still meet all its needs, with no need unmet."""
+    if needs:
+        child = ReferralSubmittedV1.model_validate({**record["submitted"], "need_codes": needs})
+        result = match_referral(child, snapshot, excluded=frozenset(record["provision_ids"]))
+        if result.offers:
+            return ReferralRoutedV1(
+                referral_id=declined.referral_id,
+                offers=result.offers,
+                routed_at=now,
+                replaces_provision_id=declined.provision_id,
+                unmet_needs=result.unmet_needs,
+            )
+    name = next(o["provision_name"] for o in record["offers"] if o["provision_id"] == declined.provision_id)
+    left = f"{NO_PROVISION} that has not been tried" if needs else "the package's other offers meet its needs"
+    return ReferralUnmatchedV1(
+        referral_id=declined.referral_id,
+        unmet_needs=needs,
+        locality=record["submitted"]["locality"],
+        reason=f"declined by {name}; {left}",
+        decided_at=now,
+        declined_provision_id=declined.provision_id,
+    )
 
 
 async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:

@@ -1,0 +1,153 @@
+"""Routing's decisions after declines and acceptances, on a real MongoDB.
+
+Every event goes through the handler the running service uses; decisions are read back from
+routing's own records. No broker: the events routing stages stay in its outbox.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from signpost.routing.app import INDEXES
+from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Provision
+from signpost.routing.catalogue.repository import ensure_version, seed_if_empty
+from signpost.routing.catalogue.snapshot import CatalogueSnapshot
+from signpost.routing.decisions.service import DECISIONS, on_referral_event
+from signpost.shared.events import (
+    Envelope,
+    EventData,
+    OfferDeclinedV1,
+    ReferralSubmittedV1,
+    new_event,
+)
+from signpost.shared.service import Runtime
+from signpost.shared.settings import Settings
+from signpost.shared.vocabulary import DeclineReason, LevelOfNeed, NeedCode, Sector, broad_areas
+
+from tests.servers import MongoServer
+
+AT = datetime(2026, 11, 2, 9, tzinfo=UTC)
+
+
+def service(pid: str, *needs: NeedCode, capacity: tuple[int, int] | None = None) -> Provision:
+    return Provision(
+        id=pid,
+        name=pid,
+        organisation="org",
+        organisation_id="org",
+        sector=Sector.HEALTH,
+        need_codes=list(needs),
+        min_age=0,
+        max_age=25,
+        localities=[WHOLE_AREA],
+        capacity=Capacity(available=capacity[0], maximum=capacity[1]) if capacity else None,
+    )
+
+
+CATALOGUE = [
+    service("x", NeedCode.ASD, NeedCode.SLCN, capacity=(9, 10)),
+    service("y", NeedCode.SLCN, NeedCode.SEMH, capacity=(1, 10)),
+    service("z-slt", NeedCode.SLCN),
+    service("w-best", NeedCode.MLD, capacity=(10, 10)),  # outscores a and b, even with continuity
+    service("a", NeedCode.MLD),
+    service("b", NeedCode.MLD),  # a's twin: without continuity, a wins on id
+]
+
+
+@pytest.fixture
+def settings(mongodb: MongoServer) -> Settings:
+    run = uuid.uuid4().hex[:10]
+    return Settings(
+        _env_file=None,
+        mongodb_url=mongodb.url,
+        kafka_bootstrap="127.0.0.1:9",  # never contacted: nothing relays the outbox here
+        database_prefix=f"t{run}",
+        topic_prefix=f"t{run}.",
+    )
+
+
+@pytest_asyncio.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    runtime = Runtime.build(settings, "routing")
+    runtime.enable_outbox()  # transactions stage events for it; it is never started here
+    await INDEXES.apply(runtime.db)
+    await ensure_version(runtime.db)
+    await seed_if_empty(runtime.db, CATALOGUE)
+    try:
+        yield runtime
+    finally:
+        await runtime.client.close()
+
+
+class Loop:
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime, self.catalogue = runtime, CatalogueSnapshot()
+
+    def _envelope(self, data: EventData, referral_id: str) -> Envelope[EventData]:
+        envelope: Envelope[EventData] = new_event(
+            data, source="/signpost/intake", tenant="E06000023", subject=referral_id
+        )
+        return envelope
+
+    def submitted(self, referral_id: str, *needs: NeedCode, child: str = "child-1") -> Envelope[EventData]:
+        data = ReferralSubmittedV1(
+            referral_id=referral_id,
+            age_years=8,
+            locality="Ashley",
+            setting_id="URN1",
+            need_codes=list(needs),
+            broad_areas=broad_areas(list(needs)),
+            level_of_need=LevelOfNeed.EARLY_HELP,
+            submitted_at=AT,
+            child_ref=child,
+        )
+        return self._envelope(data, referral_id)
+
+    async def submit(self, referral_id: str, *needs: NeedCode, child: str = "child-1") -> dict[str, Any]:
+        envelope = self.submitted(referral_id, *needs, child=child)
+        await on_referral_event(runtime=self.runtime, envelope=envelope, catalogue=self.catalogue)
+        return await self.decision(referral_id)
+
+    async def decline(self, referral_id: str, provision_id: str) -> None:
+        data = OfferDeclinedV1(
+            referral_id=referral_id,
+            provision_id=provision_id,
+            organisation_id="org",
+            at=AT,
+            reason=DeclineReason.NO_CAPACITY,
+        )
+        envelope = self._envelope(data, referral_id)
+        await on_referral_event(runtime=self.runtime, envelope=envelope, catalogue=self.catalogue)
+
+    async def decision(self, referral_id: str) -> dict[str, Any]:
+        found = await self.runtime.db[DECISIONS].find_one({"_id": referral_id})
+        assert found is not None
+        return dict(found)
+
+
+def offered(data: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    return [(o["provision_id"], o["needs_met"]) for o in data["offers"]]
+
+
+async def test_a_decline_re_routes_only_the_needs_no_live_offer_covers(runtime: Runtime) -> None:
+    loop = Loop(runtime)
+    first = await loop.submit("r-1", NeedCode.ASD, NeedCode.SLCN, NeedCode.SEMH)
+    assert offered(first["data"]) == [("x", ["ASD", "SLCN"]), ("y", ["SLCN", "SEMH"])]
+    await loop.decline("r-1", "y")
+    # x still covers SLCN: only SEMH needs another provision, and no untried one covers it,
+    # so the SLCN-only service is not offered and SEMH is named as unmet.
+    [after] = (await loop.decision("r-1"))["reroutes"]
+    assert after["type"] == "uk.signpost.referral.unmatched.v1"
+    assert (after["data"]["unmet_needs"], after["data"]["declined_provision_id"]) == (["SEMH"], "y")
+
+    # x declines too: nothing live covers ASD or SLCN now; the SLCN service takes SLCN, ASD is named.
+    await loop.decline("r-1", "x")
+    [_, last] = (await loop.decision("r-1"))["reroutes"]
+    assert last["type"] == "uk.signpost.referral.routed.v1"
+    assert offered(last["data"]) == [("z-slt", ["SLCN"])]
+    assert (last["data"]["replaces_provision_id"], last["data"]["unmet_needs"]) == ("x", ["ASD"])
