@@ -4,18 +4,24 @@ Measures are by referral cohort: a referral counts in the period it was submitte
 in, with how far it has got since. Offer-level dimensions (sector, provision)
 restrict a referral to its offers there: "accepted" by provision P means P accepted it.
 Every aggregate is a sum of these over facts (index.py), so it is the same whatever
-order the events came in.
+order the referrals' events came in.
+
+Each is a count of referrals (children), at most one in each view of a referral, which
+small-number suppression relies on: a referral completed through several offers counts
+once, with the outcome and re-score of its last completion among them.
 """
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from signpost.analytics.projections.facts import unmet_needs
 from signpost.shared.mongo import Document
 
 Counters = dict[str, int]
-REREFERRAL_WINDOW = timedelta(days=365)
+REREFERRAL_MONTHS = 12
 MINUTES_PER_DAY = 1440
 REREFERRED = "rereferred"
 
@@ -29,15 +35,15 @@ def measures(fact: Document, offers: dict[str, Document]) -> Counters:
     if offered:
         counted["routed"] = 1
         _duration(counted, "route", at, min(offered))
-    accepted = [offer for offer in offers.values() if "accepted_at" in offer]
+    accepted = [
+        (offer["accepted_at"], offer.get("offered_at", at))
+        for offer in offers.values()
+        if "accepted_at" in offer
+    ]
     if accepted:
         counted["accepted"] = 1
-        _duration(
-            counted,
-            "accept",
-            min(offer.get("offered_at", at) for offer in accepted),
-            min(offer["accepted_at"] for offer in accepted),
-        )
+        first, offered_at = min(accepted)  # the first acceptance, from its own offer
+        _duration(counted, "accept", offered_at, first)
     started = [offer["started_at"] for offer in offers.values() if "started_at" in offer]
     if started:
         counted["started"] = 1
@@ -47,19 +53,23 @@ def measures(fact: Document, offers: dict[str, Document]) -> Counters:
         counted["declined"] = 1
         for reason in declines:
             _add(counted, f"decline_{reason}", 1)
-    before = submitted["profile"]
-    for offer in offers.values():
-        if "completed_at" not in offer:
-            continue
+    completions = [(offer["completed_at"], key) for key, offer in offers.items() if "completed_at" in offer]
+    if completions:
+        last = offers[max(completions)[1]]
         counted["completed"] = 1
-        _add(counted, f"outcome_{offer['outcome']}", 1)
-        common = before.keys() & offer["profile_after"].keys()
+        counted[f"outcome_{last['outcome']}"] = 1
+        # The profile as last updated when the offer completed (none kept by the previous release,
+        # or when it completed before the submission arrived: the referral's).
+        before = last.get("profile_before", submitted["profile"])
+        common = before.keys() & last["profile_after"].keys()
         if common:
             # Positive = less need: the sum over domains scored both at referral and at completion.
-            _add(counted, "needs_change_sum", sum(before[d] - offer["profile_after"][d] for d in common))
-            _add(counted, "needs_change_n", 1)
+            counted["needs_change_sum"] = sum(before[d] - last["profile_after"][d] for d in common)
+            counted["needs_change_n"] = 1
     if fact["unmatched"]:
         counted["unmatched"] = 1
+    for need in unmet_needs(fact):  # unmet demand by need: only the needs left unmet
+        counted[f"unmet_{need}"] = 1
     if fact["escalated"]:
         counted["escalated"] = 1
         counted[f"escalated_{fact['escalated']}"] = 1
@@ -73,11 +83,18 @@ def measures(fact: Document, offers: dict[str, Document]) -> Counters:
 def rereferrals(submissions: Iterable[tuple[datetime, str]]) -> dict[str, bool]:
     """Per referral id: was the same child referred before, within the 12 months up to this one?"""
     flags: dict[str, bool] = {}
-    earlier: list[datetime] = []
+    latest: datetime | None = None
     for at, referral_id in sorted(submissions):
-        flags[referral_id] = any(at - previous <= REREFERRAL_WINDOW for previous in earlier)
-        earlier.append(at)
+        flags[referral_id] = latest is not None and latest >= _months_before(at, REREFERRAL_MONTHS)
+        latest = at
     return flags
+
+
+def _months_before(moment: datetime, months: int) -> datetime:
+    """Calendar months, not days (a year may have 366); 12 months before 29 February is 28 February."""
+    year, month = divmod(moment.year * 12 + moment.month - 1 - months, 12)
+    day = min(moment.day, calendar.monthrange(year, month + 1)[1])
+    return moment.replace(year=year, month=month + 1, day=day)
 
 
 def _duration(counted: Counters, name: str, start: datetime, end: datetime) -> None:

@@ -1,10 +1,17 @@
 """The referral fact: one document per referral, folded from its lifecycle events (pure).
 
 The fact is the projection's source of truth: every aggregate is a function of the
-facts (see `counters.py`), so events may arrive in any order — an offer accepted before
-its referral's submission simply waits in the fact until the submission gives it a
-day, a locality and needs to be counted under. The ids of the events folded in are
-kept in the fact itself, so a redelivered event changes nothing.
+facts (see `counters.py`). A referral's events come in the order they happened (one
+partition), and the fold follows it as intake does: a routing decision for a referral
+already closed changes nothing, and a completed offer's needs change is measured from the
+profile as it was when the offer completed. An event that arrives before its referral's
+submission all the same simply waits in the fact until the submission gives it a day, a
+locality and needs to be counted under. The ids of the events folded in are kept in the
+fact itself, so a redelivered event changes nothing.
+
+Facts written by the previous release lack `unmet_needs` and an offer's `profile_before`;
+`unmet_needs()` and `counters.measures` read them as that release counted them, until a
+rebuild folds the log again.
 """
 
 from __future__ import annotations
@@ -27,6 +34,14 @@ from signpost.shared.events import (
     ReferralWithdrawnV1,
 )
 from signpost.shared.mongo import Document
+from signpost.shared.vocabulary import NeedCode
+
+# Routing's decisions, which intake ignores for a referral already closed (withdrawn or completed);
+# a safeguarding escalation is intake's own, at submission, before anything can close it.
+DECISIONS = (ReferralRoutedV1, ReferralUnmatchedV1, ReferralEscalatedV1)
+# On a declined offer until routing answers it (a replacement, or its needs unmet): as in intake,
+# the referral stays open for the answer. Offers declined under the previous release read as answered.
+AWAITING_ROUTING = "awaiting_routing"
 
 
 def fact_id(tenant: str, referral_id: str) -> str:
@@ -42,6 +57,7 @@ def new_fact(tenant: str, referral_id: str) -> Document:
         "submitted": None,
         "routed_at": None,
         "unmatched": False,
+        "unmet_needs": [],
         "escalated": None,
         "withdrawn_at": None,
         "offers": {},
@@ -60,7 +76,18 @@ def apply_event(fact: Document | None, envelope: Envelope[EventData]) -> Documen
     return after
 
 
+def unmet_needs(fact: Document) -> list[str]:
+    """The needs routing found no provision for. A fact of the previous release kept only that
+    the referral was unmatched, which counted every need of it: read so until a rebuild."""
+    if "unmet_needs" in fact:
+        needs: list[str] = fact["unmet_needs"]
+        return needs
+    return fact["submitted"]["needs"] if fact["unmatched"] and fact["submitted"] is not None else []
+
+
 def _fold(fact: Document, data: EventData) -> None:
+    if isinstance(data, DECISIONS) and _closed(fact):
+        return
     if isinstance(data, ReferralSubmittedV1):
         fact["submitted"] = {
             "at": stored_moment(data.submitted_at),
@@ -77,6 +104,8 @@ def _fold(fact: Document, data: EventData) -> None:
             submitted = fact["submitted"] if fact["submitted"] is not None else fact.setdefault("pending", {})
             submitted["profile"] = {domain.value: score for domain, score in data.needs_profile.items()}
     elif isinstance(data, ReferralRoutedV1):
+        _answered(fact, data.replaces_provision_id)
+        _unmet(fact, data.unmet_needs)  # needs routed around: no provision for them, others offered
         fact["routed_at"] = _earliest(fact["routed_at"], data.routed_at)
         for offer in data.offers:
             entry = _offer(fact, offer.provision_id)
@@ -84,7 +113,9 @@ def _fold(fact: Document, data: EventData) -> None:
             entry["organisation"] = offer.organisation_id
             entry["offered_at"] = _earliest(entry.get("offered_at"), data.routed_at)
     elif isinstance(data, ReferralUnmatchedV1):
+        _answered(fact, data.declined_provision_id)
         fact["unmatched"] = True
+        _unmet(fact, data.unmet_needs)
     elif isinstance(data, ReferralEscalatedV1):
         fact["escalated"] = data.reason.value
         fact["escalated_at"] = stored_moment(data.escalated_at)
@@ -94,7 +125,9 @@ def _fold(fact: Document, data: EventData) -> None:
         entry = _offer(fact, data.provision_id)
         entry["accepted_at"] = _earliest(entry.get("accepted_at"), data.at)
     elif isinstance(data, OfferDeclinedV1):
-        _offer(fact, data.provision_id)["declined"] = data.reason.value
+        entry = _offer(fact, data.provision_id)
+        entry["declined"] = data.reason.value
+        entry[AWAITING_ROUTING] = True
     elif isinstance(data, OfferStartedV1):
         entry = _offer(fact, data.provision_id)
         entry["started_at"] = _earliest(entry.get("started_at"), data.at)
@@ -103,9 +136,46 @@ def _fold(fact: Document, data: EventData) -> None:
         entry["completed_at"] = stored_moment(data.at)
         entry["outcome"] = data.outcome.value
         entry["profile_after"] = {domain.value: score for domain, score in data.needs_profile_after.items()}
+        before = _profile(fact)
+        if before is not None:  # else (out of order, nothing scored yet) counters use the referral's
+            entry["profile_before"] = before
     if fact["submitted"] is not None and "pending" in fact:
         # Information added that arrived before its submission (out of order) is the newer profile.
         fact["submitted"]["profile"] = fact.pop("pending")["profile"]
+
+
+def _closed(fact: Document) -> bool:
+    """As intake's status (lifecycle.CLOSED): withdrawn, or every offer routing made and no agency
+    declined completed, with no decline awaiting routing's answer. An offer whose routing has not
+    arrived (out of order) is not known to be one of them."""
+    if fact["withdrawn_at"] is not None:
+        return True
+    offers = fact["offers"].values()
+    if any(offer.get(AWAITING_ROUTING, False) for offer in offers):
+        return False
+    live = [offer for offer in offers if "offered_at" in offer and "declined" not in offer]
+    return bool(live) and all("completed_at" in offer for offer in live)
+
+
+def _answered(fact: Document, declined: str | None) -> None:
+    """Routing's answer to the declined offer `declined` (if this decision is one) has come."""
+    if declined is not None and declined in fact["offers"]:
+        fact["offers"][declined].pop(AWAITING_ROUTING, None)
+
+
+def _unmet(fact: Document, needs: list[NeedCode]) -> None:
+    """Several decisions may each leave needs unmet (a first route, declined offers not replaced): all of them."""
+    if needs:
+        fact["unmet_needs"] = list(dict.fromkeys([*unmet_needs(fact), *(need.value for need in needs)]))
+
+
+def _profile(fact: Document) -> dict[str, int] | None:
+    """The needs profile as last updated: added information arrived before its submission is newer."""
+    for holder in (fact.get("pending"), fact["submitted"]):
+        if holder is not None and "profile" in holder:
+            profile: dict[str, int] = holder["profile"]
+            return profile
+    return None
 
 
 def _copy(fact: Document) -> Document:

@@ -236,18 +236,20 @@ async def unmet_demand(query: Query) -> UnmetDemand:
     for need in NeedCode:
         where = [("need", need.value)]
         days = query.period.span
-        [totals] = query.facts.totals(
-            tenant=query.tenant, periods=[days], where=where, names=["submitted", "unmatched"]
+        # Referrals with this need, and those left with it unmet (one partly met: its unmet needs only).
+        unmet = f"unmet_{need.value}"
+        [found] = query.facts.totals(
+            tenant=query.tenant, periods=[days], where=where, names=["submitted", unmet]
         )
-        if not totals.get("submitted"):
+        if not found.get("submitted"):
             continue
-        localities = dict(
-            sorted(
-                query.facts.breakdown(
-                    tenant=query.tenant, days=days, where=where, group_by="locality", names=["unmatched"]
-                ).items()
-            )
+        totals = {"submitted": found["submitted"], "unmatched": found.get(unmet, 0)}
+        by_locality = query.facts.breakdown(
+            tenant=query.tenant, days=days, where=where, group_by="locality", names=[unmet]
         )
+        localities = {
+            place: {"unmatched": counters[unmet]} for place, counters in sorted(by_locality.items())
+        }
         hidden = hide_counts(
             list(localities.values()), total=totals, counts=["unmatched"], partition=query.protect
         )
