@@ -4,7 +4,7 @@ Routing's answer to a declined offer is never lost: the referral waits open for 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -61,12 +61,15 @@ def speech_offer(provision_id: str) -> Offer:
                  organisation_id="nhs-1", sector=Sector.HEALTH, needs_met=[NeedCode.SLCN], explanation="nearest")  # fmt: skip
 
 
-def routed(referral_id: str, provision_id: str, *, replaces: str | None = None) -> Envelope[EventData]:
+def routed(
+    referral_id: str, provision_id: str, *, replaces: str | None = None, unmet: Sequence[NeedCode] = ()
+) -> Envelope[EventData]:
     data = ReferralRoutedV1(
         referral_id=referral_id,
         offers=[speech_offer(provision_id)],
         routed_at=NOW,
         replaces_provision_id=replaces,
+        unmet_needs=list(unmet),
     )
     return new_event(data, source="/signpost/routing", tenant=TENANT, subject=referral_id)
 
@@ -235,3 +238,15 @@ async def test_offers_declined_before_routing_answers_were_marked_read_as_answer
     )
 
     assert (await agency_moves(runtime, "r-9", "p-1", Move.COMPLETE, completion))["status"] == "completed"
+
+
+def test_needs_a_route_leaves_unmet_are_recorded_and_a_reroute_adds_its_own() -> None:
+    first = routing_decision_change(
+        envelope=routed("r-20", "slt", unmet=[NeedCode.SEMH]), referral=submitted("r-20")
+    )
+    assert first is not None and first.changes["unmet_needs"] == ["SEMH"]
+
+    referral = {**offered("r-20", "declined", ("slt", "declined")), "unmet_needs": ["SEMH"]}
+    again = routed("r-20", "slt-2", replaces="slt", unmet=[NeedCode.SEMH, NeedCode.SPLD])
+    rerouted = routing_decision_change(envelope=again, referral=referral)
+    assert rerouted is not None and rerouted.changes["unmet_needs"] == ["SEMH", "SPLD"]

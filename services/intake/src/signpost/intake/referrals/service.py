@@ -48,7 +48,7 @@ from signpost.shared.mongo import Document, Session, find_by_ids, lost_a_race_to
 from signpost.shared.outbox import stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
-from signpost.shared.vocabulary import EscalationReason, broad_areas
+from signpost.shared.vocabulary import EscalationReason, NeedCode, broad_areas
 
 log = get_logger(__name__)
 
@@ -438,7 +438,11 @@ def routing_decision_change(
             status, changes = _not_rerouted(referral, data)
         elif isinstance(data, ReferralRoutedV1):
             status = apply_move(current, Move.ROUTE)
-            changes = {"offers": _new_offers(data), "decided_at": data.routed_at}
+            changes = {
+                "offers": _new_offers(data),
+                "unmet_needs": _with_unmet(referral, data.unmet_needs),
+                "decided_at": data.routed_at,
+            }
         elif isinstance(data, ReferralEscalatedV1):
             status = apply_move(current, Move.ESCALATE)
             changes = {"escalation_reason": data.reason.value, "decided_at": data.escalated_at}
@@ -492,7 +496,7 @@ def _rerouted(referral: Document, data: ReferralRoutedV1) -> tuple[ReferralStatu
     assert data.replaces_provision_id is not None
     _still_open(referral)
     offers = [*_answered(referral["offers"], data.replaces_provision_id), *_new_offers(data)]
-    return package_status(offers), {"offers": offers}
+    return package_status(offers), {"offers": offers, "unmet_needs": _with_unmet(referral, data.unmet_needs)}
 
 
 def _not_rerouted(referral: Document, data: ReferralUnmatchedV1) -> tuple[ReferralStatus, Document]:
@@ -501,5 +505,10 @@ def _not_rerouted(referral: Document, data: ReferralUnmatchedV1) -> tuple[Referr
     assert data.declined_provision_id is not None
     _still_open(referral)
     offers = _answered(referral["offers"], data.declined_provision_id)
-    unmet = list(dict.fromkeys([*referral["unmet_needs"], *(need.value for need in data.unmet_needs)]))
-    return package_status(offers), {"offers": offers, "unmet_needs": unmet}
+    return package_status(offers), {"offers": offers, "unmet_needs": _with_unmet(referral, data.unmet_needs)}
+
+
+def _with_unmet(referral: Document, needs: Sequence[NeedCode]) -> list[str]:
+    """The referral's unmet needs and `needs`, each once: a route that meets some needs names the
+    rest, and so does each answer to a decline."""
+    return list(dict.fromkeys([*referral["unmet_needs"], *(need.value for need in needs)]))
