@@ -17,10 +17,11 @@ from signpost.routing.app import INDEXES
 from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Provision
 from signpost.routing.catalogue.repository import ensure_version, seed_if_empty
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
-from signpost.routing.decisions.service import DECISIONS, on_referral_event
+from signpost.routing.decisions.service import DECISIONS, on_referral_event, on_referral_events
 from signpost.shared.events import (
     Envelope,
     EventData,
+    OfferAcceptedV1,
     OfferDeclinedV1,
     ReferralSubmittedV1,
     new_event,
@@ -124,6 +125,13 @@ class Loop:
         envelope = self._envelope(data, referral_id)
         await on_referral_event(runtime=self.runtime, envelope=envelope, catalogue=self.catalogue)
 
+    async def accept(self, referral_id: str, provision_id: str) -> None:
+        data = OfferAcceptedV1(
+            referral_id=referral_id, provision_id=provision_id, organisation_id="org", at=AT
+        )
+        envelope = self._envelope(data, referral_id)
+        await on_referral_event(runtime=self.runtime, envelope=envelope, catalogue=self.catalogue)
+
     async def decision(self, referral_id: str) -> dict[str, Any]:
         found = await self.runtime.db[DECISIONS].find_one({"_id": referral_id})
         assert found is not None
@@ -151,3 +159,33 @@ async def test_a_decline_re_routes_only_the_needs_no_live_offer_covers(runtime: 
     assert last["type"] == "uk.signpost.referral.routed.v1"
     assert offered(last["data"]) == [("z-slt", ["SLCN"])]
     assert (last["data"]["replaces_provision_id"], last["data"]["unmet_needs"]) == ("x", ["ASD"])
+
+
+async def test_continuity_counts_only_provisions_that_supported_the_child(runtime: Runtime) -> None:
+    loop = Loop(runtime)
+    first = await loop.submit("r-1", NeedCode.MLD)
+    assert offered(first["data"]) == [("w-best", ["MLD"])]
+    await loop.decline("r-1", "w-best")
+    await loop.decline("r-1", "a")  # the re-route's offer, declined in turn
+    await loop.accept("r-1", "b")  # b, the next one, supports the child
+    rerouted = [r["data"]["offers"][0]["provision_id"] for r in (await loop.decision("r-1"))["reroutes"]]
+    assert rerouted == ["a", "b"]
+
+    # A later referral: w-best declined and a declined; only b has supported this child.
+    later = (await loop.submit("r-2", NeedCode.MLD))["data"]["offers"][0]
+    assert later["provision_id"] == "w-best"
+    assert "supported this child before" not in later["explanation"]
+    await loop.decline("r-2", "w-best")
+    [again] = (await loop.decision("r-2"))["reroutes"]
+    [offer] = again["data"]["offers"]
+    assert offer["provision_id"] == "b"  # continuity, not a's lower id
+    assert "has supported this child before" in offer["explanation"]
+
+    # Offers made to a sibling submission in the same batch have supported nobody yet.
+    siblings = [
+        loop.submitted("r-3", NeedCode.MLD, child="child-2"),
+        loop.submitted("r-4", NeedCode.MLD, child="child-2"),
+    ]
+    await on_referral_events(runtime=runtime, envelopes=siblings, catalogue=loop.catalogue)
+    second = (await loop.decision("r-4"))["data"]["offers"][0]
+    assert "supported this child before" not in second["explanation"]

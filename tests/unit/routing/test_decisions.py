@@ -27,7 +27,7 @@ def decided(catalogue: Catalogue, *needs: NeedCode, profile: dict[NeedsDomain, i
     envelope: Envelope[EventData] = new_event(
         submitted, source="/signpost/intake", tenant="E06000023", subject="r-1"
     )
-    return _decide(envelope, submitted, snapshot=catalogue, served={}, min_cycles=2)
+    return _decide(envelope, submitted, snapshot=catalogue, served_before=frozenset(), min_cycles=2)
 
 
 def test_needs_no_provision_meets_are_named_even_when_others_are_routed() -> None:
@@ -43,7 +43,9 @@ PACKAGE = [
 ]
 
 
-def decline(record: Document, provision_id: str, catalogue: Catalogue) -> EventData:
+def decline(
+    record: Document, provision_id: str, catalogue: Catalogue, served_before: frozenset[str] = frozenset()
+) -> ReferralRoutedV1 | ReferralUnmatchedV1:
     needs = needs_to_reroute(record, provision_id)
     assert needs is not None
     declined = OfferDeclinedV1(
@@ -53,7 +55,7 @@ def decline(record: Document, provision_id: str, catalogue: Catalogue) -> EventD
         at=NOW,
         reason=DeclineReason.OTHER,
     )
-    return _reroute(record, declined, needs, snapshot=catalogue, now=NOW)
+    return _reroute(record, declined, needs, snapshot=catalogue, served_before=served_before, now=NOW)
 
 
 def test_a_decline_re_routes_only_what_no_live_offer_covers() -> None:
@@ -97,3 +99,21 @@ def test_a_decline_whose_needs_the_package_still_meets_is_answered_with_nothing_
     assert isinstance(answer, ReferralUnmatchedV1) and answer.unmet_needs == []
     assert answer.reason == "declined by a; the package's other offers meet its needs"
     assert needs_to_reroute(record, "not-offered") is None
+
+
+def test_a_re_route_favours_a_provision_that_has_supported_the_child() -> None:
+    catalogue = Catalogue(
+        [
+            provision("a", NeedCode.MLD, capacity=(10, 10)),
+            provision("b", NeedCode.MLD),
+            provision("c", NeedCode.MLD),
+        ]
+    )
+    record = decided(catalogue, NeedCode.MLD).record()
+    assert record["provision_ids"] == ["a"]
+    for served_before, chosen in [(frozenset(), "b"), (frozenset({"c"}), "c")]:  # b and c tie: b on id
+        again = decline(record, "a", catalogue, served_before)
+        assert isinstance(again, ReferralRoutedV1)
+        [offer] = again.offers
+        assert offer.provision_id == chosen
+        assert ("has supported this child before" in offer.explanation) is (chosen == "c")

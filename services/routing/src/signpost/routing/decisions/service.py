@@ -10,7 +10,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -19,7 +19,7 @@ from signpost.routing.catalogue.models import PROVISIONS
 from signpost.routing.catalogue.repository import from_document
 from signpost.routing.catalogue.service import provision_changed
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
-from signpost.routing.decisions.waiting import learn_waiting_time, note_accepted
+from signpost.routing.decisions.waiting import accepted_offers, learn_waiting_time, note_accepted
 from signpost.routing.matching import Catalogue, match_referral
 from signpost.shared.events import (
     Envelope,
@@ -142,7 +142,7 @@ async def route_referrals(
     snapshot = await catalogue.current(runtime.db) if to_match else None
 
     async def write(session: Session) -> list[tuple[ReferralSubmittedV1, str, Envelope[EventData] | None]]:
-        earlier, served = await _decisions_touching(
+        earlier, supported = await _decisions_touching(
             runtime, [data for _, data in submissions], session=session
         )
         outcomes: list[tuple[ReferralSubmittedV1, str, Envelope[EventData] | None]] = []
@@ -155,7 +155,13 @@ async def route_referrals(
             elif any(d.submitted.referral_id == referral_id for d in decided):
                 outcomes.append((submitted, "decided earlier in this batch", None))
             else:
-                routed = _decide(envelope, submitted, snapshot=snapshot, served=served, min_cycles=min_cycles)
+                routed = _decide(
+                    envelope,
+                    submitted,
+                    snapshot=snapshot,
+                    served_before=supported.get(submitted.child_ref, frozenset()),
+                    min_cycles=min_cycles,
+                )
                 decided.append(routed)
                 outcomes.append((submitted, "referral routed", routed.event))
         if decided:
@@ -178,11 +184,11 @@ def _decide(
     submitted: ReferralSubmittedV1,
     *,
     snapshot: Catalogue | None,
-    served: dict[str, set[str]],
+    served_before: frozenset[str],
     min_cycles: int,
 ) -> _Routed:
-    """Escalate to an EHC needs assessment request, or match; `served` gains the offers made, so a
-    sibling submission later in the batch sees them."""
+    """Escalate to an EHC needs assessment request, or match (`served_before`: the provisions that
+    have supported the child, for continuity)."""
     now = datetime.now(UTC)
     offers: list[Offer] = []
     decision: EventData
@@ -195,12 +201,8 @@ def _decide(
             escalated_at=now,
         )
     else:
-        result = match_referral(
-            submitted, snapshot, served_before=frozenset(served.get(submitted.child_ref, ()))
-        )
+        result = match_referral(submitted, snapshot, served_before=served_before)
         offers = result.offers
-        if submitted.child_ref:
-            served.setdefault(submitted.child_ref, set()).update(o.provision_id for o in offers)
         decision = (
             ReferralRoutedV1(
                 referral_id=submitted.referral_id,
@@ -250,7 +252,8 @@ async def reroute_after_decline(
         if needs is None:
             return
         now = datetime.now(UTC)
-        decision = _reroute(record, declined, needs, snapshot=snapshot, now=now)
+        served_before = await _supported_before(runtime, record.get("child_ref", ""), session=session)
+        decision = _reroute(record, declined, needs, snapshot=snapshot, served_before=served_before, now=now)
         offers = decision.offers if isinstance(decision, ReferralRoutedV1) else []
         event = _event(decision, envelope)
         await runtime.db[DECISIONS].update_one(
@@ -295,14 +298,21 @@ def _declined(record: Document) -> set[str]:
 
 
 def _reroute(
-    record: Document, declined: OfferDeclinedV1, needs: list[NeedCode], *, snapshot: Catalogue, now: datetime
+    record: Document,
+    declined: OfferDeclinedV1,
+    needs: list[NeedCode],
+    *,
+    snapshot: Catalogue,
+    served_before: frozenset[str],
+    now: datetime,
 ) -> ReferralRoutedV1 | ReferralUnmatchedV1:
-    """Offers for `needs` (`needs_to_reroute`) from provisions not yet tried, or those needs named
-    as unmet. Every decline is answered, so intake knows the package is settled: when the other
+    """Offers for `needs` (`needs_to_reroute`) from provisions not yet tried, with continuity as on
+    a first decision (`served_before`), or those needs named as unmet. Every decline is answered, so intake knows the package is settled: when the other
     offers still meet all its needs, with no need unmet."""
     if needs:
         child = ReferralSubmittedV1.model_validate({**record["submitted"], "need_codes": needs})
-        result = match_referral(child, snapshot, excluded=frozenset(record["provision_ids"]))
+        tried = frozenset(record["provision_ids"])
+        result = match_referral(child, snapshot, served_before=served_before, excluded=tried)
         if result.offers:
             return ReferralRoutedV1(
                 referral_id=declined.referral_id,
@@ -388,30 +398,56 @@ def _event(decision: EventData, cause: Envelope[EventData]) -> Envelope[EventDat
     )
 
 
+_OFFERED = {"event_id": 1, "child_ref": 1, "provision_ids": 1}
+
+
 async def _decisions_touching(
     runtime: Runtime, submissions: Sequence[ReferralSubmittedV1], *, session: Session
-) -> tuple[dict[str, str], dict[str, set[str]]]:
+) -> tuple[dict[str, str], dict[str, frozenset[str]]]:
     """Of these submissions, the referrals decided before (id -> its decision's event id), and the
-    provisions offered before to each of their children (pseudonymous reference, for continuity).
+    provisions that have supported each of their children (pseudonymous reference, for continuity).
 
     One query on the child reference finds both, since a referral's decision carries its child's
     reference; only a submission without one needs a lookup by id."""
     refs = list({data.child_ref for data in submissions if data.child_ref})
     without_ref = [data.referral_id for data in submissions if not data.child_ref]
-    projection = {"event_id": 1, "child_ref": 1, "provision_ids": 1}
-    found = await find_by_ids(runtime.db[DECISIONS], without_ref, session=session, projection=projection)
+    found = await find_by_ids(runtime.db[DECISIONS], without_ref, session=session, projection=_OFFERED)
     if refs:
         async for decision in runtime.db[DECISIONS].find(
-            {"child_ref": {"$in": refs}}, projection, session=session
+            {"child_ref": {"$in": refs}}, _OFFERED, session=session
         ):
             found[decision["_id"]] = decision
     ids = {data.referral_id for data in submissions}
     earlier = {referral_id: doc["event_id"] for referral_id, doc in found.items() if referral_id in ids}
-    served: dict[str, set[str]] = {}
-    for doc in found.values():
-        if doc.get("child_ref"):
-            served.setdefault(doc["child_ref"], set()).update(doc.get("provision_ids", []))
-    return earlier, served
+    return earlier, await _supported(runtime, found.values(), session=session)
+
+
+async def _supported_before(runtime: Runtime, child_ref: str, *, session: Session) -> frozenset[str]:
+    """The provisions that have supported this child, in any of its referrals."""
+    if not child_ref:
+        return frozenset()
+    decisions = (
+        await runtime.db[DECISIONS].find({"child_ref": child_ref}, _OFFERED, session=session).to_list()
+    )
+    return (await _supported(runtime, decisions, session=session)).get(child_ref, frozenset())
+
+
+async def _supported(
+    runtime: Runtime, decisions: Iterable[Document], *, session: Session
+) -> dict[str, frozenset[str]]:
+    """Per child reference, the provisions of these decisions that have supported the child: offers
+    an agency accepted (started or completed since, or not). One only offered, or declined, has not,
+    nor has one offered to a sibling submission in the same batch (no decision of it is stored yet)."""
+    offered = {
+        (doc["_id"], provision_id): doc["child_ref"]
+        for doc in decisions
+        if doc.get("child_ref")
+        for provision_id in doc.get("provision_ids", [])
+    }
+    supported: dict[str, set[str]] = {}
+    for referral_id, provision_id in await accepted_offers(runtime, offered, session=session):
+        supported.setdefault(offered[referral_id, provision_id], set()).add(provision_id)
+    return {child_ref: frozenset(ids) for child_ref, ids in supported.items()}
 
 
 async def get_decision(*, runtime: Runtime, referral_id: str) -> Document | None:

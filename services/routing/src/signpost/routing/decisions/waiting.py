@@ -16,7 +16,7 @@ changed waiting time is stored with its `provision.changed.v1` event.
 from __future__ import annotations
 
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
@@ -25,7 +25,7 @@ from signpost.routing.catalogue.repository import from_document
 from signpost.routing.catalogue.service import provision_changed
 from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, OfferStartedV1
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Session, mark_processed
+from signpost.shared.mongo import Session, find_by_ids, mark_processed
 from signpost.shared.service import Runtime
 
 log = get_logger(__name__)
@@ -64,6 +64,20 @@ async def note_accepted(*, runtime: Runtime, accepted: OfferAcceptedV1, session:
         upsert=True,
         session=session,
     )
+
+
+async def accepted_offers(
+    runtime: Runtime, offers: Iterable[tuple[str, str]], *, session: Session
+) -> list[tuple[str, str]]:
+    """Which of these (referral id, provision id) offers an agency accepted: each acceptance routing
+    handled started a wait here, kept once the support starts or ends."""
+    found = await find_by_ids(
+        runtime.db[WAITS],
+        [_key(referral_id, provision_id) for referral_id, provision_id in offers],
+        session=session,
+        projection={"referral_id": 1, "provision_id": 1},
+    )
+    return [(wait["referral_id"], wait["provision_id"]) for wait in found.values()]
 
 
 async def learn_waiting_time(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
