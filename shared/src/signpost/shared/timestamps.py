@@ -6,8 +6,9 @@ overflows when converted to UTC; refusing it here turns that into a 422, not a 5
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Annotated
+from zoneinfo import ZoneInfo
 
 from pydantic import AfterValidator, AwareDatetime
 
@@ -20,3 +21,11 @@ def _in_utc(value: datetime) -> datetime:
 
 
 UtcDateTime = Annotated[AwareDatetime, AfterValidator(_in_utc)]
+
+# Where Signpost's children live: their birthdays and ages follow the English calendar, not UTC's.
+ENGLAND = ZoneInfo("Europe/London")
+
+
+def day_in_england(moment: datetime) -> date:
+    """The date in England at `moment` (in summer time, an hour ahead of UTC's)."""
+    return moment.astimezone(ENGLAND).date()

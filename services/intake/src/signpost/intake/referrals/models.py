@@ -23,6 +23,7 @@ from pydantic import (
 from signpost.shared.events import NeedsProfile, Offer
 from signpost.shared.lifecycle import Move, ReferralStatus
 from signpost.shared.text import MultiLine, SingleLine, is_stored
+from signpost.shared.timestamps import day_in_england
 from signpost.shared.vocabulary import (
     EscalationReason,
     FamilyNeed,
@@ -130,7 +131,7 @@ class ChildDetails(Strict):
     def _plausible(cls, born: date, info: ValidationInfo) -> date:
         if is_stored(info):  # a child referred at 24 may be read back at 26
             return born
-        today = datetime.now(UTC).date()
+        today = day_in_england(datetime.now(UTC))
         if born > today:
             raise ValueError("is in the future")
         if age_on(born, today) > MAX_AGE_YEARS:

@@ -48,6 +48,7 @@ from signpost.shared.mongo import Document, Session, find_by_ids, lost_a_race_to
 from signpost.shared.outbox import stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
+from signpost.shared.timestamps import day_in_england
 from signpost.shared.vocabulary import EscalationReason, NeedCode, broad_areas
 
 log = get_logger(__name__)
@@ -145,7 +146,7 @@ def prepare_submission(
         ReferralSubmittedV1(
             referral_id=referral_id,
             child_ref=child_reference(key=settings.pseudonym_key, tenant=tenant, child=request.child),
-            age_years=age_on(request.child.date_of_birth, now.date()),
+            age_years=age_on(request.child.date_of_birth, day_in_england(now)),
             locality=request.locality,
             setting_id=request.setting_id,
             need_codes=request.need_codes,
