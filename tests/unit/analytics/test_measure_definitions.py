@@ -58,11 +58,14 @@ class Referral(ReferralEvents):
             ReferralRoutedV1(referral_id=self.referral_id, offers=offers, routed_at=at, unmet_needs=unmet)
         )
 
-    def not_rerouted(self, declined: Offer, *, at: datetime) -> Envelope[EventData]:
+    def not_rerouted(
+        self, declined: Offer, *, at: datetime, unmet: list[NeedCode] | None = None
+    ) -> Envelope[EventData]:
+        """Routing's answer to a decline: no replacement, these needs (the offer's) unmet."""
         return self.envelope(
             ReferralUnmatchedV1(
                 referral_id=self.referral_id,
-                unmet_needs=declined.needs_met,
+                unmet_needs=declined.needs_met if unmet is None else unmet,
                 locality="Ashley",
                 reason="declined; no other provision",
                 decided_at=at,
@@ -187,6 +190,22 @@ async def test_unmet_demand_counts_only_the_needs_a_declined_offer_left_unmet() 
         r.accepted(a, at=T0 + 2 * DAY),
     ]
     assert await unmet(events) == {"SEMH": (0, {}), "SPLD": (1, {"Ashley": 1})}
+
+
+def test_a_referral_is_unmatched_only_once_no_offer_is_left_as_intake_records_it() -> None:
+    r, a, b = Referral(), made("a", SEMH), made("b", SEMH)
+    routed = [
+        r.submit(),
+        r.routed(at=T0, offers=[a, b]),
+        r.declined(b, at=T0 + DAY, reason=DeclineReason.NO_CAPACITY),
+    ]
+    covered = r.not_rerouted(b, at=T0 + DAY, unmet=[])  # a still meets every need b was to
+    assert "unmatched" not in total(indexed(fold([*routed, covered])))
+    refused = [
+        r.declined(a, at=T0 + 2 * DAY, reason=DeclineReason.NO_CAPACITY),
+        r.not_rerouted(a, at=T0 + 2 * DAY),
+    ]
+    assert total(indexed(fold([*routed, covered, *refused])))["unmatched"] == 1
 
 
 async def test_unmet_demand_counts_the_needs_routing_routed_around() -> None:

@@ -114,7 +114,10 @@ def _fold(fact: Document, data: EventData) -> None:
             entry["offered_at"] = _earliest(entry.get("offered_at"), data.routed_at)
     elif isinstance(data, ReferralUnmatchedV1):
         _answered(fact, data.declined_provision_id)
-        fact["unmatched"] = True
+        # Unmatched as intake records it: nothing offered at all, or every offer declined. A decline
+        # answered while other offers stay live leaves the referral matched, with any needs unmet.
+        if data.declined_provision_id is None or not _live(fact):
+            fact["unmatched"] = True
         _unmet(fact, data.unmet_needs)
     elif isinstance(data, ReferralEscalatedV1):
         fact["escalated"] = data.reason.value
@@ -150,11 +153,15 @@ def _closed(fact: Document) -> bool:
     arrived (out of order) is not known to be one of them."""
     if fact["withdrawn_at"] is not None:
         return True
-    offers = fact["offers"].values()
-    if any(offer.get(AWAITING_ROUTING, False) for offer in offers):
+    if any(offer.get(AWAITING_ROUTING, False) for offer in fact["offers"].values()):
         return False
-    live = [offer for offer in offers if "offered_at" in offer and "declined" not in offer]
+    live = _live(fact)
     return bool(live) and all("completed_at" in offer for offer in live)
+
+
+def _live(fact: Document) -> list[Document]:
+    """The offers routing made that no agency declined."""
+    return [offer for offer in fact["offers"].values() if "offered_at" in offer and "declined" not in offer]
 
 
 def _answered(fact: Document, declined: str | None) -> None:
