@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 from datetime import UTC, datetime
 
 from hypothesis import given, settings
@@ -272,3 +273,49 @@ def test_a_locality_matches_whatever_its_case() -> None:
     )
     assert named.parts["locality"] == RULES.weight_locality  # named, not area-wide
     assert "does not serve" in str(exclusion(local, referral(NeedCode.SEMH, locality="Ashley")))
+
+
+def test_a_package_member_is_not_its_partners_alternative() -> None:
+    catalogue = Catalogue(
+        [
+            provision("x-asd-slcn", NeedCode.ASD, NeedCode.SLCN, capacity=(9, 10)),
+            provision("y-slcn-semh", NeedCode.SLCN, NeedCode.SEMH, capacity=(1, 10)),
+        ]
+    )
+    result = match_referral(referral(NeedCode.ASD, NeedCode.SLCN, NeedCode.SEMH), catalogue)
+    assert [o.provision_id for o in result.offers] == ["x-asd-slcn", "y-slcn-semh"]
+    assert [o.not_chosen for o in result.offers] == [[], []]
+
+
+QUOTED = re.compile(r"scored (\d+\.\d\d) against (\d+\.\d\d)")
+
+
+def test_an_alternative_is_compared_on_the_needs_the_offer_was_picked_for() -> None:
+    catalogue = Catalogue(
+        [
+            provision("x-asd-slcn", NeedCode.ASD, NeedCode.SLCN, capacity=(10, 10), waiting=0),
+            provision("w-semh", NeedCode.SEMH, capacity=(10, 10), waiting=0),
+            provision("r-slcn-semh", NeedCode.SLCN, NeedCode.SEMH, capacity=(5, 10), waiting=0),
+        ]
+    )
+    first, second = match_referral(referral(NeedCode.ASD, NeedCode.SLCN, NeedCode.SEMH), catalogue).offers
+    assert (first.provision_id, second.provision_id) == ("x-asd-slcn", "w-semh")
+    assert first.not_chosen == ["r-slcn-semh: scored 0.68 against 0.79, mainly fewer places free (5 of 10)"]
+    # w-semh was picked for SEMH: r-slcn-semh, better for all three needs, is no better for SEMH.
+    assert second.not_chosen == [
+        "r-slcn-semh: scored 0.82 against 0.92 for SEMH, mainly fewer places free (5 of 10)"
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(child=referrals, catalogue=catalogues)
+def test_an_alternative_is_never_an_offer_nor_quoted_above_it(
+    child: ReferralSubmittedV1, catalogue: list[Provision]
+) -> None:
+    result = match_referral(child, Catalogue(catalogue))
+    offered = {o.provision_name for o in result.offers}
+    for offer in result.offers:
+        for alternative in offer.not_chosen:
+            assert alternative.split(": ")[0] not in offered
+            if quoted := QUOTED.search(alternative):
+                assert float(quoted[1]) <= float(quoted[2])

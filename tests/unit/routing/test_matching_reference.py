@@ -68,22 +68,24 @@ def reference_match(
     eligible = [p for p in listed if served(p) & everything and exclusion(p, referral) is None]
     eligible_ids = {p.id for p in eligible}
     uncovered = set(needs)
-    chosen: list[Provision] = []
+    chosen: list[tuple[Provision, frozenset[NeedCode]]] = []  # each with the needs it was picked for
     while uncovered and len(chosen) < rules.max_offers:
         remaining = frozenset(uncovered)
         options = [p for p in eligible if served(p) & remaining]
         if not options:
             break
         best = min(options, key=lambda p: (-scored(p, remaining).total, p.id))
-        chosen.append(best)
+        chosen.append((best, remaining))
         uncovered -= served(best)
 
+    offered = {p.id for p, _ in chosen}
     offers = []
-    for p in chosen:
+    for p, remaining in chosen:
         met = [n for n in referral.need_codes if n in served(p)]
+        # Rivals for the needs it was picked for, scored on the needs of its round.
         rivals = sorted(
-            (q for q in eligible if q.id != p.id and served(q) & set(met)),
-            key=lambda q: (-scored(q, everything).total, q.id),
+            (q for q in eligible if q.id not in offered and served(q) & served(p) & remaining),
+            key=lambda q: (-scored(q, remaining).total, q.id),
         )[: rules.alternatives_explained]
         barred: list[Provision] = []
         for q in (q for n in needs for q in listed if n in served(q)):  # by need, then id
@@ -94,7 +96,8 @@ def reference_match(
                 and exclusion(q, referral)
             ):
                 barred.append(q)
-        win = scored(p, everything)
+        win = scored(p, remaining)
+        named = [] if remaining == everything else [n for n in needs if n in remaining]
         offers.append(
             Offer(
                 provision_id=p.id,
@@ -103,9 +106,9 @@ def reference_match(
                 organisation_id=p.organisation_id,
                 sector=p.sector,
                 needs_met=met,
-                score=round(win.total, 4),
+                score=round(scored(p, everything).total, 4),
                 explanation=_why(p, met, referral, served_before),
-                not_chosen=[f"{q.name}: {_shortfall(win, scored(q, everything), q)}" for q in rivals]
+                not_chosen=[f"{q.name}: {_shortfall(win, scored(q, remaining), q, named)}" for q in rivals]
                 + [f"{q.name}: {exclusion(q, referral)}" for q in barred[: rules.alternatives_explained]],
             )
         )

@@ -22,7 +22,7 @@ formula (`_Child.parts`) that explains each offer, so they agree to the last bit
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 
@@ -384,50 +384,54 @@ def match_referral(
     everything = frozenset(needs)
     overall = bulk.totals(bulk.covered(needs, everything), everything)
     uncovered = set(needs)
-    chosen: list[tuple[int, Score]] = []
-    while uncovered and len(chosen) < rules.max_offers:
+    picks: list[_Pick] = []
+    while uncovered and len(picks) < rules.max_offers:
         remaining = frozenset(uncovered)
         covered = bulk.covered(needs, remaining)
         totals = overall if remaining == everything else bulk.totals(covered, remaining)
         best = bulk.best(totals, covered > 0, 1)
         if not best:
             break
-        facts = catalogue.facts[rows[best[0]]]
-        chosen.append((best[0], child.score(facts, everything)))
-        uncovered -= facts.served
+        picks.append(_Pick(best[0], remaining, totals))
+        uncovered -= catalogue.facts[rows[best[0]]].served
 
     skip = np.zeros(len(catalogue.facts), np.bool_)  # explained as rivals, or left out
     skip[rows] = True
     skip[left_out] = True
-    offers = [
-        _offer(position, position_score, bulk, catalogue, overall, needs, skip)
-        for position, position_score in chosen
-    ]
+    offered = [pick.position for pick in picks]
+    offers = [_offer(pick, offered, bulk, catalogue, needs, skip) for pick in picks]
     return MatchResult(offers=offers, unmet_needs=[n for n in needs if n in uncovered])
 
 
+@dataclass(frozen=True)
+class _Pick:
+    """One round of the package: the eligible row chosen, for which needs, and every row's total for them."""
+
+    position: int
+    counted: frozenset[NeedCode]
+    totals: Floats
+
+
 def _offer(
-    position: int,
-    facts_score: Score,
-    bulk: _Bulk,
-    catalogue: Catalogue,
-    overall: Floats,
-    needs: list[NeedCode],
-    skip: Flags,
+    pick: _Pick, offered: list[int], bulk: _Bulk, catalogue: Catalogue, needs: list[NeedCode], skip: Flags
 ) -> Offer:
     child = bulk.child
     referral, rules = child.referral, child.rules
-    facts = catalogue.facts[bulk.rows[position]]
+    facts = catalogue.facts[bulk.rows[pick.position]]
     provision = facts.provision
     met = [n for n in referral.need_codes if n in facts.served]
-    shares = bulk.covered(needs, frozenset(met)) > 0
-    shares[position] = False
+    # Alternatives for the needs it was picked for, scored as in that round (so none scored
+    # higher), and never another offer of the package.
+    rivalled = bulk.covered(needs, pick.counted & facts.served) > 0
+    rivalled[offered] = False
     closest = [
-        catalogue.facts[bulk.rows[p]] for p in bulk.best(overall, shares, rules.alternatives_explained)
+        catalogue.facts[bulk.rows[p]] for p in bulk.best(pick.totals, rivalled, rules.alternatives_explained)
     ]
-    rivals = [(child.score(f, child.needs), f.provision) for f in closest]
+    won = child.score(facts, pick.counted)
+    named = [] if pick.counted == child.needs else [n for n in needs if n in pick.counted]
+    rivals = [(child.score(f, pick.counted), f.provision) for f in closest]
     refused = list(islice(catalogue.barred(referral, needs, met, skip), rules.alternatives_explained))
-    not_chosen = [f"{p.name}: {_shortfall(facts_score, s, p)}" for s, p in rivals] + [
+    not_chosen = [f"{p.name}: {_shortfall(won, s, p, named)}" for s, p in rivals] + [
         f"{p.name}: {exclusion(p, referral)}" for p in refused
     ]
     return Offer(
@@ -437,7 +441,7 @@ def _offer(
         organisation_id=provision.organisation_id,
         sector=provision.sector,
         needs_met=met,
-        score=round(facts_score.total, 4),
+        score=round(child.score(facts, child.needs).total, 4),
         explanation=_why(provision, met, referral, child.served_before),
         not_chosen=not_chosen,
     )
@@ -470,11 +474,15 @@ _SHORTFALL = {
 }
 
 
-def _shortfall(winner: Score, rival: Score, provision: Provision) -> str:
+def _shortfall(winner: Score, rival: Score, provision: Provision, needs: Sequence[NeedCode] = ()) -> str:
+    """Why `rival` lost to `winner`, both scored for the same needs (named unless all the child's)."""
+    scored_for = f" for {', '.join(n.value for n in needs)}" if needs else ""
     part = max(_SHORTFALL, key=lambda name: (winner.parts[name] - rival.parts[name], name))
     detail = ""
     if part == "capacity" and provision.capacity:
         detail = f" ({provision.capacity.available} of {provision.capacity.maximum})"
     elif part == "waiting" and provision.waiting_weeks is not None:
         detail = f" (about {provision.waiting_weeks:g} week{'' if provision.waiting_weeks == 1 else 's'})"
-    return f"scored {rival.total:.2f} against {winner.total:.2f}, mainly {_SHORTFALL[part]}{detail}"
+    return (
+        f"scored {rival.total:.2f} against {winner.total:.2f}{scored_for}, mainly {_SHORTFALL[part]}{detail}"
+    )
