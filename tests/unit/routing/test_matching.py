@@ -319,3 +319,22 @@ def test_an_alternative_is_never_an_offer_nor_quoted_above_it(
             assert alternative.split(": ")[0] not in offered
             if quoted := QUOTED.search(alternative):
                 assert float(quoted[1]) <= float(quoted[2])
+
+
+def test_a_tie_is_named_as_one_rather_than_given_a_reason() -> None:
+    twins = Catalogue([provision(pid, NeedCode.MLD, waiting=3, capacity=(2, 5)) for pid in ("a", "b")])
+    offer = match_referral(referral(NeedCode.MLD), twins).offers[0]
+    assert offer.provision_id == "a"
+    assert offer.not_chosen == [f"b: scored the same ({offer.score:.2f}): a tie, broken on provision id"]
+
+
+def test_a_wait_or_capacity_not_stated_is_not_read_as_longer_or_fewer() -> None:
+    no_wait = provision("b", NeedCode.MLD, capacity=(5, 10))
+    waits = Catalogue([provision("a", NeedCode.MLD, waiting=1, capacity=(5, 10)), no_wait])
+    [why] = match_referral(referral(NeedCode.MLD), waits).offers[0].not_chosen
+    assert why.endswith("mainly no waiting time stated")
+    places = Catalogue(
+        [provision("a", NeedCode.MLD, waiting=2, capacity=(8, 10)), provision("b", NeedCode.MLD, waiting=2)]
+    )
+    [why] = match_referral(referral(NeedCode.MLD), places).offers[0].not_chosen
+    assert why.endswith("mainly places not stated")

@@ -477,12 +477,25 @@ _SHORTFALL = {
 def _shortfall(winner: Score, rival: Score, provision: Provision, needs: Sequence[NeedCode] = ()) -> str:
     """Why `rival` lost to `winner`, both scored for the same needs (named unless all the child's)."""
     scored_for = f" for {', '.join(n.value for n in needs)}" if needs else ""
+    if rival.total == winner.total:
+        return f"scored the same{scored_for} ({rival.total:.2f}): a tie, broken on provision id"
     part = max(_SHORTFALL, key=lambda name: (winner.parts[name] - rival.parts[name], name))
-    detail = ""
-    if part == "capacity" and provision.capacity:
-        detail = f" ({provision.capacity.available} of {provision.capacity.maximum})"
-    elif part == "waiting" and provision.waiting_weeks is not None:
-        detail = f" (about {provision.waiting_weeks:g} week{'' if provision.waiting_weeks == 1 else 's'})"
     return (
-        f"scored {rival.total:.2f} against {winner.total:.2f}{scored_for}, mainly {_SHORTFALL[part]}{detail}"
+        f"scored {rival.total:.2f} against {winner.total:.2f}{scored_for}, mainly {_reason(part, provision)}"
     )
+
+
+def _reason(part: str, provision: Provision) -> str:
+    """The part a rival lost most on, in words: a figure it does not state is said to be unknown."""
+    capacity, weeks = provision.capacity, provision.waiting_weeks
+    if part == "capacity":
+        return (
+            f"{_SHORTFALL[part]} ({capacity.available} of {capacity.maximum})"
+            if capacity
+            else "places not stated"
+        )
+    if part == "waiting":
+        if weeks is None:
+            return "no waiting time stated"
+        return f"{_SHORTFALL[part]} (about {weeks:g} week{'' if weeks == 1 else 's'})"
+    return _SHORTFALL[part]
