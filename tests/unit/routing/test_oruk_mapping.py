@@ -174,8 +174,28 @@ def test_nesting_counts_objects_and_arrays(document: object, levels: int, deeper
     assert nested_deeper_than(document, levels) is deeper
 
 
+@pytest.mark.parametrize(
+    ("status", "active", "warning"),
+    [
+        ("Active", True, None),
+        ("defunct", False, None),
+        ("temporarily closed", False, None),
+        ("closed", False, "status 'closed' is not an ORUK status: taken as inactive"),
+        ("Withdrawn", False, "status 'Withdrawn' is not an ORUK status: taken as inactive"),
+        ("suspended", False, "status 'suspended' is not an ORUK status: taken as inactive"),
+        (None, False, "no status: taken as inactive"),
+    ],
+)
+def test_only_an_active_status_is_active(status: str | None, active: bool, warning: str | None) -> None:
+    service = oruk_service(status=status)
+    if status is None:
+        del service["status"]  # ORUK requires one
+    result = mapped(service)
+    assert result.provision.active is active
+    assert result.warnings == ([warning] if warning else [])
+
+
 def test_status_areas_modes_and_costs() -> None:
-    assert not mapped(oruk_service(status="defunct")).provision.active
     assert mapped(oruk_service(service_areas=[])).provision.localities == [WHOLE_AREA]
     online = [{"id": "a", "location": {"id": "b", "location_type": "virtual"}}]
     assert mapped(oruk_service(service_at_locations=online)).provision.delivery_mode is DeliveryMode.ONLINE

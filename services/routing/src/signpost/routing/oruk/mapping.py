@@ -38,7 +38,7 @@ _WAIT = re.compile(
     re.IGNORECASE,
 )
 _WEEKS_PER = {"day": 1 / 7, "week": 1.0, "wk": 1.0, "month": 52 / 12}
-_INACTIVE = {"inactive", "defunct", "temporarily closed"}
+_INACTIVE = {"inactive", "defunct", "temporarily closed"}  # ORUK's other statuses
 
 Json = Mapping[str, Any]
 
@@ -426,10 +426,12 @@ def _waiting_weeks(service: Json, warnings: list[str]) -> float | None:
 
 
 def _active(service: Json, warnings: list[str]) -> bool:
+    """Only an `active` service is routed to. ORUK requires a status: one it does not define
+    ("closed", "suspended"), or none, may mean the service takes no referrals."""
     status = _text(service.get("status"))
     if status is None:
-        warnings.append("no status: taken as active")
-        return True
+        warnings.append("no status: taken as inactive")
+        return False
     if status.lower() not in _INACTIVE | {"active"}:
-        warnings.append(f"status {status!r} is not an ORUK status: taken as active")
-    return status.lower() not in _INACTIVE
+        warnings.append(f"status {status!r} is not an ORUK status: taken as inactive")
+    return status.lower() == "active"
