@@ -238,7 +238,7 @@ def test_feed_ids_are_uuids_and_a_source_uuid_is_kept_as_it_is() -> None:
 
 def test_the_feed_round_trips_through_the_mapping() -> None:
     original = mapped(oruk_service())
-    served = full_service(original.provision, original.details, tenant="E06000023")
+    served = full_service(original.provision, original.details, tenant="E06000023", taxonomy=DEFAULT)
     assert served["id"] == original.provision.id and is_uuid(served["organization"]["id"])
     again = mapped(served)
     assert again.provision == original.provision
@@ -246,9 +246,25 @@ def test_the_feed_round_trips_through_the_mapping() -> None:
     assert signpost_term_query(need_term["taxonomy_term_id"]) == {"need_codes": "SLCN"}
 
 
+def test_the_feed_round_trips_after_an_admin_changes_needs_or_levels() -> None:
+    original = mapped(oruk_service())  # terms "Speech and language therapy" (SLCN) and "Early help"
+    changed = original.provision.model_copy(
+        update={"need_codes": [NeedCode.HI], "levels_of_need": [LevelOfNeed.TARGETED]}
+    )
+    served = full_service(changed, original.details, tenant="E06000023", taxonomy=DEFAULT)
+    assert map_service(served, taxonomy=DEFAULT, source="document", tenant="E06000023").provision == changed
+    names = {a["taxonomy_term"]["name"] for a in served["attributes"]}
+    assert "Speech and language therapy" not in names and "Early help" not in names
+    # A need added beside the source's: its terms still agree, and stay.
+    wider = original.provision.model_copy(update={"need_codes": [NeedCode.SLCN, NeedCode.HI]})
+    served = full_service(wider, original.details, tenant="E06000023", taxonomy=DEFAULT)
+    assert "Speech and language therapy" in {a["taxonomy_term"]["name"] for a in served["attributes"]}
+    assert map_service(served, taxonomy=DEFAULT, source="document", tenant="E06000023").provision == wider
+
+
 def test_the_whole_area_round_trips_but_a_neighbours_does_not_become_ours() -> None:
     area_wide = mapped(oruk_service(service_areas=[])).provision
-    served = full_service(area_wide, None, tenant="E06000023")
+    served = full_service(area_wide, None, tenant="E06000023", taxonomy=DEFAULT)
     assert served["service_areas"][0]["name"] == "The whole local area (E06000023)"
     again = map_service(served, taxonomy=DEFAULT, source="document", tenant="E06000023").provision
     assert again.localities == [WHOLE_AREA]

@@ -15,6 +15,7 @@ from typing import Any
 from signpost.routing.catalogue.models import WHOLE_AREA, DeliveryMode, Provision
 from signpost.routing.oruk.mapping import whole_area_name
 from signpost.routing.oruk.models import Organisation, OrukDetails, TaxonomyTerm, feed_id
+from signpost.routing.oruk.taxonomy import TaxonomyMap, TermRule
 from signpost.shared.vocabulary import NEED_NAMES, BroadArea, LevelOfNeed, Sector
 
 ORUK_VERSION = "3.0"
@@ -110,8 +111,11 @@ def summary(provision: Provision, details: OrukDetails | None) -> dict[str, Any]
     )
 
 
-def full_service(provision: Provision, details: OrukDetails | None, *, tenant: str) -> dict[str, Any]:
-    """A fully nested service: eligibility, areas, taxonomy terms, capacity and contacts."""
+def full_service(
+    provision: Provision, details: OrukDetails | None, *, tenant: str, taxonomy: TaxonomyMap
+) -> dict[str, Any]:
+    """A fully nested service: eligibility, areas, taxonomy terms (the source's through `taxonomy`,
+    the map an import reads them by), capacity and contacts."""
     service = summary(provision, details)
     service_id = service["id"]
 
@@ -135,7 +139,7 @@ def full_service(provision: Provision, details: OrukDetails | None, *, tenant: s
             "taxonomy_term_id": term.id,
             "taxonomy_term": _without_none(term.model_dump(exclude={"source_id"})),
         }
-        for term in _terms(provision, details)
+        for term in _terms(provision, details, taxonomy)
     ]
     service["contacts"] = [
         _without_none(
@@ -172,7 +176,9 @@ def full_service(provision: Provision, details: OrukDetails | None, *, tenant: s
     return service
 
 
-def _terms(provision: Provision, details: OrukDetails | None) -> list[TaxonomyTerm]:
+def _terms(
+    provision: Provision, details: OrukDetails | None, taxonomy_map: TaxonomyMap
+) -> list[TaxonomyTerm]:
     ours: list[tuple[str, str]] = [
         *(("need_codes", code.value) for code in provision.need_codes),
         *(("broad_areas", area.value) for area in provision.broad_areas),
@@ -194,4 +200,24 @@ def _terms(provision: Provision, details: OrukDetails | None) -> list[TaxonomyTe
             )
         )
     seen = {term.id for term in terms}
-    return terms + [term for term in (details.taxonomy_terms if details else []) if term.id not in seen]
+    source = [
+        term
+        for term in (details.taxonomy_terms if details else [])
+        if term.id not in seen
+        and _agrees(taxonomy_map.rule_for(term.source_id, term.term, term.name), provision)
+    ]
+    return terms + source
+
+
+def _agrees(rule: TermRule | None, provision: Provision) -> bool:
+    """Whether a source term says nothing the provision no longer says: once an admin changes its
+    needs, levels, sector or delivery mode, the feed drops the source's terms for the old ones."""
+    if rule is None:
+        return True
+    return (
+        set(rule.need_codes) <= set(provision.need_codes)
+        and set(rule.broad_areas) <= set(provision.broad_areas)
+        and set(rule.levels_of_need) <= set(provision.levels_of_need)
+        and rule.sector in (None, provision.sector)
+        and rule.delivery_mode in (None, provision.delivery_mode)
+    )

@@ -201,7 +201,12 @@ async def read_service(service_id: str, runtime: RuntimeDep) -> dict[str, Any]:
     if provision is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no service {service_id!r}")
     details = await _details_of(runtime, [provision])
-    return full_service(provision, details.get(provision.id), tenant=runtime.settings.tenant)
+    return full_service(
+        provision,
+        details.get(provision.id),
+        tenant=runtime.settings.tenant,
+        taxonomy=load_taxonomy_map(runtime.settings.oruk_taxonomy_map),
+    )
 
 
 async def _details_of(runtime: Runtime, provisions: list[Provision]) -> dict[str, OrukDetails]:
