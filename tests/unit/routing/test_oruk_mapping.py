@@ -195,6 +195,22 @@ def test_only_an_active_status_is_active(status: str | None, active: bool, warni
     assert result.warnings == ([warning] if warning else [])
 
 
+@pytest.mark.parametrize(
+    ("wait_time", "weeks"),
+    [
+        ("2 weeks - 3 months", 13.0),  # each end in its own unit: the longer is 3 months
+        ("2 weeks to 3 months", 13.0),
+        ("3 months \u2013 2 weeks", 13.0),
+        ("6 to 8 weeks", 8.0),
+        ("2-4 months", 17.3),
+        ("10 days", 1.4),
+        ("about 6 wks", 6.0),
+    ],
+)
+def test_each_end_of_a_waiting_range_keeps_its_unit(wait_time: str, weeks: float) -> None:
+    assert mapped(oruk_service(wait_time=wait_time)).provision.waiting_weeks == weeks
+
+
 def test_status_areas_modes_and_costs() -> None:
     assert mapped(oruk_service(service_areas=[])).provision.localities == [WHOLE_AREA]
     online = [{"id": "a", "location": {"id": "b", "location_type": "virtual"}}]

@@ -33,8 +33,10 @@ _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _ORG_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,63}$")
 # A number starts only after a non-digit: tried from inside a run of digits, the search took
 # time quadratic in the run's length (minutes for a feed's 100,000-digit wait_time).
+# Each end of a range may have its own unit ("2 weeks - 3 months"); one unit after both covers both.
+_UNIT = r"(day|week|wk|month)s?\b"
 _WAIT = re.compile(
-    r"(?<!\d)(\d+(?:\.\d+)?)(?:\s*(?:-|\u2013|to)\s*(\d+(?:\.\d+)?))?\s*(day|week|wk|month)s?\b",
+    rf"(?<!\d)(\d+(?:\.\d+)?)\s*(?:{_UNIT}\s*)?(?:(?:-|\u2013|to)\s*(\d+(?:\.\d+)?)\s*)?{_UNIT}",
     re.IGNORECASE,
 )
 _WEEKS_PER = {"day": 1 / 7, "week": 1.0, "wk": 1.0, "month": 52 / 12}
@@ -421,8 +423,11 @@ def _waiting_weeks(service: Json, warnings: list[str]) -> float | None:
     if match is None:
         warnings.append(f"wait_time {text[:60]!r} not understood (expected e.g. '6 weeks' or '2-4 months')")
         return None
-    longest = float(match.group(2) or match.group(1))  # the cautious end of a range
-    return min(520.0, round(longest * _WEEKS_PER[match.group(3).lower()], 1))
+    first, first_unit, second, unit = match.groups()
+    ends = [float(first) * _WEEKS_PER[(first_unit or unit).lower()]]
+    if second is not None:
+        ends.append(float(second) * _WEEKS_PER[unit.lower()])
+    return min(520.0, round(max(ends), 1))  # the cautious, longer end of a range
 
 
 def _active(service: Json, warnings: list[str]) -> bool:
