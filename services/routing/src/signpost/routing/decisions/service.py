@@ -408,7 +408,8 @@ async def _decisions_touching(
     provisions that have supported each of their children (pseudonymous reference, for continuity).
 
     One query on the child reference finds both, since a referral's decision carries its child's
-    reference; only a submission without one needs a lookup by id."""
+    reference; only a submission without one needs a lookup by id. Which of the decisions' offers
+    were accepted is one more lookup by id, made only when a child has earlier offers."""
     refs = list({data.child_ref for data in submissions if data.child_ref})
     without_ref = [data.referral_id for data in submissions if not data.child_ref]
     found = await find_by_ids(runtime.db[DECISIONS], without_ref, session=session, projection=_OFFERED)
