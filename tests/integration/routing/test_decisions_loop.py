@@ -13,9 +13,7 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from signpost.routing.app import INDEXES
 from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Provision
-from signpost.routing.catalogue.repository import ensure_version, seed_if_empty
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.decisions.service import DECISIONS, on_referral_event, on_referral_events
 from signpost.shared.events import (
@@ -30,6 +28,7 @@ from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 from signpost.shared.vocabulary import DeclineReason, LevelOfNeed, NeedCode, Sector, broad_areas
 
+from tests.integration.routing.runtimes import routing_runtime
 from tests.servers import MongoServer
 
 AT = datetime(2026, 11, 2, 9, tzinfo=UTC)
@@ -74,15 +73,8 @@ def settings(mongodb: MongoServer) -> Settings:
 
 @pytest_asyncio.fixture
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(settings, "routing")
-    runtime.enable_outbox()  # transactions stage events for it; it is never started here
-    await INDEXES.apply(runtime.db)
-    await ensure_version(runtime.db)
-    await seed_if_empty(runtime.db, CATALOGUE)
-    try:
+    async with routing_runtime(settings, CATALOGUE) as runtime:
         yield runtime
-    finally:
-        await runtime.client.close()
 
 
 class Loop:

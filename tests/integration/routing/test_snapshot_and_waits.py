@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
-from signpost.routing.app import INDEXES
 from signpost.routing.catalogue.models import PROVISIONS, Provision
 from signpost.routing.catalogue.repository import ensure_version, seed_if_empty
 from signpost.routing.catalogue.seed import STARTER_CATALOGUE
@@ -24,6 +23,8 @@ from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, OfferSt
 from signpost.shared.outbox import OUTBOX
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
+
+from tests.integration.routing.runtimes import routing_runtime
 
 ADMIN = Principal(subject="admin@la", role=Role.ADMIN, organisation="la-digital", tenant="E06000023")
 ACCEPTED_AT = datetime(2026, 9, 1, 9, 30, tzinfo=UTC)
@@ -45,16 +46,9 @@ PORTAGE = Provision.model_validate(
 
 @pytest_asyncio.fixture
 async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    """Routing's database as the service leaves it at start-up; no broker needed."""
-    runtime = Runtime.build(settings, "routing")
-    runtime.enable_outbox()
-    await INDEXES.apply(runtime.db)
-    await ensure_version(runtime.db)
-    await seed_if_empty(runtime.db, STARTER_CATALOGUE)
-    try:
+    """No broker needed."""
+    async with routing_runtime(settings, STARTER_CATALOGUE) as runtime:
         yield runtime
-    finally:
-        await runtime.client.close()
 
 
 def places(catalogue: Catalogue, provision_id: str) -> int | None:

@@ -5,15 +5,13 @@ needs partly met, baselines moved after completion, leap years, offers completed
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import cast
 
 import pytest
 from signpost.analytics.projections.counters import measures, rereferrals
 from signpost.analytics.projections.facts import AWAITING_ROUTING, apply_event, fact_id
-from signpost.analytics.projections.sets import ProjectionSet
 from signpost.analytics.pulse import service
 from signpost.shared.events import Envelope, EventData, Offer, ReferralRoutedV1, ReferralUnmatchedV1
-from signpost.shared.mongo import Database, Document
+from signpost.shared.mongo import Document
 from signpost.shared.vocabulary import (
     DeclineReason,
     EscalationReason,
@@ -26,7 +24,7 @@ from signpost.shared.vocabulary import (
 from signpost.platform.lifecycles import ReferralEvents, offer
 from tests.analytics_events import SCI, T0, TENANT
 from tests.unit.analytics.test_projections import MARCH, fold, indexed, total
-from tests.unit.analytics.test_pulse_service import WEEKS
+from tests.unit.analytics.test_pulse_service import pulse_query
 
 DAY = timedelta(days=1)
 SEMH, SPLD = NeedCode.SEMH, NeedCode.SPLD
@@ -160,20 +158,8 @@ def test_days_to_accept_pairs_an_acceptance_with_its_own_offer() -> None:
 # 3. Unmet demand counts the needs left unmet, not every need of a referral partly unmet.
 
 
-def unmet_demand_of(events: list[Envelope[EventData]]) -> service.Query:
-    return service.Query(
-        db=cast(Database, None),
-        target=ProjectionSet("test"),
-        facts=indexed(fold(events)),
-        tenant=TENANT,
-        period=WEEKS,
-        filters=service.Filters(),
-        protect=False,
-    )
-
-
 async def unmet(events: list[Envelope[EventData]]) -> dict[str, tuple[object, dict[str, object]]]:
-    answer = await service.unmet_demand(unmet_demand_of(events))
+    answer = await service.unmet_demand(pulse_query(events, protect=False))
     return {
         need.need: (need.unmatched.value, {place: n.value for place, n in need.by_locality.items()})
         for need in answer.needs

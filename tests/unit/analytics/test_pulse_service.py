@@ -40,7 +40,8 @@ def no_register(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(benchmarking, "tenants", areas)
 
 
-def as_analyst(events: list[Envelope[EventData]]) -> service.Query:
+def pulse_query(events: list[Envelope[EventData]], *, protect: bool) -> service.Query:
+    """The pulse's query over `events` folded in memory (no database): as an analyst if `protect`."""
     return service.Query(
         db=cast(Database, None),
         target=ProjectionSet("test"),
@@ -48,7 +49,7 @@ def as_analyst(events: list[Envelope[EventData]]) -> service.Query:
         tenant=TENANT,
         period=WEEKS,
         filters=service.Filters(),
-        protect=True,
+        protect=protect,
     )
 
 
@@ -65,7 +66,7 @@ async def test_a_withheld_escalation_reason_is_not_all_escalations_less_the_othe
     reasons = [EscalationReason.EHC_ASSESSMENT] * 12 + [EscalationReason.SAFEGUARDING] * 3
     events = [e for n, why in enumerate(reasons) for e in lifecycle(f"esc-{n}", "escalated", escalation=why)]
     events += [e for n in range(25) for e in lifecycle(f"rou-{n}", "routed", locality="Brent")]
-    query = as_analyst(events)
+    query = pulse_query(events, protect=True)
 
     shown = await summary(query)
     assert shown["escalated"].value == 15 and shown["escalation_rate"].value == 0.375
@@ -88,13 +89,14 @@ async def test_a_withheld_escalation_reason_is_not_all_escalations_less_the_othe
 
 async def test_a_withheld_week_is_not_the_summary_total_less_the_weeks_shown() -> None:
     weeks = [12, 3, 15, 9]
-    query = as_analyst(
+    query = pulse_query(
         [
             event
             for week, submitted in enumerate(weeks)
             for n in range(submitted)
             for event in lifecycle(f"w{week}-{n}", "routed", at=T0 + timedelta(weeks=week))
-        ]
+        ],
+        protect=True,
     )
     total = (await summary(query))["submitted"].value
     points = [
