@@ -232,11 +232,8 @@ def test_network_policies_allow_only_kafka_mongodb_dns_and_what_each_must(
     )
     assert set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
     ports = egress_ports(policy)
-    readiness = (
-        {settings().port_of(s): s for s in SERVICE_NAMES if s != "analytics"}
-        if workload == "analytics"
-        else {}
-    )
+    # The ops view reads every service's /readyz through its Service, its own analytics' included.
+    readiness = {settings().port_of(s): s for s in SERVICE_NAMES} if workload == "analytics" else {}
     assert set(ports) == (
         {53, plain_listener()["port"], 27017} | ({443} if https_out else set()) | set(readiness)
     )
@@ -253,6 +250,8 @@ def test_network_policies_allow_only_kafka_mongodb_dns_and_what_each_must(
     if workload in SERVICE_NAMES:
         (ingress,) = policy["spec"]["ingress"]
         assert ingress["ports"] == [{"protocol": "TCP", "port": settings().port_of(workload)}]
+        pods = [peer["podSelector"]["matchLabels"] for peer in ingress["from"] if "podSelector" in peer]
+        assert {"app.kubernetes.io/name": "analytics", "app.kubernetes.io/part-of": "signpost"} in pods
     else:
         assert policy["spec"]["ingress"] == []
 
