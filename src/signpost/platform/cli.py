@@ -396,7 +396,7 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
     from signpost.shared.topics import Topics
 
-    from signpost.platform.deadletters import DeadLetter, read_dead_letters, replay
+    from signpost.platform.deadletters import DeadLetter, one_per_source, read_dead_letters, replay
 
     if not settings.kafka_bootstrap:
         print(
@@ -417,6 +417,9 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         for letter in letters:
             print(letter.summary())
         return 0
+    if args.dlq_command == "replay" and args.all and not letters:
+        print("nothing to replay: the dead-letter topic is empty")
+        return 0
     wanted = (
         list(by_offset)
         if args.dlq_command == "replay" and args.all
@@ -432,14 +435,19 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     if args.dlq_command == "show":
         print(by_offset[wanted[0]].details())
         return 0
-    chosen = [by_offset[offset] for offset in wanted]
+    chosen, folded = one_per_source(by_offset[offset] for offset in wanted)
     orphans = [letter.offset for letter in chosen if not letter.replayable]
     if orphans:
         print(f"signpost: dead letter(s) {orphans} do not say which topic they came from", file=sys.stderr)
         return 2
     asyncio.run(replay(bootstrap=settings.kafka_bootstrap, letters=chosen))
     for letter in chosen:
-        print(f"replayed {letter.offset} to {letter.original_topic}")
+        copies = folded.get(letter.offset)
+        also = f" (once for dead letter(s) {copies} too: the same message)" if copies else ""
+        print(f"replayed {letter.offset} to {letter.original_topic}{also}")
+    if folded:
+        count = sum(len(copies) for copies in folded.values())
+        print(f"{count} dead letter(s) repeated a message another service refused too; each was published once")
     return 0
 
 

@@ -4,12 +4,15 @@ A dead letter keeps the original bytes, key and headers, plus `dlq_*` headers sa
 which service refused it, why, where it came from and after how many attempts (0:
 not an event, never handled). Replaying publishes the original message, without the
 `dlq_*`/`retry_*` headers, to its original topic again (consumers deduplicate by event
-id, so replaying a valid event twice changes nothing).
+id, so replaying a valid event twice changes nothing). Every service that reads a topic
+dead-letters a message none can read, so one message can leave several letters: a replay
+publishes it once.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -32,6 +35,7 @@ class DeadLetter:
     origin: str  # topic[partition]@offset
     attempts: str  # how many times the handler failed; 0 when the message was not an event
     first_failed_at: str | None
+    source: tuple[str, str, str] | None  # (topic, partition, offset), when the letter says all three
 
     HEADING: ClassVar[str] = (
         f"{'offset':>6}  {'service':<9}  {'attempts':>8}  {'origin':<40}  {'type':<40}  reason"
@@ -101,6 +105,7 @@ def parse_dead_letter(
 ) -> DeadLetter:
     headers = {name: data.decode("utf-8", "replace") for name, data in raw_headers}
     topic = headers.get("dlq_topic", UNKNOWN)
+    partition, source_offset = headers.get("dlq_partition"), headers.get("dlq_offset")
     return DeadLetter(
         offset=offset,
         key=key,
@@ -109,10 +114,31 @@ def parse_dead_letter(
         error=headers.get("dlq_error", "(unknown)"),
         service=headers.get("dlq_service", "?"),
         original_topic=topic,
-        origin=f"{topic}[{headers.get('dlq_partition', '?')}]@{headers.get('dlq_offset', '?')}",
+        origin=f"{topic}[{partition or '?'}]@{source_offset or '?'}",
         attempts=headers.get("dlq_attempts", "?"),
         first_failed_at=headers.get("dlq_first_failed_at"),
+        source=(topic, partition, source_offset)
+        if topic != UNKNOWN and partition and source_offset
+        else None,
     )
+
+
+def one_per_source(letters: Iterable[DeadLetter]) -> tuple[list[DeadLetter], dict[int, list[int]]]:
+    """The first letter of each original message, and by its offset the later letters it stands for.
+
+    Intake, routing and analytics each dead-letter a message none can read: replaying all
+    three letters would publish it three times, and each copy would be dead-lettered three
+    times again. Letters that do not say where they came from are never folded together.
+    """
+    kept: dict[tuple[str, str, str] | int, DeadLetter] = {}
+    folded: dict[int, list[int]] = {}
+    for letter in letters:
+        key = letter.source or letter.offset
+        if key in kept:
+            folded.setdefault(kept[key].offset, []).append(letter.offset)
+        else:
+            kept[key] = letter
+    return list(kept.values()), folded
 
 
 async def replay(*, bootstrap: str, letters: list[DeadLetter]) -> None:

@@ -1,8 +1,14 @@
+import os
+
+import pytest
 from signpost.shared.retries import Failure, Origin, dead_letter_headers
 
-from signpost.platform.deadletters import DeadLetter, parse_dead_letter
+from signpost.platform import deadletters
+from signpost.platform.cli import main
+from signpost.platform.deadletters import DeadLetter, one_per_source, parse_dead_letter
 from tests.unit.shared.test_retries import NOW
 
+SERVICES = ("intake", "routing", "analytics")
 ORIGINAL = [("ce_id", b"e-1"), ("ce_type", b"uk.signpost.referral.submitted.v1")]
 
 
@@ -46,3 +52,60 @@ def test_a_message_that_was_not_an_event_shows_zero_attempts() -> None:
 def test_a_letter_without_an_origin_cannot_be_replayed() -> None:
     dead = letter({})
     assert not dead.replayable and dead.error == "(unknown)"
+
+
+def not_an_event(offset: int, service: str, origin: Origin) -> DeadLetter:
+    headers = dead_letter_headers(
+        kind="not-an-event", error="body: empty", service=service, origin=origin, attempts=0
+    )
+    return parse_dead_letter(offset, b"r-1", b"", [(k, v.encode()) for k, v in headers.items()])
+
+
+@pytest.fixture
+def dead_letter_topic(monkeypatch: pytest.MonkeyPatch) -> tuple[list[DeadLetter], list[DeadLetter]]:
+    """The letters `signpost dlq` reads, and the ones it publishes again (no broker)."""
+    for name in list(os.environ):
+        if name.startswith("SIGNPOST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("SIGNPOST_KAFKA_BOOTSTRAP", "127.0.0.1:9")
+    stored: list[DeadLetter] = []
+    published: list[DeadLetter] = []
+
+    async def read(**_: str) -> list[DeadLetter]:
+        return stored
+
+    async def replay(*, bootstrap: str, letters: list[DeadLetter]) -> None:
+        published.extend(letters)
+
+    monkeypatch.setattr(deadletters, "read_dead_letters", read)
+    monkeypatch.setattr(deadletters, "replay", replay)
+    return stored, published
+
+
+def test_replay_all_publishes_a_message_every_service_refused_once(
+    dead_letter_topic: tuple[list[DeadLetter], list[DeadLetter]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    stored, published = dead_letter_topic
+    referral = Origin("signpost.referrals", 0, 3)
+    stored += [not_an_event(offset, service, referral) for offset, service in enumerate(SERVICES)]
+    stored.append(not_an_event(3, "routing", Origin("signpost.referrals", 1, 3)))
+
+    assert main(["dlq", "replay", "--all"]) == 0
+
+    assert [letter.offset for letter in published] == [0, 3]
+    out = capsys.readouterr().out
+    assert "replayed 0 to signpost.referrals (once for dead letter(s) [1, 2] too" in out
+    assert "2 dead letter(s) repeated a message" in out
+
+
+def test_letters_that_do_not_say_their_origin_are_not_folded_together() -> None:
+    kept, folded = one_per_source([letter({}), parse_dead_letter(8, None, b"", [])])
+    assert [dead.offset for dead in kept] == [7, 8] and folded == {}
+
+
+def test_replay_all_of_an_empty_topic_has_nothing_to_do(
+    dead_letter_topic: tuple[list[DeadLetter], list[DeadLetter]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["dlq", "replay", "--all"]) == 0
+    assert "nothing to replay" in capsys.readouterr().out
+    assert dead_letter_topic[1] == []
