@@ -447,7 +447,9 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         print(f"replayed {letter.offset} to {letter.original_topic}{also}")
     if folded:
         count = sum(len(copies) for copies in folded.values())
-        print(f"{count} dead letter(s) repeated a message another service refused too; each was published once")
+        print(
+            f"{count} dead letter(s) repeated a message another service refused too; each was published once"
+        )
     return 0
 
 
