@@ -39,10 +39,31 @@ def free_port(host: str = "127.0.0.1") -> int:
                 return port
 
 
+# A server bound to a wildcard address is reached on loopback; one bound to '::' takes
+# IPv4 too (dual stack), so a port held on either loopback keeps it from binding.
+_WILDCARD_LOOPBACKS = {"": ("127.0.0.1",), "0.0.0.0": ("127.0.0.1",), "::": ("::1", "127.0.0.1")}
+
+
+def loopback_for(host: str) -> str:
+    """The address this machine reaches a server bound to `host` at."""
+    return _WILDCARD_LOOPBACKS.get(host, (host,))[0]
+
+
 def port_is_open(host: str, port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.settimeout(0.2)
-        return sock.connect_ex((host, port)) == 0
+    """Whether something accepts connections at host:port, IPv4 or IPv6 (a wildcard host: on loopback).
+
+    Raises socket.gaierror for a name that does not resolve."""
+    return any(_accepts(address, port) for address in _WILDCARD_LOOPBACKS.get(host, (host,)))
+
+
+def _accepts(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.2).close()
+    except socket.gaierror:
+        raise
+    except OSError:  # refused, timed out, or no IPv6 on this machine
+        return False
+    return True
 
 
 def _detach_and_die_with_parent() -> None:

@@ -1,0 +1,61 @@
+"""`signpost run`'s start-up failures, with real child processes but no servers."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import sys
+from pathlib import Path
+
+import pytest
+from signpost.shared.settings import ServiceName, Settings
+
+from signpost.platform import supervisor
+from signpost.platform.processes import ManagedProcess, free_port
+
+
+@pytest.fixture
+def no_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Kafka and MongoDB as if external; services that exit with code 3 as they start."""
+    monkeypatch.setattr(signal, "signal", lambda *_: None)  # keep pytest's handlers
+    monkeypatch.setattr(supervisor, "_start_servers", lambda settings: ({}, []))
+
+    def dies(name: ServiceName, env: dict[str, str]) -> ManagedProcess:
+        return ManagedProcess(name, [sys.executable, "-c", "raise SystemExit(3)"]).start()
+
+    monkeypatch.setattr(supervisor, "_start_service", dies)
+
+
+def settings(tmp_path: Path, host: str) -> Settings:
+    ports = {f"{name}_port": free_port() for name in ("intake", "routing", "analytics")}
+    return Settings(
+        host=host,
+        data_dir=tmp_path,
+        kafka_bootstrap="127.0.0.1:9",
+        mongodb_url="mongodb://127.0.0.1:9",
+        **ports,  # type: ignore[arg-type]
+    )
+
+
+@pytest.mark.usefixtures("no_servers")
+def test_a_service_dying_at_start_is_named_and_not_blamed_on_embedded_servers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert supervisor.run_platform(settings(tmp_path, "127.0.0.1")) == 1
+    out = capsys.readouterr().out
+    assert "cannot start the platform: intake exited with code 3 during start-up" in out
+    assert "embedded" not in out
+
+
+@pytest.mark.usefixtures("no_servers")
+def test_an_ipv6_wildcard_host_finds_a_port_held_on_ipv6_loopback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    wildcard = settings(tmp_path, "::")
+    with socket.socket(socket.AF_INET6) as held:
+        held.bind(("::1", wildcard.routing_port))
+        held.listen()
+        assert supervisor.run_platform(wildcard) == 1
+    assert (
+        f"cannot start: routing port {wildcard.routing_port} already in use on ::" in capsys.readouterr().out
+    )
