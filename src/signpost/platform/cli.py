@@ -137,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     oruk_import.add_argument(
         "--routing",
         type=_http_url,
-        help="routing's URL (default: http://SIGNPOST_HOST:SIGNPOST_ROUTING_PORT)",
+        help="routing's URL (default: SIGNPOST_ROUTING_URL, else http://SIGNPOST_HOST:SIGNPOST_ROUTING_PORT)",
     )
     oruk_import.add_argument(
         "--token", type=_bearer_token, help="an admin bearer token (default: a development admin token)"
@@ -385,7 +385,7 @@ def _import_catalogue(settings: Settings, args: argparse.Namespace) -> int:
         except DevTokensRefused:
             print("signpost: pass --token with an admin token from the identity provider", file=sys.stderr)
             return 2
-    routing = args.routing or f"http://{settings.host}:{settings.routing_port}"
+    routing = args.routing or settings.service_url("routing")  # '::' or 0.0.0.0: loopback
     code, text = import_feed(args.source, routing=routing, token=token)
     print(text, file=sys.stdout if code == 0 else sys.stderr)
     return code

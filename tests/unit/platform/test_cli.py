@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from signpost.shared.settings import SERVICE_NAMES
 
+from signpost.platform import catalogue
 from signpost.platform.cli import main
 from signpost.platform.processes import free_port
 
@@ -81,3 +82,18 @@ def test_a_server_nobody_answers_at_is_named_with_exit_code_1(
     err = capsys.readouterr().err
     assert f"signpost: cannot reach {server.format(kafka=kafka)}: " in err
     assert "Traceback" not in err
+
+
+def test_catalogue_import_reaches_routing_on_loopback_when_services_listen_on_every_ipv6_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    reached: list[str] = []
+
+    def import_feed(source: str, *, routing: str, token: str) -> tuple[int, str]:
+        reached.append(routing)
+        return 0, "imported"
+
+    monkeypatch.setattr(catalogue, "import_feed", import_feed)
+    monkeypatch.setenv("SIGNPOST_HOST", "::")
+    assert main(["catalogue", "import", "feed.json", "--token", "a.b.c"]) == 0
+    assert reached == ["http://127.0.0.1:8002"]
