@@ -22,6 +22,7 @@ from signpost.intake.referrals.service import (
     save_referral_changes,
 )
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
+from signpost.intake.subscriptions.models import ALL_EVENTS, DELIVERIES, SUBSCRIPTIONS
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.events import (
     Envelope,
@@ -180,6 +181,25 @@ async def test_a_submission_delivered_again_after_its_referral_was_offered_owes_
     await on_referral_events(runtime=runtime, envelopes=[again], dispatcher=WebhookDispatcher(runtime))
 
     assert {doc["_id"] async for doc in runtime.db[PROCESSED_EVENTS].find({})} == before
+
+
+async def test_a_submission_replayed_beside_its_decision_owes_no_webhook_either(runtime: Runtime) -> None:
+    """A submission consumed alone, then its decision; then both again in one batch (a replay after
+    a broker loss, or a re-publish while intake lags): the submission is still owed to no agency."""
+    await runtime.db[REFERRALS].insert_one(submitted("r-10"))
+    await runtime.db[SUBSCRIPTIONS].insert_one(
+        {"_id": "s-1", "tenant": TENANT, "organisation": "nhs-1", "event_types": [ALL_EVENTS], "active": True}
+    )
+    submission: Envelope[EventData] = new_event(
+        submitted_event("r-10"), source="/signpost/intake", tenant=TENANT, subject="r-10"
+    )
+    decision = routed("r-10", "p-1")
+
+    for batch in ([submission], [decision], [submission, decision]):
+        await on_referral_events(runtime=runtime, envelopes=batch, dispatcher=WebhookDispatcher(runtime))
+
+    delivered = [doc["event_id"] async for doc in runtime.db[DELIVERIES].find({"referral_id": "r-10"})]
+    assert delivered == [decision.id]
 
 
 async def test_a_decline_after_the_rest_of_the_package_completed_keeps_its_replacement(

@@ -63,21 +63,23 @@ async def _that_may_change_anything(
 ) -> list[Envelope[EventData]]:
     """The events that can change anything here, in order: routing's decisions, and any event of a
     referral offered to an agency (a webhook is owed), or about to be by a decision in this batch.
-    The rest, like most submissions, leave no trace, not even a processed-event record (with no
+    The rest, submissions among them, leave no trace, not even a processed-event record (with no
     effect there is nothing to repeat). Only this partition's consumer adds offers, in order, so
     the answer cannot go stale.
 
     A submission is its referral's first event in the partition, before any decision could make an
-    offer: it owes no webhook, so it is not looked up (on a redelivery, as on its first delivery)."""
-    deciding = {e.subject for e in envelopes if isinstance(e.data, DECISIONS)}
-    others = list({e.subject for e in envelopes if not isinstance(e.data, ReferralSubmittedV1)} - deciding)
+    offer: it owes no webhook, so it is dropped whatever batch it comes in (on a redelivery beside
+    its decision, as on its first delivery alone)."""
+    candidates = [e for e in envelopes if not isinstance(e.data, ReferralSubmittedV1)]
+    deciding = {e.subject for e in candidates if isinstance(e.data, DECISIONS)}
+    others = list({e.subject for e in candidates} - deciding)
     offered = deciding
     if others:
         found = runtime.db[REFERRALS].find(
             {"_id": {"$in": others}, "offers.0": {"$exists": True}}, {"_id": 1}
         )
         offered = deciding | {doc["_id"] async for doc in found}
-    return [e for e in envelopes if e.subject in offered]
+    return [e for e in candidates if e.subject in offered]
 
 
 async def on_referral_event(
