@@ -3,7 +3,7 @@
     python examples/webhook_receiver.py --port 9000 --secret=<the secret POST /v1/subscriptions returned>
 
 Answers 204 to a delivery signed with the secret within the last five minutes, and 401 to
-anything else (a tampered body, a wrong secret, a replay), so Signpost retries only what
+anything else (a tampered body or event, a wrong secret, a replay), so Signpost retries only what
 was genuinely not received. Each delivery is a CloudEvent in HTTP binary mode: `ce-*`
 headers and the event's JSON `data` as the body.
 """
@@ -24,17 +24,30 @@ TOLERANCE_S = 300
 MAX_BODY = 1_000_000
 
 
-def verify(secret: str, body: bytes, header: str, *, now: float | None = None) -> bool:
-    """`header` is `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + body>` keyed with the secret."""
+def verify(
+    secret: str,
+    body: bytes,
+    header: str,
+    *,
+    ce_id: str,
+    ce_type: str,
+    ce_subject: str,
+    now: float | None = None,
+) -> bool:
+    """`header` is `t=<unix seconds>,v1=<hex>,v2=<hex>`. v2 is the hex HMAC-SHA256, keyed with the
+    secret, of "<t>\\n<ce-id>\\n<ce-type>\\n<ce-subject>\\n" + body: it signs which event the body is,
+    so a delivery replayed as another event type or under a new ce-id fails. (v1, over "<t>." +
+    body only, is kept for receivers written before v2.)"""
     try:
         parts = dict(item.split("=", 1) for item in header.split(","))
         timestamp = int(parts["t"])
-        claimed = parts["v1"]
+        claimed = parts["v2"].encode()  # as bytes: compare_digest raises on a str that isn't ASCII
     except (KeyError, ValueError):
         return False
     if abs((time.time() if now is None else now) - timestamp) > TOLERANCE_S:
         return False
-    expected = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    signed = f"{timestamp}\n{ce_id}\n{ce_type}\n{ce_subject}\n".encode() + body
+    expected = hmac.new(secret.encode(), signed, hashlib.sha256).hexdigest().encode()
     return hmac.compare_digest(expected, claimed)
 
 
@@ -46,7 +59,14 @@ def handler_for(secret: str) -> type[BaseHTTPRequestHandler]:
                 self._answer(413, "too large")
                 return
             body = self.rfile.read(length)
-            if not verify(secret, body, self.headers.get(SIGNATURE_HEADER, "")):
+            if not verify(
+                secret,
+                body,
+                self.headers.get(SIGNATURE_HEADER, ""),
+                ce_id=self.headers.get("ce-id", ""),
+                ce_type=self.headers.get("ce-type", ""),
+                ce_subject=self.headers.get("ce-subject", ""),
+            ):
                 self._answer(401, "bad signature")
                 print(
                     f"rejected a delivery with a bad or stale signature ({self.headers.get('ce-id')})",

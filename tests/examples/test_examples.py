@@ -6,8 +6,6 @@ starter catalogue; the ORUK client then reads the catalogue after the demo area'
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import secrets
 import subprocess
@@ -19,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from signpost.intake.subscriptions.signing import sign
 
 from signpost.platform.demo.area import build_area
 from signpost.platform.demo.oruk import oruk_feed
@@ -122,16 +121,38 @@ def test_webhook_receiver_accepts_a_genuine_delivery_and_rejects_a_tampered_one(
     ]
     assert routed and routed[0]["status"] == "delivered" and routed[0]["attempts"][-1]["status_code"] == 204
 
-    body = json.dumps({"referral_id": referral_id, "offers": []}).encode()
-    timestamp = int(time.time())
-    signature = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
-    genuine = {"Signpost-Signature": f"t={timestamp},v1={signature}", "ce-type": "test"}
+
+def test_webhook_receiver_answers_401_to_anything_but_a_genuine_event(run_example: StartExample) -> None:
+    port, secret = free_port(), secrets.token_urlsafe(32)
+    output = run_example("webhook_receiver.py", "--port", str(port), f"--secret={secret}")
+    wait_for(lambda: "listening" in output.read_text(), timeout_s=20, what="the receiver listening")
+    body = json.dumps({"referral_id": "r-1", "provision_id": "p-1"}).encode()
+    event = {"ce-id": "e-1", "ce-type": "uk.signpost.referral.offer_accepted.v1", "ce-subject": "r-1"}
+    now = int(time.time())
+    genuine = {**event, "Signpost-Signature": signature(secret, body, event, now)}
+
     assert post(port, body, genuine) == 204
-    assert post(port, body.replace(b"[]", b"[1]"), genuine) == 401  # tampered body
-    stale = hmac.new(secret.encode(), f"{timestamp - 3600}.".encode() + body, hashlib.sha256).hexdigest()
-    assert post(port, body, {"Signpost-Signature": f"t={timestamp - 3600},v1={stale}"}) == 401  # replayed
-    assert post(port, body, {}) == 401
+    assert post(port, body.replace(b"p-1", b"p-2"), genuine) == 401  # tampered body
+    # The same body is an offer_started too, and a new ce-id would get past deduplication.
+    assert post(port, body, {**genuine, "ce-type": "uk.signpost.referral.offer_started.v1"}) == 401
+    assert post(port, body, {**genuine, "ce-id": "e-2"}) == 401
+    stale = {**event, "Signpost-Signature": signature(secret, body, event, now - 3600)}
+    assert post(port, body, stale) == 401  # replayed
+    assert post(port, body, {**event, "Signpost-Signature": f"t={now},v1=é,v2=é"}) == 401  # not ASCII
+    assert post(port, body, event) == 401
     assert "rejected a delivery" in output.read_text()
+
+
+def signature(secret: str, body: bytes, event: dict[str, str], timestamp: int) -> str:
+    """As Signpost's dispatcher signs the event."""
+    return sign(
+        secret=secret,
+        body=body,
+        timestamp=timestamp,
+        event_id=event["ce-id"],
+        event_type=event["ce-type"],
+        subject=event["ce-subject"],
+    )
 
 
 def test_oruk_client_reads_the_imported_catalogue(platform: RunningPlatform) -> None:

@@ -138,12 +138,18 @@ async def _post(
 
 
 def _headers(delivery: Document, subscription: Document) -> dict[str, str]:
+    attributes = delivery["headers"]
     return {
         # CloudEvents HTTP binding: ce_* Kafka headers become ce-* HTTP headers.
-        **{name.replace("ce_", "ce-", 1): value for name, value in delivery["headers"].items()},
+        **{name.replace("ce_", "ce-", 1): value for name, value in attributes.items()},
         "content-type": "application/json",
         SIGNATURE_HEADER: sign(
-            secret=subscription["secret"], body=delivery["body"], timestamp=int(time.time())
+            secret=subscription["secret"],
+            body=delivery["body"],
+            timestamp=int(time.time()),
+            event_id=attributes["ce_id"],
+            event_type=attributes["ce_type"],
+            subject=attributes.get("ce_subject", ""),
         ),
         "Signpost-Delivery-Id": delivery["_id"],
     }

@@ -1,0 +1,149 @@
+"""The webhook dispatcher on the real database: several intake replicas share its deliveries, and
+SIGNPOST_OUTBOUND_LOOPBACK_ONLY holds at each delivery, not only when a subscription is stored."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
+from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
+from signpost.shared.mongo import Document
+from signpost.shared.service import Runtime
+from signpost.shared.settings import Settings
+
+from tests.conftest import eventually
+
+DELIVERY_IDS = ["d-1", "d-2", "d-3"]
+
+
+class SlowReceiver:
+    """A partner slow to answer: each delivery's first POST gets 204 after 0.5 s; any later POST of
+    it gets 500 after 1 s, so a duplicate sent meanwhile would be recorded last."""
+
+    def __init__(self) -> None:
+        self.posts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers["content-length"]))
+                with receiver._lock:
+                    receiver.posts[self.headers["Signpost-Delivery-Id"]] += 1
+                    first = receiver.posts[self.headers["Signpost-Delivery-Id"]] == 1
+                time.sleep(0.5 if first else 1.0)
+                self.send_response(204 if first else 500)
+                self.end_headers()
+
+            def log_message(self, *_: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+
+
+@pytest.fixture
+def slow_receiver() -> Iterator[SlowReceiver]:
+    receiver = SlowReceiver()
+    threading.Thread(target=receiver.server.serve_forever, daemon=True).start()
+    try:
+        yield receiver
+    finally:
+        receiver.server.shutdown()
+
+
+async def _queue(runtime: Runtime, url: str, delivery_ids: list[str]) -> None:
+    await runtime.db[SUBSCRIPTIONS].insert_one(
+        {"_id": "sub-1", "tenant": runtime.settings.tenant, "organisation": "nhs-1", "url": url,
+         "event_types": ["*"], "secret": "s" * 32, "active": True, "created_at": datetime.now(UTC)}
+    )  # fmt: skip
+    await runtime.db[DELIVERIES].insert_many([_delivery(delivery_id) for delivery_id in delivery_ids])
+
+
+def _delivery(delivery_id: str) -> Document:
+    return {
+        "_id": delivery_id,
+        "subscription_id": "sub-1",
+        "organisation": "nhs-1",
+        "tenant": "t",
+        "event_id": f"e-{delivery_id}",
+        "event_type": "uk.signpost.referral.routed.v1",
+        "referral_id": "r-1",
+        "headers": {
+            "ce_id": f"e-{delivery_id}",
+            "ce_type": "uk.signpost.referral.routed.v1",
+            "ce_subject": "r-1",
+            "ce_specversion": "1.0",
+        },
+        "body": b"{}",
+        "status": "pending",
+        "attempts": [],
+        "next_attempt_at": datetime.now(UTC),
+    }
+
+
+@pytest.fixture
+async def replicas(settings: Settings) -> AsyncIterator[tuple[Runtime, Runtime]]:
+    """Two intake replicas on one database."""
+    first, second = Runtime.build(settings, "intake"), Runtime.build(settings, "intake")
+    yield first, second
+    await first.client.close()
+    await second.client.close()
+
+
+async def test_replicas_post_each_delivery_once_per_attempt_and_never_undo_a_delivery(
+    replicas: tuple[Runtime, Runtime], slow_receiver: SlowReceiver
+) -> None:
+    a, b = replicas
+    await _queue(a, slow_receiver.url, DELIVERY_IDS)
+    async with httpx.AsyncClient(timeout=5) as client:
+        # Both look for due deliveries at once, then b looks again while the POSTs are in flight.
+        rounds = [asyncio.create_task(WebhookDispatcher(r).deliver_due(client)) for r in (a, b)]
+
+        async def all_in_flight() -> bool:
+            return set(slow_receiver.posts) == set(DELIVERY_IDS)
+
+        await eventually(all_in_flight, what="every delivery posted")
+        again = await WebhookDispatcher(b).deliver_due(client)
+        sent = await asyncio.gather(*rounds)
+    await asyncio.sleep(1.5)  # any duplicate POST (500 after 1 s) would have been answered by now
+
+    assert slow_receiver.posts == Counter(dict.fromkeys(DELIVERY_IDS, 1))
+    assert (sum(sent), again) == (len(DELIVERY_IDS), 0)
+    stored = await a.db[DELIVERIES].find({}).sort("_id").to_list()
+    assert [(d["status"], [at["status_code"] for at in d["attempts"]]) for d in stored] == [
+        ("delivered", [204])
+    ] * len(DELIVERY_IDS)
+
+
+async def test_loopback_only_refuses_an_older_subscriptions_outside_host_at_delivery(
+    settings: Settings,
+) -> None:
+    runtime = Runtime.build(settings.model_copy(update={"outbound_loopback_only": True}), "intake")
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(204)
+
+    try:
+        await _queue(runtime, "https://partner.example/hook", ["d-1"])  # stored before the setting
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            assert await WebhookDispatcher(runtime).deliver_due(client) == 1
+        (stored,) = await runtime.db[DELIVERIES].find({}).to_list()
+    finally:
+        await runtime.client.close()
+
+    assert requests == []
+    assert stored["status"] == "pending"  # retried like any failure, in case the setting is lifted
+    (attempt,) = stored["attempts"]
+    assert attempt["status_code"] is None
+    assert "SIGNPOST_OUTBOUND_LOOPBACK_ONLY" in attempt["error"]
