@@ -184,7 +184,13 @@ class Settings(BaseSettings):
     webhook_retry_base_s: float = Field(
         default=2.0, gt=0, le=3600, description="First retry delay; doubles each time."
     )
-    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_max_attempts: int = Field(
+        default=35,
+        ge=1,
+        le=50,
+        description="Attempts per delivery before it is marked failed. With the default base and delays "
+        "capped at an hour, 35 span 24 h 8 min (86,894 s): a partner down for up to a day misses no event.",
+    )
     ehc_escalation_min_cycles: int = Field(
         default=2,
         ge=1,
