@@ -118,7 +118,11 @@ async def test_offers_reach_the_agency_webhook_signed_and_retried(
         ({"url": "http://partner.example/hook"}, "https"),
         (
             {"url": "https://partner.example/hook", "event_types": ["uk.signpost.nonsense.v1"]},
-            "unknown event types",
+            "event types no webhook delivers",
+        ),
+        (  # a known event, but not one of a referral's: intake never delivers it
+            {"url": "https://partner.example/hook", "event_types": ["uk.signpost.provision.changed.v1"]},
+            """"field": "body.event_types", "message": "event types no webhook delivers ['uk.signpost.provision.changed.v1']""",
         ),
         ({"url": "https://partner.example/hook", "secret": "short"}, "at least 24"),
         (

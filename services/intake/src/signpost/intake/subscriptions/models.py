@@ -8,11 +8,14 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
 from signpost.intake.referrals.models import Strict
-from signpost.shared.events import EVENT_TYPES
+from signpost.shared.events import REFERRAL_EVENTS, ReferralSubmittedV1
 
 SUBSCRIPTIONS = "subscriptions"
 DELIVERIES = "deliveries"
 ALL_EVENTS = "*"
+# Intake queues a webhook for an event of a referral offered to the agency: never a provision or
+# setting event (not on the referrals topic), nor a submission (it comes before any offer).
+DELIVERED_EVENT_TYPES = frozenset(cls.event_type for cls in REFERRAL_EVENTS if cls is not ReferralSubmittedV1)
 
 EventTypeName = Annotated[str, Field(min_length=1, max_length=120)]
 
@@ -30,10 +33,12 @@ class SubscriptionRequest(Strict):
 
     @field_validator("event_types")
     @classmethod
-    def _known(cls, types: list[str]) -> list[str]:
-        unknown = [t for t in types if t != ALL_EVENTS and t not in EVENT_TYPES]
-        if unknown:
-            raise ValueError(f"unknown event types {unknown}; known: {sorted(EVENT_TYPES)}")
+    def _delivered(cls, types: list[str]) -> list[str]:
+        never = [t for t in types if t != ALL_EVENTS and t not in DELIVERED_EVENT_TYPES]
+        if never:
+            raise ValueError(
+                f"event types no webhook delivers {never}; '*' or: {sorted(DELIVERED_EVENT_TYPES)}"
+            )
         return types
 
 
