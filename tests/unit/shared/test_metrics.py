@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
+import pytest
 from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
+from signpost.shared import service
 from signpost.shared.metrics import HttpMetricsMiddleware, ServiceMetrics
 from signpost.shared.offsets import PartitionLag
+from signpost.shared.settings import Settings
+
+from tests.integration.test_consumer_failures import event_for, provision_event
 
 
 def values(metrics: ServiceMetrics, name: str, *labels: str) -> dict[tuple[str, ...], float]:
@@ -80,3 +87,30 @@ def test_lag_of_a_partition_never_committed_counts_from_the_log_start() -> None:
     # A commit older than the retained log cannot be read from: only what is retained is behind.
     assert PartitionLag("g", "t", 0, low_watermark=5, high_watermark=12, committed=2).lag == 7
     assert PartitionLag("g", "t", 0, low_watermark=0, high_watermark=12, committed=12).lag == 0
+
+
+async def test_a_failed_batch_counts_one_error_per_kind_of_event_not_one_per_event(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Its events are handled again one by one, and counted then: one bad event among many is
+    not hundreds of errors."""
+    subscribed: dict[str, Any] = {}
+    monkeypatch.setattr(service, "subscribe_events", lambda *_, **options: subscribed.update(options))
+    never_contacted = Settings(
+        _env_file=None, kafka_bootstrap="127.0.0.1:9", mongodb_url="mongodb://127.0.0.1:9"
+    )
+    runtime = service.Runtime.build(never_contacted, "intake")
+
+    async def fails(**_: object) -> None:
+        raise RuntimeError("one bad event")
+
+    async def handles(**_: object) -> None:
+        return None
+
+    runtime.consume_events(handles, batch_handler=fails)
+    batch = [event_for(f"r-{n}") for n in range(199)] + [provision_event("p-1")]
+    with pytest.raises(RuntimeError):
+        await subscribed["batch_handler"](batch)
+
+    errors = values(runtime.metrics, "signpost_event_handler_errors_total", "event_type")
+    assert errors == {(batch[0].type,): 1.0, (batch[-1].type,): 1.0}

@@ -96,7 +96,10 @@ class ServiceMetrics:
     def observe_handler(self, *, event_type: str, seconds: float, failed: bool) -> None:
         self.handler_duration.labels(self.service, event_type).observe(seconds)
         if failed:
-            self.handler_errors.labels(self.service, event_type).inc()
+            self.count_handler_error(event_type=event_type)
+
+    def count_handler_error(self, *, event_type: str) -> None:
+        self.handler_errors.labels(self.service, event_type).inc()
 
     def set_lag(self, rows: Iterable[PartitionLag] | None) -> None:
         """Replace every lag series (a partition no longer reported must not linger); None: unreadable."""

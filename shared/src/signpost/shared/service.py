@@ -105,14 +105,18 @@ class Runtime:
 
         async def handle_batch(envelopes: Sequence[Envelope[EventData]]) -> None:
             assert batch_handler is not None
-            started, failed = time.perf_counter(), True
+            started = time.perf_counter()
             try:
                 await batch_handler(runtime=self, envelopes=envelopes)
-                failed = False
-            finally:
-                share = (time.perf_counter() - started) / len(envelopes)  # each event an equal share
-                for envelope in envelopes:
-                    self.metrics.observe_handler(event_type=envelope.type, seconds=share, failed=failed)
+            except Exception:
+                # One call that raised, for each kind of event in it, not one per event: the events
+                # are handled again (one by one, or the batch in place) and counted then.
+                for event_type in dict.fromkeys(envelope.type for envelope in envelopes):
+                    self.metrics.count_handler_error(event_type=event_type)
+                raise
+            share = (time.perf_counter() - started) / len(envelopes)  # each event an equal share
+            for envelope in envelopes:
+                self.metrics.observe_handler(event_type=envelope.type, seconds=share, failed=False)
 
         self.consumes_events = True
         subscribe_events(
