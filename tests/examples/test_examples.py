@@ -117,7 +117,9 @@ def test_webhook_receiver_accepts_a_genuine_delivery_and_rejects_a_tampered_one(
     )
     assert status == 200
     routed = [
-        d for d in deliveries if d["referral_id"] == referral_id and d["event_type"].endswith("routed.v1")
+        d
+        for d in deliveries["items"]
+        if d["referral_id"] == referral_id and d["event_type"].endswith("routed.v1")
     ]
     assert routed and routed[0]["status"] == "delivered" and routed[0]["attempts"][-1]["status_code"] == 204
 

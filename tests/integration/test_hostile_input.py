@@ -290,17 +290,17 @@ async def test_information_and_decline_notes_refuse_hostile_text_and_keep_the_re
 async def test_filters_on_referrals_treat_hostile_values_literally(platform: Platform) -> None:
     practitioner = {"authorization": f"Bearer {platform.tokens.practitioner()}"}
     for params in [
-        {"cursor": "$gt"},
-        {"cursor": '{"$gt": ""}'},
-        {"cursor": "\x00"},
         {"locality": "$ne"},
         {"setting_id": '{"$gt": ""}'},
         {"locality": "Ashley", "setting_id": "$where"},
     ]:
         response = await platform.intake.get("/v1/referrals", params=params, headers=practitioner)
         assert response.status_code == 200, response.text
-        assert params.get("cursor") or response.json()["items"] == [], params
+        assert response.json()["items"] == [], params
     for name, value in [
+        ("cursor", "$gt"),
+        ("cursor", '{"$gt": ""}'),
+        ("cursor", "\x00"),
         ("status", "$ne"),
         ("need_code", "$gt"),
         ("locality", "x" * 65),

@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import uuid6
 from signpost.intake.app import create_app as create_intake
-from signpost.intake.subscriptions.models import SUBSCRIPTIONS
+from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
 from signpost.intake.subscriptions.signing import verify
 from signpost.routing.app import create_app as create_routing
 from signpost.shared.service import Runtime
@@ -101,7 +102,8 @@ async def test_offers_reach_the_agency_webhook_signed_and_retried(
 
         await eventually(accepted_delivered, what="acceptance delivered")
 
-        log = (await intake.get(f"/v1/subscriptions/{subscription['id']}/deliveries", headers=agency)).json()
+        page = await intake.get(f"/v1/subscriptions/{subscription['id']}/deliveries", headers=agency)
+        log = page.json()["items"]
         routed = next(d for d in log if d["event_type"] == "uk.signpost.referral.routed.v1")
         assert routed["status"] == "delivered"
         assert [a["status_code"] for a in routed["attempts"]] == [500, 204]
@@ -174,7 +176,7 @@ async def test_a_url_that_cannot_be_sent_to_fails_its_deliveries_and_stops_no_ot
         async def settled(subscription_id: str, headers: dict[str, str]) -> list[dict[str, Any]] | None:
             log = (
                 await intake.get(f"/v1/subscriptions/{subscription_id}/deliveries", headers=headers)
-            ).json()
+            ).json()["items"]
             return log if log and all(d["status"] != "pending" for d in log) else None
 
         failed = await eventually(lambda: settled("not-idna", health), what="the bad URL's deliveries settle")
@@ -190,3 +192,80 @@ async def test_a_url_that_cannot_be_sent_to_fails_its_deliveries_and_stops_no_ot
         ("delivered", [204])
     ] * len(delivered)
     assert len(receiver.received) == len(delivered)
+
+
+def _plan_stages(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in [plan.get("inputStage"), *plan.get("inputStages", [])]:
+        if child:
+            yield from _plan_stages(child)
+
+
+async def test_the_delivery_log_pages_by_cursor_and_filters_by_status(
+    kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path
+) -> None:
+    """More deliveries than a page: following next_cursor gives each once, newest first, from an
+    index; a status filter pages the same way; a cursor no page gave out is refused."""
+    settings = settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file)
+    agency = {"Authorization": f"Bearer {Tokens(settings).agency('la-inclusion-service')}"}
+    async with AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(create_intake(settings)))
+        runtime = Runtime.build(settings, "intake")
+        stack.push_async_callback(runtime.client.close)
+        subscription = (
+            await intake.post(
+                "/v1/subscriptions", json={"url": "https://partner.example/hook"}, headers=agency
+            )
+        ).json()
+        statuses = ["failed", "delivered", "pending"] * 4 + ["failed"]
+        log = [
+            {"_id": str(uuid6.uuid7()), "subscription_id": subscription["id"], "event_id": str(i),
+             "event_type": "uk.signpost.referral.routed.v1", "referral_id": "r", "status": status,
+             "attempts": [], "next_attempt_at": None}
+            for i, status in enumerate(statuses)
+        ]  # fmt: skip
+        other = {**log[0], "_id": str(uuid6.uuid7()), "subscription_id": "another"}
+        await runtime.db[DELIVERIES].insert_many([*log, other])
+        newest_first = [d["_id"] for d in reversed(log)]
+
+        async def follow(**params: Any) -> list[str]:
+            seen: list[str] = []
+            cursor = None
+            while True:
+                response = await intake.get(
+                    f"/v1/subscriptions/{subscription['id']}/deliveries",
+                    params={**params, "limit": 4, **({"cursor": cursor} if cursor else {})},
+                    headers=agency,
+                )
+                assert response.status_code == 200, response.text
+                page = response.json()
+                assert len(page["items"]) <= 4
+                seen += [d["id"] for d in page["items"]]
+                if (cursor := page["next_cursor"]) is None:
+                    return seen
+
+        assert await follow() == newest_first
+        failed = await follow(status="failed")
+        assert failed == [d["_id"] for d in reversed(log) if d["status"] == "failed"] and len(failed) == 5
+
+        for bad in ["not-a-cursor", '{"$gt": ""}', newest_first[0].upper()]:
+            refused = await intake.get(
+                f"/v1/subscriptions/{subscription['id']}/deliveries", params={"cursor": bad}, headers=agency
+            )
+            assert refused.status_code == 422, refused.text
+            assert [p["field"] for p in refused.json()["detail"]] == ["query.cursor"]
+
+        # Each page is read from an index that holds the whole filter: no delivery is read to be dropped.
+        for status, index in [
+            (None, {"subscription_id": 1, "_id": 1}),
+            ("failed", {"subscription_id": 1, "status": 1, "_id": 1}),
+        ]:
+            query = {"subscription_id": subscription["id"], "_id": {"$lt": newest_first[2]}}
+            found = runtime.db[DELIVERIES].find({**query, **({"status": status} if status else {})})
+            explained = await found.sort("_id", -1).limit(3).explain()
+            scans = [
+                s for s in _plan_stages(explained["queryPlanner"]["winningPlan"]) if "SCAN" in s["stage"]
+            ]
+            assert [s.get("keyPattern") for s in scans] == [index]
+            stats = explained["executionStats"]
+            assert stats["totalDocsExamined"] == stats["totalKeysExamined"]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from signpost.intake.offers.models import CompleteRequest, DeclineRequest
+from signpost.intake.paging import newest_first
 from signpost.intake.referrals.access import visible_referrals
 from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.service import AWAITING_ROUTING, Decision, NotFound, package_status
@@ -102,10 +103,7 @@ async def list_offers(
     if status is not None:
         offer_match["status"] = status.value
     query["offers"] = {"$elemMatch": offer_match}
-    if cursor:
-        query["_id"] = {"$lt": cursor}
-    referrals = await runtime.db[REFERRALS].find(query).sort("_id", -1).limit(limit + 1).to_list()
-    page, more = referrals[:limit], len(referrals) > limit
+    page, next_cursor = await newest_first(runtime.db[REFERRALS], query, limit=limit, cursor=cursor)
     pairs = [
         (referral, offer)
         for referral in page
@@ -113,4 +111,4 @@ async def list_offers(
         if offer["organisation_id"] == principal.organisation
         and (status is None or offer["status"] == status.value)
     ]
-    return pairs, (page[-1]["_id"] if more else None)
+    return pairs, next_cursor

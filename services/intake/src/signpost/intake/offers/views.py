@@ -7,9 +7,9 @@ from functools import partial
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
 from signpost.intake.offers.models import CompleteRequest, DeclineRequest, NoteRequest, OfferSummary
 from signpost.intake.offers.service import MAX_PAGE, OFFER_MOVES, list_offers, offer_move
+from signpost.intake.paging import Cursor, Page
 from signpost.intake.referrals.models import ReferralView
 from signpost.intake.referrals.views import CONFLICT, NOT_FOUND, apply_decision
 from signpost.shared.auth.dependencies import require_roles
@@ -24,9 +24,8 @@ OFFER = "/v1/referrals/{referral_id}/offers/{provision_id}"
 Handler = TypeVar("Handler", bound=Callable[..., Awaitable[Any]])
 
 
-class OfferPage(BaseModel):
+class OfferPage(Page):
     items: list[OfferSummary]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")
 
 
 @router.get("/v1/offers", response_model=OfferPage, summary="Offers made to your organisation, newest first")
@@ -35,7 +34,7 @@ async def get_offers(
     principal: AgencyDep,
     status: ReferralStatus | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 25,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
 ) -> OfferPage:
     pairs, next_cursor = await list_offers(
         runtime=runtime, principal=principal, status=status, limit=limit, cursor=cursor

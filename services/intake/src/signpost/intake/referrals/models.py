@@ -20,6 +20,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from signpost.intake.paging import Page
 from signpost.shared.events import NeedsProfile, Offer
 from signpost.shared.lifecycle import Move, ReferralStatus
 from signpost.shared.text import MultiLine, SingleLine, is_stored
@@ -263,6 +264,5 @@ class InformationRequest(Strict):
     )
 
 
-class ReferralPage(BaseModel):
+class ReferralPage(Page):
     items: list[ReferralView]
-    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null on the last page.")

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from signpost.intake.audit.service import Purpose, record_read
+from signpost.intake.paging import Cursor, newest_first
 from signpost.intake.referrals.access import may_read_child_details, visible_referrals
 from signpost.intake.referrals.models import (
     REFERRALS,
@@ -146,7 +147,7 @@ async def list_referrals(
     setting_id: Annotated[SingleLine | None, Query(max_length=64)] = None,
     need_code: NeedCode | None = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 25,
-    cursor: Annotated[str | None, Query(max_length=64)] = None,
+    cursor: Cursor = None,
 ) -> ReferralPage:
     query = visible_referrals(principal, tenant=runtime.settings.tenant)
     for field, value in (
@@ -157,14 +158,8 @@ async def list_referrals(
     ):
         if value is not None:
             query[field] = str(value)
-    if cursor:
-        query["_id"] = {"$lt": cursor}
-    found = await runtime.db[REFERRALS].find(query).sort("_id", -1).limit(limit + 1).to_list()
-    page = found[:limit]
-    return ReferralPage(
-        items=[referral_view(r, principal) for r in page],
-        next_cursor=page[-1]["_id"] if len(found) > limit else None,
-    )
+    page, next_cursor = await newest_first(runtime.db[REFERRALS], query, limit=limit, cursor=cursor)
+    return ReferralPage(items=[referral_view(r, principal) for r in page], next_cursor=next_cursor)
 
 
 async def _visible(runtime: RuntimeDep, principal: Principal, referral_id: str) -> Document:

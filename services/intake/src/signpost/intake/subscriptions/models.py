@@ -7,6 +7,7 @@ from enum import StrEnum
 from typing import Annotated
 
 from pydantic import AnyHttpUrl, BaseModel, Field, field_validator
+from signpost.intake.paging import Page
 from signpost.intake.referrals.models import Strict
 from signpost.shared.events import REFERRAL_EVENTS, ReferralSubmittedV1
 
@@ -77,3 +78,7 @@ class DeliveryView(BaseModel):
     status: DeliveryStatus
     attempts: list[Attempt]
     next_attempt_at: datetime | None
+
+
+class DeliveryPage(Page):
+    items: list[DeliveryView]

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 import httpx
 import uuid6
 from pymongo import ASCENDING, IndexModel
+from signpost.intake.paging import newest_first
 from signpost.intake.subscriptions.models import (
     ALL_EVENTS,
     DELIVERIES,
@@ -32,7 +33,9 @@ SUBSCRIPTION_INDEXES = [
 ]
 DELIVERY_INDEXES = [
     IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)]),
+    # A subscription's delivery log, newest first, all of it or one status (operators look for failures).
     IndexModel([("subscription_id", ASCENDING), ("_id", ASCENDING)]),
+    IndexModel([("subscription_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)]),
 ]
 
 
@@ -84,6 +87,16 @@ async def create_subscription(
 
 def owned_by(principal: Principal, *, tenant: str) -> Document:
     return {"tenant": tenant, "organisation": principal.organisation}
+
+
+async def delivery_log(
+    *, runtime: Runtime, subscription_id: str, status: DeliveryStatus | None, limit: int, cursor: str | None
+) -> tuple[list[Document], str | None]:
+    """One page of a subscription's deliveries, newest first, and the cursor for the next."""
+    query: Document = {"subscription_id": subscription_id}
+    if status is not None:
+        query["status"] = status.value
+    return await newest_first(runtime.db[DELIVERIES], query, limit=limit, cursor=cursor)
 
 
 async def queue_deliveries(

@@ -5,15 +5,22 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Query, status
+from signpost.intake.paging import Cursor
 from signpost.intake.subscriptions.models import (
-    DELIVERIES,
     SUBSCRIPTIONS,
+    DeliveryPage,
+    DeliveryStatus,
     DeliveryView,
     SubscriptionCreated,
     SubscriptionRequest,
     SubscriptionView,
 )
-from signpost.intake.subscriptions.service import UnsafeWebhookUrl, create_subscription, owned_by
+from signpost.intake.subscriptions.service import (
+    UnsafeWebhookUrl,
+    create_subscription,
+    delivery_log,
+    owned_by,
+)
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
@@ -84,19 +91,26 @@ async def unsubscribe(subscription_id: str, runtime: RuntimeDep, principal: Agen
 
 @router.get(
     "/{subscription_id}/deliveries",
-    response_model=list[DeliveryView],
-    summary="Every delivery and attempt for a subscription, newest first",
+    response_model=DeliveryPage,
+    summary="Every delivery and attempt for a subscription, newest first, a page at a time",
     responses={404: {"description": "No such subscription of yours"}},
 )
 async def deliveries(
     subscription_id: str,
     runtime: RuntimeDep,
     principal: AgencyDep,
+    status_: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> list[DeliveryView]:
+    cursor: Cursor = None,
+) -> DeliveryPage:
     await _owned(runtime, principal, subscription_id)
-    found = runtime.db[DELIVERIES].find({"subscription_id": subscription_id}).sort("_id", -1).limit(limit)
-    return [
-        DeliveryView(id=d["_id"], **{k: v for k, v in d.items() if k in DeliveryView.model_fields})
-        async for d in found
-    ]
+    page, next_cursor = await delivery_log(
+        runtime=runtime, subscription_id=subscription_id, status=status_, limit=limit, cursor=cursor
+    )
+    return DeliveryPage(
+        items=[
+            DeliveryView(id=d["_id"], **{k: v for k, v in d.items() if k in DeliveryView.model_fields})
+            for d in page
+        ],
+        next_cursor=next_cursor,
+    )
