@@ -122,7 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Asks /healthz (or /readyz with --ready) of the service listening on 127.0.0.1.",
     )
     health.add_argument("--service", choices=SERVICE_NAMES, help="which one (default: whichever listens)")
-    health.add_argument("--ready", action="store_true", help="also require Kafka and MongoDB to answer")
+    health.add_argument(
+        "--ready", action="store_true", help="also require /readyz: MongoDB answers (Kafka is only reported)"
+    )
     catalogue = commands.add_parser(
         "catalogue",
         help="manage the Local Offer catalogue through routing's API",

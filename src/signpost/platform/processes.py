@@ -44,11 +44,6 @@ def free_port(host: str = "127.0.0.1") -> int:
 _WILDCARD_LOOPBACKS = {"": ("127.0.0.1",), "0.0.0.0": ("127.0.0.1",), "::": ("::1", "127.0.0.1")}
 
 
-def loopback_for(host: str) -> str:
-    """The address this machine reaches a server bound to `host` at."""
-    return _WILDCARD_LOOPBACKS.get(host, (host,))[0]
-
-
 def port_is_open(host: str, port: int) -> bool:
     """Whether something accepts connections at host:port, IPv4 or IPv6 (a wildcard host: on loopback).
 

@@ -32,7 +32,7 @@ from signpost.platform.embedded import (
     start_kafka,
     start_mongodb,
 )
-from signpost.platform.processes import ManagedProcess, loopback_for, port_is_open, stop_all
+from signpost.platform.processes import ManagedProcess, port_is_open, stop_all
 
 STOP_BUDGET_S = 10.0
 SERVICE_STOP_SHARE_S = 6.0  # services first (they drain), the servers get the rest
@@ -71,7 +71,7 @@ def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None 
     env: dict[str, str] = {}
     supervised = Services(
         lambda name: _start_service(name, env),
-        lambda name: _is_ready(f"{_local_url(settings, name)}/readyz"),
+        lambda name: _is_ready(f"{settings.local_url(name)}/readyz"),
         stop_timeout_s=SERVICE_STOP_SHARE_S,
         ready_timeout_s=READY_TIMEOUT_S,
         say=_say,
@@ -187,17 +187,11 @@ def _wait_for_services(settings: Settings, services: Sequence[ManagedProcess], s
         for service in list(waiting):
             if service.exit_code() is not None:
                 raise _ServiceFailed(f"{service.name} {service.describe_exit()} during start-up")
-            if _is_ready(f"{_local_url(settings, service.name)}/readyz"):  # type: ignore[arg-type]
+            if _is_ready(f"{settings.local_url(service.name)}/readyz"):  # type: ignore[arg-type]
                 waiting.remove(service)
         if time.monotonic() > deadline:
             raise _ServiceFailed(f"not ready within {READY_TIMEOUT_S:.0f} s: {[s.name for s in waiting]}")
         time.sleep(0.2)
-
-
-def _local_url(settings: Settings, name: ServiceName) -> str:
-    """Where this machine reaches a service it runs (a wildcard host on loopback; IPv6 in brackets)."""
-    host = loopback_for(settings.host)
-    return f"http://{f'[{host}]' if ':' in host else host}:{settings.port_of(name)}"
 
 
 def _is_ready(url: str) -> bool:
@@ -211,7 +205,7 @@ def _is_ready(url: str) -> bool:
 def _announce(settings: Settings, servers: Sequence[EmbeddedServer], no_control: str | None) -> None:
     lines = ["", "Signpost is running:"]
     for name in SERVICE_NAMES:
-        base = _local_url(settings, name)
+        base = settings.local_url(name)
         lines.append(f"  {name:<9} {base}   (API docs: {base}/docs)")
     kafka = next((s for s in servers if s.process.name == "kafka"), None)
     mongodb = next((s for s in servers if s.process.name == "mongodb"), None)
@@ -225,7 +219,7 @@ def _announce(settings: Settings, servers: Sequence[EmbeddedServer], no_control:
         if mongodb
         else "  mongodb   (SIGNPOST_MONGODB_URL)"
     )
-    dashboard = f"{_local_url(settings, 'analytics')}/dashboard/"
+    dashboard = f"{settings.local_url('analytics')}/dashboard/"
     if not settings.auth_issuer:
         tokens = demo_tokens(settings)
         lines.append("Demo bearer tokens (development issuer; `signpost token --role R --org O` makes more):")

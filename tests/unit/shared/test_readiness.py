@@ -45,11 +45,18 @@ async def test_mongodb_or_an_own_check_failing_is_not_ready(monkeypatch: pytest.
     async def mongodb_away(_: object) -> bool:
         raise ConnectionError
 
+    async def mongodb_answers(_: object) -> bool:
+        return True
+
     async def kafka_answers(**_: float) -> bool:
         return True
 
     monkeypatch.setattr(service, "_ping_mongo", mongodb_away)
     assert (await readyz(app_with(kafka=kafka_answers))).status_code == 503
+    monkeypatch.setattr(service, "_ping_mongo", mongodb_answers)
+    loading = app_with(kafka=kafka_answers, readiness={"projections": lambda: "loading"})
+    answer = await readyz(loading)
+    assert answer.status_code == 503 and answer.json()["checks"]["projections"] == "loading"
 
 
 async def test_both_servers_are_asked_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

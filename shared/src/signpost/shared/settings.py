@@ -302,7 +302,11 @@ class Settings(BaseSettings):
         explicit = {"intake": self.intake_url, "routing": self.routing_url, "analytics": self.analytics_url}
         if explicit[service]:
             return str(explicit[service]).rstrip("/")
-        # A wildcard listen address is not an address to connect to.
+        return self.local_url(service)
+
+    def local_url(self, service: ServiceName) -> str:
+        """Where this machine reaches a service it runs itself (`signpost run`)."""
+        # A wildcard listen address is not an address to connect to ('::' takes IPv4 too).
         host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port_of(service)}"

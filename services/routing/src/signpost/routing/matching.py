@@ -474,7 +474,7 @@ _SHORTFALL = {
 }
 
 
-def _shortfall(winner: Score, rival: Score, provision: Provision, needs: Sequence[NeedCode] = ()) -> str:
+def _shortfall(winner: Score, rival: Score, provision: Provision, needs: Sequence[NeedCode]) -> str:
     """Why `rival` lost to `winner`, both scored for the same needs (named unless all the child's)."""
     scored_for = f" for {', '.join(n.value for n in needs)}" if needs else ""
     if rival.total == winner.total:

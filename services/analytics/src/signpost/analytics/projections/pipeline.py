@@ -41,10 +41,9 @@ INDEX_TURN = 500
 # the cache's), after 10 collections of the middle one if a quarter more objects have survived
 # since. A batch's events live across two batches, so they reach the oldest generation: each batch
 # set off a full collection, about 40% of this process's CPU at 200k-300k events (bench/analytics.py).
-# After 100, full collections still took about 40 ms of CPU per 1,000 events at 1M events and freed
-# 50 objects in all; after 1,000, about 10 ms (`bench/analytics.py --full-collection-after`). Nearly
-# everything a batch leaves behind is freed by reference counting at once; the few reference cycles
-# wait longer.
+# After 100, full collections still took about 40 ms of CPU per 1,000 events at 1M events; after
+# 1,000, about 10 ms (`bench/analytics.py --full-collection-after`). Nearly everything a batch leaves
+# behind is freed by reference counting at once; the few reference cycles wait longer.
 FULL_COLLECTION_AFTER = 1000
 
 

@@ -307,8 +307,9 @@ def _reroute(
     now: datetime,
 ) -> ReferralRoutedV1 | ReferralUnmatchedV1:
     """Offers for `needs` (`needs_to_reroute`) from provisions not yet tried, with continuity as on
-    a first decision (`served_before`), or those needs named as unmet. Every decline is answered, so intake knows the package is settled: when the other
-    offers still meet all its needs, with no need unmet."""
+    a first decision (`served_before`), or those needs named as unmet. Every decline is answered,
+    so intake knows the package is settled: when the other offers still meet all its needs, the
+    answer is an unmatched event naming no need."""
     if needs:
         child = ReferralSubmittedV1.model_validate({**record["submitted"], "need_codes": needs})
         tried = frozenset(record["provision_ids"])
