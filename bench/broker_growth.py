@@ -20,16 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import signal
-import sys
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from signpost.platform.benchkit import group_cpu_seconds, run_fast
-from signpost.platform.embedded import EmbeddedServer, start_kafka
+from signpost.platform.benchkit import group_cpu_seconds, run_fast, scratch_kafka
+from signpost.platform.embedded import EmbeddedServer
 
 TOPIC = "growth"
 PAYLOAD = b"x" * 600  # about the size of a referral event's body
@@ -107,18 +104,13 @@ def main() -> int:
     print("| groups reading | messages already in the log | produced/s | Tansu CPU ms per message |")
     print("| --- | --- | --- | --- |")
     for groups in args.groups:
-        broker = start_kafka(sink=sys.stderr)  # its own lines stay out of the table
-        try:
+        with scratch_kafka() as broker:
             for row in run_fast(
                 measure(
                     broker, messages=args.messages, rate=args.rate, groups=groups, partitions=args.partitions
                 )
             ):
                 print(row, flush=True)
-        finally:
-            broker.process.signal(signal.SIGTERM)
-            with contextlib.suppress(Exception):
-                broker.process.wait(timeout_s=10)
     return 0
 
 

@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import signal
 import statistics
-import sys
 import time
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from signpost.platform.benchkit import group_cpu_seconds, run_fast
-from signpost.platform.embedded import EmbeddedServer, start_kafka
+from signpost.platform.benchkit import group_cpu_seconds, run_fast, scratch_kafka
+from signpost.platform.embedded import EmbeddedServer
 
 TOPIC = "hold"
 PARTITIONS = 6
@@ -96,15 +94,10 @@ def main() -> int:
     print("| fetch_max_wait_ms | records read | produce->consume p50 | p99 | max | Tansu share of a core |")
     print("| --- | --- | --- | --- | --- | --- |")
     for wait_ms in args.waits:
-        broker = start_kafka(sink=sys.stderr)  # its own lines stay out of the table
-        try:
+        with scratch_kafka() as broker:
             print(
                 run_fast(measure(broker, wait_ms=wait_ms, records=args.records, rate=args.rate)), flush=True
             )
-        finally:
-            broker.process.signal(signal.SIGTERM)
-            with contextlib.suppress(Exception):
-                broker.process.wait(timeout_s=10)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Coroutine, Iterator, Mapping
@@ -29,7 +30,7 @@ from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
 from signpost.platform.cluster import LocalCluster
-from signpost.platform.embedded import EmbeddedServer, start_mongodb
+from signpost.platform.embedded import EmbeddedServer, start_kafka, start_mongodb
 from signpost.platform.processes import stop_all
 
 T = TypeVar("T")
@@ -61,6 +62,17 @@ def scratch_mongodb() -> Iterator[EmbeddedServer]:
             yield server
         finally:
             stop_all([server.process], timeout_s=10)
+
+
+@contextmanager
+def scratch_kafka() -> Iterator[EmbeddedServer]:
+    """A Tansu of its own on a free port (memory storage: it starts empty), stopped afterwards: for
+    the benchmarks that measure the broker alone. Its own lines go to stderr, out of the tables."""
+    server = start_kafka(sink=sys.stderr)
+    try:
+        yield server
+    finally:
+        stop_all([server.process], timeout_s=10)
 
 
 def bench_cluster(workdir: Path, *, settings: Mapping[str, str] | None = None) -> LocalCluster:
