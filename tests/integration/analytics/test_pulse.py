@@ -101,6 +101,9 @@ async def test_coverage_counts_registered_settings_that_referred(analytics: Anal
         body = {"name": f"School {setting}", "locality": locality, "phase": "primary"}
         response = await analytics.client.put(f"/v1/settings-register/{setting}", json=body, headers=admin)
         assert response.status_code == 202, response.text
+    async with reading(analytics.topics.settings_register, analytics.settings) as consumer:
+        registered = dict((await next_record(consumer)).headers)
+    assert registered["ce_source"] == b"/signpost/analytics"  # the form every producer's source takes
     forbidden = await analytics.client.put(
         "/v1/settings-register/URN9", json={"name": "x", "locality": "y"}, headers=analytics.auth("analyst")
     )

@@ -22,6 +22,8 @@ from signpost.shared.text import SingleLine
 
 router = APIRouter(prefix="/v1/settings-register", tags=["settings register"])
 
+SOURCE = "/signpost/analytics"  # the `ce_source` form every producer uses: /signpost/<service>[/<part>]
+
 SettingId = Annotated[
     str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="The setting's id, e.g. its URN.")
 ]
@@ -111,5 +113,5 @@ async def _publish(
         phase=phase,
         changed_at=datetime.now(UTC),
     )
-    envelope = new_event(data, source="signpost/analytics", tenant=principal.tenant, subject=setting_id)
+    envelope = new_event(data, source=SOURCE, tenant=principal.tenant, subject=setting_id)
     await publish_event(runtime.broker, topic=runtime.topics.settings_register, envelope=envelope)
