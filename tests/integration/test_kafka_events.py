@@ -51,5 +51,6 @@ async def test_envelope_round_trips_through_kafka_headers(settings: Settings) ->
     assert record.key == b"r-42"
     assert headers["ce_id"] == event.id and headers["ce_type"] == event.type
     assert headers["ce_tenant"] == "E06000023" and headers["ce_correlationid"] == "c-9"
+    assert headers["correlation_id"] == "c-9"  # FastStream's own header agrees with it
     assert headers["content-type"] == "application/json"
     assert from_kafka(record.value, headers) == event

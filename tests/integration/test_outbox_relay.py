@@ -38,7 +38,7 @@ from signpost.shared.topics import Topics
 
 from tests.commands import SentCommands
 from tests.conftest import eventually, serving
-from tests.integration.records import records_on, wait_for_records
+from tests.integration.records import headers_of, records_on, wait_for_records
 from tests.integration.test_consumer_failures import event_for
 
 
@@ -292,6 +292,27 @@ async def test_told_the_broker_lost_its_log_a_relay_sends_every_published_event_
         await eventually(lambda: all_marked(client, settings), what="the pending event marked")
         await asyncio.sleep(0.5)  # nothing more goes out
         assert len(await published_ids(settings, 5)) == 5
+
+
+async def test_relayed_and_replayed_events_carry_their_correlation_id_in_faststreams_header_too(
+    settings: Settings, client: AsyncMongoClient[Document]
+) -> None:
+    """FastStream adds a `correlation_id` header to what it publishes: a random one unless told."""
+    db = client[settings.database_name("routing")]
+    forgotten, pending = event_for("r-16"), event_for("r-16")
+    await stage(client, settings, [forgotten])
+    await mark_published(db, [forgotten])
+    await stage(client, settings, [pending])
+    async with relaying(settings, log_lost=True):
+        # The replay sends both, then the pending one goes out as pending.
+        records = await wait_for_records(settings, Topics.from_settings(settings).referrals, 3)
+    sent = [headers_of(record) for record in records]
+    assert [headers["ce_id"] for headers in sent] == [forgotten.id, pending.id, pending.id]
+    assert [headers["correlation_id"] for headers in sent] == [
+        forgotten.correlationid,
+        pending.correlationid,
+        pending.correlationid,
+    ]
 
 
 async def test_a_replay_cut_short_goes_on_from_its_last_page_at_the_next_start(

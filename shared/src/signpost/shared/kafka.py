@@ -115,6 +115,8 @@ async def publish_event(broker: KafkaBroker, *, topic: str, envelope: Envelope[A
         topic,
         key=envelope.subject.encode(),
         headers=to_kafka_headers(envelope),
+        # FastStream's own `correlation_id` header, else a random one that disagrees with ce_correlationid.
+        correlation_id=envelope.correlationid,
     )
 
 

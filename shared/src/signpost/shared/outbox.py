@@ -450,6 +450,9 @@ class OutboxRelay:
                 doc["topic"],
                 key=doc["key"].encode(),
                 headers=doc["headers"],
+                # FastStream's own `correlation_id` header, else a random one that disagrees with
+                # ce_correlationid; from the stored headers, so a replay carries the same.
+                correlation_id=doc["headers"]["ce_correlationid"],
                 no_confirm=True,
             )
             for doc in documents
