@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import base64
+import os
 import re
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -112,6 +116,46 @@ def test_migrate_creates_topics_for_a_single_broker() -> None:
     assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
     assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
     assert kafka["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 1
+
+
+def write_keyfile(key: str, directory: Path) -> subprocess.CompletedProcess[str]:
+    """mongodb-keyfile's script, as compose hands it to the image's /bin/sh, writing into `directory`."""
+    (script,) = SERVICES["mongodb-keyfile"]["command"]
+    script = script.replace("$$", "$").replace("/keyfile/", f"{directory}/")
+    stubs = directory / "bin"  # chown to mongod's user needs root; the check and the write do not
+    stubs.mkdir(exist_ok=True)
+    (stubs / "chown").write_text("#!/bin/sh\n")
+    (stubs / "chown").chmod(0o755)
+    env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}", "MONGODB_REPLICA_SET_KEY": key}
+    return subprocess.run(["/bin/sh", "-c", script], env=env, capture_output=True, text=True)
+
+
+def test_the_replica_set_key_from_the_example_command_reaches_the_keyfile(tmp_path: Path) -> None:
+    example = (ROOT / ".env.example").read_text()
+    (command,) = re.findall(r'python3 -c "(.*token_bytes.*)"', example)
+    key = subprocess.run([sys.executable, "-c", command], capture_output=True, text=True, check=True)
+    written = write_keyfile(key.stdout.strip(), tmp_path)
+    assert written.returncode == 0, written.stderr
+    assert (tmp_path / "key").read_text() == key.stdout.strip()
+
+
+@pytest.mark.parametrize(
+    ("key", "problem"),
+    [
+        ("p3Kx-vQ_9aZ", "only base64 characters"),  # secrets.token_urlsafe's alphabet
+        ("a key with spaces", "only base64 characters"),
+        ("abc", "6 to 1024 characters"),
+        ("A" * 1025, "6 to 1024 characters"),
+        (EXAMPLE_ENV["MONGODB_REPLICA_SET_KEY"], "placeholder"),
+    ],
+)
+def test_a_key_mongod_would_refuse_stops_compose_naming_the_variable(
+    key: str, problem: str, tmp_path: Path
+) -> None:
+    written = write_keyfile(key, tmp_path)
+    assert written.returncode != 0
+    assert "MONGODB_REPLICA_SET_KEY" in written.stderr and problem in written.stderr
+    assert not (tmp_path / "key").exists()
 
 
 def test_mongodb_requires_authentication_and_signpost_has_its_own_user() -> None:
