@@ -179,6 +179,13 @@ def test_mongodb_requires_authentication_and_signpost_has_its_own_user() -> None
     assert (ROOT / "deploy" / "compose" / "mongodb-init.js").is_file()
 
 
+def test_mongodb_is_healthy_only_when_reachable_as_mongodb_init_reaches_it() -> None:
+    probe = SERVICES["mongodb"]["healthcheck"]["test"]
+    assert probe[:2] == ["CMD", "mongosh"]
+    # Not localhost: the image's first-start mongod listens there alone, then restarts.
+    assert probe[probe.index("--host") + 1] == environment("mongodb-init")["MONGODB_HOST"]
+
+
 def test_stopping_gives_services_their_whole_shutdown_budget() -> None:
     for service in (*SERVICE_NAMES, "migrate"):
         grace = seconds(SERVICES[service]["stop_grace_period"])
