@@ -8,10 +8,16 @@ from typing import Any
 import httpx
 from signpost.intake.app import create_app as create_intake
 from signpost.routing.app import create_app as create_routing
+from signpost.shared.logging import CORRELATION_HEADER
 from signpost.shared.settings import Settings
+from signpost.shared.topics import Topics
 
 from tests.conftest import Tokens, eventually, serving
 from tests.factories import referral
+from tests.integration.records import headers_of, records_on
+
+# Request ids as a caller may supply them (hex and dashes).
+SUBMISSION, DECLINE, ACCEPTANCE = "5ab0-0001", "5ab0-0002", "5ab0-0003"
 
 HEALTH_ONLY = {"family_agrees_to_early_help": True, "lawful_basis": "consent", "sharing_scope": ["health"]}
 
@@ -33,7 +39,11 @@ async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(sett
             return int((await routing.get(f"/v1/provisions/{provision_id}")).json()["capacity"]["available"])
 
         referral_id = (
-            await intake.post("/v1/referrals", json=referral(need_codes=["SLCN"]), headers=practitioner)
+            await intake.post(
+                "/v1/referrals",
+                json=referral(need_codes=["SLCN"]),
+                headers={**practitioner, CORRELATION_HEADER: SUBMISSION},
+            )
         ).json()["id"]
         first = await eventually(
             lambda: _when(view(referral_id), lambda v: v["status"] == "routed"), what="routed"
@@ -43,7 +53,7 @@ async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(sett
         declined = await intake.post(
             f"/v1/referrals/{referral_id}/offers/slt-community/decline",
             json={"reason": "no_capacity"},
-            headers=slt,
+            headers={**slt, CORRELATION_HEADER: DECLINE},
         )
         assert declined.status_code == 200 and declined.json()["status"] == "declined"
         rerouted = await eventually(
@@ -70,7 +80,8 @@ async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(sett
 
         before = await places("autism-outreach")
         accepted = await intake.post(
-            f"/v1/referrals/{referral_id}/offers/autism-outreach/accept", headers=inclusion
+            f"/v1/referrals/{referral_id}/offers/autism-outreach/accept",
+            headers={**inclusion, CORRELATION_HEADER: ACCEPTANCE},
         )
         assert accepted.status_code == 200
         await eventually(
@@ -83,6 +94,22 @@ async def test_decline_reroutes_acceptance_reserves_and_withdrawal_releases(sett
         await eventually(
             lambda: _when(places("autism-outreach"), lambda n: n == before), what="the place freed"
         )
+        # A correlation id is one request's chain (docs/operations.md): a decision shares its cause's,
+        # each later request has its own, and the referral id (key and ce_subject) follows them all.
+        records = await records_on(settings, Topics.from_settings(settings).referrals)
+        chain = [
+            (headers["ce_type"].rpartition(".referral.")[2], headers["ce_correlationid"])
+            for record in records
+            if record.key == referral_id.encode()
+            and (headers := headers_of(record))["ce_subject"] == referral_id
+        ]
+        assert chain[:5] == [
+            ("submitted.v1", SUBMISSION),
+            ("routed.v1", SUBMISSION),
+            ("offer_declined.v1", DECLINE),
+            ("routed.v1", DECLINE),
+            ("offer_accepted.v1", ACCEPTANCE),
+        ]
 
         # Health only: nothing else in health covers SLCN, so the decline leaves the need unmet.
         second = (
