@@ -55,9 +55,12 @@ class RunningPlatform:
         return found
 
 
-def request(url: str, body: dict[str, Any] | None = None, token: str | None = None) -> tuple[int, Any]:
+def request(
+    url: str, body: dict[str, Any] | None = None, token: str | None = None, **extra: str
+) -> tuple[int, Any]:
+    """`extra` headers by name, with underscores for dashes (`x_correlation_id=...`)."""
     data = json.dumps(body).encode() if body is not None else None
-    headers = {"content-type": "application/json"}
+    headers = {"content-type": "application/json", **{k.replace("_", "-"): v for k, v in extra.items()}}
     if token:
         headers["authorization"] = f"Bearer {token}"
     req = urllib.request.Request(url, data=data, headers=headers)

@@ -37,7 +37,8 @@ def test_no_identifier_in_any_topic_or_log_line(tmp_path: Path) -> None:
         practitioner = platform.demo_token("practitioner", "school-ashley-primary")
         inclusion = platform.demo_token("agency", "la-inclusion-service")
         ids = [
-            submit(platform, practitioner, referral()),
+            # A case system's own reference as the correlation id must not reach events or logs.
+            submit(platform, practitioner, referral(), x_correlation_id="NHS-9434765919"),
             submit(platform, practitioner, referral(safeguarding_concern=True)),
             submit(platform, practitioner, referral(need_codes=["SPLD"])),
         ]
@@ -96,8 +97,8 @@ def test_no_identifier_in_any_topic_or_log_line(tmp_path: Path) -> None:
     assert leaked_lines == [], f"identifiers in logs: {leaked_lines[:5]}"
 
 
-def submit(platform: RunningPlatform, token: str, body: dict[str, object]) -> str:
-    code, answer = request(platform.url("intake", "/v1/referrals"), body, token)
+def submit(platform: RunningPlatform, token: str, body: dict[str, object], **headers: str) -> str:
+    code, answer = request(platform.url("intake", "/v1/referrals"), body, token, **headers)
     assert code == 201, answer
     return str(answer["id"])
 

@@ -75,6 +75,12 @@ async def test_a_valid_referral_is_accepted_with_its_location(
             "body.child.date_of_birth",
             "older than 25",
         ),
+        (  # locality and setting go into events, to every partner and for good
+            referral(locality="17 Marigold Lane BS4 1QX"),
+            "body.locality",
+            "looks like a postcode",
+        ),
+        (referral(setting_id="943 476 5919"), "body.setting_id", "looks like an NHS number"),
         (
             referral(child={**referral()["child"], "address": {"line1": "1 Road", "postcode": "NOT A CODE"}}),
             "body.child.address.postcode",

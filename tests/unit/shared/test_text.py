@@ -2,7 +2,7 @@ import re
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
-from signpost.shared.text import STORED, MultiLine, SingleLine, has_lone_surrogate
+from signpost.shared.text import STORED, MultiLine, SingleLine, has_lone_surrogate, looks_personal
 
 single_line = TypeAdapter(SingleLine)
 multi_line = TypeAdapter(MultiLine)
@@ -48,3 +48,36 @@ def test_text_read_back_from_storage_is_never_refused() -> None:
     stored = "written by an older release\x1b\u202e"
     assert single_line.validate_python(stored, context=STORED) == stored
     assert multi_line.validate_python(stored, context=STORED) == stored
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        ("943 476 5919", "an NHS number"),
+        ("NHS:9434765919", "an NHS number"),
+        ("A12345678901B", "a unique pupil number"),
+        ("Zephyrine 14.03.2018", "a date"),
+        ("2018-03-14", "a date"),
+        ("17 Marigold Lane BS4 1QX", "a postcode"),
+        ("bs41qx", "a postcode"),
+    ],
+)
+def test_values_that_look_like_a_childs_identifier_are_named(value: str, what: str) -> None:
+    assert looks_personal(value) == what
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Ashley",
+        "Lawrence Hill",
+        "Hartcliffe/Withywood",
+        "URN100001",
+        "EY123456",
+        "10012345",
+        "E05001979",
+        "Year 6",
+    ],
+)
+def test_ward_names_and_setting_numbers_are_not_mistaken_for_identifiers(value: str) -> None:
+    assert looks_personal(value) is None

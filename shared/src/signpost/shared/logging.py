@@ -8,6 +8,7 @@ carries the id. Log fields never hold a child's identifying details.
 from __future__ import annotations
 
 import logging
+import string
 import sys
 import uuid
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from typing import Any
 
 import structlog
 from signpost.shared.settings import Settings
+from signpost.shared.text import looks_personal
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 CORRELATION_HEADER = "x-correlation-id"
@@ -95,7 +97,7 @@ class CorrelationIdMiddleware:
             await self.app(scope, receive, send)
             return
         supplied = dict(scope["headers"]).get(CORRELATION_HEADER.encode(), b"").decode("latin-1")
-        correlation_id = supplied if _is_safe_id(supplied) else str(uuid.uuid4())
+        correlation_id = supplied if is_safe_id(supplied) else str(uuid.uuid4())
         scope.setdefault("state", {})["correlation_id"] = correlation_id
         structlog.contextvars.clear_contextvars()
         bind_correlation_id(correlation_id)
@@ -110,5 +112,12 @@ class CorrelationIdMiddleware:
         await self.app(scope, receive, send_with_header)
 
 
-def _is_safe_id(value: str) -> bool:
-    return 0 < len(value) <= 128 and all(c.isalnum() or c in "-_.:" for c in value)
+def is_safe_id(value: str) -> bool:
+    """Hex digits and dashes (a UUID, a W3C trace id): the id travels in events to every partner
+    and stays on the log, so a caller's own case reference (which may hold a name or an NHS
+    number) is never taken; a new id is minted and echoed instead."""
+    return (
+        8 <= len(value) <= 128
+        and all(c in string.hexdigits or c == "-" for c in value)
+        and looks_personal(value) is None
+    )

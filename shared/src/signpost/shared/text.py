@@ -56,6 +56,41 @@ def text(value: str, info: ValidationInfo) -> str:
     return value if is_stored(info) else _refuse(value, controls=_CONTROLS_BUT_LAYOUT)
 
 
+# What a child's direct identifier looks like when it is typed into a field that travels in events
+# (where it would reach every partner and stay on the log). A name cannot be told from a ward's, so
+# this catches numbers, dates and postcodes only.
+_LOOKS_PERSONAL = (
+    (re.compile(r"(?<![A-Za-z])[A-Za-z][0-9]{11}[0-9A-Za-z](?![0-9A-Za-z])"), "a unique pupil number"),
+    (re.compile(r"(?<![0-9])[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}(?![0-9])|[0-9]{10}"), "an NHS number"),
+    (
+        re.compile(
+            r"(?<![0-9])(?:[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})(?![0-9])"
+        ),
+        "a date",
+    ),
+    (
+        re.compile(
+            r"(?<![A-Za-z0-9])(?:GIR ?0AA|[A-Z]{1,2}[0-9][A-Z0-9]? ?[0-9][A-Z]{2})(?![A-Za-z0-9])", re.I
+        ),
+        "a postcode",
+    ),
+)
+
+
+def looks_personal(value: str) -> str | None:
+    """What direct identifier `value` seems to hold (e.g. "a date"), or None."""
+    return next((what for pattern, what in _LOOKS_PERSONAL if pattern.search(value)), None)
+
+
+def no_direct_identifier(value: str, info: ValidationInfo) -> str:
+    """A value that goes into events: refused when it looks like a child's identifier."""
+    if not is_stored(info) and (what := looks_personal(value)):
+        raise ValueError(
+            f"looks like {what}; events carry this field to every partner, so it must not identify a child"
+        )
+    return value
+
+
 # Combine with a length: `Annotated[SingleLine, Field(min_length=1, max_length=100)]`.
 SingleLine = Annotated[str, AfterValidator(line)]
 MultiLine = Annotated[str, AfterValidator(text)]
