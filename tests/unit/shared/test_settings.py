@@ -93,6 +93,29 @@ def test_an_identity_provider_needs_both_its_issuer_and_its_keys() -> None:
         make(auth_jwks_url="https://login.example.gov.uk/jwks")
 
 
+@pytest.mark.parametrize(
+    ("field", "url"),
+    [
+        ("auth_issuer", "http://login.example.gov.uk"),
+        ("auth_jwks_url", "http://login.example.gov.uk/jwks"),
+        ("auth_jwks_url", "/realms/signpost/certs"),
+        ("auth_issuer", "login.example.gov.uk"),
+        ("auth_jwks_url", "https://"),
+    ],
+)
+def test_production_trusts_an_identity_provider_only_over_https(field: str, url: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(**{**PRODUCTION, field: url})
+    assert f"SIGNPOST_{field.upper()} must be an absolute https:// URL" in str(caught.value)
+
+
+def test_development_may_use_a_local_identity_provider_over_http() -> None:
+    settings = make(
+        auth_issuer="http://127.0.0.1:8080/realms/dev", auth_jwks_url="http://127.0.0.1:8080/certs"
+    )
+    assert settings.auth_jwks_url == "http://127.0.0.1:8080/certs"
+
+
 def test_production_refuses_a_development_signing_key() -> None:
     with pytest.raises(ValidationError, match="SIGNPOST_AUTH_DEV_KEY_FILE is for development"):
         make(**PRODUCTION, auth_dev_key_file=Path("k.pem"))

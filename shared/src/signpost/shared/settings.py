@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -269,6 +270,14 @@ class Settings(BaseSettings):
             problems.append("SIGNPOST_PSEUDONYM_KEY must be this area's own secret")
         if not (self.auth_issuer and self.auth_jwks_url):
             problems.append("SIGNPOST_AUTH_ISSUER and SIGNPOST_AUTH_JWKS_URL must name the identity provider")
+        for name, url in (
+            ("SIGNPOST_AUTH_ISSUER", self.auth_issuer),
+            ("SIGNPOST_AUTH_JWKS_URL", self.auth_jwks_url),
+        ):
+            # Tokens are checked against keys fetched from here: over plain HTTP they could be
+            # anyone's (and OpenID Connect issuers are https URLs).
+            if url and not _is_https_url(url):
+                problems.append(f"{name} must be an absolute https:// URL, not {url!r}")
         if self.auth_dev_key_file is not None:
             problems.append(
                 "SIGNPOST_AUTH_DEV_KEY_FILE is for development; production tokens come from the issuer"
@@ -331,6 +340,14 @@ class Settings(BaseSettings):
             )
         assert self.kafka_bootstrap and self.mongodb_url
         return self.kafka_bootstrap, self.mongodb_url
+
+
+def _is_https_url(text: str) -> bool:
+    try:
+        parts = urlsplit(text)
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return False
+    return parts.scheme == "https" and bool(parts.hostname)
 
 
 @dataclass(frozen=True)
