@@ -3,9 +3,15 @@
     python examples/webhook_receiver.py --port 9000 --secret=<the secret POST /v1/subscriptions returned>
 
 Answers 204 to a delivery signed with the secret within the last five minutes, and 401 to
-anything else (a tampered body or event, a wrong secret, a replay), so Signpost retries only what
-was genuinely not received. Each delivery is a CloudEvent in HTTP binary mode: `ce-*`
-headers and the event's JSON `data` as the body.
+anything else (a tampered body or event, a wrong secret, a signature too old to trust), so
+Signpost retries only what was genuinely not received. Each delivery is a CloudEvent in HTTP
+binary mode: `ce-*` headers and the event's JSON `data` as the body.
+
+Delivery is at least once: an event whose 204 never reached Signpost comes again, freshly
+signed, possibly hours later. The receiver remembers the `ce-id`s it handled lately and
+answers a repeat 204 without handling it again; refusing it would only make Signpost retry
+it for a day. A real receiver records each `ce-id` with the event's effect, in one
+transaction, and keeps them at least as long as Signpost retries (a day).
 """
 
 from __future__ import annotations
@@ -16,12 +22,35 @@ import hmac
 import json
 import os
 import sys
+import threading
 import time
+from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 SIGNATURE_HEADER = "Signpost-Signature"
 TOLERANCE_S = 300
 MAX_BODY = 1_000_000
+REMEMBERED_IDS = 100_000  # the latest ce-ids handled; the oldest is forgotten first
+
+
+class HandledEvents:
+    """The `ce-id`s handled lately, at most `limit` of them (a bounded memory, shared by threads)."""
+
+    def __init__(self, limit: int = REMEMBERED_IDS) -> None:
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def __contains__(self, event_id: str) -> bool:
+        with self._lock:
+            return event_id in self._ids
+
+    def add(self, event_id: str) -> None:
+        """Remember it once handled: an event that failed half-way must be handled when it comes again."""
+        with self._lock:
+            self._ids[event_id] = None
+            if len(self._ids) > self._limit:
+                self._ids.popitem(last=False)
 
 
 def verify(
@@ -52,6 +81,8 @@ def verify(
 
 
 def handler_for(secret: str) -> type[BaseHTTPRequestHandler]:
+    handled = HandledEvents()
+
     class Receiver(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             length = int(self.headers.get("content-length") or 0)
@@ -73,12 +104,18 @@ def handler_for(secret: str) -> type[BaseHTTPRequestHandler]:
                     flush=True,
                 )
                 return
+            event_id = self.headers.get("ce-id", "")
+            if event_id in handled:
+                print(f"skipped {event_id}: already handled (a redelivery)", flush=True)
+                self._answer(204, "")
+                return
             data = json.loads(body)
             print(
                 f"accepted {self.headers.get('ce-type')} for referral {self.headers.get('ce-subject')} "
-                f"(event {self.headers.get('ce-id')}): {sorted(data)}",
+                f"(event {event_id}): {sorted(data)}",
                 flush=True,
             )
+            handled.add(event_id)
             self._answer(204, "")
 
         def _answer(self, status: int, text: str) -> None:

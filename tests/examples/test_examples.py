@@ -124,7 +124,9 @@ def test_webhook_receiver_accepts_a_genuine_delivery_and_rejects_a_tampered_one(
     assert routed and routed[0]["status"] == "delivered" and routed[0]["attempts"][-1]["status_code"] == 204
 
 
-def test_webhook_receiver_answers_401_to_anything_but_a_genuine_event(run_example: StartExample) -> None:
+def test_webhook_receiver_handles_an_event_once_and_answers_401_to_anything_but_a_genuine_one(
+    run_example: StartExample,
+) -> None:
     port, secret = free_port(), secrets.token_urlsafe(32)
     output = run_example("webhook_receiver.py", "--port", str(port), f"--secret={secret}")
     wait_for(lambda: "listening" in output.read_text(), timeout_s=20, what="the receiver listening")
@@ -134,6 +136,11 @@ def test_webhook_receiver_answers_401_to_anything_but_a_genuine_event(run_exampl
     genuine = {**event, "Signpost-Signature": signature(secret, body, event, now)}
 
     assert post(port, body, genuine) == 204
+    # Delivered twice (Signpost missed the first 204): acknowledged, handled once.
+    redelivered = {**event, "Signpost-Signature": signature(secret, body, event, now + 1)}
+    assert post(port, body, redelivered) == 204
+    wait_for(lambda: "skipped e-1: already handled" in output.read_text(), timeout_s=5, what="the repeat")
+    assert output.read_text().count("accepted uk.signpost.referral.offer_accepted.v1") == 1
     assert post(port, body.replace(b"p-1", b"p-2"), genuine) == 401  # tampered body
     # The same body is an offer_started too, and a new ce-id would get past deduplication.
     assert post(port, body, {**genuine, "ce-type": "uk.signpost.referral.offer_started.v1"}) == 401
