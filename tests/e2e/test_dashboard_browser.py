@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Route, sync_playwright
+from playwright.sync_api import Page
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from signpost.shared.auth.principal import Role
 from signpost.shared.auth.tokens import issue_dev_token
@@ -35,33 +35,14 @@ from signpost.shared.events import (
 )
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode
 
-from tests.conftest import prerequisite_missing
+from tests.browser import WAIT_MS, Browser, loopback_browser
 from tests.e2e.running import RunningPlatform, request, running_platform, wait_for
 from tests.factories import CHILD, referral
 
-CHROMIUM = Path("/usr/bin/chromium")
-# What works here: no sandbox (root in a container), no GPU, nothing phoning home.
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 30_000
 BROWSER_TIME_ZONE = "America/Los_Angeles"  # not UTC: a page showing local times where it says UTC is caught
 TENANT, OTHER_TENANT = "E06000023", "E06000024"
 
 pytestmark = pytest.mark.timeout(300)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        prerequisite_missing(f"{CHROMIUM} is missing: `apt-get install chromium` (CI installs it in .ci/run)")
-    return CHROMIUM
 
 
 @pytest.fixture(scope="module")
@@ -70,57 +51,10 @@ def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatfo
         yield running
 
 
-class Browser:
-    """One fresh profile; every request is recorded, and any not for 127.0.0.1 is refused."""
-
-    def __init__(self, context: BrowserContext, screenshots: Path) -> None:
-        self.context = context
-        self.screenshots = screenshots
-        self.requested: list[str] = []
-        self.refused: list[str] = []
-        self.console_errors: list[str] = []
-        context.route("**/*", self._only_loopback)
-
-    def _only_loopback(self, route: Route) -> None:
-        url = route.request.url
-        self.requested.append(url)
-        if urlsplit(url).hostname == "127.0.0.1" or url.startswith(("data:", "blob:", "about:")):
-            route.continue_()
-        else:
-            self.refused.append(url)
-            route.abort()
-
-    def open(self, url: str) -> Page:
-        page = self.context.new_page()
-        page.on("console", self._record_console_error)
-        page.on("pageerror", lambda error: self.console_errors.append(str(error)))
-        page.goto(url)
-        return page
-
-    def _record_console_error(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.console_errors.append(message.text)
-
-    def screenshot(self, page: Page, name: str) -> None:
-        page.screenshot(path=self.screenshots / f"{name}.png", full_page=True)
-
-
 @pytest.fixture
-def browser(chromium: Path, tmp_path: Path) -> Iterator[Browser]:
-    screenshots = tmp_path / "screenshots"
-    screenshots.mkdir()
-    with sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            tmp_path / "profile",
-            executable_path=str(chromium),
-            headless=True,
-            args=CHROMIUM_FLAGS,
-            timezone_id=BROWSER_TIME_ZONE,
-        )
-        try:
-            yield Browser(context, screenshots)
-        finally:
-            context.close()
+def browser(tmp_path: Path) -> Iterator[Browser]:
+    with loopback_browser(tmp_path, time_zone=BROWSER_TIME_ZONE) as opened:
+        yield opened
 
 
 def dashboard_link(platform: RunningPlatform, label: str) -> str:

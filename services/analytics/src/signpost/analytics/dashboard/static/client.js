@@ -143,6 +143,16 @@ const Signpost = (() => {
     return { rangemode: "tozero", dtick: Math.max(1, Math.ceil(top / 6)), title: { text: title } };
   }
 
+  // Plotly's defaults offer "Share chart..." on every chart, which uploads its data to Plotly
+  // Cloud: a dashboard of referrals keeps its data on its own origin.
+  const PLOTLY_CONFIG = {
+    displaylogo: false,
+    responsive: true,
+    showSendToCloud: false,
+    plotlyServerURL: "",
+    modeBarButtonsToRemove: ["sendChartToCloud"],
+  };
+
   function chart(id, traces, layout = {}) {
     const element = byId(id);
     Plotly.react(
@@ -158,7 +168,7 @@ const Signpost = (() => {
         xaxis: { automargin: true, ...(layout.xaxis || {}) },
         yaxis: { automargin: true, ...(layout.yaxis || {}) },
       },
-      { displaylogo: false, responsive: true },
+      PLOTLY_CONFIG,
     );
   }
 
