@@ -67,6 +67,8 @@ def test_readers_ignore_fields_they_do_not_know() -> None:
         (lambda h, v: (h, b"not json"), "body: malformed JSON: "),
         (lambda h, v: (h, b"[1, 2]"), "body: \\(root\\): Input should be an object"),
         (lambda h, v: (h, v.replace(b'"age_years":8', b'"age_years":40')), "body: age_years"),
+        # A value a newer release added to an enum: older consumers refuse it (README: Evolution).
+        (lambda h, v: (h, v.replace(b'"SEMH"', b'"NEW"')), "body: need_codes.1: Input should be"),
         (lambda h, v: ({k: x for k, x in h.items() if k != "ce_tenant"}, v), "header ce_tenant missing"),
         (lambda h, v: ({**h, "ce_time": "soon"}, v), "header ce_time: Input should be a valid datetime"),
         (lambda h, v: (h, None), "body: empty"),
