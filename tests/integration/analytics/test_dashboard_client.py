@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page
 
 from tests.browser import WAIT_MS, Browser, loopback_browser
-from tests.dashboard_api import TOKEN, CannedApi
+from tests.dashboard_api import TOKEN, CannedApi, refused
 from tests.threaded_server import serve_in_thread
 
 
@@ -75,3 +75,15 @@ def test_no_chart_offers_to_send_its_data_to_plotly_cloud(dashboard: Dashboard) 
         False,
         "",
     ]
+
+
+def test_a_refused_view_keeps_its_form_to_change_the_choices(dashboard: Dashboard, api: CannedApi) -> None:
+    api.answer(
+        "/v1/pulse/breakdown",
+        refused("query.group_by", "already filtered by locality; group by another dimension"),
+        status=422,
+    )
+    page = dashboard.refused("/dashboard/drill-down?locality=Ashley&group_by=locality")
+    assert "already filtered by locality" in page.text_content("#status")
+    assert page.is_visible("#view-form") and page.input_value("#view-form [name=locality]") == "Ashley"
+    assert page.is_hidden("#breakdown-chart") and page.is_hidden("#breakdown-table")

@@ -67,6 +67,14 @@ const Signpost = (() => {
     status.dataset.kind = kind;
   }
 
+  // A refused view keeps its form, to change the choices, and hides the figures of the last
+  // view, which no longer answer it (dashboard.css hides all but the form).
+  function showContent({ refused }) {
+    const content = byId("content");
+    content.hidden = false;
+    content.toggleAttribute("data-refused", refused);
+  }
+
   function askForToken(message) {
     byId("content").hidden = true;
     byId("sign-out").hidden = true;
@@ -85,7 +93,7 @@ const Signpost = (() => {
       clearTimeout(timer);
       try {
         const data = await load(get);
-        byId("content").hidden = false; // before drawing: Plotly sizes charts to their visible container
+        showContent({ refused: false }); // before drawing: Plotly sizes charts to their visible container
         render(data);
         document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
         const updated = new Date().toLocaleTimeString("en-GB", UTC_TIME);
@@ -100,7 +108,8 @@ const Signpost = (() => {
           return;
         }
         if (error.status === 422) {
-          say(`The API cannot answer this view: ${error.message}. Change the choices above.`, "error");
+          showContent({ refused: true });
+          say(`The API cannot answer this view: ${error.message}. Change the choices below.`, "error");
           return; // asking again will not help until the choices change
         }
         say(`Could not refresh: ${error.message}. Trying again shortly.`, "error");
