@@ -19,6 +19,15 @@ K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 PRODUCTION = K8S / "overlays" / "production"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
+# What an operator writes over the committed examples' placeholders, which production refuses
+# (test_examples.py): the values of a deployment that has been filled in.
+FILLED_IN = {
+    "SIGNPOST_PSEUDONYM_KEY": "an-areas-own-secret-too-long-to-guess",
+    "SIGNPOST_FRONT_DOOR_PHONE": "0117 496 0000",  # Ofcom's drama range: no real line
+    "SIGNPOST_AUTH_ISSUER": "https://login.area.test/realms/signpost",
+    "SIGNPOST_AUTH_JWKS_URL": "https://login.area.test/realms/signpost/protocol/openid-connect/certs",
+    "SIGNPOST_MONGODB_PASSWORD": "an-areas-own-mongodb-password",
+}
 
 Manifest = dict[str, Any]
 CLUSTER_SCOPED = {"Namespace"}
@@ -58,6 +67,11 @@ def env_file(path: Path) -> dict[str, str]:
         for line in path.read_text().splitlines()
         if line.strip() and not line.startswith("#")
     )
+
+
+def filled_in(example: dict[str, str]) -> dict[str, str]:
+    """An example file's values as an operator leaves them: the placeholders replaced."""
+    return {name: FILLED_IN.get(name, value) for name, value in example.items()}
 
 
 def render(directory: Path) -> list[Manifest]:

@@ -17,6 +17,7 @@ from tests.deploy.manifests import (
     ROOT,
     Manifest,
     env_file,
+    filled_in,
     kustomization,
     load_docs,
     named,
@@ -38,7 +39,7 @@ SETTING_NAMES = {f"SIGNPOST_{name.upper()}" for name in Settings.model_fields}
 
 def settings() -> Settings:
     """What a pod's settings resolve to: ConfigMap, Secret, and the operator's connection string."""
-    values: dict[str, Any] = {**CONFIG, **EXAMPLE_SECRET}
+    values: dict[str, Any] = {**CONFIG, **filled_in(EXAMPLE_SECRET)}
     values["SIGNPOST_MONGODB_URL"] = (
         f"mongodb://signpost:pw@{MONGODB['metadata']['name']}-0.{MONGODB['metadata']['name']}-svc:27017/"
         f"admin?replicaSet={MONGODB['metadata']['name']}"

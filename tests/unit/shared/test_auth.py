@@ -345,10 +345,10 @@ def test_signpost_token_is_refused_in_production(tmp_path: Path) -> None:
         "SIGNPOST_DATA_DIR": str(tmp_path),
         "SIGNPOST_KAFKA_BOOTSTRAP": "kafka:9092",
         "SIGNPOST_MONGODB_URL": "mongodb://m/?replicaSet=rs0",
-        "SIGNPOST_PSEUDONYM_KEY": "an-areas-own-long-secret",
-        "SIGNPOST_FRONT_DOOR_PHONE": "0117 000 0000",
-        "SIGNPOST_AUTH_ISSUER": "https://idp.example",
-        "SIGNPOST_AUTH_JWKS_URL": "https://idp.example/jwks",
+        "SIGNPOST_PSEUDONYM_KEY": "an-areas-own-secret-too-long-to-guess",
+        "SIGNPOST_FRONT_DOOR_PHONE": "0117 496 0000",
+        "SIGNPOST_AUTH_ISSUER": "https://idp.area.test",
+        "SIGNPOST_AUTH_JWKS_URL": "https://idp.area.test/jwks",
     }
     refused = run_cli("token", "--role", "ops", "--org", "la-digital", env={**env, **production})
     assert refused.returncode == 2 and "identity provider" in refused.stderr and not refused.stdout

@@ -9,10 +9,10 @@ PRODUCTION: dict[str, object] = {
     "environment": "production",
     "kafka_bootstrap": "kafka:9092",
     "mongodb_url": "mongodb://m/?replicaSet=rs0",
-    "pseudonym_key": "an-areas-own-long-secret",
-    "front_door_phone": "0117 000 0000",
-    "auth_issuer": "https://login.example.gov.uk",
-    "auth_jwks_url": "https://login.example.gov.uk/jwks",
+    "pseudonym_key": "an-areas-own-secret-too-long-to-guess",
+    "front_door_phone": "0117 496 0000",
+    "auth_issuer": "https://login.area.test",
+    "auth_jwks_url": "https://login.area.test/jwks",
 }
 
 
@@ -96,10 +96,10 @@ def test_an_identity_provider_needs_both_its_issuer_and_its_keys() -> None:
 @pytest.mark.parametrize(
     ("field", "url"),
     [
-        ("auth_issuer", "http://login.example.gov.uk"),
-        ("auth_jwks_url", "http://login.example.gov.uk/jwks"),
+        ("auth_issuer", "http://login.area.test"),
+        ("auth_jwks_url", "http://login.area.test/jwks"),
         ("auth_jwks_url", "/realms/signpost/certs"),
-        ("auth_issuer", "login.example.gov.uk"),
+        ("auth_issuer", "login.area.test"),
         ("auth_jwks_url", "https://"),
     ],
 )
@@ -114,6 +114,37 @@ def test_development_may_use_a_local_identity_provider_over_http() -> None:
         auth_issuer="http://127.0.0.1:8080/realms/dev", auth_jwks_url="http://127.0.0.1:8080/certs"
     )
     assert settings.auth_jwks_url == "http://127.0.0.1:8080/certs"
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pseudonym_key", "replace-with-a-long-random-secret"),
+        ("pseudonym_key", "development-only-pseudonym-key"),
+        ("front_door_phone", "0117 000 0000"),
+        ("front_door_phone", "01632 960000"),
+        ("auth_issuer", "https://login.example.gov.uk/realms/signpost"),
+        ("auth_jwks_url", "https://example.org/jwks"),
+        ("auth_jwks_url", "https://idp.example/jwks"),
+    ],
+)
+def test_production_refuses_placeholders_naming_the_variable(field: str, value: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(**{**PRODUCTION, field: value})
+    assert f"SIGNPOST_{field.upper()} still holds a placeholder" in str(caught.value)
+    make(**{**PRODUCTION, "environment": "development", field: value})  # fine to try things out
+
+
+def test_production_refuses_a_placeholder_mongodb_password() -> None:
+    url = "mongodb://signpost:replace-with-a-long-url-safe-secret@m/?replicaSet=rs0"
+    with pytest.raises(ValidationError, match="SIGNPOST_MONGODB_URL's password still holds a placeholder"):
+        make(**{**PRODUCTION, "mongodb_url": url})
+
+
+def test_production_refuses_a_pseudonym_key_short_enough_to_guess() -> None:
+    with pytest.raises(ValidationError, match="SIGNPOST_PSEUDONYM_KEY must be at least 32 characters"):
+        make(**{**PRODUCTION, "pseudonym_key": "k" * 31})
+    assert make(**{**PRODUCTION, "pseudonym_key": "k" * 32})
 
 
 def test_production_refuses_a_development_signing_key() -> None:

@@ -6,14 +6,24 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ServiceName = Literal["intake", "routing", "analytics"]
+DEVELOPMENT_PSEUDONYM_KEY = "development-only-pseudonym-key"
 # Ofcom reserves 01632 960xxx for drama: a placeholder nobody can mistake for a real line.
 DRAMA_PHONE_NUMBER = "01632 960000"
+# The placeholders of the built-in defaults and of the committed example files (.env.example,
+# deploy/k8s: secrets.env.example, mongodb.env.example, secret.example.yaml). Production
+# refuses them, so an example copied without filling it in never goes live.
+PLACEHOLDER_VALUES = frozenset({DEVELOPMENT_PSEUDONYM_KEY, DRAMA_PHONE_NUMBER, "0117 000 0000"})
+PLACEHOLDER_PREFIX = "replace-with-"
+EXAMPLE_DOMAIN_LABEL = "example"  # example.gov.uk, example.org, anything.example (RFC 2606)
+# The pseudonym key is an HMAC key over NHS numbers: a short one can be guessed, and with it
+# anyone can tell which pseudonym is which child.
+PSEUDONYM_KEY_MIN_LENGTH = 32
 SERVICE_NAMES: tuple[ServiceName, ...] = ("intake", "routing", "analytics")
 RetryDelay = Annotated[float, Field(gt=0, le=3600)]
 
@@ -165,7 +175,7 @@ class Settings(BaseSettings):
     )
 
     pseudonym_key: SecretStr = Field(
-        default=SecretStr("development-only-pseudonym-key"),
+        default=SecretStr(DEVELOPMENT_PSEUDONYM_KEY),
         min_length=16,
         description="Keys the hash that turns a child's identifiers into the pseudonymous child reference.",
     )
@@ -266,8 +276,15 @@ class Settings(BaseSettings):
             problems.append("SIGNPOST_MONGODB_URL must point at the MongoDB replica set")
         if not self.kafka_idempotence:
             problems.append("SIGNPOST_KAFKA_IDEMPOTENCE must stay on against Apache Kafka")
-        if self.pseudonym_key.get_secret_value() == "development-only-pseudonym-key":
-            problems.append("SIGNPOST_PSEUDONYM_KEY must be this area's own secret")
+        for name in self._placeholders():
+            problems.append(
+                f"{name} still holds a placeholder (a default or an example file's): set this area's own"
+            )
+        if len(self.pseudonym_key.get_secret_value()) < PSEUDONYM_KEY_MIN_LENGTH:
+            problems.append(
+                f"SIGNPOST_PSEUDONYM_KEY must be at least {PSEUDONYM_KEY_MIN_LENGTH} characters: "
+                "it keys the pseudonyms of children's NHS numbers, and a short key can be guessed"
+            )
         if not (self.auth_issuer and self.auth_jwks_url):
             problems.append("SIGNPOST_AUTH_ISSUER and SIGNPOST_AUTH_JWKS_URL must name the identity provider")
         for name, url in (
@@ -282,13 +299,23 @@ class Settings(BaseSettings):
             problems.append(
                 "SIGNPOST_AUTH_DEV_KEY_FILE is for development; production tokens come from the issuer"
             )
-        if self.front_door_phone == DRAMA_PHONE_NUMBER:
-            problems.append("SIGNPOST_FRONT_DOOR_PHONE must be the area's real front-door number")
         if self.log_format == "console":
             problems.append("SIGNPOST_LOG_FORMAT=console is for terminals; use json or auto")
         if problems:
             raise ValueError("unsafe production settings: " + "; ".join(problems))
         return self
+
+    def _placeholders(self) -> list[str]:
+        """The variables that still hold a placeholder, by name."""
+        mongodb_url = _split_url(self.mongodb_url or "")
+        candidates = {
+            "SIGNPOST_PSEUDONYM_KEY": self.pseudonym_key.get_secret_value(),
+            "SIGNPOST_FRONT_DOOR_PHONE": self.front_door_phone,
+            "SIGNPOST_AUTH_ISSUER": self.auth_issuer,
+            "SIGNPOST_AUTH_JWKS_URL": self.auth_jwks_url,
+            "SIGNPOST_MONGODB_URL's password": unquote(mongodb_url.password or "") if mongodb_url else None,
+        }
+        return [name for name, value in candidates.items() if value and _is_placeholder(value)]
 
     @property
     def shutdown_budget(self) -> ShutdownBudget:
@@ -342,12 +369,27 @@ class Settings(BaseSettings):
         return self.kafka_bootstrap, self.mongodb_url
 
 
+def _is_placeholder(value: str) -> bool:
+    """Whether `value` is a default's or an example file's placeholder rather than a deployment's own."""
+    url = _split_url(value)
+    host = (url.hostname if url else None) or ""
+    return (
+        value in PLACEHOLDER_VALUES
+        or value.startswith(PLACEHOLDER_PREFIX)
+        or EXAMPLE_DOMAIN_LABEL in host.split(".")
+    )
+
+
 def _is_https_url(text: str) -> bool:
+    url = _split_url(text)
+    return url is not None and url.scheme == "https" and bool(url.hostname)
+
+
+def _split_url(text: str) -> SplitResult | None:
     try:
-        parts = urlsplit(text)
+        return urlsplit(text)
     except ValueError:  # e.g. an unclosed IPv6 bracket
-        return False
-    return parts.scheme == "https" and bool(parts.hostname)
+        return None
 
 
 @dataclass(frozen=True)
