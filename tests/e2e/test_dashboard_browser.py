@@ -242,10 +242,20 @@ def routed(platform: RunningPlatform, practitioner: str, referral_id: str) -> st
 
 
 def chart(page: Page, element_id: str) -> list[dict[str, Any]]:
-    """The traces Plotly drew in the element (its data, read back from the DOM)."""
+    """The traces Plotly drew in the element (its data, read back from the DOM), each category
+    (a group's id) as its axis names it."""
     traces: list[dict[str, Any]] = page.evaluate(
-        """id => document.getElementById(id).data.map(t => ({
-            name: t.name ?? null, x: t.x ?? null, y: t.y ?? null, labels: t.labels ?? null, values: t.values ?? null}))""",
+        """id => {
+            const element = document.getElementById(id);
+            const axis = element.layout.xaxis || {};
+            const named = x => {
+                const at = (axis.tickvals || []).indexOf(x);
+                return at < 0 ? x : axis.ticktext[at].replaceAll('<br>', ' ');
+            };
+            return element.data.map(t => ({
+                name: t.name ?? null, x: t.x ? t.x.map(named) : null, y: t.y ?? null,
+                labels: t.labels ?? null, values: t.values ?? null}));
+        }""",
         element_id,
     )
     return traces

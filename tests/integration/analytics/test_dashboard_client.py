@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page
+from signpost.analytics.pulse.models import DeclineRow, Declines, Waiting, WaitingRow, WhatWorks, WhatWorksRow
 
 from tests.browser import WAIT_MS, Browser, loopback_browser
-from tests.dashboard_api import TOKEN, CannedApi, refused
+from tests.dashboard_api import TOKEN, CannedApi, breakdown, count, refused, scope, withheld
 from tests.threaded_server import serve_in_thread
 
 
@@ -87,3 +88,127 @@ def test_a_refused_view_keeps_its_form_to_change_the_choices(dashboard: Dashboar
     assert "already filtered by locality" in page.text_content("#status")
     assert page.is_visible("#view-form") and page.input_value("#view-form [name=locality]") == "Ashley"
     assert page.is_hidden("#breakdown-chart") and page.is_hidden("#breakdown-table")
+
+
+def categories(page: Page, element_id: str) -> dict[str, str]:
+    """{category on the chart's axis: its tick label}, as Plotly drew them."""
+    drawn: dict[str, str] = plotly(
+        page,
+        element_id,
+        """Object.fromEntries(chart._fullLayout.xaxis._categories.map(category => {
+            const axis = chart.layout.xaxis;
+            const at = (axis.tickvals || []).indexOf(category);
+            return [category, at < 0 ? category : axis.ticktext[at].replaceAll('<br>', ' ')];
+        }))""",
+    )
+    return drawn
+
+
+def first_column(page: Page, element_id: str) -> list[str]:
+    cells: list[str] = page.evaluate(
+        "id => [...document.querySelectorAll(`#${id} tbody tr`)].map(r => r.cells[0].textContent)", element_id
+    )
+    return cells
+
+
+TWO_ST_MARYS = {"100001": "St Mary's (100001)", "100002": "St Mary's (100002)", "URN3": "Hillside"}
+
+
+def test_groups_that_share_a_name_stay_apart_and_withheld_labels_stay_on_theirs(
+    dashboard: Dashboard, api: CannedApi
+) -> None:
+    api.answer(
+        "/v1/pulse/breakdown",
+        breakdown(
+            [
+                ("100001", "St Mary's", withheld()),
+                ("100002", "St Mary's", count(12)),
+                ("URN3", "Hillside", count(7)),
+            ]
+        ),
+    )
+    page = dashboard.shown("/dashboard/drill-down?group_by=setting")
+    assert categories(page, "breakdown-chart") == TWO_ST_MARYS
+    assert plotly(page, "breakdown-chart", "chart.data[0].y") == [None, 12, 7]
+    annotations = plotly(page, "breakdown-chart", "chart.layout.annotations.map(a => [a.x, a.text])")
+    assert annotations == [[0, "<5"]]  # over the first St Mary's, the one withheld
+    assert first_column(page, "breakdown-table") == [*TWO_ST_MARYS.values(), "Total"]
+
+
+def test_provisions_that_share_a_name_stay_apart_on_what_works(dashboard: Dashboard, api: CannedApi) -> None:
+    outcomes = {"needs_met": count(6)}
+    api.answer_with(
+        "/v1/pulse/what-works",
+        lambda params: (
+            200,
+            WhatWorks(
+                **scope(),
+                group_by=params["group_by"],
+                rows=[
+                    WhatWorksRow(
+                        group=group,
+                        label=label,
+                        completed=count(n),
+                        needs_change=count(1.5),
+                        rescored=count(n),
+                        outcomes=outcomes,
+                    )
+                    for group, label, n in (
+                        ("speech-north", "Speech therapy", 9),
+                        ("speech-south", "Speech therapy", 6),
+                    )
+                ]
+                if params["group_by"] == "provision"
+                else [],
+            ),
+        ),
+    )
+    api.answer(
+        "/v1/pulse/declines",
+        Declines(
+            **scope(),
+            rows=[
+                DeclineRow(
+                    provision=provision,
+                    label="Speech therapy",
+                    declined=count(n),
+                    by_reason={"no_capacity": count(n)},
+                )
+                for provision, n in (("speech-north", 7), ("speech-south", 5))
+            ],
+        ),
+    )
+    page = dashboard.shown("/dashboard/what-works")
+    both = {"speech-north": "Speech therapy (speech-north)", "speech-south": "Speech therapy (speech-south)"}
+    for chart in ("provision-chart", "outcomes-chart", "declines-chart"):
+        assert categories(page, chart) == both, chart
+    assert plotly(page, "declines-chart", "chart.data[0].y") == [7, 5]
+    assert first_column(page, "declines-table") == list(both.values())
+
+
+def test_provisions_that_share_a_name_stay_apart_on_the_overview(
+    dashboard: Dashboard, api: CannedApi
+) -> None:
+    api.answer(
+        "/v1/pulse/waiting",
+        Waiting(
+            **scope(),
+            rows=[
+                WaitingRow(
+                    provision=provision,
+                    label="Speech therapy",
+                    days_to_accept=count(days),
+                    accepted=count(8),
+                    days_to_start=count(days + 10),
+                    started=count(8),
+                    advertised_waiting_weeks=None,
+                )
+                for provision, days in (("speech-north", 3), ("speech-south", 30))
+            ],
+        ),
+    )
+    page = dashboard.shown("/dashboard/")
+    both = {"speech-north": "Speech therapy (speech-north)", "speech-south": "Speech therapy (speech-south)"}
+    assert categories(page, "waiting-chart") == both
+    assert plotly(page, "waiting-chart", "chart.data[0].y") == [3, 30]
+    assert first_column(page, "waiting-table") == list(both.values())

@@ -310,9 +310,24 @@ const Signpost = (() => {
     return { annotations: [{ text, xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false, font: { color: "#505a5f" } }] };
   }
 
+  // What to call each group, from [id, label] pairs: its label, with its id beside it where
+  // two groups share a label (two schools called St Mary's), so no reader confuses them.
+  function names(groups) {
+    const uses = new Map();
+    for (const [, label] of groups) uses.set(label, (uses.get(label) || 0) + 1);
+    return groups.map(([id, label]) => (uses.get(label) > 1 ? `${label} (${id})` : label));
+  }
+
   // Bars of pulse figures: one trace per series, withheld values drawn as no bar with a
-  // "<5" or "suppressed" label where the bar would be, never as 0.
-  function bars(id, categories, series, { kind = "count", notice: told = null, title = "", layout = {} } = {}) {
+  // "<5" or "suppressed" label where the bar would be, never as 0. The categories are unique
+  // keys (a group's id), shown by their `labels`: Plotly merges categories that are equal.
+  function bars(
+    id,
+    categories,
+    series,
+    { kind = "count", notice: told = null, title = "", layout = {}, labels = categories } = {},
+  ) {
+    const ticks = names(categories.map((category, at) => [category, labels[at]]));
     const width = 0.8 / series.length;
     const annotations = [];
     const traces = series.map(({ name, figures }, index) => {
@@ -338,7 +353,8 @@ const Signpost = (() => {
         text: shown.map((one) => (one.suppressed ? "" : one.text)),
         textposition: "outside",
         cliponaxis: false,
-        hovertemplate: `%{x}: %{text}<extra>${name}</extra>`, // withheld values have no bar to hover
+        customdata: ticks,
+        hovertemplate: `%{customdata}: %{text}<extra>${name}</extra>`, // withheld values have no bar to hover
       };
     });
     const values = traces.flatMap((trace) => trace.y);
@@ -349,7 +365,7 @@ const Signpost = (() => {
       margin: { t: series.length > 1 ? 40 : 16, r: 16, b: 40, l: 56 },
       annotations,
       // Long names (provisions) wrap under their bar rather than slant across their neighbours.
-      xaxis: { type: "category", tickvals: categories, ticktext: categories.map(wrap) },
+      xaxis: { type: "category", tickvals: categories, ticktext: ticks.map(wrap) },
       yaxis:
         kind === "count"
           ? countAxis(values, title)
@@ -369,6 +385,7 @@ const Signpost = (() => {
     chart,
     countAxis,
     bars,
+    names,
     largest,
     nothingToChart,
     CHARTED,

@@ -68,17 +68,19 @@ Signpost.start(
     // Every group any answer has, in order, with its display name.
     const groups = new Map();
     for (const answer of answers) for (const row of answer.rows) groups.set(row.group, row.label);
+    const ids = [...groups.keys()];
+    const named = Signpost.names([...groups]);
     // A group missing from one locality's answer had no referrals there: a count of 0, a rate undefined.
     const none = { value: { value: kind === "count" ? 0 : null }, base: { value: 0 } };
     const rowOf = (answer, group) => answer.rows.find((row) => row.group === group) ?? none;
     Signpost.bars(
       "breakdown-chart",
-      [...groups.values()],
+      ids,
       answers.map((answer) => ({
         name: name(answer),
-        figures: [...groups.keys()].map((group) => rowOf(answer, group).value),
+        figures: ids.map((group) => rowOf(answer, group).value),
       })),
-      { kind, notice: told, title: first.measure.replaceAll("_", " ") },
+      { kind, notice: told, title: first.measure.replaceAll("_", " "), labels: [...groups.values()] },
     );
 
     const withBase = kind !== "count";
@@ -96,7 +98,7 @@ Signpost.start(
     table(
       "breakdown-table",
       [
-        ...[...groups].map(([group, label]) => [label, ...answers.flatMap((answer) => cells(rowOf(answer, group)))]),
+        ...ids.map((group, at) => [named[at], ...answers.flatMap((answer) => cells(rowOf(answer, group)))]),
         ["Total", ...answers.flatMap((answer) => cells(answer.total))],
       ],
       columns,

@@ -84,7 +84,7 @@ Signpost.start(
     const charted = Signpost.largest(waiting.rows, "accepted");
     bars(
       "waiting-chart",
-      charted.map((row) => row.label),
+      charted.map((row) => row.provision),
       [
         { name: "Days to acceptance", figures: charted.map((row) => row.days_to_accept) },
         { name: "Days to start", figures: charted.map((row) => row.days_to_start) },
@@ -93,6 +93,7 @@ Signpost.start(
         kind: "mean",
         notice: told,
         title: "mean days",
+        labels: charted.map((row) => row.label),
         layout: charted.length
           ? {}
           : Signpost.nothingToChart(
@@ -120,10 +121,12 @@ Signpost.start(
       ]),
       [1, 2, 3],
     );
+    const byLabel = [...waiting.rows].sort((a, b) => a.label.localeCompare(b.label));
+    const named = Signpost.names(byLabel.map((row) => [row.provision, row.label]));
     table(
       "waiting-table",
-      [...waiting.rows].sort((a, b) => a.label.localeCompare(b.label)).map((row) => [
-        row.label,
+      byLabel.map((row, at) => [
+        named[at],
         show(row.accepted, "count", told),
         show(row.days_to_accept, "mean", told),
         show(row.started, "count", told),

@@ -26,12 +26,19 @@ Signpost.start(
           ? `No provision has ${told.threshold} or more ${what} in this period (smaller counts are withheld)`
           : `No provision has ${what} in this period`,
       );
+    const labels = (rows) => rows.map((row) => row.label);
     for (const [id, rows] of [["provision-chart", completed], ["sector-chart", sectors.rows]]) {
       bars(
         id,
-        rows.map((row) => row.label),
+        rows.map((row) => row.group),
         [{ name: "Mean fall in need score", figures: rows.map((row) => row.needs_change) }],
-        { kind: "mean", notice: told, title: "score points", layout: rows.length ? {} : empty("completions") },
+        {
+          kind: "mean",
+          notice: told,
+          title: "score points",
+          labels: labels(rows),
+          layout: rows.length ? {} : empty("completions"),
+        },
       );
     }
     // One series per outcome or reason any row has; a row without it had none.
@@ -39,22 +46,32 @@ Signpost.start(
     const outcomes = parts(completed, "outcomes");
     bars(
       "outcomes-chart",
-      completed.map((row) => row.label),
+      completed.map((row) => row.group),
       outcomes.map((outcome) => ({
         name: words(outcome),
         figures: completed.map((row) => row.outcomes[outcome] ?? { value: 0 }),
       })),
-      { notice: told, title: "completions", layout: completed.length ? {} : empty("completions") },
+      {
+        notice: told,
+        title: "completions",
+        labels: labels(completed),
+        layout: completed.length ? {} : empty("completions"),
+      },
     );
     const reasons = parts(declined, "by_reason");
     bars(
       "declines-chart",
-      declined.map((row) => row.label),
+      declined.map((row) => row.provision),
       reasons.map((reason) => ({
         name: words(reason),
         figures: declined.map((row) => row.by_reason[reason] ?? { value: 0 }),
       })),
-      { notice: told, title: "declined offers", layout: declined.length ? {} : empty("declined offers") },
+      {
+        notice: told,
+        title: "declined offers",
+        labels: labels(declined),
+        layout: declined.length ? {} : empty("declined offers"),
+      },
     );
     const listed = (figures) =>
       Object.entries(figures)
@@ -62,21 +79,23 @@ Signpost.start(
         .join(", ") || "–";
     table(
       "works-table",
-      [provisions, sectors].flatMap((answer) =>
-        answer.rows.map((row) => [
+      [provisions, sectors].flatMap((answer) => {
+        const named = Signpost.names(answer.rows.map((row) => [row.group, row.label]));
+        return answer.rows.map((row, at) => [
           answer.group_by,
-          row.label,
+          named[at],
           show(row.completed, "count", told),
           show(row.rescored, "count", told),
           show(row.needs_change, "mean", told),
           listed(row.outcomes),
-        ]),
-      ),
+        ]);
+      }),
       [2, 3, 4],
     );
+    const declinedNames = Signpost.names(declines.rows.map((row) => [row.provision, row.label]));
     table(
       "declines-table",
-      declines.rows.map((row) => [row.label, show(row.declined, "count", told), listed(row.by_reason)]),
+      declines.rows.map((row, at) => [declinedNames[at], show(row.declined, "count", told), listed(row.by_reason)]),
       [1],
     );
   },
