@@ -118,8 +118,10 @@ def test_kafka_cluster_id_is_a_uuid_as_kraft_requires() -> None:
     assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16
 
 
-def test_migrate_creates_topics_for_a_single_broker() -> None:
-    assert SERVICES["migrate"]["command"] == ["migrate", "--replication-factor", "1"]
+def test_services_and_migrate_create_topics_for_a_single_broker() -> None:
+    assert SERVICES["migrate"]["command"] == ["migrate"]
+    for service in (*SERVICE_NAMES, "migrate"):  # whichever reaches Kafka first creates them
+        assert settings_of(service).topic_replication_factor == 1
     kafka = SERVICES["kafka"]["environment"]
     assert kafka["KAFKA_PROCESS_ROLES"] == "broker,controller"  # KRaft, no ZooKeeper
     assert kafka["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"

@@ -45,6 +45,7 @@ def production(
         _env_file=None,
         environment="production",
         kafka_bootstrap="kafka:9092",
+        topic_replication_factor=3,
         mongodb_url=f"mongodb://signpost:{quote(mongodb_password, safe='')}@mongodb:27017/?replicaSet=rs0",
         **values,
     )

@@ -25,8 +25,8 @@ async def partitions_by_topic(settings: Settings) -> dict[str, int]:
 
 
 async def test_migrate_creates_every_topic_and_index_and_can_run_again(settings: Settings) -> None:
-    await migrate(settings, replication_factor=1)
-    await migrate(settings, replication_factor=1)  # a second release's job changes nothing
+    await migrate(settings)
+    await migrate(settings)  # a second release's job changes nothing
 
     expected = {spec.name: spec.partitions for spec in Topics.from_settings(settings).specs()}
     assert await partitions_by_topic(settings) == expected
@@ -56,13 +56,6 @@ def test_migrate_without_servers_says_what_to_set(
     assert "SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL must be set" in capsys.readouterr().err
 
 
-def test_migrate_refuses_a_replication_factor_of_zero(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["migrate", "--replication-factor", "0"])
-    assert exit_.value.code == 2
-    assert "--replication-factor: must be at least 1, not 0" in capsys.readouterr().err
-
-
 async def test_migrate_drops_the_analytics_collections_earlier_releases_kept(settings: Settings) -> None:
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
     db = client[settings.database_name("analytics")]
@@ -79,8 +72,8 @@ async def test_migrate_drops_the_analytics_collections_earlier_releases_kept(set
         for collection in obsolete | kept:
             await db[collection].insert_one({"_id": "from an earlier release"})
 
-        await migrate(settings, replication_factor=1)
-        await migrate(settings, replication_factor=1)  # nothing left to drop the second time
+        await migrate(settings)
+        await migrate(settings)  # nothing left to drop the second time
 
         remaining = set(await db.list_collection_names())
         assert kept <= remaining

@@ -103,18 +103,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     replay = dlq_commands.add_parser("replay", help="publish dead letters to their original topic again")
     replay.add_argument("offsets", type=int, nargs="*", help="which (see `list`)")
     replay.add_argument("--all", action="store_true", help="every dead letter")
-    migrate = commands.add_parser(
+    commands.add_parser(
         "migrate",
         help="create missing topics and apply every service's MongoDB indexes (idempotent; run before a rollout)",
         description="Against SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL: creates each missing topic with its "
-        "final partition count and production retention, then applies the indexes of intake, routing and analytics, "
+        "final partition count, SIGNPOST_TOPIC_REPLICATION_FACTOR replicas and production retention, then applies the indexes of intake, routing and analytics, "
         "and drops analytics collections that earlier releases kept and nothing reads any more.",
-    )
-    migrate.add_argument(
-        "--replication-factor",
-        type=_positive_int,
-        default=1,
-        help="replicas of each topic it creates (1 on a single broker, 3 on a production cluster)",
     )
     health = commands.add_parser(
         "health",
@@ -161,6 +155,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-compare",
         action="store_true",
         help="skip the comparison with the live set (it reads both sets in full)",
+    )
+    contract = commands.add_parser(
+        "contract",
+        help="write the partners' event contract: a JSON Schema per event type and an AsyncAPI document",
+        description="Generated from the pydantic event models; docs/contract holds the published copy, "
+        "which a test keeps equal to what this writes.",
+    )
+    contract.add_argument(
+        "--out", type=Path, default=Path("docs/contract"), help="the folder (default docs/contract)"
     )
     args = parser.parse_args(argv)
 
@@ -217,10 +220,13 @@ def _command(settings: Settings, args: argparse.Namespace) -> int:
         return 0 if healthy else 1
 
     if args.command == "migrate":
-        return _migrate(settings, replication_factor=args.replication_factor)
+        return _migrate(settings)
 
     if args.command == "demo":
         return _demo(settings, args)
+
+    if args.command == "contract":
+        return _contract(args.out)
 
     if args.command == "catalogue":
         return _import_catalogue(settings, args)
@@ -259,7 +265,7 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _migrate(settings: Settings, *, replication_factor: int) -> int:
+def _migrate(settings: Settings) -> int:
     import asyncio
 
     from signpost.platform.migrate import migrate
@@ -269,7 +275,7 @@ def _migrate(settings: Settings, *, replication_factor: int) -> int:
     except ValueError as exc:
         print(f"signpost: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(migrate(settings, replication_factor=replication_factor))
+    asyncio.run(migrate(settings))
     print("signpost: topics and indexes are in place")
     return 0
 
@@ -374,6 +380,18 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
         period=args.term, minutes=args.minutes, referrals=args.referrals, rate=args.rate, seed=args.seed
     )
     return demo_command(settings, endpoints, options)
+
+
+def _contract(folder: Path) -> int:
+    from signpost.platform.contract import write_contract
+
+    try:
+        written = write_contract(folder)
+    except OSError as exc:
+        print(f"signpost: cannot write --out {folder}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    print(f"signpost: wrote {len(written)} files of the event contract to {folder}")
+    return 0
 
 
 def _import_catalogue(settings: Settings, args: argparse.Namespace) -> int:

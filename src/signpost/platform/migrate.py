@@ -1,7 +1,7 @@
 """`signpost migrate`: what a deployment applies once before (or while) the services roll out.
 
 Creates every topic that is missing, with its final partition count, the replication
-factor of the cluster and production retention, and applies every service's MongoDB
+factor of the cluster (SIGNPOST_TOPIC_REPLICATION_FACTOR) and production retention, and applies every service's MongoDB
 indexes. Both steps are idempotent, so the job can run on every release. Services
 still apply their own indexes at start-up; this makes a rollout not depend on it
 (index builds on a large collection take a while, and happen once, here). Last, it
@@ -52,9 +52,9 @@ def index_plan(settings: Settings, service: ServiceName) -> tuple[IndexPlan, Fas
     return plan, app
 
 
-async def migrate(settings: Settings, *, replication_factor: int) -> None:
+async def migrate(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
-    await ensure_topics(settings, replication_factor=replication_factor, extra_config=retention(topics))
+    await ensure_topics(settings, extra_config=retention(topics))
     log.info("topics ready", topics=[spec.name for spec in topics.specs()])
     for service in SERVICE_NAMES:
         plan, app = index_plan(settings, service)

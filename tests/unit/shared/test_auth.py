@@ -345,6 +345,7 @@ def test_signpost_token_is_refused_in_production(tmp_path: Path) -> None:
         "SIGNPOST_DATA_DIR": str(tmp_path),
         "SIGNPOST_KAFKA_BOOTSTRAP": "kafka:9092",
         "SIGNPOST_MONGODB_URL": "mongodb://m/?replicaSet=rs0",
+        "SIGNPOST_TOPIC_REPLICATION_FACTOR": "3",
         "SIGNPOST_PSEUDONYM_KEY": "an-areas-own-secret-too-long-to-guess",
         "SIGNPOST_FRONT_DOOR_PHONE": "0117 496 0000",
         "SIGNPOST_AUTH_ISSUER": "https://idp.area.test",

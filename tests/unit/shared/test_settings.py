@@ -9,6 +9,7 @@ PRODUCTION: dict[str, object] = {
     "environment": "production",
     "kafka_bootstrap": "kafka:9092",
     "mongodb_url": "mongodb://m/?replicaSet=rs0",
+    "topic_replication_factor": 3,
     "pseudonym_key": "an-areas-own-secret-too-long-to-guess",
     "front_door_phone": "0117 496 0000",
     "auth_issuer": "https://login.area.test",
@@ -47,6 +48,18 @@ def test_production_refuses_unsafe_defaults_and_names_each_problem() -> None:
     assert "SIGNPOST_PSEUDONYM_KEY" in message
     assert "SIGNPOST_FRONT_DOOR_PHONE" in message
     assert "SIGNPOST_AUTH_ISSUER" in message
+    assert "SIGNPOST_TOPIC_REPLICATION_FACTOR" in message
+
+
+def test_production_needs_the_replication_factor_named_even_when_it_is_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unset = {name: value for name, value in PRODUCTION.items() if name != "topic_replication_factor"}
+    with pytest.raises(ValidationError, match="SIGNPOST_TOPIC_REPLICATION_FACTOR must be set"):
+        make(**unset)
+    monkeypatch.setenv("SIGNPOST_TOPIC_REPLICATION_FACTOR", "1")  # a single broker, said so
+    assert Settings(_env_file=None, **unset).topic_replication_factor == 1
+    assert make().topic_replication_factor == 1  # development: the embedded broker
 
 
 def test_production_with_servers_is_accepted() -> None:
@@ -60,6 +73,7 @@ def test_production_with_servers_is_accepted() -> None:
         ("intake_port", 70000),
         ("tenant", "no spaces allowed"),
         ("topic_prefix", "bad/prefix"),
+        ("topic_replication_factor", 0),
         ("log_format", "xml"),
         ("reconcile_after_s", 0),
         ("reconcile_interval_s", -1),

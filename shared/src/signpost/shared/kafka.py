@@ -82,12 +82,12 @@ def create_broker(settings: Settings, *, service: str) -> KafkaBroker:
 
 
 async def ensure_topics(
-    settings: Settings,
-    *,
-    replication_factor: int = 1,
-    extra_config: Mapping[str, Mapping[str, str]] | None = None,
+    settings: Settings, *, extra_config: Mapping[str, Mapping[str, str]] | None = None
 ) -> None:
-    """Create every topic with its final partition count; existing topics are left as they are.
+    """Create every topic with its final partition count and the settings' replication factor.
+
+    Existing topics are left as they are. Services run this at start-up as well as
+    `signpost migrate`, so whichever reaches the brokers first creates the same topics.
 
     `extra_config` adds topic configs by topic name (`signpost migrate` sets retention).
     """
@@ -102,8 +102,9 @@ async def ensure_topics(
         for spec in missing:
             with suppress(TopicAlreadyExistsError):  # another process created it first
                 config = {**spec.config, **(extra_config or {}).get(spec.name, {})}
+                replicas = settings.topic_replication_factor
                 await admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, replication_factor, topic_configs=config)]
+                    [NewTopic(spec.name, spec.partitions, replicas, topic_configs=config)]
                 )
     finally:
         await admin.close()

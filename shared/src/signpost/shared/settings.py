@@ -63,6 +63,14 @@ class Settings(BaseSettings):
     )
     topic_prefix: str = Field(default="", pattern=r"^[A-Za-z0-9._-]*$")
     topic_partitions: int = Field(default=6, ge=1, le=1000)
+    topic_replication_factor: int = Field(
+        default=1,
+        ge=1,
+        le=100,
+        description="Replicas of each topic a service (at start-up) or `signpost migrate` creates: the "
+        "cluster's default.replication.factor. Production needs it set: with fewer replicas than the "
+        "brokers' min.insync.replicas, every publish (acks=all) fails.",
+    )
     event_max_bytes: int = Field(
         default=256 * 1024,
         ge=1024,
@@ -276,6 +284,11 @@ class Settings(BaseSettings):
             problems.append("SIGNPOST_MONGODB_URL must point at the MongoDB replica set")
         if not self.kafka_idempotence:
             problems.append("SIGNPOST_KAFKA_IDEMPOTENCE must stay on against Apache Kafka")
+        if "topic_replication_factor" not in self.model_fields_set:
+            problems.append(
+                "SIGNPOST_TOPIC_REPLICATION_FACTOR must be set to the Kafka cluster's replication factor "
+                "(3 on a three-broker cluster, 1 on a single broker)"
+            )
         for name in self._placeholders():
             problems.append(
                 f"{name} still holds a placeholder (a default or an example file's): set this area's own"
