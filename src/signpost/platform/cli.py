@@ -107,8 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate",
         help="create missing topics and apply every service's MongoDB indexes (idempotent; run before a rollout)",
         description="Against SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL: creates each missing topic with its "
-        "final partition count, SIGNPOST_TOPIC_REPLICATION_FACTOR replicas and production retention, then applies the indexes of intake, routing and analytics, "
-        "and drops analytics collections that earlier releases kept and nothing reads any more.",
+        "final partition count, SIGNPOST_TOPIC_REPLICATION_FACTOR replicas and production retention, then "
+        "applies the indexes of intake, routing and analytics, and drops analytics collections that earlier "
+        "releases kept and nothing reads any more.",
     )
     health = commands.add_parser(
         "health",
