@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -38,7 +39,7 @@ def production(
     variables: dict[str, str], *, mongodb_password: str = FILLED_IN["SIGNPOST_MONGODB_PASSWORD"]
 ) -> Settings:
     filled = {name: value for name, value in FILLED_IN.items() if name != "SIGNPOST_MONGODB_PASSWORD"}
-    values = {
+    values: dict[str, Any] = {
         name.removeprefix("SIGNPOST_").lower(): value for name, value in {**filled, **variables}.items()
     }
     return Settings(
