@@ -95,6 +95,37 @@ async def test_drill_down_suppresses_a_lone_small_cell_and_its_complement(analyt
     assert legacy["suppressed"]["by_outcome.unmatched"] == "small_number"
 
 
+async def test_a_ward_or_setting_id_with_a_slash_intake_took_can_be_drilled_into(
+    analytics: Analytics,
+) -> None:
+    """Intake takes a locality or setting id with "/" (a ward "Lockleaze/Frome Vale"): the pulse filters on it."""
+    ward, setting = "Lockleaze/Frome Vale", "LA/0042"
+    await analytics.publish(
+        [
+            *scenario(),
+            *[
+                event
+                for n in range(3)
+                for event in lifecycle(f"lfv-{n}", "routed", locality=ward, setting=setting)
+            ],
+        ]
+    )
+    await analytics.until({"submitted": 17})
+    by_need = await analytics.get("/v1/pulse/breakdown", measure="submitted", group_by="need", locality=ward)
+    assert by_need["filters"] == {"locality": ward}
+    assert {row["group"]: row["value"]["value"] for row in by_need["rows"]} == {"SLCN": 3}
+    in_setting = await analytics.summary(setting=setting)
+    assert in_setting["submitted"]["value"] == 3
+
+    piped = await analytics.client.get(
+        "/v1/pulse/summary", params={**PERIOD, "locality": "Ashley|Brent"}, headers=analytics.auth("admin")
+    )
+    assert piped.status_code == 422
+    [problem] = piped.json()["detail"]
+    assert problem["field"] == "query.locality"
+    assert problem["message"] == "use 1 to 100 letters, digits, spaces and . _ : ' & ( ) / -"
+
+
 async def test_coverage_counts_registered_settings_that_referred(analytics: Analytics) -> None:
     admin = analytics.auth("admin")
     for setting, locality in (("URN100001", "Ashley"), ("URN100002", "Ashley"), ("URN200002", "Brent")):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from pydantic import AfterValidator
 from signpost.analytics.projections.follower import FactsFollower, IndexLoading
 from signpost.analytics.projections.index import DIMENSIONS, FactIndex
 from signpost.analytics.projections.sets import ProjectionSet, read_pointer
@@ -36,7 +38,27 @@ DEFAULT_PERIOD_DAYS = 28
 MAX_PERIOD_DAYS = 5 * 366
 # Referrals are recent; the bounds also keep "the previous period" a representable date.
 EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
-KEY = r"^[A-Za-z0-9 _.:'&()-]{1,100}$"
+# What a filter's value may be: every locality and setting id intake takes (a ward may be
+# "Lockleaze/Frome Vale"), need codes, sectors and provision ids; said in words when refused.
+KEY = re.compile(r"[A-Za-z0-9 _.:'&()/-]{1,100}")
+KEY_RULE = "1 to 100 letters, digits, spaces and . _ : ' & ( ) / -"
+
+
+def _key(value: str | None) -> str | None:
+    if value is not None and not KEY.fullmatch(value):
+        raise ValueError(f"use {KEY_RULE}")
+    return value
+
+
+Key = Annotated[str | None, AfterValidator(_key)]
+
+
+def key_query(description: str) -> Any:
+    """A filter's query parameter, its rule in the OpenAPI schema as a pattern."""
+    return Query(
+        description=f"{description} ({KEY_RULE}).", json_schema_extra={"pattern": f"^{KEY.pattern}$"}
+    )
+
 
 AnalystDep = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.OPS, Role.ADMIN))]
 GroupBy = StrEnum("GroupBy", {name: name for name in DIMENSIONS})  # type: ignore[misc]
@@ -105,13 +127,11 @@ async def query_of(
         str | None,
         Query(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Admins only: another local area's numbers."),
     ] = None,
-    locality: Annotated[str | None, Query(pattern=KEY)] = None,
-    setting: Annotated[str | None, Query(pattern=KEY, description="A setting id.")] = None,
-    need: Annotated[
-        str | None, Query(pattern=KEY, description="A school census need code, e.g. ASD.")
-    ] = None,
-    sector: Annotated[str | None, Query(pattern=KEY)] = None,
-    provision: Annotated[str | None, Query(pattern=KEY, description="A provision id.")] = None,
+    locality: Annotated[Key, key_query("A locality, e.g. a ward")] = None,
+    setting: Annotated[Key, key_query("A setting id")] = None,
+    need: Annotated[Key, key_query("A school census need code, e.g. ASD")] = None,
+    sector: Annotated[Key, key_query("A sector, e.g. health")] = None,
+    provision: Annotated[Key, key_query("A provision id")] = None,
 ) -> service.Query:
     """Who is asking about which area, over which days, narrowed how."""
     if tenant is not None and tenant != principal.tenant and principal.role is not Role.ADMIN:
