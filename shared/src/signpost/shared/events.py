@@ -175,7 +175,13 @@ class ProvisionChangedV1(EventData):
 
     provision_id: str
     change: Literal["created", "updated", "retired"]
-    provision: dict[str, Any] = Field(description="The provision as routing holds it after the change.")
+    # Untyped here: routing's `Provision` lives in routing, and a model here would refuse events the
+    # compacted topic keeps that predate one of its fields. The contract (`signpost contract`)
+    # documents it with routing's model; readers pick out the fields they use.
+    provision: dict[str, Any] = Field(
+        description="The provision as routing holds it after the change: routing's `Provision`, "
+        "as GET /v1/provisions/{id} answers."
+    )
     changed_at: datetime
 
 
@@ -222,15 +228,27 @@ class Envelope(BaseModel, Generic[D]):
 
     model_config = ConfigDict(frozen=True)
 
-    id: str
-    source: str
-    type: str
-    specversion: Literal["1.0"] = "1.0"
-    time: datetime
-    subject: str
-    tenant: str
-    correlationid: str
-    causationid: str | None = None
+    id: str = Field(
+        description="The event's id, a UUIDv7 (its text sorts by creation time). The same on every "
+        "redelivery: a reader skips an id it has handled."
+    )
+    source: str = Field(description="The service that produced it: /signpost/<service>[/<part>].")
+    type: str = Field(description="The event type, versioned: uk.signpost.<entity>.<event>.v<N>.")
+    specversion: Literal["1.0"] = Field(default="1.0", description="The CloudEvents version.")
+    time: datetime = Field(description="When the event was created (RFC 3339, UTC).")
+    subject: str = Field(
+        description="What the event is about, and its Kafka key: the referral id, provision id or setting id."
+    )
+    tenant: str = Field(description="The local area, e.g. an ONS local authority code.")
+    correlationid: str = Field(
+        description="One request's chain: the HTTP request's id (x-correlation-id) on the events it "
+        "caused and on routing's decisions about them. A later request about the same referral has "
+        "its own; follow a referral by `subject`."
+    )
+    causationid: str | None = Field(
+        default=None,
+        description="The id of the event that caused this one (routing's decisions); absent otherwise.",
+    )
     datacontenttype: Literal["application/json"] = CONTENT_TYPE
     data: D
 
@@ -273,7 +291,8 @@ class EventContractError(ValueError):
         self.reason = reason
 
 
-_HEADER_ATTRIBUTES = (
+# The attributes that travel as `ce_<name>` headers (CloudEvents' Kafka binary mode).
+HEADER_ATTRIBUTES = (
     "id",
     "source",
     "type",
@@ -287,7 +306,7 @@ _HEADER_ATTRIBUTES = (
 
 
 def to_kafka_headers(envelope: Envelope[EventData]) -> dict[str, str]:
-    attributes = envelope.model_dump(mode="json", include=set(_HEADER_ATTRIBUTES))
+    attributes = envelope.model_dump(mode="json", include=set(HEADER_ATTRIBUTES))
     headers = {f"ce_{name}": str(value) for name, value in attributes.items() if value is not None}
     headers["content-type"] = envelope.datacontenttype
     return headers
@@ -298,7 +317,7 @@ def to_kafka_value(envelope: Envelope[EventData]) -> bytes:
 
 
 # Binary-mode attributes a producer must send; `causationid` is optional.
-_REQUIRED_HEADERS = tuple(f"ce_{name}" for name in _HEADER_ATTRIBUTES if name != "causationid")
+REQUIRED_HEADERS = tuple(f"ce_{name}" for name in HEADER_ATTRIBUTES if name != "causationid")
 
 
 def from_kafka(
@@ -321,7 +340,7 @@ def from_kafka(
     data_class = EVENT_TYPES.get(event_type)
     if data_class is None:
         raise EventContractError(_unknown_type(event_type))
-    missing = [name for name in _REQUIRED_HEADERS if name not in headers]
+    missing = [name for name in REQUIRED_HEADERS if name not in headers]
     if missing:
         raise EventContractError(f"header {', '.join(missing)} missing: required CloudEvents attributes")
     if not value:
@@ -334,7 +353,7 @@ def from_kafka(
         if exc.errors()[0]["type"] == "json_invalid":
             raise EventContractError(f"body: malformed JSON: {exc.errors()[0]['msg']}") from None
         raise EventContractError(f"body: {_first_error(exc)}") from None
-    attributes = {name: headers[f"ce_{name}"] for name in _HEADER_ATTRIBUTES if f"ce_{name}" in headers}
+    attributes = {name: headers[f"ce_{name}"] for name in HEADER_ATTRIBUTES if f"ce_{name}" in headers}
     try:
         return Envelope[EventData](**attributes, data=data)
     except ValidationError as exc:
