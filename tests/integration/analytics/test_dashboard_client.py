@@ -12,7 +12,7 @@ from playwright.sync_api import Page
 from signpost.analytics.pulse.models import DeclineRow, Declines, Waiting, WaitingRow, WhatWorks, WhatWorksRow
 
 from tests.browser import WAIT_MS, Browser, loopback_browser
-from tests.dashboard_api import TOKEN, CannedApi, breakdown, count, refused, scope, withheld
+from tests.dashboard_api import TOKEN, CannedApi, breakdown, count, ops_view, refused, scope, withheld
 from tests.threaded_server import serve_in_thread
 
 
@@ -212,3 +212,15 @@ def test_provisions_that_share_a_name_stay_apart_on_the_overview(
     assert categories(page, "waiting-chart") == both
     assert plotly(page, "waiting-chart", "chart.data[0].y") == [3, 30]
     assert first_column(page, "waiting-table") == list(both.values())
+
+
+def test_the_ops_page_says_kafka_is_down_from_the_start(dashboard: Dashboard, api: CannedApi) -> None:
+    never_sampled = ops_view()
+    never_sampled.error = "Kafka did not answer: KafkaConnectionError"
+    never_sampled.dead_letters.total = None
+    api.answer("/v1/ops", never_sampled)
+    page = dashboard.shown("/dashboard/ops")
+    assert page.text_content("#sampled") == (
+        "The streams could not be sampled yet: Kafka did not answer: KafkaConnectionError."
+    )
+    assert page.text_content("#dead-letters-total") == "unknown"

@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from signpost.analytics.dashboard.pages import PAGES, render
-from signpost.analytics.ops.sampler import Sample, StreamState
+from signpost.analytics.ops.sampler import OpsSampler, Sample, StreamState
+from signpost.analytics.ops.service import streams_view
+from signpost.shared.settings import Settings
 
 
 def sample(at_s: float, high: int) -> Sample:
@@ -41,3 +43,11 @@ def test_every_page_links_every_other_and_loads_only_local_assets() -> None:
             assert f'href="/dashboard/{other.slug}"' in html
         assert "http://" not in html and "https://" not in html
         assert '<script src="/dashboard/assets/plotly.min.js"' in html
+
+
+def test_before_a_sample_succeeds_the_dead_letters_are_unknown_not_zero() -> None:
+    sampler = OpsSampler(Settings(_env_file=None))
+    sampler.state.error = "Kafka did not answer: KafkaConnectionError"
+    view = streams_view(sampler)
+    assert view.sampled_at is None and view.error == sampler.state.error
+    assert view.dead_letters.total is None

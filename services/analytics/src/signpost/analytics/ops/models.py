@@ -28,7 +28,9 @@ class TopicView(BaseModel):
 
 class DeadLetters(BaseModel):
     topic: str
-    total: int = Field(description="Dead letters retained on the topic.")
+    total: int | None = Field(
+        description="Dead letters retained on the topic; null until a sample has succeeded (not known yet)."
+    )
     by_service: dict[str, int] = Field(description="Dead letters by the service that could not read them.")
 
 

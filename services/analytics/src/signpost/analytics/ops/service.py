@@ -42,7 +42,9 @@ def streams_view(sampler: OpsSampler) -> StreamsView:
         topics=[_topic_view(state, name) for name in names],
         dead_letters=DeadLetters(
             topic=topics.dead_letters,
-            total=sum(m.retained for tp, m in state.watermarks.items() if tp.topic == topics.dead_letters),
+            total=None
+            if state.sampled_at is None
+            else sum(m.retained for tp, m in state.watermarks.items() if tp.topic == topics.dead_letters),
             by_service=dict(sorted(state.dead_letters_by_service.items())),
         ),
         history=_history(state),

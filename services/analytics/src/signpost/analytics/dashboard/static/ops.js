@@ -3,13 +3,17 @@
 Signpost.start(
   (get) => get("/v1/ops"),
   (ops) => {
+    // A failed sample is said whether or not one ever succeeded: Kafka down from start-up too.
     Signpost.text(
       "sampled",
       ops.sampled_at
         ? `Streams sampled ${Signpost.when(ops.sampled_at)}, every ${ops.sample_interval_s} s.` +
             (ops.error ? ` Latest sample failed: ${ops.error}.` : "")
-        : "The streams have not been sampled yet.",
+        : ops.error
+          ? `The streams could not be sampled yet: ${ops.error}.`
+          : "The streams have not been sampled yet.",
     );
+    document.getElementById("sampled").dataset.kind = ops.error ? "error" : "";
     Signpost.table(
       "health-table",
       ops.health.map((s) => [
@@ -76,7 +80,7 @@ Signpost.start(
       ]),
       [1, 2, 3],
     );
-    Signpost.text("dead-letters-total", ops.dead_letters.total);
+    Signpost.text("dead-letters-total", ops.dead_letters.total ?? "unknown");
     Signpost.text("dead-letters-topic", ops.dead_letters.topic);
     Signpost.table("dead-letters-table", Object.entries(ops.dead_letters.by_service), [1]);
   },
