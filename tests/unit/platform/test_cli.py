@@ -97,3 +97,23 @@ def test_catalogue_import_reaches_routing_on_loopback_when_services_listen_on_ev
     monkeypatch.setenv("SIGNPOST_HOST", "::")
     assert main(["catalogue", "import", "feed.json", "--token", "a.b.c"]) == 0
     assert reached == ["http://127.0.0.1:8002"]
+
+
+@pytest.mark.parametrize(
+    ("host", "where"),
+    [
+        ("::", "http://127.0.0.1:{port}"),  # services listening on every address: reached on loopback
+        ("::1", "http://[::1]:{port}"),
+        ("999.1.1.1", "http://999.1.1.1:{port}"),  # not an address at all
+    ],
+)
+def test_demo_names_the_service_it_cannot_reach_whatever_the_host(
+    host: str, where: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    monkeypatch.setenv("SIGNPOST_HOST", host)
+    monkeypatch.setenv("SIGNPOST_INTAKE_PORT", str(port))
+    assert main(["demo"]) == 2
+    err = capsys.readouterr().err
+    assert f"signpost demo: intake is not reachable at {where.format(port=port)} (" in err
+    assert "Traceback" not in err

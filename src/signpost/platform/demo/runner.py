@@ -60,11 +60,11 @@ class Endpoints:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Endpoints:
-        base = f"http://{settings.host}"
+        """Where `signpost run` with these settings answers (a wildcard host such as '::' is reached on loopback)."""
         return cls(
-            intake=f"{base}:{settings.intake_port}",
-            routing=f"{base}:{settings.routing_port}",
-            analytics=f"{base}:{settings.analytics_port}",
+            intake=settings.local_url("intake"),
+            routing=settings.local_url("routing"),
+            analytics=settings.local_url("analytics"),
         )
 
 
@@ -193,7 +193,7 @@ class Demo:
         ):
             try:
                 response = await self.http.get(f"{base}/readyz")
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, httpx.InvalidURL) as exc:
                 raise PlatformUnreachable(
                     f"{name} is not reachable at {base} ({type(exc).__name__}); start the platform with "
                     f"`signpost run` (or `signpost run --demo`), or pass --{name}-url"
