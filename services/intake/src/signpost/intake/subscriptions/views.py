@@ -45,8 +45,10 @@ def _view(subscription: Document) -> SubscriptionView:
     dependencies=[Depends(rate_limited_write)],
     summary="Subscribe a webhook to the events of referrals offered to your organisation",
     description=(
-        "Events arrive as CloudEvents in HTTP binary mode (`ce-*` headers, JSON `data` body) with a "
-        "`Signpost-Signature: t=<unix>,v1=<hex HMAC-SHA256 of '<t>.<body>'>` header keyed by the secret. "
+        "Events arrive as CloudEvents in HTTP binary mode (`ce-*` headers, JSON `data` body) with "
+        "a `Signpost-Signature: t=<unix>,v1=<hex>,v2=<hex>` header, each an HMAC-SHA256 keyed by the "
+        "secret: v2 (verify this one) of `<t>\\n<ce-id>\\n<ce-type>\\n<ce-subject>\\n<body>`, v1 of "
+        "`<t>.<body>` (kept for receivers written before v2; it leaves the event's id and type unsigned). "
         "Failed deliveries are retried with doubling delays; see the delivery log."
     ),
 )
