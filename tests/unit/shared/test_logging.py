@@ -1,11 +1,34 @@
-"""The correlation id a caller may supply."""
+"""The correlation id a caller may supply, and what a failing request leaves on the log."""
 
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
+import pytest
 from signpost.shared.logging import is_safe_id
+
+from tests.unit.shared import failing_service
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_a_correlation_id_is_taken_only_when_it_cannot_identify_anyone() -> None:
     assert is_safe_id(str(uuid.uuid4())) and is_safe_id("4bf92f3577b34da6a3ce929d0e0e4736")
     for case_reference in ("NHS-9434765919", "2018-03-14", "smith_jane", "case:1234", "abc"):
         assert not is_safe_id(case_reference)
+
+
+@pytest.mark.parametrize("log_format", ["json", "console"])
+def test_a_failing_request_is_logged_with_its_traceback_and_without_its_data(log_format: str) -> None:
+    logged = subprocess.run(
+        [sys.executable, "-m", "tests.unit.shared.failing_service", log_format],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stderr
+    assert "Traceback (most recent call last)" in logged and failing_service.FAILURE in logged
+    assert failing_service.CHILD_NAME not in logged
+    assert failing_service.BEARER_TOKEN not in logged

@@ -3,6 +3,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.errors import (
     AutoReconnect,
+    BulkWriteError,
     ConnectionFailure,
     DuplicateKeyError,
     ExecutionTimeout,
@@ -138,3 +139,20 @@ def test_dead_letter_headers_say_who_why_where_and_how_often() -> None:
 def test_original_headers_drop_only_what_retries_and_dead_letters_added() -> None:
     headers = {"ce_id": "e", "content-type": "application/json", "retry_attempts": "1", "dlq_error": "x"}
     assert original_headers(headers) == {"ce_id": "e", "content-type": "application/json"}
+
+
+def test_a_failed_write_is_described_by_its_codes_and_messages_not_its_documents() -> None:
+    referral = {"_id": "r-1", "child": {"given_name": "Zephyrine", "nhs_number": "9434765919"}}
+    batch = BulkWriteError(
+        {
+            "writeErrors": [{"index": 0, "code": 11000, "errmsg": "E11000 dup key: r-1", "op": referral}],
+            "writeConcernErrors": [{"code": 64, "errmsg": "waiting for replication timed out"}],
+            "nInserted": 0,
+        }
+    )
+    assert describe_error(batch) == (
+        "BulkWriteError: batch op errors occurred; 11000 E11000 dup key: r-1; "
+        "64 waiting for replication timed out"
+    )
+    failure = OperationFailure("Document failed validation", code=121, details={"errInfo": referral})
+    assert describe_error(failure) == "OperationFailure: Document failed validation"
