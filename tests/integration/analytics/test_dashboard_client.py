@@ -224,3 +224,16 @@ def test_the_ops_page_says_kafka_is_down_from_the_start(dashboard: Dashboard, ap
         "The streams could not be sampled yet: Kafka did not answer: KafkaConnectionError."
     )
     assert page.text_content("#dead-letters-total") == "unknown"
+
+
+def test_a_drill_down_of_many_groups_charts_the_largest_and_tables_them_all(
+    dashboard: Dashboard, api: CannedApi
+) -> None:
+    rows = [(f"URN{n:03}", f"School {n}", count(n) if n >= 5 else withheld()) for n in range(1, 61)]
+    api.answer("/v1/pulse/breakdown", breakdown(rows))
+    page = dashboard.shown("/dashboard/drill-down?group_by=setting")
+    assert plotly(page, "breakdown-chart", "chart.data[0].x") == [f"URN{n:03}" for n in range(60, 48, -1)]
+    assert page.text_content("#breakdown-caption") == (
+        "submitted by setting: the 12 highest of 60 groups charted; the table below has every group"
+    )
+    assert len(first_column(page, "breakdown-table")) == 61  # and the total

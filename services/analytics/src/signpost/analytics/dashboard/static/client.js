@@ -295,13 +295,15 @@ const Signpost = (() => {
     return lines.join("<br>");
   }
 
-  // The rows a chart of many groups can show: those whose `count` figure is shown and above 0,
-  // largest first, at most CHARTED (a chart of 59 provisions is unreadable; the table has every row).
+  // The rows a chart of many groups can show: those whose figure (`figureOf(row)`) is shown and
+  // above 0, largest first, at most CHARTED (a chart of 59 provisions is unreadable; the table
+  // has every row).
   const CHARTED = 12;
-  function largest(rows, count) {
+  function largest(rows, figureOf, labelOf = (row) => row.label) {
+    const shown = (row) => (figureOf(row).suppressed ? null : figureOf(row).value);
     return rows
-      .filter((row) => !row[count].suppressed && row[count].value > 0)
-      .sort((a, b) => b[count].value - a[count].value || a.label.localeCompare(b.label))
+      .filter((row) => shown(row) > 0)
+      .sort((a, b) => shown(b) - shown(a) || labelOf(a).localeCompare(labelOf(b)))
       .slice(0, CHARTED);
   }
 

@@ -63,24 +63,38 @@ Signpost.start(
         (view().get("compare") && !view().get("locality") ? " To compare two localities, choose the first one too." : "") +
         unknown(known, answers),
     );
-    Signpost.text("breakdown-caption", `${first.measure.replaceAll("_", " ")} by ${first.group_by}`);
 
     // Every group any answer has, in order, with its display name.
     const groups = new Map();
     for (const answer of answers) for (const row of answer.rows) groups.set(row.group, row.label);
     const ids = [...groups.keys()];
     const named = Signpost.names([...groups]);
+    const nameOf = new Map(ids.map((group, at) => [group, named[at]]));
     // A group missing from one locality's answer had no referrals there: a count of 0, a rate undefined.
     const none = { value: { value: kind === "count" ? 0 : null }, base: { value: 0 } };
     const rowOf = (answer, group) => answer.rows.find((row) => row.group === group) ?? none;
+
+    // Many groups (60 settings) make an unreadable chart: past CHARTED it shows those with the
+    // highest figure in either locality; the table has every group.
+    const shown = (figure) => (figure.suppressed || figure.value === null ? -Infinity : figure.value);
+    const highest = (group) => ({ value: Math.max(...answers.map((answer) => shown(rowOf(answer, group).value))) });
+    const charted = ids.length > Signpost.CHARTED ? Signpost.largest(ids, highest, (group) => nameOf.get(group)) : ids;
+    const measure = first.measure.replaceAll("_", " ");
+    Signpost.text(
+      "breakdown-caption",
+      `${measure} by ${first.group_by}` +
+        (charted.length < ids.length
+          ? `: the ${charted.length} highest of ${ids.length} groups charted; the table below has every group`
+          : ""),
+    );
     Signpost.bars(
       "breakdown-chart",
-      ids,
+      charted,
       answers.map((answer) => ({
         name: name(answer),
-        figures: ids.map((group) => rowOf(answer, group).value),
+        figures: charted.map((group) => rowOf(answer, group).value),
       })),
-      { kind, notice: told, title: first.measure.replaceAll("_", " "), labels: [...groups.values()] },
+      { kind, notice: told, title: measure, labels: charted.map((group) => nameOf.get(group)) },
     );
 
     const withBase = kind !== "count";
@@ -98,7 +112,7 @@ Signpost.start(
     table(
       "breakdown-table",
       [
-        ...ids.map((group, at) => [named[at], ...answers.flatMap((answer) => cells(rowOf(answer, group)))]),
+        ...ids.map((group) => [nameOf.get(group), ...answers.flatMap((answer) => cells(rowOf(answer, group)))]),
         ["Total", ...answers.flatMap((answer) => cells(answer.total))],
       ],
       columns,

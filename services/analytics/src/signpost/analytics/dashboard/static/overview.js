@@ -81,7 +81,7 @@ Signpost.start(
       trends.map((trend, index) => ({ name: TRENDS[index][1], figures: trend.points.map((point) => point.value) })),
       { notice: told, title: `referrals per ${trends[0].interval}` },
     );
-    const charted = Signpost.largest(waiting.rows, "accepted");
+    const charted = Signpost.largest(waiting.rows, (row) => row.accepted);
     bars(
       "waiting-chart",
       charted.map((row) => row.provision),

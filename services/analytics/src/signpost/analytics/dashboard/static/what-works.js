@@ -18,8 +18,8 @@ Signpost.start(
     const told = provisions.suppression;
     Signpost.notice(provisions);
     // Provisions are many: their charts show the largest (every one is in the tables).
-    const completed = Signpost.largest(provisions.rows, "completed");
-    const declined = Signpost.largest(declines.rows, "declined");
+    const completed = Signpost.largest(provisions.rows, (row) => row.completed);
+    const declined = Signpost.largest(declines.rows, (row) => row.declined);
     const empty = (what) =>
       Signpost.nothingToChart(
         told
