@@ -11,7 +11,7 @@ from signpost.shared.vocabulary import LevelOfNeed, NeedCode
 from signpost.platform.demo.area import LocalArea
 from signpost.platform.demo.calendar import TERMS, intensity, period
 from signpost.platform.demo.calibration import Calibration
-from signpost.platform.demo.referrals import GeneratedReferral, ReferralGenerator
+from signpost.platform.demo.referrals import GeneratedReferral, ReferralGenerator, _age_fits
 from tests.unit.demo.conftest import SAMPLES, TODAY, generate, tolerance
 
 K = TypeVar("K")
@@ -76,6 +76,14 @@ def test_ages_are_weighted_to_school_age(
     school_age = sum(ages[a] for a in range(5, 17)) / len(first_referrals)
     assert school_age > 0.7
     assert ages[9] > ages[3] > ages[0] and ages[9] > ages[20]
+
+
+def test_no_need_is_given_a_child_too_young_for_it(referrals: list[GeneratedReferral]) -> None:
+    """SpLD and MLD under 5, autism under 2: as a secondary need no more than as the primary one."""
+    assert any(r.age_years < 5 and len(r.need_codes) > 1 for r in referrals)
+    for referral in referrals:
+        for need in referral.need_codes:
+            assert _age_fits(referral.age_years, need, referral.level), (referral.age_years, need)
 
 
 def test_referrals_follow_the_school_terms(calibration: Calibration, area: LocalArea) -> None:

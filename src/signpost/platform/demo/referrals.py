@@ -303,7 +303,8 @@ class ReferralGenerator:
     ) -> GeneratedReferral:
         cal, rng = self.calibration, self.rng
         needs = [primary]
-        if rng.random() < cal.secondary_need_share and (others := cal.secondary_needs.get(primary)):
+        others = [need for need in cal.secondary_needs.get(primary, []) if _age_fits(age, need, level)]
+        if rng.random() < cal.secondary_need_share and others:
             needs.append(rng.choice(others))
         family = []
         if rng.random() < cal.family_needs_share:
