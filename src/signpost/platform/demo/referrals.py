@@ -209,7 +209,8 @@ class _History:
     age: int
     primary_need: NeedCode
     level: LevelOfNeed
-    last: datetime
+    last: datetime  # the child's latest referral
+    closes: datetime  # when it would have closed
 
 
 class ReferralGenerator:
@@ -220,20 +221,26 @@ class ReferralGenerator:
         self._numbers = itertools.count(1)
         self._localities = {locality.name: locality for locality in area.localities}
 
-    def referral(self, at: datetime) -> GeneratedReferral:
+    def _referral(self, at: datetime, re_referral_chance: float) -> GeneratedReferral:
         cal, rng = self.calibration, self.rng
-        recent = [h for h in self._history if at - h.last <= RE_REFERRAL_WINDOW]
-        if recent and rng.random() < cal.re_referral_share:
-            past = rng.choice(recent)
-            past.last = at
+        closed = [h for h in self._history if h.closes <= at and at - h.last <= RE_REFERRAL_WINDOW]
+        if closed and rng.random() < re_referral_chance:
+            past = rng.choice(closed)
+            past.last, past.closes = at, self._closes(at)
             return self._build(at, past.child, past.setting, past.age, past.primary_need, past.level, True)
         level = _draw(rng, cal.level_of_need)
         primary = _draw(rng, cal.primary_need_shares(level))
         age = _draw(rng, {age: w for age, w in cal.age_weights.items() if _age_fits(age, primary, level)})
         setting = self._setting_for(age)
         child = self._child(age, setting)
-        self._history.append(_History(child, setting, age, primary, level, at))
+        self._history.append(_History(child, setting, age, primary, level, at, self._closes(at)))
         return self._build(at, child, setting, age, primary, level, False)
+
+    def _closes(self, at: datetime) -> datetime:
+        """When a referral made `at` would have closed: after the agencies' calibrated weeks of support.
+        The wait for support to start is left out (many referrals close without support, declined or
+        unmatched), so even the shortest term has children back in time to reach the calibrated share."""
+        return at + timedelta(weeks=self.rng.uniform(*self.calibration.agencies.support_weeks))
 
     def schedule(self, period: Period, count: int) -> list[datetime]:
         """`count` arrival times over `period`, following school-term seasonality, in order."""
@@ -252,8 +259,15 @@ class ReferralGenerator:
         return round(per_day * sum(intensity(day, self.calibration.seasonality) for day in period.days))
 
     def stream(self, arrivals: Sequence[datetime]) -> Iterator[GeneratedReferral]:
-        for at in arrivals:
-            yield self.referral(at)
+        """A referral at each arrival time. No child can come back in the first weeks, before any earlier
+        referral would have closed, so each later referral is a re-referral with the chance that brings
+        the whole stream to the calibrated share."""
+        wanted = self.calibration.re_referral_share * len(arrivals)
+        repeats = 0
+        for done, at in enumerate(arrivals):
+            referral = self._referral(at, (wanted - repeats) / (len(arrivals) - done))
+            repeats += referral.re_referral
+            yield referral
 
     def _setting_for(self, age: int) -> Setting:
         locality = _draw(self.rng, {name: loc.weight for name, loc in self._localities.items()})
