@@ -46,10 +46,13 @@ class Browser:
             self.refused.append(url)
             route.abort()
 
-    def open(self, url: str) -> Page:
+    def open(self, url: str, *, clock: bool = False) -> Page:
+        """A new tab at `url`; with `clock`, its timers run on Playwright's clock (`page.clock.run_for`)."""
         page = self.context.new_page()
         page.on("console", self._record_console_error)
         page.on("pageerror", lambda error: self.console_errors.append(str(error)))
+        if clock:
+            page.clock.install()
         page.goto(url)
         return page
 

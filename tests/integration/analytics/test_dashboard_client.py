@@ -45,9 +45,9 @@ class Dashboard:
     def __init__(self, browser: Browser, url: str) -> None:
         self.browser, self.url = browser, url
 
-    def shown(self, path: str) -> Page:
+    def shown(self, path: str, *, clock: bool = False) -> Page:
         """The page at `path`, once its first answer is drawn."""
-        page = self.browser.open(f"{self.url}{path}#token={TOKEN}")
+        page = self.browser.open(f"{self.url}{path}#token={TOKEN}", clock=clock)
         page.wait_for_selector("body[data-updates]", state="attached", timeout=WAIT_MS)
         return page
 
@@ -237,3 +237,50 @@ def test_a_drill_down_of_many_groups_charts_the_largest_and_tables_them_all(
         "submitted by setting: the 12 highest of 60 groups charted; the table below has every group"
     )
     assert len(first_column(page, "breakdown-table")) == 61  # and the total
+
+
+def refreshed(page: Page) -> int:
+    """Let the page's refresh timer fire, and wait until it has drawn its answer: how many so far."""
+    before = int(page.get_attribute("body", "data-updates") or 0)
+    page.clock.run_for(page.evaluate("Number(document.body.dataset.refreshS) * 1000"))
+    page.wait_for_function(f"() => Number(document.body.dataset.updates) > {before}", timeout=WAIT_MS)
+    return before + 1
+
+
+def test_updates_can_be_paused_and_each_one_is_not_announced(dashboard: Dashboard, api: CannedApi) -> None:
+    page = dashboard.shown("/dashboard/drill-down", clock=True)
+    refreshed(page)
+    # The live region is for errors and changes of state, not a tick every 5 s.
+    assert page.text_content("#status") == ""
+    assert page.text_content("#updated").startswith("Updated ")
+    assert page.evaluate("document.getElementById('updated').closest('[aria-live]')") is None
+
+    page.click("#pause")
+    assert page.text_content("#pause") == "Resume updates"
+    assert page.text_content("#updated").endswith("updates paused.")
+    asked = len(api.asked)
+    page.clock.run_for(60_000)
+    page.wait_for_timeout(300)
+    assert len(api.asked) == asked
+    page.click("#pause")
+    assert page.text_content("#pause") == "Pause updates"
+    page.wait_for_function("() => document.getElementById('updated').textContent.includes('refreshes every')")
+    assert len(api.asked) > asked
+
+
+def test_a_refresh_with_the_same_answer_leaves_tables_and_zoom_alone(
+    dashboard: Dashboard, api: CannedApi
+) -> None:
+    page = dashboard.shown("/dashboard/drill-down?group_by=setting", clock=True)
+    mark_first_row = "document.querySelector('#breakdown-table tbody tr').dataset.seen = 'yes'"
+    first_row_seen = "document.querySelector('#breakdown-table tbody tr').dataset.seen ?? null"
+    page.evaluate(mark_first_row)
+    page.evaluate("Plotly.relayout('breakdown-chart', {'yaxis.range': [0, 5]})")
+    refreshed(page)
+    assert page.evaluate(first_row_seen) == "yes"  # not rebuilt: a reader's place in it is kept
+
+    api.answer("/v1/pulse/breakdown", breakdown([("Ashley", "Ashley", count(13))], group_by="locality"))
+    refreshed(page)
+    assert page.evaluate(first_row_seen) is None
+    assert plotly(page, "breakdown-chart", "chart.data[0].y") == [13]
+    assert plotly(page, "breakdown-chart", "chart._fullLayout.yaxis.range") == [0, 5]  # the zoom survives

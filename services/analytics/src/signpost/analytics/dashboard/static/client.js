@@ -77,27 +77,53 @@ const Signpost = (() => {
 
   function askForToken(message) {
     byId("content").hidden = true;
+    byId("refresh").hidden = true;
     byId("sign-out").hidden = true;
     byId("token-form").hidden = false;
     byId("who").textContent = "";
     say(message, "warning");
   }
 
+  // A person may pause the automatic refresh (WCAG 2.2.2), for every page of this tab.
+  const PAUSED_KEY = "signpost.dashboard.paused";
+  const paused = () => sessionStorage.getItem(PAUSED_KEY) === "true";
+
   function start(load, render) {
     takeTokenFromFragment();
     fillViewForm();
     const refreshMs = Number(document.body.dataset.refreshS) * 1000;
     let timer = null;
+    let drawn = null; // the answer last drawn, as JSON: the same answer again is not redrawn
+    let updatedAt = null;
+
+    function schedule() {
+      clearTimeout(timer);
+      if (!paused()) timer = setTimeout(refresh, refreshMs);
+    }
+
+    // When the figures were read, outside the live region: a refresh is not news to announce.
+    function showUpdated() {
+      byId("pause").textContent = paused() ? "Resume updates" : "Pause updates";
+      if (!updatedAt) return;
+      const at = `Updated ${updatedAt.toLocaleTimeString("en-GB", UTC_TIME)} UTC`;
+      text("updated", paused() ? `${at}; updates paused.` : `${at}; refreshes every ${refreshMs / 1000} s.`);
+    }
 
     async function refresh() {
       clearTimeout(timer);
       try {
         const data = await load(get);
         showContent({ refused: false }); // before drawing: Plotly sizes charts to their visible container
-        render(data);
+        const answer = JSON.stringify(data);
+        if (answer !== drawn) {
+          render(data); // tables rebuilt and charts redrawn only when the figures changed
+          drawn = answer;
+        }
         document.body.dataset.updates = String(Number(document.body.dataset.updates || 0) + 1);
-        const updated = new Date().toLocaleTimeString("en-GB", UTC_TIME);
-        say(`Updated ${updated} UTC; refreshes every ${refreshMs / 1000} s.`);
+        updatedAt = new Date();
+        showUpdated();
+        // The live region speaks when something changes: a failure cleared, said once.
+        say(byId("status").dataset.kind === "error" ? "Up to date again." : "");
       } catch (error) {
         if (error.status === 401) {
           askForToken(`The token was refused (${error.message}). Paste another.`);
@@ -114,7 +140,7 @@ const Signpost = (() => {
         }
         say(`Could not refresh: ${error.message}. Trying again shortly.`, "error");
       }
-      timer = setTimeout(refresh, refreshMs);
+      schedule();
     }
 
     byId("token-form").addEventListener("submit", (event) => {
@@ -128,6 +154,12 @@ const Signpost = (() => {
       sessionStorage.removeItem(TOKEN_KEY);
       askForToken("Token forgotten. Paste a token to continue.");
     });
+    byId("pause").addEventListener("click", () => {
+      sessionStorage.setItem(PAUSED_KEY, String(!paused()));
+      showUpdated();
+      if (paused()) clearTimeout(timer);
+      else refresh();
+    });
 
     function begin() {
       if (!token()) {
@@ -138,8 +170,11 @@ const Signpost = (() => {
       byId("who").textContent = who ? `${who.name || who.sub} · ${who.role} · ${who.tenant}` : "";
       byId("token-form").hidden = true;
       byId("sign-out").hidden = false;
+      byId("refresh").hidden = false;
+      showUpdated();
+      drawn = null;
       say("Loading…");
-      refresh();
+      refresh(); // once even while paused, so the page has figures to show
     }
     begin();
   }
@@ -173,6 +208,7 @@ const Signpost = (() => {
         font: { family: "system-ui, sans-serif", size: 13 },
         colorway: COLOURS,
         legend: { orientation: "h", y: -0.3 },
+        uirevision: "kept", // a person's zoom, pan and hidden series survive each refresh
         ...layout,
         xaxis: { automargin: true, ...(layout.xaxis || {}) },
         yaxis: { automargin: true, ...(layout.yaxis || {}) },
