@@ -150,12 +150,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="replay the retained log into fresh projections and swap them in when caught up",
         description="Folds every retained referral, provision and settings-register event into a new "
         "projection set while the live consumer keeps going, compares it document by document with the "
-        "live set, then makes it the one the pulse reads.",
+        "live set, then makes it the one the pulse reads; unless --force, not when the log has lost "
+        "events the live set was folded from.",
     )
     rebuild.add_argument(
         "--no-compare",
         action="store_true",
         help="skip the comparison with the live set (it reads both sets in full)",
+    )
+    rebuild.add_argument(
+        "--force",
+        action="store_true",
+        help="swap in even what is rebuilt from a log that has lost events (documents only in the live "
+        "set, or a partition's log no longer starting at offset 0): what only the live set has is lost",
     )
     contract = commands.add_parser(
         "contract",
@@ -232,7 +239,7 @@ def _command(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "catalogue":
         return _import_catalogue(settings, args)
     if args.command == "analytics":
-        return _rebuild_analytics(settings, compare=not args.no_compare)
+        return _rebuild_analytics(settings, compare=not args.no_compare, force=args.force)
 
     from signpost.platform.supervisor import run_platform, run_service
 
@@ -474,11 +481,11 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _rebuild_analytics(settings: Settings, *, compare: bool) -> int:
+def _rebuild_analytics(settings: Settings, *, compare: bool, force: bool) -> int:
     import asyncio
 
     from signpost.analytics.projections.sets import RebuildInProgress
-    from signpost.analytics.rebuild.service import rebuild
+    from signpost.analytics.rebuild.service import IncompleteLog, rebuild
 
     if not (settings.kafka_bootstrap and settings.mongodb_url):
         print(
@@ -489,12 +496,24 @@ def _rebuild_analytics(settings: Settings, *, compare: bool) -> int:
     try:
         report = asyncio.run(
             rebuild(
-                settings, progress=lambda done: print(f"  {done} events folded", flush=True), compare=compare
+                settings,
+                progress=lambda done: print(f"  {done} events folded", flush=True),
+                compare=compare,
+                force=force,
             )
         )
     except RebuildInProgress as exc:
         print(f"signpost: {exc}; wait for it to finish", file=sys.stderr)
         return 2
+    except IncompleteLog as exc:
+        print(
+            f"signpost: nothing swapped in: {exc}. The active set stays in use and the rebuilt one "
+            "was dropped; --force swaps in what the log still holds, losing the rest",
+            file=sys.stderr,
+        )
+        for difference in exc.comparison.differences if exc.comparison else ():
+            print(f"  {difference.describe()}", file=sys.stderr)
+        return 1
     print(
         f"rebuilt the analytics projections from {report.events} events into {report.active!r} and swapped it in "
         f"(replacing {report.replaced!r}, kept for comparison; {report.skipped} invalid records skipped; "

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from aiokafka import TopicPartition
 from signpost.analytics.projections.fold import BOOKKEEPING
-from signpost.analytics.projections.sets import ProjectionSet, read_pointer
-from signpost.analytics.rebuild.service import projection_sets, rebuild
+from signpost.analytics.projections.sets import Pointer, ProjectionSet, read_pointer
+from signpost.analytics.rebuild import service
+from signpost.analytics.rebuild.service import IncompleteLog, projection_sets, rebuild
 from signpost.shared.events import (
     Envelope,
     EventData,
@@ -18,7 +21,10 @@ from signpost.shared.events import (
     to_kafka_headers,
     to_kafka_value,
 )
+from signpost.shared.kafka import ensure_topics
 from signpost.shared.mongo import Database
+from signpost.shared.offsets import Watermarks
+from signpost.shared.settings import Settings
 
 from signpost.platform.cli import main
 from tests.analytics_events import T0, TENANT, lifecycle
@@ -99,7 +105,15 @@ async def test_rebuilt_projections_equal_the_live_ones_and_live_folding_continue
     for name in ("KAFKA_BOOTSTRAP", "MONGODB_URL"):
         monkeypatch.delenv(f"SIGNPOST_{name}", raising=False)
     assert main(["analytics", "rebuild"]) == 2  # says which URLs to set
-    settings = analytics.settings
+    command_uses(analytics.settings, monkeypatch)
+    assert await asyncio.to_thread(main, ["analytics", "rebuild"]) == 0
+    second = (await read_pointer(db)).active.name
+    assert await projection_sets(db) == {second, report.active}
+    assert await snapshot(db, ProjectionSet(second)) == await snapshot(db, ProjectionSet(report.active))
+
+
+def command_uses(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Point `signpost analytics rebuild` at these settings' servers, topics and databases."""
     for name, value in (
         ("KAFKA_BOOTSTRAP", settings.kafka_bootstrap),
         ("MONGODB_URL", settings.mongodb_url),
@@ -108,10 +122,69 @@ async def test_rebuilt_projections_equal_the_live_ones_and_live_folding_continue
         ("KAFKA_IDEMPOTENCE", str(settings.kafka_idempotence).lower()),
     ):
         monkeypatch.setenv(f"SIGNPOST_{name}", str(value))
-    assert await asyncio.to_thread(main, ["analytics", "rebuild"]) == 0
-    second = (await read_pointer(db)).active.name
-    assert await projection_sets(db) == {second, report.active}
-    assert await snapshot(db, ProjectionSet(second)) == await snapshot(db, ProjectionSet(report.active))
+
+
+async def test_a_log_that_lost_what_the_live_set_was_folded_from_is_not_swapped_in_unless_forced(
+    analytics: Analytics, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    await analytics.publish(scenario())
+    await analytics.until(EXPECTED)
+    db = analytics.client._transport.app.state.runtime.db  # type: ignore[attr-defined]
+    live = (await read_pointer(db)).active.name
+    # The broker lost its log (the embedded one, restarted): the same databases, topics started afresh.
+    after_loss = analytics.settings.model_copy(
+        update={"topic_prefix": f"{analytics.settings.topic_prefix}new."}
+    )
+    await ensure_topics(after_loss)
+
+    with pytest.raises(IncompleteLog) as refused:
+        await rebuild(after_loss)
+    assert refused.value.comparison is not None and refused.value.comparison.only_in_active > 0
+    assert await read_pointer(db) == Pointer(active=ProjectionSet(live), building=None)
+    assert await projection_sets(db) == {live}  # the rebuilt set is dropped
+    await analytics.until(EXPECTED)
+
+    command_uses(after_loss, monkeypatch)
+    assert await asyncio.to_thread(main, ["analytics", "rebuild"]) == 1
+    said = capsys.readouterr()
+    assert "nothing swapped in: the log no longer holds every event" in said.err
+    assert "referral_facts:" in said.err and "only in the active set" in said.err
+    assert "swapped it in" not in said.out
+    assert (await read_pointer(db)).active.name == live
+
+    assert await asyncio.to_thread(main, ["analytics", "rebuild", "--force"]) == 1  # swapped; they differ
+    assert "swapped it in" in capsys.readouterr().out
+    assert (await read_pointer(db)).active.name != live
+
+
+async def test_a_log_that_no_longer_starts_at_offset_0_is_not_replayed_unless_forced(
+    analytics: Analytics, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the comparison, the log's start tells: events before it are gone (retention, or
+    records deleted). Tansu cannot delete records, so its answer is changed here."""
+    await analytics.publish(scenario())
+    await analytics.until(EXPECTED)
+    db = analytics.client._transport.app.state.runtime.db  # type: ignore[attr-defined]
+    live = (await read_pointer(db)).active.name
+    first = TopicPartition(analytics.topics.referrals, 0)
+    measured = service._watermarks
+
+    async def truncated(
+        settings: Settings, partitions: list[TopicPartition]
+    ) -> dict[TopicPartition, Watermarks]:
+        marks = await measured(settings, partitions)
+        return {**marks, first: replace(marks[first], low=1)}
+
+    monkeypatch.setattr(service, "_watermarks", truncated)
+    with pytest.raises(
+        IncompleteLog, match=rf"no longer starts at offset 0 on {first.topic}\[0\] \(from offset 1\)"
+    ):
+        await rebuild(analytics.settings, compare=False)
+    assert await read_pointer(db) == Pointer(active=ProjectionSet(live), building=None)
+    assert await projection_sets(db) == {live}
+
+    forced = await rebuild(analytics.settings, compare=False, force=True)
+    assert forced.replaced == live and (await read_pointer(db)).active.name == forced.active
 
 
 async def test_a_rebuild_drops_what_earlier_releases_kept(analytics: Analytics) -> None:

@@ -35,7 +35,7 @@ class CollectionDifference:
             for count, what in (
                 (self.differing, "differ"),
                 (self.only_rebuilt, "only in the rebuilt set"),
-                (self.only_replaced, "only in the replaced set"),
+                (self.only_replaced, "only in the active set"),
             )
             if count
         ]
@@ -50,6 +50,11 @@ class Comparison:
     @property
     def identical(self) -> bool:
         return not self.differences
+
+    @property
+    def only_in_active(self) -> int:
+        """Documents the rebuilt set lacks: folded from events the log no longer holds."""
+        return sum(difference.only_replaced for difference in self.differences)
 
 
 async def compare_sets(db: Database, rebuilt: ProjectionSet, replaced: ProjectionSet) -> Comparison:

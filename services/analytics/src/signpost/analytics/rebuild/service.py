@@ -10,6 +10,11 @@
    still receive every live event), then make it active in one update of the
    pointer document.
 
+Unless forced, a rebuild that would lose data swaps nothing: when a partition's log
+no longer starts at offset 0 (checked before replaying), or when the active set holds
+documents the rebuilt one lacks (the events they were folded from are gone: a broker
+that lost its log, say). The log is the truth only while it holds everything.
+
 Nothing here depends on the old projections: only the log. The set replaced is kept
 (for comparison or to swap back by hand); older ones are dropped, and so is every
 collection of a kind earlier releases kept and nothing reads any more.
@@ -64,9 +69,22 @@ class RebuildReport:
     comparison: Comparison | None  # the rebuilt set against the one it replaced, just before the swap
 
 
+class IncompleteLog(RuntimeError):
+    """The log lacks events the active set was folded from: nothing was swapped."""
+
+    def __init__(self, reason: str, *, comparison: Comparison | None = None) -> None:
+        super().__init__(reason)
+        self.comparison = comparison
+
+
 async def rebuild(
-    settings: Settings, *, progress: Callable[[int], None] | None = None, compare: bool = True
+    settings: Settings,
+    *,
+    progress: Callable[[int], None] | None = None,
+    compare: bool = True,
+    force: bool = False,
 ) -> RebuildReport:
+    """Raises IncompleteLog, unless `force`, when swapping in would lose data (see above)."""
     client = create_client(settings)
     db = client[settings.database_name("analytics")]
     name = f"r{datetime.now(UTC):%Y%m%d%H%M%S}{secrets.token_hex(2)}"
@@ -75,8 +93,17 @@ async def rebuild(
         await start_building(db, name)
         try:
             await create_indexes(db, target)
-            events, skipped = await _replay(settings, db=db, target=target, client=client, progress=progress)
-            comparison = await compare_sets(db, target, (await read_pointer(db)).active) if compare else None
+            events, skipped = await _replay(
+                settings, db=db, target=target, client=client, progress=progress, whole_log=not force
+            )
+            active = (await read_pointer(db)).active
+            comparison = await compare_sets(db, target, active) if compare else None
+            if comparison is not None and comparison.only_in_active and not force:
+                raise IncompleteLog(
+                    f"the log no longer holds every event the active set {active.name!r} was folded "
+                    f"from: {comparison.only_in_active} of its documents are missing from the rebuilt set",
+                    comparison=comparison,
+                )
             replaced = await swap_in(db, name)
         except BaseException:
             await abandon(db, name)
@@ -105,7 +132,10 @@ async def _replay(
     target: ProjectionSet,
     client: AsyncMongoClient[Document],
     progress: Callable[[int], None] | None,
+    whole_log: bool,
 ) -> tuple[int, int]:
+    """Folds the log into `target`; with `whole_log`, refuses (before folding anything) a log
+    that no longer starts at offset 0."""
     consumer = create_consumer(settings, group=None)
     await consumer.start()
     try:
@@ -120,6 +150,10 @@ async def _replay(
         watermarks = await _watermarks(settings, partitions)
         ends = {partition: marks.high for partition, marks in watermarks.items()}
         starts = {partition: marks.low for partition, marks in watermarks.items()}
+        if whole_log and (truncated := _truncated(starts)):
+            raise IncompleteLog(
+                f"the log no longer starts at offset 0 on {truncated}: the events before are gone"
+            )
         await consumer.seek_to_beginning(*partitions)
         pending = {partition for partition in partitions if ends[partition] > starts[partition]}
         events = skipped = 0
@@ -150,6 +184,15 @@ async def _replay(
         return events, skipped
     finally:
         await consumer.stop()
+
+
+def _truncated(starts: dict[TopicPartition, int]) -> str:
+    """The partitions whose log no longer starts at offset 0, with where it starts; '' for none."""
+    return ", ".join(
+        f"{partition.topic}[{partition.partition}] (from offset {start})"
+        for partition, start in sorted(starts.items())
+        if start > 0
+    )
 
 
 async def _watermarks(
