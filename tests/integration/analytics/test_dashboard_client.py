@@ -4,12 +4,24 @@ what a person sees when the API answers something awkward, without running the p
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import Page
-from signpost.analytics.pulse.models import DeclineRow, Declines, Waiting, WaitingRow, WhatWorks, WhatWorksRow
+from signpost.analytics.ops.models import HistoryPoint, OpsView, PartitionLagView, TopicView
+from signpost.analytics.pulse.models import (
+    DeclineRow,
+    Declines,
+    PeriodOut,
+    Trend,
+    TrendPoint,
+    Waiting,
+    WaitingRow,
+    WhatWorks,
+    WhatWorksRow,
+)
 
 from tests.browser import WAIT_MS, Browser, loopback_browser
 from tests.dashboard_api import TOKEN, CannedApi, breakdown, count, ops_view, refused, scope, withheld
@@ -85,7 +97,7 @@ def test_a_refused_view_keeps_its_form_to_change_the_choices(dashboard: Dashboar
         status=422,
     )
     page = dashboard.refused("/dashboard/drill-down?locality=Ashley&group_by=locality")
-    assert "already filtered by locality" in page.text_content("#status")
+    assert "already filtered by locality" in page.inner_text("#status")
     assert page.is_visible("#view-form") and page.input_value("#view-form [name=locality]") == "Ashley"
     assert page.is_hidden("#breakdown-chart") and page.is_hidden("#breakdown-table")
 
@@ -252,12 +264,12 @@ def test_updates_can_be_paused_and_each_one_is_not_announced(dashboard: Dashboar
     refreshed(page)
     # The live region is for errors and changes of state, not a tick every 5 s.
     assert page.text_content("#status") == ""
-    assert page.text_content("#updated").startswith("Updated ")
+    assert page.inner_text("#updated").startswith("Updated ")
     assert page.evaluate("document.getElementById('updated').closest('[aria-live]')") is None
 
     page.click("#pause")
     assert page.text_content("#pause") == "Resume updates"
-    assert page.text_content("#updated").endswith("updates paused.")
+    assert page.inner_text("#updated").endswith("updates paused.")
     asked = len(api.asked)
     page.clock.run_for(60_000)
     page.wait_for_timeout(300)
@@ -284,3 +296,89 @@ def test_a_refresh_with_the_same_answer_leaves_tables_and_zoom_alone(
     assert page.evaluate(first_row_seen) is None
     assert plotly(page, "breakdown-chart", "chart.data[0].y") == [13]
     assert plotly(page, "breakdown-chart", "chart._fullLayout.yaxis.range") == [0, 5]  # the zoom survives
+
+
+def rows(page: Page, element_id: str) -> list[list[str]]:
+    cells: list[list[str]] = page.evaluate(
+        "id => [...document.querySelectorAll(`#${id} tbody tr`)].map(r => [...r.cells].map(c => c.textContent))",
+        element_id,
+    )
+    return cells
+
+
+def test_the_overview_trend_has_a_table_of_its_figures(dashboard: Dashboard, api: CannedApi) -> None:
+    weeks = [
+        PeriodOut(start=date(2026, 3, 2), end=date(2026, 3, 8)),
+        PeriodOut(start=date(2026, 3, 9), end=date(2026, 3, 15)),
+    ]
+    values: dict[str, list[int | None]] = {"submitted": [12, 9], "escalated": [0, 5], "unmatched": [None, 6]}
+    api.answer_with(
+        "/v1/pulse/trend",
+        lambda params: (
+            200,
+            Trend(
+                **scope(),
+                measure=params["measure"],
+                description="",
+                interval="week",
+                points=[
+                    TrendPoint(period=week, value=withheld() if value is None else count(value), base=None)
+                    for week, value in zip(weeks, values[params["measure"]], strict=True)
+                ],
+            ),
+        ),
+    )
+    page = dashboard.shown("/dashboard/")
+    assert rows(page, "trend-table") == [
+        ["2026-03-02 to 2026-03-08", "12", "0", "<5"],
+        ["2026-03-09 to 2026-03-15", "9", "5", "6"],
+    ]
+
+
+def ops_history() -> OpsView:
+    view = ops_view()
+    view.sampled_at = datetime(2026, 3, 2, 9, 0, 10, tzinfo=UTC)
+    view.lag = [
+        PartitionLagView(
+            group=group,
+            topic="signpost.referrals",
+            partition=0,
+            high_watermark=40,
+            committed=40 - lag,
+            lag=lag,
+        )
+        for group, lag in (("signpost-intake", 0), ("signpost-routing", 7))
+    ]
+    view.topics = [
+        TopicView(
+            topic="signpost.referrals", partitions=1, retained=40, events_per_second=0.5, last_event_at=None
+        )
+    ]
+    view.history = [
+        HistoryPoint(
+            at=datetime(2026, 3, 2, 9, 0, second, tzinfo=UTC),
+            events_per_second={"signpost.referrals": rate},
+            lag={"signpost-intake": 0, "signpost-routing": lag},
+        )
+        for second, rate, lag in ((0, 1.0, 12), (5, 2.5, 9), (10, 0.5, 7))
+    ]
+    return view
+
+
+def test_the_ops_charts_have_tables_and_lines_apart_by_more_than_colour(
+    dashboard: Dashboard, api: CannedApi
+) -> None:
+    api.answer("/v1/ops", ops_history())
+    page = dashboard.shown("/dashboard/ops")
+    assert rows(page, "lag-table") == [
+        ["signpost-intake", "signpost.referrals", "0", "40", "40", "0"],
+        ["signpost-routing", "signpost.referrals", "0", "40", "33", "7"],
+    ]
+    assert rows(page, "history-table") == [
+        ["signpost-intake", "messages behind", "0", "0"],
+        ["signpost-routing", "messages behind", "7", "12"],
+        ["signpost.referrals", "events/s", "0.50", "2.50"],
+    ]
+    lines = plotly(page, "lag-history-chart", "chart.data.map(t => [t.mode, t.line.dash, t.marker.symbol])")
+    assert all(mode == "lines+markers" for mode, _, _ in lines)
+    assert len({dash for _, dash, _ in lines}) == len({symbol for _, _, symbol in lines}) == len(lines) == 2

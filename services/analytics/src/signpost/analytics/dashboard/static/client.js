@@ -179,7 +179,19 @@ const Signpost = (() => {
     begin();
   }
 
-  const COLOURS = ["#1d70b8", "#d4351c", "#00703c", "#f47738", "#4c2c92", "#5694ca", "#b58840", "#6f777b"];
+  // Each at least 3:1 on the white page (WCAG 1.4.11).
+  const COLOURS = ["#1d70b8", "#d4351c", "#00703c", "#c86400", "#4c2c92", "#5694ca", "#b58840", "#6f777b"];
+  // Series told apart by more than colour (WCAG 1.4.1): lines by dash and marker, bars by fill.
+  const DASHES = ["solid", "dash", "dot", "dashdot", "longdash", "longdashdot"];
+  const SYMBOLS = ["circle", "square", "diamond", "triangle-up", "x", "cross"];
+  const PATTERNS = ["", "/", ".", "x", "\\", "+"];
+  const lineStyle = (index) => ({
+    type: "scatter",
+    mode: "lines+markers",
+    line: { dash: DASHES[index % DASHES.length] },
+    marker: { symbol: SYMBOLS[index % SYMBOLS.length], maxdisplayed: 30 },
+  });
+  const barStyle = (index) => ({ type: "bar", marker: { pattern: { shape: PATTERNS[index % PATTERNS.length] } } });
 
   // Counts are whole numbers: no 0.2-step ticks on a chart of ones and twos.
   function countAxis(values, title) {
@@ -384,7 +396,7 @@ const Signpost = (() => {
         }
       });
       return {
-        type: "bar",
+        ...barStyle(index),
         name,
         x: categories,
         y: figures.map((figure) => (figure && !figure.suppressed ? figure.value : null)),
@@ -421,6 +433,8 @@ const Signpost = (() => {
     table,
     when,
     chart,
+    lineStyle,
+    barStyle,
     countAxis,
     bars,
     names,

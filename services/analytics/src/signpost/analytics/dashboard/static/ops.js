@@ -28,10 +28,10 @@ Signpost.start(
     const groups = [...new Set(ops.lag.map((row) => row.group))];
     Signpost.chart(
       "lag-chart",
-      groups.map((group) => {
+      groups.map((group, index) => {
         const rows = ops.lag.filter((row) => row.group === group);
         return {
-          type: "bar",
+          ...Signpost.barStyle(index),
           name: group,
           x: rows.map((row) => `${row.topic} [${row.partition}]`),
           y: rows.map((row) => row.lag),
@@ -45,9 +45,8 @@ Signpost.start(
     const times = ops.history.map((point) => point.at);
     Signpost.chart(
       "lag-history-chart",
-      groups.map((group) => ({
-        type: "scatter",
-        mode: "lines",
+      groups.map((group, index) => ({
+        ...Signpost.lineStyle(index),
         name: group,
         x: times,
         y: ops.history.map((point) => point.lag[group] ?? null),
@@ -60,14 +59,37 @@ Signpost.start(
     const topics = ops.topics.map((topic) => topic.topic);
     Signpost.chart(
       "rate-chart",
-      topics.map((topic) => ({
-        type: "scatter",
-        mode: "lines",
+      topics.map((topic, index) => ({
+        ...Signpost.lineStyle(index),
         name: topic,
         x: times,
         y: ops.history.map((point) => point.events_per_second[topic] ?? 0),
       })),
       { yaxis: { title: { text: "events/s" }, rangemode: "tozero" }, xaxis: { title: { text: "UTC" } } },
+    );
+    // The charts as figures, for those who cannot see them.
+    Signpost.table(
+      "lag-table",
+      ops.lag.map((row) => [row.group, row.topic, row.partition, row.high_watermark, row.committed ?? "none", row.lag]),
+      [2, 3, 4, 5],
+    );
+    const latestAndHighest = (values, format = String) =>
+      values.length ? [format(values.at(-1)), format(Math.max(...values))] : ["–", "–"];
+    Signpost.table(
+      "history-table",
+      [
+        ...groups.map((group) => [
+          group,
+          "messages behind",
+          ...latestAndHighest(ops.history.map((point) => point.lag[group] ?? 0)),
+        ]),
+        ...topics.map((topic) => [
+          topic,
+          "events/s",
+          ...latestAndHighest(ops.history.map((point) => point.events_per_second[topic] ?? 0), (v) => v.toFixed(2)),
+        ]),
+      ],
+      [2, 3],
     );
     Signpost.table(
       "topics-table",

@@ -111,6 +111,14 @@ Signpost.start(
     );
 
     table(
+      "trend-table",
+      trends[0].points.map((point, at) => [
+        `${point.period.from} to ${point.period.to}`,
+        ...trends.map((trend) => show(trend.points[at].value, "count", told)),
+      ]),
+      [1, 2, 3],
+    );
+    table(
       "measures-table",
       summary.measures.map((m) => [
         m.measure.replaceAll("_", " "),
