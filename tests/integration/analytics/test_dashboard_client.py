@@ -22,6 +22,7 @@ from signpost.analytics.pulse.models import (
     WhatWorks,
     WhatWorksRow,
 )
+from signpost.analytics.pulse.reader import Period
 
 from tests.browser import WAIT_MS, Browser, loopback_browser
 from tests.dashboard_api import TOKEN, CannedApi, breakdown, count, ops_view, refused, scope, withheld
@@ -306,12 +307,10 @@ def rows(page: Page, element_id: str) -> list[list[str]]:
     return cells
 
 
-def test_the_overview_trend_has_a_table_of_its_figures(dashboard: Dashboard, api: CannedApi) -> None:
-    weeks = [
-        PeriodOut(start=date(2026, 3, 2), end=date(2026, 3, 8)),
-        PeriodOut(start=date(2026, 3, 9), end=date(2026, 3, 15)),
-    ]
-    values: dict[str, list[int | None]] = {"submitted": [12, 9], "escalated": [0, 5], "unmatched": [None, 6]}
+def answer_trends(
+    api: CannedApi, interval: str, periods: list[Period], values: dict[str, list[int | None]]
+) -> None:
+    """Each trend measure's figures (None: withheld), one a period."""
     api.answer_with(
         "/v1/pulse/trend",
         lambda params: (
@@ -320,19 +319,68 @@ def test_the_overview_trend_has_a_table_of_its_figures(dashboard: Dashboard, api
                 **scope(),
                 measure=params["measure"],
                 description="",
-                interval="week",
+                interval=interval,
                 points=[
-                    TrendPoint(period=week, value=withheld() if value is None else count(value), base=None)
-                    for week, value in zip(weeks, values[params["measure"]], strict=True)
+                    TrendPoint(
+                        period=PeriodOut(start=period.start, end=period.end),
+                        value=withheld() if value is None else count(value),
+                        base=None,
+                    )
+                    for period, value in zip(periods, values[params["measure"]], strict=True)
                 ],
             ),
         ),
     )
+
+
+def test_the_overview_trend_has_a_table_of_its_figures(dashboard: Dashboard, api: CannedApi) -> None:
+    weeks = [Period(date(2026, 3, 2), date(2026, 3, 8)), Period(date(2026, 3, 9), date(2026, 3, 15))]
+    answer_trends(api, "week", weeks, {"submitted": [12, 9], "escalated": [0, 5], "unmatched": [None, 6]})
     page = dashboard.shown("/dashboard/")
     assert rows(page, "trend-table") == [
         ["2026-03-02 to 2026-03-08", "12", "0", "<5"],
         ["2026-03-09 to 2026-03-15", "9", "5", "6"],
     ]
+
+
+@pytest.mark.parametrize(
+    ("interval", "period", "named"),
+    [
+        (
+            "week",
+            Period(date(2026, 3, 1), date(2026, 3, 28)),  # 28 days from a Sunday: a 1-day week first
+            [
+                "2026-03-01 (part week, 1 day)",
+                "2026-03-02 to 2026-03-08",
+                "2026-03-09 to 2026-03-15",
+                "2026-03-16 to 2026-03-22",
+                "2026-03-23 to 2026-03-28 (part week, 6 days)",
+            ],
+        ),
+        (
+            "month",
+            Period(date(2026, 1, 15), date(2026, 3, 31)),
+            [
+                "2026-01-15 to 2026-01-31 (part month, 17 days)",
+                "2026-02-01 to 2026-02-28",
+                "2026-03-01 to 2026-03-31",
+            ],
+        ),
+    ],
+)
+def test_the_trend_names_each_period_by_its_days_and_marks_part_ones(
+    dashboard: Dashboard, api: CannedApi, interval: str, period: Period, named: list[str]
+) -> None:
+    parts = period.split(interval)
+    answer_trends(
+        api,
+        interval,
+        parts,
+        {measure: [5] * len(parts) for measure in ("submitted", "escalated", "unmatched")},
+    )
+    page = dashboard.shown("/dashboard/")
+    assert [row[0] for row in rows(page, "trend-table")] == named
+    assert list(categories(page, "trend-chart").values()) == named
 
 
 def ops_history() -> OpsView:

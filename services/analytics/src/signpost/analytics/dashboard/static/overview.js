@@ -25,6 +25,19 @@ function interval(period) {
   return days <= 14 ? "day" : days <= 190 ? "week" : "month";
 }
 
+// A trend point's name: its first and last day, and how little of its week or month it covers
+// where the period asked for cuts it short (28 days from a Sunday begin with a 1-day week).
+function periodName({ from, to }, interval) {
+  const days = (Date.parse(to) - Date.parse(from)) / 86_400_000 + 1;
+  const dayAfter = new Date(Date.parse(to) + 86_400_000);
+  const whole =
+    interval === "day" ||
+    (interval === "week" && days === 7) ||
+    (interval === "month" && from.endsWith("-01") && dayAfter.getUTCDate() === 1);
+  const span = days === 1 ? from : `${from} to ${to}`;
+  return whole ? span : `${span} (part ${interval}, ${days} day${days === 1 ? "" : "s"})`;
+}
+
 Signpost.start(
   async (get) => {
     const { path, PERIOD } = Signpost;
@@ -75,11 +88,12 @@ Signpost.start(
       ],
       { notice: told, title: "referrals" },
     );
+    const periods = trends[0].points.map((point) => periodName(point.period, trends[0].interval));
     bars(
       "trend-chart",
       trends[0].points.map((point) => point.period.from),
       trends.map((trend, index) => ({ name: TRENDS[index][1], figures: trend.points.map((point) => point.value) })),
-      { notice: told, title: `referrals per ${trends[0].interval}` },
+      { notice: told, title: `referrals per ${trends[0].interval}`, labels: periods },
     );
     const charted = Signpost.largest(waiting.rows, (row) => row.accepted);
     bars(
@@ -112,8 +126,8 @@ Signpost.start(
 
     table(
       "trend-table",
-      trends[0].points.map((point, at) => [
-        `${point.period.from} to ${point.period.to}`,
+      trends[0].points.map((_, at) => [
+        periods[at],
         ...trends.map((trend) => show(trend.points[at].value, "count", told)),
       ]),
       [1, 2, 3],
