@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
+import pytest
+from aiokafka.structs import TopicPartition
 from signpost.analytics.dashboard.pages import PAGES, render
-from signpost.analytics.ops.sampler import OpsSampler, Sample, StreamState
+from signpost.analytics.ops.sampler import DeadLetterTally, OpsSampler, Sample, StreamState
 from signpost.analytics.ops.service import streams_view
+from signpost.shared.offsets import Watermarks
 from signpost.shared.settings import Settings
 
 
@@ -51,3 +56,44 @@ def test_before_a_sample_succeeds_the_dead_letters_are_unknown_not_zero() -> Non
     view = streams_view(sampler)
     assert view.sampled_at is None and view.error == sampler.state.error
     assert view.dead_letters.total is None
+
+
+@dataclass
+class DeadLetterLog:
+    """What DeadLetterTally reads through: one partition's records, each a refusing service."""
+
+    partition: TopicPartition
+    services: list[str]
+    read: int = 0
+
+    async def getmany(self, timeout_ms: int) -> dict[TopicPartition, list[SimpleNamespace]]:
+        records = [
+            SimpleNamespace(
+                topic=self.partition.topic,
+                partition=self.partition.partition,
+                offset=offset,
+                headers=[("dlq_service", service.encode())],
+            )
+            for offset, service in enumerate(self.services)
+            if offset >= self.read
+        ]
+        self.read = len(self.services)
+        return {self.partition: records}
+
+    async def position(self, partition: TopicPartition) -> int:
+        return self.read
+
+
+async def test_dead_letters_by_service_count_only_what_the_topic_still_retains(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    partition = TopicPartition("signpost.dead-letters", 0)
+    settings = Settings(_env_file=None, kafka_bootstrap="127.0.0.1:1", mongodb_url="mongodb://127.0.0.1:1")
+    tally = DeadLetterTally(settings, [partition])
+    log = DeadLetterLog(partition, ["routing", "routing", "routing", "analytics", "analytics"])
+    monkeypatch.setattr(tally, "_consumer", log)
+    assert await tally.read_up_to({partition: Watermarks(low=0, high=5)}) == {"routing": 3, "analytics": 2}
+    # Retention deleted the oldest records: the log starts at offset 2, so two of routing's are gone.
+    assert await tally.read_up_to({partition: Watermarks(low=2, high=5)}) == {"routing": 1, "analytics": 2}
+    log.services += ["intake"]
+    assert await tally.read_up_to({partition: Watermarks(low=4, high=6)}) == {"analytics": 1, "intake": 1}

@@ -31,7 +31,10 @@ class DeadLetters(BaseModel):
     total: int | None = Field(
         description="Dead letters retained on the topic; null until a sample has succeeded (not known yet)."
     )
-    by_service: dict[str, int] = Field(description="Dead letters by the service that could not read them.")
+    by_service: dict[str, int] = Field(
+        description="The dead letters retained on the topic by the service that could not read them: "
+        "they add up to `total` once this process has read the topic to its end."
+    )
 
 
 class HistoryPoint(BaseModel):

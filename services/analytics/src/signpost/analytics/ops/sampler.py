@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
+from signpost.analytics.ops.retained import RetainedCounts
 from signpost.shared.logging import get_logger
 from signpost.shared.offsets import PartitionLag, StreamInspector, Watermarks, all_watermarks
 from signpost.shared.settings import SERVICE_NAMES, Settings
@@ -139,7 +140,8 @@ class OpsSampler:
 
 
 class DeadLetterTally:
-    """Counts dead letters by the service that refused them (their `dlq_service` header)."""
+    """Counts the dead letters the topic retains by the service that refused them (their
+    `dlq_service` header): read from the log start, forgotten as retention deletes them."""
 
     def __init__(self, settings: Settings, partitions: list[TopicPartition]) -> None:
         bootstrap, _ = settings.require_servers()
@@ -147,7 +149,7 @@ class DeadLetterTally:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
         )
-        self._counts: Counter[str] = Counter()
+        self._retained = RetainedCounts()
 
     async def start(self) -> None:
         await self._consumer.start()
@@ -164,8 +166,11 @@ class DeadLetterTally:
             for records in (await self._consumer.getmany(timeout_ms=200)).values():
                 for record in records:
                     headers = {key: value.decode("utf-8", "replace") for key, value in record.headers}
-                    self._counts[headers.get("dlq_service", "unknown")] += 1
-        return Counter(self._counts)
+                    partition = TopicPartition(record.topic, record.partition)
+                    self._retained.add(partition, record.offset, headers.get("dlq_service", "unknown"))
+        for partition, marks in watermarks.items():
+            self._retained.retain_from(partition, marks.low)
+        return self._retained.counts()
 
     async def _behind(self, watermarks: dict[TopicPartition, Watermarks]) -> bool:
         for tp, marks in watermarks.items():
