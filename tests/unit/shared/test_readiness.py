@@ -60,18 +60,21 @@ async def test_mongodb_or_an_own_check_failing_is_not_ready(monkeypatch: pytest.
 
 
 async def test_both_servers_are_asked_at_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Kafka's ping answers only once MongoDB's has begun: asked one after the other, Kafka's
-    would run out its time first and read as unreachable."""
-    mongodb_asked = asyncio.Event()
+    """Each fake ping answers only once the other's has begun: asked one after the other, in
+    either order, the first would run out its time and read as unreachable."""
+    monkeypatch.setattr(service, "READINESS_TIMEOUT_S", 0.5)
+    mongodb_asked, kafka_asked = asyncio.Event(), asyncio.Event()
 
-    async def mongodb_answers(_: object) -> bool:
+    async def mongodb_once_kafka_is_asked(_: object) -> bool:
         mongodb_asked.set()
+        await kafka_asked.wait()
         return True
 
-    async def kafka_after_mongodb(**_: float) -> bool:
+    async def kafka_once_mongodb_is_asked(**_: float) -> bool:
+        kafka_asked.set()
         await mongodb_asked.wait()
         return True
 
-    monkeypatch.setattr(service, "_ping_mongo", mongodb_answers)
-    answer = await readyz(app_with(kafka=kafka_after_mongodb))
+    monkeypatch.setattr(service, "_ping_mongo", mongodb_once_kafka_is_asked)
+    answer = await readyz(app_with(kafka=kafka_once_mongodb_is_asked))
     assert answer.json()["checks"] == {"kafka": "ok", "mongodb": "ok"}
