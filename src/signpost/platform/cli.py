@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from signpost.shared.auth.principal import Role
 from signpost.shared.settings import SERVICE_NAMES, Settings
 
+from signpost.platform.datadir import PathUnusable
 from signpost.platform.demo.area import DEFAULT_SEED
 from signpost.platform.demo.calendar import PERIODS
 
@@ -182,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return _command(settings, args)
+    except PathUnusable as exc:  # the data directory, or the development key, cannot be used
+        print(f"signpost: {exc}", file=sys.stderr)
+        return 2
     except _server_errors() as exc:  # commands let a server's failure rise to here
         return _server_failed(settings, exc)
 

@@ -8,6 +8,8 @@ from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.tokens import issue_dev_token
 from signpost.shared.settings import Settings
 
+from signpost.platform.datadir import PathUnusable
+
 # One caller per role, from organisations the starter catalogue knows.
 DEMO_CALLERS: tuple[tuple[Role, str, str], ...] = (
     (Role.PRACTITIONER, "school-ashley-primary", "Ashley Primary SENCO"),
@@ -26,7 +28,8 @@ class DevTokensRefused(ValueError):
 def dev_token(
     settings: Settings, *, role: Role, organisation: str, name: str | None = None, subject: str | None = None
 ) -> str:
-    """Raises DevTokensRefused outside development, pydantic's ValidationError for claims no service accepts."""
+    """Raises DevTokensRefused outside development, pydantic's ValidationError for claims no service accepts,
+    PathUnusable when the signing key cannot be kept where the settings say."""
     if settings.environment == "production" or settings.auth_issuer:
         raise DevTokensRefused(
             "development tokens are refused here: with SIGNPOST_AUTH_ISSUER set (or in production) "
@@ -40,15 +43,20 @@ def dev_token(
         organisation=organisation,
         tenant=settings.tenant,
     )
-    return issue_dev_token(
-        key_file=settings.dev_key_file,
-        subject=caller.subject,
-        role=caller.role,
-        organisation=caller.organisation,
-        tenant=caller.tenant,
-        name=caller.name,
-        audience=settings.auth_audience,
-    )
+    try:
+        return issue_dev_token(
+            key_file=settings.dev_key_file,
+            subject=caller.subject,
+            role=caller.role,
+            organisation=caller.organisation,
+            tenant=caller.tenant,
+            name=caller.name,
+            audience=settings.auth_audience,
+        )
+    except OSError as exc:  # the key cannot be created or read where the settings put it
+        if settings.auth_dev_key_file:
+            raise PathUnusable("SIGNPOST_AUTH_DEV_KEY_FILE", settings.auth_dev_key_file, exc) from None
+        raise PathUnusable("SIGNPOST_DATA_DIR", settings.data_dir, exc) from None
 
 
 def demo_tokens(settings: Settings) -> list[tuple[Role, str, str]]:

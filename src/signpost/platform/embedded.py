@@ -110,7 +110,12 @@ def start_mongodb(
     env: Mapping[str, str] | None = None,
 ) -> EmbeddedServer:
     port = port or free_port()
-    data_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise EmbeddedUnavailable(
+            f"SecantusDB cannot keep its data in {data_dir}: {exc.strerror or exc}"
+        ) from None
     process = ManagedProcess(
         "mongodb",
         [

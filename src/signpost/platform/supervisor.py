@@ -24,6 +24,7 @@ from signpost.shared.kafka import ensure_topics
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 
 from signpost.platform.control import Services, control_socket
+from signpost.platform.datadir import usable_data_dir
 from signpost.platform.devtokens import demo_tokens
 from signpost.platform.embedded import (
     TANSU_CLIENT_SETTINGS,
@@ -56,8 +57,10 @@ def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None 
     """Run until a signal or a child's death; returns the exit code for the command.
 
     `when_ready` (e.g. the demo) runs in a background thread once every service is ready;
-    the platform keeps running after it returns.
+    the platform keeps running after it returns. Raises PathUnusable, before starting anything, if the
+    data directory cannot be used.
     """
+    usable_data_dir(settings)
     stopping: list[int] = []
 
     def request_stop(signum: int, _: FrameType | None) -> None:

@@ -4,6 +4,7 @@ stderr that names the flag or setting, never with a traceback."""
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import pytest
@@ -117,3 +118,31 @@ def test_demo_names_the_service_it_cannot_reach_whatever_the_host(
     err = capsys.readouterr().err
     assert f"signpost demo: intake is not reachable at {where.format(port=port)} (" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("command", "variable"),
+    [
+        (["token", "--role", "admin", "--org", "la-digital"], "SIGNPOST_DATA_DIR"),
+        (["catalogue", "import", "feed.json"], "SIGNPOST_DATA_DIR"),  # with a development admin token
+        (["run"], "SIGNPOST_DATA_DIR"),
+        (["token", "--role", "admin", "--org", "la-digital"], "SIGNPOST_AUTH_DEV_KEY_FILE"),
+    ],
+)
+def test_a_data_folder_that_is_a_file_is_named_with_exit_code_2(
+    command: list[str],
+    variable: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.touch()
+    path = a_file if variable == "SIGNPOST_DATA_DIR" else a_file / "signing-key.pem"
+    monkeypatch.setenv(variable, str(path))
+    # Should `run` go on regardless, it starts no servers and leaves pytest's signal handlers alone.
+    monkeypatch.setenv("SIGNPOST_KAFKA_BOOTSTRAP", nowhere())
+    monkeypatch.setenv("SIGNPOST_MONGODB_URL", f"mongodb://{nowhere()}")
+    monkeypatch.setattr(signal, "signal", lambda *_: None)
+    assert main(command) == 2
+    assert capsys.readouterr().err == f"signpost: cannot use {variable}={path}: Not a directory\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import socket
 import sys
@@ -11,6 +12,7 @@ import pytest
 from signpost.shared.settings import ServiceName, Settings
 
 from signpost.platform import supervisor
+from signpost.platform.embedded import EmbeddedUnavailable, start_mongodb
 from signpost.platform.processes import ManagedProcess, free_port
 
 
@@ -59,3 +61,11 @@ def test_an_ipv6_wildcard_host_finds_a_port_held_on_ipv6_loopback(
     assert (
         f"cannot start: routing port {wildcard.routing_port} already in use on ::" in capsys.readouterr().out
     )
+
+
+def test_embedded_mongodb_without_a_folder_for_its_data_says_so(tmp_path: Path) -> None:
+    (tmp_path / "mongodb").touch()
+    with pytest.raises(
+        EmbeddedUnavailable, match=re.escape(f"cannot keep its data in {tmp_path / 'mongodb'}: ")
+    ):
+        start_mongodb(data_dir=tmp_path / "mongodb")
