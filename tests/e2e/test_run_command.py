@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from signpost.platform.processes import port_is_open
+from signpost.platform.processes import free_port, port_is_open
 from tests.e2e.running import RunningPlatform, request, running_platform, wait_for
 from tests.factories import referral
 
@@ -86,6 +86,35 @@ def test_killing_the_supervisor_leaves_nothing_running(platform: RunningPlatform
     # SecantusDB was still there after 2 s, analytics after 10-20 s (once for good, beside a
     # SecantusDB deadlocked in its SIGTERM handler).
     wait_for(lambda: platform.processes() == [], timeout_s=2, what="every child gone")
+
+
+def test_a_second_run_on_the_same_data_folder_is_refused_and_a_killed_one_blocks_nothing(
+    platform: RunningPlatform, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    embedded = {
+        k: v for k, v in os.environ.items() if k not in {"SIGNPOST_KAFKA_BOOTSTRAP", "SIGNPOST_MONGODB_URL"}
+    }
+    ports = {f"SIGNPOST_{name}_PORT": str(free_port()) for name in ("INTAKE", "ROUTING", "ANALYTICS")}
+    env = {**embedded, **ports, "SIGNPOST_DATA_DIR": str(data)}
+
+    def signpost(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "signpost.platform.cli", *args]
+        return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+
+    second = signpost("run")
+    assert second.returncode == 1
+    assert (
+        f"cannot start: another `signpost run` (pid {platform.process.pid}) uses {data.resolve()}"
+        in second.stdout
+    )
+    # The first still answers on its control socket.
+    assert "routing is already running" in signpost("service", "start", "routing").stderr
+    platform.process.kill()
+    platform.process.wait()
+    wait_for(lambda: platform.processes() == [], timeout_s=5, what="every child gone")
+    with running_platform(tmp_path) as again:  # the same data folder
+        assert again.process.poll() is None
 
 
 def test_sigterm_also_stops_everything(platform: RunningPlatform) -> None:

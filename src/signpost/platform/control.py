@@ -28,6 +28,7 @@ ACTIONS = ("stop", "start")
 # AF_UNIX paths are limited to 108 bytes on Linux, the terminating NUL included.
 _MAX_SOCKET_PATH = 107
 _SPAWN_TIMEOUT_S = 30.0  # the supervisor's loop picks a start request up within 0.2 s
+_PROBE_TIMEOUT_S = 2.0
 
 
 def socket_path(settings: Settings) -> Path:
@@ -136,6 +137,8 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def handle(self) -> None:
         words = self.rfile.readline(200).decode("utf-8", "replace").split()
+        if not words:  # a connection that asks nothing: another run checking whether this one listens
+            return
         done, message = (
             self.server.services.handle(words[0], words[1])
             if len(words) == 2
@@ -160,7 +163,10 @@ def control_socket(settings: Settings, services: Services) -> Iterator[str | Non
         yield f"the data directory's path is too long for a control socket ({path})"
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.unlink(missing_ok=True)  # a stale socket of a run that was killed
+    unavailable = _unavailable(path)
+    if unavailable:
+        yield unavailable
+        return
     server = _ControlServer(path, services)
     thread = threading.Thread(target=server.serve_forever, name="control", daemon=True)
     thread.start()
@@ -170,6 +176,23 @@ def control_socket(settings: Settings, services: Services) -> Iterator[str | Non
         server.shutdown()
         server.server_close()
         path.unlink(missing_ok=True)
+
+
+def _unavailable(path: Path) -> str | None:
+    """Why the control socket cannot be served at `path`, if it cannot. A socket nobody listens on (left by
+    a run that was killed) is removed; one that answers belongs to a live process and is left to it."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(_PROBE_TIMEOUT_S)
+        try:
+            probe.connect(str(path))
+        except FileNotFoundError:
+            return None
+        except ConnectionRefusedError:
+            path.unlink(missing_ok=True)
+            return None
+        except OSError as exc:
+            return f"cannot use {path}: {exc.strerror or exc}"
+    return f"another process listens at {path}"
 
 
 def request(settings: Settings, action: str, service: str, *, timeout_s: float) -> tuple[bool, str]:

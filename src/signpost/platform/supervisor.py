@@ -24,7 +24,7 @@ from signpost.shared.kafka import ensure_topics
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 
 from signpost.platform.control import Services, control_socket
-from signpost.platform.datadir import usable_data_dir
+from signpost.platform.datadir import AnotherRun, run_lock
 from signpost.platform.devtokens import demo_tokens
 from signpost.platform.embedded import (
     TANSU_CLIENT_SETTINGS,
@@ -58,9 +58,17 @@ def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None 
 
     `when_ready` (e.g. the demo) runs in a background thread once every service is ready;
     the platform keeps running after it returns. Raises PathUnusable, before starting anything, if the
-    data directory cannot be used.
+    data directory cannot be used; refuses to start while another run uses it.
     """
-    usable_data_dir(settings)
+    try:
+        with run_lock(settings):
+            return _supervise(settings, when_ready)
+    except AnotherRun as exc:
+        _say(f"cannot start: {exc}")
+        return 1
+
+
+def _supervise(settings: Settings, when_ready: Callable[[], object] | None) -> int:
     stopping: list[int] = []
 
     def request_stop(signum: int, _: FrameType | None) -> None:

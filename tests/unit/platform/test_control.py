@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import signal
+import socket
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from signpost.shared.settings import Settings
 
 from signpost.platform.control import Services, control_socket, request
@@ -89,3 +91,29 @@ def test_requests_travel_over_the_data_directorys_socket(tmp_path: Path) -> None
     assert done and message.startswith("intake stopped")
     assert started[0].signals == [signal.SIGTERM]
     assert not (tmp_path / "run.sock").exists()
+
+
+def test_a_second_run_leaves_the_first_runs_socket_to_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = Settings(data_dir=tmp_path)
+    first, started, _ = services()
+    second, _, _ = services()
+    with control_socket(settings, first) as unavailable:
+        assert unavailable is None
+        with control_socket(settings, second) as unavailable:
+            assert unavailable == f"another process listens at {tmp_path.resolve() / 'run.sock'}"
+        assert request(settings, "stop", "intake", timeout_s=5)[0]  # still the first run's
+    assert started[0].signals == [signal.SIGTERM]
+    assert "Traceback" not in capsys.readouterr().err  # the first does not answer the second's look
+
+
+def test_a_socket_left_by_a_killed_run_is_replaced(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as killed:
+        killed.bind(str(tmp_path / "run.sock"))  # bound, then gone without removing its file
+    supervised, started, _ = services()
+    with control_socket(settings, supervised) as unavailable:
+        assert unavailable is None
+        assert request(settings, "stop", "intake", timeout_s=5)[0]
+    assert started[0].signals == [signal.SIGTERM]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
 import signal
 import socket
@@ -12,7 +13,7 @@ import pytest
 from signpost.shared.settings import ServiceName, Settings
 
 from signpost.platform import supervisor
-from signpost.platform.embedded import EmbeddedUnavailable, start_mongodb
+from signpost.platform.embedded import EmbeddedServer, EmbeddedUnavailable, start_mongodb
 from signpost.platform.processes import ManagedProcess, free_port
 
 
@@ -69,3 +70,26 @@ def test_embedded_mongodb_without_a_folder_for_its_data_says_so(tmp_path: Path) 
         EmbeddedUnavailable, match=re.escape(f"cannot keep its data in {tmp_path / 'mongodb'}: ")
     ):
         start_mongodb(data_dir=tmp_path / "mongodb")
+
+
+@pytest.mark.usefixtures("no_servers")
+def test_a_run_on_a_data_folder_another_run_uses_starts_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    started: list[Settings] = []
+
+    def start_servers(settings: Settings) -> tuple[dict[str, str], list[EmbeddedServer]]:
+        started.append(settings)
+        return {}, []
+
+    monkeypatch.setattr(supervisor, "_start_servers", start_servers)
+    with (tmp_path / "run.lock").open("w") as other_run:
+        fcntl.flock(other_run, fcntl.LOCK_EX)
+        other_run.write("4242\n")
+        other_run.flush()
+        assert supervisor.run_platform(settings(tmp_path, "127.0.0.1")) == 1
+    assert (
+        f"cannot start: another `signpost run` (pid 4242) uses {tmp_path.resolve()}"
+        in capsys.readouterr().out
+    )
+    assert started == []
