@@ -49,6 +49,14 @@ def kafka(server_logs: Path) -> Iterator[KafkaServer]:
         yield server
 
 
+@pytest.fixture
+def own_kafka(server_logs: Path) -> Iterator[KafkaServer]:
+    """A broker of this test's own, started empty, so pausing it disturbs no other test; beside
+    `kafka`, it is what a broker that lost its log looks like."""
+    with kafka_server(server_logs, dedicated=True) as server:
+        yield server
+
+
 @pytest.fixture(scope="session")
 def mongodb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MongoServer]:
     with mongo_server(tmp_path_factory.mktemp("mongodb")) as server:

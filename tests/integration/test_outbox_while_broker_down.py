@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 from signpost.intake.app import create_app as create_intake
@@ -17,31 +15,24 @@ from signpost.shared.topics import Topics
 
 from tests.conftest import Tokens, eventually, serving, settings_for
 from tests.factories import referral
-from tests.servers import KafkaServer, MongoServer, kafka_server
+from tests.servers import KafkaServer, MongoServer
 
 REFERRAL = referral(need_codes=["SEMH"], level_of_need="targeted")
 
 
-@pytest.fixture
-def pausable_kafka(server_logs: Path) -> Iterator[KafkaServer]:
-    """A broker of this test's own, so pausing it disturbs no other test."""
-    with kafka_server(server_logs, dedicated=True) as server:
-        yield server
-
-
 async def test_referrals_accepted_during_an_outage_are_published_when_it_ends(
-    pausable_kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path
+    own_kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path
 ) -> None:
-    assert pausable_kafka.control is not None
+    assert own_kafka.control is not None
     settings: Settings = settings_for(
-        pausable_kafka, mongodb, kafka_request_timeout_ms=7000, auth_dev_key_file=dev_key_file
+        own_kafka, mongodb, kafka_request_timeout_ms=7000, auth_dev_key_file=dev_key_file
     )
     practitioner = {"Authorization": f"Bearer {Tokens(settings).practitioner()}"}
     mongo: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(settings.mongodb_url)
     db = mongo[settings.database_name("intake")]
     try:
         async with serving(create_intake(settings)) as intake:
-            pausable_kafka.control.pause()
+            own_kafka.control.pause()
             try:
                 accepted = []
                 for _ in range(3):
@@ -55,7 +46,7 @@ async def test_referrals_accepted_during_an_outage_are_published_when_it_ends(
                 readiness = await intake.get("/readyz")
                 assert readiness.status_code == 200 and readiness.json()["checks"]["kafka"] != "ok"
             finally:
-                pausable_kafka.control.resume()
+                own_kafka.control.resume()
             await eventually(lambda: _none_pending(db), timeout_s=60, what="outbox drained after the outage")
     finally:
         await mongo.close()

@@ -26,6 +26,7 @@ async def _prepare(runtime: Runtime) -> None:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     runtime = Runtime.build(settings or get_settings(), "analytics")
+    runtime.enable_outbox()  # the settings register's changes
     facts = FactsFollower(
         runtime.db,
         backoff_initial_s=runtime.settings.consumer_backoff_initial_s,

@@ -1,7 +1,10 @@
 """The area's register of settings (schools, nurseries, colleges): what coverage is measured against.
 
 The register lives on a compacted Kafka topic, one `setting.changed.v1` per change keyed
-by setting id, so analytics rebuilds it from the log like every other projection.
+by setting id, so analytics rebuilds it from the log like every other projection. Each
+change goes out through analytics' outbox, as intake's and routing's events do: a change
+accepted while Kafka is away waits there, and one a broker then loses is sent again
+(the outbox keeps a week's; see `signpost.shared.outbox`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from signpost.analytics.pulse.views import AnalystDep
 from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.auth.principal import Principal
 from signpost.shared.events import SettingChangedV1, new_event
-from signpost.shared.kafka import publish_event
+from signpost.shared.mongo import Session
+from signpost.shared.outbox import stage_event
 from signpost.shared.service import Runtime, RuntimeDep
 from signpost.shared.text import SingleLine
 
@@ -50,7 +54,9 @@ class SettingOut(BaseModel):
 class Published(BaseModel):
     setting_id: str
     change: Literal["registered", "updated", "closed"]
-    detail: str = "published to the settings register; the pulse counts it within seconds"
+    detail: str = (
+        "queued for the settings register (it waits while Kafka is away); the pulse counts it within seconds"
+    )
 
 
 @router.put(
@@ -114,4 +120,10 @@ async def _publish(
         changed_at=datetime.now(UTC),
     )
     envelope = new_event(data, source=SOURCE, tenant=principal.tenant, subject=setting_id)
-    await publish_event(runtime.broker, topic=runtime.topics.settings_register, envelope=envelope)
+
+    async def stage(session: Session) -> None:
+        await stage_event(
+            runtime.db, topic=runtime.topics.settings_register, envelope=envelope, session=session
+        )
+
+    await runtime.transaction(stage)
