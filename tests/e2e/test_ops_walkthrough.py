@@ -19,8 +19,7 @@ from tests.e2e.running import RunningPlatform, request, running_platform, wait_f
 from tests.e2e.test_dashboard_browser import Browser, dashboard_link, table, wait_for_chart, wait_until
 from tests.factories import CHILD, referral
 
-# The browser test's fixtures: Debian's Chromium, one fresh profile per test.
-chromium = dashboard.chromium
+# The browser test's fixture: a fresh profile per test.
 browser = dashboard.browser
 
 REFERRALS = 6
