@@ -25,7 +25,17 @@ from signpost.analytics.pulse.models import (
 from signpost.analytics.pulse.reader import Period
 
 from tests.browser import WAIT_MS, Browser, loopback_browser
-from tests.dashboard_api import TOKEN, CannedApi, breakdown, count, ops_view, refused, scope, withheld
+from tests.dashboard_api import (
+    TOKEN,
+    CannedApi,
+    breakdown,
+    count,
+    ops_view,
+    refused,
+    scope,
+    summary,
+    withheld,
+)
 from tests.threaded_server import serve_in_thread
 
 
@@ -430,3 +440,42 @@ def test_the_ops_charts_have_tables_and_lines_apart_by_more_than_colour(
     lines = plotly(page, "lag-history-chart", "chart.data.map(t => [t.mode, t.line.dash, t.marker.symbol])")
     assert all(mode == "lines+markers" for mode, _, _ in lines)
     assert len({dash for _, dash, _ in lines}) == len({symbol for _, _, symbol in lines}) == len(lines) == 2
+
+
+def test_a_change_in_a_rate_is_in_percentage_points(dashboard: Dashboard, api: CannedApi) -> None:
+    changed = summary()
+    for measure in changed.measures:
+        if measure.measure in ("escalation_rate", "acceptance_rate"):
+            fell = measure.measure == "acceptance_rate"
+            measure.current, measure.previous = count(0.2 if fell else 0.25), count(0.25 if fell else 0.2)
+            measure.change = count(-0.05 if fell else 0.05)
+    api.answer("/v1/pulse/summary", changed)
+    page = dashboard.shown("/dashboard/")
+    changes = {row[0]: row[1:4] for row in rows(page, "measures-table")}
+    assert changes["escalation rate"] == ["25.0%", "20.0%", "+5.0 pp"]
+    assert changes["acceptance rate"] == ["20.0%", "25.0%", "-5.0 pp"]
+    assert changes["submitted"] == ["10", "8", "+2"]
+
+
+def paste_token(dashboard: Dashboard, pasted: str) -> Page:
+    page = dashboard.browser.open(f"{dashboard.url}/dashboard/drill-down")
+    page.wait_for_selector("#token-form", state="visible", timeout=WAIT_MS)
+    page.fill("#token-input", pasted)
+    page.click("#token-form button[type=submit]")
+    return page
+
+
+def test_a_token_pasted_across_lines_is_used_whole(dashboard: Dashboard, api: CannedApi) -> None:
+    page = paste_token(dashboard, f"  {TOKEN[:30]}\n{TOKEN[30:60]}\r\n {TOKEN[60:]}\n")
+    page.wait_for_selector("body[data-updates]", state="attached", timeout=WAIT_MS)
+    assert {asked.headers["authorization"] for asked in api.asked} == {f"Bearer {TOKEN}"}
+
+
+def test_a_token_no_request_can_carry_brings_the_token_form_back(
+    dashboard: Dashboard, api: CannedApi
+) -> None:
+    page = paste_token(dashboard, "токен")  # not Latin-1: no HTTP header can carry it
+    page.wait_for_selector("#status[data-kind=warning]", timeout=WAIT_MS)
+    assert page.is_visible("#token-form")
+    assert "cannot carry" in page.inner_text("#status")
+    assert api.asked == []

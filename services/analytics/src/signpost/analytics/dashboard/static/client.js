@@ -18,11 +18,14 @@ const Signpost = (() => {
     }
   }
 
+  // A token never holds whitespace: a pasted one wrapped across lines is whole again.
+  const keepToken = (text) => sessionStorage.setItem(TOKEN_KEY, text.replace(/\s+/g, ""));
+
   // `signpost run` prints a link carrying a token in the fragment (never sent to a server).
   function takeTokenFromFragment() {
     const token = new URLSearchParams(location.hash.slice(1)).get("token");
     if (token) {
-      sessionStorage.setItem(TOKEN_KEY, token.trim());
+      keepToken(token);
       history.replaceState(null, "", location.pathname + location.search);
     }
   }
@@ -39,11 +42,18 @@ const Signpost = (() => {
     }
   }
 
+  // A token a request header cannot carry is refused here, as the server would refuse a bad
+  // one: fetch would throw on every refresh, and the page would never ask for another.
+  function headers() {
+    try {
+      return new Headers({ Authorization: `Bearer ${token()}`, Accept: "application/json" });
+    } catch {
+      throw new ApiError(401, "it has characters a request header cannot carry");
+    }
+  }
+
   async function get(path) {
-    const response = await fetch(path, {
-      headers: { Authorization: `Bearer ${token()}`, Accept: "application/json" },
-      cache: "no-store",
-    });
+    const response = await fetch(path, { headers: headers(), cache: "no-store" });
     if (!response.ok) {
       let detail = response.statusText;
       try {
@@ -145,7 +155,7 @@ const Signpost = (() => {
 
     byId("token-form").addEventListener("submit", (event) => {
       event.preventDefault();
-      sessionStorage.setItem(TOKEN_KEY, byId("token-input").value.trim());
+      keepToken(byId("token-input").value);
       byId("token-input").value = "";
       begin();
     });
@@ -309,10 +319,12 @@ const Signpost = (() => {
     return { text: String(Math.round(figure.value)) };
   }
 
-  // A change on the previous period, signed.
+  // A change on the previous period, signed; a rate's in percentage points (20% to 25% is +5 pp).
   function showChange(figure, kind, told) {
     const shown = show(figure, kind, told);
-    return figure && !figure.suppressed && figure.value > 0 ? { ...shown, text: `+${shown.text}` } : shown;
+    if (!figure || figure.suppressed || figure.value === null) return shown;
+    const text = kind === "rate" ? `${(figure.value * 100).toFixed(1)} pp` : shown.text;
+    return { ...shown, text: figure.value > 0 ? `+${text}` : text };
   }
 
   // The API's note that small numbers are withheld, with what each reason means.
