@@ -1,5 +1,6 @@
-"""The webhook dispatcher on the real database: several intake replicas share its deliveries, and
-SIGNPOST_OUTBOUND_LOOPBACK_ONLY holds at each delivery, not only when a subscription is stored."""
+"""The webhook dispatcher on the real database: several intake replicas share its deliveries,
+SIGNPOST_OUTBOUND_LOOPBACK_ONLY holds at each delivery, not only when a subscription is stored, and
+a delivery queued before its subscription was stopped is not sent."""
 
 from __future__ import annotations
 
@@ -13,13 +14,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from signpost.intake.app import create_app as create_intake
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
 from signpost.shared.mongo import Document
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
-from tests.conftest import eventually
+from tests.conftest import Tokens, eventually
 
 DELIVERY_IDS = ["d-1", "d-2", "d-3"]
 
@@ -147,3 +149,34 @@ async def test_loopback_only_refuses_an_older_subscriptions_outside_host_at_deli
     (attempt,) = stored["attempts"]
     assert attempt["status_code"] is None
     assert "SIGNPOST_OUTBOUND_LOOPBACK_ONLY" in attempt["error"]
+
+
+async def test_a_delivery_queued_before_its_subscription_is_stopped_is_never_posted(
+    settings: Settings,
+) -> None:
+    app = create_intake(settings)  # its lifespan is not run: no dispatcher but this test's own
+    runtime: Runtime = app.state.runtime
+    tokens = Tokens(settings)
+    requests: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(204)
+
+    try:
+        await _queue(runtime, "https://partner.example/hook", ["d-1"])  # sub-1, of nhs-1
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as api:
+            stop = "/v1/subscriptions/sub-1"
+            another_agency = {"Authorization": f"Bearer {tokens.agency('la-inclusion-service')}"}
+            assert (await api.delete(stop, headers=another_agency)).status_code == 404
+            owner = {"Authorization": f"Bearer {tokens.agency('nhs-1')}"}
+            assert (await api.delete(stop, headers=owner)).status_code == 204
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            assert await WebhookDispatcher(runtime).deliver_due(client) == 1
+        (stored,) = await runtime.db[DELIVERIES].find({}).to_list()
+    finally:
+        await runtime.client.close()
+
+    assert requests == []
+    assert stored["status"] == "failed"  # for good: no retry is due
+    assert [attempt["error"] for attempt in stored["attempts"]] == ["subscription removed"]

@@ -194,6 +194,45 @@ async def test_a_url_that_cannot_be_sent_to_fails_its_deliveries_and_stops_no_ot
     assert len(receiver.received) == len(delivered)
 
 
+async def test_a_stopped_subscription_is_queued_nothing_for_later_referrals(
+    kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path, receiver: Receiver
+) -> None:
+    """Of an agency's two subscriptions, the one it stopped gets no delivery of a later referral's
+    events, while the one it kept is sent them."""
+    settings = settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file)
+    tokens = Tokens(settings)
+    agency = {"Authorization": f"Bearer {tokens.agency('la-inclusion-service')}"}
+    receiver.failures_left = 0
+    async with AsyncExitStack() as stack:
+        intake = await stack.enter_async_context(serving(create_intake(settings)))
+        await stack.enter_async_context(serving(create_routing(settings)))
+        kept, stopped = [
+            (await intake.post("/v1/subscriptions", json={"url": receiver.url}, headers=agency)).json()["id"]
+            for _ in range(2)
+        ]
+        assert (await intake.delete(f"/v1/subscriptions/{stopped}", headers=agency)).status_code == 204
+        practitioner = {"Authorization": f"Bearer {tokens.practitioner()}"}
+        assert (await intake.post("/v1/referrals", json=referral(), headers=practitioner)).status_code == 201
+
+        async def deliveries(subscription_id: str) -> list[dict[str, Any]]:
+            page = await intake.get(f"/v1/subscriptions/{subscription_id}/deliveries", headers=agency)
+            assert page.status_code == 200, page.text
+            return list(page.json()["items"])
+
+        async def routed_delivered_to_kept() -> bool:
+            log = await deliveries(kept)
+            return any(
+                d["event_type"] == "uk.signpost.referral.routed.v1" and d["status"] == "delivered"
+                for d in log
+            )
+
+        # The routed event's deliveries were queued in one write for both subscriptions, if for both.
+        await eventually(routed_delivered_to_kept, what="the routed event delivered")
+        assert await deliveries(stopped) == []
+        listed = (await intake.get("/v1/subscriptions", headers=agency)).json()
+        assert {s["id"]: s["active"] for s in listed} == {kept: True, stopped: False}
+
+
 def _plan_stages(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
     yield plan
     for child in [plan.get("inputStage"), *plan.get("inputStages", [])]:
