@@ -479,3 +479,18 @@ def test_a_token_no_request_can_carry_brings_the_token_form_back(
     assert page.is_visible("#token-form")
     assert "cannot carry" in page.inner_text("#status")
     assert api.asked == []
+
+
+def test_names_from_the_api_are_drawn_as_text_not_markup(dashboard: Dashboard, api: CannedApi) -> None:
+    """Provision names come from partners' feeds: Plotly would read tags and entities in them."""
+    named = {"URN1": "<b>Little</b> Acorns", "URN2": "Bumps &amp; Babies", "URN3": "<a href=//x.co>Go</a>"}
+    api.answer("/v1/pulse/breakdown", breakdown([(group, label, count(9)) for group, label in named.items()]))
+    page = dashboard.shown("/dashboard/drill-down?group_by=setting")
+    drawn = plotly(
+        page,
+        "breakdown-chart",
+        """({ticks: [...chart.querySelectorAll('.xtick text')].map(t =>
+                [...t.querySelectorAll('tspan.line')].map(line => line.textContent).join(' ') || t.textContent),
+            marked: chart.querySelectorAll('.xtick a, .xtick [style*="bold"]').length})""",
+    )
+    assert drawn == {"ticks": list(named.values()), "marked": 0}

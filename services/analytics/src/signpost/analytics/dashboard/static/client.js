@@ -345,6 +345,10 @@ const Signpost = (() => {
     );
   }
 
+  // Plotly reads tags and entities in chart text: names from the API (partners' provision
+  // names among them) are escaped to be drawn as they are, as tables show them.
+  const plain = (text) => String(text).replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
+
   function wrap(label, width = 18) {
     const lines = [];
     for (const word of String(label).split(" ")) {
@@ -389,7 +393,7 @@ const Signpost = (() => {
     series,
     { kind = "count", notice: told = null, title = "", layout = {}, labels = categories } = {},
   ) {
-    const ticks = names(categories.map((category, at) => [category, labels[at]]));
+    const ticks = names(categories.map((category, at) => [category, labels[at]])).map(plain);
     const width = 0.8 / series.length;
     const annotations = [];
     const traces = series.map(({ name, figures }, index) => {
@@ -409,14 +413,14 @@ const Signpost = (() => {
       });
       return {
         ...barStyle(index),
-        name,
+        name: plain(name),
         x: categories,
         y: figures.map((figure) => (figure && !figure.suppressed ? figure.value : null)),
         text: shown.map((one) => (one.suppressed ? "" : one.text)),
         textposition: "outside",
         cliponaxis: false,
         customdata: ticks,
-        hovertemplate: `%{customdata}: %{text}<extra>${name}</extra>`, // withheld values have no bar to hover
+        hovertemplate: `%{customdata}: %{text}<extra>${plain(name)}</extra>`, // withheld values have no bar to hover
       };
     });
     const values = traces.flatMap((trace) => trace.y);
