@@ -3,7 +3,6 @@ stderr that names the flag or setting, never with a traceback."""
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 
@@ -16,11 +15,8 @@ from signpost.platform.processes import free_port
 
 
 @pytest.fixture(autouse=True)
-def environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    """No SIGNPOST_* from the shell running the tests; the test's own data folder (and signing key)."""
-    for name in list(os.environ):
-        if name.startswith("SIGNPOST_"):
-            monkeypatch.delenv(name)
+def own_data_dir(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The test's own data folder (and signing key); tests/unit/conftest.py clears the rest."""
     monkeypatch.setenv("SIGNPOST_DATA_DIR", str(tmp_path / "data"))
 
 

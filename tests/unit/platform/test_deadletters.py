@@ -1,5 +1,3 @@
-import os
-
 import pytest
 from signpost.shared.retries import Failure, Origin, dead_letter_headers
 
@@ -64,9 +62,6 @@ def not_an_event(offset: int, service: str, origin: Origin) -> DeadLetter:
 @pytest.fixture
 def dead_letter_topic(monkeypatch: pytest.MonkeyPatch) -> tuple[list[DeadLetter], list[DeadLetter]]:
     """The letters `signpost dlq` reads, and the ones it publishes again (no broker)."""
-    for name in list(os.environ):
-        if name.startswith("SIGNPOST_"):
-            monkeypatch.delenv(name)
     monkeypatch.setenv("SIGNPOST_KAFKA_BOOTSTRAP", "127.0.0.1:9")
     stored: list[DeadLetter] = []
     published: list[DeadLetter] = []

@@ -320,7 +320,7 @@ def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]
 
 
 def test_signpost_token_prints_a_token_services_accept(tmp_path: Path) -> None:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("SIGNPOST_")}
+    env = dict(os.environ)  # no SIGNPOST_* in it: tests/unit/conftest.py
     env["SIGNPOST_DATA_DIR"] = str(tmp_path)
     result = run_cli("token", "--role", "practitioner", "--org", "school-a", "--user", "Sam Senco", env=env)
     assert result.returncode == 0, result.stderr
@@ -339,7 +339,7 @@ def test_signpost_token_prints_a_token_services_accept(tmp_path: Path) -> None:
 
 
 def test_signpost_token_is_refused_in_production(tmp_path: Path) -> None:
-    env = {name: value for name, value in os.environ.items() if not name.startswith("SIGNPOST_")}
+    env = dict(os.environ)  # no SIGNPOST_* in it: tests/unit/conftest.py
     production = {
         "SIGNPOST_ENVIRONMENT": "production",
         "SIGNPOST_DATA_DIR": str(tmp_path),
