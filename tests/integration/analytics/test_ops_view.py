@@ -12,9 +12,10 @@ from aiokafka import AIOKafkaProducer
 from signpost.analytics.app import create_app as create_analytics
 from signpost.routing.app import create_app as create_routing
 from signpost.shared.events import Envelope, EventData, new_event, to_kafka_headers, to_kafka_value
-from signpost.shared.settings import Settings
+from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
+from signpost.platform.processes import free_port
 from tests.conftest import Tokens, eventually, serving
 from tests.unit.shared.test_events import submitted
 
@@ -136,7 +137,10 @@ async def test_throughput_last_event_and_dead_letters(settings: Settings) -> Non
 
 async def test_only_ops_and_admin_may_read_the_ops_view(settings: Settings) -> None:
     tokens = Tokens(settings)
-    async with serving(create_analytics(fast(settings))) as analytics:
+    # The services' own addresses, on free ports: a developer's `./signpost run` on the default
+    # ports 8001-8003 would answer there.
+    nowhere = {f"{service}_url": f"http://127.0.0.1:{free_port()}" for service in SERVICE_NAMES}
+    async with serving(create_analytics(fast(settings).model_copy(update=nowhere))) as analytics:
         assert (await analytics.get("/v1/ops")).status_code == 401
         for role, organisation in (("analyst", "la-insight"), ("practitioner", "school-ashley-primary")):
             refused = await analytics.get(
@@ -146,7 +150,7 @@ async def test_only_ops_and_admin_may_read_the_ops_view(settings: Settings) -> N
         for token in (tokens.token("ops", "la-digital"), tokens.admin()):
             answered = await analytics.get("/v1/ops/health", headers={"Authorization": f"Bearer {token}"})
             assert answered.status_code == 200
-            # Nothing listens on the configured service ports in this test: each says so.
+            # Nothing listens at the services' addresses: each says so.
             assert {service["status"] for service in answered.json()} == {"unreachable"}
             # In words an operator acts on, not the HTTP client's exception name (ConnectError).
             assert {service["checks"]["http"].split(" (")[0] for service in answered.json()} == {
