@@ -144,7 +144,7 @@ def run_service(settings: Settings, service: ServiceName) -> int:
     import uvicorn
 
     settings.require_servers()
-    uvicorn.run(
+    config = uvicorn.Config(
         SERVICE_APPS[service],
         factory=True,
         host=settings.host,
@@ -153,7 +153,20 @@ def run_service(settings: Settings, service: ServiceName) -> int:
         access_log=False,
         timeout_graceful_shutdown=max(1, round(settings.shutdown_budget.http_s)),
     )
+    uvicorn.Server(config).run(sockets=every_address_sockets(settings.host, settings.port_of(service)))
     return 0
+
+
+def every_address_sockets(host: str, port: int) -> list[socket.socket] | None:
+    """For '::', a socket that takes IPv4 too, as every address means (and `Settings.local_url`
+    reaches it on 127.0.0.1): asyncio binds '::' to IPv6 alone. None: uvicorn binds `host` itself."""
+    if host != "::":
+        return None
+    listening = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listening.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    listening.bind(("::", port))
+    return [listening]
 
 
 def _start_servers(settings: Settings) -> tuple[dict[str, str], list[EmbeddedServer]]:

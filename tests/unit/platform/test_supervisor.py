@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import re
 import signal
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
+import uvicorn
 from signpost.shared.settings import ServiceName, Settings
 
 from signpost.platform import supervisor
 from signpost.platform.embedded import EmbeddedServer, EmbeddedUnavailable, start_mongodb
 from signpost.platform.processes import ManagedProcess, free_port
+from tests.conftest import eventually
 
 
 @pytest.fixture
@@ -93,3 +97,27 @@ def test_a_run_on_a_data_folder_another_run_uses_starts_nothing(
         in capsys.readouterr().out
     )
     assert started == []
+
+
+async def test_a_service_on_every_address_answers_on_ipv4_and_ipv6_loopback() -> None:
+    async def hello(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(hello, host="::", port=port, log_config=None, lifespan="off"))
+    serving = asyncio.create_task(server.serve(sockets=supervisor.every_address_sockets("::", port)))
+    try:
+
+        async def started() -> bool:
+            return server.started
+
+        await eventually(started, what="serving")
+        for loopback in ("127.0.0.1", "::1"):
+            reader, writer = await asyncio.open_connection(loopback, port)
+            writer.write(b"GET / HTTP/1.0\r\n\r\n")
+            assert (await reader.readline()).startswith(b"HTTP/1.1 204"), loopback
+            writer.close()
+    finally:
+        server.should_exit = True
+        await serving
