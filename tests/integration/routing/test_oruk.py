@@ -274,6 +274,49 @@ async def test_bad_feeds_and_bodies_get_clear_errors_and_import_nothing(settings
             await all_published(app)
 
 
+async def test_max_import_bytes_limits_each_feed_response_and_the_import_body(settings: Settings) -> None:
+    """SIGNPOST_MAX_IMPORT_BYTES at 4 KiB, below the 64 KiB every other route takes: a page of the
+    feed over it imports nothing, a service's full record over it is skipped, a body over it is 413."""
+    limit = 4096
+    limited = settings.model_copy(update={"max_import_bytes": limit})
+    over_the_limit = f"sent more than the {limit}-byte limit (SIGNPOST_MAX_IMPORT_BYTES)"
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    services = [oruk_service(1, description="A long description. " * 250)]  # its list entry: 5 KB
+    with serve_in_thread(oruk_feed_app(services)) as base_url:
+        app = create_routing(limited)
+        async with serving(app) as routing:
+
+            async def attempt(body: Any) -> tuple[int, Any]:
+                answer = await routing.post("/v1/catalogue/import", json=body, headers=admin)
+                return answer.status_code, answer.json()
+
+            code, answer = await attempt({"source_url": base_url})
+            assert code == 502, answer
+            assert (
+                answer["detail"]
+                == f"nothing imported: {base_url}/services?page=1&per_page=100 {over_the_limit}"
+            )
+            assert (await routing.get(f"/v1/provisions/{services[0]['id']}")).status_code == 404
+
+            # A page within the limit, listing a service whose full record (30 terms: 10 KB) is not.
+            many_terms = oruk_service(2, attributes=[term(f"Speech therapy {n}") for n in range(30)])
+            services[:] = [oruk_service(1), many_terms]
+            code, answer = await attempt({"source_url": base_url})
+            assert code == 200 and ids(answer["created"]) == [services[0]["id"]]
+            (skipped,) = answer["skipped"]
+            assert skipped["oruk_id"] == many_terms["id"] and skipped["reason"].endswith(over_the_limit)
+
+            within = {"feed": [oruk_service(3)]}
+            assert len(json.dumps(within)) < limit
+            code, answer = await attempt(within)
+            assert code == 200 and answer["totals"]["created"] == 1
+            over = {"feed": [oruk_service(n) for n in range(4, 7)]}
+            assert limit < len(json.dumps(over)) < settings.max_request_bytes
+            code, _ = await attempt(over)
+            assert code == 413
+            await all_published(app)
+
+
 def nested_service(levels: int) -> str:
     """A service's JSON with `levels` arrays nested in a field no mapping reads (as text: no recursion)."""
     return json.dumps(oruk_service(1, extension="HERE")).replace('"HERE"', "[" * levels + "]" * levels)
