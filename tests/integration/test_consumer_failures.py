@@ -25,7 +25,7 @@ from signpost.shared.events import (
     to_kafka_headers,
     to_kafka_value,
 )
-from signpost.shared.kafka import create_broker, ensure_topics, publish_event, subscribe_events
+from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
 from signpost.shared.mongo import Document, Session, in_transaction, mark_processed
 from signpost.shared.retries import is_infrastructure_failure
 from signpost.shared.settings import ServiceName
@@ -33,6 +33,7 @@ from signpost.shared.topics import Topics
 
 from tests.conftest import eventually, fail_fast_client, settings_for
 from tests.integration.records import headers_of, records_on, wait_for_records
+from tests.publishing import publish_event
 from tests.servers import KafkaServer, MongoServer
 from tests.unit.shared.test_events import submitted
 

@@ -9,12 +9,13 @@ import sys
 
 from aiokafka import AIOKafkaProducer
 from signpost.shared.events import Envelope, EventData, new_event, to_kafka_headers, to_kafka_value
-from signpost.shared.kafka import create_broker, ensure_topics, publish_event, subscribe_events
+from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
 from tests.conftest import eventually, settings_for
 from tests.integration.records import headers_of, records_on, wait_for_records
+from tests.publishing import publish_event
 from tests.servers import KafkaServer, MongoServer
 from tests.unit.shared.test_events import submitted
 

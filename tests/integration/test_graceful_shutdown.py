@@ -12,7 +12,7 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 from signpost.shared.events import new_event
-from signpost.shared.kafka import create_broker, ensure_topics, publish_event
+from signpost.shared.kafka import create_broker, ensure_topics
 from signpost.shared.outbox import OUTBOX, pending_count
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
@@ -20,6 +20,7 @@ from signpost.shared.topics import Topics
 from signpost.platform.processes import free_port
 from tests.conftest import eventually
 from tests.integration.slow_consumer_app import HANDLED
+from tests.publishing import publish_event
 from tests.unit.shared.test_events import submitted
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,10 +11,11 @@ from contextlib import asynccontextmanager
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from signpost.shared.events import from_kafka, new_event
-from signpost.shared.kafka import create_broker, ensure_topics, publish_event
+from signpost.shared.kafka import create_broker, ensure_topics
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
+from tests.publishing import publish_event
 from tests.unit.shared.test_events import submitted
 
 

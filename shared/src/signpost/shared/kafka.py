@@ -30,8 +30,6 @@ from signpost.shared.events import (
     EventContractError,
     EventData,
     from_kafka,
-    to_kafka_headers,
-    to_kafka_value,
 )
 from signpost.shared.logging import bind_correlation_id, get_logger
 from signpost.shared.retries import (
@@ -108,17 +106,6 @@ async def ensure_topics(
                 )
     finally:
         await admin.close()
-
-
-async def publish_event(broker: KafkaBroker, *, topic: str, envelope: Envelope[Any]) -> None:
-    await broker.publish(
-        to_kafka_value(envelope),
-        topic,
-        key=envelope.subject.encode(),
-        headers=to_kafka_headers(envelope),
-        # FastStream's own `correlation_id` header, else a random one that disagrees with ce_correlationid.
-        correlation_id=envelope.correlationid,
-    )
 
 
 def subscribe_events(
