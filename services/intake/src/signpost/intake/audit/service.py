@@ -16,6 +16,8 @@ from signpost.shared.service import Runtime
 
 AUDIT = "audit"
 AUDIT_INDEXES = [
+    # The whole trail newest first, or a window of it: what an auditor asks without a referral or reader.
+    IndexModel([("tenant", ASCENDING), ("at", DESCENDING)]),
     IndexModel([("tenant", ASCENDING), ("referral_id", ASCENDING), ("at", DESCENDING)]),
     IndexModel([("tenant", ASCENDING), ("subject", ASCENDING), ("at", DESCENDING)]),
 ]
