@@ -11,6 +11,7 @@ import uuid6
 from pymongo import AsyncMongoClient
 from signpost.intake.app import INDEXES
 from signpost.intake.audit.service import AUDIT
+from signpost.intake.referrals.models import REFERRALS
 from signpost.shared.mongo import Database, Document
 
 from tests.plans import scanned
@@ -51,3 +52,32 @@ async def test_the_audit_trail_by_time_alone_is_read_from_an_index(db: Database)
         scans, stats = await scanned(found)
         assert scans == [{"tenant": 1, "at": -1}]
         assert stats["totalDocsExamined"] == stats["totalKeysExamined"]
+
+
+async def test_an_admins_referrals_by_setting_locality_or_need_are_read_from_an_index(db: Database) -> None:
+    await db[REFERRALS].insert_many(
+        [
+            {
+                "_id": str(uuid6.uuid7()),
+                "tenant": TENANT,
+                "organisation": f"o{n % 3}",
+                "status": "routed",
+                "setting_id": f"s{n % 4}",
+                "locality": f"l{n % 5}",
+                "need_codes": [f"n{n % 6}", f"n{(n + 1) % 6}"],
+                "offers": [],
+            }
+            for n in range(60)
+        ]
+    )
+    # As referrals.views.list_referrals asks an admin's page with one of these filters.
+    for field, value, index in [
+        ("setting_id", "s1", {"tenant": 1, "setting_id": 1, "_id": -1}),
+        ("locality", "l2", {"tenant": 1, "locality": 1, "_id": -1}),
+        ("need_codes", "n3", {"tenant": 1, "need_codes": 1, "_id": -1}),
+    ]:
+        scans, stats = await scanned(
+            db[REFERRALS].find({"tenant": TENANT, field: value}).sort("_id", -1).limit(5)
+        )
+        assert scans == [index], field
+        assert stats["totalDocsExamined"] == stats["totalKeysExamined"], field

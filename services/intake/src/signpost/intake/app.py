@@ -32,6 +32,11 @@ INDEXES = IndexPlan(
             # Agencies' lists: referrals offered to them.
             IndexModel([("tenant", ASCENDING), ("offers.organisation_id", ASCENDING), ("_id", DESCENDING)]),
             IndexModel([("tenant", ASCENDING), ("status", ASCENDING), ("submitted_at", DESCENDING)]),
+            # An admin's list filtered by setting, locality or need (multikey: a referral's few codes).
+            # Each index costs every insert, so only these filters have one.
+            IndexModel([("tenant", ASCENDING), ("setting_id", ASCENDING), ("_id", DESCENDING)]),
+            IndexModel([("tenant", ASCENDING), ("locality", ASCENDING), ("_id", DESCENDING)]),
+            IndexModel([("tenant", ASCENDING), ("need_codes", ASCENDING), ("_id", DESCENDING)]),
         ],
         AUDIT: AUDIT_INDEXES,
         SUBSCRIPTIONS: SUBSCRIPTION_INDEXES,
