@@ -15,7 +15,7 @@ import pytest_asyncio
 from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 from signpost.routing.app import create_app as create_routing
-from signpost.shared import outbox
+from signpost.shared import outbox, retention
 from signpost.shared.events import Envelope, EventData, first_event_id_at
 from signpost.shared.kafka import create_broker, ensure_topics
 from signpost.shared.mongo import Database, Document, IndexPlan, Session
@@ -248,7 +248,7 @@ def staged_days_ago(event: Envelope[EventData], days: float) -> Envelope[EventDa
 async def test_retention_deletes_only_events_staged_before_the_cutoff_and_published(
     settings: Settings, client: AsyncMongoClient[Document], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(outbox, "PRUNE_CHUNK", 2)  # several chunks
+    monkeypatch.setattr(retention, "PRUNE_CHUNK", 2)  # several chunks
     db = client[settings.database_name("routing")]
     old = [staged_days_ago(event_for("r-10"), 8 + n / 10) for n in range(5)]
     recent, old_but_pending = staged_days_ago(event_for("r-11"), 6), staged_days_ago(event_for("r-12"), 9)
@@ -262,7 +262,7 @@ async def test_retention_deletes_only_events_staged_before_the_cutoff_and_publis
 async def test_a_running_relay_prunes_soon_after_it_starts_not_only_after_a_full_interval(
     settings: Settings, client: AsyncMongoClient[Document], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(outbox, "PRUNE_FIRST_DELAY_S", 0.1)  # PRUNE_INTERVAL_S stays ten minutes
+    monkeypatch.setattr(retention, "PRUNE_FIRST_DELAY_S", 0.1)  # PRUNE_INTERVAL_S stays ten minutes
     db = client[settings.database_name("routing")]
     old = staged_days_ago(event_for("r-13"), 8)
     await stage(client, settings, [old])

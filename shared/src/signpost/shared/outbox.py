@@ -39,7 +39,8 @@ from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
 from pymongo.errors import OperationFailure
 from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Collection, Database, Document, Session, find_by_ids, in_transaction
+from signpost.shared.mongo import Database, Document, Session, find_by_ids, in_transaction
+from signpost.shared.retention import ids_after, keep_pruning, prune_in_chunks
 
 log = get_logger(__name__)
 
@@ -60,11 +61,6 @@ RETIRED_OUTBOX_INDEXES = ["published_ttl"]
 # routing, starting where it exists, give those events their pending ids, then drop it (`adopt_legacy_pending`).
 LEGACY_PENDING_INDEX = "published_at_1__id_1"
 INDEX_NOT_FOUND = 27
-PRUNE_INTERVAL_S = 600.0
-# The first pass comes soon after start-up, so a process restarted more often than the interval
-# still prunes; not at once, so it does not compete with the start-up's own catch-up.
-PRUNE_FIRST_DELAY_S = 60.0
-PRUNE_CHUNK = 100  # ids per delete: SecantusDB tests each document against the whole `$in` list
 
 BATCH_SIZE = 200
 MAX_BACKOFF_S = 5.0
@@ -161,25 +157,12 @@ async def restage_event(db: Database, *, event_id: str, session: Session) -> boo
 async def prune_published(db: Database, *, before: datetime) -> int:
     """Delete the events staged before `before` and published since, a chunk at a time in id order
     (staging order), so no single delete holds the collection long; returns how many went."""
-    removed, after = 0, ""
-    cutoff = first_event_id_at(before.timestamp())
-    while ids := await _ids_after(db[OUTBOX], after, {"_id": {"$lt": cutoff}}):
-        after = ids[-1]
 
-        async def prune(session: Session, ids: list[str] = ids) -> int:
-            pending = await find_by_ids(db[PENDING], ids, session=session, projection={"_id": 1})
-            published = [event_id for event_id in ids if event_id not in pending]
-            return (await db[OUTBOX].delete_many({"_id": {"$in": published}}, session=session)).deleted_count
+    async def still_pending(session: Session, ids: list[str]) -> set[str]:
+        return set(await find_by_ids(db[PENDING], ids, session=session, projection={"_id": 1}))
 
-        removed += await in_transaction(db.client, prune)
-    return removed
-
-
-async def _ids_after(collection: Collection, after: str, query: Document) -> list[str]:
-    """The next PRUNE_CHUNK ids past `after` of the documents `query` matches, in id order."""
-    ids = {"$gt": after, **query.get("_id", {})}
-    found = collection.find({**query, "_id": ids}, {"_id": 1}).sort("_id", ASCENDING).limit(PRUNE_CHUNK)
-    return [document["_id"] async for document in found]
+    query = {"_id": {"$lt": first_event_id_at(before.timestamp())}}
+    return await prune_in_chunks(db, OUTBOX, query, spare=still_pending)
 
 
 async def pending_count(db: Database) -> int:
@@ -195,8 +178,8 @@ async def adopt_legacy_pending(db: Database) -> int:
     present = {index["name"] async for index in await db[OUTBOX].list_indexes()}
     if LEGACY_PENDING_INDEX not in present:
         return 0
-    adopted, after = 0, ""
-    while ids := await _ids_after(db[OUTBOX], after, {"published_at": None}):
+    adopted, after = 0, None
+    while ids := await ids_after(db[OUTBOX], after, {"published_at": None}):
         after = ids[-1]
         await db[PENDING].bulk_write([ReplaceOne({"_id": event_id}, {}, upsert=True) for event_id in ids])
         adopted += len(ids)
@@ -358,15 +341,11 @@ class OutboxRelay:
                 log.warning("outbox relay cannot mark published events yet; retrying", error=repr(exc))
 
     async def _keep_pruning(self) -> None:
-        await asyncio.sleep(PRUNE_FIRST_DELAY_S)
-        while True:
+        async def prune() -> int:
             before = datetime.now(UTC) - timedelta(seconds=PUBLISHED_RETENTION_S)
-            try:
-                if removed := await prune_published(self._db, before=before):
-                    log.info("published events past retention deleted", count=removed)
-            except Exception as exc:  # MongoDB away: they go next time
-                log.warning("outbox retention could not delete yet; retrying later", error=repr(exc))
-            await asyncio.sleep(PRUNE_INTERVAL_S)
+            return await prune_published(self._db, before=before)
+
+        await keep_pruning("published events", prune)
 
     async def _publish_round(self) -> bool:
         """Publish what was handed over, then poll when due; True when more is waiting."""

@@ -210,6 +210,13 @@ class Settings(BaseSettings):
         description="Attempts per delivery before it is marked failed. With the default base and delays "
         "capped at an hour, 35 span 24 h 8 min (86,894 s): a partner down for up to a day misses no event.",
     )
+    webhook_delivery_retention_days: int = Field(
+        default=30,
+        ge=1,
+        le=3650,
+        description="How long a delivered or failed webhook delivery (a copy of its event and every "
+        "attempt) stays in the delivery log, counted from when it was queued; pending ones are kept.",
+    )
     ehc_escalation_min_cycles: int = Field(
         default=2,
         ge=1,

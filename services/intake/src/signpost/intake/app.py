@@ -15,6 +15,7 @@ from signpost.intake.reconciliation.service import Reconciler
 from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.service import Submissions
 from signpost.intake.referrals.views import router as referrals_router
+from signpost.intake.retention import schedule_retention
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
 from signpost.intake.subscriptions.service import DELIVERY_INDEXES, SUBSCRIPTION_INDEXES
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dispatcher = WebhookDispatcher(runtime)
     runtime.background.append(dispatcher.run)
     runtime.background.append(Reconciler(runtime).run)
+    schedule_retention(runtime)
     runtime.consume_events(
         partial(on_referral_event, dispatcher=dispatcher),
         batch_handler=partial(on_referral_events, dispatcher=dispatcher),

@@ -1,7 +1,8 @@
 """Delivers queued events to partners' webhooks as CloudEvents over HTTP (binary mode).
 
 Each attempt is recorded; a failure (whatever went wrong) is retried with doubling delays
-until the last attempt, after which the delivery is marked failed and stays in the log.
+until the last attempt, after which the delivery is marked failed and stays in the log
+until retention deletes it (`signpost.intake.retention`).
 
 Every intake replica runs a dispatcher on the same database. A round first claims its due
 deliveries, moving their next attempt past the end of any attempt in flight, so no other

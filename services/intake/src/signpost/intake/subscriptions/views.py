@@ -95,6 +95,10 @@ async def unsubscribe(subscription_id: str, runtime: RuntimeDep, principal: Agen
     "/{subscription_id}/deliveries",
     response_model=DeliveryPage,
     summary="Every delivery and attempt for a subscription, newest first, a page at a time",
+    description=(
+        "A delivered or failed delivery is kept for `SIGNPOST_WEBHOOK_DELIVERY_RETENTION_DAYS` (30 by "
+        "default) after it was queued, then deleted; a pending one is kept until it is delivered or fails."
+    ),
     responses={404: {"description": "No such subscription of yours"}},
 )
 async def deliveries(

@@ -1,0 +1,35 @@
+"""What intake deletes once it is past its retention, and the timers that delete it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+from signpost.intake.subscriptions.models import DELIVERIES, DeliveryStatus
+from signpost.shared.events import first_event_id_at
+from signpost.shared.mongo import Database
+from signpost.shared.retention import keep_pruning, prune_in_chunks
+from signpost.shared.service import Runtime
+
+FINISHED_DELIVERIES = [DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]
+
+
+async def prune_deliveries(db: Database, *, before: datetime) -> int:
+    """Delete the webhook deliveries queued before `before` that were delivered or given up on; a
+    pending one stays, however old, until it is one or the other. Delivery ids are UUIDv7, whose
+    text sorts by time, so "queued before" is a range of ids and needs no index."""
+    queued_before = {"$lt": first_event_id_at(before.timestamp())}
+    return await prune_in_chunks(
+        db, DELIVERIES, {"_id": queued_before, "status": {"$in": FINISHED_DELIVERIES}}
+    )
+
+
+def schedule_retention(runtime: Runtime) -> None:
+    """Prune on timers for as long as intake runs. Every replica does: a prune deletes only what
+    is past retention when it deletes, so two at once do no harm."""
+    delivery_retention = timedelta(days=runtime.settings.webhook_delivery_retention_days)
+
+    async def deliveries() -> int:
+        return await prune_deliveries(runtime.db, before=datetime.now(UTC) - delivery_retention)
+
+    runtime.background.append(partial(keep_pruning, "webhook deliveries", deliveries))

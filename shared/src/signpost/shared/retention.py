@@ -1,0 +1,71 @@
+"""Deleting what is past its retention: a chunk of ids at a time, on a timer.
+
+No TTL indexes: SecantusDB sweeps them every minute by reading every document of the
+collection under its storage-wide lock, which stalls the whole platform for seconds at a
+time, longer as the collection grows. Instead each service prunes its own collections
+here, walking `_id` in order so no single delete holds a collection long. A prune only
+deletes what its query still matches at the moment of the delete, so replicas pruning the
+same collection at once delete nothing twice and nothing they should not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pymongo import ASCENDING
+from signpost.shared.logging import get_logger
+from signpost.shared.mongo import Collection, Database, Document, Session, in_transaction
+
+log = get_logger(__name__)
+
+PRUNE_INTERVAL_S = 600.0
+# The first pass comes soon after start-up, so a process restarted more often than the interval
+# still prunes; not at once, so it does not compete with the start-up's own catch-up.
+PRUNE_FIRST_DELAY_S = 60.0
+PRUNE_CHUNK = 100  # ids per delete: SecantusDB tests each document against the whole `$in` list
+
+# Given a chunk of ids the query matched, those to keep after all (read in the delete's transaction).
+Spare = Callable[[Session, list[Any]], Awaitable[set[Any]]]
+
+
+async def prune_in_chunks(db: Database, name: str, query: Document, *, spare: Spare | None = None) -> int:
+    """Delete the documents of `db[name]` that `query` matches, PRUNE_CHUNK ids at a time in id
+    order, each chunk in a transaction of its own that tests `query` again; returns how many went.
+
+    In a transaction because outside one SecantusDB retries a write that conflicts with a
+    transaction in flight while holding the collection (see `OutboxRelay._mark`)."""
+    removed, after = 0, None
+    while ids := await ids_after(db[name], after, query):
+        after = ids[-1]
+
+        async def delete(session: Session, ids: list[Any] = ids) -> int:
+            kept = await spare(session, ids) if spare else set()
+            doomed = [document_id for document_id in ids if document_id not in kept]
+            deleted = await db[name].delete_many({**query, "_id": {"$in": doomed}}, session=session)
+            return deleted.deleted_count
+
+        removed += await in_transaction(db.client, delete)
+    return removed
+
+
+async def ids_after(collection: Collection, after: Any, query: Document) -> list[Any]:
+    """The next PRUNE_CHUNK ids past `after` (None: from the first) of the documents `query`
+    matches, in id order."""
+    ids = {**query.get("_id", {}), **({"$gt": after} if after is not None else {})}
+    found = collection.find({**query, **({"_id": ids} if ids else {})}, {"_id": 1})
+    return [document["_id"] async for document in found.sort("_id", ASCENDING).limit(PRUNE_CHUNK)]
+
+
+async def keep_pruning(what: str, prune: Callable[[], Awaitable[int]]) -> None:
+    """Run `prune` soon after start-up and every PRUNE_INTERVAL_S after that, for as long as the
+    service runs; `what` names what it deletes, in the logs."""
+    await asyncio.sleep(PRUNE_FIRST_DELAY_S)
+    while True:
+        try:
+            if removed := await prune():
+                log.info("past retention, deleted", what=what, count=removed)
+        except Exception as exc:  # MongoDB away: they go next time
+            log.warning("retention could not delete yet; retrying later", what=what, error=repr(exc))
+        await asyncio.sleep(PRUNE_INTERVAL_S)
