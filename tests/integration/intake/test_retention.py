@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from signpost.intake.app import create_app as create_intake
-from signpost.intake.retention import prune_deliveries
+from signpost.intake.referrals.service import IDEMPOTENCY_KEYS
+from signpost.intake.retention import IDEMPOTENCY_KEY_RETENTION, prune_deliveries, prune_idempotency_keys
 from signpost.intake.subscriptions.models import DELIVERIES
 from signpost.shared import retention
 from signpost.shared.events import first_event_id_at
@@ -67,3 +68,32 @@ async def test_a_running_intake_prunes_deliveries_past_the_retention_setting(
 
         await eventually(pruned, what="the first retention pass")
         assert await runtime.db[DELIVERIES].count_documents({"_id": within["_id"]}) == 1
+
+
+async def test_idempotency_keys_first_used_over_a_week_ago_are_forgotten(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "PRUNE_CHUNK", 2)
+    now = datetime.now(UTC)
+    ages = {"fresh": 0.1, "six-days": 6.9, "over-a-week": 7.1, "a-month": 30}
+    keys = [
+        {"_id": f"org:user:{name}", "created_at": now - timedelta(days=days)} for name, days in ages.items()
+    ]
+    await runtime.db[IDEMPOTENCY_KEYS].insert_many(keys)
+    assert await prune_idempotency_keys(runtime.db, before=now - IDEMPOTENCY_KEY_RETENTION) == 2
+    remembered = sorted([k["_id"] async for k in runtime.db[IDEMPOTENCY_KEYS].find({})])
+    assert remembered == ["org:user:fresh", "org:user:six-days"]
+
+
+async def test_a_running_intake_forgets_old_idempotency_keys(
+    settings: Settings, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(retention, "PRUNE_FIRST_DELAY_S", 0.1)
+    old = {"_id": "org:user:old-key", "created_at": datetime.now(UTC) - timedelta(days=8)}
+    await runtime.db[IDEMPOTENCY_KEYS].insert_one(old)
+    async with serving(create_intake(settings)):
+
+        async def forgotten() -> bool:
+            return await runtime.db[IDEMPOTENCY_KEYS].count_documents({}) == 0
+
+        await eventually(forgotten, what="the first retention pass")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from signpost.intake.referrals.service import IDEMPOTENCY_KEYS
 from signpost.intake.subscriptions.models import DELIVERIES, DeliveryStatus
 from signpost.shared.events import first_event_id_at
 from signpost.shared.mongo import Database
@@ -12,6 +13,9 @@ from signpost.shared.retention import keep_pruning, prune_in_chunks
 from signpost.shared.service import Runtime
 
 FINISHED_DELIVERIES = [DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.value]
+# How long an Idempotency-Key is remembered, as common APIs do: a retry comes within minutes, and
+# the same key a week on makes a new referral.
+IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
 
 
 async def prune_deliveries(db: Database, *, before: datetime) -> int:
@@ -24,6 +28,13 @@ async def prune_deliveries(db: Database, *, before: datetime) -> int:
     )
 
 
+async def prune_idempotency_keys(db: Database, *, before: datetime) -> int:
+    """Delete the Idempotency-Keys first used before `before`. Their ids are the keys themselves,
+    not in time order, so each pass reads every key's date: a week's submissions, kept small by
+    the pass itself, which an index on the date would cost every submission to keep."""
+    return await prune_in_chunks(db, IDEMPOTENCY_KEYS, {"created_at": {"$lt": before}})
+
+
 def schedule_retention(runtime: Runtime) -> None:
     """Prune on timers for as long as intake runs. Every replica does: a prune deletes only what
     is past retention when it deletes, so two at once do no harm."""
@@ -32,4 +43,8 @@ def schedule_retention(runtime: Runtime) -> None:
     async def deliveries() -> int:
         return await prune_deliveries(runtime.db, before=datetime.now(UTC) - delivery_retention)
 
+    async def idempotency_keys() -> int:
+        return await prune_idempotency_keys(runtime.db, before=datetime.now(UTC) - IDEMPOTENCY_KEY_RETENTION)
+
     runtime.background.append(partial(keep_pruning, "webhook deliveries", deliveries))
+    runtime.background.append(partial(keep_pruning, "idempotency keys", idempotency_keys))

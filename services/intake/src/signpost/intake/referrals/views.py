@@ -45,7 +45,8 @@ IdempotencyKey = Annotated[
         min_length=8,
         max_length=128,
         pattern=r"^[A-Za-z0-9_.:-]+$",
-        description="Retry safely: the same key and body return the same referral; a different body is 409.",
+        description="Retry safely: the same key and body return the same referral; a different body is 409. "
+        "A key is remembered for 7 days after its first use; after that it makes a new referral.",
     ),
 ]
 Responses = dict[int | str, dict[str, Any]]
