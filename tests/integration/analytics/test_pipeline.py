@@ -1,6 +1,7 @@
 """The pipelined fold (projections/pipeline.py) on a real MongoDB and Kafka: a batch folded while
 the one before commits counts every event once, a failure leaves nothing derived from work that
-was not stored, and the consumer commits offsets only after the batch's transaction."""
+was not stored, and the consumer commits offsets only after the batch's transaction and fetches no
+more than SIGNPOST_ANALYTICS_BATCH_MAX events a batch."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from pymongo import AsyncMongoClient
 from signpost.analytics.app import create_app
+from signpost.analytics.projections import consumer
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.facts import fact_id
 from signpost.analytics.projections.fold import fold_batch
@@ -23,14 +25,16 @@ from signpost.analytics.projections.pipeline import FoldPipeline, PipelineFailed
 from signpost.analytics.projections.sets import INITIAL_SET, ProjectionSet
 from signpost.analytics.projections.writers import WriterLease
 from signpost.shared.events import Envelope, EventData
+from signpost.shared.kafka import ensure_topics
 from signpost.shared.mongo import Database, Document
 from signpost.shared.retries import is_infrastructure_failure
 from signpost.shared.settings import Settings
 
 from tests.analytics_events import TENANT, lifecycle
 from tests.commands import SentCommands
-from tests.conftest import eventually, serving, settings_for
-from tests.integration.analytics.conftest import Analytics
+from tests.conftest import Tokens, eventually, serving, settings_for
+from tests.integration.analytics.conftest import PERIOD, Analytics
+from tests.integration.test_batch_consumer import publish_before_consuming
 from tests.integration.test_graceful_shutdown import committed_offsets
 from tests.servers import KafkaServer, MongoServer
 
@@ -251,6 +255,34 @@ async def test_the_consumer_commits_offsets_only_after_the_batch_is_stored(
     finally:
         await client.drop_database(db.name)
         await client.close()
+
+
+async def test_no_batch_folds_more_events_than_analytics_batch_max(
+    kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Forty events wait on the topic before analytics starts, so one fetch could take them all:
+    with SIGNPOST_ANALYTICS_BATCH_MAX at 5, each batch folds at most five."""
+    settings = settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file, analytics_batch_max=5)
+    batch_sizes: list[int] = []
+
+    class Measured(consumer.Fetched):  # the consumer's own batch, its size noted
+        def __post_init__(self, max_bytes: int) -> None:
+            super().__post_init__(max_bytes)
+            batch_sizes.append(len(self.events))
+
+    monkeypatch.setattr(consumer, "Fetched", Measured)
+    events = [event for n in range(20) for event in lifecycle(f"b{n}", "routed")]  # two each
+    await ensure_topics(settings)
+    await publish_before_consuming(settings, events)
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    async with serving(create_app(settings)) as http:
+
+        async def all_routed() -> bool:
+            answer = await http.get("/v1/pulse", params=PERIOD, headers=admin)
+            return answer.status_code == 200 and answer.json()["by_outcome"].get("routed") == 20
+
+        await eventually(all_routed, what="every referral counted as routed")
+    assert max(batch_sizes) <= 5 and sum(batch_sizes) >= len(events), batch_sizes
 
 
 async def _is(value: Awaitable[int], expected: int) -> bool:

@@ -180,3 +180,38 @@ async def test_a_delivery_queued_before_its_subscription_is_stopped_is_never_pos
     assert requests == []
     assert stored["status"] == "failed"  # for good: no retry is due
     assert [attempt["error"] for attempt in stored["attempts"]] == ["subscription removed"]
+
+
+async def test_a_receiver_slower_than_the_webhook_timeout_fails_the_attempt_and_it_is_retried(
+    settings: Settings,
+) -> None:
+    """SIGNPOST_WEBHOOK_TIMEOUT_S at 0.2 s: the first POST gets no answer within it and is recorded
+    as failed, with a retry due; the retry, answered at once, delivers."""
+    limited = settings.model_copy(update={"webhook_timeout_s": 0.2, "webhook_retry_base_s": 0.01})
+    runtime = Runtime.build(limited, "intake")
+    posts: list[httpx.Request] = []
+
+    async def silent_then_prompt(request: httpx.Request) -> httpx.Response:
+        posts.append(request)
+        if len(posts) == 1:
+            await asyncio.Event().wait()  # answers never: only the time limit ends this attempt
+        return httpx.Response(204)
+
+    try:
+        await _queue(runtime, "https://partner.example/hook", ["d-1"])
+        dispatcher = WebhookDispatcher(runtime)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(silent_then_prompt)) as client:
+            # Bounded, so that a dispatcher without the limit fails here rather than hangs.
+            assert await asyncio.wait_for(dispatcher.deliver_due(client), timeout=30) == 1
+            (after_first,) = await runtime.db[DELIVERIES].find({}).to_list()
+            await eventually(lambda: dispatcher.deliver_due(client), what="the retry falls due and is sent")
+        (stored,) = await runtime.db[DELIVERIES].find({}).to_list()
+    finally:
+        await runtime.client.close()
+
+    assert after_first["status"] == "pending" and after_first["next_attempt_at"] is not None
+    assert [(a["status_code"], a["error"]) for a in after_first["attempts"]] == [
+        (None, "TimeoutError: no answer within 0.2 s")
+    ]
+    assert stored["status"] == "delivered" and len(posts) == 2
+    assert [a["status_code"] for a in stored["attempts"]] == [None, 204]

@@ -317,6 +317,34 @@ async def test_max_import_bytes_limits_each_feed_response_and_the_import_body(se
             await all_published(app)
 
 
+def answering_after(app: Any, *, delay_s: float) -> Any:
+    """The publisher `app`, answering each request only after `delay_s`."""
+
+    async def delayed(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            await asyncio.sleep(delay_s)
+        await app(scope, receive, send)
+
+    return delayed
+
+
+async def test_a_feed_slower_than_the_oruk_fetch_timeout_imports_nothing(settings: Settings) -> None:
+    """SIGNPOST_ORUK_FETCH_TIMEOUT_S at 0.2 s, and a publisher that answers after 1 s: within any
+    limit but the setting's (its default 20 s, httpx's own 5 s), so only the setting stops it."""
+    limited = settings.model_copy(update={"oruk_fetch_timeout_s": 0.2})
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    services = feed()[:1]
+    with serve_in_thread(answering_after(oruk_feed_app(services), delay_s=1.0)) as base_url:
+        async with serving(create_routing(limited)) as routing:
+            answer = await routing.post("/v1/catalogue/import", json={"source_url": base_url}, headers=admin)
+            assert answer.status_code == 502, answer.text
+            assert (
+                answer.json()["detail"]
+                == f"nothing imported: could not fetch {base_url}/services: ReadTimeout"
+            )
+            assert (await routing.get(f"/v1/provisions/{services[0]['id']}")).status_code == 404
+
+
 def nested_service(levels: int) -> str:
     """A service's JSON with `levels` arrays nested in a field no mapping reads (as text: no recursion)."""
     return json.dumps(oruk_service(1, extension="HERE")).replace('"HERE"', "[" * levels + "]" * levels)

@@ -75,7 +75,8 @@ async def get_json(
                         f"{where} sent more than the {max_bytes}-byte limit (SIGNPOST_MAX_IMPORT_BYTES)"
                     )
     except httpx.HTTPError as exc:
-        raise FeedError(f"could not fetch {url}: {exc or type(exc).__name__}") from None
+        # An exception is never falsy: its text is, when empty (httpx's timeouts have none).
+        raise FeedError(f"could not fetch {url}: {str(exc) or type(exc).__name__}") from None
     except (httpx.InvalidURL, UnicodeError) as exc:  # e.g. a redirect to a host IDNA refuses, a huge id
         raise FeedError(f"could not fetch {url}: bad URL: {exc}") from None
     try:
