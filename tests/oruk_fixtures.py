@@ -5,9 +5,21 @@ from __future__ import annotations
 
 import copy
 import uuid
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 ORG_ID = "5b0c8f8e-3f1e-4d8a-9a51-6d1f0c1b7a10"
+
+# DESIGN.md: the official ORUK examples and schemas (CC BY-SA) sit beside the repository, in
+# ../shared/data, and are read from there by an optional conformance test, never copied in.
+OFFICIAL_ORUK = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openreferral-uk"
+needs_official_oruk = pytest.mark.skipif(
+    not (OFFICIAL_ORUK / "schema" / "compiled" / "service.json").is_file(),
+    reason="optional ORUK conformance test: the official ORUK examples and schemas are not at "
+    f"{OFFICIAL_ORUK}; DESIGN.md keeps them beside the repository, never copied into it",
+)
 
 
 def _id(label: str) -> str:

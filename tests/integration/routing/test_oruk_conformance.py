@@ -9,24 +9,18 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import pytest
 from signpost.routing.app import create_app as create_routing
 
 from tests.conftest import Tokens, eventually, serving, settings_for
-from tests.oruk_fixtures import oruk_feed_app, oruk_service
+from tests.oruk_fixtures import OFFICIAL_ORUK, needs_official_oruk, oruk_feed_app, oruk_service
 from tests.servers import KafkaServer, MongoServer
 from tests.threaded_server import serve_in_thread
 
-OFFICIAL = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "openreferral-uk"
-
-pytestmark = pytest.mark.skipif(
-    not (OFFICIAL / "schema" / "compiled" / "service.json").is_file(),
-    reason=f"the official ORUK examples and schemas are not at {OFFICIAL}",
-)
+pytestmark = needs_official_oruk
 
 
 def official(relative: str) -> Any:
-    return json.loads((OFFICIAL / relative).read_text(encoding="utf-8"))
+    return json.loads((OFFICIAL_ORUK / relative).read_text(encoding="utf-8"))
 
 
 def validator(schema: str) -> jsonschema.protocols.Validator:

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
-import pytest
+import jsonschema
 from signpost.routing.catalogue.models import WHOLE_AREA
 from signpost.routing.oruk.mapping import map_service
 from signpost.routing.oruk.taxonomy import load_taxonomy_map
@@ -14,9 +13,9 @@ from signpost.shared.vocabulary import Sector
 
 from signpost.platform.demo.area import LocalArea, Phase, build_area
 from signpost.platform.demo.oruk import oruk_feed, service_id
+from tests.oruk_fixtures import OFFICIAL_ORUK, needs_official_oruk
 
-# DESIGN.md: the ORUK examples and schemas sit beside the repository, never inside it.
-ORUK_SCHEMAS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "openreferral-uk" / "schema"
+ORUK_SCHEMAS = OFFICIAL_ORUK / "schema"
 
 # What a real Local Offer lists, by the services' keys (per-hub services carry a hub suffix).
 EXPECTED_KINDS = (
@@ -76,11 +75,8 @@ def test_every_service_in_the_feed_maps_onto_the_provision_it_describes(area: Lo
         assert imported.delivery_mode.value == provision.delivery
 
 
-@pytest.mark.skipif(
-    not ORUK_SCHEMAS.is_dir(), reason=f"ORUK schemas not beside the repository ({ORUK_SCHEMAS})"
-)
+@needs_official_oruk
 def test_the_feed_conforms_to_the_oruk_uk_profile(area: LocalArea) -> None:
-    jsonschema = pytest.importorskip("jsonschema")
     service_schema = json.loads((ORUK_SCHEMAS / "compiled" / "service.json").read_text())
     page_schema = json.loads((ORUK_SCHEMAS / "openapi.json").read_text())["components"]["schemas"]["Page"]
     feed = oruk_feed(area)
