@@ -15,12 +15,13 @@ import httpx
 import pytest
 from signpost.analytics.app import create_app as create_analytics
 from signpost.intake.app import create_app as create_intake
-from signpost.intake.reconciliation.service import find_due, reconcile_once
+from signpost.intake.reconciliation.service import count_stuck, find_due, reconcile_once
 from signpost.intake.referrals.models import REFERRALS
 from signpost.routing.app import create_app as create_routing
 from signpost.shared.outbox import OUTBOX, PENDING, pending_count
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
+from structlog.testing import capture_logs
 
 from signpost.platform.embedded import EmbeddedServer, EmbeddedUnavailable, start_kafka
 from signpost.platform.processes import stop_all
@@ -51,16 +52,9 @@ SELECTION_CASES = [
     (_referral("unmatched", age_s=AFTER_S * 10, status="unmatched"), False),
     (_referral("safeguarding", age_s=AFTER_S * 10, status="escalated", safeguarding_concern=True), False),
     (_referral("withdrawn", age_s=AFTER_S * 10, status="withdrawn"), False),
-    (
-        _referral("republished-recently", age_s=AFTER_S * 10, last_reconciled_at=NOW - timedelta(seconds=5)),
-        False,
-    ),
-    (
-        _referral(
-            "republished-long-ago", age_s=AFTER_S * 10, last_reconciled_at=NOW - timedelta(seconds=AFTER_S)
-        ),
-        True,
-    ),
+    (_referral("backing-off", age_s=AFTER_S * 10, next_reconcile_at=NOW + timedelta(seconds=5)), False),
+    (_referral("backoff-over", age_s=AFTER_S * 10, next_reconcile_at=NOW), True),
+    (_referral("given-up", age_s=AFTER_S * 10, reconciliations=10, reconciliation_given_up_at=NOW), False),
     (_referral("other-area", age_s=AFTER_S * 10, tenant="E06000022"), False),
 ]
 
@@ -103,13 +97,72 @@ async def test_replicas_republish_each_due_referral_once_with_its_same_event(rep
 
     due = sorted(doc["_id"] for doc, is_due in SELECTION_CASES if is_due)
     assert sum(claimed) == len(due)
-    counts = {doc["_id"]: doc.get("reconciliations", 0) for doc in await db[REFERRALS].find().to_list()}
+    before = {doc["_id"]: doc.get("reconciliations", 0) for doc, _ in SELECTION_CASES}
+    counts = {
+        doc["_id"]: doc.get("reconciliations", 0) - before[doc["_id"]]
+        for doc in await db[REFERRALS].find().to_list()
+    }
     assert {name for name, count in counts.items() if count} == set(due)
     assert all(count <= 1 for count in counts.values())
     requeued = await db[OUTBOX].find({"_id": {"$in": await db[PENDING].distinct("_id")}}).to_list()
     assert sorted(doc["key"] for doc in requeued) == due  # the same events, by id, go out again
     # Just re-published: not due again in the next round.
     assert await reconcile_once(runtime=replicas[0], now=NOW + timedelta(milliseconds=500)) == 0
+
+
+async def test_republication_backs_off_and_gives_up_once_after_the_last_attempt(
+    replicas: list[Runtime],
+) -> None:
+    """An event nobody decides (say dead-lettered) is re-published after 300 s, 600 s, then the
+    1,000 s cap; when the last attempt's wait runs out it is given up on, logged once at ERROR,
+    counted stuck, and never re-published again."""
+    runtime = replicas[0]
+    runtime.settings = runtime.settings.model_copy(
+        update={"reconcile_max_attempts": 3, "reconcile_max_backoff_s": 1000}
+    )
+    db = runtime.db
+    await db[REFERRALS].insert_one(_referral("dead-lettered", age_s=AFTER_S))
+    await db[OUTBOX].insert_one(
+        {"_id": "event-dead-lettered", "topic": "t", "key": "dead-lettered", "headers": {}, "value": b"{}",
+         "created_at": NOW}
+    )  # fmt: skip
+
+    async def rounds(*offsets_s: float) -> list[int]:
+        return [await reconcile_once(runtime=runtime, now=NOW + timedelta(seconds=s)) for s in offsets_s]
+
+    assert await rounds(0, 299, 300, 899, 900, 1899) == [1, 0, 1, 0, 1, 0]
+    assert (await db[REFERRALS].find_one({"_id": "dead-lettered"}))["reconciliations"] == 3  # type: ignore[index]
+    with capture_logs() as logs:
+        assert await rounds(1900, 1900, 10 * 86400) == [1, 0, 0]
+    assert [(entry["log_level"], entry["referral_id"], entry["attempts"]) for entry in logs] == [
+        ("error", "dead-lettered", 3)
+    ]
+    assert (await db[REFERRALS].find_one({"_id": "dead-lettered"}))["reconciliations"] == 3  # type: ignore[index]
+    assert await count_stuck(runtime=runtime) == 1
+    await db[REFERRALS].update_one({"_id": "dead-lettered"}, {"$set": {"status": "routed"}})
+    assert await count_stuck(runtime=runtime) == 0  # decided at last (a replayed dead letter): not stuck
+
+
+async def test_stuck_referrals_are_counted_in_metrics(settings: Settings) -> None:
+    tuned = settings.model_copy(
+        update={"reconcile_after_s": 1.0, "reconcile_interval_s": 0.2, "reconcile_max_attempts": 1}
+    )
+    async with serving(create_intake(tuned)) as intake:
+        runtime: Runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
+        submitted_at = datetime.now(UTC) - timedelta(hours=1)
+        await runtime.db[REFERRALS].insert_many(
+            [
+                {"_id": name, "tenant": tuned.tenant, "status": "submitted", "submitted_at": submitted_at,
+                 "submitted_event_id": f"event-{name}", "reconciliations": 1}
+                for name in ["stuck-1", "stuck-2"]
+            ]
+        )  # fmt: skip
+
+        async def stuck_gauge() -> bool:
+            text = (await intake.get("/metrics")).text
+            return "signpost_reconciliation_stuck_referrals 2.0" in text
+
+        await eventually(stuck_gauge, what="both referrals counted stuck")
 
 
 @pytest.fixture

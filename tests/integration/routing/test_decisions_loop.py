@@ -24,9 +24,11 @@ from signpost.shared.events import (
     ReferralSubmittedV1,
     new_event,
 )
+from signpost.shared.outbox import OUTBOX
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 from signpost.shared.vocabulary import DeclineReason, LevelOfNeed, NeedCode, Sector, broad_areas
+from structlog.testing import capture_logs
 
 from tests.integration.routing.runtimes import routing_runtime
 from tests.servers import MongoServer
@@ -181,3 +183,17 @@ async def test_continuity_counts_only_provisions_that_supported_the_child(runtim
     await on_referral_events(runtime=runtime, envelopes=siblings, catalogue=loop.catalogue)
     second = (await loop.decision("r-4"))["data"]["offers"][0]
     assert "supported this child before" not in second["explanation"]
+
+
+async def test_a_repeated_submission_whose_decision_event_is_gone_is_logged(runtime: Runtime) -> None:
+    """Intake re-publishes a submission it heard no decision for; when routing's decision event has
+    left the outbox meanwhile it cannot be announced again, and that must not pass in silence."""
+    loop = Loop(runtime)
+    decided = await loop.submit("r-gone", NeedCode.ASD)
+    await runtime.db[OUTBOX].delete_one({"_id": decided["event_id"]})
+    with capture_logs() as logs:
+        await on_referral_event(
+            runtime=runtime, envelope=loop.submitted("r-gone", NeedCode.ASD), catalogue=loop.catalogue
+        )
+    assert [(entry["log_level"], entry["referral_id"]) for entry in logs] == [("warning", "r-gone")]
+    assert "no longer in the outbox" in logs[0]["event"]

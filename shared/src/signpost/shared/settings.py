@@ -175,11 +175,24 @@ class Settings(BaseSettings):
         default=300.0,
         gt=0,
         le=7 * 24 * 3600,
-        description="A referral with no routing decision this long after submission (or after its last "
-        "re-publication) has its submitted event published again.",
+        description="A referral with no routing decision this long after submission has its submitted "
+        "event published again; the wait before each later re-publication doubles from this.",
     )
     reconcile_interval_s: float = Field(
         default=60.0, gt=0, le=3600, description="How often intake looks for undecided referrals."
+    )
+    reconcile_max_backoff_s: float = Field(
+        default=24 * 3600.0,
+        gt=0,
+        le=7 * 24 * 3600,
+        description="The longest wait between two re-publications of one undecided referral.",
+    )
+    reconcile_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        le=1000,
+        description="Re-publications of one undecided referral before intake gives up on it and counts it "
+        "stuck (an ERROR log, signpost_reconciliation_stuck_referrals).",
     )
 
     pseudonym_key: SecretStr = Field(

@@ -117,6 +117,14 @@ class _Routed:
         }
 
 
+ANNOUNCED_AGAIN = "decision announced again"
+# Its event left the outbox (published ones go after a week), so intake, still waiting, is not told:
+# reconciliation backs off and at last counts the referral stuck (docs/operations.md).
+DECISION_GONE = (
+    "submission of a decided referral came again, but its decision event is no longer in the outbox"
+)
+
+
 async def route_referrals(
     *, runtime: Runtime, envelopes: Sequence[Envelope[EventData]], catalogue: CatalogueSnapshot
 ) -> None:
@@ -150,8 +158,8 @@ async def route_referrals(
         for envelope, submitted in submissions:
             referral_id = submitted.referral_id
             if referral_id in earlier:
-                await restage_event(runtime.db, event_id=earlier[referral_id], session=session)
-                outcomes.append((submitted, "decision announced again", None))
+                announced = await restage_event(runtime.db, event_id=earlier[referral_id], session=session)
+                outcomes.append((submitted, ANNOUNCED_AGAIN if announced else DECISION_GONE, None))
             elif any(d.submitted.referral_id == referral_id for d in decided):
                 outcomes.append((submitted, "decided earlier in this batch", None))
             else:
@@ -176,7 +184,8 @@ async def route_referrals(
 
     outcomes = await runtime.transaction(write)
     for submitted, outcome, event in outcomes:
-        log.info(outcome, referral_id=submitted.referral_id, decision=event.type if event else None)
+        say = log.warning if outcome == DECISION_GONE else log.info
+        say(outcome, referral_id=submitted.referral_id, decision=event.type if event else None)
 
 
 def _decide(
