@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -21,15 +22,21 @@ pytestmark = [
 
 
 async def test_containers_give_a_replica_set_with_transactions_and_a_kafka_broker(tmp_path: Path) -> None:
-    with kafka_server(tmp_path, dedicated=True) as kafka, mongo_server(tmp_path) as mongodb:
-        assert kafka.kind == "testcontainers" and kafka.idempotence
+    # Dedicated: with SIGNPOST_*_URL set, the others would be those servers, not containers.
+    with (
+        kafka_server(tmp_path, dedicated=True) as kafka,
+        mongo_server(tmp_path, dedicated=True) as mongodb,
+    ):
+        assert kafka.kind == mongodb.kind == "testcontainers" and kafka.idempotence
         await ensure_topics(
             Settings(_env_file=None, kafka_bootstrap=kafka.bootstrap, mongodb_url=mongodb.url)
         )
         client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongodb.url)
+        items = client[f"t{uuid.uuid4().hex[:10]}"]["items"]
         try:
             async with client.start_session() as session, await session.start_transaction():
-                await client.test.items.insert_one({"_id": 1}, session=session)
-            assert await client.test.items.count_documents({}) == 1
+                await items.insert_one({"_id": 1}, session=session)
+            assert await items.count_documents({}) == 1
         finally:
+            await client.drop_database(items.database.name)
             await client.close()
