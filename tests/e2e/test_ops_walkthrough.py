@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from tests.browser import Browser
 from tests.e2e import test_dashboard_browser as dashboard
 from tests.e2e.running import RunningPlatform, request, running_platform, wait_for
-from tests.e2e.test_dashboard_browser import Browser, dashboard_link, table, wait_for_chart, wait_until
+from tests.e2e.test_dashboard_browser import dashboard_link, table, wait_for_chart, wait_until
 from tests.factories import CHILD, referral
 
 # The browser test's fixture: a fresh profile per test.
