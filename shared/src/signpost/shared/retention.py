@@ -32,22 +32,34 @@ Spare = Callable[[Session, list[Any]], Awaitable[set[Any]]]
 
 async def prune_in_chunks(db: Database, name: str, query: Document, *, spare: Spare | None = None) -> int:
     """Delete the documents of `db[name]` that `query` matches, PRUNE_CHUNK ids at a time in id
-    order, each chunk in a transaction of its own that tests `query` again; returns how many went.
+    order, each chunk in a transaction of its own that tests `query` again; returns how many went."""
+
+    async def delete(session: Session, ids: list[Any]) -> int:
+        kept = await spare(session, ids) if spare else set()
+        doomed = [document_id for document_id in ids if document_id not in kept]
+        return (await db[name].delete_many({**query, "_id": {"$in": doomed}}, session=session)).deleted_count
+
+    return await in_chunks(db, name, query, delete)
+
+
+async def in_chunks(
+    db: Database, name: str, query: Document, work: Callable[[Session, list[Any]], Awaitable[int]]
+) -> int:
+    """Run `work` on the ids of the documents of `db[name]` that `query` matches, PRUNE_CHUNK at a
+    time in id order, each chunk in a transaction of its own (`work` tests `query` again in it, as
+    a document may have changed since); returns the sum of what `work` returned.
 
     In a transaction because outside one SecantusDB retries a write that conflicts with a
     transaction in flight while holding the collection (see `OutboxRelay._mark`)."""
-    removed, after = 0, None
+    done, after = 0, None
     while ids := await ids_after(db[name], after, query):
         after = ids[-1]
 
-        async def delete(session: Session, ids: list[Any] = ids) -> int:
-            kept = await spare(session, ids) if spare else set()
-            doomed = [document_id for document_id in ids if document_id not in kept]
-            deleted = await db[name].delete_many({**query, "_id": {"$in": doomed}}, session=session)
-            return deleted.deleted_count
+        async def chunk(session: Session, ids: list[Any] = ids) -> int:
+            return await work(session, ids)
 
-        removed += await in_transaction(db.client, delete)
-    return removed
+        done += await in_transaction(db.client, chunk)
+    return done
 
 
 async def ids_after(collection: Collection, after: Any, query: Document) -> list[Any]:
@@ -58,9 +70,11 @@ async def ids_after(collection: Collection, after: Any, query: Document) -> list
     return [document["_id"] async for document in found.sort("_id", ASCENDING).limit(PRUNE_CHUNK)]
 
 
-async def keep_pruning(what: str, prune: Callable[[], Awaitable[int]]) -> None:
-    """Run `prune` soon after start-up and every PRUNE_INTERVAL_S after that, for as long as the
-    service runs; `what` names what it deletes, in the logs."""
+async def keep_pruning(
+    what: str, prune: Callable[[], Awaitable[int]], *, interval_s: float | None = None
+) -> None:
+    """Run `prune` soon after start-up and every `interval_s` (PRUNE_INTERVAL_S) after that, for as
+    long as the service runs; `what` names what it deletes, in the logs."""
     await asyncio.sleep(PRUNE_FIRST_DELAY_S)
     while True:
         try:
@@ -68,4 +82,4 @@ async def keep_pruning(what: str, prune: Callable[[], Awaitable[int]]) -> None:
                 log.info("past retention, deleted", what=what, count=removed)
         except Exception as exc:  # MongoDB away: they go next time
             log.warning("retention could not delete yet; retrying later", what=what, error=repr(exc))
-        await asyncio.sleep(PRUNE_INTERVAL_S)
+        await asyncio.sleep(PRUNE_INTERVAL_S if interval_s is None else interval_s)

@@ -230,6 +230,15 @@ class Settings(BaseSettings):
         description="How long a delivered or failed webhook delivery (a copy of its event and every "
         "attempt) stays in the delivery log, counted from when it was queued; pending ones are kept.",
     )
+    personal_data_retention_days: float = Field(
+        default=6 * 365.25,
+        gt=0,
+        le=100 * 365.25,
+        description="How long after a referral ended (closed, escalated or unmatched, and unchanged since) "
+        "intake keeps its personal data: then the child's details, the referrer's contact details and "
+        "free text are erased, keeping what the referral was; audit records are deleted this long after "
+        "they were made. Six years by default, as is common for children's services records.",
+    )
     ehc_escalation_min_cycles: int = Field(
         default=2,
         ge=1,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+from signpost.intake.audit.service import AUDIT
+from signpost.intake.referrals.erasure import erase_ended_referrals
 from signpost.intake.referrals.service import IDEMPOTENCY_KEYS
 from signpost.intake.subscriptions.models import DELIVERIES, DeliveryStatus
 from signpost.shared.events import first_event_id_at
@@ -16,6 +18,9 @@ FINISHED_DELIVERIES = [DeliveryStatus.DELIVERED.value, DeliveryStatus.FAILED.val
 # How long an Idempotency-Key is remembered, as common APIs do: a retry comes within minutes, and
 # the same key a week on makes a new referral.
 IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
+# Personal data is kept for years: a daily pass is soon enough, and its walk over the referrals
+# ended before the cutoff (erased ones included, as nothing indexes erasure) is not repeated often.
+ERASURE_INTERVAL_S = 24 * 3600.0
 
 
 async def prune_deliveries(db: Database, *, before: datetime) -> int:
@@ -35,6 +40,11 @@ async def prune_idempotency_keys(db: Database, *, before: datetime) -> int:
     return await prune_in_chunks(db, IDEMPOTENCY_KEYS, {"created_at": {"$lt": before}})
 
 
+async def prune_audit(db: Database, *, before: datetime) -> int:
+    """Delete the audit records made before `before` (ids are UUIDv7: a range of ids)."""
+    return await prune_in_chunks(db, AUDIT, {"_id": {"$lt": first_event_id_at(before.timestamp())}})
+
+
 def schedule_retention(runtime: Runtime) -> None:
     """Prune on timers for as long as intake runs. Every replica does: a prune deletes only what
     is past retention when it deletes, so two at once do no harm."""
@@ -46,5 +56,16 @@ def schedule_retention(runtime: Runtime) -> None:
     async def idempotency_keys() -> int:
         return await prune_idempotency_keys(runtime.db, before=datetime.now(UTC) - IDEMPOTENCY_KEY_RETENTION)
 
+    personal_data_retention = timedelta(days=runtime.settings.personal_data_retention_days)
+
+    async def personal_data() -> int:
+        cutoff = datetime.now(UTC) - personal_data_retention
+        return await erase_ended_referrals(runtime.db, ended_before=cutoff) + await prune_audit(
+            runtime.db, before=cutoff
+        )
+
     runtime.background.append(partial(keep_pruning, "webhook deliveries", deliveries))
     runtime.background.append(partial(keep_pruning, "idempotency keys", idempotency_keys))
+    runtime.background.append(
+        partial(keep_pruning, "personal data and audit records", personal_data, interval_s=ERASURE_INTERVAL_S)
+    )

@@ -1,6 +1,7 @@
-"""The audit trail of every read of a child's identifying details.
+"""The audit trail of every read of a child's identifying details, and of their erasure.
 
-Records are only ever inserted: no API updates or deletes them.
+Records are only ever inserted: no API updates or deletes them. Retention deletes them
+`SIGNPOST_PERSONAL_DATA_RETENTION_DAYS` after they were made (`signpost.intake.retention`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from signpost.shared.mongo import Document
 from signpost.shared.service import Runtime
 
 AUDIT = "audit"
+READ = "child_details"  # `what` of a read
+ERASED = "personal_data_erased"  # `what` of an erasure by retention,
+RETENTION = "retention"  # whose purpose this is (never a reader's)
 AUDIT_INDEXES = [
     # The whole trail newest first, or a window of it: what an auditor asks without a referral or reader.
     IndexModel([("tenant", ASCENDING), ("at", DESCENDING)]),
@@ -42,7 +46,7 @@ async def record_read(*, runtime: Runtime, principal: Principal, referral_id: st
             "role": principal.role.value,
             "organisation": principal.organisation,
             "referral_id": referral_id,
-            "what": "child_details",
+            "what": READ,
             "purpose": purpose.value,
         }
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel
@@ -24,11 +24,13 @@ class AuditRecord(BaseModel):
     organisation: str
     referral_id: str
     what: str
-    purpose: Purpose
+    purpose: Purpose | Literal["retention"]  # RETENTION: personal data erased after its retention period
 
 
 @router.get(
-    "", response_model=list[AuditRecord], summary="Who read which child's identifying details, when and why"
+    "",
+    response_model=list[AuditRecord],
+    summary="Who read which child's identifying details, when and why, and when retention erased them",
 )
 async def get_audit(
     runtime: RuntimeDep,

@@ -188,9 +188,15 @@ async def read_referral(referral_id: str, runtime: RuntimeDep, principal: Reader
     summary="The child's identifying details (audited)",
     description=(
         "For the referring organisation, and for an agency the referral was offered to when the family's "
-        "sharing scope includes its sector. Every read is recorded in the audit trail with its purpose."
+        "sharing scope includes its sector. Every read is recorded in the audit trail with its purpose. "
+        "Erased `SIGNPOST_PERSONAL_DATA_RETENTION_DAYS` after the referral ended (closed, escalated or "
+        "unmatched, and unchanged since)."
     ),
-    responses={**NOT_FOUND, 403: {"description": "The sharing scope does not allow your organisation"}},
+    responses={
+        **NOT_FOUND,
+        403: {"description": "The sharing scope does not allow your organisation"},
+        410: {"description": "Erased: the referral ended longer ago than the retention period"},
+    },
 )
 async def read_child_details(
     referral_id: str, purpose: Purpose, runtime: RuntimeDep, principal: ChildReaderDep
@@ -200,6 +206,12 @@ async def read_child_details(
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
             "the family's sharing scope does not include your organisation's sector",
+        )
+    if erased_at := referral.get("erased_at"):
+        raise HTTPException(
+            status.HTTP_410_GONE,
+            f"the child's details for referral {referral_id!r} were erased on {erased_at:%Y-%m-%d}, "
+            "when the referral had been ended for the retention period",
         )
     details = await runtime.db[CHILD_DETAILS].find_one({"_id": referral_id})
     if details is None:
