@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
+from signpost.intake.offers import keys
+from signpost.intake.referrals.models import REFERRALS
 from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
@@ -79,5 +81,45 @@ async def test_migrate_drops_the_analytics_collections_earlier_releases_kept(set
         assert kept <= remaining
         assert not obsolete & remaining
         assert await db["live_referral_facts"].count_documents({}) == 1
+    finally:
+        await client.close()
+
+
+async def test_migrate_writes_the_inbox_keys_of_referrals_stored_before_them(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keys, "BACKFILL_CHUNK", 2)  # several chunks
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
+    db = client[settings.database_name("intake")]
+
+    def offers(*statuses: str) -> list[dict[str, str]]:
+        return [
+            {"organisation_id": f"org-{n % 2}", "provision_id": f"p{n}", "status": s}
+            for n, s in enumerate(statuses)
+        ]
+
+    try:
+        # As an earlier release stored them: no keys; and one already keyed, as this release writes.
+        await db[REFERRALS].insert_many(
+            [
+                {"_id": "r1", "offers": []},
+                {"_id": "r2", "offers": offers("routed")},
+                {"_id": "r3", "offers": offers("accepted", "declined", "accepted")},
+                {"_id": "r4", "offers": offers("completed"), "offer_keys": ["org-0|completed"]},
+                {"_id": "r5", "offers": offers("withdrawn", "withdrawn")},
+            ]
+        )
+
+        await migrate(settings)
+
+        stored = {doc["_id"]: doc["offer_keys"] async for doc in db[REFERRALS].find()}
+        assert stored == {
+            "r1": [],
+            "r2": ["org-0|routed"],
+            "r3": ["org-0|accepted", "org-1|declined"],
+            "r4": ["org-0|completed"],
+            "r5": ["org-0|withdrawn", "org-1|withdrawn"],
+        }
+        assert await keys.backfill_offer_keys(db) == 0  # run again: nothing left to write
     finally:
         await client.close()

@@ -6,7 +6,8 @@ indexes. Both steps are idempotent, so the job can run on every release. Service
 still apply their own indexes at start-up; this makes a rollout not depend on it
 (index builds on a large collection take a while, and happen once, here). Last, it
 drops the analytics collections earlier releases kept and nothing reads any more
-(`OBSOLETE_KINDS` in analytics' projection sets), which is idempotent too.
+(`OBSOLETE_KINDS` in analytics' projection sets), and writes the inbox keys of referrals stored
+before intake kept them (`offer_keys`), both idempotent too.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 from signpost.analytics.projections.sets import drop_obsolete
+from signpost.intake.offers.keys import backfill_offer_keys
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import IndexPlan, create_client
@@ -67,6 +69,8 @@ async def migrate(settings: Settings) -> None:
     client = create_client(settings)
     try:
         dropped = await drop_obsolete(client[settings.database_name("analytics")])
+        keyed = await backfill_offer_keys(client[settings.database_name("intake")])
     finally:
         await client.close()
     log.info("obsolete analytics collections dropped", collections=dropped)
+    log.info("offer keys written", referrals=keyed)

@@ -4,6 +4,7 @@ holds it and the sort, so a page reads its own documents and no others."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
@@ -11,9 +12,16 @@ import uuid6
 from pymongo import AsyncMongoClient
 from signpost.intake.app import INDEXES
 from signpost.intake.audit.service import AUDIT
+from signpost.intake.offers.keys import offer_keys
+from signpost.intake.offers.service import list_offers
 from signpost.intake.referrals.models import REFERRALS
+from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.mongo import Database, Document
+from signpost.shared.service import Runtime
+from signpost.shared.settings import Settings
 
+from tests.commands import SentCommands
 from tests.plans import scanned
 from tests.servers import MongoServer
 
@@ -81,3 +89,43 @@ async def test_an_admins_referrals_by_setting_locality_or_need_are_read_from_an_
         )
         assert scans == [index], field
         assert stats["totalDocsExamined"] == stats["totalKeysExamined"], field
+
+
+async def test_an_agencys_inbox_by_status_reads_only_the_referrals_it_lists(
+    db: Database, mongodb: MongoServer
+) -> None:
+    """Years of offers to one agency, most long finished: its poll for what is offered now reads
+    those referrals alone, from an index, however long the history."""
+    history = ["completed"] * 40 + ["declined"] * 10 + ["routed"] * 3
+
+    def offer(organisation: str, status: str) -> Document:
+        return {"organisation_id": organisation, "provision_id": f"{organisation}-p", "status": status}
+
+    referrals = []
+    for status in history:
+        offers = [offer("agency", status), offer("another", "routed")]
+        referrals.append(
+            {"_id": str(uuid6.uuid7()), "tenant": TENANT, "offers": offers, "offer_keys": offer_keys(offers)}
+        )
+    await db[REFERRALS].insert_many(referrals)
+    sent = SentCommands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb.url, tz_aware=True, event_listeners=[sent])
+    settings = Settings(_env_file=None, mongodb_url=mongodb.url, kafka_bootstrap="127.0.0.1:9", tenant=TENANT)
+    built = Runtime.build(settings, "intake")
+    await built.client.close()
+    runtime = replace(built, client=client, db=client[db.name])
+    try:
+        agency = Principal(subject="s", role=Role.AGENCY, organisation="agency", tenant=TENANT)
+        pairs, _ = await list_offers(
+            runtime=runtime, principal=agency, status=ReferralStatus.ROUTED, limit=5, cursor=None
+        )
+        assert [r["_id"] for r, _ in pairs] == [r["_id"] for r in reversed(referrals[-3:])]
+
+        (find,) = sent.named("find", REFERRALS)  # the very query the inbox sent
+        scans, stats = await scanned(
+            db[REFERRALS].find(find["filter"]).sort(find["sort"]).limit(find["limit"])
+        )
+        assert scans == [{"tenant": 1, "offer_keys": 1, "_id": -1}]
+        assert stats["totalDocsExamined"] == 3
+    finally:
+        await client.close()

@@ -9,6 +9,10 @@ from typing import Any
 import httpx
 import pytest
 from signpost.intake.app import create_app as create_intake
+from signpost.intake.offers.keys import offer_keys
+from signpost.intake.referrals.models import REFERRALS
+from signpost.intake.referrals.service import AWAITING_ROUTING
+from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
 from tests.conftest import Tokens, eventually, settings_for
@@ -430,3 +434,43 @@ async def test_writes_beyond_the_rate_limit_get_429_with_retry_after(
             "/v1/referrals", json=referral(), headers=auth(tokens.practitioner("school-elsewhere"))
         )
         assert other.status_code == 201  # limits are per caller
+
+
+async def test_an_agencys_inbox_by_status_follows_every_change_of_its_offers(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    """The inbox by status reads each referral's offer keys, so every write of the offers writes
+    them: routing's decision and its answer to a decline, each agency's move, a withdrawal."""
+    view = await routed(intake, tokens, referral(need_codes=["SEMH", "SPLD"]))
+    health, education = tokens.agency("mhst-schools"), tokens.agency("la-inclusion-service")
+    runtime: Runtime = intake._transport.app.state.runtime  # type: ignore[attr-defined]
+
+    async def inbox(token: str, status: str) -> set[str]:
+        found = await intake.get("/v1/offers", params={"status": status, "limit": 100}, headers=auth(token))
+        return {o["provision_id"] for o in found.json()["items"] if o["referral_id"] == view["id"]}
+
+    async def keys_follow_offers() -> bool:
+        stored = await runtime.db[REFERRALS].find_one({"_id": view["id"]})
+        assert stored is not None
+        answered = not any(offer.get(AWAITING_ROUTING) for offer in stored["offers"])
+        return answered and stored["offer_keys"] == offer_keys(stored["offers"])
+
+    assert await inbox(health, "routed") == {"early-mental-health"}
+    assert await inbox(education, "routed") == {"specialist-teaching"}
+    await move(intake, education, view["id"], "specialist-teaching", "decline", {"reason": "not_eligible"})
+    assert await inbox(education, "declined") == {"specialist-teaching"}
+    assert await inbox(education, "routed") == set()
+    await eventually(keys_follow_offers, what="routing's answer to the decline written with its keys")
+    for action, status in (("accept", "accepted"), ("start", "in_progress")):
+        await move(intake, health, view["id"], "early-mental-health", action)
+        assert await inbox(health, status) == {"early-mental-health"}
+        assert await inbox(health, "routed") == set()
+    withdrawn = await intake.post(
+        f"/v1/referrals/{view['id']}/withdraw",
+        json={"reason": "needs_met"},
+        headers=auth(tokens.practitioner()),
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert await inbox(health, "withdrawn") == {"early-mental-health"}
+    assert await inbox(health, "in_progress") == set()
+    assert await keys_follow_offers()

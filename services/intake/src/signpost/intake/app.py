@@ -32,6 +32,8 @@ INDEXES = IndexPlan(
             IndexModel([("tenant", ASCENDING), ("organisation", ASCENDING), ("_id", DESCENDING)]),
             # Agencies' lists: referrals offered to them.
             IndexModel([("tenant", ASCENDING), ("offers.organisation_id", ASCENDING), ("_id", DESCENDING)]),
+            # Their inbox by offer status (offers/keys.py; multikey: one key per offer).
+            IndexModel([("tenant", ASCENDING), ("offer_keys", ASCENDING), ("_id", DESCENDING)]),
             IndexModel([("tenant", ASCENDING), ("status", ASCENDING), ("submitted_at", DESCENDING)]),
             # An admin's list filtered by setting, locality or need (multikey: a referral's few codes).
             # Each index costs every insert, so only these filters have one.

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from signpost.intake.offers.keys import offer_key
 from signpost.intake.offers.models import CompleteRequest, DeclineRequest
 from signpost.intake.paging import newest_first
 from signpost.intake.referrals.access import visible_referrals
@@ -99,10 +100,12 @@ async def list_offers(
 ) -> tuple[list[tuple[Document, Document]], str | None]:
     """(referral, offer) pairs for the caller's organisation, newest referral first."""
     query: Document = visible_referrals(principal, tenant=runtime.settings.tenant)
-    offer_match: Document = {"organisation_id": principal.organisation}
     if status is not None:
-        offer_match["status"] = status.value
-    query["offers"] = {"$elemMatch": offer_match}
+        # Only the referrals with an offer to this organisation in this status (offers/keys.py).
+        query = {
+            "tenant": runtime.settings.tenant,
+            "offer_keys": offer_key(principal.organisation, status.value),
+        }
     page, next_cursor = await newest_first(runtime.db[REFERRALS], query, limit=limit, cursor=cursor)
     pairs = [
         (referral, offer)

@@ -17,6 +17,7 @@ from typing import Any
 import uuid6
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
+from signpost.intake.offers.keys import with_offer_keys
 from signpost.intake.referrals.access import visible_referrals
 from signpost.intake.referrals.models import (
     REFERRALS,
@@ -216,6 +217,7 @@ def prepare_submission(
         "submitted_event_id": submitted.id,  # what reconciliation publishes again if no decision comes
         "decided_at": now if request.safeguarding_concern else None,
         "offers": [],
+        "offer_keys": [],
         "unmet_needs": [],
         "timeline": timeline,
     }
@@ -389,11 +391,12 @@ class ReferralChange:
     def update(self) -> UpdateOne:
         return UpdateOne(
             {"_id": self.before["_id"], "status": self.before["status"]},
-            {"$set": self.changes, "$push": {"timeline": {"$each": self.timeline}}},
+            {"$set": with_offer_keys(self.changes), "$push": {"timeline": {"$each": self.timeline}}},
         )
 
     def after(self) -> Document:
-        return {**self.before, **self.changes, "timeline": [*self.before["timeline"], *self.timeline]}
+        changed = with_offer_keys(self.changes)
+        return {**self.before, **changed, "timeline": [*self.before["timeline"], *self.timeline]}
 
 
 async def save_referral(
