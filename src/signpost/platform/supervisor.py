@@ -20,7 +20,6 @@ from collections.abc import Callable, Sequence
 from types import FrameType
 
 from signpost.shared.auth.principal import Role
-from signpost.shared.kafka import ensure_topics
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 
 from signpost.platform.control import Services, control_socket
@@ -193,7 +192,11 @@ def _start_servers(settings: Settings) -> tuple[dict[str, str], list[EmbeddedSer
             "mongodb_url": env["SIGNPOST_MONGODB_URL"],
         }
     )
-    asyncio.run(ensure_topics(resolved))
+    # What `signpost migrate` does for a deployment (topics, indexes, backfills a release needs),
+    # so a data folder kept from an earlier release is brought up to date as it starts.
+    from signpost.platform.migrate import migrate  # it imports this module's SERVICE_APPS
+
+    asyncio.run(migrate(resolved))
     return env, servers
 
 
