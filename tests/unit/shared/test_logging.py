@@ -2,7 +2,6 @@
 
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
@@ -14,8 +13,10 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 def test_a_correlation_id_is_taken_only_when_it_cannot_identify_anyone() -> None:
-    assert is_safe_id(str(uuid.uuid4())) and is_safe_id("4bf92f3577b34da6a3ce929d0e0e4736")
-    for case_reference in ("NHS-9434765919", "2018-03-14", "smith_jane", "case:1234", "abc"):
+    # Ids whose hex holds a run of ten decimal digits are ids all the same.
+    for taken in ("0f8c1d2e-9434-4765-9919-123456789012", "4bf92f3577b34da6a3ce929d0e0e4736"):
+        assert is_safe_id(taken) and is_safe_id(taken.upper())
+    for case_reference in ("NHS-9434765919", "9434765919", "2018-03-14", "smith_jane", "case:1234", "abc"):
         assert not is_safe_id(case_reference)
 
 

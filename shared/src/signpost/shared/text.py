@@ -61,7 +61,7 @@ def text(value: str, info: ValidationInfo) -> str:
 # this catches numbers, dates and postcodes only.
 _LOOKS_PERSONAL = (
     (re.compile(r"(?<![A-Za-z])[A-Za-z][0-9]{11}[0-9A-Za-z](?![0-9A-Za-z])"), "a unique pupil number"),
-    (re.compile(r"(?<![0-9])[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}(?![0-9])|[0-9]{10}"), "an NHS number"),
+    (re.compile(r"(?<![0-9])[0-9]{3}[ -]?[0-9]{3}[ -]?[0-9]{4}(?![0-9])"), "an NHS number"),
     (
         re.compile(
             r"(?<![0-9])(?:[0-9]{1,2}[./-][0-9]{1,2}[./-][0-9]{2,4}|[0-9]{4}-[0-9]{1,2}-[0-9]{1,2})(?![0-9])"
