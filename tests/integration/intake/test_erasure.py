@@ -4,6 +4,7 @@ erasure is in the audit trail, and audit records expire after the same period.""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -144,3 +145,32 @@ async def test_a_running_intake_erases_after_the_retention_setting_and_expires_a
 
         await eventually(erased, what="the referral's personal data erased")
         assert await runtime.db[AUDIT].count_documents({"_id": stamp}) == 0
+
+
+async def test_a_referral_changed_after_its_erasure_is_erased_again_and_only_after_its_last_change(
+    settings: Settings, runtime: Runtime
+) -> None:
+    tokens = Tokens(settings)
+    practitioner = {"Authorization": f"Bearer {tokens.practitioner()}"}
+    async with serving(create_intake(settings)) as intake:
+        # Escalated at once: ended, yet information may still be added to it.
+        created = await intake.post(
+            "/v1/referrals", json=referral(safeguarding_concern=True), headers=practitioner
+        )
+        escalated = created.json()["id"]
+        assert await erase_ended_referrals(runtime.db, ended_before=datetime.now(UTC)) == 1
+
+        cutoff = datetime.now(UTC)
+        await asyncio.sleep(0.01)  # the information lands after the cutoff
+        added = await intake.post(
+            f"/v1/referrals/{escalated}/information",
+            json={"text": "Gran, Mrs Smith, now looks after him"},
+            headers=practitioner,
+        )
+        assert added.status_code == 200, added.text
+        # Changed since the cutoff: kept, though submitted and first erased before it.
+        assert await erase_ended_referrals(runtime.db, ended_before=cutoff) == 0
+        assert await erase_ended_referrals(runtime.db, ended_before=datetime.now(UTC)) == 1
+        after = await runtime.db[REFERRALS].find_one({"_id": escalated})
+        assert after is not None and after["erased_at"] is not None
+        assert "Mrs Smith" not in str(after)

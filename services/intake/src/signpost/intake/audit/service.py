@@ -19,6 +19,7 @@ AUDIT = "audit"
 READ = "child_details"  # `what` of a read
 ERASED = "personal_data_erased"  # `what` of an erasure by retention,
 RETENTION = "retention"  # whose purpose this is (never a reader's)
+SYSTEM = "signpost-intake"  # who erases: intake itself
 AUDIT_INDEXES = [
     # The whole trail newest first, or a window of it: what an auditor asks without a referral or reader.
     IndexModel([("tenant", ASCENDING), ("at", DESCENDING)]),
@@ -37,19 +38,35 @@ class Purpose(StrEnum):
 
 async def record_read(*, runtime: Runtime, principal: Principal, referral_id: str, purpose: Purpose) -> None:
     await runtime.db[AUDIT].insert_one(
-        {
-            "_id": str(uuid6.uuid7()),
-            "tenant": runtime.settings.tenant,
-            "at": datetime.now(UTC),
-            "subject": principal.subject,
-            "name": principal.name,
-            "role": principal.role.value,
-            "organisation": principal.organisation,
-            "referral_id": referral_id,
-            "what": READ,
-            "purpose": purpose.value,
-        }
+        audit_record(
+            tenant=runtime.settings.tenant,
+            referral_id=referral_id,
+            what=READ,
+            purpose=purpose.value,
+            by=principal,
+            at=datetime.now(UTC),
+        )
     )
+
+
+def audit_record(
+    *, tenant: str, referral_id: str, what: str, purpose: str, by: Principal | None, at: datetime
+) -> Document:
+    """One audit record: who (None: intake itself, as when retention erases) did what, and why."""
+    actor = (
+        {"subject": by.subject, "name": by.name, "role": by.role.value, "organisation": by.organisation}
+        if by
+        else {"subject": SYSTEM, "name": None, "role": "system", "organisation": SYSTEM}
+    )
+    return {
+        "_id": str(uuid6.uuid7()),
+        "tenant": tenant,
+        "at": at,
+        **actor,
+        "referral_id": referral_id,
+        "what": what,
+        "purpose": purpose,
+    }
 
 
 async def find_records(

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import uuid6
-from signpost.intake.audit.service import AUDIT, ERASED, RETENTION
+from signpost.intake.audit.service import AUDIT, ERASED, RETENTION, audit_record
 from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.service import CHILD_DETAILS
 from signpost.shared.events import first_event_id_at
@@ -21,10 +20,10 @@ from signpost.shared.retention import in_chunks
 
 # Where a referral waits for nobody: closed, handed to the front door, or left with no match. An
 # escalated referral may still be withdrawn and an unmatched one routed again, so their retention,
-# like a closed one's, counts from the referral's last change: any later change starts it again.
+# like a closed one's, counts from the referral's last change: any later change starts it again
+# (and makes an erased referral due once more: `ReferralChange` unsets `erased_at`).
 ENDED = sorted(status.value for status in {*CLOSED, ReferralStatus.ESCALATED, ReferralStatus.UNMATCHED})
 IDENTIFYING_REFERRER_FIELDS = ("referrer.name", "referrer.phone", "referrer.email")
-SYSTEM = "signpost-intake"
 
 
 def last_changed_at(referral: Document) -> datetime:
@@ -39,21 +38,6 @@ def scrubbed(referral: Document) -> Document:
         "information": [{**entry, "text": ""} for entry in referral.get("information", [])],
         "timeline": [{**entry, "note": ""} for entry in referral["timeline"]],
         "graduated_approach": {**approach, "summary": ""} if approach else approach,
-    }
-
-
-def erasure_record(referral: Document, now: datetime) -> Document:
-    return {
-        "_id": str(uuid6.uuid7()),
-        "tenant": referral["tenant"],
-        "at": now,
-        "subject": SYSTEM,
-        "name": None,
-        "role": "system",
-        "organisation": SYSTEM,
-        "referral_id": referral["_id"],
-        "what": ERASED,
-        "purpose": RETENTION,
     }
 
 
@@ -91,7 +75,18 @@ async def erase_ended_referrals(db: Database, *, ended_before: datetime) -> int:
             )
         erased = [referral["_id"] for referral in due]
         await db[CHILD_DETAILS].delete_many({"_id": {"$in": erased}}, session=session)
-        await db[AUDIT].insert_many([erasure_record(referral, now) for referral in due], session=session)
+        erasures = [
+            audit_record(
+                tenant=referral["tenant"],
+                referral_id=referral["_id"],
+                what=ERASED,
+                purpose=RETENTION,
+                by=None,
+                at=now,
+            )
+            for referral in due
+        ]
+        await db[AUDIT].insert_many(erasures, session=session)
         return len(due)
 
     return await in_chunks(db, REFERRALS, query, erase)

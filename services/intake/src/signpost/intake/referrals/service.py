@@ -389,14 +389,21 @@ class ReferralChange:
     timeline: list[Document]
 
     def update(self) -> UpdateOne:
+        # A change to an erased referral (information added to an escalated one) may bring
+        # personal data back: it is erased again once the retention period has passed anew.
         return UpdateOne(
             {"_id": self.before["_id"], "status": self.before["status"]},
-            {"$set": with_offer_keys(self.changes), "$push": {"timeline": {"$each": self.timeline}}},
+            {
+                "$set": with_offer_keys(self.changes),
+                "$push": {"timeline": {"$each": self.timeline}},
+                "$unset": {"erased_at": ""},
+            },
         )
 
     def after(self) -> Document:
         changed = with_offer_keys(self.changes)
-        return {**self.before, **changed, "timeline": [*self.before["timeline"], *self.timeline]}
+        kept = {k: v for k, v in self.before.items() if k != "erased_at"}
+        return {**kept, **changed, "timeline": [*self.before["timeline"], *self.timeline]}
 
 
 async def save_referral(
