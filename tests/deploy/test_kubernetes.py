@@ -9,7 +9,6 @@ from signpost.routing.oruk.views import IMPORT_PATH
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 from signpost.shared.topics import Topics
 
-from signpost.platform.migrate import retention
 from tests.deploy.manifests import (
     BASE,
     PRODUCTION,
@@ -170,13 +169,12 @@ def test_kafka_topics_are_exactly_the_services_topics_with_production_retention(
     topics = Topics.from_settings(settings())
     declared = {doc["spec"]["topicName"]: doc["spec"] for doc in of_kind(MANIFESTS, "KafkaTopic")}
     assert set(declared) == {spec.name for spec in topics.specs()}
-    production_retention = retention(topics)
     replication = KAFKA["spec"]["kafka"]["config"]["default.replication.factor"]
     for spec in topics.specs():
         topic = declared[spec.name]
         assert topic["partitions"] == spec.partitions, spec.name
         assert topic["replicas"] == replication
-        assert topic["config"] == {**spec.config, **production_retention.get(spec.name, {})}, spec.name
+        assert topic["config"] == spec.config, spec.name
     for doc in of_kind(MANIFESTS, "KafkaTopic"):
         assert doc["metadata"]["labels"]["strimzi.io/cluster"] == KAFKA["metadata"]["name"]
 

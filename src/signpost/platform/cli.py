@@ -108,9 +108,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         "migrate",
         help="create missing topics and apply every service's MongoDB indexes (idempotent; run before a rollout)",
         description="Against SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL: creates each missing topic with its "
-        "final partition count, SIGNPOST_TOPIC_REPLICATION_FACTOR replicas and production retention, then "
-        "applies the indexes of intake, routing and analytics, and drops analytics collections that earlier "
-        "releases kept and nothing reads any more.",
+        "final partition count, SIGNPOST_TOPIC_REPLICATION_FACTOR replicas and its retention, then "
+        "applies the indexes of intake, routing and analytics, drops analytics collections that earlier "
+        "releases kept and nothing reads any more, and writes the inbox keys (offer_keys) of referrals "
+        "stored without them or with stale ones.",
     )
     health = commands.add_parser(
         "health",
@@ -288,7 +289,7 @@ def _migrate(settings: Settings) -> int:
         print(f"signpost: {exc}", file=sys.stderr)
         return 2
     asyncio.run(migrate(settings))
-    print("signpost: topics and indexes are in place")
+    print("signpost: topics, indexes and inbox keys are in place")
     return 0
 
 

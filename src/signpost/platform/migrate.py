@@ -1,13 +1,13 @@
 """`signpost migrate`: what a deployment applies once before (or while) the services roll out.
 
-Creates every topic that is missing, with its final partition count, the replication
-factor of the cluster (SIGNPOST_TOPIC_REPLICATION_FACTOR) and production retention, and applies every service's MongoDB
-indexes. Both steps are idempotent, so the job can run on every release. Services
-still apply their own indexes at start-up; this makes a rollout not depend on it
-(index builds on a large collection take a while, and happen once, here). Last, it
-drops the analytics collections earlier releases kept and nothing reads any more
-(`OBSOLETE_KINDS` in analytics' projection sets), and writes the inbox keys of referrals stored
-before intake kept them (`offer_keys`), both idempotent too.
+Creates every topic that is missing, with its final partition count, the replication factor of
+the cluster (SIGNPOST_TOPIC_REPLICATION_FACTOR) and its retention (`Topics.specs`, the same a
+service creates at start-up), and applies every service's MongoDB indexes. Both steps are
+idempotent, so the job can run on every release. Services still apply their own indexes at
+start-up; this makes a rollout not depend on it (index builds on a large collection take a
+while, and happen once, here). Last, it drops the analytics collections earlier releases kept
+and nothing reads any more (`OBSOLETE_KINDS` in analytics' projection sets), and writes the
+inbox keys of referrals stored before intake kept them (`offer_keys`), both idempotent too.
 """
 
 from __future__ import annotations
@@ -28,22 +28,6 @@ from signpost.platform.supervisor import SERVICE_APPS
 
 log = get_logger(__name__)
 
-DAY_MS = 24 * 3600 * 1000
-KEEP_FOREVER = "-1"
-
-
-def retention(topics: Topics) -> dict[str, dict[str, str]]:
-    """Production retention by topic; topics not named keep the broker's default (7 days).
-
-    The referral log is kept for good: it is how analytics is rebuilt and a new
-    consumer catches up, and its events carry no identifying details. Dead letters
-    stay a month, long enough to inspect and replay them.
-    """
-    return {
-        topics.referrals: {"retention.ms": KEEP_FOREVER},
-        topics.dead_letters: {"retention.ms": str(30 * DAY_MS)},
-    }
-
 
 def index_plan(settings: Settings, service: ServiceName) -> tuple[IndexPlan, FastAPI]:
     """The indexes `service` declares, read from its app (built without I/O)."""
@@ -56,7 +40,7 @@ def index_plan(settings: Settings, service: ServiceName) -> tuple[IndexPlan, Fas
 
 async def migrate(settings: Settings) -> None:
     topics = Topics.from_settings(settings)
-    await ensure_topics(settings, extra_config=retention(topics))
+    await ensure_topics(settings)
     log.info("topics ready", topics=[spec.name for spec in topics.specs()])
     for service in SERVICE_NAMES:
         plan, app = index_plan(settings, service)

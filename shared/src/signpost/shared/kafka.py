@@ -13,7 +13,7 @@ rules, so only the event at fault is parked.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -79,15 +79,11 @@ def create_broker(settings: Settings, *, service: str) -> KafkaBroker:
     )
 
 
-async def ensure_topics(
-    settings: Settings, *, extra_config: Mapping[str, Mapping[str, str]] | None = None
-) -> None:
+async def ensure_topics(settings: Settings) -> None:
     """Create every topic with its final partition count and the settings' replication factor.
 
     Existing topics are left as they are. Services run this at start-up as well as
     `signpost migrate`, so whichever reaches the brokers first creates the same topics.
-
-    `extra_config` adds topic configs by topic name (`signpost migrate` sets retention).
     """
     bootstrap, _ = settings.require_servers()
     admin = AIOKafkaAdminClient(
@@ -99,10 +95,9 @@ async def ensure_topics(
         missing = [spec for spec in Topics.from_settings(settings).specs() if spec.name not in existing]
         for spec in missing:
             with suppress(TopicAlreadyExistsError):  # another process created it first
-                config = {**spec.config, **(extra_config or {}).get(spec.name, {})}
                 replicas = settings.topic_replication_factor
                 await admin.create_topics(
-                    [NewTopic(spec.name, spec.partitions, replicas, topic_configs=config)]
+                    [NewTopic(spec.name, spec.partitions, replicas, topic_configs=spec.config)]
                 )
     finally:
         await admin.close()

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from signpost.shared.settings import SERVICE_NAMES, Settings
 
+DAY_MS = 24 * 3600 * 1000
+KEEP_FOREVER = "-1"
+
 
 @dataclass(frozen=True)
 class TopicSpec:
@@ -54,12 +57,19 @@ class Topics:
         return f"{self.prefix}signpost.retry.{service}"
 
     def specs(self) -> list[TopicSpec]:
-        """What `ensure_topics` creates: Tansu cannot add partitions later, so counts are final."""
+        """What `ensure_topics` creates, wherever it runs first (a service or `signpost migrate`):
+        Tansu cannot add partitions later, so counts are final. Topics without a `retention.ms`
+        keep the broker's default (7 days)."""
         return [
-            TopicSpec(self.referrals, self.partitions, {"cleanup.policy": "delete"}),
+            # Kept for good: it is how analytics is rebuilt and a new consumer catches up, and
+            # its events carry no identifying details.
+            TopicSpec(
+                self.referrals, self.partitions, {"cleanup.policy": "delete", "retention.ms": KEEP_FOREVER}
+            ),
             TopicSpec(self.provisions, 3, {"cleanup.policy": "compact"}),
             TopicSpec(self.settings_register, 1, {"cleanup.policy": "compact"}),
-            TopicSpec(self.dead_letters, 1, {"cleanup.policy": "delete"}),
+            # A month: long enough to inspect and replay them.
+            TopicSpec(self.dead_letters, 1, {"cleanup.policy": "delete", "retention.ms": str(30 * DAY_MS)}),
             # Keyed like the original, so a referral's parked events keep their order.
             *(
                 TopicSpec(self.retry(service), self.partitions, {"cleanup.policy": "delete"})
