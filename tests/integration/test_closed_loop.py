@@ -17,7 +17,8 @@ from tests.factories import referral
 from tests.integration.records import headers_of, records_on
 
 # Request ids as a caller may supply them (hex and dashes).
-SUBMISSION, DECLINE, ACCEPTANCE = "5ab0-0001", "5ab0-0002", "5ab0-0003"
+# Correlation ids a caller sends (UUIDs: anything else is replaced by a new one).
+SUBMISSION, DECLINE, ACCEPTANCE = (f"00000000-0000-4000-8000-00000000000{n}" for n in (1, 2, 3))
 
 HEALTH_ONLY = {"family_agrees_to_early_help": True, "lawful_basis": "consent", "sharing_scope": ["health"]}
 

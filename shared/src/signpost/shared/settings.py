@@ -21,9 +21,6 @@ DRAMA_PHONE_NUMBER = "01632 960000"
 PLACEHOLDER_VALUES = frozenset({DEVELOPMENT_PSEUDONYM_KEY, DRAMA_PHONE_NUMBER, "0117 000 0000"})
 PLACEHOLDER_PREFIX = "replace-with-"
 EXAMPLE_DOMAIN_LABEL = "example"  # example.gov.uk, example.org, anything.example (RFC 2606)
-# The pseudonym key is an HMAC key over NHS numbers: a short one can be guessed, and with it
-# anyone can tell which pseudonym is which child.
-PSEUDONYM_KEY_MIN_LENGTH = 32
 SERVICE_NAMES: tuple[ServiceName, ...] = ("intake", "routing", "analytics")
 RetryDelay = Annotated[float, Field(gt=0, le=3600)]
 
@@ -321,11 +318,6 @@ class Settings(BaseSettings):
         for name in self._placeholders():
             problems.append(
                 f"{name} still holds a placeholder (a default or an example file's): set this area's own"
-            )
-        if len(self.pseudonym_key.get_secret_value()) < PSEUDONYM_KEY_MIN_LENGTH:
-            problems.append(
-                f"SIGNPOST_PSEUDONYM_KEY must be at least {PSEUDONYM_KEY_MIN_LENGTH} characters: "
-                "it keys the pseudonyms of children's NHS numbers, and a short key can be guessed"
             )
         if not (self.auth_issuer and self.auth_jwks_url):
             problems.append("SIGNPOST_AUTH_ISSUER and SIGNPOST_AUTH_JWKS_URL must name the identity provider")

@@ -101,7 +101,9 @@ async def list_offers(
     """(referral, offer) pairs for the caller's organisation, newest referral first."""
     query: Document = visible_referrals(principal, tenant=runtime.settings.tenant)
     if status is not None:
-        # Only the referrals with an offer to this organisation in this status (offers/keys.py).
+        # Only the referrals with an offer to this organisation in this status (offers/keys.py). The
+        # key names the organisation, so it narrows the agency rule above; given alone, it is what
+        # a query planner (SecantusDB's included) reads through `{tenant, offer_keys, _id}`.
         query = {
             "tenant": runtime.settings.tenant,
             "offer_keys": offer_key(principal.organisation, status.value),

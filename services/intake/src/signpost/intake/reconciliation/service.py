@@ -103,7 +103,7 @@ async def _claim(runtime: Runtime, candidate: Document, now: datetime, session: 
     result = await runtime.db[REFERRALS].update_one(
         {"_id": candidate["_id"], **due},
         {
-            "$set": {"last_reconciled_at": now, "next_reconcile_at": now + timedelta(seconds=wait_s)},
+            "$set": {"next_reconcile_at": now + timedelta(seconds=wait_s)},
             "$inc": {"reconciliations": 1},
         },
         session=session,
