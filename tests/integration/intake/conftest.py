@@ -9,6 +9,7 @@ import pytest
 import pytest_asyncio
 from signpost.intake.app import create_app as create_intake
 from signpost.routing.app import create_app as create_routing
+from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
 from tests.conftest import Tokens, serving
@@ -24,3 +25,13 @@ async def intake(module_settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture(scope="module")
 def tokens(module_settings: Settings) -> Tokens:
     return Tokens(module_settings)
+
+
+@pytest_asyncio.fixture
+async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
+    """Intake's database, for a test to read or arrange what the API does not show."""
+    runtime = Runtime.build(settings, "intake")
+    try:
+        yield runtime
+    finally:
+        await runtime.client.close()

@@ -5,12 +5,10 @@ erasure is in the audit trail, and audit records expire after the same period.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from httpx import AsyncClient
 from signpost.intake import retention as intake_retention
 from signpost.intake.app import create_app as create_intake
@@ -28,15 +26,6 @@ from tests.factories import referral
 
 # A retention of under a second: a referral withdrawn now is past it by the next pass.
 TINY_RETENTION_DAYS = 0.5 / 86_400
-
-
-@pytest_asyncio.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(settings, "intake")
-    try:
-        yield runtime
-    finally:
-        await runtime.client.close()
 
 
 async def withdrawn_referral(intake: AsyncClient, tokens: Tokens) -> str:

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import pytest_asyncio
 from signpost.intake.app import create_app as create_intake
 from signpost.intake.referrals.service import IDEMPOTENCY_KEYS
 from signpost.intake.retention import IDEMPOTENCY_KEY_RETENTION, prune_deliveries, prune_idempotency_keys
@@ -19,15 +17,6 @@ from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
 from tests.conftest import eventually, serving
-
-
-@pytest_asyncio.fixture
-async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
-    runtime = Runtime.build(settings, "intake")
-    try:
-        yield runtime
-    finally:
-        await runtime.client.close()
 
 
 def id_days_ago(days: float) -> str:
