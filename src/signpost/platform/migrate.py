@@ -19,7 +19,7 @@ from fastapi import FastAPI
 from signpost.analytics.projections.sets import drop_obsolete
 from signpost.intake.offers.keys import backfill_offer_keys
 from signpost.shared.kafka import ensure_topics
-from signpost.shared.logging import get_logger
+from signpost.shared.logging import configure_logging, get_logger
 from signpost.shared.mongo import IndexPlan, create_client
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 from signpost.shared.topics import Topics
@@ -39,6 +39,8 @@ def index_plan(settings: Settings, service: ServiceName) -> tuple[IndexPlan, Fas
 
 
 async def migrate(settings: Settings) -> None:
+    # Before the apps it builds configure logging as theirs (the first configuration stays).
+    configure_logging(settings, service="migrate")
     topics = Topics.from_settings(settings)
     await ensure_topics(settings)
     log.info("topics ready", topics=[spec.name for spec in topics.specs()])
