@@ -33,3 +33,18 @@ def test_a_failing_request_is_logged_with_its_traceback_and_without_its_data(log
     assert "Traceback (most recent call last)" in logged and failing_service.FAILURE in logged
     assert failing_service.CHILD_NAME not in logged
     assert failing_service.BEARER_TOKEN not in logged
+
+
+def test_http_clients_do_not_log_each_request_even_at_debug() -> None:
+    # In a fresh interpreter: logging is configured once per process.
+    script = (
+        "import logging; from signpost.shared.logging import configure_logging; "
+        "from signpost.shared.settings import Settings; "
+        "configure_logging(Settings(_env_file=None, log_level='DEBUG', log_format='json'), service='x'); "
+        "logging.getLogger('httpx').info('HTTP Request: POST https://partner.example/hook'); "
+        "logging.getLogger('httpx').warning('kept')"
+    )
+    logged = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    ).stderr
+    assert "kept" in logged and "partner.example" not in logged

@@ -68,8 +68,9 @@ def configure_logging(settings: Settings, *, service: str) -> None:
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
     # Drivers log whole documents and messages at DEBUG (pymongo's command log carries
-    # a child's details): they never log below WARNING, whatever the service's level.
-    for driver in ("aiokafka", "pymongo"):
+    # a child's details), and HTTP clients every request's URL at INFO (a partner's webhook,
+    # the demo's thousands of calls): they never log below WARNING, whatever the service's level.
+    for driver in ("aiokafka", "pymongo", "httpx", "httpcore"):
         logging.getLogger(driver).setLevel(max(logging.WARNING, root.level))
     _configured = True
 
