@@ -261,8 +261,8 @@ def _announce(settings: Settings, servers: Sequence[EmbeddedServer], no_control:
     lines.append(
         f"`signpost service stop|start SERVICE` is unavailable: {no_control}"
         if no_control
-        else "`signpost service stop routing` in another terminal stops one service (its lag grows in the ops view); "
-        "`signpost service start routing` starts it again."
+        else "`./signpost service stop routing` in another terminal (from this folder) stops one service "
+        "(its lag grows in the ops view); `./signpost service start routing` starts it again."
     )
     lines.append("Press Ctrl-C to stop.")
     _say("\n".join(lines))
