@@ -156,6 +156,35 @@ async def test_coverage_counts_registered_settings_that_referred(analytics: Anal
     assert (ashley["registered_settings"], ashley["referring_settings"]) == (2, 1)
 
 
+async def test_a_setting_id_with_a_space_or_slash_intake_took_can_be_registered_and_counted(
+    analytics: Analytics,
+) -> None:
+    """Intake takes a setting id with a space or "/": the register takes it too, so it counts towards coverage."""
+    admin = analytics.auth("admin")
+    spaced, slashed = "Ashley Primary", "LA/0042"
+    body = {"name": "A school", "locality": "Ashley", "phase": "primary"}
+    # A "/" names the same setting sent as it is or as %2F.
+    sent = {"Ashley%20Primary": spaced, "LA/0042": slashed, "LA%2F0042": slashed}
+    for path, setting_id in sent.items():
+        response = await analytics.client.put(f"/v1/settings-register/{path}", json=body, headers=admin)
+        assert response.status_code == 202, response.text
+        assert response.json()["setting_id"] == setting_id
+    await analytics.publish(lifecycle("la-0", "routed", setting=slashed))
+    await analytics.until({"submitted": 1})
+
+    async def coverage() -> dict | None:  # type: ignore[type-arg]
+        found = (await analytics.get("/v1/pulse/summary"))["coverage"]
+        return found if found["registered_settings"] == 2 and found["referring_settings"] == 1 else None
+
+    found = await eventually(coverage, what="both settings registered, one referring")
+    assert found["unregistered_referring"] == 0
+    listed = await analytics.client.get("/v1/settings-register", headers=admin)
+    assert [(setting["setting_id"], setting["open"]) for setting in listed.json()] == [
+        (spaced, True),
+        (slashed, True),
+    ]
+
+
 async def test_benchmarking_names_each_area_and_suppresses_small_ones(analytics: Analytics) -> None:
     neighbour = "E06000022"
     await analytics.publish(scenario())

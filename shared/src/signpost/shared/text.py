@@ -14,7 +14,7 @@ import re
 import unicodedata
 from typing import Annotated
 
-from pydantic import AfterValidator, ValidationInfo
+from pydantic import AfterValidator, StringConstraints, ValidationInfo
 
 # Validation context for reading back a stored document: what an older release accepted is
 # read as it is, not refused (`Model.model_validate(document, context=STORED)`).
@@ -94,3 +94,11 @@ def no_direct_identifier(value: str, info: ValidationInfo) -> str:
 # Combine with a length: `Annotated[SingleLine, Field(min_length=1, max_length=100)]`.
 SingleLine = Annotated[str, AfterValidator(line)]
 MultiLine = Annotated[str, AfterValidator(text)]
+
+# A locality or setting id, as a referral names it and events carry it (a ward may be
+# "Lockleaze/Frome Vale"): one rule, so analytics' settings register takes every setting id intake does.
+Identifier = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/-]*$"),
+    AfterValidator(no_direct_identifier),
+]

@@ -22,15 +22,15 @@ from signpost.shared.events import SettingChangedV1, new_event
 from signpost.shared.mongo import Session
 from signpost.shared.outbox import stage_event
 from signpost.shared.service import Runtime, RuntimeDep
-from signpost.shared.text import SingleLine
+from signpost.shared.text import Identifier, SingleLine
 
 router = APIRouter(prefix="/v1/settings-register", tags=["settings register"])
 
 SOURCE = "/signpost/analytics"  # the `ce_source` form every producer uses: /signpost/<service>[/<part>]
 
-SettingId = Annotated[
-    str, Path(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$", description="The setting's id, e.g. its URN.")
-]
+# Every setting id a referral may name, so each can be registered and count towards coverage. The
+# routes take it as `{setting_id:path}`: an id such as "LA/0042" keeps its "/" (sent as is or as %2F).
+SettingId = Annotated[Identifier, Path(description="The setting's id, e.g. its URN.")]
 
 
 class SettingIn(BaseModel):
@@ -60,7 +60,7 @@ class Published(BaseModel):
 
 
 @router.put(
-    "/{setting_id}",
+    "/{setting_id:path}",
     response_model=Published,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Register a setting, or update it (admin)",
@@ -75,7 +75,7 @@ async def put_setting(
 
 
 @router.delete(
-    "/{setting_id}",
+    "/{setting_id:path}",
     response_model=Published,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Close a setting: it leaves the register (admin)",

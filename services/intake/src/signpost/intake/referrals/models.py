@@ -23,7 +23,7 @@ from pydantic import (
 from signpost.intake.paging import Page
 from signpost.shared.events import NeedsProfile, Offer
 from signpost.shared.lifecycle import Move, ReferralStatus
-from signpost.shared.text import MultiLine, SingleLine, is_stored, no_direct_identifier
+from signpost.shared.text import Identifier, MultiLine, SingleLine, is_stored
 from signpost.shared.timestamps import day_in_england
 from signpost.shared.vocabulary import (
     EscalationReason,
@@ -38,11 +38,6 @@ from signpost.shared.vocabulary import (
 
 REFERRALS = "referrals"
 
-Identifier = Annotated[
-    str,
-    Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/-]*$"),
-    AfterValidator(no_direct_identifier),
-]
 Name = Annotated[SingleLine, Field(min_length=1, max_length=100)]
 Text = Annotated[MultiLine, Field(max_length=4000)]
 
