@@ -11,7 +11,7 @@ from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
 from signpost.platform.cli import main
-from signpost.platform.migrate import index_plan, migrate
+from signpost.platform.migrate import index_plan, migrate, migrate_at_start
 
 
 async def partitions_by_topic(settings: Settings) -> dict[str, int]:
@@ -85,19 +85,19 @@ async def test_migrate_drops_the_analytics_collections_earlier_releases_kept(set
         await client.close()
 
 
+def offers(*statuses: str) -> list[dict[str, str]]:
+    return [
+        {"organisation_id": f"org-{n % 2}", "provision_id": f"p{n}", "status": s}
+        for n, s in enumerate(statuses)
+    ]
+
+
 async def test_migrate_writes_the_inbox_keys_of_referrals_stored_before_them(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(keys, "BACKFILL_CHUNK", 2)  # several chunks
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
     db = client[settings.database_name("intake")]
-
-    def offers(*statuses: str) -> list[dict[str, str]]:
-        return [
-            {"organisation_id": f"org-{n % 2}", "provision_id": f"p{n}", "status": s}
-            for n, s in enumerate(statuses)
-        ]
-
     try:
         # As an earlier release stored them: no keys; and one already keyed, as this release writes.
         await db[REFERRALS].insert_many(
@@ -121,5 +121,29 @@ async def test_migrate_writes_the_inbox_keys_of_referrals_stored_before_them(
             "r5": ["org-0|withdrawn", "org-1|withdrawn"],
         }
         assert await keys.backfill_offer_keys(db) == 0  # run again: nothing left to write
+    finally:
+        await client.close()
+
+
+async def test_a_start_writes_only_missing_inbox_keys_and_migrate_stale_ones_too(settings: Settings) -> None:
+    client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
+    db = client[settings.database_name("intake")]
+    try:
+        await db[REFERRALS].insert_many(
+            [
+                {"_id": "unkeyed", "offers": offers("routed")},  # stored before intake kept keys
+                # An older release's pod accepted the offer during a rolling upgrade, keeping the old keys.
+                {"_id": "stale", "offers": offers("accepted"), "offer_keys": ["org-0|routed"]},
+            ]
+        )
+
+        async def stored() -> dict[object, object]:
+            return {doc["_id"]: doc["offer_keys"] async for doc in db[REFERRALS].find()}
+
+        await migrate_at_start(settings)  # what `signpost run` applies as it starts
+        assert await stored() == {"unkeyed": ["org-0|routed"], "stale": ["org-0|routed"]}
+
+        await migrate(settings)
+        assert await stored() == {"unkeyed": ["org-0|routed"], "stale": ["org-0|accepted"]}
     finally:
         await client.close()

@@ -7,20 +7,21 @@ idempotent, so the job can run on every release. Services still apply their own 
 start-up; this makes a rollout not depend on it (index builds on a large collection take a
 while, and happen once, here). Last, it drops the analytics collections earlier releases kept
 and nothing reads any more (`OBSOLETE_KINDS` in analytics' projection sets), and writes the
-inbox keys of referrals stored before intake kept them (`offer_keys`), both idempotent too.
+inbox keys of referrals stored before intake kept them or left stale by a rolling upgrade
+(`offer_keys`), both idempotent too. `signpost run` applies `migrate_at_start` as it starts.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import FastAPI
 from signpost.analytics.projections.sets import drop_obsolete
-from signpost.intake.offers.keys import backfill_offer_keys
+from signpost.intake.offers.keys import backfill_offer_keys, write_missing_offer_keys
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.logging import configure_logging, get_logger
-from signpost.shared.mongo import IndexPlan, create_client
+from signpost.shared.mongo import Database, IndexPlan, create_client
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 from signpost.shared.topics import Topics
 
@@ -39,6 +40,18 @@ def index_plan(settings: Settings, service: ServiceName) -> tuple[IndexPlan, Fas
 
 
 async def migrate(settings: Settings) -> None:
+    """What a deployment applies on each release, checking every referral's inbox keys against its
+    offers: an older release's pods changing offers during a rolling upgrade leave them stale."""
+    await _migrate(settings, write_offer_keys=backfill_offer_keys)
+
+
+async def migrate_at_start(settings: Settings) -> None:
+    """`migrate` as `signpost run` applies it on every start: no older release runs beside it to leave
+    inbox keys stale, so only referrals stored without keys are read, not every referral's offers."""
+    await _migrate(settings, write_offer_keys=write_missing_offer_keys)
+
+
+async def _migrate(settings: Settings, *, write_offer_keys: Callable[[Database], Awaitable[int]]) -> None:
     # Before the apps it builds configure logging as theirs (the first configuration stays).
     configure_logging(settings, service="migrate")
     topics = Topics.from_settings(settings)
@@ -55,7 +68,7 @@ async def migrate(settings: Settings) -> None:
     client = create_client(settings)
     try:
         dropped = await drop_obsolete(client[settings.database_name("analytics")])
-        keyed = await backfill_offer_keys(client[settings.database_name("intake")])
+        keyed = await write_offer_keys(client[settings.database_name("intake")])
     finally:
         await client.close()
     log.info("obsolete analytics collections dropped", collections=dropped)

@@ -194,9 +194,9 @@ def _start_servers(settings: Settings) -> tuple[dict[str, str], list[EmbeddedSer
     )
     # What `signpost migrate` does for a deployment (topics, indexes, backfills a release needs),
     # so a data folder kept from an earlier release is brought up to date as it starts.
-    from signpost.platform.migrate import migrate  # it imports this module's SERVICE_APPS
+    from signpost.platform.migrate import migrate_at_start  # it imports this module's SERVICE_APPS
 
-    asyncio.run(migrate(resolved))
+    asyncio.run(migrate_at_start(resolved))
     return env, servers
 
 

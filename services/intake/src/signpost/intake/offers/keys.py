@@ -3,7 +3,8 @@
 An agency's inbox polls `GET /v1/offers?status=...`; matching on the offers themselves read every
 referral ever offered to the organisation. The keys sit beside the offers, written with them by
 every change (`with_offer_keys`), so the poll reads one range of `{tenant, offer_keys, _id}`.
-`signpost migrate` writes them on referrals stored before they existed (`backfill_offer_keys`).
+`signpost migrate` writes them on referrals stored before they existed or left stale by a rolling
+upgrade (`backfill_offer_keys`); `signpost run`, as it starts, on those stored without any.
 """
 
 from __future__ import annotations
@@ -31,14 +32,27 @@ def with_offer_keys(changes: Document) -> Document:
 
 
 async def backfill_offer_keys(db: Database) -> int:
-    """Write the keys of every referral whose keys are missing or disagree with its offers (a chunk
-    at a time, in id order); returns how many it wrote. Running it again writes none. A referral
-    whose offers change meanwhile is left to that change, which writes its own keys."""
+    """Write the keys of every referral whose keys are missing or disagree with its offers (an older
+    release's pod changing offers during a rolling upgrade leaves them stale); returns how many it
+    wrote. Reads every referral's offers, so it is `signpost migrate`'s."""
+    return await _write_offer_keys(db, among={})
+
+
+async def write_missing_offer_keys(db: Database) -> int:
+    """Write the keys of the referrals stored without any, reading only those; returns how many it
+    wrote. Enough where no older release runs beside this one (`signpost run` as it starts)."""
+    return await _write_offer_keys(db, among={"offer_keys": {"$exists": False}})
+
+
+async def _write_offer_keys(db: Database, *, among: Document) -> int:
+    """Write the keys of the referrals matching `among` whose keys disagree with their offers (a
+    chunk at a time, in id order). Running it again writes none. A referral whose offers change
+    meanwhile is left to that change, which writes its own keys."""
     written = 0
     last_id = ""
     while batch := (
         await db[REFERRALS]
-        .find({"_id": {"$gt": last_id}}, {"offers": 1, "offer_keys": 1})
+        .find({**among, "_id": {"$gt": last_id}}, {"offers": 1, "offer_keys": 1})
         .sort("_id", 1)
         .limit(BACKFILL_CHUNK)
         .to_list()
