@@ -16,7 +16,7 @@ import itertools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -33,6 +33,7 @@ from signpost.platform.demo.summary import (
     DemoSummary,
     PlatformCounts,
     ReferralResult,
+    counts_of,
     read_platform_counts,
 )
 from signpost.platform.devtokens import dev_token
@@ -128,6 +129,9 @@ class Demo:
         self.summary = DemoSummary(period=self.period.name, seed=options.seed, calibration=self.calibration)
         self._tokens: dict[tuple[Role, str, str], str] = {}
         self._seen_offers: set[tuple[str, str]] = set()
+        # Intake's ids for the demo's referrals: its agencies decide only their offers, and its
+        # closing check tells them from anyone else's (a person trying the API while it runs).
+        self._own_referrals: set[str] = set()
         self._actions: list[_Action] = []
         self._order = itertools.count()
         self._limit = asyncio.Semaphore(options.concurrency)  # practitioners' requests in flight
@@ -151,6 +155,7 @@ class Demo:
             self.clock = _Clock(self.period.start_at, span.total_seconds() / real_s)
             self.period_end = self.period.end_at
             self._baseline = await self._counts()
+            self._started_at = datetime.now(UTC)
             agencies = asyncio.create_task(self._agencies(organisations))
             try:
                 await self._stream(list(self.generator.stream(arrivals)))
@@ -180,10 +185,30 @@ class Demo:
         and the summary shows where they differ)."""
         deadline = time.monotonic() + DECISION_WAIT_S
         while True:
-            self.summary.platform = (await self._counts()).since(self._baseline)
+            counted = (await self._counts()).since(self._baseline)
+            # Read after analytics: every referral it counted is in intake by then.
+            others = await self._referrals_sent_by_others()
+            self.summary.others_sent = len(others)
+            self.summary.platform = counted.without(counts_of(others))
             if not self.summary.confirmed_by_platform() or time.monotonic() > deadline:
                 return
             await asyncio.sleep(self.options.poll_interval_s)
+
+    async def _referrals_sent_by_others(self) -> list[dict[str, Any]]:
+        """The referrals intake took since the demo began that the demo did not send."""
+        admin = self._token(Role.ADMIN, "la-digital")
+        others: list[dict[str, Any]] = []
+        cursor = ""
+        while True:
+            page = await self._get(f"{self.endpoints.intake}/v1/referrals?limit=100{cursor}", admin)
+            for referral in page["items"]:  # newest first
+                if _as_utc(referral["submitted_at"]) < self._started_at:
+                    return others
+                if referral["id"] not in self._own_referrals:
+                    others.append(referral)
+            if not page.get("next_cursor"):
+                return others
+            cursor = f"&cursor={page['next_cursor']}"
 
     async def _check_reachable(self) -> None:
         for name, base in (
@@ -272,6 +297,7 @@ class Demo:
             result = ReferralResult(referral=referral, http_status=response.status_code)
             if response.status_code == 201:
                 result.id = response.json()["id"]
+                self._own_referrals.add(result.id)
                 result.status = response.json()["status"]
             else:
                 result.error = response.text[:300]
@@ -315,7 +341,7 @@ class Demo:
                 await asyncio.wait_for(self._period_over.wait(), self.options.poll_interval_s)
 
     async def _poll_offers(self, organisations: list[str]) -> int:
-        """Each agency reads the offers waiting for it; returns how many were new."""
+        """Each agency reads the offers of the demo's referrals waiting for it; returns how many were new."""
 
         async def poll(organisation: str) -> int:
             async with self._agency_limit:
@@ -332,7 +358,9 @@ class Demo:
             )
             for offer in page["items"]:
                 key = (offer["referral_id"], offer["provision_id"])
-                if key in self._seen_offers:
+                # Someone else's referral is theirs to decide. Not marked seen: an offer of the
+                # demo's own can be listed before intake's 201 reached it, and is taken next time.
+                if offer["referral_id"] not in self._own_referrals or key in self._seen_offers:
                     continue
                 self._seen_offers.add(key)
                 self.summary.offers_seen += 1
@@ -435,6 +463,11 @@ class Demo:
 
     def _report(self, total: int) -> None:
         self.progress(self.summary.status_line(), self.summary.sent, total)
+
+
+def _as_utc(timestamp: str) -> datetime:
+    at = datetime.fromisoformat(timestamp)
+    return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
 async def run_demo(

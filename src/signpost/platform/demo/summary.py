@@ -36,18 +36,25 @@ class PlatformCounts:
 
     def since(self, baseline: PlatformCounts) -> PlatformCounts:
         """What was counted after `baseline` (analytics keeps counting across demo runs)."""
+        return self._minus(baseline)
+
+    def without(self, others: PlatformCounts) -> PlatformCounts:
+        """These counts less `others` (referrals someone else sent while the demo ran)."""
+        return self._minus(others)
+
+    def _minus(self, other: PlatformCounts) -> PlatformCounts:
         return PlatformCounts(
-            submitted=self.submitted - baseline.submitted,
+            submitted=self.submitted - other.submitted,
             by_need_code={
-                code: count - baseline.by_need_code.get(code, 0)
+                code: count - other.by_need_code.get(code, 0)
                 for code, count in self.by_need_code.items()
-                if count - baseline.by_need_code.get(code, 0)
+                if count - other.by_need_code.get(code, 0)
             },
-            routed_decisions=self.routed_decisions - baseline.routed_decisions,
-            unmatched_decisions=self.unmatched_decisions - baseline.unmatched_decisions,
-            escalated_safeguarding=self.escalated_safeguarding - baseline.escalated_safeguarding,
-            escalated_ehc_assessment=self.escalated_ehc_assessment - baseline.escalated_ehc_assessment,
-            awaiting_decision=self.awaiting_decision - baseline.awaiting_decision,
+            routed_decisions=self.routed_decisions - other.routed_decisions,
+            unmatched_decisions=self.unmatched_decisions - other.unmatched_decisions,
+            escalated_safeguarding=self.escalated_safeguarding - other.escalated_safeguarding,
+            escalated_ehc_assessment=self.escalated_ehc_assessment - other.escalated_ehc_assessment,
+            awaiting_decision=self.awaiting_decision - other.awaiting_decision,
         )
 
 
@@ -61,6 +68,22 @@ def read_platform_counts(pulse: dict[str, Any]) -> PlatformCounts:
         escalated_safeguarding=outcomes.get("escalated_safeguarding", 0),
         escalated_ehc_assessment=outcomes.get("escalated_ehc_assessment", 0),
         awaiting_decision=outcomes.get("awaiting_decision", 0),
+    )
+
+
+def counts_of(referrals: list[dict[str, Any]]) -> PlatformCounts:
+    """What analytics counts for these referrals, from intake's views of them (`GET /v1/referrals`).
+    Routed decisions count each routed referral once: re-routes are not compared."""
+    statuses = Counter(referral["status"] for referral in referrals)
+    escalations = Counter(r["escalation_reason"] for r in referrals if r["status"] == "escalated")
+    return PlatformCounts(
+        submitted=len(referrals),
+        by_need_code=dict(Counter(code for referral in referrals for code in referral["need_codes"])),
+        routed_decisions=sum(statuses[status] for status in ROUTED_STATUSES),
+        unmatched_decisions=statuses["unmatched"],
+        escalated_safeguarding=escalations["safeguarding"],
+        escalated_ehc_assessment=escalations["ehc_assessment"],
+        awaiting_decision=statuses["submitted"],
     )
 
 
@@ -111,7 +134,8 @@ class DemoSummary:
     improvement_by_provision: dict[str, list[int]] = field(default_factory=dict)
     still_open: int = 0
     live: PlatformCounts | None = None
-    platform: PlatformCounts | None = None  # counted by analytics during this run
+    platform: PlatformCounts | None = None  # counted by analytics during this run, others' referrals left out
+    others_sent: int = 0  # referrals someone else sent during this run (a person trying the API, say)
 
     def add(self, result: ReferralResult) -> None:
         self.results.append(result)
@@ -272,6 +296,12 @@ class DemoSummary:
             lines.append(
                 f"    {share.need.value:<5}       {share.count:>5}  {share.share:>7.1%}   "
                 f"{share.expected:>6.1%} ± {share.tolerance:.1%}  {share.verdict}"
+            )
+        if self.others_sent:
+            lines.append(
+                f"  not the demo's  {self.others_sent} referral{'s' if self.others_sent != 1 else ''} "
+                "sent by someone else during the run: the demo's agencies left them alone, "
+                "and the check below leaves them out"
             )
         problems = self.confirmed_by_platform()
         lines.append(
