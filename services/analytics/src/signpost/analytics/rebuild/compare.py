@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from signpost.analytics.projections.fold import BOOKKEEPING
 from signpost.analytics.projections.sets import ProjectionSet
-from signpost.shared.mongo import Database
+from signpost.shared.mongo import Database, Document
 
 ATTEMPTS = 3
 PAUSE_S = 1.0
@@ -90,18 +90,21 @@ async def _compare_once(db: Database, rebuilt: ProjectionSet, replaced: Projecti
 
 
 async def _digests(db: Database, collection: str) -> dict[str, bytes]:
-    """`_id` -> a digest of the document's content.
-
-    Field order is not content, nor is the bookkeeping of writes (a live fact is rewritten
-    more often than a replayed one), nor the order of a fact's `events` (the ids already
-    folded, kept in arrival order: the live consumer and a replay see a referral's events
-    from several topics in different orders).
-    """
+    """`_id` -> a digest of the document's content (`comparable`)."""
     digests = {}
     async for found in db[collection].find():
-        document = {key: value for key, value in found.items() if key not in BOOKKEEPING}
-        if isinstance(document.get("events"), list):
-            document["events"] = sorted(document["events"])
+        document = comparable(found)
         content = json.dumps(document, sort_keys=True, default=str).encode()
         digests[str(document["_id"])] = hashlib.blake2b(content, digest_size=16).digest()
     return digests
+
+
+def comparable(document: Document) -> Document:
+    """A projection document's content. Field order is not content, nor is the bookkeeping of
+    writes (a live fact is rewritten more often than a replayed one), nor the order of a fact's
+    `events` (the ids already folded, kept in arrival order: the live consumer and a replay see a
+    referral's events from several topics in different orders)."""
+    content = {key: value for key, value in document.items() if key not in BOOKKEEPING}
+    if isinstance(content.get("events"), list):
+        content["events"] = sorted(content["events"])
+    return content
