@@ -186,8 +186,11 @@ class Demo:
         deadline = time.monotonic() + DECISION_WAIT_S
         while True:
             counted = (await self._counts()).since(self._baseline)
-            # Read after analytics: every referral it counted is in intake by then.
-            others = await self._referrals_sent_by_others()
+            # Read after analytics: every referral it counted is in intake by then. Only when it
+            # counted more than the demo sent is anyone else's among them (each read pages intake).
+            others = (
+                await self._referrals_sent_by_others() if counted.submitted > self.summary.accepted else []
+            )
             self.summary.others_sent = len(others)
             self.summary.platform = counted.without(counts_of(others))
             if not self.summary.confirmed_by_platform() or time.monotonic() > deadline:
