@@ -362,6 +362,28 @@ async def test_identifying_details_are_released_only_as_allowed_and_every_read_a
     assert (await intake.get("/v1/audit", headers=auth(tokens.practitioner()))).status_code == 403
 
 
+async def test_an_agency_that_declined_its_offer_no_longer_reads_the_childs_details(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(intake, tokens)
+    agency = tokens.agency("la-inclusion-service")
+    path = f"/v1/referrals/{view['id']}/child"
+    before = await intake.get(path, params={"purpose": "contact_family"}, headers=auth(agency))
+    assert before.status_code == 200, before.text
+    declined = await move(
+        intake, agency, view["id"], "autism-outreach", "decline", {"reason": "not_eligible"}
+    )
+    assert declined.status_code == 200, declined.text
+    after = await intake.get(path, params={"purpose": "contact_family"}, headers=auth(agency))
+    assert after.status_code == 403
+    assert (
+        after.json()["detail"] == "your organisation's offer was declined or withdrawn before it was taken up"
+    )
+    # The referring school still may.
+    own = await intake.get(path, params={"purpose": "correction"}, headers=auth(tokens.practitioner()))
+    assert own.status_code == 200
+
+
 async def test_an_audit_window_that_ends_before_it_starts_is_422(
     intake: httpx.AsyncClient, tokens: Tokens
 ) -> None:

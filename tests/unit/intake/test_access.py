@@ -1,15 +1,14 @@
 """Who may read a child's identifying details: a pure rule, checked for every case."""
 
-from signpost.intake.referrals.access import may_read_child_details, visible_referrals
+from signpost.intake.referrals.access import child_details_refusal, visible_referrals
 from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.mongo import Document
 
-REFERRAL = {
+OFFERED = {"organisation_id": "la-inclusion", "sector": "education", "status": "routed"}
+REFERRAL: Document = {
     "organisation": "school-a",
     "consent": {"sharing_scope": ["education"]},
-    "offers": [
-        {"organisation_id": "la-inclusion", "sector": "education"},
-        {"organisation_id": "nhs-slt", "sector": "health"},
-    ],
+    "offers": [OFFERED, {"organisation_id": "nhs-slt", "sector": "health", "status": "routed"}],
 }
 
 
@@ -17,20 +16,47 @@ def caller(role: Role, organisation: str) -> Principal:
     return Principal(subject="s", role=role, organisation=organisation, tenant="t")
 
 
+def with_offer_status(status: str, *more: Document) -> Document:
+    return {**REFERRAL, "offers": [{**OFFERED, "status": status}, *more]}
+
+
 def test_the_referring_organisation_may_read() -> None:
-    assert may_read_child_details(caller(Role.PRACTITIONER, "school-a"), REFERRAL)
-    assert not may_read_child_details(caller(Role.PRACTITIONER, "school-b"), REFERRAL)
+    assert child_details_refusal(caller(Role.PRACTITIONER, "school-a"), REFERRAL) is None
+    assert child_details_refusal(caller(Role.PRACTITIONER, "school-b"), REFERRAL)
 
 
 def test_an_offered_agency_only_within_the_sharing_scope() -> None:
-    assert may_read_child_details(caller(Role.AGENCY, "la-inclusion"), REFERRAL)
-    assert not may_read_child_details(caller(Role.AGENCY, "nhs-slt"), REFERRAL)  # health is outside the scope
-    assert not may_read_child_details(caller(Role.AGENCY, "someone-else"), REFERRAL)
+    assert child_details_refusal(caller(Role.AGENCY, "la-inclusion"), REFERRAL) is None
+    outside = child_details_refusal(caller(Role.AGENCY, "nhs-slt"), REFERRAL)  # health is outside the scope
+    assert outside is not None and "sharing scope" in outside
+    assert child_details_refusal(caller(Role.AGENCY, "someone-else"), REFERRAL)
+
+
+def test_an_agency_keeps_access_to_an_offer_it_took_up() -> None:
+    agency = caller(Role.AGENCY, "la-inclusion")
+    for status in ("accepted", "in_progress", "completed"):
+        assert child_details_refusal(agency, with_offer_status(status)) is None
+
+
+def test_an_agency_loses_access_once_it_declined_or_the_referral_was_withdrawn_first() -> None:
+    agency = caller(Role.AGENCY, "la-inclusion")
+    for status in ("declined", "withdrawn"):
+        refusal = child_details_refusal(agency, with_offer_status(status))
+        assert refusal is not None and "declined or withdrawn" in refusal
+
+
+def test_a_later_open_offer_to_the_same_agency_restores_access() -> None:
+    # A re-route after a decline may offer another of the agency's provisions.
+    again = {"organisation_id": "la-inclusion", "sector": "education", "status": "routed"}
+    assert (
+        child_details_refusal(caller(Role.AGENCY, "la-inclusion"), with_offer_status("declined", again))
+        is None
+    )
 
 
 def test_analysts_ops_and_admins_never_read_identifying_details() -> None:
     for role in (Role.ANALYST, Role.OPS, Role.ADMIN):
-        assert not may_read_child_details(caller(role, "school-a"), REFERRAL)
+        assert child_details_refusal(caller(role, "school-a"), REFERRAL)
 
 
 def test_analysts_and_ops_see_no_referrals_at_all() -> None:

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.mongo import Document
 from signpost.shared.vocabulary import Sector
+
+# An offer the agency declined, or that ended open when the referral was withdrawn, gives
+# the agency no further need of the child's identity; one it worked on keeps its reason.
+_ENDED_WITHOUT_WORK = frozenset({ReferralStatus.DECLINED, ReferralStatus.WITHDRAWN})
 
 
 def visible_referrals(principal: Principal, *, tenant: str) -> Document:
@@ -19,15 +24,27 @@ def visible_referrals(principal: Principal, *, tenant: str) -> Document:
     return {"_id": {"$in": []}}
 
 
-def may_read_child_details(principal: Principal, referral: Document) -> bool:
-    """Identifying details: the referring organisation, or an agency offered the referral
-    whose sector the family's sharing scope allows. Nobody else, admins included."""
+def child_details_refusal(principal: Principal, referral: Document) -> str | None:
+    """Why `principal` may not read the child's identifying details, or None if it may.
+
+    The referring organisation may; so may an agency offered the referral whose sector the
+    family's sharing scope allows, while that offer is open or was taken up, not after the
+    agency declined it nor once the referral was withdrawn before the agency took it up.
+    Nobody else, admins included."""
     if principal.role is Role.PRACTITIONER:
-        return bool(referral["organisation"] == principal.organisation)
-    if principal.role is Role.AGENCY:
-        scope = {Sector(sector) for sector in referral["consent"]["sharing_scope"]}
-        return any(
-            offer["organisation_id"] == principal.organisation and Sector(offer["sector"]) in scope
-            for offer in referral["offers"]
-        )
-    return False
+        if referral["organisation"] == principal.organisation:
+            return None
+        return "only the referring organisation's practitioners may read the child's details"
+    if principal.role is not Role.AGENCY:
+        return "only the referring organisation and the agencies offered the referral may"
+    scope = {Sector(sector) for sector in referral["consent"]["sharing_scope"]}
+    in_scope = [
+        offer
+        for offer in referral["offers"]
+        if offer["organisation_id"] == principal.organisation and Sector(offer["sector"]) in scope
+    ]
+    if not in_scope:
+        return "the family's sharing scope does not include your organisation's sector"
+    if all(ReferralStatus(offer["status"]) in _ENDED_WITHOUT_WORK for offer in in_scope):
+        return "your organisation's offer was declined or withdrawn before it was taken up"
+    return None

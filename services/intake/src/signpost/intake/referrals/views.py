@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from signpost.intake.audit.service import Purpose, record_read
 from signpost.intake.paging import Cursor, newest_first
-from signpost.intake.referrals.access import may_read_child_details, visible_referrals
+from signpost.intake.referrals.access import child_details_refusal, visible_referrals
 from signpost.intake.referrals.models import (
     REFERRALS,
     ChildDetails,
@@ -188,13 +188,14 @@ async def read_referral(referral_id: str, runtime: RuntimeDep, principal: Reader
     summary="The child's identifying details (audited)",
     description=(
         "For the referring organisation, and for an agency the referral was offered to when the family's "
-        "sharing scope includes its sector. Every read is recorded in the audit trail with its purpose. "
+        "sharing scope includes its sector, until it declines the offer (or the referral is withdrawn "
+        "before it takes the offer up). Every read is recorded in the audit trail with its purpose. "
         "Erased `SIGNPOST_PERSONAL_DATA_RETENTION_DAYS` after the referral ended (closed, escalated or "
         "unmatched, and unchanged since)."
     ),
     responses={
         **NOT_FOUND,
-        403: {"description": "The sharing scope does not allow your organisation"},
+        403: {"description": "The sharing scope does not allow your organisation, or its offer was declined"},
         410: {"description": "Erased: the referral ended longer ago than the retention period"},
     },
 )
@@ -202,11 +203,8 @@ async def read_child_details(
     referral_id: str, purpose: Purpose, runtime: RuntimeDep, principal: ChildReaderDep
 ) -> ChildDetails:
     referral = await _visible(runtime, principal, referral_id)
-    if not may_read_child_details(principal, referral):
-        raise HTTPException(
-            status.HTTP_403_FORBIDDEN,
-            "the family's sharing scope does not include your organisation's sector",
-        )
+    if refusal := child_details_refusal(principal, referral):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
     if erased_at := referral.get("erased_at"):
         raise HTTPException(
             status.HTTP_410_GONE,
