@@ -384,6 +384,21 @@ async def test_an_agency_that_declined_its_offer_no_longer_reads_the_childs_deta
     assert own.status_code == 200
 
 
+async def test_a_confidential_address_is_withheld_from_agencies(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(intake, tokens, referral(child={**referral()["child"], "confidential_address": True}))
+    path = f"/v1/referrals/{view['id']}/child"
+    agency = await intake.get(
+        path, params={"purpose": "contact_family"}, headers=auth(tokens.agency("la-inclusion-service"))
+    )
+    assert agency.status_code == 200, agency.text
+    assert agency.json()["address"] is None and agency.json()["family_name"] == "Quillfeather"
+    assert "Marigoldwhistle" not in agency.text
+    own = await intake.get(path, params={"purpose": "correction"}, headers=auth(tokens.practitioner()))
+    assert own.json()["address"]["line1"] == "17 Marigoldwhistle Lane"
+
+
 async def test_an_audit_window_that_ends_before_it_starts_is_422(
     intake: httpx.AsyncClient, tokens: Tokens
 ) -> None:

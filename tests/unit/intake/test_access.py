@@ -1,6 +1,6 @@
 """Who may read a child's identifying details: a pure rule, checked for every case."""
 
-from signpost.intake.referrals.access import child_details_refusal, visible_referrals
+from signpost.intake.referrals.access import child_details_refusal, visible_referrals, withholds_address
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.mongo import Document
 
@@ -62,3 +62,11 @@ def test_analysts_ops_and_admins_never_read_identifying_details() -> None:
 def test_analysts_and_ops_see_no_referrals_at_all() -> None:
     for role in (Role.ANALYST, Role.OPS):
         assert visible_referrals(caller(role, "x"), tenant="t") == {"_id": {"$in": []}}
+
+
+def test_a_confidential_address_goes_only_to_the_referring_organisation() -> None:
+    confidential, open_address = {"confidential_address": True}, {"confidential_address": False}
+    assert not withholds_address(caller(Role.PRACTITIONER, "school-a"), confidential)
+    assert withholds_address(caller(Role.AGENCY, "la-inclusion"), confidential)
+    assert not withholds_address(caller(Role.AGENCY, "la-inclusion"), open_address)
+    assert not withholds_address(caller(Role.AGENCY, "la-inclusion"), {})  # stored before the flag had a use

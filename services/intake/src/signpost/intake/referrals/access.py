@@ -48,3 +48,8 @@ def child_details_refusal(principal: Principal, referral: Document) -> str | Non
     if all(ReferralStatus(offer["status"]) in _ENDED_WITHOUT_WORK for offer in in_scope):
         return "your organisation's offer was declined or withdrawn before it was taken up"
     return None
+
+
+def withholds_address(principal: Principal, details: Document) -> bool:
+    """A confidential address goes to nobody but the referring organisation (who wrote it)."""
+    return bool(details.get("confidential_address")) and principal.role is not Role.PRACTITIONER

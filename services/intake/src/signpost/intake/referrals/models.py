@@ -124,7 +124,11 @@ class ChildDetails(Strict):
     nhs_number: NhsNumber | None = None
     upn: Upn | None = Field(default=None, description="Unique pupil number.")
     address: Address
-    confidential_address: bool = False
+    confidential_address: bool = Field(
+        default=False,
+        description="The family's address must not be shared (a refuge, a threat to the family): "
+        "only the referring organisation reads it; agencies get the other details without it.",
+    )
 
     @field_validator("date_of_birth")
     @classmethod
@@ -137,6 +141,15 @@ class ChildDetails(Strict):
         if age_on(born, today) > MAX_AGE_YEARS:
             raise ValueError(f"makes the child older than {MAX_AGE_YEARS}; SEND support runs 0-25")
         return born
+
+
+class ChildDetailsView(ChildDetails):
+    """The audited read's answer: as submitted, less what the reader may not see."""
+
+    address: Address | None = Field(  # type: ignore[assignment]  # required on input, may be withheld here
+        default=None,
+        description="Null when withheld: the address is confidential and you are not the referring organisation.",
+    )
 
 
 def age_on(born: date, day: date) -> int:

@@ -9,10 +9,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from signpost.intake.audit.service import Purpose, record_read
 from signpost.intake.paging import Cursor, newest_first
-from signpost.intake.referrals.access import child_details_refusal, visible_referrals
+from signpost.intake.referrals.access import child_details_refusal, visible_referrals, withholds_address
 from signpost.intake.referrals.models import (
     REFERRALS,
-    ChildDetails,
+    ChildDetailsView,
     FrontDoor,
     InformationRequest,
     ReferralAccepted,
@@ -184,7 +184,7 @@ async def read_referral(referral_id: str, runtime: RuntimeDep, principal: Reader
 
 @router.get(
     "/{referral_id}/child",
-    response_model=ChildDetails,
+    response_model=ChildDetailsView,
     summary="The child's identifying details (audited)",
     description=(
         "For the referring organisation, and for an agency the referral was offered to when the family's "
@@ -201,7 +201,7 @@ async def read_referral(referral_id: str, runtime: RuntimeDep, principal: Reader
 )
 async def read_child_details(
     referral_id: str, purpose: Purpose, runtime: RuntimeDep, principal: ChildReaderDep
-) -> ChildDetails:
+) -> ChildDetailsView:
     referral = await _visible(runtime, principal, referral_id)
     if refusal := child_details_refusal(principal, referral):
         raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
@@ -215,8 +215,9 @@ async def read_child_details(
     if details is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no child details for referral {referral_id!r}")
     await record_read(runtime=runtime, principal=principal, referral_id=referral_id, purpose=purpose)
-    return ChildDetails.model_validate(
-        {k: v for k, v in details.items() if k not in {"_id", "tenant"}}, context=STORED
+    hidden = {"_id", "tenant", *(["address"] if withholds_address(principal, details) else [])}
+    return ChildDetailsView.model_validate(
+        {k: v for k, v in details.items() if k not in hidden}, context=STORED
     )
 
 
