@@ -406,13 +406,17 @@ def test_every_page_shows_what_the_events_imply(platform: RunningPlatform, brows
     }
     browser.screenshot(admin, "what-works-admin")
 
+    # The admin's own area in full; the neighbour's 3 withheld, as from an analyst, and the page says why.
     admin.click("nav a[href='/dashboard/regional']")
-    submitted = wait_for_chart(admin, "submitted-chart", "t => t[0].y.join() === '16,3'")
+    submitted = wait_for_chart(admin, "submitted-chart", "t => t[0].y.join() === '16,'")
     assert submitted[0]["x"] == [TENANT, OTHER_TENANT]
+    assert chart_annotations(admin, "submitted-chart") == ["<5"]
     assert by_name(chart(admin, "escalation_rate-chart"))["escalation rate"] == {
         TENANT: 0.125,
-        OTHER_TENANT: 0,
+        OTHER_TENANT: None,  # 0 escalations, but over 3 referrals
     }
+    assert admin.is_visible("#suppression")
+    assert "from admins for every area but their own" in (admin.text_content("#suppression") or "")
     browser.screenshot(admin, "regional-admin")
 
     # The analyst's link from `signpost run`: counts under 5 are withheld, and the page says why.

@@ -1,6 +1,8 @@
 """Regional benchmarking: one measure side by side across every local area analytics hears from.
 
-Aggregates only: each area is named, no child is; small numbers are suppressed as in the pulse.
+Aggregates only: each area is named, no child is; small numbers are suppressed as in the pulse,
+for every area but an admin's own (suppression.protects), so an admin compares its area's full
+figures with its neighbours' suppressed ones.
 """
 
 from __future__ import annotations
@@ -21,9 +23,9 @@ from signpost.analytics.pulse.suppression import (
     figure,
     hide_cell,
     notice,
+    protects,
 )
 from signpost.analytics.pulse.views import AnalystDep, FactsDep, PeriodDep
-from signpost.shared.auth.principal import Role
 from signpost.shared.service import RuntimeDep
 
 router = APIRouter(prefix="/v1/benchmarking", tags=["benchmarking"])
@@ -40,8 +42,12 @@ class Benchmarking(BaseModel):
     measure: str
     description: str
     period: PeriodOut
-    suppression_threshold: int | None
-    suppression: Notice | None = Field(description="Says that suppression applies and why; null for admins.")
+    suppression_threshold: int | None = Field(
+        description="Counts below this (and figures derived from them) are withheld: for every role below "
+        "admin in every area, for an admin in every area but its own. Always set: suppression applies here "
+        "to every caller."
+    )
+    suppression: Notice | None = Field(description="Says that suppression applies and why; always set.")
     areas: list[AreaFigure]
 
 
@@ -54,10 +60,10 @@ async def get_benchmarking(
     measure: Annotated[MeasureName, Query(description="Which measure (see /v1/pulse/measures).")],
 ) -> Benchmarking:
     chosen = MEASURES[measure.value]
-    protect = principal.role is not Role.ADMIN
     target, facts = active
     areas = []
     for tenant in await tenants(runtime.db, target):
+        protect = protects(principal, tenant)  # an admin's own area in full, every other suppressed
         [totals] = facts.totals(tenant=tenant, periods=[period.span])
         # As the summary hides them, so one area's figures here add nothing to its own summary.
         hidden = hide_cell(totals)
@@ -75,7 +81,9 @@ async def get_benchmarking(
         measure=chosen.name,
         description=chosen.description,
         period=PeriodOut(start=period.start, end=period.end),
-        suppression_threshold=THRESHOLD if protect else None,
-        suppression=notice(protect=protect),
+        # Suppression applies here to every caller (to an admin, in every area but its own), so
+        # every answer says so, whichever areas have numbers in this period.
+        suppression_threshold=THRESHOLD,
+        suppression=notice(protect=True),
         areas=areas,
     )

@@ -52,7 +52,8 @@ PAGES: tuple[Page, ...] = (
     Page(
         "regional",
         "Regional comparison",
-        "The same measures side by side for every local area analytics hears from (aggregates only).",
+        "The same measures side by side for every local area analytics hears from (aggregates only, "
+        "small numbers suppressed in every area but an admin's own).",
         "/v1/benchmarking",
     ),
     Page(

@@ -24,9 +24,12 @@ class Scope(BaseModel):
         description="The filters applied (locality, setting, need, sector, provision)."
     )
     suppression_threshold: int | None = Field(
-        description="Counts below this (and figures derived from them) are withheld; null for admins."
+        description="Counts below this (and figures derived from them) are withheld; null for an admin "
+        "reading its own area."
     )
-    suppression: Notice | None = Field(description="Says that suppression applies and why; null for admins.")
+    suppression: Notice | None = Field(
+        description="Says that suppression applies and why; null for an admin reading its own area."
+    )
 
 
 class MeasureTrend(BaseModel):

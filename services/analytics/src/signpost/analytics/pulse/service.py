@@ -79,7 +79,7 @@ class Query:
     tenant: str
     period: Period
     filters: Filters
-    protect: bool  # every role below admin
+    protect: bool  # suppression.protects: every role below admin, and an admin reading another area
 
     def scope(self) -> dict[str, object]:
         return {

@@ -7,7 +7,9 @@
   points; a whole and its parts: escalations by reason), hidden cells could be worked
   out by subtraction, so more are hidden, smallest first, until none can be.
 
-Admins see everything; every role below sees the suppressed figures with a reason.
+Who sees them is one rule, `protects`: an admin sees every figure of its own area (the tenant its
+token names); every role below admin, and an admin reading any other area (`tenant=`, regional
+benchmarking), sees the suppressed figures with a reason.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 from signpost.analytics.pulse.measures import PARTS, Counters, Measure, related
+from signpost.shared.auth.principal import Principal, Role
 
 THRESHOLD = 5
 
@@ -50,8 +53,15 @@ class Figure(BaseModel):
     )
 
 
+def protects(principal: Principal, tenant: str) -> bool:
+    """Whether `tenant`'s figures are suppressed for `principal`: yes for every role below admin, and
+    for an admin too unless `tenant` is its own area. Aggregates of other areas are compared with
+    small numbers suppressed, whoever asks."""
+    return principal.role is not Role.ADMIN or tenant != principal.tenant
+
+
 class Notice(BaseModel):
-    """What a caller below admin is told once per answer: that suppression applies, and what each reason means."""
+    """What a caller is told once per answer where suppression applies: that it does, and what each reason means."""
 
     threshold: int = Field(description="Counts below this, and figures derived from them, are withheld.")
     note: str
@@ -64,7 +74,8 @@ def notice(*, protect: bool) -> Notice | None:
     return Notice(
         threshold=THRESHOLD,
         note=f"Small numbers are suppressed: counts of 1 to {THRESHOLD - 1} children, and figures that "
-        "would reveal one, are withheld from every role below admin.",
+        "would reveal one, are withheld from every role below admin, and from admins for every area "
+        "but their own.",
         reasons=dict(REASON_TEXT),
     )
 

@@ -27,6 +27,7 @@ from signpost.analytics.pulse.models import (
 )
 from signpost.analytics.pulse.reader import Period
 from signpost.analytics.pulse.service import Filters, QueryProblem
+from signpost.analytics.pulse.suppression import protects
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.service import RuntimeDep
@@ -125,7 +126,10 @@ async def query_of(
     period: PeriodDep,
     tenant: Annotated[
         str | None,
-        Query(pattern=r"^[A-Za-z0-9_-]{1,32}$", description="Admins only: another local area's numbers."),
+        Query(
+            pattern=r"^[A-Za-z0-9_-]{1,32}$",
+            description="Admins only: another local area's numbers, small numbers suppressed.",
+        ),
     ] = None,
     locality: Annotated[Key, key_query("A locality, e.g. a ward")] = None,
     setting: Annotated[Key, key_query("A setting id")] = None,
@@ -140,14 +144,15 @@ async def query_of(
             "only admins may read another area's pulse; compare areas with /v1/benchmarking",
         )
     target, facts = active
+    area = tenant or principal.tenant
     return service.Query(
         db=runtime.db,
         target=target,
         facts=facts,
-        tenant=tenant or principal.tenant,
+        tenant=area,
         period=period,
         filters=Filters(locality=locality, setting=setting, need=need, sector=sector, provision=provision),
-        protect=principal.role is not Role.ADMIN,
+        protect=protects(principal, area),
     )
 
 
@@ -222,16 +227,19 @@ async def get_measures(_: AnalystDep) -> dict[str, dict[str, str]]:
 async def get_pulse(
     active: FactsDep,
     principal: AnalystDep,
-    tenant: Annotated[str | None, Query(pattern=r"^[A-Za-z0-9_-]{1,32}$")] = None,
+    tenant: Annotated[
+        str | None,
+        Query(
+            pattern=r"^[A-Za-z0-9_-]{1,32}$",
+            description="Admins only: another local area's numbers, small numbers suppressed.",
+        ),
+    ] = None,
 ) -> LegacyPulse:
     if tenant is not None and tenant != principal.tenant and principal.role is not Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may read another area's pulse")
     _, facts = active
-    return service.legacy_pulse(
-        facts,
-        tenant=tenant or principal.tenant,
-        protect=principal.role is not Role.ADMIN,
-    )
+    area = tenant or principal.tenant
+    return service.legacy_pulse(facts, tenant=area, protect=protects(principal, area))
 
 
 async def _answer(pending: Awaitable[T]) -> T:
