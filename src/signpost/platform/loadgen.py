@@ -1,5 +1,9 @@
 """An open-loop HTTP load generator for intake: referrals go out on schedule, whether or not earlier
 ones have been answered (a closed loop would slow down with the server and hide its queueing).
+
+Each request is timed from its scheduled slot, not from when its task got to run: a generator
+running late, or a request waiting for a free connection, counts against the latency as it would
+for a caller arriving on time (no coordinated omission).
 """
 
 from __future__ import annotations
@@ -10,8 +14,9 @@ import json
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from signpost.platform.samples import sample_referral
@@ -21,10 +26,15 @@ NO_ANSWER = 0
 
 @dataclass(frozen=True)
 class Attempt:
-    sent_at: float  # wall clock (time.time()), to line up with server timestamps
-    latency_s: float
+    sent_at: float  # the scheduled slot, wall clock (time.time()), to line up with server timestamps
+    latency_s: float  # from the scheduled slot to the answer (or to the timeout firing)
     status: int  # NO_ANSWER when the connection failed or timed out
     referral_id: str | None
+    timed_out: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return 200 <= self.status < 300
 
 
 @dataclass
@@ -36,10 +46,30 @@ class LoadResult:
 
     @property
     def accepted(self) -> list[Attempt]:
-        return [a for a in self.attempts if 200 <= a.status < 300]
+        return [a for a in self.attempts if a.ok]
+
+    @property
+    def scheduled(self) -> int:
+        """Every slot of the schedule: sent or not."""
+        return len(self.attempts) + self.not_sent
+
+    @property
+    def failed(self) -> int:
+        """Sent and not accepted: a non-2xx answer, a timeout or a failed connection."""
+        return sum(1 for a in self.attempts if not a.ok)
+
+    @property
+    def timed_out(self) -> int:
+        return sum(1 for a in self.attempts if a.timed_out)
+
+    @property
+    def not_accepted(self) -> int:
+        """Every slot that did not end in a 2xx: failures and those never sent."""
+        return self.failed + self.not_sent
 
     @property
     def accepted_per_s(self) -> float:
+        """Accepted per second of the run (slots never sent count as not accepted)."""
         accepted = self.accepted
         if not accepted:
             return 0.0
@@ -48,7 +78,11 @@ class LoadResult:
         return len(accepted) / max(last - first, self.duration_s)
 
     def latency_ms(self, q: float) -> float:
-        return percentile([a.latency_s * 1000 for a in self.accepted], q)
+        """Percentile of the accepted requests' latencies and the timed-out ones' (at the time the
+        timeout fired, which is at least the timeout): a request that never came back is slower
+        than every answered one, not absent. Other failures (non-2xx answers, refused connections)
+        are quick and are counted as failures, not latencies."""
+        return percentile([a.latency_s * 1000 for a in self.attempts if a.ok or a.timed_out], q)
 
     def failures(self) -> dict[int, int]:
         counts: dict[int, int] = {}
@@ -139,13 +173,32 @@ class KeepAliveClient:
         self._idle.clear()
 
 
+class PostClient(Protocol):
+    async def post_json(self, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]: ...
+
+    async def close(self) -> None: ...
+
+
 class ReferralLoad:
-    """Submits sample referrals to intake at a fixed rate, round-robin over the callers' tokens."""
+    """Submits sample referrals to intake at a fixed rate, round-robin over the callers' tokens.
+
+    `client` and `clock` (monotonic seconds) are for tests: by default a KeepAliveClient to
+    `intake_url` and time.perf_counter."""
 
     def __init__(
-        self, *, intake_url: str, tokens: Sequence[str], seed: int = 7, timeout_s: float = 10.0
+        self,
+        *,
+        intake_url: str,
+        tokens: Sequence[str],
+        seed: int = 7,
+        timeout_s: float = 10.0,
+        client: PostClient | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
-        self._client = KeepAliveClient(intake_url, max_connections=256, timeout_s=timeout_s)
+        self._client: PostClient = client or KeepAliveClient(
+            intake_url, max_connections=256, timeout_s=timeout_s
+        )
+        self._clock = clock
         self._tokens = list(tokens)
         self._rng = random.Random(seed)
         self._sent = 0
@@ -168,9 +221,10 @@ class ReferralLoad:
         """
         result = result or LoadResult(rate=rate, duration_s=duration_s)
         in_flight: set[asyncio.Task[None]] = set()
-        start = time.monotonic()
+        start, wall_start = self._clock(), time.time()
         for i in range(max(1, round(rate * duration_s))):
-            delay = start + i / rate - time.monotonic()
+            slot = start + i / rate
+            delay = slot - self._clock()
             if delay > 0:
                 if stop is None:
                     await asyncio.sleep(delay)
@@ -182,24 +236,28 @@ class ReferralLoad:
             if len(in_flight) >= max_in_flight:
                 result.not_sent += 1
                 continue
-            task = asyncio.create_task(self._submit(result))
+            task = asyncio.create_task(self._submit(result, slot=slot, sent_at=wall_start + i / rate))
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
-        result.duration_s = time.monotonic() - start
+        result.duration_s = self._clock() - start
         if in_flight:
             await asyncio.gather(*in_flight)
         return result
 
-    async def _submit(self, result: LoadResult) -> None:
+    async def _submit(self, result: LoadResult, *, slot: float, sent_at: float) -> None:
+        """One referral, timed from its scheduled `slot` (this loop's clock); `sent_at` is the
+        slot on the wall clock."""
         token = self._tokens[self._sent % len(self._tokens)]
         self._sent += 1
         body = json.dumps(sample_referral(self._rng)).encode()
-        sent_at, started = time.time(), time.perf_counter()
+        timed_out = False
         try:
             status, payload = await self._client.post_json(
                 "/v1/referrals", body, {"authorization": f"Bearer {token}"}
             )
             referral_id = json.loads(payload).get("id") if 200 <= status < 300 else None
-        except (OSError, TimeoutError, ValueError, IndexError, asyncio.IncompleteReadError):
+        except TimeoutError:
+            status, referral_id, timed_out = NO_ANSWER, None, True
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError):
             status, referral_id = NO_ANSWER, None
-        result.attempts.append(Attempt(sent_at, time.perf_counter() - started, status, referral_id))
+        result.attempts.append(Attempt(sent_at, self._clock() - slot, status, referral_id, timed_out))
