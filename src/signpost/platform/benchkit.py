@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Coroutine, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +26,7 @@ from signpost.shared.events import (
     ReferralSubmittedV1,
     ReferralUnmatchedV1,
 )
-from signpost.shared.offsets import StreamInspector
+from signpost.shared.offsets import PartitionLag, StreamInspector
 from signpost.shared.outbox import pending_count
 from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
@@ -85,11 +87,47 @@ def practitioner_tokens(cluster: LocalCluster, count: int = CALLERS) -> list[str
 
 
 def cluster_topics(cluster: LocalCluster) -> Topics:
-    return Topics(prefix="", partitions=int(cluster.setting("topic_partitions")))
+    return Topics(
+        prefix="", partitions=int(cluster.setting("topic_partitions")), tenant=cluster.setting("tenant")
+    )
+
+
+@dataclass(frozen=True)
+class StreamState:
+    """One reading of the streams: each partition's end, and each consumer group's position and
+    lag on each partition of every topic it reads."""
+
+    ends: dict[TopicPartition, int]
+    rows: list[PartitionLag]
+    services: dict[str, str]  # group -> the service it belongs to
+
+    @property
+    def produced(self) -> int:
+        """Records ever appended to the deployment's topics (the sum of their partitions' ends)."""
+        return sum(self.ends.values())
+
+    def consumed(self) -> dict[str, int]:
+        """Records each service's consumer groups have read and committed, on every topic."""
+        read: dict[str, int] = dict.fromkeys(SERVICE_NAMES, 0)
+        for row in self.rows:
+            position = row.low_watermark if row.committed is None else max(row.committed, row.low_watermark)
+            read[self.services[row.group]] += position
+        return read
+
+    def lag(self) -> dict[str, int]:
+        """Each service's lag: the sum over its consumer groups (main and retry) and every partition
+        of every topic they read."""
+        lag: dict[str, int] = dict.fromkeys(SERVICE_NAMES, 0)
+        for row in self.rows:
+            lag[self.services[row.group]] += row.lag
+        return lag
 
 
 class GroupLag:
-    """How far each service's consumer group is behind on the referrals topic.
+    """How far each service's consumers are behind, on every topic they read: its main group on the
+    referrals topic and any other it has committed on (analytics reads provisions and the settings
+    register too), and its retry group on its retry topic. Per service, summed over its groups,
+    topics and partitions.
 
     Read through StreamInspector, which finds a partition's real end: Tansu reports it one
     short of a multi-record batch's last records, and a group would then look caught up early.
@@ -99,29 +137,78 @@ class GroupLag:
         self._topics = topics
         self._inspector = StreamInspector(
             Settings(
-                kafka_bootstrap=bootstrap, topic_prefix=topics.prefix, topic_partitions=topics.partitions
+                kafka_bootstrap=bootstrap,
+                topic_prefix=topics.prefix,
+                topic_partitions=topics.partitions,
+                tenant=topics.tenant,
             )
         )
+        self._services: dict[str, str] = {}
+        for service in SERVICE_NAMES:
+            self._services[topics.group(service)] = self._services[topics.retry_group(service)] = service
+        self._always = [(topics.group(service), topics.referrals) for service in SERVICE_NAMES] + [
+            (topics.retry_group(service), topics.retry(service)) for service in SERVICE_NAMES
+        ]
+        self._partitions: list[TopicPartition] = []
 
     async def start(self) -> None:
         await self._inspector.start()
 
-    async def lag(self) -> dict[str, int]:
-        referrals = self._topics.referrals
-        partitions = [TopicPartition(referrals, p) for p in range(self._topics.partitions)]
-        services = {self._topics.group(service): service for service in SERVICE_NAMES}
-        rows = await self._inspector.lag(
-            list(services),
-            watermarks=await self._inspector.watermarks(partitions),
-            always=[(group, referrals) for group in services],
+    async def _every_partition(self) -> list[TopicPartition]:
+        """Every partition of the deployment's topics; looked up until every topic exists."""
+        names = [spec.name for spec in self._topics.specs()]
+        if {tp.topic for tp in self._partitions} != set(names):
+            self._partitions = await self._inspector.partitions(names)
+        return self._partitions
+
+    async def read(self) -> StreamState:
+        watermarks = await self._inspector.watermarks(await self._every_partition())
+        rows = await self._inspector.lag(list(self._services), watermarks=watermarks, always=self._always)
+        return StreamState(
+            ends={tp: marks.high for tp, marks in watermarks.items()}, rows=rows, services=self._services
         )
-        lag: dict[str, int] = dict.fromkeys(SERVICE_NAMES, 0)
-        for row in rows:
-            lag[services[row.group]] += row.lag
-        return lag
+
+    async def lag(self) -> dict[str, int]:
+        return (await self.read()).lag()
 
     async def stop(self) -> None:
         await self._inspector.close()
+
+
+LagSample = tuple[float, dict[str, int]]  # seconds since sampling began, lag per service
+
+
+async def sample_while(
+    work: Awaitable[T], read: Callable[[], Awaitable[dict[str, int]]], *, every_s: float
+) -> tuple[T, list[LagSample]]:
+    """Run `work`, reading lag every `every_s` while it runs and once as it ends, and no more:
+    samples taken while the platform drains afterwards would all be low, and would hide growth."""
+    samples: list[LagSample] = []
+    started = time.monotonic()
+
+    async def sample() -> None:
+        while True:
+            samples.append((time.monotonic() - started, await read()))
+            await asyncio.sleep(every_s)
+
+    sampler = asyncio.create_task(sample())
+    try:
+        result = await work
+    finally:
+        sampler.cancel()
+        await asyncio.gather(sampler, return_exceptions=True)
+    samples.append((time.monotonic() - started, await read()))
+    return result, samples
+
+
+def lag_growth(samples: list[LagSample]) -> float:
+    """Mean of the worst service's lag over the last third of the samples minus that over the first
+    third; 0 for fewer than three samples."""
+    if len(samples) < 3:
+        return 0.0
+    worst = [max(sample.values(), default=0) for _, sample in samples]
+    third = len(worst) // 3
+    return statistics.fmean(worst[-third:]) - statistics.fmean(worst[:third])
 
 
 async def caught_up(mongo: AsyncMongoClient[dict[str, Any]], cluster: LocalCluster, lag: GroupLag) -> bool:

@@ -1,0 +1,79 @@
+"""The benchmark's lag arithmetic: samples taken only while the load runs, growth over them, and a
+service's lag summed over its groups and topics. No broker: fake readings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiokafka import TopicPartition
+from signpost.shared.offsets import PartitionLag
+
+from signpost.platform.benchkit import StreamState, lag_growth, sample_while
+
+
+class GrowingLag:
+    """Lag that grows by 10 at each reading while the load runs and reads 0 once it has ended, as
+    a platform that falls behind and then drains would."""
+
+    def __init__(self) -> None:
+        self.load_running = True
+        self.readings = 0
+
+    async def read(self) -> dict[str, int]:
+        self.readings += 1
+        return {"routing": 10 * self.readings if self.load_running else 0, "analytics": 0}
+
+
+async def test_lag_is_sampled_while_the_load_runs_and_not_after() -> None:
+    lag = GrowingLag()
+
+    async def load() -> str:
+        for _ in range(5):
+            await asyncio.sleep(0)
+        lag.load_running = False  # the load has ended: the platform drains from here
+        return "done"
+
+    result, samples = await sample_while(load(), lag.read, every_s=0)
+    readings = lag.readings
+    await asyncio.sleep(0)
+    assert result == "done"
+    assert lag.readings == readings  # no sampling after the load
+    assert len(samples) >= 3
+    # The one taken as the load ended is the only post-load reading.
+    assert [sample["routing"] for _, sample in samples[:-1]] == [10 * n for n in range(1, len(samples))]
+
+
+def test_growth_is_seen_in_samples_taken_during_the_load() -> None:
+    during = [(float(t), {"routing": 10 * t, "analytics": 0}) for t in range(1, 10)]
+    assert lag_growth(during) == 60.0
+    # What sampling on through the drain did: zeros at the end cancel the growth out.
+    drained = [(float(t), {"routing": 0, "analytics": 0}) for t in range(10, 19)]
+    assert lag_growth(during + drained) <= 0
+
+
+def test_growth_needs_three_samples() -> None:
+    assert lag_growth([(0.0, {"routing": 5}), (1.0, {"routing": 50})]) == 0.0
+
+
+def test_a_services_lag_sums_its_groups_and_topics() -> None:
+    def row(group: str, topic: str, partition: int, high: int, committed: int | None) -> PartitionLag:
+        return PartitionLag(group, topic, partition, 0, high, committed)
+
+    referrals, provisions, retry = "signpost.referrals", "signpost.provisions", "signpost.retry.analytics"
+    state = StreamState(
+        ends={TopicPartition(referrals, 0): 100, TopicPartition(provisions, 0): 7, TopicPartition(retry, 0): 2},
+        rows=[
+            row("signpost-analytics", referrals, 0, 100, 90),
+            row("signpost-analytics", provisions, 0, 7, 4),
+            row("signpost-analytics-retry", retry, 0, 2, None),
+            row("signpost-routing", referrals, 0, 100, 100),
+        ],
+        services={
+            "signpost-analytics": "analytics",
+            "signpost-analytics-retry": "analytics",
+            "signpost-routing": "routing",
+        },
+    )
+    assert state.lag() == {"intake": 0, "routing": 0, "analytics": 10 + 3 + 2}
+    assert state.consumed() == {"intake": 0, "routing": 100, "analytics": 90 + 4 + 0}
+    assert state.produced == 109
