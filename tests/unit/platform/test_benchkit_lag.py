@@ -61,7 +61,11 @@ def test_a_services_lag_sums_its_groups_and_topics() -> None:
 
     referrals, provisions, retry = "signpost.referrals", "signpost.provisions", "signpost.retry.analytics"
     state = StreamState(
-        ends={TopicPartition(referrals, 0): 100, TopicPartition(provisions, 0): 7, TopicPartition(retry, 0): 2},
+        ends={
+            TopicPartition(referrals, 0): 100,
+            TopicPartition(provisions, 0): 7,
+            TopicPartition(retry, 0): 2,
+        },
         rows=[
             row("signpost-analytics", referrals, 0, 100, 90),
             row("signpost-analytics", provisions, 0, 7, 4),
