@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 from pymongo import AsyncMongoClient
+from signpost.analytics.projections.sets import read_pointer
 from signpost.shared.auth.principal import Role
 from signpost.shared.events import ReferralEscalatedV1, ReferralRoutedV1, ReferralUnmatchedV1
+from signpost.shared.mongo import Database, Document
 from signpost.shared.outbox import OUTBOX, pending_count
 
 from signpost.platform.cluster import LocalCluster
@@ -160,7 +163,7 @@ async def check_invariants(cluster: LocalCluster, attempts: list[Attempt], repor
             report.settle_s = time.monotonic() - settle_started
 
             referrals = await intake["referrals"].find({}, {"status": 1, "safeguarding_concern": 1, "timeline": 1,
-                                                            "reconciliations": 1}).to_list()  # fmt: skip
+                                                            "reconciliations": 1, "submitted_event_id": 1}).to_list()  # fmt: skip
             stored = {doc["_id"]: doc for doc in referrals}
             report.stored = len(stored)
             report.republished = sum(1 for doc in referrals if doc.get("reconciliations"))
@@ -188,8 +191,17 @@ async def check_invariants(cluster: LocalCluster, attempts: list[Attempt], repor
                 decided_entries = [e for e in doc["timeline"] if e["type"] in DECISION_TYPES]
                 assert len(decided_entries) == 1, f"{referral_id} has {len(decided_entries)} decisions"
 
-            counts = await analytics_counts(http, cluster)
-            report.counted = counts.submitted
+            # Counted exactly once, referral by referral: a total would let one referral counted
+            # twice and another missed cancel out. Analytics keeps one fact per referral, holding
+            # the ids of the events folded into it.
+            analytics = mongo[cluster.database_name("analytics")]
+            facts = await analytics_facts(analytics)
+            decision_events = await decision_event_ids(intake) | await decision_event_ids(routing)
+            submitted_events = {rid: doc.get("submitted_event_id") for rid, doc in stored.items()}
+            problems = counting_problems(submitted_events, facts, decision_events)
+            report.counted = sum(1 for fact in facts if fact.get("submitted") is not None)
+            assert not problems, f"analytics did not count each referral once: {'; '.join(problems[:10])}"
+            counts = await analytics_counts(http, cluster)  # and its pulse agrees with its facts
             assert counts.submitted == len(stored), counts
             assert counts.decided == len(stored), counts
 
@@ -202,6 +214,54 @@ async def check_invariants(cluster: LocalCluster, attempts: list[Attempt], repor
     finally:
         await mongo.close()
     report.outcome = "passed"
+
+
+async def analytics_facts(analytics: Database) -> list[Document]:
+    """Analytics' facts in its active projection set (services/analytics/.../projections/sets.py)."""
+    active = (await read_pointer(analytics)).active
+    projection = {"referral_id": 1, "events": 1, "submitted": 1}
+    return await analytics[active.facts].find({}, projection).to_list()
+
+
+async def decision_event_ids(db: Database) -> dict[str, set[str]]:
+    """The ids of the decision events a service staged, by referral (the outbox's key)."""
+    found: dict[str, set[str]] = {}
+    async for doc in db[OUTBOX].find({"headers.ce_type": {"$in": DECISION_TYPES}}, {"key": 1}):
+        found.setdefault(doc["key"], set()).add(doc["_id"])
+    return found
+
+
+def counting_problems(
+    submitted_events: Mapping[str, str | None],
+    facts: Sequence[Mapping[str, Any]],
+    decision_events: Mapping[str, set[str]],
+) -> list[str]:
+    """What is wrong with analytics' count, referral by referral: each stored referral (id ->
+    its submitted event's id) must have exactly one fact, counted as submitted, holding its
+    submitted event and exactly one of its decision events, no event twice; no fact may be of a
+    referral that was never stored. Empty when all is well."""
+    problems: list[str] = []
+    per_referral = Counter(str(fact["referral_id"]) for fact in facts)
+    for referral_id in sorted(per_referral.keys() - submitted_events.keys()):
+        problems.append(f"{referral_id} counted but never stored")
+    for referral_id, times in sorted(per_referral.items()):
+        if times > 1 and referral_id in submitted_events:
+            problems.append(f"{referral_id} counted {times} times")
+    by_referral = {str(fact["referral_id"]): fact for fact in facts}
+    for referral_id, submitted_event in sorted(submitted_events.items()):
+        fact = by_referral.get(referral_id)
+        if fact is None:
+            problems.append(f"{referral_id} not counted")
+            continue
+        events = [str(event_id) for event_id in fact["events"]]
+        if fact.get("submitted") is None or submitted_event not in events:
+            problems.append(f"{referral_id} not counted as submitted")
+        if len(set(events)) != len(events):
+            problems.append(f"{referral_id} has an event folded in twice")
+        decided = set(events) & decision_events.get(referral_id, set())
+        if len(decided) != 1:
+            problems.append(f"{referral_id} has {len(decided)} decisions counted")
+    return problems
 
 
 async def _eventually(
