@@ -18,7 +18,7 @@ from signpost.routing.app import create_app as create_routing
 from signpost.shared import outbox, retention
 from signpost.shared.events import Envelope, EventData, first_event_id_at
 from signpost.shared.kafka import create_broker, ensure_topics
-from signpost.shared.mongo import Database, Document, IndexPlan, Session
+from signpost.shared.mongo import Database, Document, IndexPlan, Session, drop_index_if_present
 from signpost.shared.outbox import (
     LEGACY_PENDING_INDEX,
     OUTBOX,
@@ -365,6 +365,17 @@ async def test_the_retired_ttl_index_is_dropped_where_an_earlier_version_made_it
     await plan.apply(db)  # again, with nothing left to drop
     names = {index["name"] async for index in await db[OUTBOX].list_indexes()}
     assert "published_ttl" not in names
+
+
+async def test_a_retired_index_another_replica_dropped_first_is_no_error(
+    settings: Settings, client: AsyncMongoClient[Document]
+) -> None:
+    """Two replicas starting together both list the index, then both drop it."""
+    db = client[settings.database_name("routing")]
+    await db[OUTBOX].create_index("created_at", name="published_ttl", expireAfterSeconds=60)
+    await drop_index_if_present(db[OUTBOX], "published_ttl")
+    await drop_index_if_present(db[OUTBOX], "published_ttl")  # the slower replica's drop
+    assert "published_ttl" not in {index["name"] async for index in await db[OUTBOX].list_indexes()}
 
 
 async def test_an_earlier_outboxs_pending_events_are_adopted_at_start_up_and_published(

@@ -11,7 +11,7 @@ from pymongo import AsyncMongoClient, IndexModel, monitoring
 from pymongo.asynchronous.client_session import AsyncClientSession
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 from signpost.shared.settings import Settings
 
 Document = dict[str, Any]
@@ -49,10 +49,22 @@ class IndexPlan:
         for collection, names in self.retired.items():
             present = {index["name"] async for index in await db[collection].list_indexes()}
             for name in set(names) & present:
-                await db[collection].drop_index(name)
+                await drop_index_if_present(db[collection], name)
         for collection, models in self.indexes.items():
             if models:
                 await db[collection].create_indexes(list(models))
+
+
+INDEX_NOT_FOUND = 27
+
+
+async def drop_index_if_present(collection: Collection, name: str) -> None:
+    """Drop an index another replica (or `migrate`) may be dropping at the same moment."""
+    try:
+        await collection.drop_index(name)
+    except OperationFailure as exc:
+        if exc.code != INDEX_NOT_FOUND:
+            raise  # else another replica dropped it first
 
 
 async def mark_processed(db: Database, *, event_id: str, session: Session) -> bool:

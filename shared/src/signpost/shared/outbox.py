@@ -36,10 +36,16 @@ from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
-from pymongo.errors import OperationFailure
 from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Database, Document, Session, find_by_ids, in_transaction
+from signpost.shared.mongo import (
+    Database,
+    Document,
+    Session,
+    drop_index_if_present,
+    find_by_ids,
+    in_transaction,
+)
 from signpost.shared.retention import ids_after, keep_pruning, prune_in_chunks
 
 log = get_logger(__name__)
@@ -60,7 +66,6 @@ RETIRED_OUTBOX_INDEXES = ["published_ttl"]
 # Before `outbox_pending`, a pending event had a null `published_at`, read by this index. Intake and
 # routing, starting where it exists, give those events their pending ids, then drop it (`adopt_legacy_pending`).
 LEGACY_PENDING_INDEX = "published_at_1__id_1"
-INDEX_NOT_FOUND = 27
 
 BATCH_SIZE = 200
 MAX_BACKOFF_S = 5.0
@@ -183,11 +188,7 @@ async def adopt_legacy_pending(db: Database) -> int:
         after = ids[-1]
         await db[PENDING].bulk_write([ReplaceOne({"_id": event_id}, {}, upsert=True) for event_id in ids])
         adopted += len(ids)
-    try:
-        await db[OUTBOX].drop_index(LEGACY_PENDING_INDEX)
-    except OperationFailure as exc:
-        if exc.code != INDEX_NOT_FOUND:
-            raise  # else another replica dropped it first
+    await drop_index_if_present(db[OUTBOX], LEGACY_PENDING_INDEX)
     if adopted:
         log.info("pending events of an earlier outbox adopted", count=adopted)
     return adopted
