@@ -281,6 +281,8 @@ def _positive_int(text: str) -> int:
 def _migrate(settings: Settings) -> int:
     import asyncio
 
+    from signpost.shared.area import DatabaseOfAnotherArea
+
     from signpost.platform.migrate import migrate
 
     try:
@@ -288,7 +290,11 @@ def _migrate(settings: Settings) -> int:
     except ValueError as exc:
         print(f"signpost: {exc}", file=sys.stderr)
         return 2
-    asyncio.run(migrate(settings))
+    try:
+        asyncio.run(migrate(settings))
+    except DatabaseOfAnotherArea as exc:
+        print(f"signpost: {exc}", file=sys.stderr)
+        return 2
     print("signpost: topics, indexes and inbox keys are in place")
     return 0
 

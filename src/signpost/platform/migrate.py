@@ -2,7 +2,8 @@
 
 Creates every topic that is missing, with its final partition count, the replication factor of
 the cluster (SIGNPOST_TOPIC_REPLICATION_FACTOR) and its retention (`Topics.specs`, the same a
-service creates at start-up), and applies every service's MongoDB indexes. Both steps are
+service creates at start-up), and applies every service's MongoDB indexes, having claimed each
+database for SIGNPOST_TENANT as a service does (`signpost.shared.area`). Both steps are
 idempotent, so the job can run on every release. Services still apply their own indexes at
 start-up; this makes a rollout not depend on it (index builds on a large collection take a
 while, and happen once, here). Last, it drops the analytics collections earlier releases kept
@@ -19,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI
 from signpost.analytics.projections.sets import drop_obsolete
 from signpost.intake.offers.keys import backfill_offer_keys, write_missing_offer_keys
+from signpost.shared.area import claim_database
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.logging import configure_logging, get_logger
 from signpost.shared.mongo import Database, IndexPlan, create_client
@@ -61,6 +63,8 @@ async def _migrate(settings: Settings, *, write_offer_keys: Callable[[Database],
         plan, app = index_plan(settings, service)
         runtime = app.state.runtime
         try:
+            # As a service does as it starts: raises DatabaseOfAnotherArea for another area's database.
+            await claim_database(runtime.db, tenant=settings.tenant)
             await plan.apply(runtime.db)
         finally:
             await runtime.client.close()

@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from types import FrameType
 
+from signpost.shared.area import DatabaseOfAnotherArea
 from signpost.shared.auth.principal import Role
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 
@@ -125,6 +126,9 @@ def _supervise(settings: Settings, when_ready: Callable[[], object] | None) -> i
         return 1
     except _ServiceFailed as exc:
         _say(f"cannot start the platform: {exc}")
+        return 1
+    except DatabaseOfAnotherArea as exc:  # from the migration it applies as it starts
+        _say(f"cannot start: {exc}")
         return 1
     except socket.gaierror as exc:
         _say(f"cannot start: SIGNPOST_HOST={settings.host!r} does not resolve ({exc.strerror})")

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from faststream.kafka import KafkaBroker
 from pydantic import BaseModel, Field
 from pymongo import AsyncMongoClient
+from signpost.shared.area import DatabaseOfAnotherArea, claim_database
 from signpost.shared.auth.ratelimit import TokenBucket
 from signpost.shared.auth.tokens import TokenVerifier
 from signpost.shared.events import Envelope, EventData
@@ -186,6 +187,11 @@ def create_service_app(
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        try:  # first: nothing is written to another area's database
+            await claim_database(runtime.db, tenant=runtime.settings.tenant)
+        except DatabaseOfAnotherArea as exc:
+            log.error("database belongs to another local area", error=str(exc))
+            raise
         await indexes.apply(runtime.db)
         if runtime.outbox is not None:
             await adopt_legacy_pending(runtime.db)
