@@ -13,21 +13,31 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Provision
+from signpost.routing.catalogue.models import PROVISIONS, WHOLE_AREA, Capacity, Provision
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.decisions.service import DECISIONS, on_referral_event, on_referral_events
 from signpost.shared.events import (
     Envelope,
     EventData,
     OfferAcceptedV1,
+    OfferCompletedV1,
     OfferDeclinedV1,
     ReferralSubmittedV1,
+    ReferralWithdrawnV1,
     new_event,
 )
 from signpost.shared.outbox import OUTBOX
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
-from signpost.shared.vocabulary import DeclineReason, LevelOfNeed, NeedCode, Sector, broad_areas
+from signpost.shared.vocabulary import (
+    DeclineReason,
+    LevelOfNeed,
+    NeedCode,
+    Outcome,
+    Sector,
+    WithdrawReason,
+    broad_areas,
+)
 from structlog.testing import capture_logs
 
 from tests.integration.routing.runtimes import routing_runtime
@@ -123,8 +133,30 @@ class Loop:
         data = OfferAcceptedV1(
             referral_id=referral_id, provision_id=provision_id, organisation_id="org", at=AT
         )
-        envelope = self._envelope(data, referral_id)
+        await self.deliver(self._envelope(data, referral_id))
+
+    async def complete(self, referral_id: str, provision_id: str) -> None:
+        data = OfferCompletedV1(
+            referral_id=referral_id,
+            provision_id=provision_id,
+            organisation_id="org",
+            at=AT,
+            outcome=Outcome.NEEDS_MET,
+            needs_profile_after={},
+        )
+        await self.deliver(self._envelope(data, referral_id))
+
+    async def withdraw(self, referral_id: str) -> None:
+        data = ReferralWithdrawnV1(referral_id=referral_id, reason=WithdrawReason.NEEDS_MET, withdrawn_at=AT)
+        await self.deliver(self._envelope(data, referral_id))
+
+    async def deliver(self, envelope: Envelope[EventData]) -> None:
         await on_referral_event(runtime=self.runtime, envelope=envelope, catalogue=self.catalogue)
+
+    async def available(self, provision_id: str) -> int:
+        found = await self.runtime.db[PROVISIONS].find_one({"_id": provision_id})
+        assert found is not None
+        return int(found["capacity"]["available"])
 
     async def decision(self, referral_id: str) -> dict[str, Any]:
         found = await self.runtime.db[DECISIONS].find_one({"_id": referral_id})
@@ -197,3 +229,40 @@ async def test_a_repeated_submission_whose_decision_event_is_gone_is_logged(runt
         )
     assert [(entry["log_level"], entry["referral_id"]) for entry in logs] == [("warning", "r-gone")]
     assert "no longer in the outbox" in logs[0]["event"]
+
+
+async def test_a_withdrawal_delivered_before_its_acceptance_holds_no_place(runtime: Runtime) -> None:
+    """Intake's replicas each relay their own outbox, so a referral's events may arrive out of order:
+    the practitioner's withdrawal before the agency's acceptance it followed."""
+    loop = Loop(runtime)
+    before = await loop.available("x")
+    await loop.withdraw("r-1")
+    await loop.accept("r-1", "x")
+    assert await loop.available("x") == before
+    await loop.accept("r-1", "x")  # delivered again under another event id
+    assert await loop.available("x") == before
+
+
+async def test_a_completion_delivered_before_its_acceptance_holds_no_place(runtime: Runtime) -> None:
+    loop = Loop(runtime)
+    before = await loop.available("x")
+    await loop.complete("r-1", "x")
+    await loop.accept("r-1", "x")
+    assert await loop.available("x") == before
+    await loop.withdraw("r-1")  # nothing held: nothing given back beyond what was there
+    assert await loop.available("x") == before
+
+
+async def test_places_in_order_are_held_once_and_given_back_once(runtime: Runtime) -> None:
+    loop = Loop(runtime)
+    before = await loop.available("x")
+    await loop.accept("r-1", "x")
+    await loop.accept("r-1", "x")  # under another event id: still one place
+    await loop.accept("r-2", "x")
+    assert await loop.available("x") == before - 2
+    await loop.complete("r-1", "x")
+    await loop.complete("r-1", "x")
+    assert await loop.available("x") == before - 1
+    await loop.withdraw("r-2")
+    await loop.accept("r-1", "x")  # a late redelivery after the end
+    assert await loop.available("x") == before

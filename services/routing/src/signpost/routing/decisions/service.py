@@ -4,7 +4,7 @@
 - a declined offer is re-routed to the next best provision not yet tried for the
   needs it was to meet that no other live offer covers, or those are announced as unmet;
 - capacity is reserved when an offer is accepted and released when that support
-  completes or the referral is withdrawn;
+  completes or the referral is withdrawn, in whichever order those events arrive;
 - waiting times are learnt from acceptance to start (`waiting.py`).
 """
 
@@ -343,9 +343,20 @@ def _reroute(
     )
 
 
+# One reservation record per (referral, provision) offer, and one per withdrawn referral (provision
+# `WHOLE_REFERRAL`). A record's state only moves forward, held or unheld -> released, and records are
+# kept, so events of a referral may arrive in any order (intake's replicas each relay their own
+# outbox): an end that comes first leaves a released record, and the acceptance that follows finds
+# it and takes no place; a redelivered acceptance finds its record and takes no second place.
+HELD = "held"  # a place taken; a record from before states were kept has no state and is held
+UNHELD = "unheld"  # accepted when capacity was unknown or full: nothing taken, nothing to give back
+RELEASED = "released"  # ended (completed, or the referral withdrawn); its place, if any, given back
+WHOLE_REFERRAL = "*"  # no provision id has it (ids start with a letter or digit)
+
+
 async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
-    """Hold a place while support is accepted or under way; give it back when it ends.
-    An acceptance also starts the clock on the child's wait."""
+    """Hold a place while support is accepted or under way; give it back when it ends, whichever
+    of the referral's events arrives first. An acceptance also starts the clock on the child's wait."""
     data = envelope.data
 
     async def write(session: Session) -> None:
@@ -355,35 +366,93 @@ async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
             await _reserve(runtime, data.referral_id, data.provision_id, session)
             await note_accepted(runtime=runtime, accepted=data, session=session)
         elif isinstance(data, OfferCompletedV1):
-            await _release(runtime, {"_id": f"{data.referral_id}:{data.provision_id}"}, session)
+            await _release_offer(runtime, data.referral_id, data.provision_id, session)
         elif isinstance(data, ReferralWithdrawnV1):
-            await _release(runtime, {"referral_id": data.referral_id}, session)
+            await _release_referral(runtime, data.referral_id, session)
 
     await runtime.transaction(write)
 
 
+def _reservation_id(referral_id: str, provision_id: str) -> str:
+    return f"{referral_id}:{provision_id}"
+
+
 async def _reserve(runtime: Runtime, referral_id: str, provision_id: str, session: Session) -> None:
+    """Take a place, unless this offer has a record already: held before (an acceptance delivered
+    again), or ended first (its completion, or the referral's withdrawal, arrived before it)."""
+    key = _reservation_id(referral_id, provision_id)
+    known = await runtime.db[RESERVATIONS].find_one(
+        {"_id": {"$in": [key, _reservation_id(referral_id, WHOLE_REFERRAL)]}}, {"state": 1}, session=session
+    )
+    if known is not None:
+        log.info("acceptance of an offer held or ended before; no place taken", referral_id=referral_id)
+        return
     taken = await runtime.db[PROVISIONS].find_one_and_update(
         {"_id": provision_id, "capacity.available": {"$gt": 0}},
         {"$inc": {"capacity.available": -1}},
         session=session,
         return_document=ReturnDocument.AFTER,
     )
-    if taken is None:
-        return  # capacity unknown or already full: the agency accepted anyway, nothing to hold
+    # None: capacity unknown or already full; the agency accepted anyway, nothing to hold
     await runtime.db[RESERVATIONS].insert_one(
-        {"_id": f"{referral_id}:{provision_id}", "referral_id": referral_id, "provision_id": provision_id},
+        {
+            "_id": key,
+            "referral_id": referral_id,
+            "provision_id": provision_id,
+            "state": UNHELD if taken is None else HELD,
+        },
         session=session,
     )
-    await provision_changed(
-        runtime=runtime, provision=from_document(taken), change="updated", session=session
+    if taken is not None:
+        await provision_changed(
+            runtime=runtime, provision=from_document(taken), change="updated", session=session
+        )
+
+
+async def _release_offer(runtime: Runtime, referral_id: str, provision_id: str, session: Session) -> None:
+    """The offer's support ended: give back its place if one is held; if its acceptance has not
+    arrived yet, leave a released record so that it takes none."""
+    key = _reservation_id(referral_id, provision_id)
+    record = await runtime.db[RESERVATIONS].find_one({"_id": key}, session=session)
+    if record is None:
+        await runtime.db[RESERVATIONS].insert_one(
+            {"_id": key, "referral_id": referral_id, "provision_id": provision_id, "state": RELEASED},
+            session=session,
+        )
+        return
+    await _release(runtime, [record], session)
+
+
+async def _release_referral(runtime: Runtime, referral_id: str, session: Session) -> None:
+    """The referral was withdrawn: give back every place its offers hold, and leave a released
+    record for the whole referral, so that an acceptance arriving after it takes none."""
+    records = await runtime.db[RESERVATIONS].find({"referral_id": referral_id}, session=session).to_list()
+    await _release(runtime, records, session)
+    await runtime.db[RESERVATIONS].update_one(
+        {"_id": _reservation_id(referral_id, WHOLE_REFERRAL)},
+        {
+            "$setOnInsert": {
+                "referral_id": referral_id,
+                "provision_id": WHOLE_REFERRAL,
+                "state": RELEASED,
+            }
+        },
+        upsert=True,
+        session=session,
     )
 
 
-async def _release(runtime: Runtime, which: Document, session: Session) -> None:
-    for reservation in await runtime.db[RESERVATIONS].find(which, session=session).to_list():
-        await runtime.db[RESERVATIONS].delete_one({"_id": reservation["_id"]}, session=session)
-        current = await runtime.db[PROVISIONS].find_one({"_id": reservation["provision_id"]}, session=session)
+async def _release(runtime: Runtime, records: Sequence[Document], session: Session) -> None:
+    """Mark these records released; each one that held a place gives it back."""
+    for record in records:
+        if record.get("state") == RELEASED:
+            continue
+        await runtime.db[RESERVATIONS].update_one(
+            {"_id": record["_id"]}, {"$set": {"state": RELEASED}}, session=session
+        )
+        if record.get("state", HELD) == UNHELD:
+            continue
+        current = await runtime.db[PROVISIONS].find_one({"_id": record["provision_id"]}, session=session)
         if current is None or current.get("capacity") is None:
             continue
         capacity = current["capacity"]
@@ -462,4 +531,6 @@ async def _supported(
 
 
 async def get_decision(*, runtime: Runtime, referral_id: str) -> Document | None:
-    return await runtime.db[DECISIONS].find_one({"_id": referral_id})
+    """This area's decision for the referral. A database holds one area's decisions (start-up
+    refuses another area's, `signpost.shared.area`); the tenant in the filter is a second guard."""
+    return await runtime.db[DECISIONS].find_one({"_id": referral_id, "tenant": runtime.settings.tenant})
