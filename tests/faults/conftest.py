@@ -16,9 +16,34 @@ from signpost.platform.embedded import EmbeddedUnavailable
 from tests.conftest import prerequisite_missing
 from tests.faults.harness import CaseReport
 from tests.faults.report import write_reliability_report
+from tests.servers import docker_available
 
 SOAK = os.environ.get("SIGNPOST_FAULTS_SOAK", "").lower() in {"1", "true", "yes"}
 REPORTS: list[CaseReport] = []
+
+# How long each fault lasts and the steady load around it; docs/reliability.md gives them as run.
+DOWN_S = 8.0 if SOAK else 3.0  # how long a killed service stays down
+MONGODB_OUTAGE_S = 10.0
+BROKER_OUTAGE_S = 30.0  # the issue's figure, in CI too
+LOAD_S = 30.0 if SOAK else 3.0  # steady load before and after each fault
+DURATIONS = {
+    "a killed service stays down": DOWN_S,
+    "MongoDB unreachable": MONGODB_OUTAGE_S,
+    "broker unreachable": BROKER_OUTAGE_S,
+    "steady load before and after each fault": LOAD_S,
+}
+
+# The services' settings in every case (SIGNPOST_<NAME>); the report lists them as run.
+CLUSTER_SETTINGS = {
+    "rate_limit_writes_per_minute": "100000",
+    "reconcile_after_s": "5",
+    "reconcile_interval_s": "1",
+    "outbox_poll_interval_s": "0.2",
+    "topic_partitions": "3",
+    # As in tests/conftest.py: consumer-group joins of 1 s instead of 3 s on Tansu.
+    "kafka_session_timeout_ms": "2000",
+    "kafka_heartbeat_interval_ms": "200",
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -30,19 +55,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
-    cluster = LocalCluster(
-        tmp_path,
-        settings={
-            "rate_limit_writes_per_minute": "100000",
-            "reconcile_after_s": "5",
-            "reconcile_interval_s": "1",
-            "outbox_poll_interval_s": "0.2",
-            "topic_partitions": "3",
-            # As in tests/conftest.py: consumer-group joins of 1 s instead of 3 s on Tansu.
-            "kafka_session_timeout_ms": "2000",
-            "kafka_heartbeat_interval_ms": "200",
-        },
-    )
+    cluster = LocalCluster(tmp_path, settings=CLUSTER_SETTINGS)
     try:
         cluster.start()
     except EmbeddedUnavailable as exc:
@@ -57,7 +70,9 @@ def cluster(tmp_path: Path) -> Iterator[LocalCluster]:
 @pytest.fixture
 def report(request: pytest.FixtureRequest) -> CaseReport:
     """This case's record; the test fills in the fault and the figures."""
-    case = CaseReport(name=request.node.name, fault="", rate=8.0 if SOAK else 4.0)
+    case = CaseReport(
+        name=request.node.name, fault="", rate=8.0 if SOAK else 4.0, settings=dict(CLUSTER_SETTINGS)
+    )
     REPORTS.append(case)
     return case
 
@@ -69,6 +84,8 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             path=Path(__file__).parents[2] / "docs" / "reliability.md",
             soak=SOAK,
             at=datetime.now(UTC),
+            durations=DURATIONS,
+            docker_answered=docker_available(),
         )
 
 
@@ -83,4 +100,5 @@ def pytest_runtest_makereport(
             str(call.excinfo.value).strip().splitlines()[0] if str(call.excinfo.value).strip() else ""
         )
         case.outcome = f"FAILED ({result.when}): {call.excinfo.typename}: {first_line[:200]}"
+        case.failure = f"{call.excinfo.typename}: {str(call.excinfo.value).strip()}"
     return result

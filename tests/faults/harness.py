@@ -67,6 +67,9 @@ class CaseReport:
     republished: int = 0
     settle_s: float = 0.0
     outcome: str = "not run to the end"
+    failure: str = ""  # the whole message of what failed, if anything did
+    settings: dict[str, str] = field(default_factory=dict)  # the services' settings (SIGNPOST_<NAME>)
+    broker: str = "embedded Tansu"
 
 
 class Steady:

@@ -14,13 +14,8 @@ from signpost.shared.outbox import pending_count
 from signpost.shared.settings import SERVICE_NAMES, ServiceName
 
 from signpost.platform.cluster import LocalCluster
-from tests.faults.conftest import SOAK
+from tests.faults.conftest import BROKER_OUTAGE_S, DOWN_S, LOAD_S, MONGODB_OUTAGE_S
 from tests.faults.harness import CaseReport, Steady, check_invariants, under_load
-
-DOWN_S = 8.0 if SOAK else 3.0  # how long a killed service stays down
-MONGODB_OUTAGE_S = 10.0
-BROKER_OUTAGE_S = 30.0 if SOAK else 10.0
-LOAD_S = 30.0 if SOAK else 3.0  # steady load before and after each fault
 
 
 async def _kill_and_restart(cluster: LocalCluster, service: ServiceName) -> None:
