@@ -27,10 +27,16 @@ READY_TIMEOUT_S = 90.0
 
 
 class LocalCluster:
-    """Embedded Tansu and SecantusDB plus intake, routing and analytics, each a separate process."""
+    """Embedded Tansu and SecantusDB plus intake, routing and analytics, each a separate process.
 
-    def __init__(self, workdir: Path, *, settings: Mapping[str, str] | None = None) -> None:
+    With `kafka_bootstrap`, the services use that Apache Kafka broker (a test's container, say)
+    instead of an embedded Tansu, with idempotent producers as against any Apache Kafka."""
+
+    def __init__(
+        self, workdir: Path, *, settings: Mapping[str, str] | None = None, kafka_bootstrap: str | None = None
+    ) -> None:
         self.workdir = workdir
+        self.kafka_bootstrap = kafka_bootstrap
         self.logs = workdir / "logs"
         self.logs.mkdir(parents=True, exist_ok=True)
         self.ports: dict[ServiceName, int] = {name: free_port() for name in SERVICE_NAMES}
@@ -41,7 +47,8 @@ class LocalCluster:
 
     # -- servers --------------------------------------------------------------------------
     def start_servers(self) -> None:
-        self.kafka = start_kafka(log_file=self.logs / "tansu.log")
+        if self.kafka_bootstrap is None:
+            self.kafka = start_kafka(log_file=self.logs / "tansu.log")
         self.mongodb = start_mongodb(data_dir=self.workdir / "mongodb", log_file=self.logs / "secantus.log")
 
     def restart_kafka(self) -> None:
@@ -55,11 +62,16 @@ class LocalCluster:
     @property
     def env(self) -> dict[str, str]:
         """What each service process is started with."""
-        assert self.kafka is not None and self.mongodb is not None, "start_servers() first"
+        assert self.mongodb is not None, "start_servers() first"
+        if self.kafka_bootstrap is not None:
+            bootstrap, clients = self.kafka_bootstrap, {"SIGNPOST_KAFKA_IDEMPOTENCE": "true"}
+        else:
+            assert self.kafka is not None, "start_servers() first"
+            bootstrap, clients = self.kafka.url, TANSU_CLIENT_SETTINGS
         env = {key: value for key, value in os.environ.items() if not key.startswith("SIGNPOST_")}
         env.update(
-            TANSU_CLIENT_SETTINGS,
-            SIGNPOST_KAFKA_BOOTSTRAP=self.kafka.url,
+            clients,
+            SIGNPOST_KAFKA_BOOTSTRAP=bootstrap,
             SIGNPOST_MONGODB_URL=self.mongodb.url,
             SIGNPOST_DATA_DIR=str(self.workdir / "data"),
             SIGNPOST_LOG_FORMAT="json",
