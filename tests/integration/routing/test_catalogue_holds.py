@@ -1,6 +1,6 @@
 """A place routing holds is never counted free again by a catalogue change committed around it.
 
-Each test makes routing's own handler hold a place while the catalogue's transaction is open,
+Most tests make routing's own handler hold a place while the catalogue's transaction is open,
 after that transaction has read the provision and before it writes: a deterministic stand-in
 for an offer accepted at the same moment as an admin's retirement or an import.
 """
@@ -113,3 +113,49 @@ async def test_an_import_changing_another_field_keeps_a_place_held_meanwhile(
         provision = (await routing.get(f"/v1/provisions/{service['id']}")).json()
         assert provision["name"] == service["name"]
         await assert_held(runtime, routing, service["id"], before)
+
+
+async def test_a_put_of_what_was_read_before_a_place_was_held_is_refused(settings: Settings) -> None:
+    """GET (3 places) -> an acceptance holds one (2) -> PUT of the whole body read before, to edit
+    the waiting time, would write 3 back: with If-Match it is refused, and a fresh read goes through."""
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    app = create_routing(settings)
+    runtime: Runtime = app.state.runtime
+    async with serving(app) as routing:
+        read = await routing.get("/v1/provisions/slt-community")
+        body, tag = read.json(), read.headers["ETag"]
+        before = body["capacity"]["available"]
+        await hold_a_place(runtime, "slt-community")
+
+        stale = await routing.put(
+            "/v1/provisions/slt-community",
+            json={**body, "waiting_weeks": 7},
+            headers={**admin, "If-Match": tag},
+        )
+
+        assert stale.status_code == 412, stale.text
+        await assert_held(runtime, routing, "slt-community", before)
+        again = await routing.get("/v1/provisions/slt-community")
+        assert stale.headers["ETag"] == again.headers["ETag"] != tag
+        assert again.json()["waiting_weeks"] == body["waiting_weeks"]
+
+        fresh = await routing.put(
+            "/v1/provisions/slt-community",
+            json={**again.json(), "waiting_weeks": 7},
+            headers={**admin, "If-Match": again.headers["ETag"]},
+        )
+        assert fresh.status_code == 200, fresh.text
+        assert fresh.json()["waiting_weeks"] == 7
+        await assert_held(runtime, routing, "slt-community", before)
+        assert fresh.headers["ETag"] == (await routing.get("/v1/provisions/slt-community")).headers["ETag"]
+        for other in ["W/" + fresh.headers["ETag"], '"not-ours"', again.headers["ETag"]]:
+            refused = await routing.put(
+                "/v1/provisions/slt-community", json=fresh.json(), headers={**admin, "If-Match": other}
+            )
+            assert refused.status_code == 412, other
+        listed = f'"0", {fresh.headers["ETag"]}'
+        for match in [listed, "*"]:
+            answer = await routing.put(
+                "/v1/provisions/slt-community", json=fresh.json(), headers={**admin, "If-Match": match}
+            )
+            assert answer.status_code == 200, match

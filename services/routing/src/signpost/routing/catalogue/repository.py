@@ -118,10 +118,16 @@ async def next_version(db: Database, *, session: Session) -> int:
     return int(found["number"])
 
 
-async def stamp_change(db: Database, *, provision_id: str, session: Session) -> None:
-    """Mark a provision the caller's transaction has written as changed in a new version."""
+async def stamp_change(db: Database, *, provision_id: str, session: Session) -> int:
+    """Mark a provision the caller's transaction has written as changed in a new version; returns it."""
     version = await next_version(db, session=session)
     await db[PROVISIONS].update_one({"_id": provision_id}, {"$set": {CHANGED_IN: version}}, session=session)
+    return version
+
+
+def changed_in(document: Document) -> int:
+    """The catalogue version of a stored provision's last change (0: written before versions)."""
+    return int(document.get(CHANGED_IN) or 0)
 
 
 async def current_version(db: Database) -> Version | None:

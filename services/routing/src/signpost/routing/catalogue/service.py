@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Literal
 
 from signpost.routing.catalogue.models import PROVISIONS, Provision
-from signpost.routing.catalogue.repository import from_document, stamp_change, to_document
+from signpost.routing.catalogue.repository import changed_in, from_document, stamp_change, to_document
 from signpost.shared.auth.principal import Principal
 from signpost.shared.events import ProvisionChangedV1, new_event
 from signpost.shared.mongo import Session
@@ -26,18 +26,35 @@ class NoSuchProvision(LookupError):
     pass
 
 
+class StaleProvision(Exception):
+    """The provision changed after the version the caller read (`If-Match`)."""
+
+    def __init__(self, provision_id: str, version: int) -> None:
+        super().__init__(provision_id)
+        self.version = version  # the stored one
+
+
+@dataclass(frozen=True)
+class Versioned:
+    """A provision as stored and the catalogue version of its last change (its ETag)."""
+
+    provision: Provision
+    version: int
+
+
 Change = Literal["created", "updated", "retired"]
 
 
 async def provision_changed(
     *, runtime: Runtime, provision: Provision, change: Change, session: Session
-) -> None:
+) -> int:
     """Stage `provision.changed.v1` for a change the caller's transaction has just written to the
-    provision's document, and count it as a new catalogue version (what routing's snapshots watch).
+    provision's document, and count it as a new catalogue version (what routing's snapshots watch,
+    and a provision's ETag); returns that version.
 
     Every write to a provision calls this, in the same transaction.
     """
-    await stamp_change(runtime.db, provision_id=provision.id, session=session)
+    version = await stamp_change(runtime.db, provision_id=provision.id, session=session)
     event = new_event(
         ProvisionChangedV1(
             provision_id=provision.id,
@@ -50,6 +67,7 @@ async def provision_changed(
         subject=provision.id,
     )
     await stage_event(runtime.db, topic=runtime.topics.provisions, envelope=event, session=session)
+    return version
 
 
 Revise = Callable[[Provision | None], Provision]  # the stored provision (None: new) -> what to store
@@ -61,6 +79,8 @@ class ProvisionChange:
     change: Change
     revise: Revise
     also: Callable[[Session], Awaitable[None]] | None = None  # writes that belong with this change
+    # Versions the caller read (`If-Match`): any other stored version refuses the change (None: any)
+    read: frozenset[int] | None = None
 
 
 async def save_provision(
@@ -75,6 +95,25 @@ async def save_provision(
         principal=principal,
     )
     return saved
+
+
+async def save_versioned(
+    *,
+    runtime: Runtime,
+    provision: Provision,
+    change: Change,
+    principal: Principal,
+    read: frozenset[int] | None = None,
+) -> Versioned:
+    """`save_provision`, refused with StaleProvision when `read` is given and holds none of the
+    stored versions: a figure read before routing held or gave back a place (or anyone else changed
+    the provision) must not be written back over it."""
+    item = ProvisionChange(provision.id, change, lambda _: provision, read=read)
+
+    async def write(session: Session) -> Versioned:
+        return await _write(runtime, item, principal, session)
+
+    return await runtime.transaction(write)
 
 
 async def retire(*, runtime: Runtime, provision_id: str, principal: Principal) -> Provision:
@@ -96,14 +135,14 @@ async def save_provisions(
     """Store each change with its event, all in one transaction: every one or none."""
 
     async def write(session: Session) -> list[Provision]:
-        return [await _write(runtime, item, principal, session) for item in changes]
+        return [(await _write(runtime, item, principal, session)).provision for item in changes]
 
     return await runtime.transaction(write)
 
 
 async def _write(
     runtime: Runtime, item: ProvisionChange, principal: Principal, session: Session
-) -> Provision:
+) -> Versioned:
     """Revise the provision as read here, in the transaction, never a copy read before it: routing's
     holds change `capacity.available` meanwhile. A hold committed after this read makes the write
     conflict, and the retried transaction reads again."""
@@ -113,17 +152,26 @@ async def _write(
         raise ProvisionExists(item.provision_id)
     if item.change != "created" and stored is None:
         raise NoSuchProvision(item.provision_id)
+    if item.read is not None and stored is not None and changed_in(stored) not in item.read:
+        raise StaleProvision(item.provision_id, changed_in(stored))
     provision = item.revise(None if stored is None else from_document(stored))
     document = {**to_document(provision), "changed_by": principal.subject}
     await collection.replace_one({"_id": item.provision_id}, document, upsert=True, session=session)
-    await provision_changed(runtime=runtime, provision=provision, change=item.change, session=session)
+    version = await provision_changed(
+        runtime=runtime, provision=provision, change=item.change, session=session
+    )
     if item.also is not None:
         await item.also(session)
-    return provision
+    return Versioned(provision, version)
 
 
 async def get_provision(*, runtime: Runtime, provision_id: str) -> Provision:
+    return (await get_versioned(runtime=runtime, provision_id=provision_id)).provision
+
+
+async def get_versioned(*, runtime: Runtime, provision_id: str) -> Versioned:
+    """The provision and its version, from one read."""
     document = await runtime.db[PROVISIONS].find_one({"_id": provision_id})
     if document is None:
         raise NoSuchProvision(provision_id)
-    return from_document(document)
+    return Versioned(from_document(document), changed_in(document))

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel
 from signpost.routing.catalogue.models import Provision
 from signpost.routing.catalogue.repository import search_provisions
 from signpost.routing.catalogue.service import (
     NoSuchProvision,
     ProvisionExists,
-    get_provision,
+    StaleProvision,
+    get_versioned,
     retire,
     save_provision,
+    save_versioned,
 )
 from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.auth.ratelimit import rate_limited_write
@@ -23,6 +26,26 @@ from signpost.shared.vocabulary import NeedCode, Sector
 
 router = APIRouter(prefix="/v1/provisions", tags=["catalogue"])
 WRITES = [Depends(rate_limited_write)]
+ETAG_HELP = (
+    "The provision's version: every change to it moves it on, routing's own (a place held or given "
+    "back, a waiting time learnt) included. Send it back as If-Match on PUT."
+)
+
+
+_OUR_TAG = re.compile(r'"([0-9]{1,18})"')
+
+
+def etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def versions_read(if_match: str | None) -> frozenset[int] | None:
+    """The versions an If-Match names (None: no condition; `*` matches any stored provision). A tag
+    that is no version of ours, a weak one included (If-Match compares strongly), matches none."""
+    if if_match is None or if_match.strip() == "*":
+        return None
+    tags = (_OUR_TAG.fullmatch(tag.strip()) for tag in if_match.split(","))
+    return frozenset(int(tag[1]) for tag in tags if tag)
 
 
 class ProvisionPage(BaseModel):
@@ -59,13 +82,20 @@ async def list_catalogue(
 
 
 @router.get(
-    "/{provision_id}", response_model=Provision, responses={404: {"description": "No such provision"}}
+    "/{provision_id}",
+    response_model=Provision,
+    responses={
+        200: {"headers": {"ETag": {"description": ETAG_HELP, "schema": {"type": "string"}}}},
+        404: {"description": "No such provision"},
+    },
 )
-async def read_provision(provision_id: str, runtime: RuntimeDep) -> Provision:
+async def read_provision(provision_id: str, runtime: RuntimeDep, response: Response) -> Provision:
     try:
-        return await get_provision(runtime=runtime, provision_id=provision_id)
+        found = await get_versioned(runtime=runtime, provision_id=provision_id)
     except NoSuchProvision:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no provision {provision_id!r}") from None
+    response.headers["ETag"] = etag(found.version)
+    return found.provision
 
 
 @router.post(
@@ -91,12 +121,26 @@ async def create_provision(body: Provision, runtime: RuntimeDep, principal: Admi
     dependencies=WRITES,
     summary="Update a provision, e.g. its capacity or waiting time (publishes provision.changed.v1)",
     responses={
+        200: {"headers": {"ETag": {"description": ETAG_HELP, "schema": {"type": "string"}}}},
         404: {"description": "No such provision"},
+        412: {"description": "If-Match names a version the provision has moved on from (GET it again)"},
         422: {"description": "The body's id differs from the path"},
     },
 )
 async def update_provision(
-    provision_id: str, body: Provision, runtime: RuntimeDep, principal: AdminDep
+    provision_id: str,
+    body: Provision,
+    runtime: RuntimeDep,
+    principal: AdminDep,
+    response: Response,
+    if_match: Annotated[
+        str | None,
+        Header(
+            description="The ETag of the GET the body was edited from: the change is refused (412) "
+            "if the provision has changed since, e.g. routing held a place, so a figure read "
+            "before does not overwrite it. Without it the body is stored as given."
+        ),
+    ] = None,
 ) -> Provision:
     if body.id != provision_id:
         raise HTTPException(
@@ -104,9 +148,24 @@ async def update_provision(
             [{"field": "body.id", "message": f"must be {provision_id!r}, the id in the path"}],
         )
     try:
-        return await save_provision(runtime=runtime, provision=body, change="updated", principal=principal)
+        saved = await save_versioned(
+            runtime=runtime,
+            provision=body,
+            change="updated",
+            principal=principal,
+            read=versions_read(if_match),
+        )
     except NoSuchProvision:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no provision {provision_id!r}") from None
+    except StaleProvision as stale:
+        raise HTTPException(
+            status.HTTP_412_PRECONDITION_FAILED,
+            f"provision {provision_id!r} has changed since the version you read (now {etag(stale.version)}),"
+            " e.g. a place held or given back: GET it again and make your change to that",
+            headers={"ETag": etag(stale.version)},
+        ) from None
+    response.headers["ETag"] = etag(saved.version)
+    return saved.provision
 
 
 @router.post(
