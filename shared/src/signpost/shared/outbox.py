@@ -8,7 +8,12 @@ accepting work.
 Every database command is a round trip that costs both sides CPU, so the relay avoids
 reading back what it already knows: a transaction run through `transaction_with_events`
 hands the relay the events it staged once it commits, and the relay publishes them
-straight away, in commit order (so each referral's events keep their order). Only
+straight away, in its own process's commit order. That order holds per relay only, not
+across replicas: each replica runs its own relay, and one backing off after a failed
+publish can send an event after another replica's relay sent a later one of the same
+referral; past `MAX_HANDED` (Kafka away a while) a relay drops what it was handed and
+polls, which can reorder too. Consumers deduplicate by event id and tolerate a
+referral's events out of order (docs/operations.md, "Scaling"). Only
 events it was not handed (left by a process that stopped first, queued again by
 `restage_event`, or staged by another process) are found by polling. Publication is
 marked in batches; a crash before the mark publishes those events once more, which
