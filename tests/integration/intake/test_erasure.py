@@ -62,12 +62,21 @@ async def test_an_ended_referral_keeps_what_it_was_and_loses_who_it_was_about(
 
         # Ended after the cutoff: kept.
         assert (
-            await erase_ended_referrals(runtime.db, ended_before=datetime.now(UTC) - timedelta(days=1)) == 0
+            await erase_ended_referrals(
+                runtime.db, tenant=settings.tenant, ended_before=datetime.now(UTC) - timedelta(days=1)
+            )
+            == 0
         )
         assert await runtime.db[CHILD_DETAILS].count_documents({"_id": ended}) == 1
 
-        assert await erase_ended_referrals(runtime.db, ended_before=datetime.now(UTC)) == 1
-        assert await erase_ended_referrals(runtime.db, ended_before=datetime.now(UTC)) == 0  # once
+        assert (
+            await erase_ended_referrals(runtime.db, tenant=settings.tenant, ended_before=datetime.now(UTC))
+            == 1
+        )
+        assert (
+            await erase_ended_referrals(runtime.db, tenant=settings.tenant, ended_before=datetime.now(UTC))
+            == 0
+        )  # once
 
         assert await runtime.db[CHILD_DETAILS].count_documents({"_id": ended}) == 0
         assert await runtime.db[CHILD_DETAILS].count_documents({"_id": still_open}) == 1
@@ -147,7 +156,10 @@ async def test_a_referral_changed_after_its_erasure_is_erased_again_and_only_aft
             "/v1/referrals", json=referral(safeguarding_concern=True), headers=practitioner
         )
         escalated = created.json()["id"]
-        assert await erase_ended_referrals(runtime.db, ended_before=datetime.now(UTC)) == 1
+        assert (
+            await erase_ended_referrals(runtime.db, tenant=settings.tenant, ended_before=datetime.now(UTC))
+            == 1
+        )
 
         cutoff = datetime.now(UTC)
         await asyncio.sleep(0.01)  # the information lands after the cutoff
@@ -158,8 +170,11 @@ async def test_a_referral_changed_after_its_erasure_is_erased_again_and_only_aft
         )
         assert added.status_code == 200, added.text
         # Changed since the cutoff: kept, though submitted and first erased before it.
-        assert await erase_ended_referrals(runtime.db, ended_before=cutoff) == 0
-        assert await erase_ended_referrals(runtime.db, ended_before=datetime.now(UTC)) == 1
+        assert await erase_ended_referrals(runtime.db, tenant=settings.tenant, ended_before=cutoff) == 0
+        assert (
+            await erase_ended_referrals(runtime.db, tenant=settings.tenant, ended_before=datetime.now(UTC))
+            == 1
+        )
         after = await runtime.db[REFERRALS].find_one({"_id": escalated})
         assert after is not None and after["erased_at"] is not None
         assert "Mrs Smith" not in str(after)

@@ -18,6 +18,8 @@ from signpost.shared.settings import Settings
 
 from tests.conftest import eventually, serving
 
+AREA = Settings.model_fields["tenant"].default  # the tests' settings' tenant
+
 
 def id_days_ago(days: float) -> str:
     """A UUIDv7 text of that moment, unique."""
@@ -25,8 +27,14 @@ def id_days_ago(days: float) -> str:
     return stamp[:19] + uuid.uuid4().hex[:4] + "-" + uuid.uuid4().hex[:12]
 
 
-def delivery(days_ago: float, status: str) -> dict[str, Any]:
-    return {"_id": id_days_ago(days_ago), "subscription_id": "s", "status": status, "attempts": []}
+def delivery(days_ago: float, status: str, tenant: str = AREA) -> dict[str, Any]:
+    return {
+        "_id": id_days_ago(days_ago),
+        "tenant": tenant,
+        "subscription_id": "s",
+        "status": status,
+        "attempts": [],
+    }
 
 
 async def test_finished_deliveries_queued_before_the_cutoff_go_and_pending_ones_stay(
@@ -37,10 +45,12 @@ async def test_finished_deliveries_queued_before_the_cutoff_go_and_pending_ones_
     old_but_pending, recent = delivery(40, "pending"), delivery(29, "delivered")
     await runtime.db[DELIVERIES].insert_many([*old, old_but_pending, recent])
     cutoff = datetime.now(UTC) - timedelta(days=30)
-    assert await prune_deliveries(runtime.db, before=cutoff) == len(old)
+    assert await prune_deliveries(runtime.db, tenant=runtime.settings.tenant, before=cutoff) == len(old)
     kept = sorted([d["_id"] async for d in runtime.db[DELIVERIES].find({})])
     assert kept == sorted([old_but_pending["_id"], recent["_id"]])
-    assert await prune_deliveries(runtime.db, before=cutoff) == 0  # idempotent
+    assert (
+        await prune_deliveries(runtime.db, tenant=runtime.settings.tenant, before=cutoff) == 0
+    )  # idempotent
 
 
 async def test_a_running_intake_prunes_deliveries_past_the_retention_setting(

@@ -67,15 +67,17 @@ async def _queue(runtime: Runtime, url: str, delivery_ids: list[str]) -> None:
         {"_id": "sub-1", "tenant": runtime.settings.tenant, "organisation": "nhs-1", "url": url,
          "event_types": ["*"], "secret": "s" * 32, "active": True, "created_at": datetime.now(UTC)}
     )  # fmt: skip
-    await runtime.db[DELIVERIES].insert_many([_delivery(delivery_id) for delivery_id in delivery_ids])
+    await runtime.db[DELIVERIES].insert_many(
+        [_delivery(delivery_id, tenant=runtime.settings.tenant) for delivery_id in delivery_ids]
+    )
 
 
-def _delivery(delivery_id: str) -> Document:
+def _delivery(delivery_id: str, *, tenant: str) -> Document:
     return {
         "_id": delivery_id,
         "subscription_id": "sub-1",
         "organisation": "nhs-1",
-        "tenant": "t",
+        "tenant": tenant,
         "event_id": f"e-{delivery_id}",
         "event_type": "uk.signpost.referral.routed.v1",
         "referral_id": "r-1",

@@ -23,13 +23,13 @@ IDEMPOTENCY_KEY_RETENTION = timedelta(days=7)
 ERASURE_INTERVAL_S = 24 * 3600.0
 
 
-async def prune_deliveries(db: Database, *, before: datetime) -> int:
-    """Delete the webhook deliveries queued before `before` that were delivered or given up on; a
-    pending one stays, however old, until it is one or the other. Delivery ids are UUIDv7, whose
-    text sorts by time, so "queued before" is a range of ids and needs no index."""
+async def prune_deliveries(db: Database, *, tenant: str, before: datetime) -> int:
+    """Delete `tenant`'s webhook deliveries queued before `before` that were delivered or given up
+    on; a pending one stays, however old, until it is one or the other. Delivery ids are UUIDv7,
+    whose text sorts by time, so "queued before" is a range of ids and needs no index."""
     queued_before = {"$lt": first_event_id_at(before.timestamp())}
     return await prune_in_chunks(
-        db, DELIVERIES, {"_id": queued_before, "status": {"$in": FINISHED_DELIVERIES}}
+        db, DELIVERIES, {"_id": queued_before, "tenant": tenant, "status": {"$in": FINISHED_DELIVERIES}}
     )
 
 
@@ -40,18 +40,25 @@ async def prune_idempotency_keys(db: Database, *, before: datetime) -> int:
     return await prune_in_chunks(db, IDEMPOTENCY_KEYS, {"created_at": {"$lt": before}})
 
 
-async def prune_audit(db: Database, *, before: datetime) -> int:
-    """Delete the audit records made before `before` (ids are UUIDv7: a range of ids)."""
-    return await prune_in_chunks(db, AUDIT, {"_id": {"$lt": first_event_id_at(before.timestamp())}})
+async def prune_audit(db: Database, *, tenant: str, before: datetime) -> int:
+    """Delete `tenant`'s audit records made before `before` (ids are UUIDv7: a range of ids)."""
+    return await prune_in_chunks(
+        db, AUDIT, {"_id": {"$lt": first_event_id_at(before.timestamp())}, "tenant": tenant}
+    )
 
 
 def schedule_retention(runtime: Runtime) -> None:
     """Prune on timers for as long as intake runs. Every replica does: a prune deletes only what
-    is past retention when it deletes, so two at once do no harm."""
+    is past retention when it deletes, so two at once do no harm. Each pass keeps to this area's
+    records with this area's periods: start-up refuses another area's database
+    (`signpost.shared.area`), and the tenant in each query is a second guard."""
+    tenant = runtime.settings.tenant
     delivery_retention = timedelta(days=runtime.settings.webhook_delivery_retention_days)
 
     async def deliveries() -> int:
-        return await prune_deliveries(runtime.db, before=datetime.now(UTC) - delivery_retention)
+        return await prune_deliveries(
+            runtime.db, tenant=tenant, before=datetime.now(UTC) - delivery_retention
+        )
 
     async def idempotency_keys() -> int:
         return await prune_idempotency_keys(runtime.db, before=datetime.now(UTC) - IDEMPOTENCY_KEY_RETENTION)
@@ -60,9 +67,9 @@ def schedule_retention(runtime: Runtime) -> None:
 
     async def personal_data() -> int:
         cutoff = datetime.now(UTC) - personal_data_retention
-        return await erase_ended_referrals(runtime.db, ended_before=cutoff) + await prune_audit(
-            runtime.db, before=cutoff
-        )
+        return await erase_ended_referrals(
+            runtime.db, tenant=tenant, ended_before=cutoff
+        ) + await prune_audit(runtime.db, tenant=tenant, before=cutoff)
 
     runtime.background.append(partial(keep_pruning, "webhook deliveries", deliveries))
     runtime.background.append(partial(keep_pruning, "idempotency keys", idempotency_keys))

@@ -41,12 +41,14 @@ def scrubbed(referral: Document) -> Document:
     }
 
 
-async def erase_ended_referrals(db: Database, *, ended_before: datetime) -> int:
-    """Erase the personal data of every referral ended, and unchanged, since before `ended_before`;
-    returns how many were erased. Submitted before it too, so the walk is a range of ids (UUIDv7),
-    read a chunk at a time; each erasure is recorded in the audit trail in the same transaction."""
+async def erase_ended_referrals(db: Database, *, tenant: str, ended_before: datetime) -> int:
+    """Erase the personal data of every referral of `tenant` ended, and unchanged, since before
+    `ended_before`; returns how many were erased. Submitted before it too, so the walk is a range of
+    ids (UUIDv7), read a chunk at a time; each erasure is recorded in the audit trail in the same
+    transaction. Only `tenant`'s: the cutoff is that area's retention, not another's."""
     query = {
         "_id": {"$lt": first_event_id_at(ended_before.timestamp())},
+        "tenant": tenant,
         "status": {"$in": ENDED},
         "erased_at": None,
     }
@@ -56,7 +58,8 @@ async def erase_ended_referrals(db: Database, *, ended_before: datetime) -> int:
         due = [
             referral
             for referral in found.values()
-            if referral["status"] in ENDED
+            if referral["tenant"] == tenant
+            and referral["status"] in ENDED
             and referral.get("erased_at") is None
             and last_changed_at(referral) < ended_before
         ]

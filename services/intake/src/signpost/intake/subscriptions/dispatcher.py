@@ -84,10 +84,15 @@ class WebhookDispatcher:
 
     async def _claim_due(self) -> list[Document]:
         """This round's deliveries, up to BATCH: those due that this replica claimed first. A few
-        queries whatever the batch: the due ids, one update claiming them, a read of those won."""
+        queries whatever the batch: the due ids, one update claiming them, a read of those won.
+        This area's only: its subscriptions, its URLs policy, its retries."""
         deliveries = self._runtime.db[DELIVERIES]
         now = datetime.now(UTC)
-        due = {"status": DeliveryStatus.PENDING.value, "next_attempt_at": {"$lte": now}}
+        due = {
+            "status": DeliveryStatus.PENDING.value,
+            "next_attempt_at": {"$lte": now},
+            "tenant": self._settings.tenant,
+        }
         found = deliveries.find(due, {"_id": 1}).sort("next_attempt_at").limit(BATCH)
         ids = [delivery["_id"] async for delivery in found]
         if not ids:
