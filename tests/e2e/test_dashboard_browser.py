@@ -33,6 +33,7 @@ from signpost.shared.events import (
     to_kafka_headers,
     to_kafka_value,
 )
+from signpost.shared.settings import SERVICE_NAMES
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode
 
 from tests.browser import WAIT_MS, Browser, loopback_browser
@@ -490,7 +491,7 @@ def test_every_page_shows_what_the_events_imply(platform: RunningPlatform, brows
     lag = wait_for_chart(
         ops, "lag-chart", "t => t.length === 3 && t.every(g => g.y.length > 0 && g.y.every(v => v === 0))"
     )
-    assert {trace["name"] for trace in lag} == {"signpost-intake", "signpost-routing", "signpost-analytics"}
+    assert {trace["name"] for trace in lag} == {f"signpost-{TENANT}-{service}" for service in SERVICE_NAMES}
     # 20 submitted (3 by the neighbour) and 20 first decisions, 3 declines and their re-routes,
     # 9 x accept/start/complete, 1 withdrawal.
     events = 20 + 20 + 3 + 3 + 27 + 1

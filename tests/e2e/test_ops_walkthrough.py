@@ -24,7 +24,7 @@ from tests.factories import CHILD, referral
 browser = dashboard.browser
 
 REFERRALS = 6
-ROUTING_GROUP = "signpost-routing"
+ROUTING_GROUP = "signpost-E06000023-routing"  # the default SIGNPOST_TENANT's group
 LOCALITY = "Lawrence Hill"  # this test's own, whatever else the module's platform is fed
 
 pytestmark = pytest.mark.timeout(300)

@@ -144,7 +144,7 @@ def _open(schema: Any) -> Any:
 
 
 def asyncapi() -> dict[str, Any]:
-    topics = Topics(prefix="", partitions=1)
+    topics = Topics(prefix="", partitions=1, tenant="")  # topic names only: the areas share them
     cleanup = {spec.name: spec.config["cleanup.policy"] for spec in topics.specs()}
     channels: dict[str, Any] = {}
     operations: dict[str, Any] = {}

@@ -24,6 +24,7 @@ from signpost.shared.area import claim_database
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.logging import configure_logging, get_logger
 from signpost.shared.mongo import Database, IndexPlan, create_client
+from signpost.shared.offsets import carry_over_offsets
 from signpost.shared.settings import SERVICE_NAMES, ServiceName, Settings
 from signpost.shared.topics import Topics
 
@@ -69,6 +70,10 @@ async def _migrate(settings: Settings, *, write_offer_keys: Callable[[Database],
         finally:
             await runtime.client.close()
         log.info("indexes applied", service=service, database=settings.database_name(service))
+    for service in SERVICE_NAMES:
+        # Consumer groups are named with the tenant since; each service does the same as it starts.
+        carried = await carry_over_offsets(settings, service)
+        log.info("consumer groups ready", service=service, offsets_carried_over=carried)
     client = create_client(settings)
     try:
         dropped = await drop_obsolete(client[settings.database_name("analytics")])

@@ -27,6 +27,7 @@ from signpost.shared.offsets import PartitionLag
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 UNMATCHED_ROUTE = "<unmatched>"  # 404s: their paths are whatever a caller typed
+OTHER_AREA = "other_area"  # signpost_events_skipped_total's reason for another area's events
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
 # Requests are mostly a few milliseconds; SecantusDB transactions and pages can take longer.
@@ -61,6 +62,12 @@ class ServiceMetrics:
             "signpost_event_handler_errors",
             "Event handler calls that raised (the event is retried).",
             ["service", "event_type"],
+            registry=self.registry,
+        )
+        self.events_skipped = Counter(
+            "signpost_events_skipped",
+            "Events the service passed over on purpose (another area's, on a stream areas share).",
+            ["service", "event_type", "reason"],
             registry=self.registry,
         )
         self.outbox_pending = Gauge(
@@ -100,6 +107,9 @@ class ServiceMetrics:
 
     def count_handler_error(self, *, event_type: str) -> None:
         self.handler_errors.labels(self.service, event_type).inc()
+
+    def count_skipped(self, *, event_type: str, reason: str) -> None:
+        self.events_skipped.labels(self.service, event_type, reason).inc()
 
     def set_lag(self, rows: Iterable[PartitionLag] | None) -> None:
         """Replace every lag series (a partition no longer reported must not linger); None: unreadable."""

@@ -1,8 +1,8 @@
 """Reading the streams' positions: watermarks, committed group offsets, lag, last record times.
 
-Read-only: nothing here joins a consumer group or commits. Tansu breaks the connection
-on an OffsetFetch without a partition list, so group offsets are always read for an
-explicit list of partitions.
+Read-only, but for `carry_over_offsets` (which commits for a group no consumer is in):
+nothing here joins a consumer group. Tansu breaks the connection on an OffsetFetch without
+a partition list, so group offsets are always read for an explicit list of partitions.
 """
 
 from __future__ import annotations
@@ -15,9 +15,12 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.structs import ConsumerRecord, TopicPartition
+from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+from signpost.shared.logging import get_logger
 from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
+
+log = get_logger(__name__)
 
 # How long a fetch of the last record may wait for data that is already there.
 LAST_RECORD_WAIT_MS = 100
@@ -214,3 +217,47 @@ async def service_lag(inspector: StreamInspector, service: str) -> list[Partitio
     return await inspector.lag(
         [group], watermarks=await all_watermarks(inspector), always=[(group, inspector.topics.referrals)]
     )
+
+
+async def carry_over_offsets(settings: Settings, service: str) -> dict[str, int]:
+    """Give each of `service`'s groups in this area the committed offsets of its former name,
+    when it has none of its own yet: the upgrade to groups named with the tenant then neither
+    replays the stream from its start nor skips what arrived meanwhile.
+
+    A group that has committed anything is left alone (so this runs at every start, and in
+    `signpost migrate`, at no cost but two OffsetFetches per group). Returns the groups given
+    offsets, with how many partitions each."""
+    copied: dict[str, int] = {}
+    async with stream_inspector(settings) as inspector:
+        partitions = await inspector.partitions(spec.name for spec in inspector.topics.specs())
+        for group, former in inspector.topics.former_groups(service).items():
+            if await inspector.committed(group, partitions):
+                continue
+            offsets = await inspector.committed(former, partitions)
+            if offsets:
+                await commit_offsets(settings, group=group, offsets=offsets)
+                copied[group] = len(offsets)
+                log.info(
+                    "consumer group offsets carried over", group=group, former=former, partitions=len(offsets)
+                )
+    return copied
+
+
+async def commit_offsets(settings: Settings, *, group: str, offsets: dict[TopicPartition, int]) -> None:
+    """Commit `offsets` for `group` without joining it: a consumer with the partitions assigned
+    by hand commits as no member of any generation, which a group with no members accepts."""
+    bootstrap = settings.kafka_bootstrap
+    if not bootstrap:
+        raise ValueError("SIGNPOST_KAFKA_BOOTSTRAP must be set to commit a group's offsets")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
+    finally:
+        await consumer.stop()

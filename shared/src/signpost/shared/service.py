@@ -27,9 +27,15 @@ from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
 from signpost.shared.limits import BodySizeLimitMiddleware
 from signpost.shared.logging import CorrelationIdMiddleware, configure_logging, get_logger
 from signpost.shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from signpost.shared.metrics import HttpMetricsMiddleware, ServiceMetrics
+from signpost.shared.metrics import OTHER_AREA, HttpMetricsMiddleware, ServiceMetrics
 from signpost.shared.mongo import Database, Document, IndexPlan, Session, create_client
-from signpost.shared.offsets import PartitionLag, group_has_no_offsets, service_lag, stream_inspector
+from signpost.shared.offsets import (
+    PartitionLag,
+    carry_over_offsets,
+    group_has_no_offsets,
+    service_lag,
+    stream_inspector,
+)
 from signpost.shared.outbox import OutboxRelay, adopt_legacy_pending, pending_count, transaction_with_events
 from signpost.shared.settings import ServiceName, Settings
 from signpost.shared.topics import Topics
@@ -92,9 +98,23 @@ class Runtime:
         events of a failed batch one by one, and the retries).
 
         Call once per service: it also subscribes the service's retry consumer.
+
+        Only this area's events reach the handlers: the areas of a region may share one stream, and
+        another area's events (its `tenant`) are its own services' business. They are skipped, not
+        dead-lettered, and counted in `signpost_events_skipped_total{reason="other_area"}`.
         """
+        tenant = self.settings.tenant
+
+        def ours(envelope: Envelope[EventData]) -> bool:
+            if envelope.tenant == tenant:
+                return True
+            self.metrics.count_skipped(event_type=envelope.type, reason=OTHER_AREA)
+            log.debug("event of another area skipped", event_id=envelope.id, tenant=envelope.tenant)
+            return False
 
         async def handle(envelope: Envelope[EventData]) -> None:
+            if not ours(envelope):
+                return
             started, failed = time.perf_counter(), True
             try:
                 await handler(runtime=self, envelope=envelope)
@@ -104,8 +124,11 @@ class Runtime:
                     event_type=envelope.type, seconds=time.perf_counter() - started, failed=failed
                 )
 
-        async def handle_batch(envelopes: Sequence[Envelope[EventData]]) -> None:
+        async def handle_batch(batch: Sequence[Envelope[EventData]]) -> None:
             assert batch_handler is not None
+            envelopes = [envelope for envelope in batch if ours(envelope)]
+            if not envelopes:
+                return
             started = time.perf_counter()
             try:
                 await batch_handler(runtime=self, envelopes=envelopes)
@@ -198,6 +221,10 @@ def create_service_app(
         await ensure_topics(runtime.settings)
         if on_startup is not None:
             await on_startup(runtime)
+        if runtime.consumes_events:
+            # Before anything reads the groups' offsets: a release whose groups were named without
+            # the tenant left its position under the old names (`Topics.former_groups`).
+            await carry_over_offsets(runtime.settings, runtime.service)
         if runtime.outbox is not None:
             # Before this service's consumer commits anything: offsets gone means the log went too.
             group = runtime.topics.group(runtime.service)

@@ -19,14 +19,19 @@ class TopicSpec:
 
 @dataclass(frozen=True)
 class Topics:
-    """Topic names for one deployment (the prefix keeps test runs apart)."""
+    """Topic and consumer group names for one deployment (the prefix keeps test runs apart).
+
+    Topics are the stream's, which the areas of a region may share (so each area's analytics hears
+    its neighbours); consumer groups are the area's own (`tenant`), so each area's services read
+    every event on the stream rather than splitting them with another area's."""
 
     prefix: str
     partitions: int
+    tenant: str
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Topics:
-        return cls(prefix=settings.topic_prefix, partitions=settings.topic_partitions)
+        return cls(prefix=settings.topic_prefix, partitions=settings.topic_partitions, tenant=settings.tenant)
 
     @property
     def referrals(self) -> str:
@@ -78,8 +83,17 @@ class Topics:
         ]
 
     def group(self, service: str) -> str:
-        return f"{self.prefix}signpost-{service}"
+        """`service`'s group in this area: `{prefix}signpost-{tenant}-{service}`."""
+        return f"{self.prefix}signpost-{self.tenant}-{service}"
 
     def retry_group(self, service: str) -> str:
         """Its own group: a consumer waiting for a retry to fall due must not hold up the main one."""
-        return f"{self.prefix}signpost-{service}-retry"
+        return f"{self.group(service)}-retry"
+
+    def former_groups(self, service: str) -> dict[str, str]:
+        """`service`'s groups, each with the name it had before groups were named with the tenant
+        (`{prefix}signpost-{service}`): what `carry_over_offsets` copies committed offsets from."""
+        return {
+            self.group(service): f"{self.prefix}signpost-{service}",
+            self.retry_group(service): f"{self.prefix}signpost-{service}-retry",
+        }

@@ -40,7 +40,12 @@ async def on_referral_events(
                 new.append(envelope)
         if not new:
             return 0
-        referrals = await find_by_ids(runtime.db[REFERRALS], list({e.subject for e in new}), session=session)
+        referrals = await find_by_ids(
+            runtime.db[REFERRALS],
+            list({e.subject for e in new}),
+            session=session,
+            where={"tenant": runtime.settings.tenant},  # this area's referrals alone
+        )
         changes: list[ReferralChange] = []
         applied: list[tuple[Envelope[EventData], Document]] = []
         for envelope in new:  # in order: each event sees the referral as the events before left it
@@ -76,7 +81,8 @@ async def _that_may_change_anything(
     offered = deciding
     if others:
         found = runtime.db[REFERRALS].find(
-            {"_id": {"$in": others}, "offers.0": {"$exists": True}}, {"_id": 1}
+            {"_id": {"$in": others}, "tenant": runtime.settings.tenant, "offers.0": {"$exists": True}},
+            {"_id": 1},
         )
         offered = deciding | {doc["_id"] async for doc in found}
     return [e for e in candidates if e.subject in offered]

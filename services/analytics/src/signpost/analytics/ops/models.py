@@ -8,7 +8,9 @@ from pydantic import BaseModel, Field
 
 
 class PartitionLagView(BaseModel):
-    group: str = Field(description="The consumer group, e.g. `signpost-routing`.")
+    group: str = Field(
+        description="The consumer group, e.g. `signpost-E06000023-routing` (prefix, `signpost-`, the tenant, the service)."
+    )
     topic: str
     partition: int
     high_watermark: int = Field(description="The offset the partition's next record will get.")
