@@ -135,9 +135,26 @@ async def test_waiting_time_is_learnt_from_acceptance_to_start_once_per_event(ru
     assert await runtime.db[OUTBOX].count_documents({}) == outbox_before
     assert await runtime.db[WAITS].find({}, {"_id": 1, "weeks": 1}).sort("_id").to_list() == waits_before
 
-    # A start routing never saw accepted teaches nothing.
-    stray = {"referral_id": "r-stray", "provision_id": therapy, "organisation_id": "nhs-community-therapies"}
+    # A start delivered before its acceptance (intake's replicas each relay their own outbox)
+    # teaches nothing yet; the acceptance arriving after it completes the wait: 10 weeks.
+    late = {"referral_id": "r-late", "provision_id": therapy, "organisation_id": "nhs-community-therapies"}
     await on_referral_event(
-        runtime=runtime, envelope=offer_event(OfferStartedV1(**stray, at=ACCEPTED_AT)), catalogue=snapshot
+        runtime=runtime,
+        envelope=offer_event(OfferStartedV1(**late, at=ACCEPTED_AT + timedelta(days=70))),
+        catalogue=snapshot,
     )
-    assert await runtime.db[WAITS].count_documents({"referral_id": "r-stray"}) == 0
+    assert await runtime.db[WAITS].count_documents({"referral_id": "r-late", "weeks": {"$ne": None}}) == 0
+    assert await waiting_weeks(runtime, therapy) == 2.0
+    accepted = offer_event(OfferAcceptedV1(**late, at=ACCEPTED_AT))
+    await on_referral_event(runtime=runtime, envelope=accepted, catalogue=snapshot)
+    assert await waiting_weeks(runtime, therapy) == 3.0  # the median of 1, 4, 2 and 10
+    again = offer_event(OfferAcceptedV1(**late, at=ACCEPTED_AT + timedelta(days=1)))
+    await on_referral_event(runtime=runtime, envelope=again, catalogue=snapshot)  # the first one counts
+    wait = await runtime.db[WAITS].find_one({"_id": f"r-late:{therapy}"})
+    assert wait is not None and wait["weeks"] == 10.0
+
+
+async def waiting_weeks(runtime: Runtime, provision_id: str) -> float:
+    provision = await runtime.db[PROVISIONS].find_one({"_id": provision_id})
+    assert provision is not None
+    return float(provision["waiting_weeks"])

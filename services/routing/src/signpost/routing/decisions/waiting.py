@@ -10,7 +10,9 @@
   does not move it; the last few, so it follows a waiting list that grows or shrinks.
 
 Each start is handled once (its event id is recorded in the same transaction), and a
-changed waiting time is stored with its `provision.changed.v1` event.
+changed waiting time is stored with its `provision.changed.v1` event. A referral's events
+may arrive out of order (each intake replica relays its own outbox): a start that arrives
+before its acceptance is kept, and the wait is learnt when the acceptance arrives.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from signpost.routing.catalogue.repository import from_document
 from signpost.routing.catalogue.service import provision_changed
 from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, OfferStartedV1
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Session, find_by_ids, mark_processed
+from signpost.shared.mongo import Document, Session, find_by_ids, mark_processed
 from signpost.shared.service import Runtime
 
 log = get_logger(__name__)
@@ -51,19 +53,27 @@ def current_waiting_weeks(recent_waits: Sequence[float]) -> float | None:
 
 
 async def note_accepted(*, runtime: Runtime, accepted: OfferAcceptedV1, session: Session) -> None:
-    """Start the clock on a wait, in the caller's transaction (the first acceptance counts)."""
-    await runtime.db[WAITS].update_one(
-        {"_id": _key(accepted.referral_id, accepted.provision_id)},
-        {
-            "$setOnInsert": {
+    """Start the clock on a wait, in the caller's transaction (the first acceptance counts); when
+    the start arrived first, the wait is learnt now."""
+    key = _key(accepted.referral_id, accepted.provision_id)
+    wait = await runtime.db[WAITS].find_one({"_id": key}, session=session)
+    if wait is None:
+        await runtime.db[WAITS].insert_one(
+            {
+                "_id": key,
                 "provision_id": accepted.provision_id,
                 "referral_id": accepted.referral_id,
                 "accepted_at": accepted.at,
-            }
-        },
-        upsert=True,
-        session=session,
-    )
+            },
+            session=session,
+        )
+    elif wait.get("accepted_at") is None:  # its start came first, and waits for this
+        await _learn(
+            runtime,
+            {**wait, "accepted_at": accepted.at},
+            started_at=wait["started_at"],
+            session=session,
+        )
 
 
 async def accepted_offers(
@@ -90,42 +100,63 @@ async def learn_waiting_time(*, runtime: Runtime, envelope: Envelope[EventData])
             return
         key = _key(started.referral_id, started.provision_id)
         wait = await runtime.db[WAITS].find_one({"_id": key}, session=session)
-        if wait is None or wait.get("started_at") is not None:
-            log.info(
-                "start without an acceptance routing saw; no wait learnt", referral_id=started.referral_id
-            )
-            return
-        weeks = observed_wait_weeks(wait["accepted_at"], started.at)
-        await runtime.db[WAITS].update_one(
-            {"_id": key}, {"$set": {"started_at": started.at, "weeks": weeks}}, session=session
-        )
-        recent = (
-            await runtime.db[WAITS]
-            .find(
-                {"provision_id": started.provision_id, "started_at": {"$ne": None}},
-                {"weeks": 1},
+        if wait is None:  # its acceptance has not arrived (out of order): it learns the wait then
+            await runtime.db[WAITS].insert_one(
+                {
+                    "_id": key,
+                    "provision_id": started.provision_id,
+                    "referral_id": started.referral_id,
+                    "started_at": started.at,
+                },
                 session=session,
             )
-            .sort("started_at", DESCENDING)
-            .limit(SAMPLE)
-            .to_list()
-        )
-        current = current_waiting_weeks([w["weeks"] for w in recent])
-        if current is None:
-            return
-        changed = await runtime.db[PROVISIONS].find_one_and_update(
-            {"_id": started.provision_id, "waiting_weeks": {"$ne": current}},
-            {"$set": {"waiting_weeks": current}},
-            return_document=ReturnDocument.AFTER,
-            session=session,
-        )
-        if changed is not None:  # None: already that figure, or no such provision
-            await provision_changed(
-                runtime=runtime, provision=from_document(changed), change="updated", session=session
+            log.info(
+                "start before its acceptance; wait learnt when it arrives", referral_id=started.referral_id
             )
-            log.info("waiting time learnt", provision_id=started.provision_id, waiting_weeks=current)
+        elif wait.get("started_at") is not None:
+            log.info("start seen before; no wait learnt", referral_id=started.referral_id)
+        else:
+            await _learn(runtime, wait, started_at=started.at, session=session)
 
     await runtime.transaction(write)
+
+
+async def _learn(runtime: Runtime, wait: Document, *, started_at: datetime, session: Session) -> None:
+    """Record a wait that both its acceptance and its start have now reached, and update its
+    provision's current waiting time."""
+    provision_id = wait["provision_id"]
+    weeks = observed_wait_weeks(wait["accepted_at"], started_at)
+    await runtime.db[WAITS].update_one(
+        {"_id": wait["_id"]},
+        {"$set": {"accepted_at": wait["accepted_at"], "started_at": started_at, "weeks": weeks}},
+        session=session,
+    )
+    recent = (
+        await runtime.db[WAITS]
+        .find(
+            # a start still waiting for its acceptance has no wait yet
+            {"provision_id": provision_id, "started_at": {"$ne": None}, "weeks": {"$ne": None}},
+            {"weeks": 1},
+            session=session,
+        )
+        .sort("started_at", DESCENDING)
+        .limit(SAMPLE)
+        .to_list()
+    )
+    current = current_waiting_weeks([w["weeks"] for w in recent])
+    if current is None:
+        return
+    changed = await runtime.db[PROVISIONS].find_one_and_update(
+        {"_id": provision_id, "waiting_weeks": {"$ne": current}},
+        {"$set": {"waiting_weeks": current}},
+        return_document=ReturnDocument.AFTER,
+        session=session,
+    )
+    if changed is not None:  # None: already that figure, or no such provision
+        await provision_changed(
+            runtime=runtime, provision=from_document(changed), change="updated", session=session
+        )
+        log.info("waiting time learnt", provision_id=provision_id, waiting_weeks=current)
 
 
 def _key(referral_id: str, provision_id: str) -> str:
