@@ -61,6 +61,18 @@ IDEMPOTENCY_KEYS = "idempotency_keys"
 AWAITING_ROUTING = "awaiting_routing"
 
 
+def idempotency_key_id(*, tenant: str, organisation: str, subject: str, key: str) -> str:
+    """Where an Idempotency-Key is stored: its caller's area, organisation and subject and the key,
+    as a JSON array, so no two callers' keys meet whatever their parts hold (joined with colons,
+    subject "a" with key "x:k" was subject "a:x" with key "k" of the same organisation)."""
+    return json.dumps([tenant, organisation, subject, key], separators=(",", ":"))
+
+
+def legacy_idempotency_key_id(*, organisation: str, subject: str, key: str) -> str:
+    """Where releases before `idempotency_key_id` stored a key: no area, ambiguous parts."""
+    return f"{organisation}:{subject}:{key}"
+
+
 class IdempotencyConflict(Exception):
     """The same Idempotency-Key was used before with a different request body."""
 
@@ -114,10 +126,16 @@ class PendingSubmission:
     events: list[Envelope[Any]]
     key_id: str | None
     fingerprint: str
+    key: str | None = None
+    legacy_key_id: str | None = None
 
     def key_document(self) -> Document:
         return {
             "_id": self.key_id,
+            "tenant": self.referral["tenant"],
+            "organisation": self.referral["organisation"],
+            "subject": self.referral["created_by"],
+            "key": self.key,
             "fingerprint": self.fingerprint,
             "referral_id": self.referral["_id"],
             "created_at": self.referral["submitted_at"],
@@ -221,13 +239,22 @@ def prepare_submission(
         "unmet_needs": [],
         "timeline": timeline,
     }
-    key_id = f"{principal.organisation}:{principal.subject}:{idempotency_key}" if idempotency_key else None
+    caller = {"organisation": principal.organisation, "subject": principal.subject}
     return PendingSubmission(
         referral=referral,
         child_details={"_id": referral_id, "tenant": tenant, **request.child.model_dump(mode="json")},
         events=events,
-        key_id=key_id,
+        key_id=idempotency_key_id(tenant=tenant, **caller, key=idempotency_key) if idempotency_key else None,
         fingerprint=_request_fingerprint(request),
+        key=idempotency_key,
+        legacy_key_id=legacy_idempotency_key_id(**caller, key=idempotency_key) if idempotency_key else None,
+    )
+
+
+def _same_caller(referral: Document, pending: PendingSubmission) -> bool:
+    """Whether `referral` was submitted by the caller of `pending`: same area, organisation, subject."""
+    return all(
+        referral.get(field) == pending.referral[field] for field in ("tenant", "organisation", "created_by")
     )
 
 
@@ -253,13 +280,28 @@ async def write_submissions(
     async def write(session: Session) -> list[Submission | Exception]:
         keys = [p.key_id for p in batch if p.key_id is not None]
         seen = await find_by_ids(db[IDEMPOTENCY_KEYS], keys, session=session)
-        earlier_ids = list({d["referral_id"] for d in seen.values()})
+        # A key first used before the upgrade is stored under its old id (`legacy_idempotency_key_id`)
+        # for up to IDEMPOTENCY_KEY_RETENTION (7 days), and a retry across the upgrade must still be
+        # recognised: where the new id is absent the old one is looked up too, and honoured only when
+        # the referral it names is the same caller's (area, organisation, subject), as the old id
+        # could name another's. Once every old id has been pruned this finds none and can go.
+        legacy_ids = [p.legacy_key_id for p in batch if p.key_id not in seen and p.legacy_key_id is not None]
+        legacy = await find_by_ids(db[IDEMPOTENCY_KEYS], legacy_ids, session=session) if legacy_ids else {}
+        earlier_ids = list({d["referral_id"] for d in [*seen.values(), *legacy.values()]})
         earlier = await find_by_ids(db[REFERRALS], earlier_ids, session=session)
+
+        def stored_before(pending: PendingSubmission) -> Document | None:
+            if pending.key_id in seen:
+                return seen[pending.key_id]
+            old = legacy.get(pending.legacy_key_id or "")
+            referral = earlier.get(old["referral_id"]) if old else None
+            return old if referral is not None and _same_caller(referral, pending) else None
+
         claimed: dict[str, PendingSubmission] = {}
         outcomes: list[Submission | Exception] = []
         new: list[PendingSubmission] = []
         for pending in batch:
-            first = pending.key_id and (seen.get(pending.key_id) or claimed.get(pending.key_id))
+            first = pending.key_id and (stored_before(pending) or claimed.get(pending.key_id))
             if not first:
                 new.append(pending)
                 if pending.key_id is not None:
