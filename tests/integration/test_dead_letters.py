@@ -68,6 +68,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="module")
 # Small, so an oversized event is cheap to send, yet above anything the services publish
 # themselves (routing's decisions carry explanations), which they read back from the same topics.
 EVENT_MAX_BYTES = 32 * 1024
+# Short: a parked event is never held longer than the longest of them after it was parked.
+RETRY_DELAYS_S = (0.5, 1.0)
 
 TopicRole = Literal["referrals", "provisions", "settings-register", "retry"]
 Kind = Literal["malformed", "oversized", "wrong-version", "unknown-type", "schema", "retry-headers"]
@@ -157,7 +159,13 @@ async def running(
     request: pytest.FixtureRequest, kafka: KafkaServer, mongodb: MongoServer, dev_key_file: Path
 ) -> AsyncIterator[Running]:
     service: ServiceName = request.cls.service
-    settings = settings_for(kafka, mongodb, auth_dev_key_file=dev_key_file, event_max_bytes=EVENT_MAX_BYTES)
+    settings = settings_for(
+        kafka,
+        mongodb,
+        auth_dev_key_file=dev_key_file,
+        event_max_bytes=EVENT_MAX_BYTES,
+        retry_delays_s=RETRY_DELAYS_S,
+    )
     mongo: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     async with serving(create(service, settings)) as client, stream_inspector(settings) as inspector:
@@ -346,11 +354,41 @@ class DeadLetters:
         await bad_then_good(running, role, kind)
 
 
-class TestIntake(DeadLetters):
+class ParksRetries(DeadLetters):
+    """A service with a retry topic of its own."""
+
+    async def test_a_parked_event_due_far_ahead_is_retried_after_the_longest_delay_holding_nothing_up(
+        self, running: Running
+    ) -> None:
+        app = running
+        topic = app.topics.retry(app.service)
+        far, after = await good_event(app, "retry"), await good_event(app, "retry")
+        key = far.envelope.subject  # both on one partition, the far one first
+        far_ahead = {**parked(app.service, app.topics), "retry_not_before": "9999-12-31T00:00:00+00:00"}
+        await app.send(
+            topic, key, to_kafka_value(far.envelope), {**to_kafka_headers(far.envelope), **far_ahead}
+        )
+        due = {**to_kafka_headers(after.envelope), **parked(app.service, app.topics)}
+        partition, offset = await app.send(topic, key, to_kafka_value(after.envelope), due)
+
+        await eventually(after.took_effect, what="the event parked after it handled")
+        await eventually(far.took_effect, what="the event due far ahead handled after the longest delay")
+        where = TopicPartition(topic, partition)
+
+        async def committed_past_both() -> bool:
+            return (await app.inspector.committed(app.topics.retry_group(app.service), [where])).get(
+                where, -1
+            ) > offset
+
+        await eventually(committed_past_both, what=f"committed past offset {offset} of {topic}")
+        assert not [letter for letter in app.letters if letter.key == key.encode()]
+
+
+class TestIntake(ParksRetries):
     service = "intake"
 
 
-class TestRouting(DeadLetters):
+class TestRouting(ParksRetries):
     service = "routing"
 
 

@@ -95,6 +95,16 @@ def test_a_parked_event_reads_back_what_was_written() -> None:
     assert original_headers(headers) == {"ce_id": "e-1"}
 
 
+def test_a_parked_event_is_due_at_the_latest_when_its_consumer_says() -> None:
+    failure = Failure.first(service="routing", origin=ORIGIN, error="KeyError: 'x'", now=NOW)
+    far_ahead = datetime(9999, 12, 31, tzinfo=UTC)
+    parked = Parked.from_headers(failure.retry_headers(not_before=far_ahead))
+    assert parked.wait_s(NOW, latest=NOW + timedelta(seconds=30)) == 30
+    assert parked.wait_s(NOW + timedelta(seconds=31), latest=NOW + timedelta(seconds=30)) == 0
+    soon = Parked.from_headers(failure.retry_headers(not_before=NOW + timedelta(seconds=5)))
+    assert soon.wait_s(NOW, latest=NOW + timedelta(seconds=30)) == 5
+
+
 @pytest.mark.parametrize(
     ("drop_or_change", "message"),
     [

@@ -224,7 +224,8 @@ class EventConsumer:
             origin = Origin(record.topic, record.partition, record.offset)
             await self._dead_letter_unreadable(record, headers, origin, f"retry headers: {exc}")
             return
-        wait_s = parked.wait_s(datetime.now(UTC))
+        latest = self._latest_due(record)
+        wait_s = parked.wait_s(datetime.now(UTC), latest=latest)
         if wait_s > 0:
             await asyncio.sleep(min(wait_s, RETRY_WAIT_SLICE_S))
             if wait_s > RETRY_WAIT_SLICE_S:
@@ -234,6 +235,12 @@ class EventConsumer:
         envelope = await self._read(record, original, parked.failure.origin)
         if envelope is None:
             return
+        if latest is not None and parked.not_before > latest:
+            log.warning(
+                "parked event due later than the longest retry delay after it was parked; retried now",
+                event_id=envelope.id,
+                not_before=parked.not_before.isoformat(),
+            )
         try:
             await self._handle(envelope)
         except Exception as exc:
@@ -247,6 +254,14 @@ class EventConsumer:
             type=envelope.type,
             attempts=parked.failure.attempts + 1,
         )
+
+    def _latest_due(self, record: Record) -> datetime | None:
+        """When a record parked on the retry topic is due at the latest: the longest retry delay
+        after it was parked (its timestamp), None when it has none."""
+        if record.timestamp < 0:
+            return None
+        parked_at = datetime.fromtimestamp(record.timestamp / 1000, UTC)
+        return retry_due(parked_at, max(self.settings.retry_delays_s))
 
     def subscriber_for(self, step: Step) -> Step:
         async def consume(message: KafkaMessage) -> None:

@@ -164,8 +164,14 @@ class Parked:
             raise ValueError(f"retry header retry_attempts: {failure.attempts} is not a count of failures")
         return cls(failure=failure, not_before=not_before)
 
-    def wait_s(self, now: datetime) -> float:
-        return max(0.0, (self.not_before - now).total_seconds())
+    def wait_s(self, now: datetime, *, latest: datetime | None = None) -> float:
+        """Seconds until it is due: at `not_before`, or at `latest` when that is sooner.
+
+        A consumer passes the longest retry delay after the record was parked: one due further
+        ahead (a bad header, or delays since shortened) would otherwise hold up its partition,
+        every parked event behind it, for as long as it says."""
+        due = self.not_before if latest is None else min(self.not_before, latest)
+        return max(0.0, (due - now).total_seconds())
 
 
 def retry_due(now: datetime, delay_s: float) -> datetime:
