@@ -8,7 +8,7 @@ for an offer accepted at the same moment as an admin's retirement or an import.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import httpx
@@ -159,3 +159,30 @@ async def test_a_put_of_what_was_read_before_a_place_was_held_is_refused(setting
                 "/v1/provisions/slt-community", json=fresh.json(), headers={**admin, "If-Match": match}
             )
             assert answer.status_code == 200, match
+
+
+async def test_an_import_of_a_figure_stated_before_a_place_was_held_keeps_the_place(
+    settings: Settings,
+) -> None:
+    """The provider's feed restates its capacity (3 places, newer than the figure imported before),
+    but as of a time before routing held a place: the hold stands. A figure stated after it wins."""
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    service: dict[str, Any] = oruk_service(1)
+    app = create_routing(settings)
+    runtime: Runtime = app.state.runtime
+    async with serving(app) as routing:
+
+        async def import_feed(updated: datetime) -> None:
+            service["capacities"][0]["updated"] = updated.isoformat()
+            answer = await routing.post("/v1/catalogue/import", json={"feed": [service]}, headers=admin)
+            assert answer.status_code == 200, answer.text
+
+        await import_feed(datetime.now(UTC) - timedelta(days=2))
+        before = await available(routing, service["id"])
+        await hold_a_place(runtime, service["id"])
+
+        await import_feed(datetime.now(UTC) - timedelta(days=1))
+        await assert_held(runtime, routing, service["id"], before)
+
+        await import_feed(datetime.now(UTC) + timedelta(seconds=1))
+        assert await available(routing, service["id"]) == before

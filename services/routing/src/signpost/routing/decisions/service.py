@@ -389,7 +389,7 @@ async def _reserve(runtime: Runtime, referral_id: str, provision_id: str, sessio
         return
     taken = await runtime.db[PROVISIONS].find_one_and_update(
         {"_id": provision_id, "capacity.available": {"$gt": 0}},
-        {"$inc": {"capacity.available": -1}},
+        {"$inc": {"capacity.available": -1}, "$set": {"capacity.updated": _now()}},
         session=session,
         return_document=ReturnDocument.AFTER,
     )
@@ -456,14 +456,22 @@ async def _release(runtime: Runtime, records: Sequence[Document], session: Sessi
         if current is None or current.get("capacity") is None:
             continue
         capacity = current["capacity"]
-        freed = min(capacity["maximum"], capacity["available"] + 1)
+        freed = {"available": min(capacity["maximum"], capacity["available"] + 1), "updated": _now()}
         await runtime.db[PROVISIONS].update_one(
-            {"_id": current["_id"]}, {"$set": {"capacity.available": freed}}, session=session
+            {"_id": current["_id"]},
+            {"$set": {f"capacity.{field}": value for field, value in freed.items()}},
+            session=session,
         )
-        current["capacity"]["available"] = freed
+        current["capacity"].update(freed)
         await provision_changed(
             runtime=runtime, provision=from_document(current), change="updated", session=session
         )
+
+
+def _now() -> str:
+    """A capacity's `updated`, as the catalogue stores it: routing changing the figure is an update
+    of it, so an ORUK import whose figure is no newer keeps the place (`oruk/importer.py`)."""
+    return datetime.now(UTC).isoformat()
 
 
 def _event(decision: EventData, cause: Envelope[EventData]) -> Envelope[EventData]:

@@ -200,7 +200,8 @@ async def _write(
 
 
 def _keep_live_capacity(imported: Provision, current: Provision | None) -> Provision:
-    """Routing holds places as offers are accepted; a feed figure that is not newer does not undo that."""
+    """Routing holds places as offers are accepted, and gives them back, stamping the capacity's
+    `updated` each time; a feed figure that is not newer than that does not undo it."""
     if current is None or current.capacity is None or imported.capacity is None:
         return imported
     theirs, ours = imported.capacity, current.capacity
