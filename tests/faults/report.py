@@ -32,11 +32,13 @@ injects one fault, and then checks the invariants:
 counts referrals whose submitted event intake's reconciliation job published again (after
 `SIGNPOST_RECONCILE_AFTER_S`, as run: see the settings below).
 
-After the broker restart each service that relays events finds its consumer group's offsets
-gone and sends every event still in its outbox as published (a week's worth) again, oldest
-first; consumers skip what they had by event id. So a decision that intake had read but
-analytics had not when the broker lost its log is counted too, and this case requires every
-outcome counted, like the others.
+In the broker-restart case no service is restarted: each notices, while it runs, that the
+broker lost its log (`signpost.shared.logwatch`: the referrals topic's partitions changed, its
+end offsets went down, or the consumer group's offsets are gone), creates the topics again and
+sends every event its outbox keeps as published (a week's worth) again, oldest first, before
+anything new; consumers skip what they had by event id. Analytics is paused before the broker is
+killed, so events it had not read are on the log that is lost; they are counted all the same,
+and the case requires every request to have been accepted meanwhile.
 
 Not covered here: events after the decision (offers accepted, declined, completed), which the
 replay sends again like any other but which this load, submissions only, does not make.

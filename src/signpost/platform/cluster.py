@@ -51,12 +51,13 @@ class LocalCluster:
             self.kafka = start_kafka(log_file=self.logs / "tansu.log")
         self.mongodb = start_mongodb(data_dir=self.workdir / "mongodb", log_file=self.logs / "secantus.log")
 
-    def restart_kafka(self) -> None:
-        """Kill the broker and start a fresh one on the same port: memory storage, so every topic,
-        offset and group is gone (what a Tansu restart does)."""
+    def restart_kafka(self, *, down_s: float = 0.0) -> None:
+        """Kill the broker and start a fresh one on the same port `down_s` later: memory storage, so
+        every topic, offset and group is gone (what a Tansu restart does)."""
         assert self.kafka is not None
         self.kafka.process.signal(signal.SIGKILL)
         self.kafka.process.wait(5)
+        time.sleep(down_s)
         self.kafka = start_kafka(port=self.kafka.port, log_file=self.logs / "tansu.log")
 
     @property

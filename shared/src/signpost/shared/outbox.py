@@ -225,6 +225,9 @@ class OutboxRelay:
         self._poll_after: str | None = None  # a poll pass reads on from this id (its last full page)
         self._replay_after: str | None = None  # set: events published before are sent again from here
         self._replay_run = ""  # which replay this is (a later loss of the log starts another)
+        # Held by each publishing round, and by a replay while the service runs: each referral's
+        # events then reach the new log in staging order, the replayed ones first.
+        self._sending = asyncio.Lock()
         self._polled_at = time.monotonic()
 
     def committed(self, staged: Staged) -> None:
@@ -256,8 +259,16 @@ class OutboxRelay:
         if unfinished is not None:
             self._replay_run, self._replay_after = unfinished["run"], unfinished["after"]
 
+    async def replay_lost_log(self) -> None:
+        """While running: the broker has lost its log (`signpost.shared.logwatch`). Send again every
+        event kept here, as `prepare_replay` does at start-up, before publishing anything new."""
+        async with self._sending:
+            await self.prepare_replay(log_lost=True)
+            await self._replay()
+
     async def run(self) -> None:
-        await self._replay()
+        async with self._sending:
+            await self._replay()
         async with asyncio.TaskGroup() as loops:
             loops.create_task(self._keep_publishing())
             loops.create_task(self._keep_marking())
@@ -283,7 +294,8 @@ class OutboxRelay:
             # Cleared before the round: a commit during it wakes the next one.
             self._wake.clear()
             try:
-                more = await self._publish_round()
+                async with self._sending:
+                    more = await self._publish_round()
                 backoff = 0.0
             except Exception as exc:
                 backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.25)

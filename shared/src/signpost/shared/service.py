@@ -26,6 +26,7 @@ from signpost.shared.events import Envelope, EventData
 from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
 from signpost.shared.limits import BodySizeLimitMiddleware
 from signpost.shared.logging import CorrelationIdMiddleware, configure_logging, get_logger
+from signpost.shared.logwatch import LogLossWatch
 from signpost.shared.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from signpost.shared.metrics import OTHER_AREA, HttpMetricsMiddleware, ServiceMetrics
 from signpost.shared.mongo import Database, Document, IndexPlan, Session, create_client
@@ -232,6 +233,14 @@ def create_service_app(
             await runtime.outbox.prepare_replay(log_lost=log_lost)
         await runtime.broker.start()
         tasks = [asyncio.create_task(job()) for job in runtime.background]
+        if runtime.outbox is not None and runtime.consumes_events:
+            # A broker that loses its log while this service runs: topics again, and the replay.
+            watch = LogLossWatch(
+                runtime.settings,
+                group=runtime.topics.group(runtime.service),
+                on_loss=runtime.outbox.replay_lost_log,
+            )
+            tasks.append(asyncio.create_task(watch.run()))
         log.info("service started", topics=runtime.topics.referrals)
         try:
             yield
