@@ -18,3 +18,12 @@ def test_an_aware_time_is_converted_to_utc() -> None:
 def test_unrepresentable_or_naive_times_are_refused(value: str, words: str) -> None:
     with pytest.raises(ValidationError, match=words):
         adapter.validate_python(value)
+
+
+@pytest.mark.parametrize("value", ["1.9", "1767603600", " 1e9 ", "-1", 1767603600, 1.9])
+def test_a_number_is_refused_rather_than_read_as_seconds_since_1970(value: object) -> None:
+    # pydantic alone answers 1970-01-01T00:00:01.9Z for "1.9": an audit query `until=1.9` matched nothing.
+    with pytest.raises(ValidationError, match="not a number"):
+        adapter.validate_python(value)
+    with pytest.raises(ValidationError, match="not a number"):
+        TypeAdapter(UtcDateTime | None).validate_python(value)
