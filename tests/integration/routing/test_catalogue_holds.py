@@ -49,15 +49,15 @@ def hold_during_next_transaction(
     monkeypatch.setattr(runtime, "transaction", transaction)
 
 
-async def hold_a_place(runtime: Runtime, provision_id: str) -> None:
+async def hold_a_place(runtime: Runtime, provision_id: str, referral_id: str = "r-held") -> None:
     accepted = OfferAcceptedV1(
-        referral_id="r-held",
+        referral_id=referral_id,
         provision_id=provision_id,
         organisation_id="any-agency",
         at=datetime.now(UTC),
     )
     envelope: Envelope[EventData] = new_event(
-        accepted, source="/signpost/intake", tenant=runtime.settings.tenant, subject="r-held"
+        accepted, source="/signpost/intake", tenant=runtime.settings.tenant, subject=referral_id
     )
     await track_capacity(runtime=runtime, envelope=envelope)
 
@@ -186,3 +186,35 @@ async def test_an_import_of_a_figure_stated_before_a_place_was_held_keeps_the_pl
 
         await import_feed(datetime.now(UTC) + timedelta(seconds=1))
         assert await available(routing, service["id"]) == before
+
+
+async def test_a_put_without_if_match_of_a_capacity_read_before_a_hold_is_refused(settings: Settings) -> None:
+    """Without If-Match, the capacity's own `updated` (routing stamps it as it holds a place) shows
+    that the body was read before the last hold: refused, not written back."""
+    admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
+    app = create_routing(settings)
+    runtime: Runtime = app.state.runtime
+    async with serving(app) as routing:
+        await hold_a_place(runtime, "slt-community", "r-first")
+        body = (await routing.get("/v1/provisions/slt-community")).json()
+        assert body["capacity"]["updated"] is not None
+        before = body["capacity"]["available"]
+        await hold_a_place(runtime, "slt-community", "r-second")
+
+        stale = await routing.put(
+            "/v1/provisions/slt-community", json={**body, "waiting_weeks": 7}, headers=admin
+        )
+
+        assert stale.status_code == 412, stale.text
+        assert await available(routing, "slt-community") == before - 1
+        current = (await routing.get("/v1/provisions/slt-community")).json()
+        fresh = await routing.put(
+            "/v1/provisions/slt-community", json={**current, "waiting_weeks": 7}, headers=admin
+        )
+        assert fresh.status_code == 200, fresh.text
+        assert await available(routing, "slt-community") == before - 1
+        stated = {**body, "capacity": {**body["capacity"], "updated": None}}  # stated afresh, as given
+        assert (
+            await routing.put("/v1/provisions/slt-community", json=stated, headers=admin)
+        ).status_code == 200
+        assert await available(routing, "slt-community") == before

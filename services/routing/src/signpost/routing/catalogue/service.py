@@ -34,6 +34,14 @@ class StaleProvision(Exception):
         self.version = version  # the stored one
 
 
+class StaleCapacity(Exception):
+    """The capacity sent is stated as of a time before the stored one was last changed."""
+
+    def __init__(self, provision_id: str, updated: datetime) -> None:
+        super().__init__(provision_id)
+        self.updated = updated  # the stored one's
+
+
 @dataclass(frozen=True)
 class Versioned:
     """A provision as stored and the catalogue version of its last change (its ETag)."""
@@ -107,8 +115,17 @@ async def save_versioned(
 ) -> Versioned:
     """`save_provision`, refused with StaleProvision when `read` is given and holds none of the
     stored versions: a figure read before routing held or gave back a place (or anyone else changed
-    the provision) must not be written back over it."""
-    item = ProvisionChange(provision.id, change, lambda _: provision, read=read)
+    the provision) must not be written back over it. Whatever `read`, a capacity whose `updated` is
+    older than the stored capacity's is refused with StaleCapacity: routing stamps `updated` as it
+    holds or gives back a place, so a body read before that carries the older time."""
+
+    def revise(stored: Provision | None) -> Provision:
+        theirs, ours = provision.capacity, stored.capacity if stored else None
+        if theirs and ours and theirs.updated and ours.updated and theirs.updated < ours.updated:
+            raise StaleCapacity(provision.id, ours.updated)
+        return provision
+
+    item = ProvisionChange(provision.id, change, revise, read=read)
 
     async def write(session: Session) -> Versioned:
         return await _write(runtime, item, principal, session)

@@ -12,6 +12,7 @@ from signpost.routing.catalogue.repository import search_provisions
 from signpost.routing.catalogue.service import (
     NoSuchProvision,
     ProvisionExists,
+    StaleCapacity,
     StaleProvision,
     get_versioned,
     retire,
@@ -123,7 +124,10 @@ async def create_provision(body: Provision, runtime: RuntimeDep, principal: Admi
     responses={
         200: {"headers": {"ETag": {"description": ETAG_HELP, "schema": {"type": "string"}}}},
         404: {"description": "No such provision"},
-        412: {"description": "If-Match names a version the provision has moved on from (GET it again)"},
+        412: {
+            "description": "If-Match names a version the provision has moved on from, or the body's "
+            "capacity.updated is older than the stored capacity's (GET it again)"
+        },
         422: {"description": "The body's id differs from the path"},
     },
 )
@@ -138,7 +142,8 @@ async def update_provision(
         Header(
             description="The ETag of the GET the body was edited from: the change is refused (412) "
             "if the provision has changed since, e.g. routing held a place, so a figure read "
-            "before does not overwrite it. Without it the body is stored as given."
+            "before does not overwrite it. Without it the body is stored as given, unless its "
+            "capacity.updated is older than the stored one's (412 too)."
         ),
     ] = None,
 ) -> Provision:
@@ -163,6 +168,14 @@ async def update_provision(
             f"provision {provision_id!r} has changed since the version you read (now {etag(stale.version)}),"
             " e.g. a place held or given back: GET it again and make your change to that",
             headers={"ETag": etag(stale.version)},
+        ) from None
+    except StaleCapacity as stale:
+        raise HTTPException(
+            status.HTTP_412_PRECONDITION_FAILED,
+            f"the capacity sent is as of {body.capacity.updated if body.capacity else None}, but provision"
+            f" {provision_id!r}'s changed at {stale.updated.isoformat()}, e.g. a place held or given back:"
+            " GET it again and make your change to that (or send capacity.updated as now, or none, to"
+            " state the figure afresh)",
         ) from None
     response.headers["ETag"] = etag(saved.version)
     return saved.provision
