@@ -243,8 +243,9 @@ async def test_routing_starts_where_its_former_group_left_off(settings: Settings
         await eventually(lambda: decided("r-after"), what="the submission after the upgrade decided")
         assert not await decided("r-before")  # not replayed
 
-        async def read_on() -> bool:
-            async with stream_inspector(settings) as inspector:
-                return await inspector.committed(topics.group("routing"), [only]) == {only: 2}
+        async with stream_inspector(settings) as inspector:
 
-        await eventually(read_on, what="the new group's offset past both submissions")
+            async def read_on() -> bool:  # 2 or more: routing's own decision follows on the topic
+                return (await inspector.committed(topics.group("routing"), [only])).get(only, 0) >= 2
+
+            await eventually(read_on, what="the new group's offset past both submissions")
