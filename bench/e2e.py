@@ -467,7 +467,7 @@ async def sustained(
     report.add(f"sustained accepted referrals/s (offered {rate:g}/s for {args.duration:g} s)",
                f"{result.accepted_per_s:,.1f}", f"{rate:g}/s offered", result.accepted_per_s / rate)  # fmt: skip
     report.add(f"sustained requests failed / not sent (of {result.scheduled:,})",
-               f"{result.failed} ({result.timed_out} timed out) / {result.not_sent}",
+               f"{result.failed} ({result.timed_out} timed out; {by_status(result)}) / {result.not_sent}",
                f"{result.scheduled:,} scheduled (ratio: the share not accepted)",
                result.not_accepted / max(1, result.scheduled))  # fmt: skip
     report.add(
@@ -500,6 +500,11 @@ async def sustained(
     report.add("CPU per referral, every process",
                f"{sum(per_referral.values()):.1f} ms",
                ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(per_referral.items(), key=lambda i: -i[1])))  # fmt: skip
+
+
+def by_status(result: LoadResult) -> str:
+    """The failures by status, 0 for no answer (a timeout or a failed connection)."""
+    return ", ".join(f"{status}: {count}" for status, count in sorted(result.failures().items())) or "none"
 
 
 def own_cpu_seconds() -> float:

@@ -57,3 +57,10 @@ def test_slots_never_sent_stop_the_ramp_counting_it_as_kept_up(e2e: ModuleType) 
     late = step(20, 20)
     late.not_sent = 5
     assert not e2e.hit_ceiling([step(10, 10), late], ceiling=30)
+
+
+def test_failures_are_broken_down_by_status(e2e: ModuleType) -> None:
+    result = step(10, 2)
+    result.attempts += [Attempt(0.0, 10.0, 0, None, timed_out=True), Attempt(0.0, 0.001, 503, None)]
+    assert e2e.by_status(result) == "0: 1, 503: 1"
+    assert e2e.by_status(step(10, 2)) == "none"
