@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.structs import TopicPartition
 from pymongo import AsyncMongoClient
 from signpost.intake.offers import keys
 from signpost.intake.referrals.models import REFERRALS
+from signpost.shared.kafka import ensure_topics
+from signpost.shared.offsets import commit_offsets, stream_inspector
 from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
@@ -147,3 +150,22 @@ async def test_a_start_writes_only_missing_inbox_keys_and_migrate_stale_ones_too
         assert await stored() == {"unkeyed": ["org-0|routed"], "stale": ["org-0|accepted"]}
     finally:
         await client.close()
+
+
+async def test_migrate_carries_the_groups_offsets_over_to_their_names_with_the_tenant(
+    settings: Settings,
+) -> None:
+    """The upgrade to consumer groups named with the tenant: migrate gives each service's new group
+    the committed offsets of its old name (`{prefix}signpost-{service}`), so nothing is replayed."""
+    topics = Topics.from_settings(settings)
+    await ensure_topics(settings)
+    first = TopicPartition(topics.referrals, 0)
+    for number, service in enumerate(SERVICE_NAMES, start=1):
+        await commit_offsets(
+            settings, group=f"{settings.topic_prefix}signpost-{service}", offsets={first: number}
+        )
+    await migrate(settings)
+    async with stream_inspector(settings) as inspector:
+        for number, service in enumerate(SERVICE_NAMES, start=1):
+            assert topics.group(service) == f"{settings.topic_prefix}signpost-{settings.tenant}-{service}"
+            assert await inspector.committed(topics.group(service), [first]) == {first: number}
