@@ -8,8 +8,8 @@ restart needs the same without restarting: its producer and consumers reconnect 
 default partition count, but nothing would send again what the consumers had not read yet.
 This watch reads, every few seconds, what a broker that keeps its log never shows:
 
-- the referrals topic's partitions are not those seen before (gone, or re-created with another
-  count by a client's metadata request);
+- the referrals topic's partitions are not those seen before (re-created with another count by
+  a client's metadata request: a topic that cannot be described is only not read this round);
 - a partition's end offset went down (a new log counts from 0 again);
 - the service's consumer group had committed offsets and has none.
 
@@ -122,10 +122,13 @@ class LogLossWatch:
     async def _read(self) -> LogState:
         admin, consumer = await self._clients()
         described = await admin.describe_topics([self._topic])
+        if errors := [topic["error_code"] for topic in described if topic["error_code"] != 0]:
+            # A topic being created or a leader being elected: not read this round, rather than
+            # a loss (a lost topic is re-created at once by this very request on Tansu).
+            raise RuntimeError(f"the referrals topic not described: error {errors}")
         partitions = [
             TopicPartition(self._topic, int(partition["partition"]))
             for topic in described
-            if topic["error_code"] == 0
             for partition in topic["partitions"]
         ]
         ends = await consumer.end_offsets(partitions) if partitions else {}
