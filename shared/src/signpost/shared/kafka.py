@@ -13,7 +13,7 @@ rules, so only the event at fault is parked.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,7 +21,7 @@ from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.types import DecodedMessage
@@ -33,6 +33,7 @@ from signpost.shared.events import (
 )
 from signpost.shared.logging import bind_correlation_id, get_logger
 from signpost.shared.retries import (
+    DEAD_LETTER_HEADERS,
     NOT_AN_EVENT,
     Failure,
     Origin,
@@ -61,6 +62,12 @@ RETRY_WAIT_SLICE_S = 1.0
 # (FastStream then pauses as long again when there were none: keep it short for latency).
 BATCH_MAX_RECORDS = 200
 BATCH_POLL_MS = 20
+# A dead letter too large for Kafka to take whole (the producer's request size, or the broker's
+# message size) keeps this much of its body, and of the headers it came with, and says so:
+# otherwise it would be read again and refused again for ever, and its partition never move on.
+CUT_BODY_BYTES = 16 * 1024
+CUT_HEADER_CHARS = 1024
+CUT_HEADERS = 50
 
 
 def create_broker(settings: Settings, *, service: str) -> KafkaBroker:
@@ -335,8 +342,12 @@ class EventConsumer:
         }
         if delay is None:
             log.error("event handler failed on its last attempt; dead-lettered", **context)
-            await self._publish(
-                self.topics.dead_letters, record, {**headers, **failure.dead_letter_headers()}
+            await publish_dead_letter(
+                self.broker,
+                self.topics.dead_letters,
+                value=record.value or b"",
+                key=record.key,
+                headers={**headers, **failure.dead_letter_headers()},
             )
             return
         log.warning("event handler failed; parked for a retry", retry_in_s=delay, exc_info=True, **context)
@@ -385,12 +396,50 @@ async def dead_letter(
     origin = origin or Origin(record.topic, record.partition, record.offset)
     log.warning("dead-lettered a message", kind=kind, error=error, origin=str(origin))
     extra = dead_letter_headers(kind=kind, error=error, service=service, origin=origin, attempts=attempts)
-    await broker.publish(
-        record.value or b"",
+    await publish_dead_letter(
+        broker,
         topics.dead_letters,
+        value=record.value or b"",
         key=record.key,
         headers={**(_headers(record) if headers is None else headers), **extra},
     )
+
+
+async def publish_dead_letter(
+    broker: KafkaBroker, topic: str, *, value: bytes, key: bytes | None, headers: dict[str, str]
+) -> None:
+    """Publish a dead letter whole or, when Kafka refuses it as too large, cut short (`cut_short`)."""
+    try:
+        await broker.publish(value, topic, key=key, headers=headers)
+        return
+    except MessageSizeTooLargeError:
+        log.warning(
+            "dead letter too large to publish whole; publishing it cut short",
+            bytes=len(value),
+            origin=f"{headers.get('dlq_topic')}[{headers.get('dlq_partition')}]@{headers.get('dlq_offset')}",
+        )
+    cut_value, cut_headers = cut_short(value, headers)
+    await broker.publish(cut_value, topic, key=key, headers=cut_headers)
+
+
+def cut_short(value: bytes, headers: Mapping[str, str]) -> tuple[bytes, dict[str, str]]:
+    """A dead letter small enough for Kafka: the body's first `CUT_BODY_BYTES`, the dead letter's
+    own `dlq_*` headers, the first `CUT_HEADERS` of the others, every header to `CUT_HEADER_CHARS`,
+    and `dlq_error` saying what was cut (a replay of it would be refused again)."""
+    ours = [(name, text) for name, text in headers.items() if name in DEAD_LETTER_HEADERS]
+    theirs = [(name, text) for name, text in headers.items() if name not in DEAD_LETTER_HEADERS]
+    kept = {name[:CUT_HEADER_CHARS]: text[:CUT_HEADER_CHARS] for name, text in [*theirs[:CUT_HEADERS], *ours]}
+    what = []
+    if len(value) > CUT_BODY_BYTES:
+        what.append(f"body cut to its first {CUT_BODY_BYTES} of {len(value)} bytes")
+    if len(theirs) > CUT_HEADERS or any(
+        len(name) > CUT_HEADER_CHARS or len(text) > CUT_HEADER_CHARS for name, text in headers.items()
+    ):
+        what.append(f"headers cut to {CUT_HEADERS} besides its own, of {CUT_HEADER_CHARS} characters at most")
+    kept["dlq_error"] = (
+        f"{kept.get('dlq_error', '')}; too large to dead-letter whole: {', '.join(what) or 'nothing to cut'}"
+    )
+    return value[:CUT_BODY_BYTES], kept
 
 
 async def _undecoded(message: KafkaMessage) -> DecodedMessage:

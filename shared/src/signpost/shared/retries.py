@@ -178,6 +178,13 @@ def retry_due(now: datetime, delay_s: float) -> datetime:
     return now + timedelta(seconds=delay_s)
 
 
+# What `dead_letter_headers` may set.
+DEAD_LETTER_HEADERS = frozenset(
+    f"{DLQ_PREFIX}{name}"
+    for name in ("kind", "error", "service", "topic", "partition", "offset", "attempts", "first_failed_at")
+)
+
+
 def dead_letter_headers(
     *,
     kind: str,
