@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator
 from functools import reduce
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -561,3 +562,211 @@ async def test_unusual_text_in_a_setting_is_stored_as_sent(platform: Platform) -
     found = await eventually(registered, what="every setting folded into the register")
     for setting_id, body in sent.items():
         assert (found[setting_id]["name"], found[setting_id]["phase"]) == (body["name"], body["phase"])
+
+
+# ---- path parameters, analytics' queries and the notes of every move on a referral
+
+# Ids a caller may put in a path: each is refused naming the parameter, or looked up literally and
+# not found; never a 5xx, never read as an operator.
+HOSTILE_IDS = {
+    "operator": "$gt",
+    "operator document": '{"$gt": ""}',
+    "where": "$where",
+    "dotted operator": "a.$ne",
+    "NUL": "a\x00b",
+    "terminal escape": "a\x1b[31mb",
+    "line break": "a\nb",
+    "C1 control": "a\x85b",
+    "very long": "x" * 5_000,
+    "right-to-left override": "a\u202eb",
+    "zero-width": "a\u200bb",
+    "combining marks": "Zo\u0308e\u0301",
+    "emoji": "👩‍👧‍👦",
+}
+# Bytes that are not UTF-8 at all: a lone surrogate's encoding, and a byte UTF-8 never uses.
+RAW_IDS = {"lone surrogate": "%ED%A0%80", "invalid byte": "%FF"}
+
+
+def path_ids() -> list[tuple[str, str]]:
+    return [(kind, quote(value, safe="")) for kind, value in HOSTILE_IDS.items()] + list(RAW_IDS.items())
+
+
+def refused_or_not_found(response: httpx.Response, field: str, kind: str) -> None:
+    """A 422 naming `field`, or a 404 saying what was looked for and not found."""
+    if response.status_code == 422:
+        assert_refused(response, field)
+    else:
+        assert response.status_code == 404, (kind, response.status_code, response.text[:300])
+        assert response.json()["detail"].startswith("no "), (kind, response.text[:300])
+
+
+async def test_hostile_ids_in_intake_and_routing_paths_are_looked_up_literally(platform: Platform) -> None:
+    admin, practitioner = platform.tokens.admin(), platform.tokens.practitioner()
+    agency = platform.tokens.agency("la-inclusion-service")
+    referral_id = await routed_referral(platform)
+    before = await platform.db("intake")["referrals"].find_one({"_id": referral_id})
+    provisions = await platform.db("routing")["provisions"].count_documents({})
+    for kind, encoded in path_ids():
+        for client, method, url, body, token, field in [
+            (platform.intake, "GET", f"/v1/referrals/{encoded}", None, practitioner, ""),
+            (
+                platform.intake,
+                "GET",
+                f"/v1/referrals/{encoded}/child?purpose=correction",
+                None,
+                practitioner,
+                "",
+            ),
+            (
+                platform.intake,
+                "POST",
+                f"/v1/referrals/{encoded}/information",
+                {"text": "x"},
+                practitioner,
+                "",
+            ),
+            (
+                platform.intake,
+                "POST",
+                f"/v1/referrals/{encoded}/withdraw",
+                {"reason": "duplicate"},
+                practitioner,
+                "",
+            ),
+            (
+                platform.intake,
+                "POST",
+                f"/v1/referrals/{encoded}/offers/autism-outreach/accept",
+                {},
+                agency,
+                "",
+            ),
+            # The real referral, with a hostile provision: nothing of it changes.
+            (platform.intake, "POST", f"/v1/referrals/{referral_id}/offers/{encoded}/accept", {}, agency, ""),
+            (platform.intake, "POST", f"/v1/referrals/{referral_id}/offers/{encoded}/start", {}, agency, ""),
+            (platform.routing, "GET", f"/v1/provisions/{encoded}", None, admin, ""),
+            (platform.routing, "POST", f"/v1/provisions/{encoded}/retire", None, admin, ""),
+            (platform.routing, "PUT", f"/v1/provisions/{encoded}", PROVISION, admin, "body.id"),
+            (platform.routing, "GET", f"/v1/decisions/{encoded}", None, admin, ""),
+            (platform.routing, "GET", f"/oruk/services/{encoded}", None, admin, ""),
+        ]:
+            response = await send(client, method, url, body, token)
+            refused_or_not_found(response, field, f"{kind} {method} {url[:60]}")
+        # The id in the body as well as the path: the body's id is refused, so nothing is stored.
+        value = HOSTILE_IDS.get(kind)
+        if value is not None:
+            update = await send(
+                platform.routing, "PUT", f"/v1/provisions/{encoded}", {**PROVISION, "id": value}, admin
+            )
+            assert_refused(update, "body.id")
+    assert await platform.db("intake")["referrals"].find_one({"_id": referral_id}) == before
+    assert await platform.db("routing")["provisions"].count_documents({}) == provisions
+    ids = list(HOSTILE_IDS.values())
+    for service, collection in [("intake", "referrals"), ("routing", "provisions"), ("routing", "decisions")]:
+        assert await platform.db(service)[collection].count_documents({"_id": {"$in": ids}}) == 0
+
+
+async def test_hostile_setting_ids_are_refused_naming_the_path_parameter(platform: Platform) -> None:
+    # A line break used to match no route at all (Starlette's `path` stops at one): a bare 404.
+    admin = platform.tokens.admin()
+    for kind, encoded in path_ids():
+        for method, body in [("PUT", SETTING), ("DELETE", None)]:
+            response = await send(platform.analytics, method, f"/v1/settings-register/{encoded}", body, admin)
+            assert response.status_code == 422, (kind, method, response.text[:300])
+            assert_refused(response, "path.setting_id")
+
+
+async def test_operator_keys_in_a_setting_are_refused_naming_them(platform: Platform) -> None:
+    admin = platform.tokens.admin()
+    staged = await platform.db("analytics")["outbox"].count_documents({})
+    for key in ["$where", "$set", "name.$ne", "$"]:
+        body = {**SETTING, key: "anything"}
+        refused = await send(platform.analytics, "PUT", "/v1/settings-register/URN300001", body, admin)
+        assert_refused(refused, f"body.{key}")
+    nested = await send(
+        platform.analytics, "PUT", "/v1/settings-register/URN300001", {**SETTING, "name": {"$gt": ""}}, admin
+    )
+    assert_refused(nested, "body.name")
+    # None of it became a change to the register.
+    assert await platform.db("analytics")["outbox"].count_documents({}) == staged
+
+
+ANALYTICS_QUERIES: list[tuple[str, dict[str, str]]] = [
+    ("/v1/pulse/summary", {}),
+    ("/v1/pulse/breakdown", {"measure": "submitted", "group_by": "locality"}),
+    ("/v1/pulse/trend", {"measure": "submitted", "interval": "week"}),
+    ("/v1/pulse/what-works", {"group_by": "provision"}),
+    ("/v1/pulse/unmet-demand", {}),
+    ("/v1/pulse/waiting", {}),
+    ("/v1/pulse/declines", {}),
+]
+
+
+async def test_hostile_analytics_queries_are_refused_naming_the_parameter(platform: Platform) -> None:
+    analyst = {"authorization": f"Bearer {platform.tokens.token('analyst', 'la-insight')}"}
+    for path, required in ANALYTICS_QUERIES:
+        for name in [*required, "locality", "setting", "need", "sector", "provision", "tenant", "from", "to"]:
+            for value in [*HOSTILE_IDS.values(), '{"$gt": ""}', "2026-01-01\x00"]:
+                params = {**required, name: value}
+                response = await platform.analytics.get(path, params=params, headers=analyst)
+                assert_refused(response, f"query.{name}")
+    for name, value in [
+        ("measure", "$gt"),
+        ("measure", '{"$ne": null}'),
+        ("from", "$gt"),
+        ("from", "x" * 5_000),
+        ("to", "2026-01-01\x00"),
+        ("to", "2026-02-30"),
+    ]:
+        params = {"measure": "submitted", name: value}
+        response = await platform.analytics.get("/v1/benchmarking", params=params, headers=analyst)
+        assert_refused(response, f"query.{name}")
+    for value in ["$gt", "a\x00", "x" * 100]:
+        response = await platform.analytics.get("/v1/pulse", params={"tenant": value}, headers=analyst)
+        assert_refused(response, "query.tenant")
+
+
+async def test_notes_of_every_move_refuse_hostile_text_and_keep_the_rest(platform: Platform) -> None:
+    referral_id = await routed_referral(platform)
+    practitioner = platform.tokens.practitioner()
+    agency = platform.tokens.agency("la-inclusion-service")
+    offer = f"/v1/referrals/{referral_id}/offers/autism-outreach"
+    completion = {"outcome": "needs_met", "needs_profile_after": {"communication_and_interaction": 1}}
+    moves = [
+        (f"{offer}/accept", {}, agency),
+        (f"{offer}/start", {}, agency),
+        (f"{offer}/complete", completion, agency),
+    ]
+    note = "\n".join(INERT.values())
+    for url, body, token in moves:
+        for value in [*REFUSED.values(), *STRUCTURES.values()]:
+            assert_refused(
+                await send(platform.intake, "POST", url, {**body, "note": value}, token), "body.note"
+            )
+        assert_refused(
+            await send(platform.intake, "POST", url, {**body, "note": "ok", "$set": {"status": "x"}}, token),
+            "body.$set",
+        )
+        moved = await send(platform.intake, "POST", url, {**body, "note": note}, token)
+        assert moved.status_code == 200, (url, moved.text)
+        assert moved.json()["timeline"][-1]["note"] == note
+        stored = await platform.db("intake")["referrals"].find_one({"_id": referral_id})
+        assert stored is not None and stored["timeline"][-1]["note"] == note
+
+    withdrawn_id = await routed_referral(platform)
+    withdraw = f"/v1/referrals/{withdrawn_id}/withdraw"
+    for value in [*REFUSED.values(), *STRUCTURES.values()]:
+        assert_refused(
+            await send(platform.intake, "POST", withdraw, {"reason": "other", "note": value}, practitioner),
+            "body.note",
+        )
+    for key in ["$set", "reason.$ne"]:
+        assert_refused(
+            await send(platform.intake, "POST", withdraw, {"reason": "duplicate", key: 1}, practitioner),
+            f"body.{key}",
+        )
+    withdrawn = await send(platform.intake, "POST", withdraw, {"reason": "other", "note": note}, practitioner)
+    assert withdrawn.status_code == 200, withdrawn.text
+    stored = await platform.db("intake")["referrals"].find_one({"_id": withdrawn_id})
+    assert stored is not None and stored["status"] == "withdrawn"
+    assert stored["timeline"][-1]["note"] == f"other: {note}"  # the reason, then the words as sent

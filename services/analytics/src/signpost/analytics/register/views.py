@@ -23,14 +23,25 @@ from signpost.shared.mongo import Session
 from signpost.shared.outbox import stage_event
 from signpost.shared.service import Runtime, RuntimeDep
 from signpost.shared.text import Identifier, SingleLine
+from starlette.convertors import PathConvertor, register_url_convertor
 
 router = APIRouter(prefix="/v1/settings-register", tags=["settings register"])
 
 SOURCE = "/signpost/analytics"  # the `ce_source` form every producer uses: /signpost/<service>[/<part>]
 
 # Every setting id a referral may name, so each can be registered and count towards coverage. The
-# routes take it as `{setting_id:path}`: an id such as "LA/0042" keeps its "/" (sent as is or as %2F).
+# routes take the rest of the path: an id such as "LA/0042" keeps its "/" (sent as is or as %2F).
 SettingId = Annotated[Identifier, Path(description="The setting's id, e.g. its URN.")]
+
+
+class _RestOfPath(PathConvertor):
+    """Starlette's `path`, line breaks included: its `.*` stops at one, so an id holding a line
+    break matched no route and got a bare 404 rather than the 422 saying what is wrong with it."""
+
+    regex = r"[\s\S]*"
+
+
+register_url_convertor("rest_of_path", _RestOfPath())
 
 
 class SettingIn(BaseModel):
@@ -60,7 +71,7 @@ class Published(BaseModel):
 
 
 @router.put(
-    "/{setting_id:path}",
+    "/{setting_id:rest_of_path}",
     response_model=Published,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Register a setting, or update it (admin)",
@@ -75,7 +86,7 @@ async def put_setting(
 
 
 @router.delete(
-    "/{setting_id:path}",
+    "/{setting_id:rest_of_path}",
     response_model=Published,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Close a setting: it leaves the register (admin)",
