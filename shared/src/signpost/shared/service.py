@@ -38,6 +38,7 @@ from signpost.shared.offsets import (
     stream_inspector,
 )
 from signpost.shared.outbox import OutboxRelay, adopt_legacy_pending, pending_count, transaction_with_events
+from signpost.shared.responses import document_shared_responses
 from signpost.shared.settings import ServiceName, Settings
 from signpost.shared.topics import Topics
 
@@ -382,7 +383,8 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
 
 
 def _document_validation_problems(app: FastAPI) -> None:
-    """Make the OpenAPI document describe the 422 body `_validation_error` really sends."""
+    """Make the OpenAPI document describe the 422 body `_validation_error` really sends, and the
+    answers authentication and the limits give before any handler runs."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -395,6 +397,7 @@ def _document_validation_problems(app: FastAPI) -> None:
                 )
                 schemas["HTTPValidationError"].pop("$defs", None)
                 schemas["Problem"] = Problem.model_json_schema()
+            document_shared_responses(document, app.routes)
             app.openapi_schema = document
         return app.openapi_schema
 
