@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -80,6 +80,7 @@ Kind = Literal[
     "wrong-version",
     "unknown-type",
     "schema",
+    "null-header",
     "retry-headers",
 ]
 KINDS: tuple[Kind, ...] = (
@@ -89,6 +90,7 @@ KINDS: tuple[Kind, ...] = (
     "wrong-version",
     "unknown-type",
     "schema",
+    "null-header",
 )
 # Over the 1 MiB a service's producer sends at most: the embedded broker takes it from a producer
 # that allows more, but the service cannot dead-letter it whole.
@@ -145,10 +147,15 @@ class Running:
     db: Database
     letters: list[Record] = field(default_factory=list)
 
-    async def send(self, topic: str, key: str, value: bytes, headers: dict[str, str]) -> tuple[int, int]:
-        """(partition, offset) of the record sent."""
+    async def send(
+        self, topic: str, key: str, value: bytes, headers: Mapping[str, str | None]
+    ) -> tuple[int, int]:
+        """(partition, offset) of the record sent; a header of None goes as a null value."""
         sent = await self.producer.send_and_wait(
-            topic, value, key=key.encode(), headers=[(name, text.encode()) for name, text in headers.items()]
+            topic,
+            value,
+            key=key.encode(),
+            headers=[(name, None if text is None else text.encode()) for name, text in headers.items()],
         )
         return sent.partition, sent.offset
 
@@ -333,10 +340,13 @@ def parked(service: str, topics: Topics) -> dict[str, str]:
     }
 
 
-def bad_message(good: Envelope[EventData], role: TopicRole, kind: Kind) -> tuple[dict[str, str], bytes, str]:
+def bad_message(
+    good: Envelope[EventData], role: TopicRole, kind: Kind
+) -> tuple[dict[str, str | None], bytes, str]:
     """(headers, body, what the reason must say): a message of the good event's own type,
     spoilt the way `kind` says."""
-    headers, body = to_kafka_headers(good), to_kafka_value(good)
+    headers: dict[str, str | None] = {**to_kafka_headers(good)}
+    body = to_kafka_value(good)
     family = good.type.rpartition(".")[0]
     data = json.loads(body)
     if kind == "malformed":
@@ -356,6 +366,8 @@ def bad_message(good: Envelope[EventData], role: TopicRole, kind: Kind) -> tuple
         if role in ("referrals", "retry"):
             return headers, json.dumps({**data, "age_years": 99}).encode(), "body: age_years: "
         return headers, json.dumps({**data, "change": "exploded"}).encode(), "body: change: "
+    if kind == "null-header":  # Kafka allows a header without a value: read as no header at all
+        return {**headers, "ce_type": None}, body, "header ce_type is missing"
     assert kind == "retry-headers"
     return headers, body, "retry headers: retry header retry_topic is missing"
 
@@ -457,7 +469,9 @@ async def bad_then_good(app: Running, role: TopicRole, kind: Kind) -> None:
         )
     else:
         assert letter.value == body
-    sent = {name: value for name, value in headers.items() if not name.startswith("retry_")}
+    sent = {
+        name: value for name, value in headers.items() if not name.startswith("retry_") and value is not None
+    }
     assert sent.items() <= dlq.items()  # what the producer sent, untouched
     assert not [name for name in dlq if name.startswith("retry_")]
     # Where it was first read: a parked event keeps the place it was parked from.

@@ -18,6 +18,7 @@ from typing import ClassVar
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
+from signpost.shared.events import header_texts
 from signpost.shared.retries import original_headers
 
 UNKNOWN = "?"
@@ -101,9 +102,9 @@ async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 
 
 def parse_dead_letter(
-    offset: int, key: bytes | None, value: bytes | None, raw_headers: list[tuple[str, bytes]]
+    offset: int, key: bytes | None, value: bytes | None, raw_headers: Iterable[tuple[str, bytes | None]]
 ) -> DeadLetter:
-    headers = {name: data.decode("utf-8", "replace") for name, data in raw_headers}
+    headers = header_texts(raw_headers)
     topic = headers.get("dlq_topic", UNKNOWN)
     partition, source_offset = headers.get("dlq_partition"), headers.get("dlq_offset")
     return DeadLetter(

@@ -12,6 +12,7 @@ from signpost.shared.events import (
     ReferralSubmittedV1,
     first_event_id_at,
     from_kafka,
+    header_texts,
     new_event,
     to_kafka_headers,
     to_kafka_value,
@@ -107,3 +108,12 @@ def test_event_ids_created_after_a_moment_sort_above_its_first_id() -> None:
     event = new_event(submitted(), source="intake", tenant="t", subject="r-1")
     after = first_event_id_at(time.time() + 1)
     assert before < event.id < after
+
+
+def test_a_header_without_a_value_reads_as_no_header() -> None:
+    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    raw = [(name, text.encode()) for name, text in to_kafka_headers(event).items() if name != "ce_type"]
+    headers = header_texts([*raw, ("ce_type", None), ("x-note", "caf\xe9".encode("latin-1"))])
+    assert "ce_type" not in headers and headers["x-note"] == "caf\ufffd"
+    with pytest.raises(EventContractError, match="header ce_type is missing"):
+        from_kafka(to_kafka_value(event), headers)

@@ -7,7 +7,7 @@ identifier of a child; identifying details stay in intake's database.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
@@ -310,6 +310,12 @@ def to_kafka_headers(envelope: Envelope[EventData]) -> dict[str, str]:
     headers = {f"ce_{name}": str(value) for name, value in attributes.items() if value is not None}
     headers["content-type"] = envelope.datacontenttype
     return headers
+
+
+def header_texts(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
+    """A Kafka record's headers as text. Kafka allows a header without a value: it reads as no
+    header at all, so a null `ce_type` is a missing one (and dead-lettered as such)."""
+    return {name: value.decode("utf-8", "replace") for name, value in headers if value is not None}
 
 
 def to_kafka_value(envelope: Envelope[EventData]) -> bytes:

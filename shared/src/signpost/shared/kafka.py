@@ -30,6 +30,7 @@ from signpost.shared.events import (
     EventContractError,
     EventData,
     from_kafka,
+    header_texts,
 )
 from signpost.shared.logging import bind_correlation_id, get_logger
 from signpost.shared.retries import (
@@ -142,6 +143,7 @@ def subscribe_events(
         "session_timeout_ms": settings.kafka_session_timeout_ms,
         "heartbeat_interval_ms": settings.kafka_heartbeat_interval_ms,
         "decoder": _undecoded,
+        "parser": _without_null_headers,
     }
     main = topics or [names.referrals]
     # Only the main consumers are on the referral's path; the retry consumer waits for due times anyway.
@@ -442,6 +444,18 @@ def cut_short(value: bytes, headers: Mapping[str, str]) -> tuple[bytes, dict[str
     return value[:CUT_BODY_BYTES], kept
 
 
+async def _without_null_headers(
+    raw: Record | tuple[Record, ...], parse: Callable[[Any], Awaitable[KafkaMessage]]
+) -> KafkaMessage:
+    """FastStream's own parser decodes every header's value, and Kafka allows a header without
+    one: it failed before any handler ran, rewinding its partition for ever. Such a header is
+    dropped first, as `header_texts` reads it: no header at all (a null `ce_type` is a missing one)."""
+    for record in raw if isinstance(raw, tuple) else (raw,):
+        if any(value is None for _, value in record.headers):
+            record.headers = [(name, value) for name, value in record.headers if value is not None]
+    return await parse(raw)
+
+
 async def _undecoded(message: KafkaMessage) -> DecodedMessage:
     """Leave the body alone: `from_kafka` reads it. FastStream's own decoder parses a
     JSON content-type eagerly, and a malformed body then fails before any handler
@@ -461,4 +475,4 @@ def _records(message: KafkaMessage) -> tuple[Record, ...]:
 
 
 def _headers(record: Record) -> dict[str, str]:
-    return {name: value.decode("utf-8", "replace") for name, value in record.headers}
+    return header_texts(record.headers)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from signpost.analytics.ops.retained import RetainedCounts
+from signpost.shared.events import header_texts
 from signpost.shared.logging import get_logger
 from signpost.shared.offsets import PartitionLag, StreamInspector, Watermarks, all_watermarks
 from signpost.shared.settings import SERVICE_NAMES, Settings
@@ -165,7 +166,7 @@ class DeadLetterTally:
         while time.monotonic() < deadline and await self._behind(watermarks):
             for records in (await self._consumer.getmany(timeout_ms=200)).values():
                 for record in records:
-                    headers = {key: value.decode("utf-8", "replace") for key, value in record.headers}
+                    headers = header_texts(record.headers)
                     partition = TopicPartition(record.topic, record.partition)
                     self._retained.add(partition, record.offset, headers.get("dlq_service", "unknown"))
         for partition, marks in watermarks.items():

@@ -28,7 +28,7 @@ from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.follower import FactsFollower
 from signpost.analytics.projections.pipeline import FoldPipeline, PipelineFailed, collect_less_often
 from signpost.analytics.projections.sets import read_pointer
-from signpost.shared.events import Envelope, EventContractError, EventData, from_kafka
+from signpost.shared.events import Envelope, EventContractError, EventData, from_kafka, header_texts
 from signpost.shared.kafka import dead_letter
 from signpost.shared.logging import get_logger
 from signpost.shared.retries import (
@@ -72,7 +72,7 @@ def decode(
     events: list[Decoded] = []
     invalid: list[tuple[ConsumerRecord[bytes, bytes], str]] = []
     for record in records:
-        headers = {key: value.decode("utf-8", "replace") for key, value in record.headers}
+        headers = header_texts(record.headers)
         try:
             events.append((record, from_kafka(record.value, headers, max_bytes=max_bytes)))
         except EventContractError as exc:
