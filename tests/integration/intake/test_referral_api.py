@@ -384,6 +384,25 @@ async def test_an_agency_that_declined_its_offer_no_longer_reads_the_childs_deta
     assert own.status_code == 200
 
 
+async def test_an_agency_working_with_the_child_still_reads_the_details_after_a_withdrawal(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(intake, tokens)
+    agency = tokens.agency("la-inclusion-service")
+    for step in ("accept", "start"):
+        assert (await move(intake, agency, view["id"], "autism-outreach", step)).status_code == 200
+    withdrawn = await intake.post(
+        f"/v1/referrals/{view['id']}/withdraw",
+        json={"reason": "moved_away"},
+        headers=auth(tokens.practitioner()),
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert withdrawn.json()["offers"][0]["status"] == "withdrawn"
+    path = f"/v1/referrals/{view['id']}/child"
+    after = await intake.get(path, params={"purpose": "contact_family"}, headers=auth(agency))
+    assert after.status_code == 200, after.text
+
+
 async def test_a_confidential_address_is_withheld_from_agencies(
     intake: httpx.AsyncClient, tokens: Tokens
 ) -> None:

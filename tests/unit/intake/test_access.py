@@ -2,6 +2,7 @@
 
 from signpost.intake.referrals.access import child_details_refusal, visible_referrals, withholds_address
 from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.events import OfferAcceptedV1
 from signpost.shared.mongo import Document
 
 OFFERED = {"organisation_id": "la-inclusion", "sector": "education", "status": "routed"}
@@ -9,7 +10,9 @@ REFERRAL: Document = {
     "organisation": "school-a",
     "consent": {"sharing_scope": ["education"]},
     "offers": [OFFERED, {"organisation_id": "nhs-slt", "sector": "health", "status": "routed"}],
+    "timeline": [{"type": "uk.signpost.referral.submitted.v1", "actor_organisation": "school-a"}],
 }
+ACCEPTED_BY_US = {"type": OfferAcceptedV1.event_type, "actor_organisation": "la-inclusion"}
 
 
 def caller(role: Role, organisation: str) -> Principal:
@@ -36,6 +39,16 @@ def test_an_agency_keeps_access_to_an_offer_it_took_up() -> None:
     agency = caller(Role.AGENCY, "la-inclusion")
     for status in ("accepted", "in_progress", "completed"):
         assert child_details_refusal(agency, with_offer_status(status)) is None
+
+
+def test_an_agency_that_took_the_offer_up_keeps_access_after_a_withdrawal() -> None:
+    # A withdrawal marks the offers being worked on withdrawn too (moves.withdrawal).
+    withdrawn = with_offer_status("withdrawn")
+    taken_up = {**withdrawn, "timeline": [*withdrawn["timeline"], ACCEPTED_BY_US]}
+    assert child_details_refusal(caller(Role.AGENCY, "la-inclusion"), taken_up) is None
+    someone_else_took_theirs_up = {**ACCEPTED_BY_US, "actor_organisation": "nhs-slt"}
+    theirs = {**withdrawn, "timeline": [*withdrawn["timeline"], someone_else_took_theirs_up]}
+    assert child_details_refusal(caller(Role.AGENCY, "la-inclusion"), theirs)
 
 
 def test_an_agency_loses_access_once_it_declined_or_the_referral_was_withdrawn_first() -> None:

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.events import OfferAcceptedV1
 from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.mongo import Document
 from signpost.shared.vocabulary import Sector
-
-# An offer the agency declined, or that ended open when the referral was withdrawn, gives
-# the agency no further need of the child's identity; one it worked on keeps its reason.
-_ENDED_WITHOUT_WORK = frozenset({ReferralStatus.DECLINED, ReferralStatus.WITHDRAWN})
 
 
 def visible_referrals(principal: Principal, *, tenant: str) -> Document:
@@ -45,9 +42,21 @@ def child_details_refusal(principal: Principal, referral: Document) -> str | Non
     ]
     if not in_scope:
         return "the family's sharing scope does not include your organisation's sector"
-    if all(ReferralStatus(offer["status"]) in _ENDED_WITHOUT_WORK for offer in in_scope):
-        return "your organisation's offer was declined or withdrawn before it was taken up"
-    return None
+    statuses = {ReferralStatus(offer["status"]) for offer in in_scope}
+    if statuses - {ReferralStatus.DECLINED, ReferralStatus.WITHDRAWN}:
+        return None  # an offer open or being worked on
+    # A withdrawal marks every open offer withdrawn, those being worked on too: the timeline
+    # tells whether this agency had taken one up (then it keeps its reason to know the child).
+    if ReferralStatus.WITHDRAWN in statuses and _accepted_by(principal.organisation, referral):
+        return None
+    return "your organisation's offer was declined or withdrawn before it was taken up"
+
+
+def _accepted_by(organisation: str, referral: Document) -> bool:
+    return any(
+        entry["type"] == OfferAcceptedV1.event_type and entry.get("actor_organisation") == organisation
+        for entry in referral["timeline"]
+    )
 
 
 def withholds_address(principal: Principal, details: Document) -> bool:
