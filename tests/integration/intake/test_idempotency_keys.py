@@ -3,19 +3,23 @@ area's, never replays someone else's referral; a key stored before the upgrade i
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 import pytest
 import pytest_asyncio
+import signpost.intake.referrals.service as referral_service
 from signpost.intake.referrals.models import REFERRALS, ReferralRequest
 from signpost.intake.referrals.service import (
     IDEMPOTENCY_KEYS,
     IdempotencyConflict,
+    LegacyKeyLookup,
     PendingSubmission,
     Submission,
     prepare_submission,
     write_submissions,
 )
+from signpost.shared import mongo
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
@@ -123,3 +127,42 @@ async def test_a_key_stored_before_the_upgrade_is_still_replayed_for_its_caller_
     finally:
         await theirs.client.close()
     assert not elsewhere.replayed and elsewhere.referral["_id"] != stored.referral["_id"]
+
+
+async def test_the_old_id_is_looked_up_only_while_a_key_is_stored_under_one(
+    runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every new key is absent under its new id, so every keyed submission also looked its old id
+    up, for ever: once no key is stored under an old id, it no longer does."""
+    settings = runtime.settings
+    await runtime.db[IDEMPOTENCY_KEYS].delete_many({})  # none under an old id: all pruned
+    looked_up: list[str] = []
+
+    async def recording(collection: Any, ids: Sequence[str], **kwargs: Any) -> dict[str, Any]:
+        if collection.name == IDEMPOTENCY_KEYS:
+            looked_up.extend(ids)
+        return await mongo.find_by_ids(collection, ids, **kwargs)
+
+    monkeypatch.setattr(referral_service, "find_by_ids", recording)
+    legacy_keys = LegacyKeyLookup()
+    await legacy_keys.refresh(runtime.db)
+    assert not legacy_keys.needed
+    senco = practitioner("b")
+    first = pending(settings, senco, "k-1")
+    [outcome] = await write_submissions(runtime, [first], legacy_keys=legacy_keys)
+    assert isinstance(outcome, Submission) and not outcome.replayed
+    assert looked_up == [first.key_id]  # the new id alone
+
+    # A key stored under an old id (a replica of the last release, mid-upgrade): looked up again.
+    stored = outcome.referral
+    await runtime.db[IDEMPOTENCY_KEYS].insert_one(
+        {"_id": "ashley-primary:b:k-2", "fingerprint": first.fingerprint,
+         "referral_id": stored["_id"], "created_at": stored["submitted_at"]}
+    )  # fmt: skip
+    await legacy_keys.refresh(runtime.db)
+    assert legacy_keys.needed
+    looked_up.clear()
+    retried = pending(settings, senco, "k-2")
+    [again] = await write_submissions(runtime, [retried], legacy_keys=legacy_keys)
+    assert isinstance(again, Submission) and again.replayed and again.referral["_id"] == stored["_id"]
+    assert looked_up == [retried.key_id, "ashley-primary:b:k-2"]

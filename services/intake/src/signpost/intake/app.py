@@ -13,7 +13,7 @@ from signpost.intake.errors import ERROR_HANDLERS
 from signpost.intake.offers.views import router as offers_router
 from signpost.intake.reconciliation.service import Reconciler
 from signpost.intake.referrals.models import REFERRALS
-from signpost.intake.referrals.service import Submissions
+from signpost.intake.referrals.service import LegacyKeyLookup, Submissions
 from signpost.intake.referrals.views import router as referrals_router
 from signpost.intake.retention import schedule_retention
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     dispatcher = WebhookDispatcher(runtime)
     runtime.background.append(dispatcher.run)
     runtime.background.append(Reconciler(runtime).run)
-    schedule_retention(runtime)
+    legacy_keys = LegacyKeyLookup()
+    schedule_retention(runtime, legacy_keys=legacy_keys)
     runtime.consume_events(
         partial(on_referral_event, dispatcher=dispatcher),
         batch_handler=partial(on_referral_events, dispatcher=dispatcher),
@@ -71,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routers=[referrals_router, offers_router, subscriptions_router, audit_router],
         indexes=INDEXES,
         error_handlers=ERROR_HANDLERS,
+        on_startup=lambda runtime: legacy_keys.refresh(runtime.db),
     )
-    app.state.submissions = Submissions(runtime)
+    app.state.submissions = Submissions(runtime, legacy_keys=legacy_keys)
     return app

@@ -7,7 +7,7 @@ from functools import partial
 
 from signpost.intake.audit.service import AUDIT
 from signpost.intake.referrals.erasure import erase_ended_referrals
-from signpost.intake.referrals.service import IDEMPOTENCY_KEYS
+from signpost.intake.referrals.service import IDEMPOTENCY_KEYS, LegacyKeyLookup
 from signpost.intake.subscriptions.models import DELIVERIES, DeliveryStatus
 from signpost.shared.events import first_event_id_at
 from signpost.shared.mongo import Database
@@ -47,11 +47,12 @@ async def prune_audit(db: Database, *, tenant: str, before: datetime) -> int:
     )
 
 
-def schedule_retention(runtime: Runtime) -> None:
+def schedule_retention(runtime: Runtime, *, legacy_keys: LegacyKeyLookup | None = None) -> None:
     """Prune on timers for as long as intake runs. Every replica does: a prune deletes only what
     is past retention when it deletes, so two at once do no harm. Each pass keeps to this area's
     records with this area's periods: start-up refuses another area's database
-    (`signpost.shared.area`), and the tenant in each query is a second guard."""
+    (`signpost.shared.area`), and the tenant in each query is a second guard. After each pass over
+    the Idempotency-Keys, `legacy_keys` learns whether any is still stored under its old id."""
     tenant = runtime.settings.tenant
     delivery_retention = timedelta(days=runtime.settings.webhook_delivery_retention_days)
 
@@ -61,7 +62,12 @@ def schedule_retention(runtime: Runtime) -> None:
         )
 
     async def idempotency_keys() -> int:
-        return await prune_idempotency_keys(runtime.db, before=datetime.now(UTC) - IDEMPOTENCY_KEY_RETENTION)
+        pruned = await prune_idempotency_keys(
+            runtime.db, before=datetime.now(UTC) - IDEMPOTENCY_KEY_RETENTION
+        )
+        if legacy_keys is not None:
+            await legacy_keys.refresh(runtime.db)
+        return pruned
 
     personal_data_retention = timedelta(days=runtime.settings.personal_data_retention_days)
 

@@ -45,7 +45,7 @@ from signpost.shared.lifecycle import (
     status_from_offers,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, find_by_ids, lost_a_race_to_insert
+from signpost.shared.mongo import Database, Document, Session, find_by_ids, lost_a_race_to_insert
 from signpost.shared.outbox import stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
@@ -71,6 +71,34 @@ def idempotency_key_id(*, tenant: str, organisation: str, subject: str, key: str
 def legacy_idempotency_key_id(*, organisation: str, subject: str, key: str) -> str:
     """Where releases before `idempotency_key_id` stored a key: no area, ambiguous parts."""
     return f"{organisation}:{subject}:{key}"
+
+
+# Every id `idempotency_key_id` makes is a JSON array of strings, so starts with `["`: it sorts at
+# or after the first bound and before the second ('#' follows '"'). An old id sorts outside them.
+_CURRENT_KEY_IDS = ('["', "[#")
+
+
+async def legacy_idempotency_keys_remain(db: Database) -> bool:
+    """Whether any Idempotency-Key is still stored under its old id (`legacy_idempotency_key_id`):
+    one query on the `_id` index, for one document at most."""
+    low, high = _CURRENT_KEY_IDS
+    older = {"$or": [{"_id": {"$lt": low}}, {"_id": {"$gte": high}}]}
+    return await db[IDEMPOTENCY_KEYS].find_one(older, {"_id": 1}) is not None
+
+
+class LegacyKeyLookup:
+    """Whether a keyed submission must look its key up under the old id too (`write_submissions`).
+
+    Old ids are no longer written, and are pruned IDEMPOTENCY_KEY_RETENTION after first use; the
+    look-up stops once none is left. Intake checks at start-up and after each prune pass of
+    Idempotency-Keys (`refresh`), so a replica of an older release still writing old ids during a
+    rolling upgrade turns it on again by the next pass. Until checked, it looks (the safe answer)."""
+
+    def __init__(self) -> None:
+        self.needed = True
+
+    async def refresh(self, db: Database) -> None:
+        self.needed = await legacy_idempotency_keys_remain(db)
 
 
 class IdempotencyConflict(Exception):
@@ -258,24 +286,28 @@ def _same_caller(referral: Document, pending: PendingSubmission) -> bool:
     )
 
 
-async def write_submission(runtime: Runtime, pending: PendingSubmission) -> Submission:
+async def write_submission(
+    runtime: Runtime, pending: PendingSubmission, *, legacy_keys: LegacyKeyLookup | None = None
+) -> Submission:
     """Store one referral with the child's details and its events in one transaction."""
-    [outcome] = await write_submissions(runtime, [pending])
+    [outcome] = await write_submissions(runtime, [pending], legacy_keys=legacy_keys)
     if isinstance(outcome, Exception):
         raise outcome
     return outcome
 
 
 async def write_submissions(
-    runtime: Runtime, batch: Sequence[PendingSubmission]
+    runtime: Runtime, batch: Sequence[PendingSubmission], *, legacy_keys: LegacyKeyLookup | None = None
 ) -> list[Submission | Exception]:
     """Store a group of referrals in one transaction: one insert per collection and one commit.
 
     Each keeps its own answer: an Idempotency-Key seen before (or earlier in the same group)
     with the same body replays that referral, with another body raises IdempotencyConflict,
-    which `GroupCommit` hands to that request alone.
+    which `GroupCommit` hands to that request alone. `legacy_keys` says whether a key may still be
+    stored under its old id (None: assume it may).
     """
     db = runtime.db
+    look_up_legacy = legacy_keys is None or legacy_keys.needed
 
     async def write(session: Session) -> list[Submission | Exception]:
         keys = [p.key_id for p in batch if p.key_id is not None]
@@ -284,8 +316,12 @@ async def write_submissions(
         # for up to IDEMPOTENCY_KEY_RETENTION (7 days), and a retry across the upgrade must still be
         # recognised: where the new id is absent the old one is looked up too, and honoured only when
         # the referral it names is the same caller's (area, organisation, subject), as the old id
-        # could name another's. Once every old id has been pruned this finds none and can go.
-        legacy_ids = [p.legacy_key_id for p in batch if p.key_id not in seen and p.legacy_key_id is not None]
+        # could name another's. Once every old id has been pruned (`LegacyKeyLookup`) it is skipped.
+        legacy_ids = [
+            p.legacy_key_id
+            for p in batch
+            if look_up_legacy and p.key_id not in seen and p.legacy_key_id is not None
+        ]
         legacy = await find_by_ids(db[IDEMPOTENCY_KEYS], legacy_ids, session=session) if legacy_ids else {}
         earlier_ids = list({d["referral_id"] for d in [*seen.values(), *legacy.values()]})
         earlier = await find_by_ids(db[REFERRALS], earlier_ids, session=session)
@@ -343,12 +379,13 @@ async def write_submissions(
 class Submissions:
     """Intake's referral writes, group-committed: concurrent submissions share one transaction."""
 
-    def __init__(self, runtime: Runtime) -> None:
+    def __init__(self, runtime: Runtime, *, legacy_keys: LegacyKeyLookup | None = None) -> None:
         settings = runtime.settings
         self._runtime = runtime
+        self.legacy_keys = legacy_keys or LegacyKeyLookup()
         self._group: GroupCommit[PendingSubmission, Submission] = GroupCommit(
-            write_batch=partial(write_submissions, runtime),
-            write_one=partial(write_submission, runtime),
+            write_batch=partial(write_submissions, runtime, legacy_keys=self.legacy_keys),
+            write_one=partial(write_submission, runtime, legacy_keys=self.legacy_keys),
             max_batch=settings.intake_group_commit_max,
             linger_s=settings.intake_group_commit_wait_ms / 1000,
             max_waiting=settings.intake_waiting_max,
