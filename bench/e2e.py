@@ -59,6 +59,7 @@ from pymongo import AsyncMongoClient, WriteConcern
 from signpost.shared.settings import SERVICE_NAMES, ServiceName
 
 from signpost.platform.benchkit import (
+    MIN_GROWTH_SAMPLES,
     GroupLag,
     LagSample,
     PipelineObserver,
@@ -104,6 +105,7 @@ class Row:
     target: str = ""
     met: str = ""
     missed: bool = False
+    unmeasured: bool = False  # a target with no figure to judge it by
 
 
 @dataclass
@@ -115,8 +117,11 @@ class Report:
 
     def add(self, figure: str, value: str, limit: str = "", ratio: float | None = None, target: str = "",
             met: bool | None = None) -> None:  # fmt: skip
-        self.rows.append(Row(figure, value, limit, "" if ratio is None else f"{ratio:.2f}", target,
-                             "" if met is None else ("yes" if met else "**no**"), met is False))  # fmt: skip
+        """`met` None with a `target`: the run could not measure it, shown as "not measured"."""
+        unmeasured = bool(target) and met is None
+        shown = "not measured" if unmeasured else "" if met is None else ("yes" if met else "**no**")
+        self.rows.append(Row(figure, value, limit, "" if ratio is None else f"{ratio:.2f}", target, shown,
+                             met is False, unmeasured))  # fmt: skip
 
 
 # -- raw limits --------------------------------------------------------------------------------
@@ -445,9 +450,18 @@ async def sustained(
     await observer.start()
     cpu_before = {**cluster_cpu_seconds(cluster), LOAD_GENERATOR: own_cpu_seconds()}
     # Lag is sampled while the load runs and as it ends, not while the platform drains afterwards.
+    lag_errors: list[str] = []
     result, report.lag = await sample_while(
-        load.run(rate=rate, duration_s=args.duration), group_lag.lag, every_s=2.0 if args.quick else 5.0
+        load.run(rate=rate, duration_s=args.duration),
+        group_lag.lag,
+        every_s=2.0 if args.quick else 5.0,
+        errors=lag_errors,
     )
+    if lag_errors:
+        report.notes.append(
+            f"{len(lag_errors)} lag reading(s) failed during the sustained load and were skipped "
+            f"(the first: {lag_errors[0]})"
+        )
     load_ended = time.monotonic()
     notes_before = len(report.notes)
     await drained()
@@ -485,11 +499,9 @@ async def sustained(
     decided_share = len(routed) / max(1, len(accepted))
     if decided_share < 1:
         report.notes.append(f"{decided_share:.1%} of sustained referrals' decisions were seen on the topic")
-    growth = lag_growth(report.lag)
     worst = max((max(sample.values()) for _, sample in report.lag), default=0)
     report.add("consumer lag during the load, worst sample (any service)", f"{worst:,} events")
-    report.add("consumer lag growth during the load (worst service; last third minus first third of the samples, mean)",
-               f"{growth:+.1f} events", target="no growth", met=growth <= max(5.0, 0.02 * rate))  # fmt: skip
+    lag_growth_row(report, rate)
     report.add("drain after the load ended (every referral decided, outboxes empty, no lag)",
                f"{'> ' if drain_timed_out else ''}{drain_s:.1f} s")  # fmt: skip
     report.add("accepted but not seen counted", f"{len(accepted) - len(counted)}", target="0",
@@ -500,6 +512,18 @@ async def sustained(
     report.add("CPU per referral, every process",
                f"{sum(per_referral.values()):.1f} ms",
                ", ".join(f"{name} {ms:.1f}" for name, ms in sorted(per_referral.items(), key=lambda i: -i[1])))  # fmt: skip
+
+
+def lag_growth_row(report: Report, rate: float) -> None:
+    """The no-growth target, judged only on enough samples: with fewer it is not measured, not met."""
+    growth = lag_growth(report.lag)
+    figure = "consumer lag growth during the load (worst service; last third minus first third of the samples, mean)"
+    if growth is None:
+        report.add(
+            figure, f"{len(report.lag)} sample(s), fewer than {MIN_GROWTH_SAMPLES}", target="no growth"
+        )
+    else:
+        report.add(figure, f"{growth:+.1f} events", target="no growth", met=growth <= max(5.0, 0.02 * rate))
 
 
 def by_status(result: LoadResult) -> str:
@@ -557,12 +581,13 @@ LAG_HEADING = (
 
 
 def missed_targets(report: Report) -> list[str]:
-    """One line per target this run missed, with its figure and ratio."""
+    """One line per target this run missed or could not measure, with its figure and ratio."""
     return [
         f"- {row.figure}: {row.value}, target {row.target}"
+        + (" (not measured)" if row.unmeasured else "")
         + (f" (ratio {row.ratio} to {row.limit})" if row.ratio else "")
         for row in report.rows
-        if row.missed
+        if row.missed or row.unmeasured
     ]
 
 

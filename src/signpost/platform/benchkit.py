@@ -26,6 +26,7 @@ from signpost.shared.events import (
     ReferralSubmittedV1,
     ReferralUnmatchedV1,
 )
+from signpost.shared.logging import get_logger
 from signpost.shared.offsets import PartitionLag, StreamInspector
 from signpost.shared.outbox import pending_count
 from signpost.shared.settings import SERVICE_NAMES, Settings
@@ -36,6 +37,7 @@ from signpost.platform.embedded import EmbeddedServer, start_kafka, start_mongod
 from signpost.platform.processes import stop_all
 
 T = TypeVar("T")
+log = get_logger(__name__)
 
 # Load from many callers must not meet the per-caller write limit.
 BENCH_SETTINGS = {"rate_limit_writes_per_minute": "100000", "topic_partitions": "6"}
@@ -110,8 +112,7 @@ class StreamState:
         """Records each service's consumer groups have read and committed, on every topic."""
         read: dict[str, int] = dict.fromkeys(SERVICE_NAMES, 0)
         for row in self.rows:
-            position = row.low_watermark if row.committed is None else max(row.committed, row.low_watermark)
-            read[self.services[row.group]] += position
+            read[self.services[row.group]] += row.position
         return read
 
     def lag(self) -> dict[str, int]:
@@ -176,19 +177,34 @@ class GroupLag:
 
 
 LagSample = tuple[float, dict[str, int]]  # seconds since sampling began, lag per service
+LagReader = Callable[[], Awaitable[dict[str, int]]]
+MIN_GROWTH_SAMPLES = 3
 
 
 async def sample_while(
-    work: Awaitable[T], read: Callable[[], Awaitable[dict[str, int]]], *, every_s: float
+    work: Awaitable[T], read: LagReader, *, every_s: float, errors: list[str] | None = None
 ) -> tuple[T, list[LagSample]]:
     """Run `work`, reading lag every `every_s` while it runs and once as it ends, and no more:
-    samples taken while the platform drains afterwards would all be low, and would hide growth."""
+    samples taken while the platform drains afterwards would all be low, and would hide growth.
+
+    A reading that fails is logged, counted in `errors` (its repr) and skipped: sampling goes on at
+    the next interval, so one failed read costs one sample, not every sample after it."""
     samples: list[LagSample] = []
     started = time.monotonic()
 
+    async def sample_once() -> None:
+        try:
+            lag = await read()
+        except Exception as exc:
+            log.warning("lag sample failed; sampling goes on", error=repr(exc))
+            if errors is not None:
+                errors.append(repr(exc))
+        else:
+            samples.append((time.monotonic() - started, lag))
+
     async def sample() -> None:
         while True:
-            samples.append((time.monotonic() - started, await read()))
+            await sample_once()
             await asyncio.sleep(every_s)
 
     sampler = asyncio.create_task(sample())
@@ -197,15 +213,15 @@ async def sample_while(
     finally:
         sampler.cancel()
         await asyncio.gather(sampler, return_exceptions=True)
-    samples.append((time.monotonic() - started, await read()))
+    await sample_once()
     return result, samples
 
 
-def lag_growth(samples: list[LagSample]) -> float:
+def lag_growth(samples: list[LagSample]) -> float | None:
     """Mean of the worst service's lag over the last third of the samples minus that over the first
-    third; 0 for fewer than three samples."""
-    if len(samples) < 3:
-        return 0.0
+    third; None (not measured) for fewer than three samples."""
+    if len(samples) < MIN_GROWTH_SAMPLES:
+        return None
     worst = [max(sample.values(), default=0) for _, sample in samples]
     third = len(worst) // 3
     return statistics.fmean(worst[-third:]) - statistics.fmean(worst[:third])

@@ -48,11 +48,53 @@ def test_growth_is_seen_in_samples_taken_during_the_load() -> None:
     assert lag_growth(during) == 60.0
     # What sampling on through the drain did: zeros at the end cancel the growth out.
     drained = [(float(t), {"routing": 0, "analytics": 0}) for t in range(10, 19)]
-    assert lag_growth(during + drained) <= 0
+    drained_growth = lag_growth(during + drained)
+    assert drained_growth is not None and drained_growth <= 0
 
 
 def test_growth_needs_three_samples() -> None:
-    assert lag_growth([(0.0, {"routing": 5}), (1.0, {"routing": 50})]) == 0.0
+    # Too few samples is no measurement, not "no growth".
+    assert lag_growth([(0.0, {"routing": 5}), (1.0, {"routing": 50})]) is None
+    assert lag_growth([]) is None
+
+
+class FlakyLag:
+    """Lag readings of which the second raises, as a broker that times out once would."""
+
+    def __init__(self) -> None:
+        self.readings = 0
+
+    async def read(self) -> dict[str, int]:
+        self.readings += 1
+        if self.readings == 2:
+            raise TimeoutError("broker did not answer")
+        return {"routing": self.readings}
+
+
+async def test_a_failed_reading_is_counted_and_sampling_goes_on() -> None:
+    lag = FlakyLag()
+
+    async def load() -> None:
+        for _ in range(100):  # bounded: the old sampler stopped reading at the first error
+            if lag.readings >= 5:
+                return
+            await asyncio.sleep(0)
+
+    errors: list[str] = []
+    _, samples = await sample_while(load(), lag.read, every_s=0, errors=errors)
+    assert errors == [repr(TimeoutError("broker did not answer"))]
+    # The readings after the failed one were still taken (the old sampler stopped at the first error).
+    assert [sample["routing"] for _, sample in samples][:3] == [1, 3, 4]
+
+
+def test_a_partitions_position_is_what_its_lag_counts_from() -> None:
+    def at(low: int, high: int, committed: int | None) -> PartitionLag:
+        return PartitionLag("g", "t", 0, low, high, committed)
+
+    assert at(0, 10, 4).position == 4 and at(0, 10, 4).lag == 6
+    assert at(3, 10, None).position == 3  # never committed: from the earliest retained record
+    assert at(5, 10, 2).position == 5  # retention deleted past its offset
+    assert at(0, 10, 12).lag == 0
 
 
 def test_a_services_lag_sums_its_groups_and_topics() -> None:

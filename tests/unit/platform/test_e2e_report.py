@@ -64,3 +64,20 @@ def test_failures_are_broken_down_by_status(e2e: ModuleType) -> None:
     result.attempts += [Attempt(0.0, 10.0, 0, None, timed_out=True), Attempt(0.0, 0.001, 503, None)]
     assert e2e.by_status(result) == "0: 1, 503: 1"
     assert e2e.by_status(step(10, 2)) == "none"
+
+
+def test_lag_growth_with_too_few_samples_is_not_measured_and_listed(e2e: ModuleType) -> None:
+    report = e2e.Report()
+    e2e.lag_growth_row(report, 100.0)  # no samples at all: the lag sampler never got a reading
+    (row,) = report.rows
+    assert row.met == "not measured" and not row.missed
+    assert e2e.missed_targets(report) == [f"- {row.figure}: {row.value}, target no growth (not measured)"]
+
+
+def test_lag_growth_is_judged_on_enough_samples(e2e: ModuleType) -> None:
+    report = e2e.Report()
+    report.lag = [(float(t), {"routing": 0}) for t in range(6)]
+    e2e.lag_growth_row(report, 100.0)
+    report.lag = [(float(t), {"routing": 100 * t}) for t in range(6)]
+    e2e.lag_growth_row(report, 100.0)
+    assert [row.met for row in report.rows] == ["yes", "**no**"]

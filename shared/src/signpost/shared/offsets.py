@@ -50,10 +50,15 @@ class PartitionLag:
     committed: int | None  # None: the group has not committed on this partition yet
 
     @property
+    def position(self) -> int:
+        """Where the group reads next: its committed offset, or the earliest retained record when it
+        has committed none (groups start there) or retention deleted past it."""
+        return self.low_watermark if self.committed is None else max(self.committed, self.low_watermark)
+
+    @property
     def lag(self) -> int:
-        """What the group still has to read (groups start at the earliest retained record)."""
-        position = self.low_watermark if self.committed is None else max(self.committed, self.low_watermark)
-        return max(0, self.high_watermark - position)
+        """What the group still has to read."""
+        return max(0, self.high_watermark - self.position)
 
 
 class StreamInspector:
