@@ -212,11 +212,12 @@ def test_an_unreachable_identity_provider_is_not_blamed_on_the_token(key_file: P
 def test_the_write_limit_refills_over_time() -> None:
     now = [0.0]
     bucket = TokenBucket(per_minute=2, clock=lambda: now[0])
-    assert bucket.take("a") == 0 and bucket.take("a") == 0
-    assert bucket.take("a") == pytest.approx(30.0)
-    assert bucket.take("b") == 0  # callers are limited separately
+    a, b = ("org", "a"), ("org", "b")
+    assert bucket.take(a) == 0 and bucket.take(a) == 0
+    assert bucket.take(a) == pytest.approx(30.0)
+    assert bucket.take(b) == 0  # callers are limited separately
     now[0] = 30.0
-    assert bucket.take("a") == 0
+    assert bucket.take(a) == 0
 
 
 def auth_app(settings: Settings, *, clock: list[float] | None = None) -> FastAPI:
@@ -296,6 +297,17 @@ async def test_writes_beyond_the_limit_get_429_with_retry_after(settings: Settin
     assert (await call(app, "POST", "/writes", sam)).status_code == 200
     now[0] = 30.0
     assert (await call(app, "POST", "/writes", jo)).status_code == 200
+
+
+async def test_callers_whose_colon_joined_parts_read_alike_have_their_own_write_limits(
+    settings: Settings, key_file: Path
+) -> None:
+    """Organisation "a" with subject "b:c" and organisation "a:b" with subject "c" shared a bucket."""
+    app = auth_app(settings)
+    first = token(key_file, organisation="a", subject="b:c")
+    second = token(key_file, organisation="a:b", subject="c")
+    assert [(await call(app, "POST", "/writes", first)).status_code for _ in range(3)] == [200, 200, 429]
+    assert (await call(app, "POST", "/writes", second)).status_code == 200
 
 
 async def test_an_unreachable_identity_provider_is_503(settings: Settings, key_file: Path) -> None:

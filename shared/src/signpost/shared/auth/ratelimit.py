@@ -17,14 +17,18 @@ from signpost.shared.auth.principal import Principal
 
 MAX_TRACKED_CALLERS = 10_000
 
+# A caller: its organisation and subject, kept apart (joined with a colon, organisation "a" with
+# subject "b:c" shared a bucket with organisation "a:b" and subject "c").
+Caller = tuple[str, str]
+
 
 @dataclass
 class TokenBucket:
     per_minute: int
     clock: Callable[[], float] = time.monotonic
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    _buckets: dict[Caller, tuple[float, float]] = field(default_factory=dict)
 
-    def take(self, caller: str) -> float:
+    def take(self, caller: Caller) -> float:
         """Spend one token; returns 0 when allowed, else the seconds until one is free."""
         now = self.clock()
         rate = self.per_minute / 60.0
@@ -42,7 +46,7 @@ class TokenBucket:
 async def rate_limited_write(request: Request, principal: PrincipalDep) -> Principal:
     """429 with Retry-After once a caller exceeds the service's write rate."""
     bucket: TokenBucket = request.app.state.write_limiter
-    wait = bucket.take(f"{principal.organisation}:{principal.subject}")
+    wait = bucket.take((principal.organisation, principal.subject))
     if wait > 0:
         raise HTTPException(
             status.HTTP_429_TOO_MANY_REQUESTS,
