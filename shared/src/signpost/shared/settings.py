@@ -142,6 +142,15 @@ class Settings(BaseSettings):
         "queued (their own is handed over at once). Each look reads every pending item it matches, "
         "so polling often costs the database most when it is busiest.",
     )
+    log_watch_interval_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=300,
+        description="How often intake and routing read the referrals topic's partitions, end offsets and "
+        "their group's offsets to notice a broker that lost its log while they run "
+        "(`signpost.shared.logwatch`). Each round is three requests from every replica, and on the "
+        "embedded broker the end offsets cost more as the log grows.",
+    )
     intake_group_commit_max: int = Field(
         default=64,
         ge=1,
