@@ -15,7 +15,13 @@ What the apps consume (their app.py, `Runtime.consume_events`, analytics' own co
 - analytics: group signpost-analytics on the referrals, provisions and settings-register topics
   (its own batch consumer; no retry topic: a fold that fails is dead-lettered at once).
 
-Each service is started once for the module, on topics and databases of its own.
+The kinds: malformed bytes; a body over `event_max_bytes`; one over the 1 MiB a service's producer
+sends (dead-lettered cut short); an unsupported version of a known type; an unknown type; a body
+failing the type's schema; a header without a value (a null `ce_type`); a null body (tombstone);
+and on a retry topic, a record without its retry headers. Older tests keep the kinds not here:
+missing or invalid CloudEvents headers (test_consumer_failures, test_pulse).
+
+Each service is started once (a class each), on topics and databases of its own.
 """
 
 from __future__ import annotations
@@ -81,6 +87,7 @@ Kind = Literal[
     "unknown-type",
     "schema",
     "null-header",
+    "null-body",
     "retry-headers",
 ]
 KINDS: tuple[Kind, ...] = (
@@ -91,6 +98,7 @@ KINDS: tuple[Kind, ...] = (
     "unknown-type",
     "schema",
     "null-header",
+    "null-body",
 )
 # Over the 1 MiB a service's producer sends at most: the embedded broker takes it from a producer
 # that allows more, but the service cannot dead-letter it whole.
@@ -148,7 +156,7 @@ class Running:
     letters: list[Record] = field(default_factory=list)
 
     async def send(
-        self, topic: str, key: str, value: bytes, headers: Mapping[str, str | None]
+        self, topic: str, key: str, value: bytes | None, headers: Mapping[str, str | None]
     ) -> tuple[int, int]:
         """(partition, offset) of the record sent; a header of None goes as a null value."""
         sent = await self.producer.send_and_wait(
@@ -368,6 +376,8 @@ def bad_message(
         return headers, json.dumps({**data, "change": "exploded"}).encode(), "body: change: "
     if kind == "null-header":  # Kafka allows a header without a value: read as no header at all
         return {**headers, "ce_type": None}, body, "header ce_type is missing"
+    if kind == "null-body":  # a tombstone, on a compacted topic as much as any other
+        return headers, b"", "body: empty"
     assert kind == "retry-headers"
     return headers, body, "retry headers: retry header retry_topic is missing"
 
@@ -439,7 +449,7 @@ async def bad_then_good(app: Running, role: TopicRole, kind: Kind) -> None:
         if kind != "retry-headers":
             headers = {**headers, **retry}
     key = good.envelope.subject  # one key: the bad message is ahead of the good one on its partition
-    partition, bad_offset = await app.send(topic, key, body, headers)
+    partition, bad_offset = await app.send(topic, key, body or None, headers)  # b"": a null value
     good_partition, good_offset = await app.send(topic, key, to_kafka_value(good.envelope), good_headers)
     assert good_partition == partition
 
