@@ -182,10 +182,6 @@ async def _write(
     return Versioned(provision, version)
 
 
-async def get_provision(*, runtime: Runtime, provision_id: str) -> Provision:
-    return (await get_versioned(runtime=runtime, provision_id=provision_id)).provision
-
-
 async def get_versioned(*, runtime: Runtime, provision_id: str) -> Versioned:
     """The provision and its version, from one read."""
     document = await runtime.db[PROVISIONS].find_one({"_id": provision_id})

@@ -19,7 +19,7 @@ from signpost.routing.catalogue.models import PROVISIONS
 from signpost.routing.catalogue.repository import from_document
 from signpost.routing.catalogue.service import provision_changed
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
-from signpost.routing.decisions.waiting import accepted_offers, learn_waiting_time, note_accepted
+from signpost.routing.decisions.waiting import accepted_offers, learn_waiting_time, note_accepted, offer_key
 from signpost.routing.matching import Catalogue, match_referral
 from signpost.shared.events import (
     Envelope,
@@ -373,16 +373,12 @@ async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> 
     await runtime.transaction(write)
 
 
-def _reservation_id(referral_id: str, provision_id: str) -> str:
-    return f"{referral_id}:{provision_id}"
-
-
 async def _reserve(runtime: Runtime, referral_id: str, provision_id: str, session: Session) -> None:
     """Take a place, unless this offer has a record already: held before (an acceptance delivered
     again), or ended first (its completion, or the referral's withdrawal, arrived before it)."""
-    key = _reservation_id(referral_id, provision_id)
+    key = offer_key(referral_id, provision_id)
     known = await runtime.db[RESERVATIONS].find_one(
-        {"_id": {"$in": [key, _reservation_id(referral_id, WHOLE_REFERRAL)]}}, {"state": 1}, session=session
+        {"_id": {"$in": [key, offer_key(referral_id, WHOLE_REFERRAL)]}}, {"state": 1}, session=session
     )
     if known is not None:
         log.info("acceptance of an offer held or ended before; no place taken", referral_id=referral_id)
@@ -412,7 +408,7 @@ async def _reserve(runtime: Runtime, referral_id: str, provision_id: str, sessio
 async def _release_offer(runtime: Runtime, referral_id: str, provision_id: str, session: Session) -> None:
     """The offer's support ended: give back its place if one is held; if its acceptance has not
     arrived yet, leave a released record so that it takes none."""
-    key = _reservation_id(referral_id, provision_id)
+    key = offer_key(referral_id, provision_id)
     record = await runtime.db[RESERVATIONS].find_one({"_id": key}, session=session)
     if record is None:
         await runtime.db[RESERVATIONS].insert_one(
@@ -429,7 +425,7 @@ async def _release_referral(runtime: Runtime, referral_id: str, session: Session
     records = await runtime.db[RESERVATIONS].find({"referral_id": referral_id}, session=session).to_list()
     await _release(runtime, records, session)
     await runtime.db[RESERVATIONS].update_one(
-        {"_id": _reservation_id(referral_id, WHOLE_REFERRAL)},
+        {"_id": offer_key(referral_id, WHOLE_REFERRAL)},
         {
             "$setOnInsert": {
                 "referral_id": referral_id,

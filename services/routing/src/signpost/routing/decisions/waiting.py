@@ -55,7 +55,7 @@ def current_waiting_weeks(recent_waits: Sequence[float]) -> float | None:
 async def note_accepted(*, runtime: Runtime, accepted: OfferAcceptedV1, session: Session) -> None:
     """Start the clock on a wait, in the caller's transaction (the first acceptance counts); when
     the start arrived first, the wait is learnt now."""
-    key = _key(accepted.referral_id, accepted.provision_id)
+    key = offer_key(accepted.referral_id, accepted.provision_id)
     wait = await runtime.db[WAITS].find_one({"_id": key}, session=session)
     if wait is None:
         await runtime.db[WAITS].insert_one(
@@ -83,7 +83,7 @@ async def accepted_offers(
     handled started a wait here, kept once the support starts or ends."""
     found = await find_by_ids(
         runtime.db[WAITS],
-        [_key(referral_id, provision_id) for referral_id, provision_id in offers],
+        [offer_key(referral_id, provision_id) for referral_id, provision_id in offers],
         session=session,
         projection={"referral_id": 1, "provision_id": 1},
     )
@@ -98,7 +98,7 @@ async def learn_waiting_time(*, runtime: Runtime, envelope: Envelope[EventData])
     async def write(session: Session) -> None:
         if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
             return
-        key = _key(started.referral_id, started.provision_id)
+        key = offer_key(started.referral_id, started.provision_id)
         wait = await runtime.db[WAITS].find_one({"_id": key}, session=session)
         if wait is None:  # its acceptance has not arrived (out of order): it learns the wait then
             await runtime.db[WAITS].insert_one(
@@ -159,5 +159,7 @@ async def _learn(runtime: Runtime, wait: Document, *, started_at: datetime, sess
         log.info("waiting time learnt", provision_id=provision_id, waiting_weeks=current)
 
 
-def _key(referral_id: str, provision_id: str) -> str:
+def offer_key(referral_id: str, provision_id: str) -> str:
+    """The id of what routing records about one offer: its wait here, its reservation
+    (`decisions.service`)."""
     return f"{referral_id}:{provision_id}"
