@@ -10,7 +10,7 @@ from signpost.intake.audit.service import AUDIT
 from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.service import CHILD_DETAILS, IDEMPOTENCY_KEYS
 from signpost.intake.subscriptions.models import DELIVERIES
-from signpost.routing.decisions.service import DECISIONS
+from signpost.routing.decisions.service import DECISIONS, RESERVATIONS
 from signpost.routing.decisions.waiting import WAITS
 from signpost.shared.mongo import PROCESSED_EVENTS
 from signpost.shared.outbox import OUTBOX
@@ -26,6 +26,7 @@ GROWING = [
     AUDIT,
     DECISIONS,
     WAITS,
+    RESERVATIONS,
 ]
 
 
@@ -44,6 +45,7 @@ def test_the_retention_table_names_what_bounds_each_growing_collection() -> None
     }
     assert sorted(set(GROWING) - rows.keys()) == []
     assert "on purpose" in rows[PROCESSED_EVENTS]  # not an oversight for someone to "fix"
+    assert "nothing" in rows[RESERVATIONS]  # one per offer and per withdrawal, never deleted
 
 
 def test_analytics_memory_has_a_sizing_formula_for_two_indexes_and_the_cache() -> None:
