@@ -27,7 +27,7 @@ from signpost.shared.events import (
     ReferralUnmatchedV1,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.offsets import PartitionLag, StreamInspector
+from signpost.shared.offsets import PartitionLag, StreamInspector, lag_groups, lag_pairs
 from signpost.shared.outbox import pending_count
 from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
@@ -125,10 +125,10 @@ class StreamState:
 
 
 class GroupLag:
-    """How far each service's consumers are behind, on every topic they read: its main group on the
-    referrals topic and any other it has committed on (analytics reads provisions and the settings
-    register too), and its retry group on its retry topic. Per service, summed over its groups,
-    topics and partitions.
+    """How far each service's consumers are behind, on every topic they read: the (group, topic)
+    pairs of `offsets.lag_pairs` (main group on the referrals topic, analytics' on the catalogue and
+    the register too, retry group on its retry topic) and any other topic those groups have
+    committed on. Per service, summed over its groups, topics and partitions.
 
     Read through StreamInspector, which finds a partition's real end: Tansu reports it one
     short of a multi-record batch's last records, and a group would then look caught up early.
@@ -144,12 +144,11 @@ class GroupLag:
                 tenant=topics.tenant,
             )
         )
-        self._services: dict[str, str] = {}
-        for service in SERVICE_NAMES:
-            self._services[topics.group(service)] = self._services[topics.retry_group(service)] = service
-        self._always = [(topics.group(service), topics.referrals) for service in SERVICE_NAMES] + [
-            (topics.retry_group(service), topics.retry(service)) for service in SERVICE_NAMES
-        ]
+        # What each service's lag covers, as its /metrics and the ops view read it (offsets.lag_pairs).
+        self._services: dict[str, str] = {
+            group: service for service in SERVICE_NAMES for group in lag_groups(topics, service)
+        }
+        self._always = [pair for service in SERVICE_NAMES for pair in lag_pairs(topics, service)]
         self._partitions: list[TopicPartition] = []
 
     async def start(self) -> None:

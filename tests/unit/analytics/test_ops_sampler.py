@@ -97,3 +97,46 @@ async def test_dead_letters_by_service_count_only_what_the_topic_still_retains(
     assert await tally.read_up_to({partition: Watermarks(low=2, high=5)}) == {"routing": 1, "analytics": 2}
     log.services += ["intake"]
     assert await tally.read_up_to({partition: Watermarks(low=4, high=6)}) == {"analytics": 1, "intake": 1}
+
+
+async def test_the_ops_view_shows_retry_groups_and_every_topic_analytics_reads(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The ops sampler reports the same (group, topic) pairs as each service's /metrics
+    (offsets.lag_pairs), committed on yet or not: it read each main group on the referrals topic alone."""
+    from signpost.shared.offsets import StreamInspector, lag_pairs
+    from signpost.shared.settings import SERVICE_NAMES
+
+    settings = Settings(_env_file=None, kafka_bootstrap="127.0.0.1:1", mongodb_url="mongodb://127.0.0.1:1")
+    sampler = OpsSampler(settings)
+    topics = sampler.topics
+    inspector = StreamInspector(settings)
+    every = [TopicPartition(spec.name, p) for spec in topics.specs() for p in range(spec.partitions)]
+
+    async def partitions(names: object) -> list[TopicPartition]:
+        return every
+
+    async def watermarks(parts: list[TopicPartition]) -> dict[TopicPartition, Watermarks]:
+        return {tp: Watermarks(low=0, high=3) for tp in parts}
+
+    async def committed(group: str, parts: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {}
+
+    class NoGroupsListed:
+        async def list_consumer_groups(self) -> list[tuple[str, str]]:
+            return []  # the broker lists no group yet: none has joined
+
+    async def no_dead_letters(marks: object) -> None:
+        return None
+
+    for name, stub in (("partitions", partitions), ("watermarks", watermarks), ("committed", committed)):
+        monkeypatch.setattr(inspector, name, stub)
+    monkeypatch.setattr(inspector, "_admin", NoGroupsListed())
+    sampler._inspector = inspector
+    monkeypatch.setattr(sampler, "_tally_dead_letters", no_dead_letters)
+    await sampler.sample_once()
+    assert sampler.state.error is None
+    assert {(row.group, row.topic) for row in sampler.state.lag} == {
+        pair for service in SERVICE_NAMES for pair in lag_pairs(topics, service)
+    }
+    assert sampler.state.history[-1].lag[topics.retry_group("routing")] == 3 * topics.partitions

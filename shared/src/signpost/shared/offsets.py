@@ -134,7 +134,7 @@ class StreamInspector:
     async def groups(self) -> list[str]:
         """This deployment's consumer groups: every service's, and any other under the prefix."""
         listed = await self._admin.list_consumer_groups()
-        known = {self.topics.group(service) for service in SERVICE_NAMES}
+        known = {group for service in SERVICE_NAMES for group in lag_groups(self.topics, service)}
         prefix = self.topics.group("")
         return sorted(known | {str(entry[0]) for entry in listed if str(entry[0]).startswith(prefix)})
 
@@ -216,11 +216,33 @@ async def group_has_no_offsets(settings: Settings, *, group: str) -> bool:
         return not await inspector.committed(group, partitions)
 
 
+def lag_groups(topics: Topics, service: str) -> list[str]:
+    """The consumer groups a service's lag is read for: its main group and its retry group."""
+    return [topics.group(service), topics.retry_group(service)]
+
+
+def lag_pairs(topics: Topics, service: str) -> list[tuple[str, str]]:
+    """The (group, topic) pairs a service's lag always covers, committed on yet or not: its main
+    group on the referrals topic (analytics' also on the catalogue and the settings register, which
+    its projections fold: `source_topics`), and its retry group on its retry topic (analytics has
+    no retry consumer: it retries a batch in place). `StreamInspector.lag` adds any other topic one
+    of `lag_groups` has committed on.
+
+    The one definition of what a service's lag means: its `/metrics` (`service_lag`), the ops view
+    (analytics' sampler) and the benchmarks (`benchkit.GroupLag`) all read it."""
+    main = topics.group(service)
+    if service == "analytics":
+        return [(main, topics.referrals), (main, topics.provisions), (main, topics.settings_register)]
+    return [(main, topics.referrals), (topics.retry_group(service), topics.retry(service))]
+
+
 async def service_lag(inspector: StreamInspector, service: str) -> list[PartitionLag]:
-    """One service's consumer group lag on every topic it consumes (the referral stream at least)."""
-    group = inspector.topics.group(service)
+    """One service's lag: each of its groups (main and retry) on every topic it reads (`lag_pairs`)."""
+    topics = inspector.topics
     return await inspector.lag(
-        [group], watermarks=await all_watermarks(inspector), always=[(group, inspector.topics.referrals)]
+        lag_groups(topics, service),
+        watermarks=await all_watermarks(inspector),
+        always=lag_pairs(topics, service),
     )
 
 

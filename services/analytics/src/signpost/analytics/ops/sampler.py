@@ -19,7 +19,7 @@ from aiokafka.structs import TopicPartition
 from signpost.analytics.ops.retained import RetainedCounts
 from signpost.shared.events import header_texts
 from signpost.shared.logging import get_logger
-from signpost.shared.offsets import PartitionLag, StreamInspector, Watermarks, all_watermarks
+from signpost.shared.offsets import PartitionLag, StreamInspector, Watermarks, all_watermarks, lag_pairs
 from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
@@ -106,11 +106,10 @@ class OpsSampler:
             self._inspector = inspector
         inspector = self._inspector
         watermarks = await all_watermarks(inspector)
-        referrals = self.topics.referrals
         lag = await inspector.lag(
             await inspector.groups(),
             watermarks=watermarks,
-            always=[(self.topics.group(service), referrals) for service in SERVICE_NAMES],
+            always=[pair for service in SERVICE_NAMES for pair in lag_pairs(self.topics, service)],
         )
         await self._tally_dead_letters(watermarks)
 
