@@ -94,9 +94,10 @@ class ProvisionChange:
 async def save_provision(
     *, runtime: Runtime, provision: Provision, change: Change, principal: Principal
 ) -> Provision:
-    """Store `provision` as given: an admin's create or update states the provision as it is now,
-    so its capacity replaces the stored one (places routing holds count as taken in it; each one
-    given back later frees a place)."""
+    """Store `provision` as given, with no staleness check: an admin's create, which has no stored
+    capacity to be stale against (a create over a stored provision is refused, ProvisionExists).
+    An admin's update goes through `save_versioned`, which refuses a figure read before the stored
+    one; an ORUK import through `oruk.importer._keep_live_capacity`, which keeps the stored one."""
     [saved] = await save_provisions(
         runtime=runtime,
         changes=[ProvisionChange(provision.id, change, lambda _: provision)],
@@ -117,7 +118,13 @@ async def save_versioned(
     stored versions: a figure read before routing held or gave back a place (or anyone else changed
     the provision) must not be written back over it. Whatever `read`, a capacity whose `updated` is
     older than the stored capacity's is refused with StaleCapacity: routing stamps `updated` as it
-    holds or gives back a place, so a body read before that carries the older time."""
+    holds or gives back a place, so a body read before that carries the older time.
+
+    Not the ORUK import's rule (`oruk.importer._keep_live_capacity`), on purpose: an admin is
+    there to be told, so a stale figure is refused (412) and read again, whatever its `maximum`;
+    an `updated` equal to the stored one is what a fresh GET carries, so it goes through (the admin
+    may change `available` and leave `updated` as read). A body without `updated`, or a newer one,
+    states the figure afresh."""
 
     def revise(stored: Provision | None) -> Provision:
         theirs, ours = provision.capacity, stored.capacity if stored else None

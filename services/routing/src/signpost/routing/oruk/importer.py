@@ -201,7 +201,14 @@ async def _write(
 
 def _keep_live_capacity(imported: Provision, current: Provision | None) -> Provision:
     """Routing holds places as offers are accepted, and gives them back, stamping the capacity's
-    `updated` each time; a feed figure that is not newer than that does not undo it."""
+    `updated` each time; a feed figure that is not newer than that does not undo it.
+
+    Not an admin PUT's rule (`catalogue.service.save_versioned`, which refuses `updated` older than
+    the stored one), on purpose: nobody is there to re-read, so a stale figure is not refused but
+    the stored capacity kept, and the rest of the record imported. An equal `updated` keeps it too:
+    it is the figure already imported (a hold since would have stamped a later time). A different
+    `maximum` is the publisher resizing the provision, which routing never
+    does, so the feed's figure is taken whatever its time."""
     if current is None or current.capacity is None or imported.capacity is None:
         return imported
     theirs, ours = imported.capacity, current.capacity
