@@ -26,6 +26,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.types import DecodedMessage
 from signpost.shared.events import (
+    EVENT_TYPES,
     Envelope,
     EventContractError,
     EventData,
@@ -52,6 +53,7 @@ from signpost.shared.topics import Topics
 log = get_logger(__name__)
 
 EventHandler = Callable[[Envelope[EventData]], Awaitable[None]]
+OtherArea = Callable[[str], None]  # told the type of each event of another area skipped
 BatchHandler = Callable[[Sequence[Envelope[EventData]]], Awaitable[None]]
 Step = Callable[[KafkaMessage], Awaitable[None]]
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
@@ -119,6 +121,7 @@ def subscribe_events(
     handler: EventHandler,
     topics: Sequence[str] = (),
     batch_handler: BatchHandler | None = None,
+    on_other_area: OtherArea | None = None,
 ) -> None:
     """Feed every event on `topics` (default: the referrals topic) to `handler`, in the service's group.
 
@@ -127,6 +130,10 @@ def subscribe_events(
     event at fault is parked for a retry. The retry consumer always takes one event at a time.
     Also subscribes the service's retry consumer, so call this once per service:
     each subscriber costs a consumer-group join of several seconds on Tansu.
+
+    The retry topics are the stream's, which the areas of a region share, so the retry consumer
+    passes over another area's parked events (its `ce_tenant` header) before waiting for them to
+    fall due or reading them, telling `on_other_area` their type; `handler` skips the main topics'.
     """
     names = Topics.from_settings(settings)
     consumer = EventConsumer(
@@ -136,6 +143,7 @@ def subscribe_events(
         handler=handler,
         topics=names,
         batch_handler=batch_handler,
+        on_other_area=on_other_area,
     )
     common: dict[str, Any] = {
         "auto_offset_reset": "earliest",
@@ -177,6 +185,7 @@ class EventConsumer:
     handler: EventHandler
     topics: Topics
     batch_handler: BatchHandler | None = None
+    on_other_area: OtherArea | None = None
 
     async def on_event(self, message: KafkaMessage) -> None:
         record = _record(message)
@@ -227,6 +236,8 @@ class EventConsumer:
     async def on_retry(self, message: KafkaMessage) -> None:
         record = _record(message)
         headers = _headers(record)
+        if self._of_another_area(headers):
+            return  # committed at once: not waited for, not read, not dead-lettered again
         try:
             parked = Parked.from_headers(headers)
         except ValueError as exc:
@@ -263,6 +274,20 @@ class EventConsumer:
             type=envelope.type,
             attempts=parked.failure.attempts + 1,
         )
+
+    def _of_another_area(self, headers: Mapping[str, str]) -> bool:
+        """A record parked by another area's service (each area's retry group reads the shared retry
+        topic whole): that area's business, counted as skipped. One without a tenant is this area's
+        to dead-letter (every area's would then, as each reads it)."""
+        tenant = headers.get("ce_tenant")
+        if tenant is None or tenant == self.settings.tenant:
+            return False
+        event_type = headers.get("ce_type", "")
+        event_type = event_type if event_type in EVENT_TYPES else "unknown"  # a label: known values only
+        log.debug("parked event of another area skipped", tenant=tenant[:100], type=event_type)
+        if self.on_other_area is not None:
+            self.on_other_area(event_type)
+        return True
 
     def _latest_due(self, record: Record) -> datetime | None:
         """When a record parked on the retry topic is due at the latest: the longest retry delay

@@ -103,7 +103,8 @@ class Runtime:
 
         Only this area's events reach the handlers: the areas of a region may share one stream, and
         another area's events (its `tenant`) are its own services' business. They are skipped, not
-        dead-lettered, and counted in `signpost_events_skipped_total{reason="other_area"}`.
+        dead-lettered, and counted in `signpost_events_skipped_total{reason="other_area"}`, those
+        another area parked on the shared retry topic too (before waiting for them to fall due).
         """
         tenant = self.settings.tenant
 
@@ -152,6 +153,9 @@ class Runtime:
             handler=handle,
             topics=topics,
             batch_handler=None if batch_handler is None else handle_batch,
+            on_other_area=lambda event_type: self.metrics.count_skipped(
+                event_type=event_type, reason=OTHER_AREA
+            ),
         )
 
     async def transaction(self, work: Callable[[Session], Awaitable[T]]) -> T:
