@@ -435,7 +435,7 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 
     from signpost.shared.topics import Topics
 
-    from signpost.platform.deadletters import DeadLetter, one_per_source, read_dead_letters, replay
+    from signpost.platform.deadletters import CutShort, DeadLetter, one_per_source, read_dead_letters, replay
 
     if not settings.kafka_bootstrap:
         print(
@@ -478,6 +478,9 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     orphans = [letter.offset for letter in chosen if not letter.replayable]
     if orphans:
         print(f"signpost: dead letter(s) {orphans} do not say which topic they came from", file=sys.stderr)
+        return 2
+    if cut := [letter.offset for letter in chosen if letter.cut_short]:
+        print(f"signpost: {CutShort(cut)}; `signpost dlq show` prints what was kept", file=sys.stderr)
         return 2
     asyncio.run(replay(bootstrap=settings.kafka_bootstrap, letters=chosen))
     for letter in chosen:

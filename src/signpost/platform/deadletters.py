@@ -6,7 +6,8 @@ not an event, never handled). Replaying publishes the original message, without 
 `dlq_*`/`retry_*` headers, to its original topic again (consumers deduplicate by event
 id, so replaying a valid event twice changes nothing). Every service that reads a topic
 dead-letters a message none can read, so one message can leave several letters: a replay
-publishes it once.
+publishes it once. A letter cut short because it was too large to dead-letter whole
+(`signpost.shared.kafka.cut_short`) is not the message that was refused, and is never replayed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,20 @@ from signpost.shared.events import header_texts
 from signpost.shared.retries import original_headers
 
 UNKNOWN = "?"
+# What `signpost.shared.kafka.cut_short` adds to `dlq_error` when a dead letter was too large to
+# publish whole: its body (to 16 KiB) and headers may have been cut.
+CUT_SHORT_MARK = "too large to dead-letter whole"
+
+
+class CutShort(ValueError):
+    """Dead letters cut short were asked to be replayed: they would publish a truncated message."""
+
+    def __init__(self, offsets: list[int]) -> None:
+        super().__init__(
+            f"dead letter(s) {offsets} were cut short (too large to dead-letter whole): replaying one"
+            " would publish a truncated message, not the one refused"
+        )
+        self.offsets = offsets
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,11 @@ class DeadLetter:
     @property
     def replayable(self) -> bool:
         return self.original_topic != UNKNOWN
+
+    @property
+    def cut_short(self) -> bool:
+        """Whether this letter keeps only part of the message (`CUT_SHORT_MARK`)."""
+        return CUT_SHORT_MARK in self.error
 
     def summary(self) -> str:
         event_type = self.headers.get("ce_type", "(no ce_type)")
@@ -143,7 +163,10 @@ def one_per_source(letters: Iterable[DeadLetter]) -> tuple[list[DeadLetter], dic
 
 
 async def replay(*, bootstrap: str, letters: list[DeadLetter]) -> None:
-    """Publish each original message to its original topic, in dead-letter order."""
+    """Publish each original message to its original topic, in dead-letter order; none (CutShort)
+    when any letter was cut short."""
+    if cut := [letter.offset for letter in letters if letter.cut_short]:
+        raise CutShort(cut)
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
     try:
         await producer.start()

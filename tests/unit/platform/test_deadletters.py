@@ -1,9 +1,12 @@
+import asyncio
+
 import pytest
+from signpost.shared.kafka import CUT_BODY_BYTES, cut_short
 from signpost.shared.retries import Failure, Origin, dead_letter_headers
 
 from signpost.platform import deadletters
 from signpost.platform.cli import main
-from signpost.platform.deadletters import DeadLetter, one_per_source, parse_dead_letter
+from signpost.platform.deadletters import CutShort, DeadLetter, one_per_source, parse_dead_letter
 from tests.unit.shared.test_retries import NOW
 
 SERVICES = ("intake", "routing", "analytics")
@@ -104,3 +107,38 @@ def test_replay_all_of_an_empty_topic_has_nothing_to_do(
     assert main(["dlq", "replay", "--all"]) == 0
     assert "nothing to replay" in capsys.readouterr().out
     assert dead_letter_topic[1] == []
+
+
+def too_large(offset: int) -> DeadLetter:
+    """A letter published as `publish_dead_letter` does when Kafka refused it whole."""
+    headers = dead_letter_headers(
+        kind="not-an-event",
+        error="body: not JSON",
+        service="intake",
+        origin=Origin("signpost.referrals", 0, offset),
+        attempts=0,
+    )
+    value, kept = cut_short(b"x" * (CUT_BODY_BYTES * 2), {"ce_id": "e-1", **headers})
+    return parse_dead_letter(offset, b"r-1", value, [(k, v.encode()) for k, v in kept.items()])
+
+
+def test_a_letter_cut_short_is_never_replayed(
+    dead_letter_topic: tuple[list[DeadLetter], list[DeadLetter]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Replaying it published its first 16 KiB to the referrals topic as if it were the message."""
+    stored, published = dead_letter_topic
+    stored += [not_an_event(0, "routing", Origin("signpost.referrals", 1, 3)), too_large(1)]
+    assert stored[1].cut_short and not stored[0].cut_short
+
+    assert main(["dlq", "replay", "--all"]) == 2
+    assert main(["dlq", "replay", "1"]) == 2
+    assert published == []  # not even the whole letter beside it
+    err = capsys.readouterr().err
+    assert "dead letter(s) [1] were cut short (too large to dead-letter whole)" in err
+    assert main(["dlq", "replay", "0"]) == 0 and [letter.offset for letter in published] == [0]
+
+
+def test_replay_itself_refuses_a_letter_cut_short() -> None:
+    with pytest.raises(CutShort) as refused:
+        asyncio.run(deadletters.replay(bootstrap="127.0.0.1:9", letters=[too_large(4)]))
+    assert refused.value.offsets == [4]
