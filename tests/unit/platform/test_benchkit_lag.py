@@ -6,9 +6,16 @@ from __future__ import annotations
 import asyncio
 
 from aiokafka import TopicPartition
-from signpost.shared.offsets import PartitionLag
+from signpost.shared.offsets import PartitionLag, Watermarks
 
-from signpost.platform.benchkit import StreamState, lag_growth, sample_while
+from signpost.platform.benchkit import (
+    GroupLag,
+    ReadCost,
+    StreamState,
+    lag_growth,
+    light_watermarks,
+    sample_while,
+)
 
 
 class GrowingLag:
@@ -123,3 +130,45 @@ def test_a_services_lag_sums_its_groups_and_topics() -> None:
     assert state.lag() == {"intake": 0, "routing": 0, "analytics": 10 + 3 + 2}
     assert state.consumed() == {"intake": 0, "routing": 100, "analytics": 90 + 4 + 0}
     assert state.produced == 109
+
+
+def test_a_light_reading_keeps_the_last_full_readings_lows_and_real_ends() -> None:
+    seen, new = TopicPartition("signpost.referrals", 0), TopicPartition("signpost.referrals", 1)
+    last_full = {seen: Watermarks(low=4, high=20)}
+    # Tansu reports 18 for a partition whose full reading found its real end at 20: not taken below it.
+    assert light_watermarks({seen: 18, new: 7}, last_full) == {
+        seen: Watermarks(low=4, high=20),
+        new: Watermarks(low=0, high=7),
+    }
+    assert light_watermarks({seen: 25}, last_full) == {seen: Watermarks(low=4, high=25)}
+
+
+class ReadingsCounted(GroupLag):
+    """GroupLag with its two readings stubbed: the light one as given, the full one all caught up."""
+
+    def __init__(self, light: dict[str, int]) -> None:
+        self.light, self.full_reads, self.light_reads = light, 0, 0
+
+    async def light_lag(self) -> dict[str, int]:
+        self.light_reads += 1
+        return self.light
+
+    async def lag(self) -> dict[str, int]:
+        self.full_reads += 1
+        return {"routing": 0}
+
+
+async def test_catching_up_is_polled_light_and_confirmed_in_full() -> None:
+    behind = ReadingsCounted({"routing": 3})
+    assert not await behind.none_behind()
+    assert (behind.light_reads, behind.full_reads) == (1, 0)  # still draining: no record fetched
+    level = ReadingsCounted({"routing": 0})
+    assert await level.none_behind()
+    assert (level.light_reads, level.full_reads) == (1, 1)  # the real ends have the last word
+
+
+def test_read_costs_add_up() -> None:
+    cost = ReadCost()
+    cost.add(0.25)
+    cost.add(0.75)
+    assert (cost.count, cost.seconds) == (2, 1.0)
