@@ -15,6 +15,7 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 from signpost.shared.logging import get_logger
 from signpost.shared.settings import SERVICE_NAMES, Settings
@@ -123,13 +124,6 @@ class StreamInspector:
             )
             for tp in partitions
         }
-
-    async def ends(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
-        """Each partition's end as the broker reports it: one ListOffsets, no record read. On Tansu
-        it can be short of a multi-record batch's last records (`watermarks` finds the real end)."""
-        if not partitions:
-            return {}
-        return dict(await self._consumer.end_offsets(list(partitions)))
 
     async def committed(self, group: str, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """The group's committed offsets; partitions it never committed on are left out."""
@@ -260,7 +254,12 @@ async def carry_over_offsets(settings: Settings, service: str) -> dict[str, int]
 
     A group that has committed anything is left alone (so this runs at every start, and in
     `signpost migrate`, at no cost but two OffsetFetches per group). Returns the groups given
-    offsets, with how many partitions each."""
+    offsets, with how many partitions each.
+
+    Replicas starting together may each find the group without offsets; one's consumer may then
+    join and commit before another copies. So the group is read again just before the copy is
+    committed (`_carry_over`), and a commit the broker refuses because the group has members by
+    then (Apache Kafka: CommitFailedError) leaves the group as its members made it."""
     copied: dict[str, int] = {}
     async with stream_inspector(settings) as inspector:
         partitions = await inspector.partitions(spec.name for spec in inspector.topics.specs())
@@ -268,13 +267,59 @@ async def carry_over_offsets(settings: Settings, service: str) -> dict[str, int]
             if await inspector.committed(group, partitions):
                 continue
             offsets = await inspector.committed(former, partitions)
-            if offsets:
-                await commit_offsets(settings, group=group, offsets=offsets)
+            if offsets and await _carry_over(
+                settings, inspector, group=group, offsets=offsets, partitions=partitions
+            ):
                 copied[group] = len(offsets)
                 log.info(
                     "consumer group offsets carried over", group=group, former=former, partitions=len(offsets)
                 )
     return copied
+
+
+async def _carry_over(
+    settings: Settings,
+    inspector: StreamInspector,
+    *,
+    group: str,
+    offsets: dict[TopicPartition, int],
+    partitions: list[TopicPartition],
+) -> bool:
+    """Commit `offsets` for `group` unless it has committed offsets of its own by now; True when
+    committed. The consumer is started first, so the re-check is the last request before the commit.
+
+    What remains: a member committing between that re-check and this commit (one round trip). Apache
+    Kafka refuses this commit then (the group has members; caught below); Tansu may take it, setting
+    the group to the former group's offsets, which is where that member started anyway unless it
+    had already read on from them: those events would be read again and skipped by event id."""
+    bootstrap = settings.kafka_bootstrap
+    if not bootstrap:
+        raise ValueError("SIGNPOST_KAFKA_BOOTSTRAP must be set to commit a group's offsets")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        enable_auto_commit=False,
+        request_timeout_ms=settings.kafka_request_timeout_ms,
+    )
+    await consumer.start()
+    try:
+        consumer.assign(list(offsets))
+        if own := await inspector.committed(group, partitions):
+            log.info(
+                "consumer group committed offsets of its own meanwhile; none carried over",
+                group=group,
+                partitions=len(own),
+            )
+            return False
+        await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
+        return True
+    except CommitFailedError as exc:  # a member joined meanwhile: its offsets are the group's
+        log.info(
+            "consumer group has members by now; its offsets not carried over", group=group, error=repr(exc)
+        )
+        return False
+    finally:
+        await consumer.stop()
 
 
 async def commit_offsets(settings: Settings, *, group: str, offsets: dict[TopicPartition, int]) -> None:
