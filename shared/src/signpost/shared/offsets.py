@@ -125,6 +125,13 @@ class StreamInspector:
             for tp in partitions
         }
 
+    async def ends(self, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
+        """Each partition's end as the broker reports it: one ListOffsets, no record read. On Tansu
+        it can be short of a multi-record batch's last records (`watermarks` finds the real end)."""
+        if not partitions:
+            return {}
+        return dict(await self._consumer.end_offsets(list(partitions)))
+
     async def committed(self, group: str, partitions: Sequence[TopicPartition]) -> dict[TopicPartition, int]:
         """The group's committed offsets; partitions it never committed on are left out."""
         if not partitions:
