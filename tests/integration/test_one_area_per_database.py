@@ -8,12 +8,14 @@ from pymongo import AsyncMongoClient
 from signpost.intake.app import create_app as create_intake
 from signpost.intake.referrals.models import REFERRALS
 from signpost.routing.app import create_app as create_routing
+from signpost.routing.catalogue.models import PROVISIONS
 from signpost.shared.area import AREA, OWNER_ID, DatabaseOfAnotherArea, claim_database
 from signpost.shared.mongo import Document
 from signpost.shared.settings import Settings
 
 from signpost.platform.cli import main
-from tests.conftest import serving
+from tests.conftest import Tokens, serving
+from tests.integration.routing.test_catalogue_api import PROVISION
 
 OTHER_AREA = "E06000022"
 
@@ -58,9 +60,40 @@ async def test_a_second_area_on_the_same_database_prefix_is_refused_at_start(set
 
 
 async def test_areas_with_their_own_prefixes_share_one_mongodb(settings: Settings) -> None:
+    """Each area's routing claims its own database and keeps its catalogue there: a provision one
+    area's admin adds is in that area's database alone, and the other area's routing knows nothing
+    of it."""
     own_prefix = other_area(settings).model_copy(update={"database_prefix": f"{settings.database_prefix}b"})
-    async with serving(create_routing(settings)), serving(create_routing(own_prefix)):
-        pass
+    areas = {settings.tenant: settings, OTHER_AREA: own_prefix}
+    names = {tenant: area.database_name("routing") for tenant, area in areas.items()}
+    assert len(set(names.values())) == 2
+    client: AsyncMongoClient[Document] = AsyncMongoClient(settings.mongodb_url, tz_aware=True)
+    try:
+        async with serving(create_routing(settings)) as here, serving(create_routing(own_prefix)) as there:
+            routings = {settings.tenant: here, OTHER_AREA: there}
+            for tenant, routing in routings.items():
+                admin = {"Authorization": f"Bearer {Tokens(areas[tenant]).admin()}"}
+                provision = {**PROVISION, "id": f"portage-{tenant.lower()}"}
+                assert (
+                    await routing.post("/v1/provisions", json=provision, headers=admin)
+                ).status_code == 201
+            for tenant, routing in routings.items():
+                admin = {"Authorization": f"Bearer {Tokens(areas[tenant]).admin()}"}
+                [other] = [t for t in areas if t != tenant]
+                missing = await routing.get(f"/v1/provisions/portage-{other.lower()}", headers=admin)
+                assert missing.status_code == 404
+
+        for tenant, name in names.items():
+            db = client[name]
+            owner = await db[AREA].find_one({"_id": OWNER_ID})
+            assert owner is not None and owner["tenant"] == tenant, name
+            assert await db[AREA].count_documents({}) == 1
+            stored = {document["_id"] async for document in db[PROVISIONS].find({}, {"_id": 1})}
+            added = {f"portage-{area.lower()}" for area in areas}  # beside the starter catalogue
+            assert stored & added == {f"portage-{tenant.lower()}"}, name
+    finally:
+        await client.drop_database(names[OTHER_AREA])
+        await client.close()
 
 
 async def test_a_database_from_before_the_claim_is_claimed_by_its_first_start(settings: Settings) -> None:
