@@ -6,14 +6,15 @@ real broker and database. The bad one must reach the dead-letter topic, once, fr
 with a reason naming what is wrong; the good one after it must take effect; and the consumer
 group must commit past both, so consumption goes on.
 
-What the apps consume (their app.py, `Runtime.consume_events`, analytics' own consumer):
+What the apps consume (their app.py, `Runtime.consume_events`, analytics' own consumer), groups
+named `{prefix}signpost-{tenant}-{service}` (`Topics.group`, `Topics.retry_group`):
 
-- intake: group signpost-intake on the referrals topic (batches); signpost-intake-retry on
-  signpost.retry.intake (one at a time);
-- routing: group signpost-routing on the referrals topic (batches); signpost-routing-retry on
-  signpost.retry.routing;
-- analytics: group signpost-analytics on the referrals, provisions and settings-register topics
-  (its own batch consumer; no retry topic: a fold that fails is dead-lettered at once).
+- intake: group signpost-{tenant}-intake on the referrals topic (batches);
+  signpost-{tenant}-intake-retry on signpost.retry.intake (one at a time);
+- routing: group signpost-{tenant}-routing on the referrals topic (batches);
+  signpost-{tenant}-routing-retry on signpost.retry.routing;
+- analytics: group signpost-{tenant}-analytics on the referrals, provisions and settings-register
+  topics (its own batch consumer; no retry topic: a fold that fails is dead-lettered at once).
 
 The kinds: malformed bytes; a body over `event_max_bytes`; one over the 1 MiB a service's producer
 sends (dead-lettered cut short); an unsupported version of a known type; an unknown type; a body
