@@ -3,6 +3,9 @@ a database another area's deployment claimed (two areas on one MongoDB with the 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from pymongo import AsyncMongoClient
 from signpost.intake.app import create_app as create_intake
@@ -126,16 +129,22 @@ def test_migrate_refuses_another_areas_databases(
 
 
 def test_a_service_started_for_another_area_exits_with_the_reason(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     area_env(monkeypatch, settings)
     monkeypatch.setenv("SIGNPOST_ANALYTICS_PORT", "1")  # never bound: start-up stops before listening
     assert main(["migrate"]) == 0
     area_env(monkeypatch, other_area(settings))
 
-    with pytest.raises(SystemExit) as exited:  # uvicorn's exit for a failed start-up
-        main(["run", "--service", "analytics"])
+    # In a process of its own: the reason is logged, and this process's loggers keep the stderr
+    # of whichever test configured logging first, which pytest's capfd does not see.
+    started = subprocess.run(
+        [sys.executable, "-m", "signpost.platform.cli", "run", "--service", "analytics"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
 
-    assert exited.value.code == 3
-
-    assert_names_both_areas_and_the_fix(capfd.readouterr().err, settings, settings.database_name("analytics"))
+    assert started.returncode == 3, started.stderr  # uvicorn's exit for a failed start-up
+    assert_names_both_areas_and_the_fix(started.stderr, settings, settings.database_name("analytics"))
