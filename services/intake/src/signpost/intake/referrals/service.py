@@ -511,8 +511,8 @@ def routing_decision_change(
     *, envelope: Envelope[EventData], referral: Document | None
 ) -> ReferralChange | None:
     """What routing's decision (offers, or the unmet needs) changes on `referral`, the event's
-    referral as the events before it left it; None when it changes nothing. Both are this area's:
-    the consumer handles this area's events alone and reads its referrals with this area's tenant."""
+    referral as the events before it left it; None when it changes nothing. The consumer hands over
+    this area's events alone; the tenant is checked here too, as ids are unique only within an area."""
     data = envelope.data
     if not isinstance(data, ReferralRoutedV1 | ReferralUnmatchedV1 | ReferralEscalatedV1):
         return None
@@ -520,6 +520,9 @@ def routing_decision_change(
         return None  # safeguarding escalations are intake's own, recorded when submitted
     if referral is None:
         log.warning("routing decision for an unknown referral; ignored", referral_id=data.referral_id)
+        return None
+    if referral.get("tenant") != envelope.tenant:  # another area's decision about an id of ours
+        log.warning("routing decision of another area; ignored", referral_id=data.referral_id)
         return None
     current = ReferralStatus(referral["status"])
     try:
