@@ -488,10 +488,17 @@ def test_every_page_shows_what_the_events_imply(platform: RunningPlatform, brows
         ["routing", "ready"],
         ["analytics", "ready"],
     ]
+    # One trace per group a service's lag covers (`offsets.lag_pairs`): each main group, and intake's
+    # and routing's retry groups (analytics retries a batch in place).
+    groups = {f"signpost-{TENANT}-{service}" for service in SERVICE_NAMES} | {
+        f"signpost-{TENANT}-{service}-retry" for service in ("intake", "routing")
+    }
     lag = wait_for_chart(
-        ops, "lag-chart", "t => t.length === 3 && t.every(g => g.y.length > 0 && g.y.every(v => v === 0))"
+        ops,
+        "lag-chart",
+        f"t => t.length === {len(groups)} && t.every(g => g.y.length > 0 && g.y.every(v => v === 0))",
     )
-    assert {trace["name"] for trace in lag} == {f"signpost-{TENANT}-{service}" for service in SERVICE_NAMES}
+    assert {trace["name"] for trace in lag} == groups
     # 20 submitted (3 by the neighbour) and 17 first decisions (the neighbour's own routing, not
     # running here, decides its 3: this area's routing skips another area's events), 3 declines
     # and their re-routes, 9 x accept/start/complete, 1 withdrawal.
