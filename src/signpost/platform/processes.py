@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -26,17 +27,42 @@ _handing_out = threading.Lock()
 def free_port(host: str = "127.0.0.1") -> int:
     """A port nothing listens on right now, and not handed out before by this process.
 
-    The OS picks it, so parallel runs do not collide; but once the probing socket closes it may
-    pick the same port again (about one in sixteen of 2,000 calls did), and two servers of one
-    run given the same port cannot both start."""
+    Chosen at random below the OS's ephemeral range where it has one (Linux): a port from that
+    range, free when probed, can be taken as the source port of any outgoing connection before the
+    server binds it, which busy test runs with hundreds of client connections saw happen (a
+    service answering on another's port). Elsewhere the OS picks; either way, a port once probed
+    may be handed out again, so this process never hands out one twice."""
     with _handing_out:
         while True:
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-                sock.bind((host, 0))
-                port = int(sock.getsockname()[1])
-            if port not in _handed_out:
+            port = _probe(host, _random_port_below_ephemeral())
+            if port is not None and port not in _handed_out:
                 _handed_out.add(port)
                 return port
+
+
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_BELOW_EPHEMERAL = 12_000  # how many ports below the ephemeral range to choose among
+
+
+def _random_port_below_ephemeral() -> int:
+    """A random port below the ephemeral range, or 0 (the OS picks) where it cannot be read."""
+    try:
+        low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+    if low - _BELOW_EPHEMERAL < 1024:
+        return 0
+    return random.randrange(low - _BELOW_EPHEMERAL, low)
+
+
+def _probe(host: str, port: int) -> int | None:
+    """`port` if it can be bound on `host` now (the one the OS picks when `port` is 0), else None."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return None
+        return int(sock.getsockname()[1])
 
 
 # A server bound to a wildcard address is reached on loopback; one bound to '::' takes

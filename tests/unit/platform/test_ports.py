@@ -1,7 +1,9 @@
 import socket
+from pathlib import Path
 
 import pytest
 
+from signpost.platform import processes
 from signpost.platform.processes import free_port, port_is_open
 
 
@@ -9,6 +11,32 @@ def test_free_port_never_hands_out_the_same_port_twice() -> None:
     # The OS alone returned a port it had given before in about 125 of 2,000 calls.
     ports = [free_port() for _ in range(2000)]
     assert len(set(ports)) == len(ports)
+
+
+def test_free_port_stays_below_the_ephemeral_range(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Where outgoing connections take their source ports, a probed port can be gone before it is bound.
+    ephemeral = tmp_path / "ip_local_port_range"
+    ephemeral.write_text("40000\t60999\n")
+    monkeypatch.setattr(processes, "_EPHEMERAL_RANGE", ephemeral)
+    assert all(40000 - 12_000 <= free_port() < 40000 for _ in range(200))
+
+
+def test_free_port_passes_over_a_port_something_holds(monkeypatch: pytest.MonkeyPatch) -> None:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        taken = int(held.getsockname()[1])
+        chosen = iter([taken, 0])  # the held port first, then whatever the OS gives
+        monkeypatch.setattr(processes, "_random_port_below_ephemeral", lambda: next(chosen))
+        assert free_port() != taken
+
+
+def test_free_port_lets_the_os_choose_where_the_range_is_unknown(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(processes, "_EPHEMERAL_RANGE", tmp_path / "absent")
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", free_port()))  # a port that can be bound
 
 
 @pytest.mark.parametrize(
