@@ -299,39 +299,37 @@ async def _carry_over(
     Kafka refuses this commit then (the group has members; caught below); Tansu may take it, setting
     the group to the former group's offsets, which is where that member started anyway unless it
     had already read on from them: those events would be read again and skipped by event id."""
-    bootstrap = settings.kafka_bootstrap
-    if not bootstrap:
-        raise ValueError("SIGNPOST_KAFKA_BOOTSTRAP must be set to commit a group's offsets")
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=group,
-        enable_auto_commit=False,
-        request_timeout_ms=settings.kafka_request_timeout_ms,
-    )
-    await consumer.start()
     try:
-        consumer.assign(list(offsets))
-        if own := await inspector.committed(group, partitions):
-            log.info(
-                "consumer group committed offsets of its own meanwhile; none carried over",
-                group=group,
-                partitions=len(own),
-            )
-            return False
-        await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
-        return True
+        async with _committer(settings, group=group, partitions=list(offsets)) as consumer:
+            if own := await inspector.committed(group, partitions):
+                log.info(
+                    "consumer group committed offsets of its own meanwhile; none carried over",
+                    group=group,
+                    partitions=len(own),
+                )
+                return False
+            await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
+            return True
     except CommitFailedError as exc:  # a member joined meanwhile: its offsets are the group's
         log.info(
             "consumer group has members by now; its offsets not carried over", group=group, error=repr(exc)
         )
         return False
-    finally:
-        await consumer.stop()
 
 
 async def commit_offsets(settings: Settings, *, group: str, offsets: dict[TopicPartition, int]) -> None:
     """Commit `offsets` for `group` without joining it: a consumer with the partitions assigned
     by hand commits as no member of any generation, which a group with no members accepts."""
+    async with _committer(settings, group=group, partitions=list(offsets)) as consumer:
+        await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
+
+
+@asynccontextmanager
+async def _committer(
+    settings: Settings, *, group: str, partitions: list[TopicPartition]
+) -> AsyncIterator[AIOKafkaConsumer]:
+    """A started consumer of `group` with `partitions` assigned by hand: it commits as no member of
+    any generation, which a group with no members accepts."""
     bootstrap = settings.kafka_bootstrap
     if not bootstrap:
         raise ValueError("SIGNPOST_KAFKA_BOOTSTRAP must be set to commit a group's offsets")
@@ -343,7 +341,7 @@ async def commit_offsets(settings: Settings, *, group: str, offsets: dict[TopicP
     )
     await consumer.start()
     try:
-        consumer.assign(list(offsets))
-        await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in offsets.items()})
+        consumer.assign(partitions)
+        yield consumer
     finally:
         await consumer.stop()
