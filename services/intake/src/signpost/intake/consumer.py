@@ -40,12 +40,8 @@ async def on_referral_events(
                 new.append(envelope)
         if not new:
             return 0
-        referrals = await find_by_ids(
-            runtime.db[REFERRALS],
-            list({e.subject for e in new}),
-            session=session,
-            where={"tenant": runtime.settings.tenant},  # this area's referrals alone
-        )
+        found = await find_by_ids(runtime.db[REFERRALS], list({e.subject for e in new}), session=session)
+        referrals = {i: doc for i, doc in found.items() if _ours(runtime, doc)}
         changes: list[ReferralChange] = []
         applied: list[tuple[Envelope[EventData], Document]] = []
         for envelope in new:  # in order: each event sees the referral as the events before left it
@@ -81,11 +77,15 @@ async def _that_may_change_anything(
     offered = deciding
     if others:
         found = runtime.db[REFERRALS].find(
-            {"_id": {"$in": others}, "tenant": runtime.settings.tenant, "offers.0": {"$exists": True}},
-            {"_id": 1},
+            {"_id": {"$in": others}, "offers.0": {"$exists": True}}, {"_id": 1, "tenant": 1}
         )
-        offered = deciding | {doc["_id"] async for doc in found}
+        offered = deciding | {doc["_id"] async for doc in found if _ours(runtime, doc)}
     return [e for e in candidates if e.subject in offered]
+
+
+def _ours(runtime: Runtime, referral: Document) -> bool:
+    """This area's referral, tested here rather than in the query (see `find_by_ids`)."""
+    return bool(referral.get("tenant") == runtime.settings.tenant)
 
 
 async def on_referral_event(

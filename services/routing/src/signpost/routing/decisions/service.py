@@ -537,4 +537,6 @@ async def _supported(
 async def get_decision(*, runtime: Runtime, referral_id: str) -> Document | None:
     """This area's decision for the referral. A database holds one area's decisions (start-up
     refuses another area's, `signpost.shared.area`); the tenant in the filter is a second guard."""
-    return await runtime.db[DECISIONS].find_one({"_id": referral_id, "tenant": runtime.settings.tenant})
+    # The tenant is tested on the document, not put in the filter (see `find_by_ids`).
+    decision = await runtime.db[DECISIONS].find_one({"_id": referral_id})
+    return decision if decision is not None and decision.get("tenant") == runtime.settings.tenant else None
