@@ -101,6 +101,13 @@ def period_of(
 
 
 PeriodDep = Annotated[Period, Depends(period_of)]
+OtherArea = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="Admins only: another local area's numbers, small numbers suppressed.",
+    ),
+]
 
 
 async def active_facts(request: Request, runtime: RuntimeDep) -> tuple[ProjectionSet, FactIndex]:
@@ -124,13 +131,7 @@ async def query_of(
     active: FactsDep,
     principal: AnalystDep,
     period: PeriodDep,
-    tenant: Annotated[
-        str | None,
-        Query(
-            pattern=r"^[A-Za-z0-9_-]{1,32}$",
-            description="Admins only: another local area's numbers, small numbers suppressed.",
-        ),
-    ] = None,
+    tenant: OtherArea = None,
     locality: Annotated[Key, key_query("A locality, e.g. a ward")] = None,
     setting: Annotated[Key, key_query("A setting id")] = None,
     need: Annotated[Key, key_query("A school census need code, e.g. ASD")] = None,
@@ -227,13 +228,7 @@ async def get_measures(_: AnalystDep) -> dict[str, dict[str, str]]:
 async def get_pulse(
     active: FactsDep,
     principal: AnalystDep,
-    tenant: Annotated[
-        str | None,
-        Query(
-            pattern=r"^[A-Za-z0-9_-]{1,32}$",
-            description="Admins only: another local area's numbers, small numbers suppressed.",
-        ),
-    ] = None,
+    tenant: OtherArea = None,
 ) -> LegacyPulse:
     if tenant is not None and tenant != principal.tenant and principal.role is not Role.ADMIN:
         raise HTTPException(status.HTTP_403_FORBIDDEN, "only admins may read another area's pulse")
