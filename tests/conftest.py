@@ -24,6 +24,8 @@ from tests.servers import KafkaServer, MongoServer, kafka_server, mongo_server
 
 T = TypeVar("T")
 
+pytest_plugins = ["tests.hang_report"]
+
 # pytest-xdist (`-n`, `--dist loadfile` in pyproject) hands out whole modules, so module-scoped
 # services start once per module; the slowest areas go first, so that no worker starts one of
 # them when the others are nearly done.
