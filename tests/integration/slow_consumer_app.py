@@ -22,7 +22,7 @@ HANDLED = "handled"
 
 def create_app() -> FastAPI:
     signals = Path(os.environ["SLOW_HANDLER_DIR"])
-    runtime = Runtime.build(Settings(), "analytics")
+    runtime = Runtime.build(Settings(), "routing")
     runtime.enable_outbox()
 
     async def handle(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:

@@ -47,7 +47,7 @@ async def committed_offsets(settings: Settings) -> int:
     topics = Topics.from_settings(settings)
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.kafka_bootstrap,
-        group_id=topics.group("analytics"),
+        group_id=topics.group("routing"),
         enable_auto_commit=False,
     )
     await consumer.start()
@@ -107,7 +107,7 @@ async def test_sigterm_lets_the_handler_in_flight_finish_commit_and_flush(
     assert "service stopped" in log.read_text()
     client: AsyncMongoClient[dict[str, object]] = AsyncMongoClient(settings.mongodb_url)
     try:
-        db = client[settings.database_name("analytics")]
+        db = client[settings.database_name("routing")]
         assert await db[HANDLED].find_one({"_id": event.id}) is not None
         assert await db[OUTBOX].count_documents({}) == 1 and await pending_count(db) == 0  # published
     finally:

@@ -25,7 +25,7 @@ from signpost.shared.metrics import OTHER_AREA
 from signpost.shared.offsets import carry_over_offsets, commit_offsets, stream_inspector
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
-from signpost.shared.topics import Topics
+from signpost.shared.topics import RETRYING_SERVICES, Topics
 
 from tests.conftest import Tokens, eventually, serving
 from tests.factories import referral
@@ -187,26 +187,34 @@ async def test_intake_ignores_another_areas_decision_about_a_referral_id_of_its_
 @pytest.mark.parametrize("service", ["routing", "analytics"])
 async def test_a_group_named_before_the_tenant_hands_its_offsets_on(settings: Settings, service: str) -> None:
     """The upgrade: committed offsets under the former name (`{prefix}signpost-{service}`) become
-    the new group's, once; a group that has its own is left alone."""
+    the new group's, once; a group that has its own is left alone. Routing's retry group too;
+    analytics has none (it retries a batch in place)."""
     topics = Topics.from_settings(settings)
     former = topics.former_groups(service)
-    old_main, old_retry = former[topics.group(service)], former[topics.retry_group(service)]
-    assert old_main == f"{settings.topic_prefix}signpost-{service}"
-    assert old_retry == f"{settings.topic_prefix}signpost-{service}-retry"
+    assert former[topics.group(service)] == f"{settings.topic_prefix}signpost-{service}"
     await ensure_topics(settings)
     referrals = [TopicPartition(topics.referrals, p) for p in range(topics.partitions)]
-    retries = [TopicPartition(topics.retry(service), 0)]
-    await commit_offsets(settings, group=old_main, offsets={referrals[0]: 7, referrals[2]: 3})
-    await commit_offsets(settings, group=old_retry, offsets={retries[0]: 2})
+    await commit_offsets(
+        settings, group=former[topics.group(service)], offsets={referrals[0]: 7, referrals[2]: 3}
+    )
+    expected = {topics.group(service): 2}
+    if service in RETRYING_SERVICES:
+        old_retry = former[topics.retry_group(service)]
+        assert old_retry == f"{settings.topic_prefix}signpost-{service}-retry"
+        retries = [TopicPartition(topics.retry(service), 0)]
+        await commit_offsets(settings, group=old_retry, offsets={retries[0]: 2})
+        expected[topics.retry_group(service)] = 1
+    else:
+        assert list(former) == [topics.group(service)]
 
-    copied = await carry_over_offsets(settings, service)
-    assert copied == {topics.group(service): 2, topics.retry_group(service): 1}
+    assert await carry_over_offsets(settings, service) == expected
     async with stream_inspector(settings) as inspector:
         assert await inspector.committed(topics.group(service), referrals) == {
             referrals[0]: 7,
             referrals[2]: 3,
         }
-        assert await inspector.committed(topics.retry_group(service), retries) == {retries[0]: 2}
+        if service in RETRYING_SERVICES:
+            assert await inspector.committed(topics.retry_group(service), retries) == {retries[0]: 2}
 
     # The new group moves on; the former one is stale and never copied again.
     await commit_offsets(settings, group=topics.group(service), offsets={referrals[0]: 9})

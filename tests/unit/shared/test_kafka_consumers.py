@@ -8,6 +8,7 @@ moves them, the test fails and the wiring needs looking at again.
 
 from typing import Any
 
+import pytest
 from faststream.kafka import KafkaBroker
 from signpost.analytics.projections.consumer import create_consumer
 from signpost.shared.kafka import subscribe_events
@@ -33,6 +34,16 @@ def test_event_consumers_wait_as_configured_and_the_retry_consumer_keeps_the_def
     expected = {topics.group("routing"): 37, topics.retry_group("routing"): AIOKAFKA_DEFAULT_MS}
     assert _fetch_waits(settings) == expected
     assert _fetch_waits(settings, batch_handler=_ignore) == expected
+
+
+def test_only_the_services_with_a_retry_topic_subscribe_a_retry_consumer() -> None:
+    """Analytics retries a failed batch in place: no retry topic is created for it, so its
+    consumer must not subscribe one (a client would have the broker create it with defaults)."""
+    settings = Settings(_env_file=None)
+    retry_topics = {spec.name for spec in Topics.from_settings(settings).specs() if ".retry." in spec.name}
+    assert retry_topics == {"signpost.retry.intake", "signpost.retry.routing"}
+    with pytest.raises(ValueError, match="analytics has no retry topic"):
+        subscribe_events(KafkaBroker("127.0.0.1:9"), settings=settings, service="analytics", handler=_ignore)
 
 
 async def test_analytics_projection_consumer_waits_as_configured() -> None:

@@ -48,7 +48,7 @@ from signpost.shared.retries import (
     retry_due,
 )
 from signpost.shared.settings import Settings
-from signpost.shared.topics import Topics
+from signpost.shared.topics import RETRYING_SERVICES, Topics
 
 log = get_logger(__name__)
 
@@ -135,6 +135,8 @@ def subscribe_events(
     passes over another area's parked events (its `ce_tenant` header) before waiting for them to
     fall due or reading them, telling `on_other_area` their type; `handler` skips the main topics'.
     """
+    if service not in RETRYING_SERVICES:
+        raise ValueError(f"{service} has no retry topic: add it to topics.RETRYING_SERVICES first")
     names = Topics.from_settings(settings)
     consumer = EventConsumer(
         broker=broker,

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from signpost.shared.settings import SERVICE_NAMES, Settings
+from signpost.shared.settings import ServiceName, Settings
 
 DAY_MS = 24 * 3600 * 1000
 KEEP_FOREVER = "-1"
+# The services whose consumers park an event their handler failed on in a retry topic of their
+# own (`kafka.consume_events`); analytics retries a failed batch in place (`projections/consumer.py`).
+RETRYING_SERVICES: tuple[ServiceName, ...] = ("intake", "routing")
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,7 @@ class Topics:
             # Keyed like the original, so a referral's parked events keep their order.
             *(
                 TopicSpec(self.retry(service), self.partitions, {"cleanup.policy": "delete"})
-                for service in SERVICE_NAMES
+                for service in RETRYING_SERVICES
             ),
         ]
 
@@ -93,7 +96,7 @@ class Topics:
     def former_groups(self, service: str) -> dict[str, str]:
         """`service`'s groups, each with the name it had before groups were named with the tenant
         (`{prefix}signpost-{service}`): what `carry_over_offsets` copies committed offsets from."""
-        return {
-            self.group(service): f"{self.prefix}signpost-{service}",
-            self.retry_group(service): f"{self.prefix}signpost-{service}-retry",
-        }
+        former = {self.group(service): f"{self.prefix}signpost-{service}"}
+        if service in RETRYING_SERVICES:
+            former[self.retry_group(service)] = f"{self.prefix}signpost-{service}-retry"
+        return former
