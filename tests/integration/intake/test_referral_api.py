@@ -403,6 +403,29 @@ async def test_an_agency_working_with_the_child_still_reads_the_details_after_a_
     assert after.status_code == 200, after.text
 
 
+async def test_no_agency_reads_the_details_once_the_family_withdrew_its_consent(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    view = await routed(intake, tokens)  # shared on the basis of consent
+    agency = tokens.agency("la-inclusion-service")
+    for step in ("accept", "start"):
+        assert (await move(intake, agency, view["id"], "autism-outreach", step)).status_code == 200
+    withdrawn = await intake.post(
+        f"/v1/referrals/{view['id']}/withdraw",
+        json={"reason": "family_withdrew_consent", "note": "phoned the school"},
+        headers=auth(tokens.practitioner()),
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+    path = f"/v1/referrals/{view['id']}/child"
+    after = await intake.get(path, params={"purpose": "contact_family"}, headers=auth(agency))
+    assert after.status_code == 403, after.text
+    assert (
+        after.json()["detail"] == "the family withdrew the consent its details were shared with agencies on"
+    )
+    own = await intake.get(path, params={"purpose": "correction"}, headers=auth(tokens.practitioner()))
+    assert own.status_code == 200
+
+
 async def test_a_confidential_address_is_withheld_from_agencies(
     intake: httpx.AsyncClient, tokens: Tokens
 ) -> None:

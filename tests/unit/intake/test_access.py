@@ -83,3 +83,44 @@ def test_a_confidential_address_goes_only_to_the_referring_organisation() -> Non
     assert withholds_address(caller(Role.AGENCY, "la-inclusion"), confidential)
     assert not withholds_address(caller(Role.AGENCY, "la-inclusion"), open_address)
     assert not withholds_address(caller(Role.AGENCY, "la-inclusion"), {})  # stored before the flag had a use
+
+
+def withdrawn_for(reason: str, *, basis: str = "consent", offer_status: str = "withdrawn") -> Document:
+    """Withdrawn after la-inclusion took its offer up; the reason stored as intake stores it."""
+    taken_up = with_offer_status(offer_status)
+    return {
+        **taken_up,
+        "status": "withdrawn",
+        "withdrawn_reason": reason,
+        "consent": {**REFERRAL["consent"], "lawful_basis": basis},
+        "timeline": [*taken_up["timeline"], ACCEPTED_BY_US],
+    }
+
+
+def test_no_agency_reads_the_details_once_the_family_withdrew_the_consent_they_were_shared_on() -> None:
+    agency = caller(Role.AGENCY, "la-inclusion")
+    for offer_status in ("withdrawn", "completed"):  # taken up, ended by the withdrawal or before it
+        refusal = child_details_refusal(
+            agency, withdrawn_for("family_withdrew_consent", offer_status=offer_status)
+        )
+        assert refusal == "the family withdrew the consent its details were shared with agencies on"
+    # The referring organisation keeps its own record; other reasons and bases leave access as it was.
+    school = caller(Role.PRACTITIONER, "school-a")
+    assert child_details_refusal(school, withdrawn_for("family_withdrew_consent")) is None
+    assert child_details_refusal(agency, withdrawn_for("moved_away")) is None
+    assert (
+        child_details_refusal(agency, withdrawn_for("family_withdrew_consent", basis="public_task")) is None
+    )
+
+
+def test_a_referral_withdrawn_before_the_reason_was_stored_is_read_from_its_timeline() -> None:
+    legacy = {k: v for k, v in withdrawn_for("family_withdrew_consent").items() if k != "withdrawn_reason"}
+    withdrawal = {"type": "uk.signpost.referral.withdrawn.v1", "actor_organisation": "school-a"}
+    for note in ("family_withdrew_consent", "family_withdrew_consent: by phone"):
+        with_note = {**legacy, "timeline": [*legacy["timeline"], {**withdrawal, "note": note}]}
+        assert child_details_refusal(caller(Role.AGENCY, "la-inclusion"), with_note)
+    moved = {
+        **legacy,
+        "timeline": [*legacy["timeline"], {**withdrawal, "note": "moved_away: family_withdrew_consent"}],
+    }
+    assert child_details_refusal(caller(Role.AGENCY, "la-inclusion"), moved) is None

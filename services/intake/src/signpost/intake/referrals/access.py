@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from signpost.shared.auth.principal import Principal, Role
-from signpost.shared.events import OfferAcceptedV1
+from signpost.shared.events import OfferAcceptedV1, ReferralWithdrawnV1
 from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.mongo import Document
-from signpost.shared.vocabulary import Sector
+from signpost.shared.vocabulary import LawfulBasis, Sector, WithdrawReason
 
 
 def visible_referrals(principal: Principal, *, tenant: str) -> Document:
@@ -26,14 +26,17 @@ def child_details_refusal(principal: Principal, referral: Document) -> str | Non
 
     The referring organisation may; so may an agency offered the referral whose sector the
     family's sharing scope allows, while that offer is open or was taken up, not after the
-    agency declined it nor once the referral was withdrawn before the agency took it up.
-    Nobody else, admins included."""
+    agency declined it nor once the referral was withdrawn before the agency took it up, and
+    never once the family withdrew the consent the details were shared on. Nobody else, admins
+    included."""
     if principal.role is Role.PRACTITIONER:
         if referral["organisation"] == principal.organisation:
             return None
         return "only the referring organisation's practitioners may read the child's details"
     if principal.role is not Role.AGENCY:
         return "only the referring organisation and the agencies offered the referral may"
+    if consent_withdrawn(referral):
+        return "the family withdrew the consent its details were shared with agencies on"
     scope = {Sector(sector) for sector in referral["consent"]["sharing_scope"]}
     in_scope = [
         offer
@@ -50,6 +53,24 @@ def child_details_refusal(principal: Principal, referral: Document) -> str | Non
     if ReferralStatus.WITHDRAWN in statuses and _accepted_by(principal.organisation, referral):
         return None
     return "your organisation's offer was declined or withdrawn before it was taken up"
+
+
+def consent_withdrawn(referral: Document) -> bool:
+    """Withdrawn because the family withdrew its consent, where consent was the basis for
+    sharing (another basis, such as a public task, does not rest on the family's agreement)."""
+    if referral["consent"].get("lawful_basis") != LawfulBasis.CONSENT.value:
+        return False
+    reason = referral.get("withdrawn_reason")
+    if reason is None:  # withdrawn before the reason was stored: the timeline's note starts with it
+        reason = next(
+            (
+                entry.get("note", "").split(":")[0]
+                for entry in referral["timeline"]
+                if entry["type"] == ReferralWithdrawnV1.event_type
+            ),
+            None,
+        )
+    return reason == WithdrawReason.FAMILY_WITHDREW_CONSENT.value
 
 
 def _accepted_by(organisation: str, referral: Document) -> bool:

@@ -26,7 +26,7 @@ def withdrawal(referral: Document, request: WithdrawRequest) -> Decision:
     return Decision(
         data=ReferralWithdrawnV1(referral_id=referral["_id"], reason=request.reason, withdrawn_at=now),
         status=status,
-        changes={"offers": offers, "withdrawn_at": now},
+        changes={"offers": offers, "withdrawn_at": now, "withdrawn_reason": request.reason.value},
         note=f"{request.reason.value}: {request.note}" if request.note else request.reason.value,
     )
 

@@ -189,13 +189,18 @@ async def read_referral(referral_id: str, runtime: RuntimeDep, principal: Reader
     description=(
         "For the referring organisation, and for an agency the referral was offered to when the family's "
         "sharing scope includes its sector, until it declines the offer (or the referral is withdrawn "
-        "before it takes the offer up). Every read is recorded in the audit trail with its purpose. "
+        "before it takes the offer up), and for no agency once the referral is withdrawn because the "
+        "family withdrew the consent the sharing rested on. Every read is recorded in the audit trail "
+        "with its purpose. "
         "Erased `SIGNPOST_PERSONAL_DATA_RETENTION_DAYS` after the referral ended (closed, escalated or "
         "unmatched, and unchanged since)."
     ),
     responses={
         **NOT_FOUND,
-        403: {"description": "The sharing scope does not allow your organisation, or its offer was declined"},
+        403: {
+            "description": "The sharing scope does not allow your organisation, its offer was declined, "
+            "or the family withdrew its consent"
+        },
         410: {"description": "Erased: the referral ended longer ago than the retention period"},
     },
 )
