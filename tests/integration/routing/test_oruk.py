@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from typing import Any
 
 import jsonschema
+import pytest
 from aiokafka import AIOKafkaConsumer
 from signpost.routing.app import create_app as create_routing
 from signpost.routing.oruk.models import is_uuid
@@ -328,19 +330,57 @@ def answering_after(app: Any, *, delay_s: float) -> Any:
     return delayed
 
 
-async def test_a_feed_slower_than_the_oruk_fetch_timeout_imports_nothing(settings: Settings) -> None:
-    """SIGNPOST_ORUK_FETCH_TIMEOUT_S at 0.2 s, and a publisher that answers after 1 s: within any
-    limit but the setting's (its default 20 s, httpx's own 5 s), so only the setting stops it."""
-    limited = settings.model_copy(update={"oruk_fetch_timeout_s": 0.2})
+def trickling(app: Any, *, every_s: float, chunks: int) -> Any:
+    """The publisher `app`, sending each answer a byte at a time with a pause before each: no
+    single read waits long, the whole answer takes `chunks * every_s`."""
+
+    async def slowly(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+        parts: list[bytes] = []
+
+        async def keep(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = [(k, v) for k, v in message["headers"] if k.lower() != b"content-length"]
+                await send({**message, "headers": headers})
+            else:
+                parts.append(message.get("body", b""))
+
+        await app(scope, receive, keep)
+        body = b" " * chunks + b"".join(parts)  # JSON allows the leading whitespace
+        for byte in range(len(body)):
+            if byte < chunks:
+                await asyncio.sleep(every_s)
+            await send({"type": "http.response.body", "body": body[byte : byte + 1], "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+
+    return slowly
+
+
+@pytest.mark.parametrize(
+    "publisher",
+    [
+        pytest.param(lambda app: answering_after(app, delay_s=1.0), id="answering-after-1s"),
+        pytest.param(lambda app: trickling(app, every_s=0.05, chunks=30), id="trickling-for-1.5s"),
+    ],
+)
+async def test_a_feed_slower_than_the_oruk_fetch_timeout_imports_nothing(
+    settings: Settings, publisher: Callable[[Any], Any]
+) -> None:
+    """SIGNPOST_ORUK_FETCH_TIMEOUT_S at 0.3 s, and a publisher whose answer takes over 1 s: within
+    any limit but the setting's (its default 20 s, httpx's own 5 s), so only the setting stops it.
+    It bounds the whole answer, not each read: a trickle of bytes is stopped too."""
+    limited = settings.model_copy(update={"oruk_fetch_timeout_s": 0.3})
     admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
     services = feed()[:1]
-    with serve_in_thread(answering_after(oruk_feed_app(services), delay_s=1.0)) as base_url:
+    with serve_in_thread(publisher(oruk_feed_app(services))) as base_url:
         async with serving(create_routing(limited)) as routing:
             answer = await routing.post("/v1/catalogue/import", json={"source_url": base_url}, headers=admin)
             assert answer.status_code == 502, answer.text
-            assert (
-                answer.json()["detail"]
-                == f"nothing imported: could not fetch {base_url}/services: ReadTimeout"
+            assert answer.json()["detail"] == (
+                f"nothing imported: could not fetch {base_url}/services: "
+                "no whole answer within 0.3 s (SIGNPOST_ORUK_FETCH_TIMEOUT_S)"
             )
             assert (await routing.get(f"/v1/provisions/{services[0]['id']}")).status_code == 404
 

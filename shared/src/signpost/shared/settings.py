@@ -264,7 +264,12 @@ class Settings(BaseSettings):
         description="A JSON or YAML file mapping ORUK taxonomy terms to need codes, sectors and levels "
         "of need; unset: the map shipped with routing.",
     )
-    oruk_fetch_timeout_s: float = Field(default=20.0, gt=0, le=300, description="Per ORUK feed request.")
+    oruk_fetch_timeout_s: float = Field(
+        default=20.0,
+        gt=0,
+        le=300,
+        description="The longest one ORUK feed request may take, its whole answer included.",
+    )
     outbound_loopback_only: bool = Field(
         default=False,
         description="Contact only this machine when fetching ORUK feeds or delivering webhooks "

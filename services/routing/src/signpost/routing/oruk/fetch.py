@@ -58,12 +58,20 @@ async def refuse_unless_allowed(request: httpx.Request, *, loopback_only: bool) 
 
 
 async def get_json(
-    client: httpx.AsyncClient, url: str, *, params: Mapping[str, Any] | None = None, max_bytes: int
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    params: Mapping[str, Any] | None = None,
+    max_bytes: int,
+    timeout_s: float,
 ) -> Any:
+    """One request, its whole answer within `timeout_s`: httpx's timeouts bound each read alone,
+    so a publisher sending a byte at a time would keep the import waiting for as long as it liked."""
     try:
-        async with client.stream(
-            "GET", url, params=params, headers={"accept": "application/json"}
-        ) as response:
+        async with (
+            asyncio.timeout(timeout_s),
+            client.stream("GET", url, params=params, headers={"accept": "application/json"}) as response,
+        ):
             where = str(response.url)
             if response.status_code != 200:
                 raise FeedError(f"{where} answered HTTP {response.status_code}")
@@ -74,6 +82,10 @@ async def get_json(
                     raise FeedError(
                         f"{where} sent more than the {max_bytes}-byte limit (SIGNPOST_MAX_IMPORT_BYTES)"
                     )
+    except (TimeoutError, httpx.TimeoutException):
+        raise FeedError(
+            f"could not fetch {url}: no whole answer within {timeout_s:g} s (SIGNPOST_ORUK_FETCH_TIMEOUT_S)"
+        ) from None
     except httpx.HTTPError as exc:
         # An exception is never falsy: its text is, when empty (httpx's timeouts have none).
         raise FeedError(f"could not fetch {url}: {str(exc) or type(exc).__name__}") from None
@@ -91,13 +103,17 @@ async def get_json(
     return document
 
 
-async def fetch_feed(base_url: str, *, client: httpx.AsyncClient, max_bytes: int) -> Feed:
+async def fetch_feed(base_url: str, *, client: httpx.AsyncClient, max_bytes: int, timeout_s: float) -> Feed:
     base = base_of(base_url)
     listed: list[object] = []
     page = 1
     while True:
         document = await get_json(
-            client, f"{base}/services", params={"page": page, "per_page": PER_PAGE}, max_bytes=max_bytes
+            client,
+            f"{base}/services",
+            params={"page": page, "per_page": PER_PAGE},
+            max_bytes=max_bytes,
+            timeout_s=timeout_s,
         )
         contents = document.get("contents") if isinstance(document, Mapping) else None
         if not isinstance(contents, list):
@@ -131,7 +147,10 @@ async def fetch_feed(base_url: str, *, client: httpx.AsyncClient, max_bytes: int
         async with gate:
             try:
                 full: object = await get_json(
-                    client, f"{base}/services/{quote(oruk_id, safe='')}", max_bytes=max_bytes
+                    client,
+                    f"{base}/services/{quote(oruk_id, safe='')}",
+                    max_bytes=max_bytes,
+                    timeout_s=timeout_s,
                 )
             except FeedError as exc:
                 return Unfetched(oruk_id, name, f"its full record could not be fetched: {exc}")

@@ -92,7 +92,12 @@ async def import_catalogue(body: ImportRequest, runtime: RuntimeDep, principal: 
                 follow_redirects=True,
                 event_hooks={"request": [partial(refuse_unless_allowed, loopback_only=loopback_only)]},
             ) as client:
-                feed = await fetch_feed(source, client=client, max_bytes=runtime.settings.max_import_bytes)
+                feed = await fetch_feed(
+                    source,
+                    client=client,
+                    max_bytes=runtime.settings.max_import_bytes,
+                    timeout_s=runtime.settings.oruk_fetch_timeout_s,
+                )
         except FeedError as exc:
             raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"nothing imported: {exc}") from None
     else:
