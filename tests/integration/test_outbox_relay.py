@@ -294,6 +294,26 @@ async def test_told_the_broker_lost_its_log_a_relay_sends_every_published_event_
         assert len(await published_ids(settings, 5)) == 5
 
 
+async def test_a_replay_ends_at_the_newest_event_kept_when_it_began(
+    settings: Settings, client: AsyncMongoClient[Document]
+) -> None:
+    """What is staged after the replay began (a fresh deployment's first requests: its group has
+    no offsets either) goes out once, as pending, not once more by the replay."""
+    db = client[settings.database_name("routing")]
+    forgotten, later = event_for("r-18"), event_for("r-18")
+    await stage(client, settings, [forgotten])
+    await mark_published(db, [forgotten])
+    async with relaying(settings, start=False, log_lost=True) as (relay, _):
+        await stage(client, settings, [later])  # before the replay reads the outbox
+        relay.notify()
+        running = asyncio.create_task(relay.run())
+        assert await published_ids(settings, 2) == [forgotten.id, later.id]
+        await eventually(lambda: all_marked(client, settings), what="the later event marked")
+        await asyncio.sleep(0.5)  # nothing more goes out
+        running.cancel()
+    assert len(await records_on(settings, Topics.from_settings(settings).referrals)) == 2
+
+
 async def test_relayed_and_replayed_events_carry_their_correlation_id_in_faststreams_header_too(
     settings: Settings, client: AsyncMongoClient[Document]
 ) -> None:

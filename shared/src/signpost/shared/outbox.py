@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING, AsyncMongoClient, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
 from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import (
@@ -225,6 +225,7 @@ class OutboxRelay:
         self._poll_after: str | None = None  # a poll pass reads on from this id (its last full page)
         self._replay_after: str | None = None  # set: events published before are sent again from here
         self._replay_run = ""  # which replay this is (a later loss of the log starts another)
+        self._replay_until: str | None = None  # the newest event kept when it began (None: no bound)
         # Held by each publishing round, and by a replay while the service runs: each referral's
         # events then reach the new log in staging order, the replayed ones first.
         self._sending = asyncio.Lock()
@@ -249,15 +250,24 @@ class OutboxRelay:
     async def prepare_replay(self, *, log_lost: bool) -> None:
         """Call before `run`. When the broker has lost its log, the relay first sends again every
         event kept here as published (a week's worth), oldest first, so each consumer gets what it
-        missed; what it already had it skips by event id. A replay that an earlier run of this
-        service (any replica) left unfinished goes on from its last page."""
+        missed; what it already had it skips by event id. It ends at the newest event kept when
+        it began: what is staged later goes out as pending, once (a fresh deployment's consumer
+        group has no offsets either, and its first requests must not go out twice). A replay that
+        an earlier run of this service (any replica) left unfinished goes on from its last page."""
         replays = self._db[REPLAY]
         if log_lost:
-            run = {"run": uuid.uuid4().hex, "after": "", "started_at": datetime.now(UTC)}
+            newest = await self._db[OUTBOX].find_one({}, {"_id": 1}, sort=[("_id", DESCENDING)])
+            run = {
+                "run": uuid.uuid4().hex,
+                "after": "",
+                "until": newest["_id"] if newest is not None else "",  # "": nothing to send
+                "started_at": datetime.now(UTC),
+            }
             await replays.replace_one({"_id": REPLAY_ID}, run, upsert=True)
         unfinished = await replays.find_one({"_id": REPLAY_ID})
         if unfinished is not None:
             self._replay_run, self._replay_after = unfinished["run"], unfinished["after"]
+            self._replay_until = unfinished.get("until")  # absent: begun by an earlier release
 
     async def replay_lost_log(self) -> None:
         """While running: the broker has lost its log (`signpost.shared.logwatch`). Send again every
@@ -319,7 +329,8 @@ class OutboxRelay:
         that went."""
         sent, backoff = 0, 0.0
         while self._replay_after is not None:
-            query = {"_id": {"$gt": self._replay_after}}
+            bound = {} if self._replay_until is None else {"$lte": self._replay_until}
+            query = {"_id": {"$gt": self._replay_after, **bound}}
             page: list[Document] = []
             try:
                 async for document in (
