@@ -1,4 +1,5 @@
-"""Reading what is on a topic right now, for assertions on retry and dead-letter records."""
+"""Reading what is on a topic right now, for assertions on retry and dead-letter records, and
+what a service's consumer group has committed."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import TypeAlias
 
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord, TopicPartition
-from signpost.shared.settings import Settings
+from signpost.shared.settings import ServiceName, Settings
+from signpost.shared.topics import Topics
 
 from tests.conftest import eventually
 
@@ -44,3 +46,17 @@ async def wait_for_records(settings: Settings, topic: str, count: int) -> list[R
 
 def headers_of(record: Record) -> dict[str, str]:
     return {name: value.decode() for name, value in record.headers}
+
+
+async def committed_offsets(settings: Settings, *, service: ServiceName) -> int:
+    """The sum of `service`'s main group's committed offsets on the referrals topic."""
+    topics = Topics.from_settings(settings)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap, group_id=topics.group(service), enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        partitions = [TopicPartition(topics.referrals, p) for p in range(settings.topic_partitions)]
+        return sum([(await consumer.committed(tp)) or 0 for tp in partitions])
+    finally:
+        await consumer.stop()

@@ -9,7 +9,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 from signpost.shared.events import new_event
 from signpost.shared.kafka import create_broker, ensure_topics
@@ -19,6 +18,7 @@ from signpost.shared.topics import Topics
 
 from signpost.platform.processes import free_port
 from tests.conftest import eventually
+from tests.integration.records import committed_offsets
 from tests.integration.slow_consumer_app import HANDLED
 from tests.publishing import publish_event
 from tests.unit.shared.test_events import submitted
@@ -41,21 +41,6 @@ def service_env(settings: Settings, signals: Path) -> dict[str, str]:
         "SIGNPOST_OUTBOX_POLL_INTERVAL_S": "60",
         "SIGNPOST_SHUTDOWN_GRACE_S": "20",
     }
-
-
-async def committed_offsets(settings: Settings) -> int:
-    topics = Topics.from_settings(settings)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        group_id=topics.group("routing"),
-        enable_auto_commit=False,
-    )
-    await consumer.start()
-    try:
-        partitions = [TopicPartition(topics.referrals, p) for p in range(settings.topic_partitions)]
-        return sum([(await consumer.committed(tp)) or 0 for tp in partitions])
-    finally:
-        await consumer.stop()
 
 
 async def test_sigterm_lets_the_handler_in_flight_finish_commit_and_flush(
@@ -112,4 +97,4 @@ async def test_sigterm_lets_the_handler_in_flight_finish_commit_and_flush(
         assert await db[OUTBOX].count_documents({}) == 1 and await pending_count(db) == 0  # published
     finally:
         await client.close()
-    assert await committed_offsets(settings) == 1
+    assert await committed_offsets(settings, service="routing") == 1

@@ -34,8 +34,8 @@ from tests.analytics_events import TENANT, lifecycle
 from tests.commands import SentCommands
 from tests.conftest import Tokens, eventually, serving, settings_for
 from tests.integration.analytics.conftest import PERIOD, Analytics
+from tests.integration.records import committed_offsets
 from tests.integration.test_batch_consumer import publish_before_consuming
-from tests.integration.test_graceful_shutdown import committed_offsets
 from tests.servers import KafkaServer, MongoServer
 
 LIVE = ProjectionSet(INITIAL_SET)
@@ -234,18 +234,20 @@ async def test_the_consumer_commits_offsets_only_after_the_batch_is_stored(
                 await feed.publish(first)
                 await eventually(lambda: all_stored(len(first)), what="the first events stored")
                 await eventually(
-                    lambda: _is(committed_offsets(settings), len(first)), what="offsets committed"
+                    lambda: _is(committed_offsets(settings, service="analytics"), len(first)),
+                    what="offsets committed",
                 )
                 control.pause()
                 try:
                     await feed.publish(rest)
                     await asyncio.sleep(3)  # the consumer fetches them, and cannot store them
-                    assert await committed_offsets(settings) == len(first)
+                    assert await committed_offsets(settings, service="analytics") == len(first)
                 finally:
                     control.resume()
                 await eventually(lambda: all_stored(len(events)), what="every event stored")
                 await eventually(
-                    lambda: _is(committed_offsets(settings), len(events)), what="every offset committed"
+                    lambda: _is(committed_offsets(settings, service="analytics"), len(events)),
+                    what="every offset committed",
                 )
             finally:
                 await producer.stop()
