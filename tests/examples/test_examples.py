@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from signpost.intake.subscriptions.signing import sign
@@ -112,16 +113,22 @@ def test_webhook_receiver_accepts_a_genuine_delivery_and_rejects_a_tampered_one(
         timeout_s=60,
         what="a genuine, verified delivery",
     )
-    status, deliveries = request(
-        platform.url("intake", f"/v1/subscriptions/{subscription['id']}/deliveries"), token=agency
-    )
-    assert status == 200
-    routed = [
-        d
-        for d in deliveries["items"]
-        if d["referral_id"] == referral_id and d["event_type"].endswith("routed.v1")
-    ]
-    assert routed and routed[0]["status"] == "delivered" and routed[0]["attempts"][-1]["status_code"] == 204
+
+    def routed_delivery() -> Any:
+        """Recorded once intake has the receiver's answer, a moment after the receiver printed it."""
+        status, deliveries = request(
+            platform.url("intake", f"/v1/subscriptions/{subscription['id']}/deliveries"), token=agency
+        )
+        assert status == 200
+        routed = [
+            d
+            for d in deliveries["items"]
+            if d["referral_id"] == referral_id and d["event_type"].endswith("routed.v1")
+        ]
+        return routed[0] if routed and routed[0]["status"] != "pending" else None
+
+    delivered = wait_for(routed_delivery, timeout_s=30, what="the delivery's outcome recorded")
+    assert delivered["status"] == "delivered" and delivered["attempts"][-1]["status_code"] == 204
 
 
 def test_webhook_receiver_handles_an_event_once_and_answers_401_to_anything_but_a_genuine_one(
