@@ -241,8 +241,16 @@ async def test_a_poll_reads_on_past_a_full_page_of_events_the_relay_holds(
 
 
 def staged_days_ago(event: Envelope[EventData], days: float) -> Envelope[EventData]:
-    """The event as if staged `days` ago (ids are UUIDv7: their text carries the time)."""
+    """The event as if staged `days` ago (ids are UUIDv7: their text carries the time); `backdate`
+    gives its outbox document the same staging time once staged."""
     return event.model_copy(update={"id": first_event_id_at(time.time() - days * 24 * 3600)})
+
+
+async def backdate(db: Database, events: Sequence[Envelope[EventData]]) -> None:
+    for event in events:
+        staged_ms = int(event.id.replace("-", "")[:12], 16)
+        staged_at = datetime.fromtimestamp(staged_ms / 1000, UTC)
+        await db[OUTBOX].update_one({"_id": event.id}, {"$set": {"created_at": staged_at}})
 
 
 async def test_retention_deletes_only_events_staged_before_the_cutoff_and_published(
@@ -253,6 +261,7 @@ async def test_retention_deletes_only_events_staged_before_the_cutoff_and_publis
     old = [staged_days_ago(event_for("r-10"), 8 + n / 10) for n in range(5)]
     recent, old_but_pending = staged_days_ago(event_for("r-11"), 6), staged_days_ago(event_for("r-12"), 9)
     await stage(client, settings, [*old, old_but_pending, recent])
+    await backdate(db, [*old, old_but_pending, recent])
     await mark_published(db, [*old, recent])
     assert await prune_published(db, before=datetime.now(UTC) - timedelta(days=7)) == 5
     assert sorted([d["_id"] async for d in db[OUTBOX].find({})]) == sorted([recent.id, old_but_pending.id])
@@ -266,6 +275,7 @@ async def test_a_running_relay_prunes_soon_after_it_starts_not_only_after_a_full
     db = client[settings.database_name("routing")]
     old = staged_days_ago(event_for("r-13"), 8)
     await stage(client, settings, [old])
+    await backdate(db, [old])
     await mark_published(db, [old])
     async with relaying(settings):
 

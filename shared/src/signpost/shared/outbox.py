@@ -40,7 +40,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReplaceOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReplaceOne
 from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import (
@@ -61,9 +61,12 @@ PENDING = "outbox_pending"  # the ids of staged events not yet published
 # because by then its consumer has committed offsets on the new log and those no longer tell.
 REPLAY = "outbox_replay"
 REPLAY_ID = "replay"
-# Event ids are UUIDv7, whose text sorts by time: retention, the poll and the replay read
-# ranges of `_id`, so neither collection needs an index of its own.
+# Event ids are UUIDv7, whose text sorts by time: the poll and the replay read ranges of `_id`.
+# Retention reads staging times instead, by an index: SecantusDB's `_id` index serves equality
+# only, so an `_id` range scans the whole outbox (a week of events) under its storage-wide lock,
+# which stalled every service for seconds each pass (bench/retention_pass.py measures it).
 PUBLISHED_RETENTION_S = 7 * 24 * 3600  # kept a week after staging, once published
+OUTBOX_INDEXES = [IndexModel([("created_at", ASCENDING)])]
 # Expiry used to be a TTL index. SecantusDB sweeps TTL indexes every minute by reading every
 # document of the collection under its storage-wide lock, which stalled the whole platform for
 # seconds at a time, longer as the outbox grew; `migrate` and start-up drop it.
@@ -166,13 +169,13 @@ async def restage_event(db: Database, *, event_id: str, session: Session) -> boo
 
 async def prune_published(db: Database, *, before: datetime) -> int:
     """Delete the events staged before `before` and published since, a chunk at a time in id order
-    (staging order), so no single delete holds the collection long; returns how many went."""
+    (staging order), so no single delete holds the collection long; returns how many went. Found
+    by their staging time's index: a pass with nothing due reads no event."""
 
     async def still_pending(session: Session, ids: list[str]) -> set[str]:
         return set(await find_by_ids(db[PENDING], ids, session=session, projection={"_id": 1}))
 
-    query = {"_id": {"$lt": first_event_id_at(before.timestamp())}}
-    return await prune_in_chunks(db, OUTBOX, query, spare=still_pending)
+    return await prune_in_chunks(db, OUTBOX, {"created_at": {"$lt": before}}, spare=still_pending)
 
 
 async def pending_count(db: Database) -> int:

@@ -7,10 +7,11 @@ here, walking `_id` in order so no single delete holds a collection long. A prun
 deletes what its query still matches at the moment of the delete, so replicas pruning the
 same collection at once delete nothing twice and nothing they should not.
 
-On SecantusDB each chunk's query scans the whole collection: its `_id` index serves equality
-only, so an `_id` range is read by a collection scan whatever else the query names (a tenant
-beside it neither helps nor hurts). A pass usually finds nothing due, so that is one scan per
-collection every PRUNE_INTERVAL_S; on MongoDB the range is an index scan.
+On SecantusDB a query on an `_id` range scans the whole collection, whatever else it names (its
+`_id` index serves equality only), under the server's storage-wide lock: a large collection is
+pruned by an indexed time field instead (the outbox's `created_at`). Collections pruned by `_id`
+here are small (webhook deliveries, audit records) or read by a field no index has
+(Idempotency-Keys): each pass scans them once.
 """
 
 from __future__ import annotations

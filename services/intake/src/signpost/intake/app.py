@@ -21,7 +21,7 @@ from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
 from signpost.intake.subscriptions.service import DELIVERY_INDEXES, SUBSCRIPTION_INDEXES
 from signpost.intake.subscriptions.views import router as subscriptions_router
 from signpost.shared.mongo import IndexPlan
-from signpost.shared.outbox import OUTBOX, RETIRED_OUTBOX_INDEXES
+from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES, RETIRED_OUTBOX_INDEXES
 from signpost.shared.service import Runtime, create_service_app
 from signpost.shared.settings import Settings, get_settings
 
@@ -44,6 +44,7 @@ INDEXES = IndexPlan(
         AUDIT: AUDIT_INDEXES,
         SUBSCRIPTIONS: SUBSCRIPTION_INDEXES,
         DELIVERIES: DELIVERY_INDEXES,
+        OUTBOX: OUTBOX_INDEXES,
     },
     retired={OUTBOX: RETIRED_OUTBOX_INDEXES},
 )

@@ -1,0 +1,128 @@
+"""What one retention pass over the outbox costs the embedded SecantusDB, and everyone else on it,
+when nothing is due: the usual pass, every ten minutes, in intake and in routing.
+
+    uv run --extra embedded python bench/retention_pass.py                  # 200,000 events
+    uv run --extra embedded python bench/retention_pass.py --events 50000
+
+It fills an outbox with events staged in the last hour (as `stage_events` writes them, with the
+outbox's indexes), then times the pass two ways while another client inserts into another
+database: by the staging time's index (`prune_published`, what the services run) and by an
+`_id` range (the query retention ran before: SecantusDB's `_id` index serves equality only).
+The inserts' latency shows what the rest of the platform waits meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from analytics import cpu_seconds  # bench/analytics.py: this script's folder is on sys.path
+from pymongo import AsyncMongoClient
+from signpost.shared.events import first_event_id_at
+from signpost.shared.mongo import Database
+from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES, PUBLISHED_RETENTION_S, prune_published
+from signpost.shared.retention import prune_in_chunks
+
+from signpost.platform.benchkit import scratch_mongodb
+
+FILL_CHUNK = 10_000
+
+
+def event_id_at(ms: int) -> str:
+    """A UUIDv7 text of that millisecond, as event ids are."""
+    stamp, rest = f"{ms:012x}", uuid.uuid4().hex
+    return f"{stamp[:8]}-{stamp[8:]}-7{rest[:3]}-8{rest[3:6]}-{rest[6:18]}"
+
+
+async def fill(db: Database, events: int) -> None:
+    for index in OUTBOX_INDEXES:
+        await db[OUTBOX].create_indexes([index])
+    start_ms = int(time.time() * 1000) - 3_600_000
+    for first in range(0, events, FILL_CHUNK):
+        await db[OUTBOX].insert_many(
+            [
+                {
+                    "_id": event_id_at(start_ms + n * 3_600_000 // events),
+                    "topic": "signpost.referrals",
+                    "key": f"referral-{n}",
+                    "headers": {"ce_type": "uk.signpost.referral.submitted.v1"},
+                    "value": b"x" * 900,  # about a submitted event's size
+                    "created_at": datetime.now(UTC),
+                }
+                for n in range(first, min(events, first + FILL_CHUNK))
+            ]
+        )
+
+
+async def timed_pass(
+    client: AsyncMongoClient[Any], server_pid: int, prune: Callable[[], Awaitable[int]]
+) -> tuple[float, float, list[float]]:
+    """The pass's wall time and server CPU, and the latency of each insert made meanwhile."""
+    other = client["retention_bench_other"]["writes"]
+    latencies: list[float] = []
+    done = asyncio.Event()
+
+    async def keep_inserting() -> None:
+        while not done.is_set():
+            began = time.perf_counter()
+            await other.insert_one({"at": began})
+            latencies.append(time.perf_counter() - began)
+            await asyncio.sleep(0.01)
+
+    writer = asyncio.create_task(keep_inserting())
+    await asyncio.sleep(0.5)
+    latencies.clear()
+    cpu_before, began = cpu_seconds(server_pid), time.perf_counter()
+    removed = await prune()
+    took, cpu = time.perf_counter() - began, cpu_seconds(server_pid) - cpu_before
+    done.set()
+    await writer
+    assert removed == 0, "nothing was due"
+    return took, cpu, sorted(latencies)
+
+
+async def measure(events: int) -> list[str]:
+    with scratch_mongodb() as server:
+        client: AsyncMongoClient[Any] = AsyncMongoClient(server.url, tz_aware=True)
+        try:
+            db = client["retention_bench"]
+            await fill(db, events)
+            before = datetime.now(UTC) - timedelta(seconds=PUBLISHED_RETENTION_S)
+            by_id = {"_id": {"$lt": first_event_id_at(before.timestamp())}}
+            ways: list[tuple[str, Callable[[], Awaitable[int]]]] = [
+                ("by staging time's index (prune_published)", lambda: prune_published(db, before=before)),
+                ("by an _id range (before)", lambda: prune_in_chunks(db, OUTBOX, by_id)),
+            ]
+            rows = [
+                f"retention pass over an outbox of {events:,} events, none due",
+                "| pass | wall s | server CPU s | inserts meanwhile | insert p50 ms | insert max ms |",
+                "| --- | --- | --- | --- | --- | --- |",
+            ]
+            for name, prune in ways:
+                took, cpu, latencies = await timed_pass(client, server.process.pid, prune)
+                p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
+                worst = latencies[-1] * 1000 if latencies else float("nan")
+                rows.append(
+                    f"| {name} | {took:.3f} | {cpu:.3f} | {len(latencies)} | {p50:.1f} | {worst:.0f} |"
+                )
+            return rows
+        finally:
+            await client.close()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000, help="events in the outbox (default 200,000)")
+    args = parser.parse_args()
+    print("\n".join(asyncio.run(measure(args.events))))
+
+
+if __name__ == "__main__":
+    main()
