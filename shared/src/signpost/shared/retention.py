@@ -9,15 +9,16 @@ same collection at once delete nothing twice and nothing they should not.
 
 On SecantusDB a query on an `_id` range scans the whole collection, whatever else it names (its
 `_id` index serves equality only), under the server's storage-wide lock: a large collection is
-pruned by an indexed time field instead (the outbox's `created_at`). Collections pruned by `_id`
-here are small (webhook deliveries, audit records) or read by a field no index has
-(Idempotency-Keys): each pass scans them once.
+pruned by an indexed time field instead (the outbox's `created_at`, the audit trail's `at`).
+The others are scanned once a pass: webhook deliveries (few) by `_id`, Idempotency-Keys by a
+field no index has (an index would cost every submission), and the daily erasure's walk.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 from pymongo import ASCENDING
@@ -45,7 +46,18 @@ async def prune_in_chunks(db: Database, name: str, query: Document, *, spare: Sp
         doomed = [document_id for document_id in ids if document_id not in kept]
         return (await db[name].delete_many({**query, "_id": {"$in": doomed}}, session=session)).deleted_count
 
-    return await in_chunks(db, name, query, delete)
+    if spare is not None:  # what it spares still matches: walk on past it
+        return await in_chunks(db, name, query, delete)
+    # What a chunk deleted matches no more, so each chunk reads from the first match again, with
+    # no `_id` range beside the query's indexed fields (on SecantusDB that range scans the whole
+    # collection). A chunk that deleted nothing (changed meanwhile) ends the pass.
+    done = 0
+    while ids := await ids_after(db[name], None, query):
+        deleted = await in_transaction(db.client, partial(delete, ids=ids))
+        if not deleted:
+            break
+        done += deleted
+    return done
 
 
 async def in_chunks(
