@@ -1,3 +1,4 @@
+import itertools
 import socket
 from pathlib import Path
 
@@ -26,7 +27,9 @@ def test_free_port_passes_over_a_port_something_holds(monkeypatch: pytest.Monkey
         held.bind(("127.0.0.1", 0))
         held.listen()
         taken = int(held.getsockname()[1])
-        chosen = iter([taken, 0])  # the held port first, then whatever the OS gives
+        # The held port first, then whatever the OS gives (more than once if it gives a port this
+        # process handed out before).
+        chosen = itertools.chain([taken], itertools.repeat(0))
         monkeypatch.setattr(processes, "_random_port_below_ephemeral", lambda: next(chosen))
         assert free_port() != taken
 
