@@ -44,7 +44,11 @@ async def prune_in_chunks(db: Database, name: str, query: Document, *, spare: Sp
     async def delete(session: Session, ids: list[Any]) -> int:
         kept = await spare(session, ids) if spare else set()
         doomed = [document_id for document_id in ids if document_id not in kept]
-        return (await db[name].delete_many({**query, "_id": {"$in": doomed}}, session=session)).deleted_count
+        # The ids first, and the query's other fields tested again: SecantusDB looks a filter up by
+        # its first indexed field, and the ids are point lookups where a time range may be a
+        # collection's worth. The query's own `_id` range is left out: ids never change.
+        again = {field: clause for field, clause in query.items() if field != "_id"}
+        return (await db[name].delete_many({"_id": {"$in": doomed}, **again}, session=session)).deleted_count
 
     if spare is not None:  # what it spares still matches: walk on past it
         return await in_chunks(db, name, query, delete)
