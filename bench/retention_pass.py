@@ -16,14 +16,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from analytics import cpu_seconds  # bench/analytics.py: this script's folder is on sys.path
 from pymongo import AsyncMongoClient
-from signpost.shared.events import first_event_id_at
+from signpost.shared.events import event_id_at, first_event_id_at
 from signpost.shared.mongo import Database
 from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES, PUBLISHED_RETENTION_S, prune_published
 from signpost.shared.retention import prune_in_chunks
@@ -31,12 +30,6 @@ from signpost.shared.retention import prune_in_chunks
 from signpost.platform.benchkit import scratch_mongodb
 
 FILL_CHUNK = 10_000
-
-
-def event_id_at(ms: int) -> str:
-    """A UUIDv7 text of that millisecond, as event ids are."""
-    stamp, rest = f"{ms:012x}", uuid.uuid4().hex
-    return f"{stamp[:8]}-{stamp[8:]}-7{rest[:3]}-8{rest[3:6]}-{rest[6:18]}"
 
 
 async def fill(db: Database, events: int) -> None:
@@ -47,7 +40,7 @@ async def fill(db: Database, events: int) -> None:
         await db[OUTBOX].insert_many(
             [
                 {
-                    "_id": event_id_at(start_ms + n * 3_600_000 // events),
+                    "_id": event_id_at((start_ms + n * 3_600_000 // events) / 1000),
                     "topic": "signpost.referrals",
                     "key": f"referral-{n}",
                     "headers": {"ce_type": "uk.signpost.referral.submitted.v1"},

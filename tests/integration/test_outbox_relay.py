@@ -16,7 +16,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import OperationFailure
 from signpost.routing.app import create_app as create_routing
 from signpost.shared import outbox, retention
-from signpost.shared.events import Envelope, EventData, first_event_id_at
+from signpost.shared.events import Envelope, EventData, event_id_time, first_event_id_at
 from signpost.shared.kafka import create_broker, ensure_topics
 from signpost.shared.mongo import Database, Document, IndexPlan, Session, drop_index_if_present
 from signpost.shared.outbox import (
@@ -248,9 +248,7 @@ def staged_days_ago(event: Envelope[EventData], days: float) -> Envelope[EventDa
 
 async def backdate(db: Database, events: Sequence[Envelope[EventData]]) -> None:
     for event in events:
-        staged_ms = int(event.id.replace("-", "")[:12], 16)
-        staged_at = datetime.fromtimestamp(staged_ms / 1000, UTC)
-        await db[OUTBOX].update_one({"_id": event.id}, {"$set": {"created_at": staged_at}})
+        await db[OUTBOX].update_one({"_id": event.id}, {"$set": {"created_at": event_id_time(event.id)}})
 
 
 async def test_retention_deletes_only_events_staged_before_the_cutoff_and_published(

@@ -6,7 +6,6 @@ would hold them."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +17,7 @@ from signpost.intake.referrals.service import CHILD_DETAILS
 from signpost.intake.retention import prune_audit, prune_deliveries
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.models import DELIVERIES
-from signpost.shared.events import first_event_id_at
+from signpost.shared.events import event_id_at
 from signpost.shared.service import Runtime
 
 OTHER_AREA = "E06000022"
@@ -26,9 +25,7 @@ A_YEAR_AGO = (datetime.now(UTC) - timedelta(days=365)).replace(microsecond=0)  #
 
 
 def id_at(moment: datetime) -> str:
-    """A UUIDv7 text of that moment, unique."""
-    stamp = first_event_id_at(moment.timestamp())
-    return stamp[:19] + uuid.uuid4().hex[:4] + "-" + uuid.uuid4().hex[:12]
+    return event_id_at(moment.timestamp())
 
 
 def withdrawn_a_year_ago(tenant: str) -> dict[str, Any]:

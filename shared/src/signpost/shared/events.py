@@ -7,6 +7,7 @@ identifier of a child; identifying details stay in intake's database.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
@@ -281,6 +282,16 @@ def first_event_id_at(epoch_s: float) -> str:
     """The lowest UUIDv7 text of that millisecond: every event id created before it sorts below."""
     stamp = f"{int(epoch_s * 1000):012x}"
     return f"{stamp[:8]}-{stamp[8:]}-7000-8000-000000000000"
+
+
+def event_id_at(epoch_s: float) -> str:
+    """A unique UUIDv7 text of that millisecond, as if created then (seeded data, backdated events)."""
+    return first_event_id_at(epoch_s)[:19] + uuid.uuid4().hex[:4] + "-" + uuid.uuid4().hex[:12]
+
+
+def event_id_time(event_id: str) -> datetime:
+    """When a UUIDv7 event id was created, to the millisecond."""
+    return datetime.fromtimestamp(int(event_id.replace("-", "")[:12], 16) / 1000, UTC)
 
 
 class EventContractError(ValueError):

@@ -103,6 +103,12 @@ async def mark_processed_many(db: Database, *, event_ids: Sequence[str], session
 FIND_CHUNK = 20
 
 
+def in_area(document: Document | None, tenant: str) -> bool:
+    """Whether a document found by id belongs to `tenant`: tested on the document, as `find_by_ids`
+    explains, rather than beside the id in the query."""
+    return document is not None and document.get("tenant") == tenant
+
+
 async def find_by_ids(
     collection: Collection,
     ids: Sequence[str],

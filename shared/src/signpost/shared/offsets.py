@@ -19,7 +19,7 @@ from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
 from signpost.shared.logging import get_logger
 from signpost.shared.settings import SERVICE_NAMES, Settings
-from signpost.shared.topics import Topics
+from signpost.shared.topics import RETRYING_SERVICES, Topics
 
 log = get_logger(__name__)
 
@@ -225,23 +225,28 @@ async def group_has_no_offsets(settings: Settings, *, group: str) -> bool:
 
 
 def lag_groups(topics: Topics, service: str) -> list[str]:
-    """The consumer groups a service's lag is read for: its main group and its retry group."""
-    return [topics.group(service), topics.retry_group(service)]
+    """The consumer groups a service's lag is read for: its main group, and its retry group if it
+    has one (`RETRYING_SERVICES`)."""
+    return [topics.group(service), *([topics.retry_group(service)] if service in RETRYING_SERVICES else [])]
 
 
 def lag_pairs(topics: Topics, service: str) -> list[tuple[str, str]]:
     """The (group, topic) pairs a service's lag always covers, committed on yet or not: its main
     group on the referrals topic (analytics' also on the catalogue and the settings register, which
-    its projections fold: `source_topics`), and its retry group on its retry topic (analytics has
-    no retry consumer: it retries a batch in place). `StreamInspector.lag` adds any other topic one
+    its projections fold: `source_topics`), and its retry group on its retry topic where it has one
+    (`RETRYING_SERVICES`). `StreamInspector.lag` adds any other topic one
     of `lag_groups` has committed on.
 
     The one definition of what a service's lag means: its `/metrics` (`service_lag`), the ops view
     (analytics' sampler) and the benchmarks (`benchkit.GroupLag`) all read it."""
     main = topics.group(service)
-    if service == "analytics":
-        return [(main, topics.referrals), (main, topics.provisions), (main, topics.settings_register)]
-    return [(main, topics.referrals), (topics.retry_group(service), topics.retry(service))]
+    read = (
+        [topics.referrals, topics.provisions, topics.settings_register]
+        if service == "analytics"
+        else [topics.referrals]
+    )
+    retried = [(topics.retry_group(service), topics.retry(service))] if service in RETRYING_SERVICES else []
+    return [*((main, topic) for topic in read), *retried]
 
 
 async def service_lag(inspector: StreamInspector, service: str) -> list[PartitionLag]:

@@ -18,7 +18,7 @@ from signpost.shared.events import (
     ReferralSubmittedV1,
     ReferralUnmatchedV1,
 )
-from signpost.shared.mongo import Document, Session, find_by_ids, in_transaction, mark_processed_many
+from signpost.shared.mongo import Document, Session, find_by_ids, in_area, in_transaction, mark_processed_many
 from signpost.shared.service import Runtime
 
 DECISIONS = (ReferralRoutedV1, ReferralUnmatchedV1, ReferralEscalatedV1)
@@ -41,7 +41,7 @@ async def on_referral_events(
         if not new:
             return 0
         found = await find_by_ids(runtime.db[REFERRALS], list({e.subject for e in new}), session=session)
-        referrals = {i: doc for i, doc in found.items() if _ours(runtime, doc)}
+        referrals = {i: doc for i, doc in found.items() if in_area(doc, runtime.settings.tenant)}
         changes: list[ReferralChange] = []
         applied: list[tuple[Envelope[EventData], Document]] = []
         for envelope in new:  # in order: each event sees the referral as the events before left it
@@ -79,13 +79,8 @@ async def _that_may_change_anything(
         found = runtime.db[REFERRALS].find(
             {"_id": {"$in": others}, "offers.0": {"$exists": True}}, {"_id": 1, "tenant": 1}
         )
-        offered = deciding | {doc["_id"] async for doc in found if _ours(runtime, doc)}
+        offered = deciding | {doc["_id"] async for doc in found if in_area(doc, runtime.settings.tenant)}
     return [e for e in candidates if e.subject in offered]
-
-
-def _ours(runtime: Runtime, referral: Document) -> bool:
-    """This area's referral, tested here rather than in the query (see `find_by_ids`)."""
-    return bool(referral.get("tenant") == runtime.settings.tenant)
 
 
 async def on_referral_event(

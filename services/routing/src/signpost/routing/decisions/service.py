@@ -37,7 +37,7 @@ from signpost.shared.events import (
     new_event,
 )
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, find_by_ids, mark_processed
+from signpost.shared.mongo import Document, Session, find_by_ids, in_area, mark_processed
 from signpost.shared.outbox import restage_event, stage_event, stage_events
 from signpost.shared.service import Runtime
 from signpost.shared.vocabulary import EscalationReason, LevelOfNeed, NeedCode
@@ -537,6 +537,5 @@ async def _supported(
 async def get_decision(*, runtime: Runtime, referral_id: str) -> Document | None:
     """This area's decision for the referral. A database holds one area's decisions (start-up
     refuses another area's, `signpost.shared.area`); the tenant in the filter is a second guard."""
-    # The tenant is tested on the document, not put in the filter (see `find_by_ids`).
     decision = await runtime.db[DECISIONS].find_one({"_id": referral_id})
-    return decision if decision is not None and decision.get("tenant") == runtime.settings.tenant else None
+    return decision if in_area(decision, runtime.settings.tenant) else None
