@@ -7,7 +7,7 @@ same event (same id) through the outbox: a consumer that already handled it
 skips it, and routing keeps one decision per referral and announces it again.
 
 Several intake replicas may run this job: each referral is claimed with a
-conditional update on `next_reconcile_at`, so one replica re-publishes it per round.
+conditional update on its re-publication count, so one replica re-publishes it per round.
 
 A submission that is never decided (say dead-lettered by a consumer that does not
 know one of its values yet) must not become thousands of copies on the topic: the
@@ -31,30 +31,43 @@ from signpost.shared.service import Runtime
 
 log = get_logger(__name__)
 
-BATCH_SIZE = 500
+# What a round reads of each undecided referral: enough to tell whether it is due and to claim it.
+UNDECIDED_FIELDS = {
+    "_id": 1,
+    "submitted_event_id": 1,
+    "reconciliations": 1,
+    "next_reconcile_at": 1,
+    "reconciliation_given_up_at": 1,
+}
 
 
-def due_filter(*, tenant: str, now: datetime, after_s: float) -> Document:
-    """Referrals still `submitted` `after_s` after submission, whose backoff has run out and
-    that were not given up on.
+def undecided_filter(*, tenant: str, before: datetime) -> Document:
+    """The area's referrals still `submitted` that were submitted at or before `before`.
 
-    Safeguarding referrals are escalated when submitted, so they never match.
-    """
+    Safeguarding referrals are escalated when submitted, so they never match. The filter holds
+    exactly the referrals index's fields (tenant, status, submitted_at) and nothing beside them:
+    SecantusDB walks an index only for a filter of its leading fields. With the backoff and
+    given-up conditions beside them it read every referral under its storage lock, each round and
+    again for the stuck count, which held every service's commands for seconds at 75,000 referrals
+    (`bench/e2e.py`: intake and routing both stopped for 10-14 s every 70 s). Those conditions are
+    tested here instead, on the few referrals still undecided."""
+    return {"tenant": tenant, "status": ReferralStatus.SUBMITTED.value, "submitted_at": {"$lte": before}}
+
+
+def is_due(referral: Document, *, now: datetime) -> bool:
+    """Not given up on, and any wait after its last re-publication has run out."""
+    waits_until = referral.get("next_reconcile_at")
+    return referral.get("reconciliation_given_up_at") is None and (waits_until is None or waits_until <= now)
+
+
+def unchanged_since_read(referral: Document) -> Document:
+    """A referral as it was read, for a conditional update: still undecided, not given up on, and
+    re-published no further meanwhile (by another replica)."""
     return {
-        "tenant": tenant,
+        "_id": referral["_id"],
         "status": ReferralStatus.SUBMITTED.value,
-        "submitted_at": {"$lte": now - timedelta(seconds=after_s)},
-        "$or": [{"next_reconcile_at": None}, {"next_reconcile_at": {"$lte": now}}],
+        "reconciliations": referral.get("reconciliations"),  # None matches a referral never re-published
         "reconciliation_given_up_at": None,
-    }
-
-
-def stuck_filter(*, tenant: str) -> Document:
-    """Referrals reconciliation gave up on that are still without a decision."""
-    return {
-        "tenant": tenant,
-        "status": ReferralStatus.SUBMITTED.value,
-        "reconciliation_given_up_at": {"$ne": None},
     }
 
 
@@ -63,17 +76,22 @@ def backoff_s(*, after_s: float, attempts: int, max_backoff_s: float) -> float:
     return min(after_s * 2.0 ** (attempts - 1), max_backoff_s)
 
 
-async def find_due(*, runtime: Runtime, now: datetime, limit: int = BATCH_SIZE) -> list[Document]:
-    """The oldest undecided referrals due for re-publication (ids, event ids and attempts only)."""
+async def undecided(*, runtime: Runtime, now: datetime) -> list[Document]:
+    """The referrals still undecided `SIGNPOST_RECONCILE_AFTER_S` after submission, oldest first.
+    All of them in one read: normally none, and a handful of fields each after a broker loss."""
     settings = runtime.settings
-    query = due_filter(tenant=settings.tenant, now=now, after_s=settings.reconcile_after_s)
+    before = now - timedelta(seconds=settings.reconcile_after_s)
     cursor = (
         runtime.db[REFERRALS]
-        .find(query, {"_id": 1, "submitted_event_id": 1, "reconciliations": 1})
+        .find(undecided_filter(tenant=settings.tenant, before=before), UNDECIDED_FIELDS)
         .sort("submitted_at", 1)
-        .limit(limit)
     )
     return await cursor.to_list()
+
+
+async def find_due(*, runtime: Runtime, now: datetime) -> list[Document]:
+    """The undecided referrals due for re-publication, oldest first."""
+    return [referral for referral in await undecided(runtime=runtime, now=now) if is_due(referral, now=now)]
 
 
 async def reconcile_once(*, runtime: Runtime, now: datetime | None = None) -> int:
@@ -92,16 +110,15 @@ async def reconcile_once(*, runtime: Runtime, now: datetime | None = None) -> in
 
 
 async def _claim(runtime: Runtime, candidate: Document, now: datetime, session: Session) -> bool:
-    """Mark the referral re-published and re-queue its event, if it is still due: another replica,
-    or routing's decision, may have got there first."""
+    """Mark the referral re-published and re-queue its event, if it is as this round read it:
+    another replica, or routing's decision, may have got there first."""
     settings = runtime.settings
-    due = due_filter(tenant=settings.tenant, now=now, after_s=settings.reconcile_after_s)
     attempts = candidate.get("reconciliations", 0) + 1
     wait_s = backoff_s(
         after_s=settings.reconcile_after_s, attempts=attempts, max_backoff_s=settings.reconcile_max_backoff_s
     )
     result = await runtime.db[REFERRALS].update_one(
-        {"_id": candidate["_id"], **due},
+        unchanged_since_read(candidate),
         {
             "$set": {"next_reconcile_at": now + timedelta(seconds=wait_s)},
             "$inc": {"reconciliations": 1},
@@ -122,10 +139,8 @@ async def _claim(runtime: Runtime, candidate: Document, now: datetime, session: 
 async def _give_up(runtime: Runtime, candidate: Document, now: datetime) -> bool:
     """Stop re-publishing a referral that had all its attempts: logged once, by the replica whose
     conditional update marks it."""
-    settings = runtime.settings
-    due = due_filter(tenant=settings.tenant, now=now, after_s=settings.reconcile_after_s)
     result = await runtime.db[REFERRALS].update_one(
-        {"_id": candidate["_id"], **due}, {"$set": {"reconciliation_given_up_at": now}}
+        unchanged_since_read(candidate), {"$set": {"reconciliation_given_up_at": now}}
     )
     if result.modified_count != 1:
         return False
@@ -138,13 +153,15 @@ async def _give_up(runtime: Runtime, candidate: Document, now: datetime) -> bool
     return True
 
 
-async def count_stuck(*, runtime: Runtime) -> int:
-    return await runtime.db[REFERRALS].count_documents(stuck_filter(tenant=runtime.settings.tenant))
+async def count_stuck(*, runtime: Runtime, now: datetime | None = None) -> int:
+    """Undecided referrals reconciliation gave up on (each was undecided past the age first)."""
+    found = await undecided(runtime=runtime, now=now or datetime.now(UTC))
+    return sum(1 for referral in found if referral.get("reconciliation_given_up_at") is not None)
 
 
 class Reconciler:
-    """The background job: a round every `SIGNPOST_RECONCILE_INTERVAL_S`, at once again while rounds are full;
-    after each, the stuck count for /metrics."""
+    """The background job: a round every `SIGNPOST_RECONCILE_INTERVAL_S`; after each, the stuck
+    count for /metrics."""
 
     def __init__(self, runtime: Runtime) -> None:
         self._runtime = runtime
@@ -159,8 +176,7 @@ class Reconciler:
         while True:
             await asyncio.sleep(self._runtime.settings.reconcile_interval_s)
             try:
-                while await reconcile_once(runtime=self._runtime) == BATCH_SIZE:
-                    pass
+                await reconcile_once(runtime=self._runtime)
                 self._stuck.set(await count_stuck(runtime=self._runtime))
             except Exception as exc:  # MongoDB away: try again next round
                 log.warning("reconciliation round failed; will retry", error=repr(exc))
