@@ -69,6 +69,8 @@ class WebhookDispatcher:
     async def deliver_due(self, client: httpx.AsyncClient) -> int:
         db = self._runtime.db
         due = await self._claim_due()
+        if not due:
+            return 0
         subscription_ids = list({delivery["subscription_id"] for delivery in due})
         subscriptions = {
             s["_id"]: s async for s in db[SUBSCRIPTIONS].find({"_id": {"$in": subscription_ids}})
