@@ -9,11 +9,14 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from pymongo import AsyncMongoClient
+from signpost.intake.app import INDEXES
 from signpost.intake.app import create_app as create_intake
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
@@ -21,7 +24,9 @@ from signpost.shared.mongo import Document
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
+from tests.commands import SentCommands
 from tests.conftest import Tokens, eventually
+from tests.plans import scanned
 
 DELIVERY_IDS = ["d-1", "d-2", "d-3"]
 
@@ -217,3 +222,37 @@ async def test_a_receiver_slower_than_the_webhook_timeout_fails_the_attempt_and_
     ]
     assert stored["status"] == "delivered" and len(posts) == 2
     assert [a["status_code"] for a in stored["attempts"]] == [None, 204]
+
+
+async def test_a_round_reads_only_the_due_deliveries_from_an_index(replicas: tuple[Runtime, Runtime]) -> None:
+    """A partner down for a day leaves many deliveries waiting for their retries, beside a month of
+    finished ones: a round reads the due ones alone. With an index on (status, next_attempt_at) and
+    the tenant beside them in the query, SecantusDB read every pending delivery, every round."""
+    runtime = replicas[0]
+    await INDEXES.apply(runtime.db)
+    tenant = runtime.settings.tenant
+    later = datetime.now(UTC) + timedelta(hours=1)
+    await runtime.db[DELIVERIES].insert_many(
+        [
+            *(_delivery(f"due-{n}", tenant=tenant) for n in range(3)),
+            *({**_delivery(f"retry-{n}", tenant=tenant), "next_attempt_at": later} for n in range(40)),
+            *({**_delivery(f"done-{n}", tenant=tenant), "status": "delivered", "next_attempt_at": None}
+              for n in range(40)),
+        ]
+    )  # fmt: skip
+    sent = SentCommands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(runtime.settings.mongodb_url, tz_aware=True,
+                                                          event_listeners=[sent])  # fmt: skip
+    watched = replace(runtime, client=client, db=client[runtime.db.name])
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            assert await WebhookDispatcher(watched).deliver_due(http) == 3  # no subscription: failed at once
+    finally:
+        await client.close()
+
+    # The round's first query (the due ids) asked again: the three have failed meanwhile, so it
+    # reads nothing, none of the forty waiting for their retry either.
+    find = sent.named("find", DELIVERIES)[0]
+    scans, stats = await scanned(runtime.db[DELIVERIES].find(find["filter"]).sort(find["sort"]))
+    assert scans == [{"tenant": 1, "status": 1, "next_attempt_at": 1}]
+    assert stats["totalDocsExamined"] == 0

@@ -18,7 +18,11 @@ from signpost.intake.referrals.views import router as referrals_router
 from signpost.intake.retention import schedule_retention
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
 from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS
-from signpost.intake.subscriptions.service import DELIVERY_INDEXES, SUBSCRIPTION_INDEXES
+from signpost.intake.subscriptions.service import (
+    DELIVERY_INDEXES,
+    RETIRED_DELIVERY_INDEXES,
+    SUBSCRIPTION_INDEXES,
+)
 from signpost.intake.subscriptions.views import router as subscriptions_router
 from signpost.shared.mongo import IndexPlan
 from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES, RETIRED_OUTBOX_INDEXES
@@ -46,7 +50,7 @@ INDEXES = IndexPlan(
         DELIVERIES: DELIVERY_INDEXES,
         OUTBOX: OUTBOX_INDEXES,
     },
-    retired={OUTBOX: RETIRED_OUTBOX_INDEXES},
+    retired={OUTBOX: RETIRED_OUTBOX_INDEXES, DELIVERIES: RETIRED_DELIVERY_INDEXES},
 )
 
 

@@ -32,11 +32,15 @@ SUBSCRIPTION_INDEXES = [
     IndexModel([("tenant", ASCENDING), ("organisation", ASCENDING), ("active", ASCENDING)])
 ]
 DELIVERY_INDEXES = [
-    IndexModel([("status", ASCENDING), ("next_attempt_at", ASCENDING)]),
+    # The dispatcher's due deliveries: exactly its query's fields. SecantusDB walks an index only
+    # for a filter of its leading fields; with the tenant beside (status, next_attempt_at) it read
+    # every pending delivery each round, however far off their retries.
+    IndexModel([("tenant", ASCENDING), ("status", ASCENDING), ("next_attempt_at", ASCENDING)]),
     # A subscription's delivery log, newest first, all of it or one status (operators look for failures).
     IndexModel([("subscription_id", ASCENDING), ("_id", ASCENDING)]),
     IndexModel([("subscription_id", ASCENDING), ("status", ASCENDING), ("_id", ASCENDING)]),
 ]
+RETIRED_DELIVERY_INDEXES = ["status_1_next_attempt_at_1"]  # replaced by the one with the tenant
 
 
 class UnsafeWebhookUrl(ValueError):
