@@ -15,7 +15,7 @@ from signpost.intake.referrals.models import REFERRALS
 from signpost.intake.referrals.service import CHILD_DETAILS
 from signpost.shared.events import first_event_id_at
 from signpost.shared.lifecycle import CLOSED, ReferralStatus
-from signpost.shared.mongo import Database, Document, Session, find_by_ids
+from signpost.shared.mongo import Database, Document, Session, find_by_ids, in_area
 from signpost.shared.retention import in_chunks
 
 # Where a referral waits for nobody: closed, handed to the front door, or left with no match. An
@@ -58,7 +58,7 @@ async def erase_ended_referrals(db: Database, *, tenant: str, ended_before: date
         due = [
             referral
             for referral in found.values()
-            if referral["tenant"] == tenant
+            if in_area(referral, tenant)
             and referral["status"] in ENDED
             and referral.get("erased_at") is None
             and last_changed_at(referral) < ended_before
