@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 
-from pymongo import monitoring
+from pymongo import AsyncMongoClient, monitoring
+from signpost.shared.mongo import Database, Document
+from signpost.shared.service import Runtime
 
 
 class SentCommands(monitoring.CommandListener):
@@ -38,3 +43,19 @@ class SentCommands(monitoring.CommandListener):
             for sent, command in self.commands
             if sent == name and (collection is None or command.get(name) == collection)
         ]
+
+
+@asynccontextmanager
+async def watched(
+    runtime: Runtime, db: Database | None = None
+) -> AsyncIterator[tuple[Runtime, SentCommands]]:
+    """`runtime` on a client of its own that records every command it sends (to `db`'s database,
+    when given, else the runtime's), and those commands."""
+    sent = SentCommands()
+    client: AsyncMongoClient[Document] = AsyncMongoClient(
+        runtime.settings.mongodb_url, tz_aware=True, event_listeners=[sent]
+    )
+    try:
+        yield replace(runtime, client=client, db=client[(db if db is not None else runtime.db).name]), sent
+    finally:
+        await client.close()

@@ -4,7 +4,6 @@ holds it and the sort, so a page reads its own documents and no others."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest_asyncio
@@ -21,7 +20,7 @@ from signpost.shared.mongo import Database, Document
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
-from tests.commands import SentCommands
+from tests.commands import watched
 from tests.plans import scanned
 from tests.servers import MongoServer
 
@@ -108,13 +107,10 @@ async def test_an_agencys_inbox_by_status_reads_only_the_referrals_it_lists(
             {"_id": str(uuid6.uuid7()), "tenant": TENANT, "offers": offers, "offer_keys": offer_keys(offers)}
         )
     await db[REFERRALS].insert_many(referrals)
-    sent = SentCommands()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(mongodb.url, tz_aware=True, event_listeners=[sent])
     settings = Settings(_env_file=None, mongodb_url=mongodb.url, kafka_bootstrap="127.0.0.1:9", tenant=TENANT)
     built = Runtime.build(settings, "intake")
     await built.client.close()
-    runtime = replace(built, client=client, db=client[db.name])
-    try:
+    async with watched(built, db) as (runtime, sent):
         agency = Principal(subject="s", role=Role.AGENCY, organisation="agency", tenant=TENANT)
         pairs, _ = await list_offers(
             runtime=runtime, principal=agency, status=ReferralStatus.ROUTED, limit=5, cursor=None
@@ -127,5 +123,3 @@ async def test_an_agencys_inbox_by_status_reads_only_the_referrals_it_lists(
         )
         assert scans == [{"tenant": 1, "offer_keys": 1, "_id": -1}]
         assert stats["totalDocsExamined"] == 3
-    finally:
-        await client.close()

@@ -14,14 +14,12 @@ from typing import Any
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 from signpost.analytics.app import create_app as create_analytics
 from signpost.intake.app import INDEXES
 from signpost.intake.app import create_app as create_intake
 from signpost.intake.reconciliation.service import count_stuck, find_due, reconcile_once
 from signpost.intake.referrals.models import REFERRALS
 from signpost.routing.app import create_app as create_routing
-from signpost.shared.mongo import Document
 from signpost.shared.outbox import OUTBOX, PENDING, pending_count
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
@@ -29,7 +27,7 @@ from structlog.testing import capture_logs
 
 from signpost.platform.embedded import EmbeddedServer, EmbeddedUnavailable, start_kafka
 from signpost.platform.processes import stop_all
-from tests.commands import SentCommands
+from tests.commands import watched
 from tests.conftest import Tokens, eventually, prerequisite_missing, serving, settings_for
 from tests.factories import referral
 from tests.plans import scanned
@@ -106,15 +104,9 @@ async def test_a_round_reads_only_the_undecided_referrals_from_an_index(replicas
         {"_id": "event-old-undecided", "topic": "t", "key": "old-undecided", "headers": {}, "value": b"{}",
          "created_at": NOW}
     )  # fmt: skip
-    sent = SentCommands()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(runtime.settings.mongodb_url, tz_aware=True,
-                                                          event_listeners=[sent])  # fmt: skip
-    watched = replace(runtime, client=client, db=client[runtime.db.name])
-    try:
-        assert await reconcile_once(runtime=watched, now=NOW) == 2  # one claimed, one given up
-        assert await count_stuck(runtime=watched, now=NOW) == 2
-    finally:
-        await client.close()
+    async with watched(runtime) as (watching, sent):
+        assert await reconcile_once(runtime=watching, now=NOW) == 2  # one claimed, one given up
+        assert await count_stuck(runtime=watching, now=NOW) == 2
 
     finds = sent.named("find", REFERRALS)
     assert len(finds) == 2

@@ -9,13 +9,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
-from pymongo import AsyncMongoClient
 from signpost.intake.app import INDEXES
 from signpost.intake.app import create_app as create_intake
 from signpost.intake.subscriptions.dispatcher import WebhookDispatcher
@@ -24,7 +22,7 @@ from signpost.shared.mongo import Document
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
-from tests.commands import SentCommands
+from tests.commands import watched
 from tests.conftest import Tokens, eventually
 from tests.plans import scanned
 
@@ -240,15 +238,8 @@ async def test_a_round_reads_only_the_due_deliveries_from_an_index(replicas: tup
               for n in range(40)),
         ]
     )  # fmt: skip
-    sent = SentCommands()
-    client: AsyncMongoClient[Document] = AsyncMongoClient(runtime.settings.mongodb_url, tz_aware=True,
-                                                          event_listeners=[sent])  # fmt: skip
-    watched = replace(runtime, client=client, db=client[runtime.db.name])
-    try:
-        async with httpx.AsyncClient(timeout=5) as http:
-            assert await WebhookDispatcher(watched).deliver_due(http) == 3  # no subscription: failed at once
-    finally:
-        await client.close()
+    async with watched(runtime) as (watching, sent), httpx.AsyncClient(timeout=5) as http:
+        assert await WebhookDispatcher(watching).deliver_due(http) == 3  # no subscription: failed at once
 
     # The round's first query (the due ids) asked again: the three have failed meanwhile, so it
     # reads nothing, none of the forty waiting for their retry either.
