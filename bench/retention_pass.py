@@ -55,9 +55,10 @@ async def fill(db: Database, events: int) -> None:
 
 
 async def timed_pass(
-    client: AsyncMongoClient[Any], server_pid: int, prune: Callable[[], Awaitable[int]]
-) -> tuple[float, float, list[float]]:
-    """The pass's wall time and server CPU, and the latency of each insert made meanwhile."""
+    client: AsyncMongoClient[Any], server_pid: int, work: Callable[[], Awaitable[int]]
+) -> tuple[float, float, list[float], int]:
+    """The work's wall time and server CPU, the latency of each insert another client made
+    meanwhile (what the rest of the platform waits), and what the work returned."""
     other = client["retention_bench_other"]["writes"]
     latencies: list[float] = []
     done = asyncio.Event()
@@ -73,12 +74,18 @@ async def timed_pass(
     await asyncio.sleep(0.5)
     latencies.clear()
     cpu_before, began = cpu_seconds(server_pid), time.perf_counter()
-    removed = await prune()
+    result = await work()
     took, cpu = time.perf_counter() - began, cpu_seconds(server_pid) - cpu_before
     done.set()
     await writer
-    assert removed == 0, "nothing was due"
-    return took, cpu, sorted(latencies)
+    return took, cpu, sorted(latencies), result
+
+
+def pass_row(name: str, took: float, cpu: float, latencies: list[float]) -> str:
+    """A table row: the pass, its wall time and server CPU, and the inserts made meanwhile."""
+    p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
+    worst = latencies[-1] * 1000 if latencies else float("nan")
+    return f"| {name} | {took:.3f} | {cpu:.3f} | {len(latencies)} | {p50:.1f} | {worst:.0f} |"
 
 
 async def staging_cpu_per_event(
@@ -124,12 +131,9 @@ async def measure(events: int) -> list[str]:
                 "| --- | --- | --- | --- | --- | --- |",
             ]
             for name, prune in ways:
-                took, cpu, latencies = await timed_pass(client, server.process.pid, prune)
-                p50 = latencies[len(latencies) // 2] * 1000 if latencies else float("nan")
-                worst = latencies[-1] * 1000 if latencies else float("nan")
-                rows.append(
-                    f"| {name} | {took:.3f} | {cpu:.3f} | {len(latencies)} | {p50:.1f} | {worst:.0f} |"
-                )
+                took, cpu, latencies, removed = await timed_pass(client, server.process.pid, prune)
+                assert removed == 0, "nothing was due"
+                rows.append(pass_row(name, took, cpu, latencies))
             costs: dict[bool, list[float]] = {False: [], True: []}
             for round_ in range(2):
                 for indexed in (False, True):
