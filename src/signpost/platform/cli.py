@@ -261,8 +261,13 @@ def _command(settings: Settings, args: argparse.Namespace) -> int:
         endpoints = Endpoints.from_settings(settings)
         return run_platform(
             settings,
-            when_ready=lambda: demo_command(
-                settings, endpoints, DemoOptions(), prefix="demo      | ", in_place=False
+            when_ready=lambda platform_stopping: demo_command(
+                settings,
+                endpoints,
+                DemoOptions(),
+                prefix="demo      | ",
+                in_place=False,
+                platform_stopping=platform_stopping,
             ),
         )
     return run_platform(settings)

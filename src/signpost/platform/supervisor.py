@@ -53,11 +53,11 @@ class _ServiceFailed(Exception):
     """A service died or was not ready during start-up (not an embedded server's failure)."""
 
 
-def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None = None) -> int:
+def run_platform(settings: Settings, *, when_ready: Callable[[threading.Event], object] | None = None) -> int:
     """Run until a signal or a child's death; returns the exit code for the command.
 
-    `when_ready` (e.g. the demo) runs in a background thread once every service is ready;
-    the platform keeps running after it returns. Raises PathUnusable, before starting anything, if the
+    `when_ready` (e.g. the demo) runs in a background thread once every service is ready, given
+    an event set once the platform begins to stop; the platform keeps running after it returns. Raises PathUnusable, before starting anything, if the
     data directory cannot be used; refuses to start while another run uses it.
     """
     try:
@@ -68,8 +68,9 @@ def run_platform(settings: Settings, *, when_ready: Callable[[], object] | None 
         return 1
 
 
-def _supervise(settings: Settings, when_ready: Callable[[], object] | None) -> int:
+def _supervise(settings: Settings, when_ready: Callable[[threading.Event], object] | None) -> int:
     stopping: list[int] = []
+    platform_stopping = threading.Event()
 
     def request_stop(signum: int, _: FrameType | None) -> None:
         stopping.append(signum)
@@ -106,7 +107,9 @@ def _supervise(settings: Settings, when_ready: Callable[[], object] | None) -> i
         with control_socket(settings, supervised) as no_control:
             _announce(settings, servers, no_control)
             if when_ready is not None:
-                threading.Thread(target=when_ready, name="when-ready", daemon=True).start()
+                threading.Thread(
+                    target=when_ready, args=(platform_stopping,), name="when-ready", daemon=True
+                ).start()
             while not stopping:
                 watched = (*supervised.watched(), *(srv.process for srv in servers))
                 dead = [child for child in watched if child.exit_code() is not None]
@@ -134,6 +137,7 @@ def _supervise(settings: Settings, when_ready: Callable[[], object] | None) -> i
         _say(f"cannot start: SIGNPOST_HOST={settings.host!r} does not resolve ({exc.strerror})")
         return 1
     finally:
+        platform_stopping.set()
         started = time.monotonic()
         services = supervised.every()  # with any a person restarted
         stop_all(services, timeout_s=SERVICE_STOP_SHARE_S)

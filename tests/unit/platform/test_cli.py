@@ -4,13 +4,16 @@ stderr that names the flag or setting, never with a traceback."""
 from __future__ import annotations
 
 import signal
+import threading
 from pathlib import Path
 
 import pytest
-from signpost.shared.settings import SERVICE_NAMES
+from signpost.shared.settings import SERVICE_NAMES, Settings
 
 from signpost.platform import catalogue
 from signpost.platform.cli import main
+from signpost.platform.demo.console import demo_command
+from signpost.platform.demo.runner import DemoOptions, Endpoints
 from signpost.platform.processes import free_port
 
 
@@ -114,6 +117,28 @@ def test_demo_names_the_service_it_cannot_reach_whatever_the_host(
     err = capsys.readouterr().err
     assert f"signpost demo: intake is not reachable at {where.format(port=port)} (" in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("stopping", [False, True])
+def test_the_demo_ends_quietly_when_the_platform_it_runs_in_stops(
+    stopping: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`signpost run --demo` on Ctrl-C: the platform going away is the end of the demo, not an
+    error; the standalone demo losing its platform still is."""
+    monkeypatch.setenv("SIGNPOST_INTAKE_PORT", str(free_port()))
+    settings = Settings(_env_file=None)
+    platform_stopping = threading.Event()
+    if stopping:
+        platform_stopping.set()
+    code = demo_command(
+        settings, Endpoints.from_settings(settings), DemoOptions(), platform_stopping=platform_stopping
+    )
+    out, err = capsys.readouterr()
+    if stopping:
+        assert (code, err) == (0, "")
+        assert "stopped with the platform" in out
+    else:
+        assert code == 2 and "signpost demo: intake is not reachable" in err
 
 
 @pytest.mark.parametrize(

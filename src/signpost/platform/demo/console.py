@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -46,11 +47,21 @@ def demo_command(
     *,
     prefix: str = "",
     in_place: bool | None = None,
+    platform_stopping: threading.Event | None = None,
 ) -> int:
+    """Run the demo against `endpoints`; `platform_stopping`, set by `signpost run --demo` when it
+    stops the platform (Ctrl-C), turns the platform going away into a quiet end, not an error."""
     progress = ProgressLine(sys.stdout, prefix=prefix, in_place=in_place)
     try:
         summary = asyncio.run(run_demo(settings, endpoints, options, progress=progress))
-    except (PlatformUnreachable, DemoFailed, DevTokensRefused) as exc:
+    except PlatformUnreachable as exc:
+        progress.close()
+        if platform_stopping is not None and platform_stopping.is_set():
+            print(f"{prefix}stopped with the platform", flush=True)
+            return 0
+        print(f"signpost demo: {exc}", file=sys.stderr)
+        return 2
+    except (DemoFailed, DevTokensRefused) as exc:
         progress.close()
         print(f"signpost demo: {exc}", file=sys.stderr)
         return 2
