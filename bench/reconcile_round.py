@@ -20,9 +20,8 @@ import argparse
 import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from retention_pass import pass_row, timed_pass  # bench/retention_pass.py, beside this script
+from retention_pass import pass_rows  # bench/retention_pass.py, beside this script
 from signpost.intake.app import INDEXES
 from signpost.intake.reconciliation.service import count_stuck, reconcile_once
 from signpost.intake.referrals.models import REFERRALS
@@ -121,14 +120,8 @@ async def measure(referrals: int) -> list[str]:
             ]
             rows = [
                 f"reconciliation round over {referrals:,} referrals, {UNDECIDED} undecided, none due",
-                "| round | wall s | server CPU s | inserts meanwhile | insert p50 ms | insert max ms |",
-                "| --- | --- | --- | --- | --- | --- |",
+                *await pass_rows(runtime.client, server.process.pid, ways),
             ]
-            client: Any = runtime.client
-            for name, work in ways:
-                took, cpu, latencies, claimed = await timed_pass(client, server.process.pid, work)
-                assert claimed == 0, "nothing was due"
-                rows.append(pass_row(name, took, cpu, latencies))
             return rows
         finally:
             await runtime.client.close()
