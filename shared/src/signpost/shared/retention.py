@@ -10,8 +10,9 @@ same collection at once delete nothing twice and nothing they should not.
 On SecantusDB a query on an `_id` range scans the whole collection, whatever else it names (its
 `_id` index serves equality only), under the server's storage-wide lock: a large collection is
 pruned by an indexed time field instead (the outbox's `created_at`, the audit trail's `at`).
-The others are scanned once a pass: webhook deliveries (few) by `_id`, Idempotency-Keys by a
-field no index has (an index would cost every submission), and the daily erasure's walk.
+The others read more than they delete, once a chunk: webhook deliveries (every finished one:
+they have no time field an index could range over once finished), Idempotency-Keys by a field
+no index has (an index would cost every submission), and the daily erasure's walk.
 """
 
 from __future__ import annotations
