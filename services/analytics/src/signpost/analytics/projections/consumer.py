@@ -23,6 +23,7 @@ from dataclasses import InitVar, dataclass, field
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from signpost.analytics.projections.assignments import Assignments
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.follower import FactsFollower
@@ -114,6 +115,7 @@ class Fetched:
 
     records: dict[TopicPartition, list[ConsumerRecord[bytes, bytes]]]
     max_bytes: InitVar[int]
+    assignment: int  # `Assignments.current` when fetched
     events: list[Decoded] = field(init=False)
     invalid: list[tuple[ConsumerRecord[bytes, bytes], str]] = field(init=False)
     began: float = field(default_factory=time.perf_counter)
@@ -132,7 +134,8 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
     """Consume until cancelled, in the analytics consumer group."""
     collect_less_often()
     consumer = create_consumer(runtime.settings, group=runtime.topics.group(runtime.service))
-    consumer.subscribe(source_topics(runtime.topics))
+    assignments = Assignments()
+    consumer.subscribe(source_topics(runtime.topics), listener=assignments)
     await consumer.start()
     cache = WriteCache(size=runtime.settings.analytics_cache_documents)
     pipeline: FoldPipeline[Fetched] = FoldPipeline(runtime.client, runtime.db, facts=facts, cache=cache)
@@ -144,7 +147,10 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
                 timeout_ms=IN_FLIGHT_POLL_MS if pipeline.in_flight else POLL_TIMEOUT_MS,
                 max_records=runtime.settings.analytics_batch_max,
             )
-            batch = Fetched(fetched, runtime.settings.event_max_bytes) if fetched else None
+            # Numbered as getmany returns, before anything else runs: the current assignment's records.
+            batch = (
+                Fetched(fetched, runtime.settings.event_max_bytes, assignments.current) if fetched else None
+            )
             if batch is not None:
                 unfinished.append(batch)
             try:
@@ -156,7 +162,7 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
                         stored = await pipeline.push(batch, batch.envelopes, targets=targets)
                 except PipelineFailed as failure:
                     for done in failure.committed:
-                        await _finish(runtime, consumer, done, unfinished)
+                        await _finish(runtime, consumer, assignments, done, unfinished)
                     if is_infrastructure_failure(failure.error):
                         raise failure.error from failure
                     stored = []
@@ -164,7 +170,7 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
                         await _fold_or_isolate(runtime, failed.events, facts=facts, cache=cache)
                         stored.append(failed)
                 for done in stored:
-                    await _finish(runtime, consumer, done, unfinished)
+                    await _finish(runtime, consumer, assignments, done, unfinished)
                 attempt = 0
             except Exception as exc:
                 with suppress(PipelineFailed):
@@ -185,7 +191,7 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
                     events=sum(len(failed.events) for failed in unfinished),
                 )
                 await asyncio.sleep(delay)
-                _rewind(consumer, unfinished)
+                _rewind(consumer, unfinished, assignment=assignments.current)
                 unfinished.clear()
     finally:
         await pipeline.close()
@@ -193,26 +199,35 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
 
 
 async def _finish(
-    runtime: Runtime, consumer: AIOKafkaConsumer, batch: Fetched, unfinished: list[Fetched]
+    runtime: Runtime,
+    consumer: AIOKafkaConsumer,
+    assignments: Assignments,
+    batch: Fetched,
+    unfinished: list[Fetched],
 ) -> None:
-    """A batch stored: dead-letter what was not an event, then commit its offsets."""
+    """A batch stored: dead-letter what was not an event, then commit its offsets. After a rebalance
+    they are not committed: the partitions' owner reads the batch again and skips what is folded."""
     for record, reason in batch.invalid:
         await _dead_letter(runtime, record, kind=NOT_AN_EVENT, error=reason)
     _observe(runtime, batch, failed=False)
     unfinished.remove(batch)
+    offsets = {partition: records[-1].offset + 1 for partition, records in batch.records.items()}
     try:
-        await consumer.commit(
-            {partition: records[-1].offset + 1 for partition, records in batch.records.items()}
-        )
+        committed = await assignments.commit(consumer, offsets, fetched_under=batch.assignment)
     except CommitFailedError:
-        # A rebalance took the partitions; their next owner re-reads and skips what is folded.
-        log.warning("offset commit refused after a rebalance", events=len(batch.events))
+        committed = False
+    if not committed:
+        log.warning(
+            "offsets not committed: the batch was fetched before a rebalance", events=len(batch.events)
+        )
 
 
-def _rewind(consumer: AIOKafkaConsumer, batches: Sequence[Fetched]) -> None:
-    """Read these batches again: each partition from the first offset any of them holds."""
+def _rewind(consumer: AIOKafkaConsumer, batches: Sequence[Fetched], *, assignment: int) -> None:
+    """Read these batches again: each partition from the first offset any of them holds. Those of
+    an earlier `assignment` are left out: their offsets may be of a log the broker lost, and the
+    rebalance since has set the partitions' positions anyway."""
     first: dict[TopicPartition, int] = {}
-    for batch in batches:
+    for batch in (batch for batch in batches if batch.assignment == assignment):
         for partition, records in batch.records.items():
             first[partition] = min(first.get(partition, records[0].offset), records[0].offset)
     for partition, offset in first.items():
