@@ -20,7 +20,8 @@ from signpost.shared.auth.tokens import issue_dev_token
 from signpost.shared.mongo import Document
 from signpost.shared.settings import Settings
 
-from tests.servers import KafkaServer, MongoServer, kafka_server, mongo_server
+from signpost.platform.embedded import EmbeddedUnavailable
+from tests.servers import KafkaServer, MongoServer, RestartableKafka, kafka_server, mongo_server
 
 T = TypeVar("T")
 
@@ -57,6 +58,18 @@ def own_kafka(server_logs: Path) -> Iterator[KafkaServer]:
     `kafka`, it is what a broker that lost its log looks like."""
     with kafka_server(server_logs, dedicated=True) as server:
         yield server
+
+
+@pytest.fixture
+def restartable_kafka(server_logs: Path) -> Iterator[RestartableKafka]:
+    try:
+        broker = RestartableKafka(server_logs)
+    except EmbeddedUnavailable as exc:
+        prerequisite_missing(f"needs the embedded broker: {exc}")
+    try:
+        yield broker
+    finally:
+        broker.stop()
 
 
 @pytest.fixture(scope="session")

@@ -10,6 +10,7 @@ Never mocks: every integration and end-to-end test talks to one of these over TC
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -107,6 +108,30 @@ def kafka_server(log_dir: Path, *, dedicated: bool = False) -> Iterator[KafkaSer
             yield KafkaServer(server.url, False, "embedded", _EmbeddedPause(server))
         finally:
             stop_all([server.process], timeout_s=5)
+
+
+class RestartableKafka:
+    """An embedded broker of a test's own, which the test restarts on the same port: memory storage,
+    so the restart loses the log (what the services must notice and recover from)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self._log_dir = log_dir
+        self._servers = [start_kafka(log_file=log_dir / f"tansu-restartable-{time.monotonic_ns()}.log")]
+
+    @property
+    def server(self) -> EmbeddedServer:
+        return self._servers[-1]
+
+    def settings_server(self) -> KafkaServer:
+        return KafkaServer(self.server.url, False, "embedded")
+
+    async def restart(self) -> None:
+        stop_all([self.server.process], timeout_s=5)
+        log_file = self._log_dir / f"tansu-restarted-{time.monotonic_ns()}.log"
+        self._servers.append(await asyncio.to_thread(start_kafka, port=self.server.port, log_file=log_file))
+
+    def stop(self) -> None:
+        stop_all([server.process for server in self._servers], timeout_s=5)
 
 
 @contextmanager

@@ -33,8 +33,9 @@ counts referrals whose submitted event intake's reconciliation job published aga
 `SIGNPOST_RECONCILE_AFTER_S`, as run: see the settings below).
 
 In the broker-restart case no service is restarted: each notices, while it runs, that the
-broker lost its log (`signpost.shared.logwatch`: the referrals topic's partitions changed, its
-end offsets went down, or the consumer group's offsets are gone), creates the topics again and
+broker lost its log (`signpost.shared.logwatch`: the broker's cluster id changed, as the
+embedded broker's does at every start, the referrals topic's partitions changed, its end offsets
+went down, or the consumer group's offsets are gone), creates the topics again and
 sends every event its outbox keeps as published (a week's worth) again, oldest first, before
 anything new; consumers skip what they had by event id. Analytics is paused before the broker is
 killed, so events it had not read are on the log that is lost; they are counted all the same,

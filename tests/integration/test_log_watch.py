@@ -3,18 +3,23 @@ itself (with the broker's default partition count), and its recovery creates it 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiokafka.admin import AIOKafkaAdminClient
 from signpost.shared.kafka import ensure_topics
-from signpost.shared.logwatch import LogLossWatch, describe_without_creating
+from signpost.shared.logwatch import LogLossWatch, describe_without_creating, log_lost
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
+
+from tests.conftest import settings_for
+from tests.servers import MongoServer, RestartableKafka
 
 
 async def _partitions(settings: Settings, topic: str) -> list[int] | None:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     await admin.start()
     try:
-        return await describe_without_creating(admin, topic)
+        return (await describe_without_creating(admin, topic)).partitions
     finally:
         await admin.close()
 
@@ -52,6 +57,28 @@ async def test_reading_a_missing_topic_does_not_create_it(settings: Settings) ->
         assert not state.missing and sorted(state.ends) == list(range(topics.partitions))
     finally:
         await watch.close()
+
+
+async def test_a_restarted_embedded_broker_reads_as_a_lost_log_whatever_its_log_shows(
+    restartable_kafka: RestartableKafka, mongodb: MongoServer, dev_key_file: Path
+) -> None:
+    settings = settings_for(restartable_kafka.settings_server(), mongodb, auth_dev_key_file=dev_key_file)
+    await ensure_topics(settings)
+    watch = LogLossWatch(settings, group=Topics.from_settings(settings).group("routing"), on_loss=_never)
+    try:
+        before = await watch.read()
+        await restartable_kafka.restart()
+        await watch.close()  # its clients were the old broker's
+        # The topics created again as configured, empty as before: only the cluster id tells them apart.
+        await ensure_topics(settings)
+        now = await watch.read()
+    finally:
+        await watch.close()
+    assert (now.ends, now.committed, now.missing) == (before.ends, before.committed, before.missing)
+    assert before.cluster and now.cluster
+    assert log_lost(before, now, had_offsets=False) == (
+        f"the broker's cluster id went from {before.cluster!r} to {now.cluster!r}"
+    )
 
 
 async def _never() -> None:

@@ -14,6 +14,7 @@ import shutil
 import stat
 import sys
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,6 +84,10 @@ def start_kafka(*, port: int = 0, sink: TextIO | None = None, log_file: Path | N
             listener,
             "--storage-engine",
             "memory://tansu/",
+            # A new id at every start, as its memory storage starts a new log: the services' log
+            # watch (signpost.shared.logwatch) reads a changed id as a lost log, whatever else shows.
+            "--cluster-id",
+            f"signpost-{uuid.uuid4().hex}",
         ],
         env={**os.environ, "RUST_LOG": os.environ.get("RUST_LOG", "warn")},
         sink=sink,

@@ -4,7 +4,7 @@ a referral whose submitted event the broker lost is decided and counted exactly 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -25,13 +25,11 @@ from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 from structlog.testing import capture_logs
 
-from signpost.platform.embedded import EmbeddedServer, EmbeddedUnavailable, start_kafka
-from signpost.platform.processes import stop_all
 from tests.commands import watched
-from tests.conftest import Tokens, eventually, prerequisite_missing, serving, settings_for
+from tests.conftest import Tokens, eventually, serving, settings_for
 from tests.factories import referral
 from tests.plans import scanned
-from tests.servers import KafkaServer, MongoServer
+from tests.servers import MongoServer, RestartableKafka
 
 AFTER_S = 300.0
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -206,23 +204,11 @@ async def test_stuck_referrals_are_counted_in_metrics(settings: Settings) -> Non
         await eventually(stuck_gauge, what="both referrals counted stuck")
 
 
-@pytest.fixture
-def restartable_kafka(server_logs: Path) -> Iterator[list[EmbeddedServer]]:
-    """An embedded broker of this test's own; the test restarts it (memory storage: the log is lost)."""
-    try:
-        servers = [start_kafka(log_file=server_logs / "tansu-reconciliation.log")]
-    except EmbeddedUnavailable as exc:
-        prerequisite_missing(f"needs the embedded broker: {exc}")
-    yield servers
-    stop_all([server.process for server in servers], timeout_s=5)
-
-
 async def test_referrals_whose_events_the_broker_lost_are_decided_and_counted_once(
-    restartable_kafka: list[EmbeddedServer], mongodb: MongoServer, dev_key_file: Path, server_logs: Path
+    restartable_kafka: RestartableKafka, mongodb: MongoServer, dev_key_file: Path
 ) -> None:
-    broker = restartable_kafka[0]
     settings = settings_for(
-        KafkaServer(broker.url, False, "embedded"),
+        restartable_kafka.settings_server(),
         mongodb,
         auth_dev_key_file=dev_key_file,
         reconcile_after_s=1.0,
@@ -244,10 +230,7 @@ async def test_referrals_whose_events_the_broker_lost_are_decided_and_counted_on
         lost = [await _submit(intake, practitioner) for _ in range(2)]
         await eventually(lambda: _outbox_drained(intake), what="published to the broker")
     # ...and then the broker restarts and forgets them.
-    stop_all([broker.process], timeout_s=5)
-    restartable_kafka.append(
-        await asyncio.to_thread(start_kafka, port=broker.port, log_file=server_logs / "tansu-restarted.log")
-    )
+    await restartable_kafka.restart()
 
     async with AsyncExitStack() as stack:
         intake = await stack.enter_async_context(serving(create_intake(settings)))

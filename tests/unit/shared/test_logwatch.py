@@ -28,3 +28,14 @@ def test_offsets_gone_from_a_group_that_had_them() -> None:
     assert log_lost(BEFORE, now, had_offsets=True) == "the consumer group's committed offsets are gone"
     # A group that never committed (nothing to read yet) says nothing.
     assert log_lost(BEFORE, now, had_offsets=False) is None
+
+
+def test_a_broker_with_another_cluster_id() -> None:
+    # The embedded broker restarted: a new log, which may already look like the old one.
+    before = LogState(ends={0: 40, 1: 37, 2: 52}, committed=True, cluster="signpost-a")
+    now = LogState(ends={0: 45, 1: 37, 2: 60}, committed=True, cluster="signpost-b")
+    assert log_lost(before, now, had_offsets=True) == (
+        "the broker's cluster id went from 'signpost-a' to 'signpost-b'"
+    )
+    kept = LogState(ends={0: 45, 1: 37, 2: 60}, committed=True, cluster="signpost-a")
+    assert log_lost(before, kept, had_offsets=True) is None

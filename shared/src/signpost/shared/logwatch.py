@@ -9,6 +9,9 @@ default partition count, but nothing would send again what the consumers had not
 This watch reads, every `SIGNPOST_LOG_WATCH_INTERVAL_S`, what a broker that keeps its log never
 shows:
 
+- the broker's cluster id changed: the embedded Tansu is started with a new one each time
+  (`signpost.platform.embedded`), so its restart reads as a loss however the new log looks by
+  then; an Apache Kafka cluster keeps its id with its log;
 - the referrals topic is gone (its metadata is read without allowing the broker to create it, so
   the watch never re-creates it itself), or its partitions are not those seen before (re-created
   with another count by another client's metadata request: a topic that cannot be described for
@@ -67,6 +70,7 @@ class LogState:
     ends: dict[int, int]  # partition -> end offset
     committed: bool  # the service's group has an offset on at least one partition
     missing: bool = False  # the broker does not know the topic (services create it at start-up)
+    cluster: str | None = None  # the broker's cluster id, if it gives one
 
 
 def log_lost(before: LogState | None, now: LogState, *, had_offsets: bool) -> str | None:
@@ -76,6 +80,8 @@ def log_lost(before: LogState | None, now: LogState, *, had_offsets: bool) -> st
         return "the referrals topic is gone"
     if before is None:
         return None
+    if now.cluster != before.cluster:
+        return f"the broker's cluster id went from {before.cluster!r} to {now.cluster!r}"
     if now.ends.keys() != before.ends.keys():
         return f"the referrals topic's partitions went from {sorted(before.ends)} to {sorted(now.ends)}"
     behind = sorted(p for p, end in now.ends.items() if end < before.ends[p])
@@ -151,7 +157,7 @@ class LogLossWatch:
     async def _check_partitions(self) -> None:
         """Say so when another client re-created the topic first, with the broker's default count."""
         admin, _ = await self._clients()
-        found = await describe_without_creating(admin, self._topic)
+        found = (await describe_without_creating(admin, self._topic)).partitions
         if found is not None and len(found) != self._topics.partitions:
             log.error(
                 "the referrals topic was re-created by another client with the broker's default "
@@ -162,10 +168,10 @@ class LogLossWatch:
 
     async def read(self) -> LogState:
         admin, consumer = await self._clients()
-        found = await describe_without_creating(admin, self._topic)
-        if found is None:
-            return LogState(ends={}, committed=False, missing=True)
-        partitions = [TopicPartition(self._topic, partition) for partition in found]
+        described = await describe_without_creating(admin, self._topic)
+        if described.partitions is None:
+            return LogState(ends={}, committed=False, missing=True, cluster=described.cluster)
+        partitions = [TopicPartition(self._topic, partition) for partition in described.partitions]
         ends = await consumer.end_offsets(partitions) if partitions else {}
         committed = (
             await admin.list_consumer_group_offsets(self._group, partitions=partitions) if partitions else {}
@@ -173,6 +179,7 @@ class LogLossWatch:
         return LogState(
             ends={tp.partition: offset for tp, offset in ends.items()},
             committed=any(meta.offset >= 0 for meta in committed.values()),
+            cluster=described.cluster,
         )
 
     async def _clients(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
@@ -201,19 +208,28 @@ class LogLossWatch:
                 await admin.close()
 
 
-async def describe_without_creating(admin: AIOKafkaAdminClient, topic: str) -> list[int] | None:
-    """The topic's partitions, None when the broker does not know it. Unlike the admin client's
+@dataclass(frozen=True)
+class Described:
+    cluster: str | None  # the broker's cluster id (metadata version 2 on)
+    partitions: list[int] | None  # None: the broker does not know the topic
+
+
+async def describe_without_creating(admin: AIOKafkaAdminClient, topic: str) -> Described:
+    """The topic's partitions and the broker's cluster id. Unlike the admin client's
     `describe_topics` (a MetadataRequest with auto-creation allowed, aiokafka's default), this never
     has the broker create a lost topic with its default partition count. Any other topic-level
     error (a topic being created, a leader being elected) raises: not read this round."""
     request = MetadataRequest([topic], allow_auto_topic_creation=False)
-    response = await admin._send_request(request)  # the admin client offers no such call
-    for described in response.to_object()["topics"]:
+    response = (await admin._send_request(request)).to_object()  # the admin client offers no such call
+    cluster = response.get("cluster_id")
+    for described in response["topics"]:
         if described["topic"] != topic:
             continue
         if described["error_code"] == UnknownTopicOrPartitionError.errno:
-            return None
+            break
         if described["error_code"] != 0:
             raise RuntimeError(f"the referrals topic not described: error {described['error_code']}")
-        return sorted(int(partition["partition"]) for partition in described["partitions"])
-    return None
+        return Described(
+            cluster, sorted(int(partition["partition"]) for partition in described["partitions"])
+        )
+    return Described(cluster, None)
