@@ -122,7 +122,8 @@ class RestartableKafka:
     def server(self) -> EmbeddedServer:
         return self._servers[-1]
 
-    def settings_server(self) -> KafkaServer:
+    def as_server(self) -> KafkaServer:
+        """What `settings_for` takes."""
         return KafkaServer(self.server.url, False, "embedded")
 
     async def restart(self) -> None:

@@ -62,7 +62,7 @@ async def test_reading_a_missing_topic_does_not_create_it(settings: Settings) ->
 async def test_a_restarted_embedded_broker_reads_as_a_lost_log_whatever_its_log_shows(
     restartable_kafka: RestartableKafka, mongodb: MongoServer, dev_key_file: Path
 ) -> None:
-    settings = settings_for(restartable_kafka.settings_server(), mongodb, auth_dev_key_file=dev_key_file)
+    settings = settings_for(restartable_kafka.as_server(), mongodb, auth_dev_key_file=dev_key_file)
     await ensure_topics(settings)
     watch = LogLossWatch(settings, group=Topics.from_settings(settings).group("routing"), on_loss=_never)
     try:

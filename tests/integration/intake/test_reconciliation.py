@@ -208,7 +208,7 @@ async def test_referrals_whose_events_the_broker_lost_are_decided_and_counted_on
     restartable_kafka: RestartableKafka, mongodb: MongoServer, dev_key_file: Path
 ) -> None:
     settings = settings_for(
-        restartable_kafka.settings_server(),
+        restartable_kafka.as_server(),
         mongodb,
         auth_dev_key_file=dev_key_file,
         reconcile_after_s=1.0,

@@ -210,6 +210,8 @@ class LogLossWatch:
 
 @dataclass(frozen=True)
 class Described:
+    """One topic as a metadata request read it."""
+
     cluster: str | None  # the broker's cluster id (metadata version 2 on)
     partitions: list[int] | None  # None: the broker does not know the topic
 
