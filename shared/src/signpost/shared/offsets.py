@@ -225,9 +225,8 @@ async def group_has_no_offsets(settings: Settings, *, group: str) -> bool:
 
 
 def lag_groups(topics: Topics, service: str) -> list[str]:
-    """The consumer groups a service's lag is read for: its main group, and its retry group if it
-    has one (`RETRYING_SERVICES`)."""
-    return [topics.group(service), *([topics.retry_group(service)] if service in RETRYING_SERVICES else [])]
+    """The consumer groups a service's lag is read for: those of `lag_pairs`, main group first."""
+    return list(dict.fromkeys(group for group, _ in lag_pairs(topics, service)))
 
 
 def lag_pairs(topics: Topics, service: str) -> list[tuple[str, str]]:
