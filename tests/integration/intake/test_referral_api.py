@@ -384,6 +384,39 @@ async def test_an_agency_that_declined_its_offer_no_longer_reads_the_childs_deta
     assert own.status_code == 200
 
 
+async def test_timeline_notes_follow_the_childs_details(intake: httpx.AsyncClient, tokens: Tokens) -> None:
+    """Notes are free text that may name the family: an agency that declined, and an admin, read
+    only their own organisation's and the platform's; the referring school reads every one."""
+    view = await routed(intake, tokens)
+    agency = tokens.agency("la-inclusion-service")
+    declined = await move(
+        intake, agency, view["id"], "autism-outreach", "decline",
+        {"reason": "other", "note": "Already seen by our team under another name"},
+    )  # fmt: skip
+    assert declined.status_code == 200, declined.text
+    withdrawn = await intake.post(
+        f"/v1/referrals/{view['id']}/withdraw",
+        json={"reason": "moved_away", "note": "Family moving to Leeds on Friday"},
+        headers=auth(tokens.practitioner()),
+    )
+    assert withdrawn.status_code == 200, withdrawn.text
+
+    async def notes(token: str) -> list[tuple[str, bool]]:
+        seen = (await intake.get(f"/v1/referrals/{view['id']}", headers=auth(token))).json()
+        assert seen["withdrawn_reason"] == "moved_away"  # the reason itself is no free text
+        return [
+            (entry["note"], entry["note_withheld"])
+            for entry in seen["timeline"]
+            if entry["note"] or entry["note_withheld"]
+        ]
+
+    decline_note = ("Already seen by our team under another name", False)
+    withdrawal_note = ("moved_away: Family moving to Leeds on Friday", False)
+    assert await notes(tokens.practitioner()) == [decline_note, withdrawal_note]
+    assert await notes(agency) == [decline_note, ("", True)]
+    assert await notes(tokens.admin()) == [("", True), ("", True)]
+
+
 async def test_an_agency_working_with_the_child_still_reads_the_details_after_a_withdrawal(
     intake: httpx.AsyncClient, tokens: Tokens
 ) -> None:

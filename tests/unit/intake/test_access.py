@@ -1,6 +1,12 @@
-"""Who may read a child's identifying details: a pure rule, checked for every case."""
+"""Who may read a child's identifying details and the timeline's notes: pure rules, checked for every case."""
 
-from signpost.intake.referrals.access import child_details_refusal, visible_referrals, withholds_address
+from signpost.intake.referrals.access import (
+    SYSTEM_ACTOR,
+    child_details_refusal,
+    note_reader,
+    visible_referrals,
+    withholds_address,
+)
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.events import OfferAcceptedV1
 from signpost.shared.mongo import Document
@@ -124,3 +130,34 @@ def test_a_referral_withdrawn_before_the_reason_was_stored_is_read_from_its_time
         "timeline": [*legacy["timeline"], {**withdrawal, "note": "moved_away: family_withdrew_consent"}],
     }
     assert child_details_refusal(caller(Role.AGENCY, "la-inclusion"), moved) is None
+
+
+NOTES = [
+    {"actor_role": "practitioner", "actor_organisation": "school-a", "note": "mum asked us to call after 3"},
+    {"actor_role": SYSTEM_ACTOR, "actor_organisation": "intake", "note": "safeguarding: front door"},
+    {"actor_role": "agency", "actor_organisation": "la-inclusion", "note": "family known to us"},
+    {"actor_role": "agency", "actor_organisation": "nhs-slt", "note": "declined: seen by CAMHS"},
+]
+
+
+def readable_notes(principal: Principal, referral: Document) -> list[str]:
+    may_read = note_reader(principal, referral)
+    return [entry["note"] for entry in NOTES if may_read(entry)]
+
+
+def test_whoever_may_read_the_childs_details_reads_every_note() -> None:
+    every = [entry["note"] for entry in NOTES]
+    assert readable_notes(caller(Role.PRACTITIONER, "school-a"), REFERRAL) == every
+    assert readable_notes(caller(Role.AGENCY, "la-inclusion"), REFERRAL) == every
+
+
+def test_anyone_else_reads_only_the_platforms_notes_and_its_own() -> None:
+    assert readable_notes(caller(Role.AGENCY, "nhs-slt"), REFERRAL) == [  # outside the sharing scope
+        "safeguarding: front door",
+        "declined: seen by CAMHS",
+    ]
+    assert readable_notes(caller(Role.AGENCY, "la-inclusion"), with_offer_status("declined")) == [
+        "safeguarding: front door",
+        "family known to us",
+    ]
+    assert readable_notes(caller(Role.ADMIN, "la-admin"), REFERRAL) == ["safeguarding: front door"]

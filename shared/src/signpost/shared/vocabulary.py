@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The fewest children a published figure may be about: analytics suppresses counts under it, and
+# routing publishes a waiting time learnt from the loop only once this many children have waited.
+SMALL_NUMBER_THRESHOLD = 5
+
 
 class BroadArea(StrEnum):
     """The four broad areas of need in the SEND Code of Practice (6.28-6.35)."""

@@ -22,8 +22,9 @@ from enum import StrEnum
 from pydantic import BaseModel, Field
 from signpost.analytics.pulse.measures import PARTS, Counters, Measure, related
 from signpost.shared.auth.principal import Principal, Role
+from signpost.shared.vocabulary import SMALL_NUMBER_THRESHOLD
 
-THRESHOLD = 5
+THRESHOLD = SMALL_NUMBER_THRESHOLD
 
 
 class Reason(StrEnum):

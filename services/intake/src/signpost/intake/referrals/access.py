@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.events import OfferAcceptedV1, ReferralWithdrawnV1
 from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.mongo import Document
 from signpost.shared.vocabulary import LawfulBasis, Sector, WithdrawReason
+
+SYSTEM_ACTOR = "system"  # a timeline entry's actor_role when the platform, not a person, wrote it
 
 
 def visible_referrals(principal: Principal, *, tenant: str) -> Document:
@@ -77,6 +81,18 @@ def _accepted_by(organisation: str, referral: Document) -> bool:
     return any(
         entry["type"] == OfferAcceptedV1.event_type and entry.get("actor_organisation") == organisation
         for entry in referral["timeline"]
+    )
+
+
+def note_reader(principal: Principal, referral: Document) -> Callable[[Document], bool]:
+    """Which of the referral's timeline notes `principal` may read. A note is free text that may
+    name the child or family, so notes follow the child's details: whoever may read those reads
+    every note; anyone else (an agency whose offer was declined, or outside the sharing scope; an
+    admin) reads only the platform's own notes and those its organisation wrote."""
+    if child_details_refusal(principal, referral) is None:
+        return lambda entry: True
+    return lambda entry: (
+        entry["actor_role"] == SYSTEM_ACTOR or entry["actor_organisation"] == principal.organisation
     )
 
 

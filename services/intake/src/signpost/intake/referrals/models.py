@@ -236,6 +236,12 @@ class TimelineEntry(BaseModel):
     actor_role: str
     actor_organisation: str
     note: str = ""
+    note_withheld: bool = Field(
+        default=False,
+        description="True when the entry has a note you may not read (empty `note`): notes are free text, "
+        "so only those who may read the child's details read every note; others read the platform's "
+        "notes and their own organisation's.",
+    )
 
 
 class ReferralView(BaseModel):
@@ -257,6 +263,7 @@ class ReferralView(BaseModel):
     escalation_reason: EscalationReason | None = None
     submitted_at: datetime
     decided_at: datetime | None = None
+    withdrawn_reason: WithdrawReason | None = None
     offers: list[OfferView] = []
     unmet_needs: list[NeedCode] = []
     timeline: list[TimelineEntry] = []

@@ -18,7 +18,7 @@ import uuid6
 from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError
 from signpost.intake.offers.keys import with_offer_keys
-from signpost.intake.referrals.access import visible_referrals
+from signpost.intake.referrals.access import SYSTEM_ACTOR, visible_referrals
 from signpost.intake.referrals.models import (
     REFERRALS,
     ReferralRequest,
@@ -134,7 +134,7 @@ def timeline_entry(
         "at": event.time,
         "type": event.type,
         "status": status.value,
-        "actor_role": actor.role.value if actor else "system",
+        "actor_role": actor.role.value if actor else SYSTEM_ACTOR,
         "actor_organisation": actor.organisation if actor else event.source,
         "note": note,
     }

@@ -9,7 +9,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request, Response, status
 from signpost.intake.audit.service import Purpose, record_read
 from signpost.intake.paging import Cursor, newest_first
-from signpost.intake.referrals.access import child_details_refusal, visible_referrals, withholds_address
+from signpost.intake.referrals.access import (
+    child_details_refusal,
+    note_reader,
+    visible_referrals,
+    withholds_address,
+)
 from signpost.intake.referrals.models import (
     REFERRALS,
     ChildDetailsView,
@@ -58,12 +63,18 @@ CONFLICT: Responses = {
 
 def referral_view(referral: Document, principal: Principal) -> ReferralView:
     """The referral as `principal` sees it: its allowed moves are those the caller's endpoints take
-    (withdrawing is the practitioner's; agencies find their offers' moves in `GET /v1/offers`)."""
+    (withdrawing is the practitioner's; agencies find their offers' moves in `GET /v1/offers`), and
+    the timeline's notes it may not read are withheld (`note_reader`)."""
     current = ReferralStatus(referral["status"])
     yours = REFERRAL_MOVES if principal.role is Role.PRACTITIONER else frozenset()
     fields = {key: value for key, value in referral.items() if key in ReferralView.model_fields}
+    may_read = note_reader(principal, referral)
+    timeline = [
+        entry if may_read(entry) or not entry.get("note") else {**entry, "note": "", "note_withheld": True}
+        for entry in referral["timeline"]
+    ]
     return ReferralView(
-        **fields,
+        **{**fields, "timeline": timeline},
         id=referral["_id"],
         referrer_organisation=referral["organisation"],
         allowed_moves=allowed_moves(current, yours),

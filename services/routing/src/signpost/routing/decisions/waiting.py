@@ -5,9 +5,12 @@
   provision's waiting list. Both timestamps are the agency's own moves, as intake
   recorded them.
 - A provision's current waiting time is the median of its last `SAMPLE` observed waits,
-  to a tenth of a week, once it has at least `MIN_SAMPLES` of them; until then the
-  figure in the catalogue stands. A median, so one family's long wait for a holiday
-  does not move it; the last few, so it follows a waiting list that grows or shrinks.
+  in whole weeks, once it has at least `MIN_SAMPLES` of them; until then the figure in
+  the catalogue stands. A median, so one family's long wait for a holiday does not move
+  it; the last few, so it follows a waiting list that grows or shrinks.
+- The figure is public (catalogue, open data feed, events), and a median is one child's
+  own wait: so no fewer children than analytics' small-number threshold, and no finer
+  than a week.
 
 Each start is handled once (its event id is recorded in the same transaction), and a
 changed waiting time is stored with its `provision.changed.v1` event. A referral's events
@@ -17,6 +20,7 @@ before its acceptance is kept, and the wait is learnt when the acceptance arrive
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -29,13 +33,14 @@ from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, OfferSt
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session, find_by_ids, mark_processed
 from signpost.shared.service import Runtime
+from signpost.shared.vocabulary import SMALL_NUMBER_THRESHOLD
 
 log = get_logger(__name__)
 
 WAITS = "waits"
 WAITS_INDEXES = [IndexModel([("provision_id", ASCENDING), ("started_at", DESCENDING)])]
 SAMPLE = 10
-MIN_SAMPLES = 3
+MIN_SAMPLES = SMALL_NUMBER_THRESHOLD
 WEEK_S = 7 * 24 * 3600
 
 
@@ -49,7 +54,7 @@ def current_waiting_weeks(recent_waits: Sequence[float]) -> float | None:
     waits = recent_waits[:SAMPLE]
     if len(waits) < MIN_SAMPLES:
         return None
-    return min(MAX_WAITING_WEEKS, round(statistics.median(waits), 1))
+    return float(min(MAX_WAITING_WEEKS, math.floor(statistics.median(waits) + 0.5)))
 
 
 async def note_accepted(*, runtime: Runtime, accepted: OfferAcceptedV1, session: Session) -> None:
