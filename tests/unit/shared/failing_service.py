@@ -14,7 +14,8 @@ import time
 import httpx
 import uvicorn
 from fastapi import FastAPI, Request
-from signpost.shared.logging import configure_logging
+from pymongo.errors import BulkWriteError
+from signpost.shared.logging import configure_logging, get_logger
 from signpost.shared.settings import Settings
 
 from signpost.platform.processes import free_port
@@ -22,15 +23,21 @@ from signpost.platform.processes import free_port
 CHILD_NAME = "Zephyrine Quillfeather"
 BEARER_TOKEN = "eyJhbGciOiJFZERTQSJ9.planted-claims.planted-signature"
 FAILURE = "RuntimeError: the referral could not be stored"
+REFUSED = "Document failed validation"
 
 app = FastAPI()
+log = get_logger(__name__)
 
 
 @app.post("/v1/referrals")
 async def submit(request: Request) -> None:
-    referral = await request.json()  # noqa: F841 - a local rich would print
+    referral = await request.json()  # a local rich would print
     authorization = request.headers["authorization"]  # noqa: F841
-    raise RuntimeError("the referral could not be stored")
+    try:  # a failed write's error holds the document written
+        raise BulkWriteError({"writeErrors": [{"index": 0, "code": 121, "errmsg": REFUSED, "op": referral}]})
+    except BulkWriteError as exc:
+        log.exception("could not store the referral")  # a line of ours; uvicorn logs the one raised
+        raise RuntimeError("the referral could not be stored") from exc
 
 
 def main(log_format: str) -> None:

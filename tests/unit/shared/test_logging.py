@@ -31,6 +31,7 @@ def test_a_failing_request_is_logged_with_its_traceback_and_without_its_data(log
         check=True,
     ).stderr
     assert "Traceback (most recent call last)" in logged and failing_service.FAILURE in logged
+    assert logged.count(f"BulkWriteError: batch op errors occurred; 121 {failing_service.REFUSED}") == 2
     assert failing_service.CHILD_NAME not in logged
     assert failing_service.BEARER_TOKEN not in logged
 

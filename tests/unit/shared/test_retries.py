@@ -3,7 +3,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo.errors import (
     AutoReconnect,
-    BulkWriteError,
     ConnectionFailure,
     DuplicateKeyError,
     ExecutionTimeout,
@@ -18,7 +17,6 @@ from signpost.shared.retries import (
     Parked,
     backoff_delay,
     dead_letter_headers,
-    describe_error,
     is_infrastructure_failure,
     original_headers,
 )
@@ -66,12 +64,6 @@ def test_database_outages_are_infrastructure_failures(error: Exception) -> None:
 )
 def test_handler_errors_are_not_infrastructure_failures(error: Exception) -> None:
     assert not is_infrastructure_failure(error)
-
-
-def test_errors_are_described_on_one_bounded_line() -> None:
-    assert describe_error(ValueError("no offer\nfor p-1")) == "ValueError: no offer for p-1"
-    assert describe_error(KeyError()) == "KeyError"
-    assert len(describe_error(RuntimeError("x" * 10_000))) == 500
 
 
 def test_retry_delays_are_used_in_turn_then_the_event_is_done_for() -> None:
@@ -149,20 +141,3 @@ def test_dead_letter_headers_say_who_why_where_and_how_often() -> None:
 def test_original_headers_drop_only_what_retries_and_dead_letters_added() -> None:
     headers = {"ce_id": "e", "content-type": "application/json", "retry_attempts": "1", "dlq_error": "x"}
     assert original_headers(headers) == {"ce_id": "e", "content-type": "application/json"}
-
-
-def test_a_failed_write_is_described_by_its_codes_and_messages_not_its_documents() -> None:
-    referral = {"_id": "r-1", "child": {"given_name": "Zephyrine", "nhs_number": "9434765919"}}
-    batch = BulkWriteError(
-        {
-            "writeErrors": [{"index": 0, "code": 11000, "errmsg": "E11000 dup key: r-1", "op": referral}],
-            "writeConcernErrors": [{"code": 64, "errmsg": "waiting for replication timed out"}],
-            "nInserted": 0,
-        }
-    )
-    assert describe_error(batch) == (
-        "BulkWriteError: batch op errors occurred; 11000 E11000 dup key: r-1; "
-        "64 waiting for replication timed out"
-    )
-    failure = OperationFailure("Document failed validation", code=121, details={"errInfo": referral})
-    assert describe_error(failure) == "OperationFailure: Document failed validation"

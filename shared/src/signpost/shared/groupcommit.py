@@ -22,8 +22,9 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from signpost.shared.errors import describe_error
 from signpost.shared.logging import get_logger
-from signpost.shared.retries import describe_error, is_infrastructure_failure
+from signpost.shared.retries import is_infrastructure_failure
 
 log = get_logger(__name__)
 

@@ -25,6 +25,7 @@ from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.types import DecodedMessage
+from signpost.shared.errors import describe_error
 from signpost.shared.events import (
     EVENT_TYPES,
     Envelope,
@@ -42,7 +43,6 @@ from signpost.shared.retries import (
     Parked,
     backoff_delay,
     dead_letter_headers,
-    describe_error,
     is_infrastructure_failure,
     original_headers,
     retry_due,

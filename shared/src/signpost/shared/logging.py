@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
+from signpost.shared.errors import redacted_traceback
 from signpost.shared.settings import Settings
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -39,7 +40,7 @@ def configure_logging(settings: Settings, *, service: str) -> None:
         # A plain traceback, for our lines and the libraries' alike: without it JSON logs a
         # library's error with no traceback, and the console renders it with rich, which
         # prints every frame's local variables (a request body: a child's details, a token).
-        structlog.processors.format_exc_info,
+        _redacted_exc_info,
     ]
     renderer: Any = (
         structlog.processors.JSONRenderer()
@@ -73,6 +74,21 @@ def configure_logging(settings: Settings, *, service: str) -> None:
     for driver in ("aiokafka", "pymongo", "httpx", "httpcore"):
         logging.getLogger(driver).setLevel(max(logging.WARNING, root.level))
     _configured = True
+
+
+def _redacted_exc_info(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+    """structlog's `format_exc_info`, but each exception told without the documents or input it
+    carries (`redacted_traceback`): a failed write's error holds the referral it wrote."""
+    exc_info = event_dict.pop("exc_info", None)
+    if isinstance(exc_info, BaseException):
+        exc: BaseException | None = exc_info
+    elif isinstance(exc_info, tuple):
+        exc = exc_info[1]
+    else:
+        exc = sys.exception() if exc_info else None
+    if exc is not None:
+        event_dict["exception"] = redacted_traceback(exc)
+    return event_dict
 
 
 def _add_service(service: str) -> Callable[[Any, str, dict[str, Any]], dict[str, Any]]:

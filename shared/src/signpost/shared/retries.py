@@ -19,22 +19,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
-from pymongo.errors import (
-    ConnectionFailure,
-    ExecutionTimeout,
-    OperationFailure,
-    PyMongoError,
-    WTimeoutError,
-)
+from pymongo.errors import ConnectionFailure, ExecutionTimeout, PyMongoError, WTimeoutError
+from signpost.shared.errors import MAX_ERROR_CHARS
 
 RETRY_PREFIX = "retry_"
 DLQ_PREFIX = "dlq_"
-# Enough to recognise a bug; error texts name fields and ids, never a child's details
-# (events carry none), but they are cut short so a huge repr never rides on every message.
-MAX_ERROR_CHARS = 500
-# What pymongo puts between an OperationFailure's message and the server's whole reply.
-_FULL_ERROR = ", full error: "
-
 NOT_AN_EVENT = "not-an-event"
 HANDLER_FAILED = "handler-failed"
 
@@ -53,24 +42,6 @@ def is_infrastructure_failure(exc: BaseException) -> bool:
 def backoff_delay(attempt: int, *, initial_s: float, max_s: float) -> float:
     """Pause before in-place attempt `attempt + 1`: initial, doubled each time, capped."""
     return min(max_s, initial_s * 2.0 ** min(attempt - 1, 30))
-
-
-def describe_error(exc: BaseException) -> str:
-    """`Class: message`, one line, bounded."""
-    message = " ".join(_message(exc).split())
-    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
-    return text[:MAX_ERROR_CHARS]
-
-
-def _message(exc: BaseException) -> str:
-    """A MongoDB error's text ends with the server's whole reply, which for a failed write
-    holds the documents written (a child's details): only its codes and messages are kept."""
-    if not isinstance(exc, OperationFailure):
-        return str(exc)
-    message = str(exc).partition(_FULL_ERROR)[0]
-    details = exc.details or {}
-    errors = [*details.get("writeErrors", []), *details.get("writeConcernErrors", [])]
-    return "; ".join([message, *(f"{error.get('code')} {error.get('errmsg', '')}" for error in errors)])
 
 
 def original_headers(headers: Mapping[str, str]) -> dict[str, str]:

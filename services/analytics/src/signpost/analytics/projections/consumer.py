@@ -29,6 +29,7 @@ from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.follower import FactsFollower
 from signpost.analytics.projections.pipeline import FoldPipeline, PipelineFailed, collect_less_often
 from signpost.analytics.projections.sets import read_pointer
+from signpost.shared.errors import describe_error
 from signpost.shared.events import Envelope, EventContractError, EventData, from_kafka, header_texts
 from signpost.shared.kafka import dead_letter
 from signpost.shared.logging import get_logger
@@ -36,7 +37,6 @@ from signpost.shared.retries import (
     HANDLER_FAILED,
     NOT_AN_EVENT,
     backoff_delay,
-    describe_error,
     is_infrastructure_failure,
 )
 from signpost.shared.service import Runtime

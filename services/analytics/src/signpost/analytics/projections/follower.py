@@ -22,9 +22,10 @@ from pymongo.errors import PyMongoError
 from signpost.analytics.projections.index import FactIndex
 from signpost.analytics.projections.sets import Pointer, ProjectionSet, read_pointer
 from signpost.analytics.projections.writers import WriterLease
+from signpost.shared.errors import describe_error
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Database, Document
-from signpost.shared.retries import backoff_delay, describe_error
+from signpost.shared.retries import backoff_delay
 
 log = get_logger(__name__)
 
