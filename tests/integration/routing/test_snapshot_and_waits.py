@@ -16,7 +16,7 @@ from signpost.routing.catalogue.seed import STARTER_CATALOGUE
 from signpost.routing.catalogue.service import save_provision
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.decisions.service import on_referral_event
-from signpost.routing.decisions.waiting import WAITS
+from signpost.routing.decisions.waiting import MIN_SAMPLES, WAITS
 from signpost.routing.matching import Catalogue
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, OfferStartedV1, new_event
@@ -98,7 +98,7 @@ async def test_waiting_time_is_learnt_from_acceptance_to_start_once_per_event(ru
     snapshot = CatalogueSnapshot()
     therapy = "children-ot"  # 12 weeks in the starter catalogue
     starts = []
-    for number, days in enumerate([7, 28, 14]):
+    for number, days in enumerate([7, 28, 14, 35, 21]):
         referral_id = f"r-wait-{number}"
         common = {
             "referral_id": referral_id,
@@ -115,18 +115,18 @@ async def test_waiting_time_is_learnt_from_acceptance_to_start_once_per_event(ru
         starts.append(start)
         provision = await runtime.db[PROVISIONS].find_one({"_id": therapy})
         assert provision is not None
-        # Two waits are too few: the catalogue's 12 weeks stand; the third gives the median of 1, 4 and 2.
-        assert provision["waiting_weeks"] == (12 if number < 2 else 2.0)
+        # Four waits are too few: the catalogue's 12 weeks stand; the fifth gives the median of 1, 4, 2, 5 and 3.
+        assert provision["waiting_weeks"] == (12 if number < MIN_SAMPLES - 1 else 3.0)
 
     learnt = [
-        o async for o in runtime.db[OUTBOX].find({"key": therapy}) if b'"waiting_weeks":2.0' in o["value"]
+        o async for o in runtime.db[OUTBOX].find({"key": therapy}) if b'"waiting_weeks":3.0' in o["value"]
     ]
     assert len(learnt) == 1  # stored with its provision.changed.v1 event
-    assert places(await snapshot.current(runtime.db), therapy) == 0  # three places held
+    assert places(await snapshot.current(runtime.db), therapy) == 0  # its three free places held
     waiting = next(
         p for p in (await snapshot.current(runtime.db)).provisions if p.id == therapy
     ).waiting_weeks
-    assert waiting == 2.0
+    assert waiting == 3.0
 
     # The same start delivered again changes nothing.
     outbox_before = await runtime.db[OUTBOX].count_documents({})
@@ -144,10 +144,10 @@ async def test_waiting_time_is_learnt_from_acceptance_to_start_once_per_event(ru
         catalogue=snapshot,
     )
     assert await runtime.db[WAITS].count_documents({"referral_id": "r-late", "weeks": {"$ne": None}}) == 0
-    assert await waiting_weeks(runtime, therapy) == 2.0
+    assert await waiting_weeks(runtime, therapy) == 3.0
     accepted = offer_event(OfferAcceptedV1(**late, at=ACCEPTED_AT))
     await on_referral_event(runtime=runtime, envelope=accepted, catalogue=snapshot)
-    assert await waiting_weeks(runtime, therapy) == 3.0  # the median of 1, 4, 2 and 10
+    assert await waiting_weeks(runtime, therapy) == 4.0  # the median of 1, 4, 2, 5, 3 and 10: 3.5, to the week
     again = offer_event(OfferAcceptedV1(**late, at=ACCEPTED_AT + timedelta(days=1)))
     await on_referral_event(runtime=runtime, envelope=again, catalogue=snapshot)  # the first one counts
     wait = await runtime.db[WAITS].find_one({"_id": f"r-late:{therapy}"})
