@@ -7,6 +7,8 @@ and published as `provision.changed.v1` exactly as an admin's own would be.
 from __future__ import annotations
 
 import json
+import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,9 @@ import httpx
 
 IMPORT_PATH = "/v1/catalogue/import"
 TIMEOUT_S = 600.0  # a large feed is fetched and written in one request
+SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# A JSON string, or one of the constants Python's json reads and JSON has not.
+STRING_OR_CONSTANT = re.compile(r'"(?:[^"\\]|\\.)*"|(?P<constant>-?Infinity|NaN)', re.DOTALL)
 
 
 class BadSource(ValueError):
@@ -28,6 +33,10 @@ def request_body(source: str) -> bytes:
     """
     if _is_url(source):
         return json.dumps({"source_url": source}).encode()
+    if scheme := SCHEME.match(source):  # routing fetches feeds over HTTP only
+        raise BadSource(
+            f"cannot import {source}: the {scheme[1]}:// scheme is not supported; use http:// or https://"
+        )
     try:
         text = Path(source).read_text(encoding="utf-8")
     except OSError as exc:
@@ -35,7 +44,7 @@ def request_body(source: str) -> bytes:
     except UnicodeDecodeError as exc:
         raise BadSource(f"{source} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None
     try:
-        return json.dumps({"feed": json.loads(text, parse_constant=_not_json)}).encode()
+        return json.dumps({"feed": json.loads(text, parse_constant=partial(_not_json, text))}).encode()
     except ValueError as exc:
         raise BadSource(f"{source} is not JSON: {exc}") from None
     except RecursionError:
@@ -43,12 +52,15 @@ def request_body(source: str) -> bytes:
 
 
 def _is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
+    scheme = SCHEME.match(source)
+    return scheme is not None and scheme[1].lower() in ("http", "https")
 
 
-def _not_json(constant: str) -> None:
+def _not_json(text: str, constant: str) -> None:
     # Python's json reads NaN and Infinity; JSON has no such values, and routing would refuse them.
-    raise ValueError(f"{constant} is not a JSON value")
+    # The parser stops at the first, and names neither it nor where it is: the first outside a string.
+    found = next(match for match in STRING_OR_CONSTANT.finditer(text) if match["constant"])
+    raise json.JSONDecodeError(f"{constant} is not a JSON value", text, found.start())
 
 
 def import_feed(source: str, *, routing: str, token: str) -> tuple[int, str]:

@@ -21,6 +21,11 @@ from signpost.platform.demo.calendar import PERIODS
 BEARER_TOKEN = re.compile(r"[A-Za-z0-9._~+/-]+=*")
 # The token's claims, as `signpost token` takes them.
 CLAIM_FLAGS = {"organisation": "--org", "subject": "--subject", "name": "--user"}
+# `signpost demo`'s options that only streaming reads (`--feed` reads --seed alone), by their dest.
+STREAMING_OPTIONS = ("term", "minutes", "referrals", "rate", *(f"{service}_url" for service in SERVICE_NAMES))
+# A period in 6 s to a year; one referral in 1000 s to 1000 a second (more than one machine's platform takes).
+MINUTES = (0.1, 365 * 24 * 60)
+RATE = (0.001, 1000.0)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -35,8 +40,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Without --service: the whole platform, each service its own process. "
         "With --service: that one service against SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL.",
     )
-    run.add_argument("--service", choices=SERVICE_NAMES, help="run only this service (what a container does)")
-    run.add_argument(
+    alone_or_demo = run.add_mutually_exclusive_group()
+    alone_or_demo.add_argument(
+        "--service", choices=SERVICE_NAMES, help="run only this service (what a container does)"
+    )
+    alone_or_demo.add_argument(
         "--demo",
         action="store_true",
         help="once the platform is up, stream a demo autumn term into it (`signpost demo` with its defaults)",
@@ -53,8 +61,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     token = commands.add_parser(
         "token",
-        help="print a development bearer token (embedded mode only)",
-        description="Signs a token with the local development issuer; refused when SIGNPOST_AUTH_ISSUER is set.",
+        help="print a development bearer token (refused with SIGNPOST_AUTH_ISSUER set, or in production)",
+        description="Signs a token with the local development issuer; refused when SIGNPOST_AUTH_ISSUER is set "
+        "or SIGNPOST_ENVIRONMENT is production.",
     )
     token.add_argument("--role", required=True, choices=[role.value for role in Role])
     token.add_argument("--org", required=True, help="the caller's organisation id, e.g. la-inclusion-service")
@@ -68,16 +77,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         description="Acts as the area's practitioners and agencies through the public HTTP APIs only. "
         "One school term passes in --minutes (default 3), or --referrals N at --rate R per second.",
     )
-    demo.add_argument(
-        "--term", choices=PERIODS, default="autumn", help="the period to stream (default autumn)"
-    )
-    demo.add_argument(
-        "--minutes", type=_positive, default=3.0, help="real minutes the period takes (default 3)"
+    demo.add_argument("--term", choices=PERIODS, help="the period to stream (default autumn)")
+    pace = demo.add_mutually_exclusive_group()
+    pace.add_argument(
+        "--minutes",
+        type=_number_in(*MINUTES),
+        help=f"real minutes the period takes (default 3; {MINUTES[0]:g} to {MINUTES[1]:g})",
     )
     demo.add_argument(
         "--referrals", type=_positive_int, help="how many referrals (default: the period's calibrated volume)"
     )
-    demo.add_argument("--rate", type=_positive, help="referrals per second (instead of --minutes)")
+    pace.add_argument(
+        "--rate",
+        type=_number_in(*RATE),
+        help=f"referrals per second, instead of --minutes ({RATE[0]:g} to {RATE[1]:g})",
+    )
     demo.add_argument(
         "--seed", type=int, default=DEFAULT_SEED, help="the area and its referrals (default 2025)"
     )
@@ -88,7 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             help=f"{service}'s base URL (default http://SIGNPOST_HOST:SIGNPOST_{service.upper()}_PORT)",
         )
     demo.add_argument(
-        "--feed", metavar="FILE", help="only write the area's Open Referral UK feed to FILE ('-': stdout)"
+        "--feed",
+        metavar="FILE",
+        type=_not_empty,
+        help="only write the area's Open Referral UK feed to FILE ('-': stdout); takes only --seed",
     )
     dlq = commands.add_parser(
         "dlq",
@@ -103,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     show.add_argument("offset", type=int)
     replay = dlq_commands.add_parser("replay", help="publish dead letters to their original topic again")
     replay.add_argument("offsets", type=int, nargs="*", help="which (see `list`)")
-    replay.add_argument("--all", action="store_true", help="every dead letter")
+    replay.add_argument("--all", action="store_true", help="every dead letter (instead of offsets)")
     commands.add_parser(
         "migrate",
         help="create missing topics and apply every service's MongoDB indexes (idempotent; run before a rollout)",
@@ -132,7 +149,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "import",
         help="import an Open Referral UK feed (a base URL or a JSON file) and print the report",
     )
-    oruk_import.add_argument("source", metavar="PATH_OR_URL", help="an ORUK feed's base URL, or a JSON file")
+    oruk_import.add_argument(
+        "source", metavar="PATH_OR_URL", type=_not_empty, help="an ORUK feed's base URL, or a JSON file"
+    )
     oruk_import.add_argument(
         "--routing",
         type=_http_url,
@@ -173,9 +192,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         "which a test keeps equal to what this writes.",
     )
     contract.add_argument(
-        "--out", type=Path, default=Path("docs/contract"), help="the folder (default docs/contract)"
+        "--out", type=_not_empty, default="docs/contract", help="the folder (default docs/contract)"
     )
     args = parser.parse_args(argv)
+    if args.command == "demo" and args.feed is not None:
+        streaming = [
+            f"--{name.replace('_', '-')}" for name in STREAMING_OPTIONS if getattr(args, name) is not None
+        ]
+        if streaming:
+            demo.error(
+                f"--feed only writes the area's feed (from --seed); it takes no {', '.join(streaming)}"
+            )
+    if args.command == "dlq" and args.dlq_command == "replay" and args.all == bool(args.offsets):
+        replay.error(
+            "give the offsets to replay or --all, not both"
+            if args.all
+            else "give the offsets to replay (see `signpost dlq list`), or --all"
+        )
 
     try:
         settings = Settings()
@@ -184,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         return _command(settings, args)
-    except PathUnusable as exc:  # the data directory, or the development key, cannot be used
+    except _unusable_files() as exc:  # the data directory, or the development key, cannot be used
         print(f"signpost: {exc}", file=sys.stderr)
         return 2
     except _server_errors() as exc:  # commands let a server's failure rise to here
@@ -239,7 +272,7 @@ def _command(settings: Settings, args: argparse.Namespace) -> int:
         return _demo(settings, args)
 
     if args.command == "contract":
-        return _contract(args.out)
+        return _contract(Path(args.out))
 
     if args.command == "catalogue":
         return _import_catalogue(settings, args)
@@ -290,10 +323,7 @@ def _migrate(settings: Settings) -> int:
 
     from signpost.platform.migrate import migrate
 
-    try:
-        settings.require_servers()
-    except ValueError as exc:
-        print(f"signpost: {exc}", file=sys.stderr)
+    if _servers_unset(settings):
         return 2
     try:
         asyncio.run(migrate(settings))
@@ -316,6 +346,24 @@ def _positive(text: str) -> float:
     return value
 
 
+def _number_in(low: float, high: float) -> Callable[[str], float]:
+    """An argparse type: a number from `low` to `high`."""
+
+    def number(text: str) -> float:
+        value = _positive(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low:g} to {high:g}, not {text}")
+        return value
+
+    return number
+
+
+def _not_empty(text: str) -> str:
+    if not text:  # a path: read as the current folder
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
 def _http_url(text: str) -> str:
     """A URL httpx can send to, checked before anything is sent."""
     import httpx
@@ -326,6 +374,8 @@ def _http_url(text: str) -> str:
         raise argparse.ArgumentTypeError(f"not a valid URL: {text!r} ({exc})") from None
     if url.scheme not in ("http", "https") or not url.host:
         raise argparse.ArgumentTypeError(f"must be an http:// or https:// URL with a host, not {text!r}")
+    if url.port is not None and not 1 <= url.port <= 65535:
+        raise argparse.ArgumentTypeError(f"the port must be from 1 to 65535, not {url.port} in {text!r}")
     return text
 
 
@@ -341,6 +391,23 @@ def _invalid(exc: ValidationError, name: Callable[[str], str]) -> int:
         field = ".".join(str(part) for part in error["loc"])
         print(f"signpost: {name(field)}: {error['msg']}", file=sys.stderr)
     return 2
+
+
+def _unusable_files() -> tuple[type[Exception], ...]:
+    # Called only once something was raised, as `_server_errors`: devtokens imports the JWT library.
+    from signpost.platform.devtokens import SigningKeyUnusable
+
+    return PathUnusable, SigningKeyUnusable
+
+
+def _servers_unset(settings: Settings) -> bool:
+    """Whether a command that works against both servers lacks one; says which."""
+    if missing := settings.missing_servers:
+        print(
+            f"signpost: set {' and '.join(missing)} (`signpost run` prints the embedded ones)",
+            file=sys.stderr,
+        )
+    return bool(missing)
 
 
 def _server_errors() -> tuple[type[Exception], ...]:
@@ -380,7 +447,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     from signpost.platform.demo.oruk import oruk_feed
     from signpost.platform.demo.runner import DemoOptions, Endpoints
 
-    if args.feed:
+    if args.feed is not None:
         feed = json.dumps(oruk_feed(build_area(args.seed)), indent=2)
         if args.feed == "-":
             print(feed)
@@ -400,8 +467,12 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
             if getattr(args, f"{service}_url")
         },
     )
-    options = DemoOptions(
-        period=args.term, minutes=args.minutes, referrals=args.referrals, rate=args.rate, seed=args.seed
+    options = DemoOptions(  # a dataclass's class attributes hold its defaults
+        period=args.term or DemoOptions.period,
+        minutes=args.minutes or DemoOptions.minutes,
+        referrals=args.referrals,
+        rate=args.rate,
+        seed=args.seed,
     )
     return demo_command(settings, endpoints, options)
 
@@ -470,11 +541,8 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
         else ([args.offset] if args.dlq_command == "show" else args.offsets)
     )
     unknown = [offset for offset in wanted if offset not in by_offset]
-    if unknown or not wanted:
-        print(
-            f"signpost: no dead letter at offset(s) {unknown or '(none given)'}; see `signpost dlq list`",
-            file=sys.stderr,
-        )
+    if unknown:
+        print(f"signpost: no dead letter at offset(s) {unknown}; see `signpost dlq list`", file=sys.stderr)
         return 2
     if args.dlq_command == "show":
         print(by_offset[wanted[0]].details())
@@ -506,11 +574,7 @@ def _rebuild_analytics(settings: Settings, *, compare: bool, force: bool) -> int
     from signpost.analytics.projections.sets import RebuildInProgress
     from signpost.analytics.rebuild.service import IncompleteLog, rebuild
 
-    if not (settings.kafka_bootstrap and settings.mongodb_url):
-        print(
-            "signpost: set SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL (`signpost run` prints the embedded ones)",
-            file=sys.stderr,
-        )
+    if _servers_unset(settings):
         return 2
     try:
         report = asyncio.run(

@@ -202,11 +202,13 @@ def request(settings: Settings, action: str, service: str, *, timeout_s: float) 
         sock.settimeout(timeout_s)
         try:
             sock.connect(str(path))
-        except OSError:
+        except (FileNotFoundError, ConnectionRefusedError):
             return False, (
                 f"no `signpost run` is listening at {path}: start the platform with `signpost run` "
                 "(from the same directory, or with the same SIGNPOST_DATA_DIR)"
             )
+        except OSError as exc:  # e.g. the data directory is a file, or its path is too long for a socket
+            return False, f"cannot use SIGNPOST_DATA_DIR's control socket {path}: {exc.strerror or exc}"
         sock.sendall(f"{action} {service}\n".encode())
         answer = sock.makefile("rb").readline().decode("utf-8", "replace").strip()
     verdict, _, message = answer.partition(" ")

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from signpost.shared.auth.principal import Principal, Role
-from signpost.shared.auth.tokens import issue_dev_token
+from signpost.shared.auth.tokens import NotASigningKey, issue_dev_token
 from signpost.shared.settings import Settings
 
 from signpost.platform.datadir import PathUnusable
@@ -25,11 +26,16 @@ class DevTokensRefused(ValueError):
     pass
 
 
+class SigningKeyUnusable(Exception):
+    """The development signing key's file holds something else; the message names the setting."""
+
+
 def dev_token(
     settings: Settings, *, role: Role, organisation: str, name: str | None = None, subject: str | None = None
 ) -> str:
     """Raises DevTokensRefused outside development, pydantic's ValidationError for claims no service accepts,
-    PathUnusable when the signing key cannot be kept where the settings say."""
+    PathUnusable when the signing key cannot be kept where the settings say, SigningKeyUnusable when the
+    file there is no signing key."""
     if settings.environment == "production" or settings.auth_issuer:
         raise DevTokensRefused(
             "development tokens are refused here: with SIGNPOST_AUTH_ISSUER set (or in production) "
@@ -54,9 +60,18 @@ def dev_token(
             audience=settings.auth_audience,
         )
     except OSError as exc:  # the key cannot be created or read where the settings put it
-        if settings.auth_dev_key_file:
-            raise PathUnusable("SIGNPOST_AUTH_DEV_KEY_FILE", settings.auth_dev_key_file, exc) from None
-        raise PathUnusable("SIGNPOST_DATA_DIR", settings.data_dir, exc) from None
+        raise PathUnusable(*_key_setting(settings), exc) from None
+    except NotASigningKey as exc:
+        variable, path = _key_setting(settings)
+        where = "" if settings.auth_dev_key_file else f"{settings.dev_key_file} is "
+        raise SigningKeyUnusable(f"cannot use {variable}={path}: {where}{exc}") from None
+
+
+def _key_setting(settings: Settings) -> tuple[str, Path]:
+    """The variable, and its value, that put the development signing key where it is."""
+    if settings.auth_dev_key_file:
+        return "SIGNPOST_AUTH_DEV_KEY_FILE", settings.auth_dev_key_file
+    return "SIGNPOST_DATA_DIR", settings.data_dir
 
 
 def demo_tokens(settings: Settings) -> list[tuple[Role, str, str]]:

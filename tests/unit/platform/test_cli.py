@@ -3,17 +3,22 @@ stderr that names the flag or setting, never with a traceback."""
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from signpost.shared.settings import SERVICE_NAMES, Settings
 
 from signpost.platform import catalogue
 from signpost.platform.cli import main
+from signpost.platform.demo.calendar import period
 from signpost.platform.demo.console import demo_command
-from signpost.platform.demo.runner import DemoOptions, Endpoints
+from signpost.platform.demo.runner import DemoOptions, Endpoints, _Clock
 from signpost.platform.processes import free_port
 
 
@@ -43,6 +48,10 @@ def test_token_refuses_an_organisation_no_service_would_accept(capsys: pytest.Ca
         ("--intake-url", "http://localhost:80O1", "not a valid URL: 'http://localhost:80O1'"),
         ("--routing-url", "http://[::1", "not a valid URL: 'http://[::1'"),
         ("--analytics-url", "localhost:8003", "must be an http:// or https:// URL"),
+        ("--intake-url", "http://127.0.0.1:99999", "the port must be from 1 to 65535, not 99999"),
+        ("--minutes", "1e-300", "must be from 0.1 to 525600, not 1e-300"),
+        ("--minutes", "1e300", "must be from 0.1 to 525600, not 1e300"),
+        ("--rate", "1e300", "must be from 0.001 to 1000, not 1e300"),
     ],
 )
 def test_demo_refuses_flags_it_cannot_use_before_it_starts(
@@ -167,3 +176,174 @@ def test_a_data_folder_that_is_a_file_is_named_with_exit_code_2(
     monkeypatch.setattr(signal, "signal", lambda *_: None)
     assert main(command) == 2
     assert capsys.readouterr().err == f"signpost: cannot use {variable}={path}: Not a directory\n"
+
+
+def pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, password: bytes | None = None) -> bytes:
+    encryption = serialization.BestAvailableEncryption(password) if password else serialization.NoEncryption()
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"not a key\n",
+        b"",
+        pem(ec.generate_private_key(ec.SECP256R1())),
+        pem(rsa.generate_private_key(public_exponent=65537, key_size=1024), password=b"secret"),
+    ],
+    ids=["not-pem", "empty", "ec-key", "encrypted"],
+)
+@pytest.mark.parametrize(
+    "command",
+    [["token", "--role", "admin", "--org", "la-digital"], ["catalogue", "import", "feed.json"]],
+    ids=["token", "catalogue-import"],
+)
+def test_a_signing_key_file_holding_no_rsa_key_is_named_with_exit_code_2(
+    content: bytes,
+    command: list[str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    key = tmp_path / "key.pem"
+    key.write_bytes(content)
+    monkeypatch.setenv("SIGNPOST_AUTH_DEV_KEY_FILE", str(key))
+    assert main(command) == 2
+    assert capsys.readouterr().err == (
+        f"signpost: cannot use SIGNPOST_AUTH_DEV_KEY_FILE={key}: not an unencrypted RSA private key in PEM form\n"
+    )
+
+
+def test_a_data_folders_signing_key_holding_no_rsa_key_is_named_with_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    key = tmp_path / "data" / "dev-issuer" / "signing-key.pem"
+    key.parent.mkdir(parents=True)
+    key.write_bytes(b"-----BEGIN PRIVATE KEY-----\ntruncated\n")
+    assert main(["token", "--role", "admin", "--org", "la-digital"]) == 2
+    assert capsys.readouterr().err == (
+        f"signpost: cannot use SIGNPOST_DATA_DIR={tmp_path / 'data'}: {key} is not an unencrypted RSA "
+        "private key in PEM form\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        ("SIGNPOST_KAFKA_BOOTSTRAP", "localhost:abc", "cannot read 'localhost:abc' as host:port"),
+        ("SIGNPOST_KAFKA_BOOTSTRAP", "[::1", "cannot read '[::1' as host:port"),
+        ("SIGNPOST_MONGODB_URL", "mongodb://u:s3cr3t@127.0.0.1:99999", "cannot read '127.0.0.1:99999'"),
+        ("SIGNPOST_DATA_DIR", "", "must not be empty"),
+    ],
+)
+@pytest.mark.parametrize("command", [["dlq", "list"], ["migrate"], ["analytics", "rebuild"]])
+def test_a_setting_the_servers_cannot_take_is_named_before_any_is_contacted(
+    variable: str,
+    value: str,
+    problem: str,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("SIGNPOST_KAFKA_BOOTSTRAP", nowhere())
+    monkeypatch.setenv("SIGNPOST_MONGODB_URL", f"mongodb://{nowhere()}")
+    monkeypatch.setenv(variable, value)
+    assert main(command) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"signpost: {variable}: ") and problem in err
+    assert "s3cr3t" not in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["contract", "--out", ""], ["demo", "--feed", ""], ["catalogue", "import", ""]],
+)
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    argv: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "must not be empty" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_migrate_names_the_server_it_still_needs(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SIGNPOST_KAFKA_BOOTSTRAP", nowhere())
+    assert main(["migrate"]) == 2
+    assert (
+        capsys.readouterr().err
+        == "signpost: set SIGNPOST_MONGODB_URL (`signpost run` prints the embedded ones)\n"
+    )
+
+
+def test_the_fastest_demo_keeps_its_clock_within_datetimes_range() -> None:
+    """`--referrals 1 --rate 1000` would pass a term in a millisecond: its clock would leave datetime's range
+    within seconds of the demo waiting for routing's decisions."""
+    options = DemoOptions(referrals=1, rate=1000)
+    year = period("year")
+    span = (year.end_at - year.start_at).total_seconds()
+    clock = _Clock(year.start_at, span / options.real_s(1), real_start=time.monotonic() - 3600)
+    assert clock.now() > year.end_at  # an hour later: past the period, still a datetime
+    assert DemoOptions(minutes=2).real_s(600) == 120
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["demo", "--minutes", "5", "--rate", "2"], "argument --rate: not allowed with argument --minutes"),
+        (["run", "--service", "intake", "--demo"], "argument --demo: not allowed with argument --service"),
+        (
+            ["demo", "--feed", "area.json", "--term", "spring", "--intake-url", "http://h"],
+            "--feed only writes the area's feed (from --seed); it takes no --term, --intake-url",
+        ),
+        (["dlq", "replay", "3", "--all"], "give the offsets to replay or --all, not both"),
+        (["dlq", "replay"], "give the offsets to replay (see `signpost dlq list`), or --all"),
+    ],
+)
+def test_options_that_contradict_each_other_are_refused(
+    argv: list[str],
+    problem: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SIGNPOST_KAFKA_BOOTSTRAP", nowhere())  # were it contacted, exit code 1
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert problem in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []  # no feed written
+
+
+def test_catalogue_import_sends_http_urls_whatever_their_case_and_refuses_other_schemes() -> None:
+    assert json.loads(catalogue.request_body("HTTPS://directory.area.test/api")) == {
+        "source_url": "HTTPS://directory.area.test/api"
+    }
+    with pytest.raises(
+        catalogue.BadSource, match="the ftp:// scheme is not supported; use http:// or https://"
+    ):
+        catalogue.request_body("ftp://directory.area.test/feed")
+
+
+def test_a_feed_holding_nan_says_where(tmp_path: Path) -> None:
+    feed = tmp_path / "feed.json"
+    feed.write_text('{"note": "NaN \\" -Infinity",\n "contents": [1,\n   -Infinity]}')
+    with pytest.raises(catalogue.BadSource) as caught:
+        catalogue.request_body(str(feed))
+    assert (
+        str(caught.value) == f"{feed} is not JSON: -Infinity is not a JSON value: line 3 column 4 (char 49)"
+    )
+
+
+def test_token_help_says_when_tokens_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    assert (
+        "print a development bearer token (refused with SIGNPOST_AUTH_ISSUER set, or in production)"
+        in " ".join(capsys.readouterr().out.split())
+    )

@@ -117,3 +117,16 @@ def test_a_socket_left_by_a_killed_run_is_replaced(tmp_path: Path) -> None:
         assert unavailable is None
         assert request(settings, "stop", "intake", timeout_s=5)[0]
     assert started[0].signals == [signal.SIGTERM]
+
+
+def test_a_control_socket_that_cannot_be_used_says_why_not_that_nothing_listens(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.touch()
+    done, message = request(Settings(data_dir=a_file), "stop", "routing", timeout_s=5)
+    assert not done
+    assert message == f"cannot use SIGNPOST_DATA_DIR's control socket {a_file / 'run.sock'}: Not a directory"
+
+    too_long = tmp_path / ("x" * 120)
+    done, message = request(Settings(data_dir=too_long), "stop", "routing", timeout_s=5)
+    assert not done
+    assert message.startswith("cannot use SIGNPOST_DATA_DIR's control socket") and "too long" in message

@@ -179,3 +179,96 @@ def test_retry_delays_read_as_a_comma_separated_list(monkeypatch: pytest.MonkeyP
 def test_consumer_reliability_settings_are_checked(values: dict[str, object], problem: str) -> None:
     with pytest.raises(ValidationError, match=problem):
         make(**values)
+
+
+@pytest.mark.parametrize(
+    "bootstrap", ["kafka:9092", "a:1,b:65535", "[::1]:9092", "10.0.0.1:9092, kafka-2:9093"]
+)
+def test_kafka_bootstrap_takes_host_port_pairs(bootstrap: str) -> None:
+    assert make(kafka_bootstrap=bootstrap).kafka_bootstrap == bootstrap
+
+
+@pytest.mark.parametrize(
+    ("bootstrap", "named"),
+    [
+        ("localhost:abc", "'localhost:abc'"),
+        ("127.0.0.1:99999", "'127.0.0.1:99999'"),
+        ("127.0.0.1:0", "'127.0.0.1:0'"),
+        ("[::1", "'[::1'"),
+        ("::1:9092", "'::1:9092'"),
+        ("kafka", "'kafka'"),  # the clients would quietly try port 9092
+        ("a:1,,b:2", "''"),
+    ],
+)
+def test_a_kafka_bootstrap_the_clients_cannot_read_is_refused_naming_the_server(
+    bootstrap: str, named: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(kafka_bootstrap=bootstrap)
+    error = caught.value.errors()[0]
+    assert error["loc"] == ("kafka_bootstrap",)
+    assert f"cannot read {named} as host:port with a port from 1 to 65535" in error["msg"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mongodb://m/?replicaSet=rs0",
+        "mongodb://u:p%2Fw@m1:27017,m2:27018/signpost?replicaSet=rs0",
+        "mongodb://[::1]:27017,[fe80::1%25eth0]:27017",
+        "mongodb://%2Ftmp%2Fmongodb-27017.sock",
+        "mongodb+srv://u:p@cluster.area.test/?retryWrites=true",
+        "mongodb://h/?appName=a@b",
+    ],
+)
+def test_mongodb_urls_pymongo_reads_are_accepted(url: str) -> None:
+    assert make(mongodb_url=url).mongodb_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mongodb://u:s3cr3t-pw@127.0.0.1:99999", "cannot read '127.0.0.1:99999' as host or host:port"),
+        ("mongodb://u:s3cr3t-pw@h:27017,h2:x", "cannot read 'h2:x' as host or host:port"),
+        ("mongodb://[::1", "cannot read '[::1' as host or host:port"),
+        # Unescaped, a / or ? in the password misleads the split: the host is not named.
+        ("mongodb://u:s3cr3t/pw@h", "cannot read one of its hosts as host or host:port"),
+        ("mongodb://u:s3cr3t?pw@h", "cannot read one of its hosts as host or host:port"),
+        ("http://u:s3cr3t-pw@h", "must start with mongodb:// or mongodb+srv://"),
+        ("127.0.0.1:27017", "must start with mongodb:// or mongodb+srv://"),
+    ],
+)
+def test_a_mongodb_url_with_a_bad_host_is_refused_without_its_password(url: str, problem: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(mongodb_url=url)
+    error = caught.value.errors()[0]
+    assert error["loc"] == ("mongodb_url",)
+    assert problem in error["msg"]
+    assert "s3cr3t" not in error["msg"]
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://routing:0/", "https://[::1]:70000"])
+def test_a_service_url_with_a_port_out_of_range_is_refused(url: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make(routing_url=url)
+    error = caught.value.errors()[0]
+    assert error["loc"] == ("routing_url",)
+    assert "with a port from 1 to 65535" in error["msg"]
+    assert make(routing_url="http://[::1]:8002/").routing_url == "http://[::1]:8002/"
+
+
+@pytest.mark.parametrize("variable", ["DATA_DIR", "AUTH_DEV_KEY_FILE", "ORUK_TAXONOMY_MAP"])
+def test_an_empty_path_is_refused_not_read_as_the_current_folder(
+    variable: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(f"SIGNPOST_{variable}", "")
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)
+    error = caught.value.errors()[0]
+    assert (error["loc"], error["msg"]) == ((variable.lower(),), "Value error, must not be empty")
+
+
+def test_missing_servers_names_the_variables_left_unset() -> None:
+    assert make().missing_servers == ["SIGNPOST_KAFKA_BOOTSTRAP", "SIGNPOST_MONGODB_URL"]
+    assert make(kafka_bootstrap="kafka:9092").missing_servers == ["SIGNPOST_MONGODB_URL"]
+    assert make(kafka_bootstrap="kafka:9092", mongodb_url="mongodb://m").missing_servers == []

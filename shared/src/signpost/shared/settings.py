@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +24,10 @@ PLACEHOLDER_PREFIX = "replace-with-"
 EXAMPLE_DOMAIN_LABEL = "example"  # example.gov.uk, example.org, anything.example (RFC 2606)
 SERVICE_NAMES: tuple[ServiceName, ...] = ("intake", "routing", "analytics")
 RetryDelay = Annotated[float, Field(gt=0, le=3600)]
+# A host (a name, an IPv4 address or a bracketed IPv6 one) and maybe a port: checked here, where the
+# variable can be named, because the clients fail on a bad one with a bare ValueError or OverflowError.
+ADDRESS = re.compile(r"(?:\[[0-9A-Fa-f:.]+(?:%[\w.-]+)?\]|[^\s\[\]:,/?#@%]+)(?::(?P<port>[0-9]{1,5}))?")
+PORT_RULE = "a port from 1 to 65535 (an IPv6 address in brackets)"
 
 
 class Settings(BaseSettings):
@@ -283,6 +288,55 @@ class Settings(BaseSettings):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
 
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _host_ports(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        for server in (part.strip() for part in value.split(",")):
+            if not _is_address(server, port_required=True):
+                raise ValueError(
+                    f"cannot read {server!r} as host:port with {PORT_RULE}; separate servers with commas"
+                )
+        return value
+
+    @field_validator("mongodb_url")
+    @classmethod
+    def _mongodb_hosts(cls, value: str | None) -> str | None:
+        """Refuses what pymongo would refuse with a bare ValueError (a bad host or port), in words that never
+        quote the password. Not pymongo's parser: importing it costs `signpost health` a third of a second."""
+        if value is None:
+            return value
+        scheme, separator, rest = value.partition("://")
+        if not separator or scheme not in ("mongodb", "mongodb+srv"):
+            raise ValueError("must start with mongodb:// or mongodb+srv://")
+        # Split as pymongo does: the options, then the database, then the user name and password.
+        hosts = rest.partition("?")[0].partition("/")[0].rpartition("@")[2]
+        public = rest.rpartition("@")[2]  # the password, escaped or not, comes before the last @
+        for host in hosts.split(","):
+            if not host.endswith(".sock") and not _is_address(host, port_required=False):
+                # Where an unescaped character in the password misleads the split, `host` holds part of it.
+                named = repr(host) if host in public else "one of its hosts"
+                hint = "; percent-encode any of :/?#[]@ in the user name and password" if "@" in rest else ""
+                raise ValueError(f"cannot read {named} as host or host:port with {PORT_RULE}{hint}")
+        return value
+
+    @field_validator("intake_url", "routing_url", "analytics_url")
+    @classmethod
+    def _url_port(cls, value: str | None) -> str | None:
+        # The pattern has checked the form; the port may still be out of range.
+        host = urlsplit(value).netloc.rpartition("@")[2] if value else ""
+        if value and not _is_address(host, port_required=False):
+            raise ValueError(f"cannot read {host!r} as host or host:port with {PORT_RULE}")
+        return value
+
+    @field_validator("data_dir", "auth_dev_key_file", "oruk_taxonomy_map", mode="before")
+    @classmethod
+    def _path_not_empty(cls, value: Any) -> Any:
+        if value == "":  # read as Path("."): the current folder, never what an empty variable meant
+            raise ValueError("must not be empty")
+        return value
+
     @model_validator(mode="after")
     def _backoff_cap_above_start(self) -> Settings:
         if self.consumer_backoff_max_s < self.consumer_backoff_initial_s:
@@ -398,9 +452,10 @@ class Settings(BaseSettings):
     def database_name(self, service: ServiceName) -> str:
         return f"{self.database_prefix}_{service}"
 
-    def require_servers(self) -> tuple[str, str]:
-        """The Kafka bootstrap and MongoDB URL a running service needs."""
-        missing = [
+    @property
+    def missing_servers(self) -> list[str]:
+        """The variables of the Kafka and MongoDB servers that are not set (the embedded ones are used)."""
+        return [
             name
             for name, value in (
                 ("SIGNPOST_KAFKA_BOOTSTRAP", self.kafka_bootstrap),
@@ -408,13 +463,23 @@ class Settings(BaseSettings):
             )
             if not value
         ]
-        if missing:
+
+    def require_servers(self) -> tuple[str, str]:
+        """The Kafka bootstrap and MongoDB URL a running service needs."""
+        if missing := self.missing_servers:
             raise ValueError(
                 f"{' and '.join(missing)} must be set to run a service on its own; "
                 "`signpost run` without --service starts embedded servers instead"
             )
         assert self.kafka_bootstrap and self.mongodb_url
         return self.kafka_bootstrap, self.mongodb_url
+
+
+def _is_address(text: str, *, port_required: bool) -> bool:
+    match = ADDRESS.fullmatch(text)
+    if not match or match["port"] is None:
+        return bool(match) and not port_required
+    return 1 <= int(match["port"]) <= 65535
 
 
 def _is_placeholder(value: str) -> bool:

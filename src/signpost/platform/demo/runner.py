@@ -79,6 +79,11 @@ class DemoOptions:
     concurrency: int = 8
     poll_interval_s: float = 1.0
 
+    def real_s(self, count: int) -> float:
+        """Real seconds the period takes: never under one, as a clock faster still leaves datetime's range
+        (OverflowError) while the demo waits for the last decisions."""
+        return max(1.0, count / self.rate if self.rate else self.minutes * 60)
+
 
 Progress = Callable[[str, int, int], None]  # (status line, done, total)
 
@@ -150,9 +155,8 @@ class Demo:
             organisations = await self._agency_organisations()
             count = self.options.referrals or self.generator.expected_count(self.period)
             arrivals = self.generator.schedule(self.period, count)
-            real_s = count / self.options.rate if self.options.rate else self.options.minutes * 60
             span = self.period.end_at - self.period.start_at
-            self.clock = _Clock(self.period.start_at, span.total_seconds() / real_s)
+            self.clock = _Clock(self.period.start_at, span.total_seconds() / self.options.real_s(count))
             self.period_end = self.period.end_at
             self._baseline = await self._counts()
             self._started_at = datetime.now(UTC)

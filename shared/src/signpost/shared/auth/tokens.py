@@ -44,6 +44,13 @@ class SigningKeysUnavailable(Exception):
     """The issuer's keys could not be fetched: our problem, not the caller's token."""
 
 
+class NotASigningKey(ValueError):
+    """The development key file holds no unencrypted RSA private key in PEM form."""
+
+    def __init__(self) -> None:
+        super().__init__("not an unencrypted RSA private key in PEM form")
+
+
 def ensure_dev_signing_key(path: Path) -> None:
     """Create the development signing key once; racing creators all keep the first one written."""
     if path.exists():
@@ -74,8 +81,12 @@ def _private_key(path: Path) -> rsa.RSAPrivateKey:
 def _load_private_key(path: Path, inode: int, modified_ns: int) -> rsa.RSAPrivateKey:
     # Loading checks the RSA key (tens of ms); inode and mtime in the cache key mean a
     # replaced file is read afresh.
-    key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-    assert isinstance(key, rsa.RSAPrivateKey)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except (ValueError, TypeError):  # TypeError: the key is encrypted
+        raise NotASigningKey() from None
+    if not isinstance(key, rsa.RSAPrivateKey):  # e.g. an EC key: RS256 signs with RSA only
+        raise NotASigningKey()
     return key
 
 
