@@ -147,7 +147,8 @@ async def test_waiting_time_is_learnt_from_acceptance_to_start_once_per_event(ru
     assert await waiting_weeks(runtime, therapy) == 3.0
     accepted = offer_event(OfferAcceptedV1(**late, at=ACCEPTED_AT))
     await on_referral_event(runtime=runtime, envelope=accepted, catalogue=snapshot)
-    assert await waiting_weeks(runtime, therapy) == 4.0  # the median of 1, 4, 2, 5, 3 and 10: 3.5, to the week
+    # The median of 1, 4, 2, 5, 3 and 10: 3.5, to the week.
+    assert await waiting_weeks(runtime, therapy) == 4.0
     again = offer_event(OfferAcceptedV1(**late, at=ACCEPTED_AT + timedelta(days=1)))
     await on_referral_event(runtime=runtime, envelope=again, catalogue=snapshot)  # the first one counts
     wait = await runtime.db[WAITS].find_one({"_id": f"r-late:{therapy}"})
