@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import re
 import sys
 from collections.abc import Callable, Sequence
@@ -450,7 +451,11 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     if args.feed is not None:
         feed = json.dumps(oruk_feed(build_area(args.seed)), indent=2)
         if args.feed == "-":
-            print(feed)
+            try:
+                print(feed, flush=True)
+            except BrokenPipeError:  # the reader stopped early (`| head`): it read what it wanted
+                # Python's own flush at exit would raise again: point stdout at nothing first.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return 0
         try:
             Path(args.feed).write_text(feed + "\n")

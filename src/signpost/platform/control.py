@@ -209,7 +209,12 @@ def request(settings: Settings, action: str, service: str, *, timeout_s: float) 
             )
         except OSError as exc:  # e.g. the data directory is a file, or its path is too long for a socket
             return False, f"cannot use SIGNPOST_DATA_DIR's control socket {path}: {exc.strerror or exc}"
-        sock.sendall(f"{action} {service}\n".encode())
-        answer = sock.makefile("rb").readline().decode("utf-8", "replace").strip()
+        try:
+            sock.sendall(f"{action} {service}\n".encode())
+            answer = sock.makefile("rb").readline().decode("utf-8", "replace").strip()
+        except TimeoutError:
+            return False, f"the `signpost run` at {path} did not answer within {timeout_s:g} s"
+        except OSError as exc:  # it went away mid-request
+            return False, f"lost the `signpost run` at {path}: {exc.strerror or exc}"
     verdict, _, message = answer.partition(" ")
     return verdict == "ok", message or "the platform closed the connection without answering"

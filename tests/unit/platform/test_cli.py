@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -347,3 +349,17 @@ def test_token_help_says_when_tokens_are_refused(capsys: pytest.CaptureFixture[s
         "print a development bearer token (refused with SIGNPOST_AUTH_ISSUER set, or in production)"
         in " ".join(capsys.readouterr().out.split())
     )
+
+
+def test_a_feed_reader_that_stops_early_leaves_no_traceback(tmp_path: Path) -> None:
+    writer = subprocess.Popen(
+        [sys.executable, "-m", "signpost.platform.cli", "demo", "--feed", "-"],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert writer.stdout is not None and writer.stdout.readline().startswith(b"{")
+    writer.stdout.close()  # as `| head -1` does once it has its line
+    _, errors = writer.communicate(timeout=60)
+    assert writer.returncode == 0, errors
+    assert b"Traceback" not in errors and b"BrokenPipe" not in errors

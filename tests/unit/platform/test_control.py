@@ -130,3 +130,13 @@ def test_a_control_socket_that_cannot_be_used_says_why_not_that_nothing_listens(
     done, message = request(Settings(data_dir=too_long), "stop", "routing", timeout_s=5)
     assert not done
     assert message.startswith("cannot use SIGNPOST_DATA_DIR's control socket") and "too long" in message
+
+
+def test_a_run_that_never_answers_is_named_not_a_traceback(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as silent:
+        silent.bind(str(tmp_path / "run.sock"))
+        silent.listen()  # accepts the connection, never answers
+        done, message = request(settings, "stop", "intake", timeout_s=0.2)
+    assert not done
+    assert message == f"the `signpost run` at {tmp_path / 'run.sock'} did not answer within 0.2 s"
