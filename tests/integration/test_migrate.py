@@ -10,6 +10,7 @@ from signpost.intake.offers import keys
 from signpost.intake.referrals.models import REFERRALS
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.offsets import commit_offsets, stream_inspector
+from signpost.shared.outbox import OUTBOX
 from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import Topics
 
@@ -48,6 +49,9 @@ async def test_migrate_creates_every_topic_and_index_and_can_run_again(settings:
                 }
                 for model in models:
                     assert tuple(model.document["key"].items()) in existing, (service, collection)
+            # Every service's outbox, analytics' too: retention finds what to delete by it.
+            outbox = {tuple(index["key"].items()) async for index in await db[OUTBOX].list_indexes()}
+            assert (("created_at", 1),) in outbox, service
     finally:
         await client.close()
 
@@ -58,7 +62,7 @@ def test_migrate_without_servers_says_what_to_set(
     monkeypatch.delenv("SIGNPOST_KAFKA_BOOTSTRAP", raising=False)
     monkeypatch.delenv("SIGNPOST_MONGODB_URL", raising=False)
     assert main(["migrate"]) == 2
-    assert "SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL must be set" in capsys.readouterr().err
+    assert "set SIGNPOST_KAFKA_BOOTSTRAP and SIGNPOST_MONGODB_URL" in capsys.readouterr().err
 
 
 async def test_migrate_drops_the_analytics_collections_earlier_releases_kept(settings: Settings) -> None:

@@ -45,6 +45,19 @@ class IndexPlan:
     indexes: Mapping[str, Sequence[IndexModel]] = field(default_factory=dict)
     retired: Mapping[str, Sequence[str]] = field(default_factory=dict)
 
+    def merged(self, other: IndexPlan) -> IndexPlan:
+        """Both plans, collection by collection."""
+        return IndexPlan(
+            {
+                name: [*self.indexes.get(name, []), *other.indexes.get(name, [])]
+                for name in {*self.indexes, *other.indexes}
+            },
+            retired={
+                name: [*self.retired.get(name, []), *other.retired.get(name, [])]
+                for name in {*self.retired, *other.retired}
+            },
+        )
+
     async def apply(self, db: Database) -> None:
         for collection, names in self.retired.items():
             present = {index["name"] async for index in await db[collection].list_indexes()}

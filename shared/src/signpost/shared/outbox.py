@@ -46,6 +46,7 @@ from signpost.shared.logging import get_logger
 from signpost.shared.mongo import (
     Database,
     Document,
+    IndexPlan,
     Session,
     drop_index_if_present,
     find_by_ids,
@@ -74,6 +75,8 @@ RETIRED_OUTBOX_INDEXES = ["published_ttl"]
 # Before `outbox_pending`, a pending event had a null `published_at`, read by this index. Intake and
 # routing, starting where it exists, give those events their pending ids, then drop it (`adopt_legacy_pending`).
 LEGACY_PENDING_INDEX = "published_at_1__id_1"
+# Every service with an outbox gets these (`create_service_app`), so none can leave retention reading it whole.
+OUTBOX_INDEX_PLAN = IndexPlan({OUTBOX: OUTBOX_INDEXES}, retired={OUTBOX: RETIRED_OUTBOX_INDEXES})
 
 BATCH_SIZE = 200
 MAX_BACKOFF_S = 5.0

@@ -37,7 +37,13 @@ from signpost.shared.offsets import (
     service_lag,
     stream_inspector,
 )
-from signpost.shared.outbox import OutboxRelay, adopt_legacy_pending, pending_count, transaction_with_events
+from signpost.shared.outbox import (
+    OUTBOX_INDEX_PLAN,
+    OutboxRelay,
+    adopt_legacy_pending,
+    pending_count,
+    transaction_with_events,
+)
 from signpost.shared.responses import document_shared_responses
 from signpost.shared.settings import ServiceName, Settings
 from signpost.shared.topics import Topics
@@ -213,6 +219,8 @@ def create_service_app(
     | None = None,
 ) -> FastAPI:
     configure_logging(runtime.settings, service=runtime.service)
+    if runtime.outbox is not None:
+        indexes = indexes.merged(OUTBOX_INDEX_PLAN)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:

@@ -25,7 +25,6 @@ from signpost.intake.subscriptions.service import (
 )
 from signpost.intake.subscriptions.views import router as subscriptions_router
 from signpost.shared.mongo import IndexPlan
-from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES, RETIRED_OUTBOX_INDEXES
 from signpost.shared.service import Runtime, create_service_app
 from signpost.shared.settings import Settings, get_settings
 
@@ -48,9 +47,8 @@ INDEXES = IndexPlan(
         AUDIT: AUDIT_INDEXES,
         SUBSCRIPTIONS: SUBSCRIPTION_INDEXES,
         DELIVERIES: DELIVERY_INDEXES,
-        OUTBOX: OUTBOX_INDEXES,
     },
-    retired={OUTBOX: RETIRED_OUTBOX_INDEXES, DELIVERIES: RETIRED_DELIVERY_INDEXES},
+    retired={DELIVERIES: RETIRED_DELIVERY_INDEXES},
 )
 
 

@@ -18,7 +18,6 @@ from signpost.routing.oruk.models import ORUK_DETAILS
 from signpost.routing.oruk.taxonomy import load_taxonomy_map
 from signpost.routing.oruk.views import IMPORT_PATH, feed_router, import_router
 from signpost.shared.mongo import IndexPlan
-from signpost.shared.outbox import OUTBOX, OUTBOX_INDEXES, RETIRED_OUTBOX_INDEXES
 from signpost.shared.service import Runtime, create_service_app
 from signpost.shared.settings import Settings, get_settings
 
@@ -28,7 +27,6 @@ INDEXES = IndexPlan(
         DECISIONS: [IndexModel([("child_ref", ASCENDING)])],  # continuity: what served this child before
         RESERVATIONS: [IndexModel([("referral_id", ASCENDING)])],
         WAITS: WAITS_INDEXES,
-        OUTBOX: OUTBOX_INDEXES,
         ORUK_DETAILS: [
             IndexModel([("term_ids", ASCENDING)]),
             IndexModel([("organization.id", ASCENDING)]),
@@ -36,7 +34,7 @@ INDEXES = IndexPlan(
         ],
     },
     # Decisions by time: nothing ever read it, and every decision written paid for it.
-    retired={OUTBOX: RETIRED_OUTBOX_INDEXES, DECISIONS: ["tenant_1_decided_at_1"]},
+    retired={DECISIONS: ["tenant_1_decided_at_1"]},
 )
 
 

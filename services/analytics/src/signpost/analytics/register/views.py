@@ -12,12 +12,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Path, status
+from fastapi import APIRouter, Depends, HTTPException, Path, status
 from pydantic import BaseModel, ConfigDict, Field
 from signpost.analytics.projections.sets import read_pointer
 from signpost.analytics.pulse.views import AnalystDep
 from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.auth.principal import Principal
+from signpost.shared.auth.ratelimit import rate_limited_write
 from signpost.shared.events import SettingChangedV1, new_event
 from signpost.shared.mongo import Session
 from signpost.shared.outbox import stage_event
@@ -75,6 +76,7 @@ class Published(BaseModel):
     response_model=Published,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Register a setting, or update it (admin)",
+    dependencies=[Depends(rate_limited_write)],
 )
 async def put_setting(
     runtime: RuntimeDep, principal: AdminDep, setting_id: SettingId, body: SettingIn
@@ -91,6 +93,7 @@ async def put_setting(
     status_code=status.HTTP_202_ACCEPTED,
     summary="Close a setting: it leaves the register (admin)",
     responses={404: {"description": "No such setting in the register"}},
+    dependencies=[Depends(rate_limited_write)],
 )
 async def close_setting(runtime: RuntimeDep, principal: AdminDep, setting_id: SettingId) -> Published:
     known = await _find(runtime, principal.tenant, setting_id)
