@@ -151,7 +151,7 @@ class Settings(BaseSettings):
         default=20.0,
         gt=0,
         le=300,
-        description="How often intake and routing read the referrals topic's partitions, end offsets and "
+        description="How often intake, routing and analytics read the referrals topic's partitions, end offsets and "
         "their group's offsets to notice a broker that lost its log while they run "
         "(`signpost.shared.logwatch`). Each round is three requests from every replica, and on the "
         "embedded broker the end offsets cost more as the log grows.",
