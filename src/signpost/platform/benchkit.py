@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from pymongo import AsyncMongoClient
 from signpost.shared.auth.principal import Role
+from signpost.shared.errors import describe_error
 from signpost.shared.events import (
     ReferralEscalatedV1,
     ReferralRoutedV1,
@@ -276,7 +277,7 @@ async def sample_while(
         try:
             lag = await read()
         except Exception as exc:
-            log.warning("lag sample failed; sampling goes on", error=repr(exc))
+            log.warning("lag sample failed; sampling goes on", error=describe_error(exc))
             if errors is not None:
                 errors.append(repr(exc))
         else:

@@ -50,6 +50,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import UnknownTopicOrPartitionError
 from aiokafka.protocol.metadata import MetadataRequest
 from aiokafka.structs import TopicPartition
+from signpost.shared.errors import describe_error
 from signpost.shared.kafka import ensure_topics
 from signpost.shared.logging import get_logger
 from signpost.shared.settings import Settings
@@ -121,7 +122,7 @@ class LogLossWatch:
                 try:
                     now, reason = await self.round(before, had_offsets=had_offsets)
                 except Exception as exc:  # the broker away or restarting: the next round reads again
-                    log.debug("broker state not read; trying again", error=repr(exc))
+                    log.debug("broker state not read; trying again", error=describe_error(exc))
                     await self.close()
                     continue
                 if reason is not None:
@@ -151,7 +152,7 @@ class LogLossWatch:
                 await self._on_loss()
                 return
             except Exception as exc:
-                log.warning("recovery from the lost log not done yet; retrying", error=repr(exc))
+                log.warning("recovery from the lost log not done yet; retrying", error=describe_error(exc))
                 await asyncio.sleep(RECOVERY_RETRY_S)
 
     async def _check_partitions(self) -> None:

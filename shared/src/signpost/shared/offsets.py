@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError
 from aiokafka.structs import ConsumerRecord, OffsetAndMetadata, TopicPartition
+from signpost.shared.errors import describe_error
 from signpost.shared.logging import get_logger
 from signpost.shared.settings import SERVICE_NAMES, Settings
 from signpost.shared.topics import RETRYING_SERVICES, Topics
@@ -316,7 +317,9 @@ async def _carry_over(
             return True
     except CommitFailedError as exc:  # a member joined meanwhile: its offsets are the group's
         log.info(
-            "consumer group has members by now; its offsets not carried over", group=group, error=repr(exc)
+            "consumer group has members by now; its offsets not carried over",
+            group=group,
+            error=describe_error(exc),
         )
         return False
 

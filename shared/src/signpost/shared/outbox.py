@@ -41,6 +41,7 @@ from typing import Any, TypeVar
 
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReplaceOne
+from signpost.shared.errors import describe_error
 from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import (
@@ -301,7 +302,8 @@ class OutboxRelay:
                 await self._mark()
         except Exception as exc:  # Kafka away or out of time: the events stay staged, nothing is lost
             log.warning(
-                "outbox not flushed before stopping; pending events go at the next start", error=repr(exc)
+                "outbox not flushed before stopping; pending events go at the next start",
+                error=describe_error(exc),
             )
 
     async def _keep_publishing(self) -> None:
@@ -315,7 +317,9 @@ class OutboxRelay:
                 backoff = 0.0
             except Exception as exc:
                 backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.25)
-                log.warning("outbox relay cannot publish yet; retrying", error=repr(exc), retry_in_s=backoff)
+                log.warning(
+                    "outbox relay cannot publish yet; retrying", error=describe_error(exc), retry_in_s=backoff
+                )
                 await asyncio.sleep(backoff)
                 continue
             if more:
@@ -351,7 +355,11 @@ class OutboxRelay:
                 await self._replayed_up_to(None)
             except Exception as exc:
                 backoff = min(MAX_BACKOFF_S, backoff * 2 or 0.25)
-                log.warning("outbox replay cannot publish yet; retrying", error=repr(exc), retry_in_s=backoff)
+                log.warning(
+                    "outbox replay cannot publish yet; retrying",
+                    error=describe_error(exc),
+                    retry_in_s=backoff,
+                )
                 await asyncio.sleep(backoff)
                 continue
             sent, self._replay_after = sent + len(page), None
@@ -373,7 +381,9 @@ class OutboxRelay:
             try:
                 await self._mark()
             except Exception as exc:  # the marks wait; the poll leaves what this relay holds alone
-                log.warning("outbox relay cannot mark published events yet; retrying", error=repr(exc))
+                log.warning(
+                    "outbox relay cannot mark published events yet; retrying", error=describe_error(exc)
+                )
 
     async def _keep_pruning(self) -> None:
         async def prune() -> int:

@@ -23,6 +23,7 @@ from functools import partial
 from typing import Any
 
 from pymongo import ASCENDING
+from signpost.shared.errors import describe_error
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Collection, Database, Document, Session, in_transaction
 
@@ -104,5 +105,7 @@ async def keep_pruning(
             if removed := await prune():
                 log.info("past retention, deleted", what=what, count=removed)
         except Exception as exc:  # MongoDB away: they go next time
-            log.warning("retention could not delete yet; retrying later", what=what, error=repr(exc))
+            log.warning(
+                "retention could not delete yet; retrying later", what=what, error=describe_error(exc)
+            )
         await asyncio.sleep(PRUNE_INTERVAL_S if interval_s is None else interval_s)

@@ -22,6 +22,7 @@ from pymongo import AsyncMongoClient
 from signpost.shared.area import DatabaseOfAnotherArea, claim_database
 from signpost.shared.auth.ratelimit import TokenBucket
 from signpost.shared.auth.tokens import TokenVerifier
+from signpost.shared.errors import describe_error
 from signpost.shared.events import Envelope, EventData
 from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
 from signpost.shared.limits import BodySizeLimitMiddleware
@@ -339,14 +340,14 @@ async def _refresh_gauges(runtime: Runtime) -> None:
         try:
             pending = await asyncio.wait_for(pending_count(runtime.db), timeout=METRICS_PROBE_TIMEOUT_S)
         except Exception as exc:
-            log.warning("metrics: outbox backlog unreadable", error=repr(exc))
+            log.warning("metrics: outbox backlog unreadable", error=describe_error(exc))
         else:
             runtime.metrics.outbox_pending.labels(runtime.service).set(pending)
     if runtime.consumes_events:
         try:
             rows = await asyncio.wait_for(_own_lag(runtime), timeout=METRICS_PROBE_TIMEOUT_S)
         except Exception as exc:
-            log.warning("metrics: consumer lag unreadable", error=repr(exc))
+            log.warning("metrics: consumer lag unreadable", error=describe_error(exc))
             runtime.metrics.set_lag(None)
         else:
             runtime.metrics.set_lag(rows)

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import TopicPartition
 from signpost.analytics.ops.retained import RetainedCounts
+from signpost.shared.errors import describe_error
 from signpost.shared.events import header_texts
 from signpost.shared.logging import get_logger
 from signpost.shared.offsets import PartitionLag, StreamInspector, Watermarks, all_watermarks, lag_pairs
@@ -96,7 +97,7 @@ class OpsSampler:
             self.state.error = None
         except Exception as exc:
             self.state.error = f"Kafka did not answer: {type(exc).__name__}"
-            log.warning("ops sample failed; retrying at the next interval", error=repr(exc))
+            log.warning("ops sample failed; retrying at the next interval", error=describe_error(exc))
             await self._close()  # reconnect from scratch next time
 
     async def _sample(self) -> None:

@@ -23,6 +23,7 @@ from functools import partial
 
 from prometheus_client import Gauge
 from signpost.intake.referrals.models import REFERRALS
+from signpost.shared.errors import describe_error
 from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session
@@ -179,4 +180,4 @@ class Reconciler:
                 await reconcile_once(runtime=self._runtime)
                 self._stuck.set(await count_stuck(runtime=self._runtime))
             except Exception as exc:  # MongoDB away: try again next round
-                log.warning("reconciliation round failed; will retry", error=repr(exc))
+                log.warning("reconciliation round failed; will retry", error=describe_error(exc))

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 import httpx
 from signpost.intake.subscriptions.models import DELIVERIES, SUBSCRIPTIONS, DeliveryStatus
 from signpost.intake.subscriptions.signing import SIGNATURE_HEADER, sign
+from signpost.shared.errors import describe_error
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, find_by_ids
 from signpost.shared.outbound import OutboundRefused, check_outbound
@@ -56,7 +57,7 @@ class WebhookDispatcher:
                 try:
                     sent = await self.deliver_due(client)
                 except Exception as exc:
-                    log.warning("webhook dispatcher failed a round; retrying", error=repr(exc))
+                    log.warning("webhook dispatcher failed a round; retrying", error=describe_error(exc))
                     sent = 0
                     await asyncio.sleep(1)
                 if sent:

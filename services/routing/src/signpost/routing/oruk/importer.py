@@ -30,6 +30,7 @@ from signpost.routing.oruk.models import (
 )
 from signpost.routing.oruk.taxonomy import TaxonomyMap
 from signpost.shared.auth.principal import Principal
+from signpost.shared.errors import describe_error
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import Document, Session
 from signpost.shared.service import Runtime
@@ -111,7 +112,7 @@ async def import_services(
                     pending = []
             await _write(runtime=runtime, principal=principal, pending=pending, report=report)
     except Exception as exc:
-        log.warning("catalogue import interrupted", error=repr(exc), **report.totals.model_dump())
+        log.warning("catalogue import interrupted", error=describe_error(exc), **report.totals.model_dump())
         raise ImportInterrupted(report, exc) from exc
     log.info(
         "catalogue imported",
