@@ -112,6 +112,27 @@ async def test_bad_input_gets_422_with_the_field_and_a_plain_message(
     assert any(p["field"] == field and words in p["message"] for p in problems), problems
 
 
+async def test_a_body_that_is_not_json_gets_400_saying_so(intake: httpx.AsyncClient, tokens: Tokens) -> None:
+    headers = auth(tokens.practitioner())
+    broken = await intake.post(
+        "/v1/referrals",
+        content=b'{"locality": "Ashley",',
+        headers={**headers, "content-type": "application/json"},
+    )
+    assert broken.status_code == 400
+    assert broken.json() == {
+        "detail": "the body is not valid JSON: Expecting property name enclosed in double quotes at character 22"
+    }
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        other = await intake.post(
+            "/v1/referrals", content=b"locality=Ashley", headers={**headers, "content-type": content_type}
+        )
+        assert other.status_code == 400, content_type
+        assert other.json() == {"detail": "the body must be JSON, sent with Content-Type: application/json"}
+    wrong_shape = await intake.post("/v1/referrals", json=["a list"], headers=headers)
+    assert wrong_shape.status_code == 422  # JSON, just not a referral
+
+
 async def test_oversized_bodies_get_413(intake: httpx.AsyncClient, tokens: Tokens) -> None:
     response = await submit(intake, tokens, referral(details="x" * 100_000))
     assert response.status_code == 413

@@ -383,8 +383,11 @@ class ValidationProblems(BaseModel):
 
 
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
-    """422 with a field path and a plain message per problem; the input is not echoed back."""
+    """422 with a field path and a plain message per problem; the input is not echoed back. A body
+    that is not JSON at all is 400, as every OpenAPI document says (FastAPI reports it as a problem)."""
     assert isinstance(exc, RequestValidationError)
+    if unreadable := _body_not_json(exc):
+        return JSONResponse({"detail": unreadable}, status_code=400)
     problems = [
         Problem(
             field=".".join(str(part) for part in error["loc"]),
@@ -393,6 +396,16 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
         for error in exc.errors()
     ]
     return JSONResponse(ValidationProblems(detail=problems).model_dump(), status_code=422)
+
+
+def _body_not_json(exc: RequestValidationError) -> str | None:
+    """Why the body could not be read as JSON at all, or None when it was JSON."""
+    for error in exc.errors():
+        if error["type"] == "json_invalid":  # its location is the body and the character where it broke
+            return f"the body is not valid JSON: {error['ctx']['error']} at character {error['loc'][-1]}"
+        if error["loc"] == ("body",) and isinstance(error.get("input"), bytes):  # another content type
+            return "the body must be JSON, sent with Content-Type: application/json"
+    return None
 
 
 def _document_validation_problems(app: FastAPI) -> None:
