@@ -47,6 +47,12 @@ def test_an_illegal_move_names_the_current_state_and_the_allowed_moves() -> None
     )
 
 
+def test_an_offers_illegal_move_names_the_offer() -> None:
+    with pytest.raises(IllegalTransition) as caught:
+        apply_move(S.ROUTED, M.START, {M.ACCEPT, M.DECLINE, M.START, M.COMPLETE}, what="offer")
+    assert str(caught.value) == "cannot start an offer that is routed; allowed: accept, decline"
+
+
 def test_every_status_is_reachable_from_submitted() -> None:
     seen, frontier = {S.SUBMITTED}, [S.SUBMITTED]
     while frontier:

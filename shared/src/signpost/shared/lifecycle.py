@@ -66,13 +66,24 @@ class IllegalTransition(ValueError):
     """A move the current status does not allow; says what is allowed instead, of the moves the
     caller could make (`among`)."""
 
-    def __init__(self, current: ReferralStatus, move: Move, among: Collection[Move] = ANY_MOVE) -> None:
+    def __init__(
+        self,
+        current: ReferralStatus,
+        move: Move,
+        among: Collection[Move] = ANY_MOVE,
+        *,
+        what: str = "referral",
+    ) -> None:
         self.current = current
         self.move = move
         self.allowed = allowed_moves(current, among)
-        none = "none (the referral is closed)" if current in CLOSED else "none"
+        none = f"none (the {what} is closed)" if current in CLOSED else "none"
         allowed = ", ".join(self.allowed) or none
-        super().__init__(f"cannot {move.value} a referral that is {current.value}; allowed: {allowed}")
+        super().__init__(f"cannot {move.value} {_article(what)} that is {current.value}; allowed: {allowed}")
+
+
+def _article(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
 def allowed_moves(current: ReferralStatus, among: Collection[Move] = ANY_MOVE) -> list[Move]:
@@ -80,12 +91,15 @@ def allowed_moves(current: ReferralStatus, among: Collection[Move] = ANY_MOVE) -
     return [move for move in TRANSITIONS[current] if move in among]
 
 
-def apply_move(current: ReferralStatus, move: Move, among: Collection[Move] = ANY_MOVE) -> ReferralStatus:
-    """The status after `move`, or IllegalTransition naming the moves allowed `among` the caller's."""
+def apply_move(
+    current: ReferralStatus, move: Move, among: Collection[Move] = ANY_MOVE, *, what: str = "referral"
+) -> ReferralStatus:
+    """The status after `move`, or IllegalTransition naming the moves allowed `among` the caller's;
+    `what` moves (a referral, or one offer of its package) is what the refusal names."""
     try:
         return TRANSITIONS[current][move]
     except KeyError:
-        raise IllegalTransition(current, move, among) from None
+        raise IllegalTransition(current, move, among, what=what) from None
 
 
 def status_from_offers(offers: list[ReferralStatus], *, awaiting_routing: bool = False) -> ReferralStatus:

@@ -54,7 +54,10 @@ def offer_move(
         raise NotFound(f"{referral['_id']}/{provision_id}")
     offer = referral["offers"][index]
     offers = [*referral["offers"]]
-    offers[index] = {**offer, "status": apply_move(ReferralStatus(offer["status"]), move, OFFER_MOVES).value}
+    offers[index] = {
+        **offer,
+        "status": apply_move(ReferralStatus(offer["status"]), move, OFFER_MOVES, what="offer").value,
+    }
     # Routing answers a decline with a replacement offer or the unmet needs; the referral waits for it.
     if move is Move.DECLINE:
         offers[index][AWAITING_ROUTING] = True
