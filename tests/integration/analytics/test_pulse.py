@@ -127,6 +127,23 @@ async def test_a_ward_or_setting_id_with_a_slash_intake_took_can_be_drilled_into
     assert problem["message"] == "use 1 to 100 letters, digits, spaces and . _ : ' & ( ) / -"
 
 
+async def test_a_need_or_sector_outside_the_vocabulary_is_refused_listing_the_allowed_values(
+    analytics: Analytics,
+) -> None:
+    """A typo ("asd", "police") was read as no demand, 200 with zeros: refused, as intake refuses it."""
+    for name, value, allowed in (
+        ("need", "asd", "'ASD'"),
+        ("sector", "Health", "'health'"),
+        ("sector", "police", "'social_care'"),
+    ):
+        response = await analytics.client.get(
+            "/v1/pulse/summary", params={**PERIOD, name: value}, headers=analytics.auth("admin")
+        )
+        assert response.status_code == 422, response.text
+        [problem] = response.json()["detail"]
+        assert problem["field"] == f"query.{name}" and allowed in problem["message"]
+
+
 async def test_coverage_counts_registered_settings_that_referred(analytics: Analytics) -> None:
     admin = analytics.auth("admin")
     for setting, locality in (("URN100001", "Ashley"), ("URN100002", "Ashley"), ("URN200002", "Brent")):
@@ -184,6 +201,24 @@ async def test_a_setting_id_with_a_space_or_slash_intake_took_can_be_registered_
         (spaced, True),
         (slashed, True),
     ]
+
+
+async def test_the_register_refuses_a_blank_name_or_locality_and_an_id_with_surrounding_space(
+    analytics: Analytics,
+) -> None:
+    """Intake strips a referral's setting id, so "URN100003 " registered would never match one."""
+    admin = analytics.auth("admin")
+    body = {"name": "Ashley Primary", "locality": "Ashley", "phase": "primary"}
+    for field in ("name", "locality"):
+        blank = await analytics.client.put(
+            "/v1/settings-register/URN100002", json={**body, field: "   "}, headers=admin
+        )
+        assert blank.status_code == 422, blank.text
+        assert [problem["field"] for problem in blank.json()["detail"]] == [f"body.{field}"]
+    for path in ("URN100003%20", "%20URN100003"):
+        spaced = await analytics.client.put(f"/v1/settings-register/{path}", json=body, headers=admin)
+        assert spaced.status_code == 422, spaced.text
+        assert [problem["field"] for problem in spaced.json()["detail"]] == ["path.setting_id"]
 
 
 async def test_benchmarking_names_each_area_and_suppresses_small_ones(analytics: Analytics) -> None:

@@ -2,10 +2,11 @@ import re
 
 import pytest
 from pydantic import TypeAdapter, ValidationError
-from signpost.shared.text import STORED, MultiLine, SingleLine, has_lone_surrogate, looks_personal
+from signpost.shared.text import STORED, Identifier, MultiLine, SingleLine, has_lone_surrogate, looks_personal
 
 single_line = TypeAdapter(SingleLine)
 multi_line = TypeAdapter(MultiLine)
+identifier = TypeAdapter(Identifier)
 
 
 @pytest.mark.parametrize(
@@ -81,3 +82,15 @@ def test_values_that_look_like_a_childs_identifier_are_named(value: str, what: s
 )
 def test_ward_names_and_setting_numbers_are_not_mistaken_for_identifiers(value: str) -> None:
     assert looks_personal(value) is None
+
+
+@pytest.mark.parametrize("value", ["Ashley Primary", "Lockleaze/Frome Vale", "LA/0042", "URN100003", "A"])
+def test_an_identifier_keeps_inner_spaces_and_slashes(value: str) -> None:
+    assert identifier.validate_python(value) == value
+
+
+@pytest.mark.parametrize("value", ["URN100003 ", " URN100003", "Ashley Primary  ", ""])
+def test_an_identifier_with_a_space_at_either_end_is_refused(value: str) -> None:
+    """Intake strips the ids it is sent: one ending in a space, registered, would match no referral."""
+    with pytest.raises(ValidationError):
+        identifier.validate_python(value)

@@ -96,9 +96,13 @@ SingleLine = Annotated[str, AfterValidator(line)]
 MultiLine = Annotated[str, AfterValidator(text)]
 
 # A locality or setting id, as a referral names it and events carry it (a ward may be
-# "Lockleaze/Frome Vale"): one rule, so analytics' settings register takes every setting id intake does.
+# "Lockleaze/Frome Vale"): one rule, so analytics' settings register takes every setting id intake
+# stores. It starts and ends with no space: intake strips the ids it is sent, so "URN100003 " in the
+# register's path would never match a referral's.
 Identifier = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._/-]*$"),
+    StringConstraints(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9](?:[A-Za-z0-9 ._/-]*[A-Za-z0-9._/-])?$"
+    ),
     AfterValidator(no_direct_identifier),
 ]

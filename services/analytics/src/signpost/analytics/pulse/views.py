@@ -31,6 +31,7 @@ from signpost.analytics.pulse.suppression import protects
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.service import RuntimeDep
+from signpost.shared.vocabulary import NeedCode, Sector
 
 router = APIRouter(prefix="/v1/pulse", tags=["pulse"])
 T = TypeVar("T")
@@ -39,8 +40,9 @@ DEFAULT_PERIOD_DAYS = 28
 MAX_PERIOD_DAYS = 5 * 366
 # Referrals are recent; the bounds also keep "the previous period" a representable date.
 EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
-# What a filter's value may be: every locality and setting id intake takes (a ward may be
-# "Lockleaze/Frome Vale"), need codes, sectors and provision ids; said in words when refused.
+# What a free-form filter's value may be: every locality and setting id intake takes (a ward may be
+# "Lockleaze/Frome Vale") and provision ids; said in words when refused. Need codes and sectors are
+# the shared vocabulary's, so a typo ("asd", "police") is refused listing them, not read as no demand.
 KEY = re.compile(r"[A-Za-z0-9 _.:'&()/-]{1,100}")
 KEY_RULE = "1 to 100 letters, digits, spaces and . _ : ' & ( ) / -"
 
@@ -134,8 +136,8 @@ async def query_of(
     tenant: OtherArea = None,
     locality: Annotated[Key, key_query("A locality, e.g. a ward")] = None,
     setting: Annotated[Key, key_query("A setting id")] = None,
-    need: Annotated[Key, key_query("A school census need code, e.g. ASD")] = None,
-    sector: Annotated[Key, key_query("A sector, e.g. health")] = None,
+    need: Annotated[NeedCode | None, Query(description="A school census need code, e.g. ASD.")] = None,
+    sector: Annotated[Sector | None, Query(description="A sector, e.g. health.")] = None,
     provision: Annotated[Key, key_query("A provision id")] = None,
 ) -> service.Query:
     """Who is asking about which area, over which days, narrowed how."""

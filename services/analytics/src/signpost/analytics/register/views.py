@@ -46,7 +46,9 @@ register_url_convertor("rest_of_path", _RestOfPath())
 
 
 class SettingIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Stripped as intake strips a referral's text, so a blank name or locality is refused (min_length)
+    # and a locality matches the referrals' own.
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: SingleLine = Field(min_length=1, max_length=200)
     locality: SingleLine = Field(min_length=1, max_length=100)
