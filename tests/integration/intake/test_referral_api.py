@@ -86,6 +86,16 @@ async def test_a_valid_referral_is_accepted_with_its_location(
         ),
         (referral(setting_id="943 476 5919"), "body.setting_id", "looks like an NHS number"),
         (
+            referral(child={**referral()["child"], "given_name": "x" * 300}),
+            "body.child.given_name",
+            "should have at most 100 characters, not 300",
+        ),
+        (
+            referral(referrer={**referral()["referrer"], "name": "   "}),
+            "body.referrer.name",
+            "must not be empty",
+        ),
+        (
             referral(child={**referral()["child"], "address": {"line1": "1 Road", "postcode": "NOT A CODE"}}),
             "body.child.address.postcode",
             "not a UK postcode",

@@ -389,13 +389,23 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     if unreadable := _body_not_json(exc):
         return JSONResponse({"detail": unreadable}, status_code=400)
     problems = [
-        Problem(
-            field=".".join(str(part) for part in error["loc"]),
-            message=str(error["msg"]).removeprefix("Value error, "),
-        )
+        Problem(field=".".join(str(part) for part in error["loc"]), message=_plain_message(error))
         for error in exc.errors()
     ]
     return JSONResponse(ValidationProblems(detail=problems).model_dump(), status_code=422)
+
+
+def _plain_message(error: Any) -> str:
+    """pydantic's message, in words about text where the value is text: a length checked after a
+    text type's own validator reads 'Value should have at most 100 items after validation'."""
+    if error["type"] in ("too_long", "too_short") and isinstance(error.get("input"), str):
+        context = error["ctx"]
+        if error["type"] == "too_short" and context["min_length"] == 1:
+            return "must not be empty"
+        bound = "at most" if error["type"] == "too_long" else "at least"
+        limit = context["max_length" if error["type"] == "too_long" else "min_length"]
+        return f"should have {bound} {limit} characters, not {context['actual_length']}"
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _body_not_json(exc: RequestValidationError) -> str | None:
