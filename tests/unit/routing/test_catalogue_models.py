@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-from signpost.routing.catalogue.models import MAX_PLACES, Capacity
+from signpost.routing.catalogue.models import MAX_PLACES, Capacity, Contact
 from signpost.shared.text import STORED
 
 
@@ -15,3 +15,10 @@ def test_capacity_is_at_most_a_million_places_but_a_stored_larger_one_is_read() 
             Capacity.model_validate(fields)
     stored = Capacity.model_validate({"available": 3, "maximum": 10**12}, context=STORED)
     assert stored.maximum == 10**12
+
+
+def test_blank_contact_details_are_refused_but_ones_an_older_release_stored_are_read() -> None:
+    with pytest.raises(ValidationError, match="must not be blank"):
+        Contact.model_validate({"email": "  "})
+    assert Contact.model_validate({"email": "  "}, context=STORED).email == "  "
+    assert Contact.model_validate({"phone": " 0117 000 0000 "}).phone == " 0117 000 0000 "  # kept as sent

@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from signpost.shared.text import SingleLine, is_stored
 from signpost.shared.timestamps import UtcDateTime
 from signpost.shared.vocabulary import BROAD_AREA_OF, BroadArea, LevelOfNeed, NeedCode, Sector
@@ -18,7 +26,19 @@ LONGEST_LOCALITY = 100
 # A Local Offer provision's places: a setting, a caseload, an area-wide service. A million is more
 # than any local area's children and young people, and keeps a figure well inside what BSON stores.
 MAX_PLACES = 1_000_000
-Locality = Annotated[SingleLine, Field(min_length=1, max_length=LONGEST_LOCALITY)]
+
+
+def _not_blank(value: str, info: ValidationInfo) -> str:
+    """Intake strips its text and refuses what is left empty; a provision's text is stored as sent, so
+    only text that is nothing but spaces is refused (an older release's is read back as it is)."""
+    if not value.strip() and not is_stored(info):
+        raise ValueError("must not be blank")
+    return value
+
+
+# One line that says something: "   " names no provision, organisation, locality or way to reach one.
+Filled = Annotated[SingleLine, AfterValidator(_not_blank)]
+Locality = Annotated[Filled, Field(min_length=1, max_length=LONGEST_LOCALITY)]
 
 
 class DeliveryMode(StrEnum):
@@ -71,17 +91,17 @@ class Capacity(BaseModel):
 class Contact(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    email: SingleLine | None = Field(default=None, max_length=254)
-    phone: SingleLine | None = Field(default=None, max_length=30)
-    url: SingleLine | None = Field(default=None, max_length=500)
+    email: Filled | None = Field(default=None, max_length=254)
+    phone: Filled | None = Field(default=None, max_length=30)
+    url: Filled | None = Field(default=None, max_length=500)
 
 
 class Provision(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    name: SingleLine = Field(min_length=1, max_length=200)
-    organisation: SingleLine = Field(min_length=1, max_length=200)
+    name: Filled = Field(min_length=1, max_length=200)
+    organisation: Filled = Field(min_length=1, max_length=200)
     organisation_id: str = Field(
         min_length=1,
         max_length=64,
@@ -104,7 +124,7 @@ class Provision(BaseModel):
         description="Levels of need accepted.",
     )
     delivery_mode: DeliveryMode = DeliveryMode.IN_PERSON
-    cost: SingleLine = Field(default="free", max_length=200)
+    cost: Filled = Field(default="free", max_length=200)
     contact: Contact = Contact()
     capacity: Capacity | None = Field(
         default=None, description="Unknown capacity counts as neither full nor free."

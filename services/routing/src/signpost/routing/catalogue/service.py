@@ -42,6 +42,14 @@ class StaleCapacity(Exception):
         self.updated = updated  # the stored one's
 
 
+class ActiveChanged(Exception):
+    """An admin's update would retire the provision or bring it back: neither is an update."""
+
+    def __init__(self, provision_id: str, active: bool) -> None:
+        super().__init__(provision_id)
+        self.active = active  # the stored one
+
+
 @dataclass(frozen=True)
 class Versioned:
     """A provision as stored and the catalogue version of its last change (its ETag)."""
@@ -124,9 +132,15 @@ async def save_versioned(
     there to be told, so a stale figure is refused (412) and read again, whatever its `maximum`;
     an `updated` equal to the stored one is what a fresh GET carries, so it goes through (the admin
     may change `available` and leave `updated` as read). A body without `updated`, or a newer one,
-    states the figure afresh."""
+    states the figure afresh.
+
+    An `active` other than the stored one is refused with ActiveChanged: `retire` retires a
+    provision (publishing `retired`), and an admin's update does not bring a retired one back (an
+    ORUK import of a feed listing it as active does)."""
 
     def revise(stored: Provision | None) -> Provision:
+        if stored is not None and provision.active != stored.active:
+            raise ActiveChanged(provision.id, stored.active)
         theirs, ours = provision.capacity, stored.capacity if stored else None
         if theirs and ours and theirs.updated and ours.updated and theirs.updated < ours.updated:
             raise StaleCapacity(provision.id, ours.updated)

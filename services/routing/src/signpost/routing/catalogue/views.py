@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Response, status
+from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel
 from signpost.routing.catalogue.models import Provision
 from signpost.routing.catalogue.repository import search_provisions
 from signpost.routing.catalogue.service import (
+    ActiveChanged,
     NoSuchProvision,
     ProvisionExists,
     StaleCapacity,
@@ -34,19 +36,45 @@ ETAG_HELP = (
 
 
 _OUR_TAG = re.compile(r'"([0-9]{1,18})"')
+# How far ahead of routing's clock an admin's may run when it stamps `capacity.updated` as now.
+CLOCK_SKEW_MINUTES = 5
 
 
 def etag(version: int) -> str:
     return f'"{version}"'
 
 
+def _refused(message: str, *fields: str) -> HTTPException:
+    return HTTPException(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": field, "message": message} for field in fields]
+    )
+
+
 def versions_read(if_match: str | None) -> frozenset[int] | None:
-    """The versions an If-Match names (None: no condition; `*` matches any stored provision). A tag
-    that is no version of ours, a weak one included (If-Match compares strongly), matches none."""
+    """The versions an If-Match names (None: no condition; `*` matches any stored provision). Any
+    other tag, a weak one included (If-Match compares strongly), could never match: a mistake to
+    name (422), not a provision that has changed since (412)."""
     if if_match is None or if_match.strip() == "*":
         return None
-    tags = (_OUR_TAG.fullmatch(tag.strip()) for tag in if_match.split(","))
-    return frozenset(int(tag[1]) for tag in tags if tag)
+    versions: set[int] = set()
+    for tag in if_match.split(","):
+        if (ours := _OUR_TAG.fullmatch(tag.strip())) is None:
+            raise _refused(
+                'must be ETags this API gave, such as "7" (quotes included), or *', "header.If-Match"
+            )
+        versions.add(int(ours[1]))
+    return frozenset(versions)
+
+
+def _refuse_future_capacity(body: Provision) -> None:
+    """A figure stated as of a time to come would make every figure stated as of now look stale
+    (412) until then."""
+    updated = body.capacity.updated if body.capacity else None
+    if updated is not None and updated > datetime.now(UTC) + timedelta(minutes=CLOCK_SKEW_MINUTES):
+        raise _refused(
+            f"is more than {CLOCK_SKEW_MINUTES} minutes ahead of now: send when the places were counted",
+            "body.capacity.updated",
+        )
 
 
 class ProvisionPage(BaseModel):
@@ -108,6 +136,7 @@ async def read_provision(provision_id: str, runtime: RuntimeDep, response: Respo
     responses={409: {"description": "A provision with this id exists"}},
 )
 async def create_provision(body: Provision, runtime: RuntimeDep, principal: AdminDep) -> Provision:
+    _refuse_future_capacity(body)
     try:
         return await save_provision(runtime=runtime, provision=body, change="created", principal=principal)
     except ProvisionExists:
@@ -124,16 +153,27 @@ async def create_provision(body: Provision, runtime: RuntimeDep, principal: Admi
     responses={
         200: {"headers": {"ETag": {"description": ETAG_HELP, "schema": {"type": "string"}}}},
         404: {"description": "No such provision"},
+        409: {"description": "The body's active differs from the stored one (retire with POST .../retire)"},
         412: {
             "description": "If-Match names a version the provision has moved on from, or the body's "
             "capacity.updated is older than the stored capacity's (GET it again)"
         },
-        422: {"description": "The body's id differs from the path"},
+        422: {
+            "description": "The body's id differs from the path, it leaves a field out, its "
+            "capacity.updated is in the future, or If-Match holds a tag this API never gave"
+        },
     },
 )
 async def update_provision(
     provision_id: str,
-    body: Provision,
+    body: Annotated[
+        Provision,
+        Body(
+            description="The whole provision, as GET answers it and edited: every field is required "
+            "(null for none), since a field left out would otherwise be reset to its default; "
+            "`active` as stored, since only POST .../retire changes it."
+        ),
+    ],
     runtime: RuntimeDep,
     principal: AdminDep,
     response: Response,
@@ -143,15 +183,16 @@ async def update_provision(
             description="The ETag of the GET the body was edited from: the change is refused (412) "
             "if the provision has changed since, e.g. routing held a place, so a figure read "
             "before does not overwrite it. Without it the body is stored as given, unless its "
-            "capacity.updated is older than the stored one's (412 too)."
+            "capacity.updated is older than the stored one's (412 too). Only ETags this API "
+            "gave (or *) are taken: any other tag is refused (422)."
         ),
     ] = None,
 ) -> Provision:
     if body.id != provision_id:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [{"field": "body.id", "message": f"must be {provision_id!r}, the id in the path"}],
-        )
+        raise _refused(f"must be {provision_id!r}, the id in the path", "body.id")
+    if missing := [f"body.{name}" for name in Provision.model_fields if name not in body.model_fields_set]:
+        raise _refused("Field required: a PUT replaces the whole provision, null for none", *missing)
+    _refuse_future_capacity(body)
     try:
         saved = await save_versioned(
             runtime=runtime,
@@ -162,6 +203,13 @@ async def update_provision(
         )
     except NoSuchProvision:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no provision {provision_id!r}") from None
+    except ActiveChanged as stored:
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            f"provision {provision_id!r} is stored with active {str(stored.active).lower()}, and a PUT"
+            f" keeps it: POST /v1/provisions/{provision_id}/retire retires a provision, and a PUT does"
+            " not bring a retired one back",
+        ) from None
     except StaleProvision as stale:
         raise HTTPException(
             status.HTTP_412_PRECONDITION_FAILED,
