@@ -121,6 +121,21 @@ def test_capacity_that_does_not_add_up_is_left_out_with_a_warning() -> None:
     assert single.capacity is not None and single.capacity.available == 1
 
 
+def test_a_capacity_counted_in_the_future_is_read_as_counted_now_with_a_warning() -> None:
+    ahead = mapped(
+        oruk_service(capacities=[{"available": 2, "maximum": 4, "updated": "2099-01-01T00:00:00Z"}])
+    )
+    assert ahead.provision.capacity is not None and ahead.provision.capacity.updated is None
+    assert ahead.warnings == [
+        "service_capacity's updated is in the future: the figure is read as counted now"
+    ]
+    counted = mapped(
+        oruk_service(capacities=[{"available": 2, "maximum": 4, "updated": "2026-01-05T09:00:00Z"}])
+    )
+    assert counted.provision.capacity is not None and counted.provision.capacity.updated is not None
+    assert counted.warnings == []
+
+
 @pytest.mark.parametrize(
     ("wait", "weeks", "warned"),
     [("6 weeks", 6, False), ("10 days", 1.4, False), ("2 to 3 months", 13, False), ("soon", None, True)],

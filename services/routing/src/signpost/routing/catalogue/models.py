@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated
 
@@ -46,6 +46,16 @@ class DeliveryMode(StrEnum):
     ONLINE = "online"
     TELEPHONE = "telephone"
     BLENDED = "blended"
+
+
+# How far ahead of routing's clock a capacity's `updated` may be (another clock stamping now).
+CLOCK_SKEW_MINUTES = 5
+
+
+def ahead_of_now(updated: datetime | None) -> bool:
+    """A figure stated as of a time to come: it would make every figure stated as of now look stale
+    (an admin's PUT refused with 412, a feed's figure kept out) until then."""
+    return updated is not None and updated > datetime.now(UTC) + timedelta(minutes=CLOCK_SKEW_MINUTES)
 
 
 class Capacity(BaseModel):

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Depends, Header, HTTPException, Query, Response, status
 from pydantic import BaseModel
-from signpost.routing.catalogue.models import Provision
+from signpost.routing.catalogue.models import CLOCK_SKEW_MINUTES, Provision, ahead_of_now
 from signpost.routing.catalogue.repository import search_provisions
 from signpost.routing.catalogue.service import (
     ActiveChanged,
@@ -36,8 +35,6 @@ ETAG_HELP = (
 
 
 _OUR_TAG = re.compile(r'"([0-9]{1,18})"')
-# How far ahead of routing's clock an admin's may run when it stamps `capacity.updated` as now.
-CLOCK_SKEW_MINUTES = 5
 
 
 def etag(version: int) -> str:
@@ -67,10 +64,7 @@ def versions_read(if_match: str | None) -> frozenset[int] | None:
 
 
 def _refuse_future_capacity(body: Provision) -> None:
-    """A figure stated as of a time to come would make every figure stated as of now look stale
-    (412) until then."""
-    updated = body.capacity.updated if body.capacity else None
-    if updated is not None and updated > datetime.now(UTC) + timedelta(minutes=CLOCK_SKEW_MINUTES):
+    if ahead_of_now(body.capacity.updated if body.capacity else None):
         raise _refused(
             f"is more than {CLOCK_SKEW_MINUTES} minutes ahead of now: send when the places were counted",
             "body.capacity.updated",

@@ -22,6 +22,7 @@ from signpost.routing.catalogue.models import (
     Contact,
     DeliveryMode,
     Provision,
+    ahead_of_now,
 )
 from signpost.routing.oruk.models import Organisation, OrukDetails, TaxonomyTerm, feed_id
 from signpost.routing.oruk.taxonomy import TaxonomyMap, TermRule
@@ -395,6 +396,9 @@ def _capacity(service: Json, warnings: list[str]) -> Capacity | None:
             )
             return None
         updated = _datetime(entry.get("updated"))
+        if ahead_of_now(updated):
+            warnings.append("service_capacity's updated is in the future: the figure is read as counted now")
+            updated = None
         return Capacity(available=math.floor(available), maximum=math.floor(maximum), updated=updated)
     return None
 
