@@ -124,7 +124,7 @@ async def test_a_ward_or_setting_id_with_a_slash_intake_took_can_be_drilled_into
     assert piped.status_code == 422
     [problem] = piped.json()["detail"]
     assert problem["field"] == "query.locality"
-    assert problem["message"] == "use 1 to 100 letters, digits, spaces and . _ : ' & ( ) / -"
+    assert problem["message"] == "must be 1 to 100 letters, digits, spaces and . _ : ' & ( ) / -"
 
 
 async def test_a_need_or_sector_outside_the_vocabulary_is_refused_listing_the_allowed_values(

@@ -143,6 +143,40 @@ async def test_a_body_that_is_not_json_gets_400_saying_so(intake: httpx.AsyncCli
     assert wrong_shape.status_code == 422  # JSON, just not a referral
 
 
+async def test_patterns_are_refused_in_words_not_as_regular_expressions(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    headers = auth(tokens.practitioner())
+
+    async def problem(response: httpx.Response) -> tuple[str, str]:
+        assert response.status_code == 422, response.text
+        [found] = response.json()["detail"]
+        return found["field"], found["message"]
+
+    assert await problem(await intake.get("/v1/referrals", params={"cursor": "page-2"}, headers=headers)) == (
+        "query.cursor",
+        "must be the next_cursor an earlier page answered, as it was given",
+    )
+    keyed = await intake.post(
+        "/v1/referrals", json=referral(), headers={**headers, "Idempotency-Key": "retry #1 of 3"}
+    )
+    assert await problem(keyed) == ("header.Idempotency-Key", "must be made of A-Z a-z 0-9 _ . : - only")
+    phoned = await submit(intake, tokens, referral(referrer={**referral()["referrer"], "phone": "call me"}))
+    assert await problem(phoned) == ("body.referrer.phone", "must be 6 to 20 digits, spaces and + ( ) -")
+
+
+async def test_a_filter_the_list_does_not_take_is_refused_not_ignored(
+    intake: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    listed = await intake.get(
+        "/v1/referrals", params={"statuss": "routed"}, headers=auth(tokens.practitioner())
+    )
+    assert listed.status_code == 422  # not every referral, read as the routed ones
+    [problem] = listed.json()["detail"]
+    assert problem["field"] == "query.statuss"
+    assert problem["message"].startswith("is not a parameter here; this takes cursor, limit, locality")
+
+
 async def test_oversized_bodies_get_413(intake: httpx.AsyncClient, tokens: Tokens) -> None:
     response = await submit(intake, tokens, referral(details="x" * 100_000))
     assert response.status_code == 413

@@ -45,6 +45,7 @@ from signpost.shared.outbox import (
     pending_count,
     transaction_with_events,
 )
+from signpost.shared.querystring import refuse_unknown_query
 from signpost.shared.responses import document_shared_responses
 from signpost.shared.settings import ServiceName, Settings
 from signpost.shared.topics import Topics
@@ -213,6 +214,7 @@ def create_service_app(
     title: str,
     description: str,
     routers: Sequence[APIRouter],
+    tolerant_routers: Sequence[APIRouter] = (),
     indexes: IndexPlan,
     on_startup: Callable[[Runtime], Awaitable[None]] | None = None,
     body_limits: Mapping[str, int] | None = None,
@@ -278,7 +280,10 @@ def create_service_app(
     app.include_router(health_router())
     app.include_router(metrics_router())
     for router in routers:
-        app.include_router(router)
+        # A router in `tolerant_routers` ignores query parameters it does not take: pages whose script
+        # reads its own URL, a standard's feed whose clients send what the standard allows.
+        strict = not any(router is tolerant for tolerant in tolerant_routers)
+        app.include_router(router, dependencies=[Depends(refuse_unknown_query)] if strict else None)
     _document_validation_problems(app)
     return app
 

@@ -92,6 +92,19 @@ def no_direct_identifier(value: str, info: ValidationInfo) -> str:
 
 
 # Combine with a length: `Annotated[SingleLine, Field(min_length=1, max_length=100)]`.
+def in_words(pattern: str, rule: str) -> AfterValidator:
+    """A pattern check refused as `must be <rule>`, where pydantic's own prints the regular expression.
+    Give the schema the pattern too (`json_schema_extra={"pattern": pattern}`) for the OpenAPI document."""
+    compiled = re.compile(pattern)
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not compiled.fullmatch(value):
+            raise ValueError(f"must be {rule}")
+        return value
+
+    return AfterValidator(check)
+
+
 SingleLine = Annotated[str, AfterValidator(line)]
 MultiLine = Annotated[str, AfterValidator(text)]
 

@@ -45,6 +45,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "with small numbers suppressed; regional benchmarking; the settings register; the ops view of "
         "the streams; and the dashboard (`/dashboard/`) that shows them.",
         routers=[pulse_router, benchmarking_router, register_router, ops_router, dashboard_router],
+        tolerant_routers=[dashboard_router],  # its pages' scripts read the view from the URL
         # The projection collections are named by the active projection set; see _prepare.
         indexes=IndexPlan(),
         on_startup=_prepare,

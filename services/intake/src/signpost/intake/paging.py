@@ -9,14 +9,14 @@ from typing import Annotated
 from fastapi import Query
 from pydantic import BaseModel, Field
 from signpost.shared.mongo import Collection, Document
+from signpost.shared.text import in_words
 
 # Only a cursor a page gave out: anything else is refused rather than read as a position.
+CURSOR = r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$"
 Cursor = Annotated[
     str | None,
-    Query(
-        pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$",
-        description="The `next_cursor` of the previous page.",
-    ),
+    in_words(CURSOR, "the next_cursor an earlier page answered, as it was given"),
+    Query(description="The `next_cursor` of the previous page.", json_schema_extra={"pattern": CURSOR}),
 ]
 
 

@@ -58,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="Signpost routing",
         description="Matches each child's needs to Local Offer provision across education, health and social care.",
         routers=[catalogue_router, decisions_router, import_router, feed_router],
+        tolerant_routers=[feed_router],  # ORUK clients may send any of the standard's parameters
         indexes=INDEXES,
         on_startup=_seed_catalogue,
         body_limits={IMPORT_PATH: runtime.settings.max_import_bytes},

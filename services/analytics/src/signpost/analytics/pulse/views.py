@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Awaitable
 from datetime import UTC, date, datetime, timedelta
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
-from pydantic import AfterValidator
 from signpost.analytics.projections.follower import FactsFollower, IndexLoading
 from signpost.analytics.projections.index import DIMENSIONS, FactIndex
 from signpost.analytics.projections.sets import ProjectionSet, read_pointer
@@ -31,6 +29,7 @@ from signpost.analytics.pulse.suppression import protects
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.service import RuntimeDep
+from signpost.shared.text import in_words
 from signpost.shared.vocabulary import NeedCode, Sector
 
 router = APIRouter(prefix="/v1/pulse", tags=["pulse"])
@@ -43,24 +42,16 @@ EARLIEST, LATEST = date(2000, 1, 1), date(2099, 12, 31)
 # What a free-form filter's value may be: every locality and setting id intake takes (a ward may be
 # "Lockleaze/Frome Vale") and provision ids; said in words when refused. Need codes and sectors are
 # the shared vocabulary's, so a typo ("asd", "police") is refused listing them, not read as no demand.
-KEY = re.compile(r"[A-Za-z0-9 _.:'&()/-]{1,100}")
+KEY = r"[A-Za-z0-9 _.:'&()/-]{1,100}"
 KEY_RULE = "1 to 100 letters, digits, spaces and . _ : ' & ( ) / -"
 
 
-def _key(value: str | None) -> str | None:
-    if value is not None and not KEY.fullmatch(value):
-        raise ValueError(f"use {KEY_RULE}")
-    return value
-
-
-Key = Annotated[str | None, AfterValidator(_key)]
+Key = Annotated[str | None, in_words(KEY, KEY_RULE)]
 
 
 def key_query(description: str) -> Any:
     """A filter's query parameter, its rule in the OpenAPI schema as a pattern."""
-    return Query(
-        description=f"{description} ({KEY_RULE}).", json_schema_extra={"pattern": f"^{KEY.pattern}$"}
-    )
+    return Query(description=f"{description} ({KEY_RULE}).", json_schema_extra={"pattern": f"^{KEY}$"})
 
 
 AnalystDep = Annotated[Principal, Depends(require_roles(Role.ANALYST, Role.OPS, Role.ADMIN))]
@@ -103,11 +94,13 @@ def period_of(
 
 
 PeriodDep = Annotated[Period, Depends(period_of)]
+AREA = r"^[A-Za-z0-9_-]{1,32}$"
 OtherArea = Annotated[
     str | None,
+    in_words(AREA, "an area code: 1 to 32 letters, digits, _ and -"),
     Query(
-        pattern=r"^[A-Za-z0-9_-]{1,32}$",
         description="Admins only: another local area's numbers, small numbers suppressed.",
+        json_schema_extra={"pattern": AREA},
     ),
 ]
 

@@ -23,7 +23,7 @@ from pydantic import (
 from signpost.intake.paging import Page
 from signpost.shared.events import NeedsProfile, Offer
 from signpost.shared.lifecycle import Move, ReferralStatus
-from signpost.shared.text import Identifier, MultiLine, SingleLine, is_stored
+from signpost.shared.text import Identifier, MultiLine, SingleLine, in_words, is_stored
 from signpost.shared.timestamps import day_in_england
 from signpost.shared.vocabulary import (
     EscalationReason,
@@ -99,13 +99,31 @@ class ReferrerRole(StrEnum):
     OTHER = "other"
 
 
+PHONE = r"^[0-9 +()-]{6,20}$"
+EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+
+
 class Referrer(Strict):
     name: Name
     role: ReferrerRole
     organisation: Name
     setting_id: Identifier | None = None
-    phone: Annotated[str, Field(pattern=r"^[0-9 +()-]{6,20}$")] | None = None
-    email: Annotated[SingleLine, Field(max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")] | None = None
+    phone: (
+        Annotated[
+            str,
+            in_words(PHONE, "6 to 20 digits, spaces and + ( ) -"),
+            Field(json_schema_extra={"pattern": PHONE}),
+        ]
+        | None
+    ) = None
+    email: (
+        Annotated[
+            SingleLine,
+            in_words(EMAIL, "an email address, such as name@example.org"),
+            Field(max_length=254, json_schema_extra={"pattern": EMAIL}),
+        ]
+        | None
+    ) = None
 
 
 class Address(Strict):

@@ -35,7 +35,7 @@ from signpost.shared.lifecycle import ReferralStatus, allowed_moves
 from signpost.shared.mongo import Document
 from signpost.shared.service import RuntimeDep
 from signpost.shared.settings import Settings
-from signpost.shared.text import STORED, SingleLine
+from signpost.shared.text import STORED, SingleLine, in_words
 from signpost.shared.vocabulary import NeedCode
 
 router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
@@ -43,13 +43,15 @@ router = APIRouter(prefix="/v1/referrals", tags=["referrals"])
 PractitionerDep = Annotated[Principal, Depends(require_roles(Role.PRACTITIONER))]
 ReaderDep = Annotated[Principal, Depends(require_roles(Role.PRACTITIONER, Role.AGENCY, Role.ADMIN))]
 ChildReaderDep = Annotated[Principal, Depends(require_roles(Role.PRACTITIONER, Role.AGENCY))]
+IDEMPOTENCY_KEY = r"^[A-Za-z0-9_.:-]+$"
 IdempotencyKey = Annotated[
     str | None,
+    in_words(IDEMPOTENCY_KEY, "made of A-Z a-z 0-9 _ . : - only"),
     Header(
         alias="Idempotency-Key",
         min_length=8,
         max_length=128,
-        pattern=r"^[A-Za-z0-9_.:-]+$",
+        json_schema_extra={"pattern": IDEMPOTENCY_KEY},
         description="Retry safely: the same key and body return the same referral; a different body is 409. "
         "A key is remembered for 7 days after its first use; after that it makes a new referral.",
     ),
