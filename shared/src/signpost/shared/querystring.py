@@ -21,14 +21,19 @@ class _Taken:
     single: frozenset[str]  # those that hold one value
 
 
-_TAKEN: dict[int, _Taken] = {}  # by route: what a route takes never changes once the app is built
+# Kept on the route itself (what it takes never changes once the app is built): a table by id(route)
+# could hand a new route the entry of a collected one that had the same id.
+_TAKEN_ATTRIBUTE = "_signpost_query_taken"
 
 
 async def refuse_unknown_query(request: Request) -> None:
     """A dependency: 422 for a query parameter the route does not declare, or a single one repeated."""
     route = request.scope["route"]
     assert isinstance(route, APIRoute)
-    taken = _TAKEN.get(id(route)) or _TAKEN.setdefault(id(route), _taken_by(route))
+    taken: _Taken | None = getattr(route, _TAKEN_ATTRIBUTE, None)
+    if taken is None:
+        taken = _taken_by(route)
+        setattr(route, _TAKEN_ATTRIBUTE, taken)
     given = request.query_params
     problems = [
         {
