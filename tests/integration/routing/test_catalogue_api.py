@@ -86,11 +86,12 @@ async def test_admins_change_the_catalogue_and_every_change_is_an_event(settings
     assert changes == ["created", "updated", "retired"]
 
 
-async def test_a_put_replaces_the_whole_provision_and_never_retires_or_restores_it(
+async def test_a_put_replaces_the_whole_provision_and_restores_only_when_told(
     settings: Settings,
 ) -> None:
     """A PUT that leaves fields out used to reset them to the model's defaults, a retired provision's
-    `active` included (back in matching): now it is refused naming them, and `active` is retire's."""
+    `active` included (back in matching): now it is refused naming them. Retiring is retire's; a
+    whole provision sent with `active: true` brings a retired one back, as asked."""
     admin = {"Authorization": f"Bearer {Tokens(settings).admin()}"}
     async with serving(create_routing(settings)) as routing:
         sent = {**PROVISION, "delivery_mode": "blended"}
@@ -117,18 +118,20 @@ async def test_a_put_replaces_the_whole_provision_and_never_retires_or_restores_
         named = [problem["field"] for problem in refused.json()["detail"]]
         assert named == [f"body.{field}" for field in read if field not in partial]
         assert "body.active" in named and "body.capacity" in named
-        restored = await routing.put(path, json={**read, "active": True}, headers=admin)
-        assert restored.status_code == 409 and "retire" in restored.json()["detail"], restored.text
-        assert (await routing.get(path)).json() == read
         edited = await routing.put(path, json={**read, "waiting_weeks": 9}, headers=admin)
         assert edited.status_code == 200, edited.text
         assert edited.json() == {**read, "waiting_weeks": 9}  # still retired, blended, with its places
+        restored = await routing.put(path, json={**edited.json(), "active": True}, headers=admin)
+        assert restored.status_code == 200 and restored.json()["active"] is True, restored.text
 
         live = (await routing.get("/v1/provisions/slt-community")).json()
         retiring = await routing.put(
             "/v1/provisions/slt-community", json={**live, "active": False}, headers=admin
         )
         assert retiring.status_code == 409, retiring.text
+        assert retiring.json()["detail"] == (
+            "a PUT does not retire a provision: POST /v1/provisions/slt-community/retire does"
+        )
 
 
 async def test_blank_text_in_a_provision_is_refused_naming_the_field(settings: Settings) -> None:

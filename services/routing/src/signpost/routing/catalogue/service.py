@@ -42,12 +42,8 @@ class StaleCapacity(Exception):
         self.updated = updated  # the stored one's
 
 
-class ActiveChanged(Exception):
-    """An admin's update would retire the provision or bring it back: neither is an update."""
-
-    def __init__(self, provision_id: str, active: bool) -> None:
-        super().__init__(provision_id)
-        self.active = active  # the stored one
+class RetiredByUpdate(Exception):
+    """An admin's update would retire the provision: `retire` does that, publishing `retired`."""
 
 
 @dataclass(frozen=True)
@@ -134,13 +130,13 @@ async def save_versioned(
     may change `available` and leave `updated` as read). A body without `updated`, or a newer one,
     states the figure afresh.
 
-    An `active` other than the stored one is refused with ActiveChanged: `retire` retires a
-    provision (publishing `retired`), and an admin's update does not bring a retired one back (an
-    ORUK import of a feed listing it as active does)."""
+    An update that would retire an active provision is refused with RetiredByUpdate: `retire` does
+    that (publishing `retired`). One that sends `active: true` for a retired provision brings it
+    back: the whole provision is sent, so that is what its admin asked for."""
 
     def revise(stored: Provision | None) -> Provision:
-        if stored is not None and provision.active != stored.active:
-            raise ActiveChanged(provision.id, stored.active)
+        if stored is not None and stored.active and not provision.active:
+            raise RetiredByUpdate(provision.id)
         theirs, ours = provision.capacity, stored.capacity if stored else None
         if theirs and ours and theirs.updated and ours.updated and theirs.updated < ours.updated:
             raise StaleCapacity(provision.id, ours.updated)

@@ -10,9 +10,9 @@ from pydantic import BaseModel
 from signpost.routing.catalogue.models import CLOCK_SKEW_MINUTES, Provision, ahead_of_now
 from signpost.routing.catalogue.repository import search_provisions
 from signpost.routing.catalogue.service import (
-    ActiveChanged,
     NoSuchProvision,
     ProvisionExists,
+    RetiredByUpdate,
     StaleCapacity,
     StaleProvision,
     get_versioned,
@@ -147,7 +147,7 @@ async def create_provision(body: Provision, runtime: RuntimeDep, principal: Admi
     responses={
         200: {"headers": {"ETag": {"description": ETAG_HELP, "schema": {"type": "string"}}}},
         404: {"description": "No such provision"},
-        409: {"description": "The body's active differs from the stored one (retire with POST .../retire)"},
+        409: {"description": "The body would retire the provision (POST .../retire does that)"},
         412: {
             "description": "If-Match names a version the provision has moved on from, or the body's "
             "capacity.updated is older than the stored capacity's (GET it again)"
@@ -165,7 +165,8 @@ async def update_provision(
         Body(
             description="The whole provision, as GET answers it and edited: every field is required "
             "(null for none), since a field left out would otherwise be reset to its default; "
-            "`active` as stored, since only POST .../retire changes it."
+            "`active` true, or false only if it is retired already (POST .../retire retires; "
+            "`active: true` brings a retired provision back)."
         ),
     ],
     runtime: RuntimeDep,
@@ -197,12 +198,10 @@ async def update_provision(
         )
     except NoSuchProvision:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no provision {provision_id!r}") from None
-    except ActiveChanged as stored:
+    except RetiredByUpdate:
         raise HTTPException(
             status.HTTP_409_CONFLICT,
-            f"provision {provision_id!r} is stored with active {str(stored.active).lower()}, and a PUT"
-            f" keeps it: POST /v1/provisions/{provision_id}/retire retires a provision, and a PUT does"
-            " not bring a retired one back",
+            f"a PUT does not retire a provision: POST /v1/provisions/{provision_id}/retire does",
         ) from None
     except StaleProvision as stale:
         raise HTTPException(
