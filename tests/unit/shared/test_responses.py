@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from pydantic import BaseModel
 from signpost.shared.auth.dependencies import AdminDep, PrincipalDep
 from signpost.shared.auth.ratelimit import rate_limited_write
+from signpost.shared.querystring import refuse_unknown_query
 from signpost.shared.responses import document_shared_responses
 
 
@@ -34,8 +35,15 @@ def documented() -> dict[str, Any]:
     async def own(principal: PrincipalDep) -> dict[str, str]:
         return {}
 
+    strict = APIRouter(prefix="/v1/strict")
+
+    @strict.get("/none")
+    async def takes_nothing() -> dict[str, str]:
+        return {}
+
     app = FastAPI()
     app.include_router(router)
+    app.include_router(strict, dependencies=[Depends(refuse_unknown_query)])
     document = app.openapi()
     document_shared_responses(document, app.routes)
     return document
@@ -48,6 +56,7 @@ def test_each_operation_documents_what_its_dependencies_and_body_can_answer() ->
     assert set(paths["/v1/writes"]["post"]["responses"]) == {
         "200", "400", "401", "403", "413", "422", "429", "503"
     }  # fmt: skip
+    assert set(paths["/v1/strict/none"]["get"]["responses"]) == {"200", "422"}  # an unknown parameter
 
 
 def test_a_route_s_own_description_is_kept_and_refusals_have_a_schema() -> None:

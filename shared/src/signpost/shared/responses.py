@@ -3,7 +3,8 @@
 Authentication, the write rate limit and the body size limit answer before a handler runs, so a
 route's own `responses=` rarely names them. `document_shared_responses` adds them to each operation
 from what the route really depends on: an operation behind `get_principal` documents 401, 403 and
-503, one behind `rate_limited_write` 429, one that takes a body 400 (not JSON) and 413. An answer the route already
+503, one behind `rate_limited_write` 429, one behind `refuse_unknown_query` 422 (where it has no
+parameter of its own to document it), one that takes a body 400 (not JSON) and 413. An answer the route already
 documents keeps the route's own description.
 """
 
@@ -17,6 +18,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import BaseModel, Field
 from signpost.shared.auth.dependencies import get_principal
 from signpost.shared.auth.ratelimit import rate_limited_write
+from signpost.shared.querystring import refuse_unknown_query
 
 
 class ErrorDetail(BaseModel):
@@ -44,6 +46,12 @@ AUTHENTICATION: dict[int, dict[str, Any]] = {
 RATE_LIMIT: dict[int, dict[str, Any]] = {
     429: {"description": "Too many writes from this caller (with `Retry-After`)", "content": _DETAIL},
 }
+QUERY: dict[int, dict[str, Any]] = {
+    422: {
+        "description": "A query parameter this operation does not take, or one that holds a single value given twice",
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}},
+    },
+}
 BODY: dict[int, dict[str, Any]] = {
     400: {"description": "The request body is not well-formed JSON", "content": _DETAIL},
     413: {"description": "The request body is over the size limit", "content": _DETAIL},
@@ -57,6 +65,7 @@ def shared_responses(route: Any) -> dict[int, dict[str, Any]]:
     return {
         **(AUTHENTICATION if get_principal in calls else {}),
         **(RATE_LIMIT if rate_limited_write in calls else {}),
+        **(QUERY if refuse_unknown_query in calls else {}),
         **(BODY if route.body_field is not None else {}),
     }
 
