@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypeVar
 
@@ -55,6 +55,7 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 READINESS_TIMEOUT_S = 2.0
+CANCEL_AGAIN_S = 1.0  # how long a cancelled background task has to end before it is cancelled again
 METRICS_PROBE_TIMEOUT_S = 3.0  # a scrape must answer even while Kafka or MongoDB does not
 
 
@@ -186,17 +187,33 @@ async def _stop(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
     stopped = (subscriber.stop() for subscriber in runtime.broker.subscribers)
     for outcome in await asyncio.gather(*stopped, return_exceptions=True):
         if isinstance(outcome, Exception):  # still close everything else
-            log.warning("a consumer did not stop cleanly", error=repr(outcome))
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with suppress(asyncio.CancelledError):
-            await task
+            log.warning("a consumer did not stop cleanly", error=describe_error(outcome))
+    await cancel_until_done(tasks)
     if runtime.outbox is not None:
         await runtime.outbox.flush(timeout_s=budget.outbox_s)
     await runtime.broker.stop()
     await runtime.client.close()
     log.info("service stopped")
+
+
+async def cancel_until_done(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel background tasks and wait for them to end. A task that swallowed its cancellation (a
+    library catching CancelledError mid-call, seen once as a webhook round that then waited on for
+    good) is cancelled again each `CANCEL_AGAIN_S`, so stopping never hangs on it. What a task
+    raised instead is logged: the rest of the shutdown (the outbox's flush above all) still runs."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=CANCEL_AGAIN_S)
+        if pending:
+            log.warning("background work went on after it was cancelled; cancelling it again",
+                        tasks=sorted(task.get_name() for task in pending))  # fmt: skip
+    for task in tasks:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            log.warning(
+                "background work failed as it stopped", task=task.get_name(), error=describe_error(exc)
+            )
 
 
 async def get_runtime(request: Request) -> Runtime:
