@@ -28,7 +28,7 @@ from signpost.analytics.pulse.service import Filters, QueryProblem
 from signpost.analytics.pulse.suppression import protects
 from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
-from signpost.shared.service import RuntimeDep
+from signpost.shared.service import RuntimeDep, refused
 from signpost.shared.text import in_words
 from signpost.shared.vocabulary import NeedCode, Sector
 
@@ -82,14 +82,14 @@ def period_of(
 ) -> Period:
     end = end or datetime.now(UTC).date()
     if not EARLIEST <= end <= LATEST:  # before the default `from` is worked out: 0001-01-01 has no day before
-        raise problem("query.to", f"{end} is outside {EARLIEST} to {LATEST}")
+        raise refused(f"{end} is outside {EARLIEST} to {LATEST}", "query.to")
     start = start or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
     if not EARLIEST <= start <= LATEST:
-        raise problem("query.from", f"{start} is outside {EARLIEST} to {LATEST}")
+        raise refused(f"{start} is outside {EARLIEST} to {LATEST}", "query.from")
     if start > end:
-        raise problem("query.from", f"{start} is after `to` ({end})")
+        raise refused(f"{start} is after `to` ({end})", "query.from")
     if (end - start).days >= MAX_PERIOD_DAYS:
-        raise problem("query.to", f"a period is at most {MAX_PERIOD_DAYS} days")
+        raise refused(f"a period is at most {MAX_PERIOD_DAYS} days", "query.to")
     return Period(start, end)
 
 
@@ -236,8 +236,4 @@ async def _answer(pending: Awaitable[T]) -> T:
     try:
         return await pending
     except QueryProblem as exc:
-        raise problem(exc.field, exc.message) from None
-
-
-def problem(field: str, message: str) -> HTTPException:
-    return HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": field, "message": message}])
+        raise refused(exc.message, exc.field) from None

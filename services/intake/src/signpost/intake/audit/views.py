@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, status
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from signpost.intake.audit.service import Purpose, find_records
 from signpost.shared.auth.dependencies import AdminDep
-from signpost.shared.service import RuntimeDep
+from signpost.shared.service import RuntimeDep, refused
 from signpost.shared.timestamps import UtcDateTime
 
 router = APIRouter(prefix="/v1/audit", tags=["audit"])
@@ -42,15 +42,7 @@ async def get_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[AuditRecord]:
     if since and until and since > until:  # would match nothing: say so rather than answer []
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT,
-            [
-                {
-                    "field": "query.since",
-                    "message": f"{since.isoformat()} is after `until` ({until.isoformat()})",
-                }
-            ],
-        )
+        raise refused(f"{since.isoformat()} is after `until` ({until.isoformat()})", "query.since")
     records = await find_records(
         runtime=runtime, referral_id=referral_id, subject=subject, since=since, until=until, limit=limit
     )

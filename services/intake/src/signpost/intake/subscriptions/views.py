@@ -25,7 +25,7 @@ from signpost.shared.auth.dependencies import require_roles
 from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
 from signpost.shared.mongo import Document
-from signpost.shared.service import RuntimeDep
+from signpost.shared.service import RuntimeDep, refused
 
 router = APIRouter(prefix="/v1/subscriptions", tags=["subscriptions"])
 AgencyDep = Annotated[Principal, Depends(require_roles(Role.AGENCY))]
@@ -58,9 +58,7 @@ async def subscribe(
     try:
         subscription = await create_subscription(runtime=runtime, principal=principal, request=body)
     except UnsafeWebhookUrl as exc:
-        raise HTTPException(
-            status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": "body.url", "message": str(exc)}]
-        ) from None
+        raise refused(str(exc), "body.url") from None
     return SubscriptionCreated(**_view(subscription).model_dump(), secret=subscription["secret"])
 
 

@@ -22,7 +22,7 @@ from signpost.routing.catalogue.service import (
 )
 from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.auth.ratelimit import rate_limited_write
-from signpost.shared.service import RuntimeDep
+from signpost.shared.service import RuntimeDep, refused
 from signpost.shared.text import SingleLine
 from signpost.shared.vocabulary import NeedCode, Sector
 
@@ -41,12 +41,6 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-def _refused(message: str, *fields: str) -> HTTPException:
-    return HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT, [{"field": field, "message": message} for field in fields]
-    )
-
-
 def versions_read(if_match: str | None) -> frozenset[int] | None:
     """The versions an If-Match names (None: no condition; `*` matches any stored provision). Any
     other tag, a weak one included (If-Match compares strongly), could never match: a mistake to
@@ -56,7 +50,7 @@ def versions_read(if_match: str | None) -> frozenset[int] | None:
     versions: set[int] = set()
     for tag in if_match.split(","):
         if (ours := _OUR_TAG.fullmatch(tag.strip())) is None:
-            raise _refused(
+            raise refused(
                 'must be ETags this API gave, such as "7" (quotes included), or *', "header.If-Match"
             )
         versions.add(int(ours[1]))
@@ -65,7 +59,7 @@ def versions_read(if_match: str | None) -> frozenset[int] | None:
 
 def _refuse_future_capacity(body: Provision) -> None:
     if ahead_of_now(body.capacity.updated if body.capacity else None):
-        raise _refused(
+        raise refused(
             f"is more than {CLOCK_SKEW_MINUTES} minutes ahead of now: send when the places were counted",
             "body.capacity.updated",
         )
@@ -184,9 +178,9 @@ async def update_provision(
     ] = None,
 ) -> Provision:
     if body.id != provision_id:
-        raise _refused(f"must be {provision_id!r}, the id in the path", "body.id")
+        raise refused(f"must be {provision_id!r}, the id in the path", "body.id")
     if missing := [f"body.{name}" for name in Provision.model_fields if name not in body.model_fields_set]:
-        raise _refused("Field required: a PUT replaces the whole provision, null for none", *missing)
+        raise refused("Field required: a PUT replaces the whole provision, null for none", *missing)
     _refuse_future_capacity(body)
     try:
         saved = await save_versioned(

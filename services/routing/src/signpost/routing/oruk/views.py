@@ -30,7 +30,7 @@ from signpost.shared.auth.dependencies import AdminDep
 from signpost.shared.auth.ratelimit import rate_limited_write
 from signpost.shared.mongo import Document
 from signpost.shared.outbound import OutboundRefused, check_outbound
-from signpost.shared.service import Runtime, RuntimeDep
+from signpost.shared.service import Runtime, RuntimeDep, refused
 from signpost.shared.text import SingleLine
 
 IMPORT_PATH = "/v1/catalogue/import"
@@ -57,10 +57,6 @@ class ImportRequest(BaseModel):
         return self
 
 
-def _problem(status_code: int, field: str, message: str) -> HTTPException:
-    return HTTPException(status_code, [{"field": field, "message": message}])
-
-
 @import_router.post(
     IMPORT_PATH,
     response_model=ImportReport,
@@ -81,11 +77,9 @@ async def import_catalogue(body: ImportRequest, runtime: RuntimeDep, principal: 
             check_outbound(source, loopback_only=loopback_only)
             httpx.Request("GET", source)  # built as the fetch's is: a host IDNA refuses fails here
         except OutboundRefused as exc:
-            raise _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, "body.source_url", str(exc)) from None
+            raise refused(str(exc), "body.source_url") from None
         except (httpx.InvalidURL, UnicodeError) as exc:
-            raise _problem(
-                status.HTTP_422_UNPROCESSABLE_CONTENT, "body.source_url", f"bad URL: {exc}"
-            ) from None
+            raise refused(f"bad URL: {exc}", "body.source_url") from None
         try:
             async with httpx.AsyncClient(
                 timeout=runtime.settings.oruk_fetch_timeout_s,
@@ -105,7 +99,7 @@ async def import_catalogue(body: ImportRequest, runtime: RuntimeDep, principal: 
         try:
             feed = read_document(body.feed)
         except ValueError as exc:
-            raise _problem(status.HTTP_422_UNPROCESSABLE_CONTENT, "body.feed", str(exc)) from None
+            raise refused(str(exc), "body.feed") from None
     try:
         return await import_services(
             runtime=runtime,
