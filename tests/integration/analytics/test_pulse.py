@@ -206,15 +206,25 @@ async def test_a_setting_id_with_a_space_or_slash_intake_took_can_be_registered_
 async def test_the_register_refuses_a_blank_name_or_locality_and_an_id_with_surrounding_space(
     analytics: Analytics,
 ) -> None:
-    """Intake strips a referral's setting id, so "URN100003 " registered would never match one."""
+    """Intake strips a referral's setting id, so "URN100003 " registered would never match one; a
+    locality no referral could name (too long, or with a character intake refuses) is refused too."""
     admin = analytics.auth("admin")
     body = {"name": "Ashley Primary", "locality": "Ashley", "phase": "primary"}
-    for field in ("name", "locality"):
-        blank = await analytics.client.put(
-            "/v1/settings-register/URN100002", json={**body, field: "   "}, headers=admin
+    for field, value in (
+        ("name", "   "),
+        ("locality", "   "),
+        ("locality", "A" * 65),
+        ("locality", "Ashley (north)"),
+    ):
+        refused = await analytics.client.put(
+            "/v1/settings-register/URN100002", json={**body, field: value}, headers=admin
         )
-        assert blank.status_code == 422, blank.text
-        assert [problem["field"] for problem in blank.json()["detail"]] == [f"body.{field}"]
+        assert refused.status_code == 422, refused.text
+        assert [problem["field"] for problem in refused.json()["detail"]] == [f"body.{field}"]
+    padded = await analytics.client.put(
+        "/v1/settings-register/URN100002", json={**body, "locality": " Ashley "}, headers=admin
+    )
+    assert padded.status_code == 202, padded.text
     for path in ("URN100003%20", "%20URN100003"):
         spaced = await analytics.client.put(f"/v1/settings-register/{path}", json=body, headers=admin)
         assert spaced.status_code == 422, spaced.text

@@ -46,12 +46,12 @@ register_url_convertor("rest_of_path", _RestOfPath())
 
 
 class SettingIn(BaseModel):
-    # Stripped as intake strips a referral's text, so a blank name or locality is refused (min_length)
-    # and a locality matches the referrals' own.
+    # Stripped as intake strips a referral's text, so a blank name is refused (min_length). The locality
+    # is a referral's own type: one a referral could never name would count no referral.
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
     name: SingleLine = Field(min_length=1, max_length=200)
-    locality: SingleLine = Field(min_length=1, max_length=100)
+    locality: Identifier = Field(description="The locality within the local area, as referrals name it.")
     phase: SingleLine = Field(
         default="", max_length=50, description="e.g. early years, primary, secondary, post-16, special."
     )
