@@ -193,6 +193,16 @@ def test_a_redelivered_event_changes_nothing() -> None:
     assert total(indexed(fold(events + events))) == total(indexed(facts))
 
 
+def test_a_fact_stored_with_an_absurd_time_still_loads_into_the_index() -> None:
+    """Events with times years ahead are refused now; a fact an earlier release stored from one is
+    counted with its durations capped, not an OverflowError that kept analytics from ever loading."""
+    fact = fold(lifecycle("r1", "accepted"))[fact_id(TENANT, "r1")]
+    for offer in fact["offers"].values():
+        offer["accepted_at"] = datetime(9999, 12, 31, tzinfo=fact["submitted"]["at"].tzinfo)
+    counted = total(indexed({fact["_id"]: fact}))
+    assert counted["accepted"] == 1 and counted["accept_minutes"] == 2**31 - 1
+
+
 def test_the_index_agrees_with_the_facts_for_any_filters_and_grouping() -> None:
     rng = random.Random(11)
     paths = get_args(Path)

@@ -33,6 +33,9 @@ def submitted(referral_id: str = "r-1") -> ReferralSubmittedV1:
     )
 
 
+SUBMITTED_AT = b'"2026-11-02T09:30:00Z"'
+
+
 def test_binary_mode_round_trip_keeps_every_attribute() -> None:
     event: Envelope[EventData] = new_event(
         submitted(), source="/signpost/intake", tenant="E06000023", subject="r-1", correlation_id="c-1"
@@ -72,6 +75,20 @@ def test_readers_ignore_fields_they_do_not_know() -> None:
         (lambda h, v: (h, v.replace(b'"SEMH"', b'"NEW"')), "body: need_codes.1: Input should be"),
         (lambda h, v: ({k: x for k, x in h.items() if k != "ce_tenant"}, v), "header ce_tenant missing"),
         (lambda h, v: ({**h, "ce_time": "soon"}, v), "header ce_time: Input should be a valid datetime"),
+        # Times are moments that happened: with an offset, after the epoch, at most a day ahead.
+        (
+            lambda h, v: (h, v.replace(SUBMITTED_AT, b'"2026-11-02T09:30:00"')),
+            "body: submitted_at: .*timezone",
+        ),
+        (
+            lambda h, v: (h, v.replace(SUBMITTED_AT, b'"9999-12-31T00:00:00Z"')),
+            "body: submitted_at: .*9999-12-31T00:00:00\\+00:00 is more than a day ahead of this reader's clock",
+        ),
+        (
+            lambda h, v: (h, v.replace(SUBMITTED_AT, b'"1969-12-31T23:59:59Z"')),
+            "body: submitted_at: .*before 1970",
+        ),
+        (lambda h, v: ({**h, "ce_time": "3000-01-01T00:00:00Z"}, v), "header ce_time: .*a day ahead"),
         (lambda h, v: (h, None), "body: empty"),
         (lambda h, v: (h, v + b" " * 4096), "body: \\d+ bytes, over the 4096-byte limit"),
     ],

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import uuid6
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from signpost.shared.vocabulary import (
     NEEDS_SCORE_MAX,
     NEEDS_SCORE_MIN,
@@ -34,6 +34,25 @@ NeedsScore = Annotated[int, Field(ge=NEEDS_SCORE_MIN, le=NEEDS_SCORE_MAX)]
 NeedsProfile = dict[NeedsDomain, NeedsScore]
 
 TYPE_PREFIX = "uk.signpost."
+
+# An event's times are moments something happened, so each carries its offset (a time without one
+# cannot be compared with the stored ones) and lies between the Unix epoch, where event ids and
+# Kafka timestamps begin, and a day past the reader's clock (producers' clocks drift; days ahead is
+# no moment at all, and would hold a last-writer-wins register entry or overflow analytics'
+# durations). Refused events are dead-lettered with the field named.
+EARLIEST_EVENT_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+CLOCK_SKEW_ALLOWED = timedelta(days=1)
+
+
+def _a_moment_that_happened(value: datetime) -> datetime:
+    if value < EARLIEST_EVENT_TIME:
+        raise ValueError(f"{value.isoformat()} is before 1970-01-01, when event times begin")
+    if value > datetime.now(UTC) + CLOCK_SKEW_ALLOWED:
+        raise ValueError(f"{value.isoformat()} is more than a day ahead of this reader's clock")
+    return value
+
+
+EventTime = Annotated[AwareDatetime, AfterValidator(_a_moment_that_happened)]
 CONTENT_TYPE: Literal["application/json"] = "application/json"
 
 
@@ -54,7 +73,7 @@ class ReferralSubmittedV1(EventData):
     need_codes: list[NeedCode] = Field(min_length=1)
     broad_areas: list[BroadArea]
     level_of_need: LevelOfNeed
-    submitted_at: datetime
+    submitted_at: EventTime
     child_ref: str = Field(
         default="",
         description="Pseudonymous: a keyed hash, the same for every referral of one child in one area.",
@@ -87,7 +106,7 @@ class ReferralRoutedV1(EventData):
 
     referral_id: str
     offers: list[Offer] = Field(min_length=1)
-    routed_at: datetime
+    routed_at: EventTime
     replaces_provision_id: str | None = Field(
         default=None, description="Set when these offers re-route a declined one: they join the package."
     )
@@ -105,7 +124,7 @@ class ReferralUnmatchedV1(EventData):
     unmet_needs: list[NeedCode]
     locality: str
     reason: str
-    decided_at: datetime
+    decided_at: EventTime
     declined_provision_id: str | None = Field(
         default=None, description="Set when no other provision could take over a declined offer."
     )
@@ -118,7 +137,7 @@ class ReferralEscalatedV1(EventData):
     reason: EscalationReason
     locality: str
     setting_id: str
-    escalated_at: datetime
+    escalated_at: EventTime
 
 
 class ReferralWithdrawnV1(EventData):
@@ -126,7 +145,7 @@ class ReferralWithdrawnV1(EventData):
 
     referral_id: str
     reason: WithdrawReason
-    withdrawn_at: datetime
+    withdrawn_at: EventTime
 
 
 class ReferralInformationAddedV1(EventData):
@@ -136,7 +155,7 @@ class ReferralInformationAddedV1(EventData):
 
     referral_id: str
     needs_profile: NeedsProfile | None = None
-    added_at: datetime
+    added_at: EventTime
 
 
 class OfferEvent(EventData):
@@ -145,7 +164,7 @@ class OfferEvent(EventData):
     referral_id: str
     provision_id: str
     organisation_id: str
-    at: datetime
+    at: EventTime
 
 
 class OfferAcceptedV1(OfferEvent):
@@ -183,7 +202,7 @@ class ProvisionChangedV1(EventData):
         description="The provision as routing holds it after the change: routing's `Provision`, "
         "as GET /v1/provisions/{id} answers."
     )
-    changed_at: datetime
+    changed_at: EventTime
 
 
 class SettingChangedV1(EventData):
@@ -200,7 +219,7 @@ class SettingChangedV1(EventData):
     name: str
     locality: str
     phase: str = Field(default="", description="e.g. early years, primary, secondary, post-16, special.")
-    changed_at: datetime
+    changed_at: EventTime
 
 
 # Every event of one referral's lifecycle: what travels on the referrals topic, keyed by referral id.
@@ -236,7 +255,7 @@ class Envelope(BaseModel, Generic[D]):
     source: str = Field(description="The service that produced it: /signpost/<service>[/<part>].")
     type: str = Field(description="The event type, versioned: uk.signpost.<entity>.<event>.v<N>.")
     specversion: Literal["1.0"] = Field(default="1.0", description="The CloudEvents version.")
-    time: datetime = Field(description="When the event was created (RFC 3339, UTC).")
+    time: EventTime = Field(description="When the event was created (RFC 3339, UTC).")
     subject: str = Field(
         description="What the event is about, and its Kafka key: the referral id, provision id or setting id."
     )

@@ -24,6 +24,9 @@ Counters = dict[str, int]
 REREFERRAL_MONTHS = 12
 MINUTES_PER_DAY = 1440
 REREFERRED = "rereferred"
+# The index keeps counters as 32-bit integers (4,083 years in minutes). Event times are refused that
+# far apart, but a fact stored before they were must still load.
+LONGEST_MINUTES = 2**31 - 1
 
 
 def measures(fact: Document, offers: dict[str, Document]) -> Counters:
@@ -98,7 +101,7 @@ def _months_before(moment: datetime, months: int) -> datetime:
 
 
 def _duration(counted: Counters, name: str, start: datetime, end: datetime) -> None:
-    counted[f"{name}_minutes"] = max(0, int((end - start).total_seconds() // 60))
+    counted[f"{name}_minutes"] = min(LONGEST_MINUTES, max(0, int((end - start).total_seconds() // 60)))
     counted[f"{name}_n"] = 1
 
 
