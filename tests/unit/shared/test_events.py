@@ -48,7 +48,7 @@ def test_binary_mode_round_trip_keeps_every_attribute() -> None:
 
 
 def test_event_ids_sort_by_creation_time() -> None:
-    ids = [new_event(submitted(), source="s", tenant="t", subject="r").id for _ in range(50)]
+    ids = [new_event(submitted(), source="s", tenant="t", subject="r-1").id for _ in range(50)]
     assert ids == sorted(ids) and len(set(ids)) == 50
 
 
@@ -90,6 +90,10 @@ def test_readers_ignore_fields_they_do_not_know() -> None:
         ),
         (lambda h, v: ({**h, "ce_time": "3000-01-01T00:00:00Z"}, v), "header ce_time: .*a day ahead"),
         (lambda h, v: (h, None), "body: empty"),
+        (
+            lambda h, v: ({**h, "ce_subject": "r-2"}, v),
+            "header ce_subject: 'r-2' is not the body's referral_id 'r-1': an event is about one thing",
+        ),
         (lambda h, v: (h, v + b" " * 4096), "body: \\d+ bytes, over the 4096-byte limit"),
     ],
 )

@@ -61,6 +61,12 @@ class EventData(BaseModel):
 
     model_config = ConfigDict(extra="ignore", frozen=True)
     event_type: ClassVar[str]
+    # The field naming what the event is about: the envelope's subject (and Kafka key) must equal it,
+    # as readers follow one or the other (intake the subject, routing and analytics the field).
+    subject_field: ClassVar[str] = "referral_id"
+
+    def about(self) -> str:
+        return str(getattr(self, self.subject_field))
 
 
 class ReferralSubmittedV1(EventData):
@@ -192,6 +198,7 @@ class ProvisionChangedV1(EventData):
     """A Local Offer provision was created, updated or retired; keyed by provision id (compacted)."""
 
     event_type: ClassVar[str] = "uk.signpost.provision.changed.v1"
+    subject_field: ClassVar[str] = "provision_id"
 
     provision_id: str
     change: Literal["created", "updated", "retired"]
@@ -213,6 +220,7 @@ class SettingChangedV1(EventData):
     """
 
     event_type: ClassVar[str] = "uk.signpost.setting.changed.v1"
+    subject_field: ClassVar[str] = "setting_id"
 
     setting_id: str
     change: Literal["registered", "updated", "closed"]
@@ -283,6 +291,8 @@ def new_event(
     causation_id: str | None = None,
 ) -> Envelope[D]:
     """A fresh envelope; ids are UUIDv7, so they sort by creation time."""
+    if subject != data.about():
+        raise ValueError(f"subject {subject!r} is not the event's {data.subject_field} {data.about()!r}")
     event_id = str(uuid6.uuid7())
     return Envelope[D](
         id=event_id,
@@ -391,9 +401,15 @@ def from_kafka(
         raise EventContractError(f"body: {_first_error(exc)}") from None
     attributes = {name: headers[f"ce_{name}"] for name in HEADER_ATTRIBUTES if f"ce_{name}" in headers}
     try:
-        return Envelope[EventData](**attributes, data=data)
+        envelope = Envelope[EventData](**attributes, data=data)
     except ValidationError as exc:
         raise EventContractError(f"header ce_{_first_error(exc)}") from None
+    if envelope.subject != data.about():
+        raise EventContractError(
+            f"header ce_subject: {envelope.subject[:100]!r} is not the body's "
+            f"{data.subject_field} {data.about()[:100]!r}: an event is about one thing"
+        )
+    return envelope
 
 
 def _unknown_type(event_type: str) -> str:
