@@ -524,6 +524,9 @@ def routing_decision_change(
     if referral.get("tenant") != envelope.tenant:  # another area's decision about an id of ours
         log.warning("routing decision of another area; ignored", referral_id=data.referral_id)
         return None
+    if referral.get("erased_at") is not None:  # its child's details are gone: nobody could act on an offer
+        log.warning("routing decision for an erased referral; ignored", referral_id=data.referral_id)
+        return None
     current = ReferralStatus(referral["status"])
     try:
         if isinstance(data, ReferralRoutedV1) and data.replaces_provision_id:
