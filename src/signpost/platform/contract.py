@@ -59,8 +59,13 @@ class Stream:
 
 STREAMS = (
     Stream("referrals", "The referral id.", REFERRAL_EVENTS),
-    Stream("provisions", "The provision id.", (ProvisionChangedV1,)),
-    Stream("settings_register", "The setting id, e.g. its URN.", (SettingChangedV1,)),
+    # Compacted, and shared by the areas of a region: a key names its area (`kafka_key`).
+    Stream("provisions", "The area and the provision id: `<tenant>|<provision id>`.", (ProvisionChangedV1,)),
+    Stream(
+        "settings_register",
+        "The area and the setting id: `<tenant>|<setting id>`, e.g. `E06000023|URN100001`.",
+        (SettingChangedV1,),
+    ),
 )
 HEADER_SCHEMAS = {"ce_": "kafkaHeaders", "ce-": "webhookHeaders"}  # by the prefix of their attributes
 WEBHOOK_EVENTS = tuple(model for model in REFERRAL_EVENTS if model.event_type in DELIVERED_EVENT_TYPES)

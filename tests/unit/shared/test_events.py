@@ -9,6 +9,7 @@ from signpost.shared.events import (
     Envelope,
     EventContractError,
     EventData,
+    ProvisionChangedV1,
     ReferralSubmittedV1,
     first_event_id_at,
     from_kafka,
@@ -17,6 +18,7 @@ from signpost.shared.events import (
     to_kafka_headers,
     to_kafka_value,
 )
+from signpost.shared.outbox import outbox_document
 from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, broad_areas
 
 
@@ -138,3 +140,20 @@ def test_a_header_without_a_value_reads_as_no_header() -> None:
     assert "ce_type" not in headers and headers["x-note"] == "caf\ufffd"
     with pytest.raises(EventContractError, match="header ce_type is missing"):
         from_kafka(to_kafka_value(event), headers)
+
+
+def test_a_compacted_topics_key_names_the_area_as_areas_may_share_the_stream() -> None:
+    """Compaction keeps the latest record of each key: keyed by provision id alone, one area's
+    record of a provision both areas list (the starter catalogue's) would remove the other's."""
+    change = ProvisionChangedV1(
+        provision_id="slt-community", change="created", provision={}, changed_at=datetime.now(UTC)
+    )
+    keys = {
+        outbox_document(
+            "signpost.provisions", new_event(change, source="s", tenant=tenant, subject="slt-community")
+        )["key"]
+        for tenant in ("E06000023", "E06000024")
+    }
+    assert keys == {"E06000023|slt-community", "E06000024|slt-community"}
+    referral = new_event(submitted(), source="s", tenant="E06000023", subject="r-1")
+    assert outbox_document("signpost.referrals", referral)["key"] == "r-1"  # its events keep one partition

@@ -1,7 +1,7 @@
 """The event contract: a CloudEvents 1.0 envelope and the versioned event types.
 
 On Kafka an event travels in CloudEvents binary mode: attributes as `ce_*` headers,
-the JSON `data` as the body, the referral id as the key. Events carry no direct
+the JSON `data` as the body, the referral id (or the area and provision or setting id) as the key. Events carry no direct
 identifier of a child; identifying details stay in intake's database.
 """
 
@@ -64,6 +64,8 @@ class EventData(BaseModel):
     # The field naming what the event is about: the envelope's subject (and Kafka key) must equal it,
     # as readers follow one or the other (intake the subject, routing and analytics the field).
     subject_field: ClassVar[str] = "referral_id"
+    # On a compacted topic, which keeps the latest record of each key: see `kafka_key`.
+    compacted: ClassVar[bool] = False
 
     def about(self) -> str:
         return str(getattr(self, self.subject_field))
@@ -199,6 +201,7 @@ class ProvisionChangedV1(EventData):
 
     event_type: ClassVar[str] = "uk.signpost.provision.changed.v1"
     subject_field: ClassVar[str] = "provision_id"
+    compacted: ClassVar[bool] = True
 
     provision_id: str
     change: Literal["created", "updated", "retired"]
@@ -221,6 +224,7 @@ class SettingChangedV1(EventData):
 
     event_type: ClassVar[str] = "uk.signpost.setting.changed.v1"
     subject_field: ClassVar[str] = "setting_id"
+    compacted: ClassVar[bool] = True
 
     setting_id: str
     change: Literal["registered", "updated", "closed"]
@@ -356,6 +360,13 @@ def header_texts(headers: Iterable[tuple[str, bytes | None]]) -> dict[str, str]:
     """A Kafka record's headers as text. Kafka allows a header without a value: it reads as no
     header at all, so a null `ce_type` is a missing one (and dead-lettered as such)."""
     return {name: value.decode("utf-8", "replace") for name, value in headers if value is not None}
+
+
+def kafka_key(envelope: Envelope[EventData]) -> str:
+    """The record's key. A referral's events share its id, so they keep their order on one
+    partition. A compacted topic keeps only the latest record of each key, and the areas of a region
+    may share a stream, so a provision's or setting's key names its area too: `<tenant>|<id>`."""
+    return f"{envelope.tenant}|{envelope.subject}" if envelope.data.compacted else envelope.subject
 
 
 def to_kafka_value(envelope: Envelope[EventData]) -> bytes:

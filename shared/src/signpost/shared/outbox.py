@@ -42,7 +42,7 @@ from typing import Any, TypeVar
 from faststream.kafka import KafkaBroker
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, IndexModel, ReplaceOne
 from signpost.shared.errors import describe_error
-from signpost.shared.events import Envelope, first_event_id_at, to_kafka_headers, to_kafka_value
+from signpost.shared.events import Envelope, first_event_id_at, kafka_key, to_kafka_headers, to_kafka_value
 from signpost.shared.logging import get_logger
 from signpost.shared.mongo import (
     Database,
@@ -126,7 +126,7 @@ def outbox_document(topic: str, envelope: Envelope[Any]) -> dict[str, Any]:
     return {
         "_id": envelope.id,
         "topic": topic,
-        "key": envelope.subject,
+        "key": kafka_key(envelope),
         "headers": to_kafka_headers(envelope),
         "value": to_kafka_value(envelope),
         "created_at": datetime.now(UTC),
