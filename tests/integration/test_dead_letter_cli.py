@@ -74,9 +74,11 @@ async def test_inspect_and_replay_dead_letters(kafka: KafkaServer, mongodb: Mong
             assert listed.returncode == 0, listed.stderr
             assert "2 dead letter(s)" in listed.stdout
             heading, not_an_event, failed = listed.stdout.splitlines()[1:4]
-            assert heading.split()[:4] == ["offset", "service", "attempts", "origin"]
-            assert not_an_event.split()[:3] == ["0", "routing", "0"] and "body: age_years" in not_an_event
-            assert failed.split()[:3] == ["1", "routing", "2"]
+            assert heading.split()[:6] == ["offset", "service", "kind", "attempts", "origin", "key"]
+            assert not_an_event.split()[:4] == ["0", "routing", "not-an-event", "0"]
+            assert "body: age_years" in not_an_event
+            assert failed.split()[:4] == ["1", "routing", "handler-failed", "2"]
+            assert failed.split()[5] == failing.subject  # the runbook finds a stuck referral's by its id
             assert "LookupError: provision p-3 is not in the catalogue" in failed
             assert f"{topics.referrals}[" in failed
 

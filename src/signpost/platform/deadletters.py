@@ -5,8 +5,8 @@ which service refused it, why, where it came from and after how many attempts (0
 not an event, never handled). Replaying publishes the original message, without the
 `dlq_*`/`retry_*` headers, to its original topic again (consumers deduplicate by event
 id, so replaying a valid event twice changes nothing). Every service that reads a topic
-dead-letters a message none can read, so one message can leave several letters: a replay
-publishes it once. A letter cut short because it was too large to dead-letter whole
+dead-letters a message none can read, and a replayed one refused again leaves another letter,
+so one message can leave several letters: a replay publishes it once. A letter cut short because it was too large to dead-letter whole
 (`signpost.shared.kafka.cut_short`) is not the message that was refused, and is never replayed.
 """
 
@@ -50,11 +50,13 @@ class DeadLetter:
     original_topic: str
     origin: str  # topic[partition]@offset
     attempts: str  # how many times the handler failed; 0 when the message was not an event
+    kind: str  # not-an-event or handler-failed
     first_failed_at: str | None
     source: tuple[str, str, str] | None  # (topic, partition, offset), when the letter says all three
 
     HEADING: ClassVar[str] = (
-        f"{'offset':>6}  {'service':<9}  {'attempts':>8}  {'origin':<40}  {'type':<40}  reason"
+        f"{'offset':>6}  {'service':<9}  {'kind':<14}  {'attempts':>8}  {'origin':<40}  {'key':<36}  "
+        f"{'type':<40}  reason"
     )
 
     @property
@@ -69,9 +71,12 @@ class DeadLetter:
     def summary(self) -> str:
         event_type = self.headers.get("ce_type", "(no ce_type)")
         return (
-            f"{self.offset:>6}  {self.service:<9}  {self.attempts:>8}  {self.origin:<40}  "
-            f"{event_type:<40}  {self.error}"
+            f"{self.offset:>6}  {self.service:<9}  {self.kind:<14}  {self.attempts:>8}  {self.origin:<40}  "
+            f"{self._key_text():<36}  {event_type:<40}  {self.error}"
         )
+
+    def _key_text(self) -> str:
+        return self.key.decode("utf-8", "replace") if self.key else "(none)"
 
     def details(self) -> str:
         try:
@@ -81,11 +86,12 @@ class DeadLetter:
         lines = [
             f"dead letter {self.offset}",
             f"  refused by: {self.service}",
+            f"  kind:       {self.kind}",
             f"  error:      {self.error}",
             f"  attempts:   {self.attempts}"
             + (f" (first failed {self.first_failed_at})" if self.first_failed_at else ""),
             f"  from:       {self.origin}",
-            f"  key:        {self.key.decode('utf-8', 'replace') if self.key else '(none)'}",
+            f"  key:        {self._key_text()}",
             "  headers:",
             *(f"    {name}: {value}" for name, value in sorted(self.headers.items())),
             "  body:",
@@ -137,6 +143,7 @@ def parse_dead_letter(
         original_topic=topic,
         origin=f"{topic}[{partition or '?'}]@{source_offset or '?'}",
         attempts=headers.get("dlq_attempts", "?"),
+        kind=headers.get("dlq_kind", "?"),
         first_failed_at=headers.get("dlq_first_failed_at"),
         source=(topic, partition, source_offset)
         if topic != UNKNOWN and partition and source_offset
@@ -149,12 +156,19 @@ def one_per_source(letters: Iterable[DeadLetter]) -> tuple[list[DeadLetter], dic
 
     Intake, routing and analytics each dead-letter a message none can read: replaying all
     three letters would publish it three times, and each copy would be dead-lettered three
-    times again. Letters that do not say where they came from are never folded together.
+    times again. A message replayed and refused again is a new letter from a new place with the
+    same event id (`ce_id`): one event, replayed once. Letters that say neither where they came
+    from nor an event id are never folded together.
     """
-    kept: dict[tuple[str, str, str] | int, DeadLetter] = {}
+    kept: dict[tuple[str, ...] | int, DeadLetter] = {}
     folded: dict[int, list[int]] = {}
     for letter in letters:
-        key = letter.source or letter.offset
+        event_id = letter.headers.get("ce_id")
+        key = (
+            (letter.original_topic, event_id)
+            if event_id and letter.replayable
+            else letter.source or letter.offset
+        )
         if key in kept:
             folded.setdefault(kept[key].offset, []).append(letter.offset)
         else:

@@ -33,7 +33,8 @@ def test_a_handler_failure_reads_back_with_attempts_origin_and_only_the_original
     assert dead.original_topic == "signpost.referrals" and dead.origin == "signpost.referrals[2]@40"
     assert dead.replayable
     summary = dead.summary().split()
-    assert summary[:4] == ["7", "analytics", "4", "signpost.referrals[2]@40"]
+    # The kind and key too: the stuck-referral runbook looks for a handler failure by referral id.
+    assert summary[:6] == ["7", "analytics", "handler-failed", "4", "signpost.referrals[2]@40", "r-1"]
     assert "attempts:   4 (first failed 2026-11-24T09:00:00+00:00)" in dead.details()
 
 
@@ -94,6 +95,32 @@ def test_replay_all_publishes_a_message_every_service_refused_once(
     out = capsys.readouterr().out
     assert "replayed 0 to signpost.referrals (once for dead letter(s) [1, 2] too" in out
     assert "2 dead letter(s) repeated a message" in out
+
+
+def test_replay_all_publishes_an_event_refused_again_after_a_replay_once(
+    dead_letter_topic: tuple[list[DeadLetter], list[DeadLetter]], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A replayed event refused again is a second letter, from the replayed copy's place."""
+    stored, published = dead_letter_topic
+    for offset, origin in enumerate(
+        (Origin("signpost.referrals", 2, 40), Origin("signpost.referrals", 2, 90))
+    ):
+        failure = Failure(
+            service="routing", origin=origin, attempts=4, first_failed_at=NOW, last_error="KeyError: 'x'"
+        )
+        stored.append(
+            parse_dead_letter(
+                offset,
+                b"r-1",
+                b"{}",
+                ORIGINAL + [(k, v.encode()) for k, v in failure.dead_letter_headers().items()],
+            )
+        )
+
+    assert main(["dlq", "replay", "--all"]) == 0
+
+    assert [letter.offset for letter in published] == [0]
+    assert "replayed 0 to signpost.referrals (once for dead letter(s) [1] too" in capsys.readouterr().out
 
 
 def test_letters_that_do_not_say_their_origin_are_not_folded_together() -> None:
