@@ -8,14 +8,17 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 from signpost.shared.events import from_kafka, new_event
-from signpost.shared.kafka import create_broker, ensure_topics
+from signpost.shared.kafka import IdempotenceRefused, create_broker, ensure_topics, start_broker
 from signpost.shared.settings import Settings
 from signpost.shared.topics import Topics
 
+from tests.conftest import settings_for
 from tests.publishing import publish_event
+from tests.servers import MongoServer, RestartableKafka
 from tests.unit.shared.test_events import submitted
 
 
@@ -55,3 +58,25 @@ async def test_envelope_round_trips_through_kafka_headers(settings: Settings) ->
     assert headers["correlation_id"] == "c-9"  # FastStream's own header agrees with it
     assert headers["content-type"] == "application/json"
     assert from_kafka(record.value, headers) == event
+
+
+async def test_a_broker_refusing_idempotent_producers_is_told_apart_with_what_to_set(
+    restartable_kafka: RestartableKafka, mongodb: MongoServer
+) -> None:
+    """Tansu refuses idempotent producers and aiokafka says only UnknownError: a service started
+    against it by hand, without SIGNPOST_KAFKA_IDEMPOTENCE=false, says what to set."""
+    settings = settings_for(restartable_kafka.as_server(), mongodb).model_copy(
+        update={"kafka_idempotence": True}
+    )
+    broker = create_broker(settings, service="intake")
+    try:
+        with pytest.raises(IdempotenceRefused, match="set SIGNPOST_KAFKA_IDEMPOTENCE=false"):
+            await start_broker(broker, settings)
+    finally:
+        await broker.stop()
+    allowed = settings.model_copy(update={"kafka_idempotence": False})
+    broker = create_broker(allowed, service="intake")
+    try:
+        await start_broker(broker, allowed)
+    finally:
+        await broker.stop()

@@ -21,7 +21,7 @@ from typing import Any, TypeAlias
 
 from aiokafka import ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError
+from aiokafka.errors import MessageSizeTooLargeError, TopicAlreadyExistsError, UnknownError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaMessage
 from faststream.types import DecodedMessage
@@ -87,6 +87,25 @@ def create_broker(settings: Settings, *, service: str) -> KafkaBroker:
         graceful_timeout=settings.shutdown_budget.consumers_s,
         logger=None,
     )
+
+
+class IdempotenceRefused(RuntimeError):
+    """The broker gave no idempotent producer; aiokafka says only UnknownError."""
+
+
+async def start_broker(broker: KafkaBroker, settings: Settings) -> None:
+    """Start the broker's producer and subscribers, saying what to do when the broker refuses an
+    idempotent producer (Tansu, the embedded broker, does)."""
+    try:
+        await broker.start()
+    except UnknownError:
+        if not settings.kafka_idempotence:
+            raise
+        raise IdempotenceRefused(
+            "the Kafka broker refused an idempotent producer (InitProducerId answered UnknownError): "
+            "Tansu, the embedded broker, has none; set SIGNPOST_KAFKA_IDEMPOTENCE=false for it, as "
+            "`signpost run` does"
+        ) from None
 
 
 async def ensure_topics(settings: Settings) -> None:

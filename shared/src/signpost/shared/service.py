@@ -24,7 +24,7 @@ from signpost.shared.auth.ratelimit import TokenBucket
 from signpost.shared.auth.tokens import TokenVerifier
 from signpost.shared.errors import describe_error
 from signpost.shared.events import Envelope, EventData
-from signpost.shared.kafka import create_broker, ensure_topics, subscribe_events
+from signpost.shared.kafka import create_broker, ensure_topics, start_broker, subscribe_events
 from signpost.shared.limits import BodySizeLimitMiddleware
 from signpost.shared.logging import CorrelationIdMiddleware, configure_logging, get_logger
 from signpost.shared.logwatch import LogLossWatch
@@ -264,7 +264,7 @@ def create_service_app(
             group = runtime.topics.group(runtime.service)
             log_lost = runtime.consumes_events and await group_has_no_offsets(runtime.settings, group=group)
             await runtime.outbox.prepare_replay(log_lost=log_lost)
-        await runtime.broker.start()
+        await start_broker(runtime.broker, runtime.settings)
         tasks = [asyncio.create_task(job()) for job in runtime.background]
         if runtime.outbox is not None and runtime.consumes_events:
             # A broker that loses its log while this service runs: topics again, and the replay.
