@@ -270,3 +270,12 @@ def test_needs_a_route_leaves_unmet_are_recorded_and_a_reroute_adds_its_own() ->
     again = routed("r-20", "slt-2", replaces="slt", unmet=[NeedCode.SEMH, NeedCode.SPLD])
     rerouted = routing_decision_change(envelope=again, referral=referral)
     assert rerouted is not None and rerouted.changes["unmet_needs"] == ["SEMH", "SPLD"]
+
+
+def test_a_decision_reaching_an_erased_referral_is_ignored() -> None:
+    """Its child's details are gone: offering it would send agencies a referral nobody can act on,
+    and unsetting `erased_at` would read as if it had never been erased."""
+    declined = {**offered("r-21", "unmatched", ("slt", "declined")), "erased_at": NOW}
+    again = routed("r-21", "slt-2", replaces="slt")
+    assert routing_decision_change(envelope=again, referral={**declined, "erased_at": None}) is not None
+    assert routing_decision_change(envelope=again, referral=declined) is None
