@@ -576,7 +576,7 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
 def _rebuild_analytics(settings: Settings, *, compare: bool, force: bool) -> int:
     import asyncio
 
-    from signpost.analytics.projections.sets import RebuildInProgress
+    from signpost.analytics.projections.sets import RebuildAbandoned, RebuildInProgress
     from signpost.analytics.rebuild.service import IncompleteLog, rebuild
 
     if _servers_unset(settings):
@@ -593,6 +593,9 @@ def _rebuild_analytics(settings: Settings, *, compare: bool, force: bool) -> int
     except RebuildInProgress as exc:
         print(f"signpost: {exc}; wait for it to finish", file=sys.stderr)
         return 2
+    except RebuildAbandoned as exc:
+        print(f"signpost: nothing swapped in: {exc}. The active set stays in use", file=sys.stderr)
+        return 1
     except IncompleteLog as exc:
         print(
             f"signpost: nothing swapped in: {exc}. The active set stays in use and the rebuilt one "

@@ -11,13 +11,18 @@ Failures follow the shared consumer's rules (signpost.shared.retries): while Mon
 is away the batch is retried in place; an event the fold itself fails on is found
 by folding the batch's events one at a time and goes to the dead-letter topic, so
 it never stalls its partition; a message that is not an event is dead-lettered.
+
+While a rebuild fills a new projection set, the live consumer folds into it only once the
+replay has caught up with the log (the pointer says so), and then each partition of an
+ordered topic only from where the set has got (`Fetched.spans`, fold_batch's `in_order`):
+a referral's fact is folded in log order in the new set as in the active one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from contextlib import suppress
 from dataclasses import InitVar, dataclass, field
 
@@ -28,7 +33,7 @@ from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.follower import FactsFollower
 from signpost.analytics.projections.pipeline import FoldPipeline, PipelineFailed, collect_less_often
-from signpost.analytics.projections.sets import read_pointer
+from signpost.analytics.projections.sets import Spans, read_pointer
 from signpost.shared.errors import describe_error
 from signpost.shared.events import Envelope, EventContractError, EventData, from_kafka, header_texts
 from signpost.shared.kafka import dead_letter
@@ -60,6 +65,14 @@ def source_topics(topics: Topics) -> list[str]:
     return [topics.referrals, topics.provisions, topics.settings_register]
 
 
+def ordered_topics(topics: Topics) -> list[str]:
+    """Those whose events the fold needs in log order: a referral's lifecycle (facts.py), one
+    partition per referral, never compacted. The catalogue's fold keeps the newest state of each
+    provision and setting whatever the order (fold.py), and its topics are compacted, so a batch
+    of them may start past offsets that no longer hold a record."""
+    return [topics.referrals]
+
+
 Decoded = tuple[ConsumerRecord[bytes, bytes], Envelope[EventData]]
 
 
@@ -82,13 +95,25 @@ def decode(
 
 
 async def fold_live(
-    runtime: Runtime, envelopes: Sequence[Envelope[EventData]], *, facts: FactsFollower, cache: WriteCache
+    runtime: Runtime,
+    envelopes: Sequence[Envelope[EventData]],
+    *,
+    spans: Spans,
+    facts: FactsFollower,
+    cache: WriteCache,
 ) -> None:
-    """Into the active set, and into the set a rebuild is filling, if any; `facts` sees each commit."""
+    """Into the active set, and into the set a rebuild is filling once its replay has caught up
+    (in log order: `spans` are the batch's, see `Fetched.spans`); `facts` sees each commit."""
     pointer = await read_pointer(runtime.db)
     for target in pointer.targets():
         folded = await fold_batch(
-            runtime.client, runtime.db, target=target, envelopes=envelopes, cache=cache, lease=facts.lease
+            runtime.client,
+            runtime.db,
+            target=target,
+            envelopes=envelopes,
+            cache=cache,
+            lease=facts.lease,
+            in_order=spans if pointer.in_order(target) else None,
         )
         facts.apply(target, folded.facts)
 
@@ -129,6 +154,16 @@ class Fetched:
     def envelopes(self) -> list[Envelope[EventData]]:
         return [envelope for _, envelope in self.events]
 
+    def spans(self, ordered: Collection[str]) -> dict[tuple[str, int], tuple[int, int]]:
+        """Each partition of an `ordered` topic: where its records start, and the position after the
+        last. Every record in between is here: a partition's records come one after the other, and
+        the ordered topics have no gaps in their offsets (no compaction, no transactions)."""
+        return {
+            (partition.topic, partition.partition): (records[0].offset, records[-1].offset + 1)
+            for partition, records in self.records.items()
+            if partition.topic in ordered and records
+        }
+
 
 async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> None:
     """Consume until cancelled, in the analytics consumer group."""
@@ -139,6 +174,7 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
     await consumer.start()
     cache = WriteCache(size=runtime.settings.analytics_cache_documents)
     pipeline: FoldPipeline[Fetched] = FoldPipeline(runtime.client, runtime.db, facts=facts, cache=cache)
+    ordered = set(ordered_topics(runtime.topics))
     unfinished: list[Fetched] = []  # fetched, offsets not committed yet: oldest first
     attempt = 0
     try:
@@ -158,8 +194,14 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
                     if batch is None:
                         stored = await pipeline.flush()  # nothing more waiting: finish the batch in flight
                     else:
-                        targets = (await read_pointer(runtime.db)).targets()
-                        stored = await pipeline.push(batch, batch.envelopes, targets=targets)
+                        # Read after the batch was fetched: a rebuild that hands its set over after this
+                        # read finds the batch's records below the log's end it measures next (service.py).
+                        pointer = await read_pointer(runtime.db)
+                        targets = pointer.targets()
+                        in_order = {t.name: batch.spans(ordered) for t in targets if pointer.in_order(t)}
+                        stored = await pipeline.push(
+                            batch, batch.envelopes, targets=targets, in_order=in_order
+                        )
                 except PipelineFailed as failure:
                     for done in failure.committed:
                         await _finish(runtime, consumer, assignments, done, unfinished)
@@ -167,7 +209,7 @@ async def run_projection_consumer(runtime: Runtime, facts: FactsFollower) -> Non
                         raise failure.error from failure
                     stored = []
                     for failed in failure.failed:  # nothing in flight now: one batch after the other
-                        await _fold_or_isolate(runtime, failed.events, facts=facts, cache=cache)
+                        await _fold_or_isolate(runtime, failed, ordered=ordered, facts=facts, cache=cache)
                         stored.append(failed)
                 for done in stored:
                     await _finish(runtime, consumer, assignments, done, unfinished)
@@ -236,24 +278,30 @@ def _rewind(consumer: AIOKafkaConsumer, batches: Sequence[Fetched], *, assignmen
 
 
 async def _fold_or_isolate(
-    runtime: Runtime, events: Sequence[Decoded], *, facts: FactsFollower, cache: WriteCache
+    runtime: Runtime, batch: Fetched, *, ordered: Collection[str], facts: FactsFollower, cache: WriteCache
 ) -> None:
     """One transaction for the batch; if the fold fails on something other than the database
-    being away, fold the events one at a time so only the event at fault is dead-lettered."""
+    being away, fold the events one at a time so only the event at fault is dead-lettered (and
+    a set being rebuilt moves past it as the active one does)."""
+    events, spans = batch.events, batch.spans(ordered)
     try:
-        await fold_live(runtime, [envelope for _, envelope in events], facts=facts, cache=cache)
+        await fold_live(runtime, batch.envelopes, spans=spans, facts=facts, cache=cache)
         return
     except Exception as exc:
         if is_infrastructure_failure(exc):
             raise
         log.warning("projection batch failed; folding its events one by one", error=describe_error(exc))
     for record, envelope in events:
+        partition = (record.topic, record.partition)
+        one = {partition: (spans[partition][0], record.offset + 1)} if partition in spans else {}
         try:
-            await fold_live(runtime, [envelope], facts=facts, cache=cache)
+            await fold_live(runtime, [envelope], spans=one, facts=facts, cache=cache)
         except Exception as exc:
             if is_infrastructure_failure(exc):
                 raise
             await _dead_letter(runtime, record, kind=HANDLER_FAILED, error=describe_error(exc), attempts=1)
+    if spans:  # a set being rebuilt moves past what was dead-lettered too, as the active one has
+        await fold_live(runtime, [], spans=spans, facts=facts, cache=cache)
 
 
 async def _dead_letter(

@@ -12,6 +12,10 @@ each replacement is also conditional on the version read, so a stale cached copy
 the batch instead of overwriting what someone else wrote; alone, a writer's copies are
 current by construction, and a copy read in the transaction is guarded by the
 transaction itself (a concurrent write to it aborts one of the two).
+
+Into a set being rebuilt, a live batch is folded only in log order (`in_order`, sets.py):
+once the set holds every earlier record of the batch's partitions, advancing the set's
+positions past the batch in the same transaction.
 """
 
 from __future__ import annotations
@@ -27,9 +31,17 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.facts import REFERRAL_EVENTS, apply_event, fact_id, stored_moment
-from signpost.analytics.projections.sets import ProjectionSet
+from signpost.analytics.projections.sets import (
+    ProjectionSet,
+    Spans,
+    abandon,
+    advance_positions,
+    positions_behind,
+    read_pointer,
+)
 from signpost.analytics.projections.writers import WriterLease
 from signpost.shared.events import Envelope, EventData, ProvisionChangedV1, SettingChangedV1
+from signpost.shared.logging import get_logger
 from signpost.shared.mongo import (
     Database,
     Document,
@@ -38,6 +50,15 @@ from signpost.shared.mongo import (
     in_transaction,
     lost_a_race_to_insert,
 )
+
+log = get_logger(__name__)
+
+# How long a live batch waits for the set being rebuilt to get to where the batch starts (`in_order`).
+# The replay hands the set over to the live consumer only once it has caught up with the log, and
+# then folds what is left of it, so this is a batch or two; past it, the rebuild is given up (see
+# `_wait_for_replay`) rather than stalling the live consumer.
+CATCH_UP_WAIT_S = 60.0
+CATCH_UP_POLL_S = 0.05
 
 
 async def fold_batch(
@@ -49,17 +70,54 @@ async def fold_batch(
     lease: WriterLease,
     cache: WriteCache | None = None,
     prepared: Prepared | None = None,
+    in_order: Spans | None = None,
 ) -> Folded:
     """Fold `envelopes` into `target`; returns the facts written and how many things changed.
 
     Written under `lease`, which names this process in what it writes (see writers.py); `prepared`
-    is the batch's facts folded ahead from copies (`prepare_batch`), written if still safe."""
+    is the batch's facts folded ahead from copies (`prepare_batch`), written if still safe.
+
+    With `in_order` (the batch's span of each partition of an ordered topic), the batch is folded
+    only once `target` holds every record before those spans, waiting for the replay filling it to
+    get there, and the set's positions move past them in the same transaction (sets.py). If the set
+    stops being built meanwhile (abandoned), nothing is folded into it."""
+    while True:
+        if in_order and not await _wait_for_replay(db, target, in_order):
+            return Folded(facts=[], changed=0, written={})
+        try:
+            return await _fold_batch(
+                client,
+                db,
+                target=target,
+                envelopes=envelopes,
+                lease=lease,
+                cache=cache,
+                prepared=prepared,
+                in_order=in_order,
+            )
+        except _Behind:
+            continue  # the set changed under the check before the transaction (dropped?): look again
+
+
+async def _fold_batch(
+    client: AsyncMongoClient[Document],
+    db: Database,
+    *,
+    target: ProjectionSet,
+    envelopes: Sequence[Envelope[EventData]],
+    lease: WriterLease,
+    cache: WriteCache | None,
+    prepared: Prepared | None,
+    in_order: Spans | None,
+) -> Folded:
     # A stale copy (cached, or read just before another writer committed): fold again from MongoDB.
     for attempt, (reading, ahead) in enumerate(((cache, prepared), (None, None), (None, None))):
 
         async def write(
             session: Session, reading: WriteCache | None = reading, ahead: Prepared | None = ahead
         ) -> Folded:
+            if in_order and await positions_behind(db, target, in_order, session=session):
+                raise _Behind(target.name)
             others = await lease.look(session=session)
             if reading is not None and reading.since is not None and not lease.alone_since(reading.since):
                 reading.clear()  # copies from before this writer was alone: others may have changed them
@@ -67,6 +125,8 @@ async def fold_batch(
                 ahead = None  # folded from copies someone else may have changed since: fold again
             batch = _Batch(db=db, session=session, cache=reading, writer=lease.writer, conditional=others)
             folded = await _fold(batch, target=target, envelopes=envelopes, prepared=ahead)
+            if in_order:
+                await advance_positions(db, target, in_order, session=session)
             await lease.ensure()  # a slow transaction still commits while the others read its writes
             return folded
 
@@ -84,6 +144,41 @@ async def fold_batch(
                 cache.put_many(collection, documents)
         return folded
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+class NotCaughtUp(RuntimeError):
+    """The set has not been folded up to where a batch starts, and cannot be given up: it is active."""
+
+
+class _Behind(RuntimeError):
+    """In the transaction: the set has not been folded up to where the batch starts."""
+
+
+async def _wait_for_replay(db: Database, target: ProjectionSet, spans: Spans) -> bool:
+    """Until `target` holds every record before `spans`; False if it is no longer being built (or
+    in use) and so takes nothing more. A set that does not get there within CATCH_UP_WAIT_S is
+    abandoned: the live consumer folds into the active set alone again, and that rebuild swaps
+    nothing in (its swap finds the pointer changed)."""
+    deadline = time.monotonic() + CATCH_UP_WAIT_S
+    while behind := await positions_behind(db, target, spans):
+        pointer = await read_pointer(db)
+        if target not in (pointer.active, pointer.building):
+            return False
+        if time.monotonic() > deadline:
+            if not pointer.in_order(
+                target
+            ):  # swapped in meanwhile: the batch fails, read again from the pointer
+                raise NotCaughtUp(f"{target.name} has not been folded up to {behind}")
+            if await abandon(db, target.name):
+                log.warning(
+                    "the set being rebuilt did not catch up with the live consumer; rebuild abandoned",
+                    projection_set=target.name,
+                    partitions=[f"{topic}[{number}]" for topic, number in behind],
+                    waited_s=CATCH_UP_WAIT_S,
+                )
+            return False
+        await asyncio.sleep(CATCH_UP_POLL_S)
+    return True
 
 
 # Events folded between two turns of the event loop: a batch folded ahead gives way to the

@@ -75,7 +75,7 @@ class FactsFollower:
             while True:
                 with suppress(PyMongoError):  # MongoDB away: keep serving what is loaded
                     self.pointer = await read_pointer(self._db)
-                    self._follow({target.name for target in self.pointer.targets()})
+                    self._follow({target.name for target in self.pointer.in_use()})
                     if await self.lease.look():
                         self._others_writing.set()
                     else:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass, field
 from functools import partial
@@ -29,7 +29,7 @@ from pymongo.asynchronous.mongo_client import AsyncMongoClient
 from signpost.analytics.projections.cache import WriteCache
 from signpost.analytics.projections.fold import Folded, Prepared, fold_batch, prepare_batch
 from signpost.analytics.projections.follower import FactsFollower
-from signpost.analytics.projections.sets import ProjectionSet
+from signpost.analytics.projections.sets import ProjectionSet, Spans
 from signpost.shared.events import Envelope, EventData
 from signpost.shared.mongo import Database, Document
 
@@ -93,11 +93,18 @@ class FoldPipeline(Generic[Batch]):
         return self._committing is not None
 
     async def push(
-        self, batch: Batch, envelopes: Sequence[Envelope[EventData]], *, targets: Sequence[ProjectionSet]
+        self,
+        batch: Batch,
+        envelopes: Sequence[Envelope[EventData]],
+        *,
+        targets: Sequence[ProjectionSet],
+        in_order: Mapping[str, Spans] | None = None,
     ) -> list[Batch]:
         """Fold `envelopes` into `targets` while the batch pushed before commits, then start
         committing them. Returns the batches committed meanwhile (the one before, if any); their
-        facts are in the cache and the index. Raises PipelineFailed if either fails."""
+        facts are in the cache and the index. Raises PipelineFailed if either fails.
+
+        `in_order`, by target name: the batch's spans, for a set being rebuilt (fold_batch)."""
         committed: list[Batch] = []
         previous = self._committing  # stays in flight (for `close`) until settled
         if previous is not None and not previous.prepared:
@@ -129,7 +136,7 @@ class FoldPipeline(Generic[Batch]):
             if not all(folded.prepared for _, folded in previous.folded):
                 prepared = {}  # folded from facts the batch before did not write after all
         if error is None:
-            self._start(_Committing(batch, prepared), envelopes, targets)
+            self._start(_Committing(batch, prepared), envelopes, targets, in_order or {})
         if previous is not None:
             await self._index(previous)
         if error is not None:
@@ -161,6 +168,7 @@ class FoldPipeline(Generic[Batch]):
         committing: _Committing[Batch],
         envelopes: Sequence[Envelope[EventData]],
         targets: Sequence[ProjectionSet],
+        in_order: Mapping[str, Spans],
     ) -> None:
         async def commit() -> None:
             for target in targets:
@@ -172,6 +180,7 @@ class FoldPipeline(Generic[Batch]):
                     lease=self._facts.lease,
                     cache=self._cache,
                     prepared=committing.prepared.get(target.name),
+                    in_order=in_order.get(target.name),
                 )
                 committing.folded.append((target, folded))
 

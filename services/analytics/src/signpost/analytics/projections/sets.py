@@ -2,20 +2,31 @@
 
 A rebuild folds the retained log into a fresh set while the live consumer keeps the
 active one current; the pointer document names the active set (and the one being
-built, which the live consumer also writes to), so swapping is one atomic update.
+built), so swapping is one atomic update.
+
+A referral's fact is folded in the order its events are on the log (facts.py), so a set
+being built must never take a live event before the replay has reached that event's place
+in the log. While it is being built, the set records how far into each partition of an
+ordered topic it has been folded (`projection_positions`), in the same transaction as what
+it folded: the replay alone fills it until it has caught up with the log (`hand_over`),
+and from then on the live consumer folds into it too, but only a partition's records that
+follow on from where the set has got (`Spans`); a live batch from further on waits until
+the replay has got there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from pymongo import IndexModel, ReturnDocument
-from signpost.shared.mongo import Database, Document
+from pymongo import IndexModel, ReturnDocument, UpdateOne
+from signpost.shared.mongo import Database, Document, Session
 
 POINTER_COLLECTION = "projection_sets"
 POINTER_ID = "active"
 INITIAL_SET = "live"
+POSITIONS_COLLECTION = "projection_positions"
 
 
 @dataclass(frozen=True)
@@ -93,10 +104,22 @@ async def create_indexes(db: Database, target: ProjectionSet) -> None:
 class Pointer:
     active: ProjectionSet
     building: ProjectionSet | None
+    # The set being built has caught up with the log: the live consumer folds into it too, in order.
+    caught_up: bool = False
 
     def targets(self) -> list[ProjectionSet]:
-        """Where live events go: the active set, and the one being rebuilt (folds are idempotent)."""
+        """Where live events go: the active set, and the one being rebuilt once its replay has caught
+        up with the log (`hand_over`); before, folding a live event into it would put it ahead of the
+        referral's earlier events that the replay has yet to reach."""
+        return [self.active, self.building] if self.building is not None and self.caught_up else [self.active]
+
+    def in_use(self) -> list[ProjectionSet]:
+        """The active set, and the one being rebuilt (followed, so a swap finds its index loaded)."""
         return [self.active] if self.building is None else [self.active, self.building]
+
+    def in_order(self, target: ProjectionSet) -> bool:
+        """Must live events go into `target` only in log order, after what the replay folded (`Spans`)?"""
+        return target == self.building
 
 
 async def read_pointer(db: Database) -> Pointer:
@@ -111,7 +134,7 @@ async def start_building(db: Database, name: str) -> Pointer:
     )
     found = await db[POINTER_COLLECTION].find_one_and_update(
         {"_id": POINTER_ID, "building": None},
-        {"$set": {"building": name, "building_since": datetime.now(UTC)}},
+        {"$set": {"building": name, "building_since": datetime.now(UTC), "building_caught_up": False}},
         return_document=ReturnDocument.AFTER,
     )
     if found is None:
@@ -121,11 +144,29 @@ async def start_building(db: Database, name: str) -> Pointer:
     return _pointer(found)
 
 
+async def hand_over(db: Database, name: str) -> None:
+    """The set being built has caught up with the log: from its next batch on, the live consumer
+    folds into it too, each partition of an ordered topic from where the set has got (`Spans`)."""
+    result = await db[POINTER_COLLECTION].update_one(
+        {"_id": POINTER_ID, "building": name},
+        {"$set": {"building_caught_up": True, "caught_up_at": datetime.now(UTC)}},
+    )
+    if result.matched_count != 1:
+        raise RebuildAbandoned(name)
+
+
 async def swap_in(db: Database, name: str) -> str:
     """Make the rebuilt set active in one update; returns the set it replaced."""
     before = await db[POINTER_COLLECTION].find_one_and_update(
         {"_id": POINTER_ID, "building": name},
-        {"$set": {"active": name, "building": None, "swapped_at": datetime.now(UTC)}},
+        {
+            "$set": {
+                "active": name,
+                "building": None,
+                "building_caught_up": False,
+                "swapped_at": datetime.now(UTC),
+            }
+        },
     )
     if before is None:
         raise RebuildInProgress(name)  # someone else changed the pointer meanwhile
@@ -133,15 +174,81 @@ async def swap_in(db: Database, name: str) -> str:
     return previous
 
 
-async def abandon(db: Database, name: str) -> None:
-    await db[POINTER_COLLECTION].update_one(
-        {"_id": POINTER_ID, "building": name}, {"$set": {"building": None}}
+async def abandon(db: Database, name: str) -> bool:
+    """Stop building `name` (if it still is): nothing folds into it any more, and it is never swapped in."""
+    result = await db[POINTER_COLLECTION].update_one(
+        {"_id": POINTER_ID, "building": name}, {"$set": {"building": None, "building_caught_up": False}}
     )
+    return result.modified_count == 1
+
+
+# Partition -> (where the records of a batch start, the position just after its last record).
+# The records are every record of the partition in between: a consumer returns a partition's
+# records one after the other, from the position it reads at.
+Spans = Mapping[tuple[str, int], tuple[int, int]]
+
+
+def _position_id(target: ProjectionSet, partition: tuple[str, int]) -> str:
+    topic, number = partition
+    return f"{target.name}|{topic}|{number}"
+
+
+async def start_positions(db: Database, target: ProjectionSet, starts: Mapping[tuple[str, int], int]) -> None:
+    """Before a replay: `target` holds nothing of these partitions yet, whose logs start at `starts`."""
+    await db[POSITIONS_COLLECTION].delete_many({"set": target.name})
+    if starts:
+        await db[POSITIONS_COLLECTION].insert_many(
+            [
+                {"_id": _position_id(target, partition), "set": target.name, "next": start}
+                for partition, start in starts.items()
+            ]
+        )
+
+
+async def positions_behind(
+    db: Database, target: ProjectionSet, spans: Spans, *, session: Session | None = None
+) -> list[tuple[str, int]]:
+    """The partitions of `spans` whose records start beyond where `target` has been folded up to:
+    folding them now would leave out the records in between (or fold them out of order)."""
+    ids = {_position_id(target, partition): partition for partition in spans}
+    found = {
+        document["_id"]: int(document["next"])
+        async for document in db[POSITIONS_COLLECTION].find({"_id": {"$in": list(ids)}}, session=session)
+    }
+    return sorted(
+        partition for key, partition in ids.items() if key not in found or spans[partition][0] > found[key]
+    )
+
+
+async def advance_positions(db: Database, target: ProjectionSet, spans: Spans, *, session: Session) -> None:
+    """`target` now holds every record of `spans` (in the transaction that folded them)."""
+    if spans:
+        await db[POSITIONS_COLLECTION].bulk_write(
+            [
+                UpdateOne({"_id": _position_id(target, partition)}, {"$max": {"next": end}})
+                for partition, (_, end) in spans.items()
+            ],
+            ordered=False,
+            session=session,
+        )
+
+
+async def drop_positions(db: Database, name: str) -> None:
+    await db[POSITIONS_COLLECTION].delete_many({"set": name})
 
 
 class RebuildInProgress(RuntimeError):
     def __init__(self, name: str) -> None:
         super().__init__(f"projection set {name!r} is being rebuilt already")
+        self.name = name
+
+
+class RebuildAbandoned(RuntimeError):
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"projection set {name!r} is no longer being built: abandoned meanwhile (by hand, or by a live "
+            "consumer that waited too long for it to catch up; see its log)"
+        )
         self.name = name
 
 
@@ -152,4 +259,5 @@ def _pointer(found: Document | None) -> Pointer:
     return Pointer(
         active=ProjectionSet(found["active"]),
         building=ProjectionSet(building) if building else None,
+        caught_up=bool(building and found.get("building_caught_up", False)),
     )

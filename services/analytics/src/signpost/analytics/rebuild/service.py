@@ -1,12 +1,21 @@
 """Rebuild: replay the retained log into a fresh projection set and swap it in when caught up.
 
-1. Name the new set in the pointer document: from its next batch on, the live
-   consumer folds into it as well as into the active set (folds are idempotent).
-2. Capture the high watermarks of every source partition — after step 1, so every
-   event beyond them reaches the new set through the live consumer.
-3. Read every partition from its beginning to its watermark, folding batches into
-   the new set.
-4. Unless told not to, compare it document by document with the active set (both
+1. Name the new set in the pointer document. The live consumer follows it (loads its
+   index) but does not fold into it yet: a live event folded ahead of the replay would
+   reach a referral's fact before its earlier events, and the fold follows log order.
+2. Capture the high watermarks of every source partition, and read every partition
+   from its beginning to its watermark, folding batches into the new set. Each batch
+   also records, in its transaction, how far into each partition of the referrals topic
+   the set has been folded (sets.py, "positions").
+3. Catch up: measure the ends again and fold what arrived meanwhile, a few times while
+   much did; then hand the set over (`hand_over`): from its next batch on, the live
+   consumer folds into it too, but each partition only from where the set has got,
+   waiting for the replay if its batch starts further on.
+4. Measure the ends once more and fold up to them. Whatever the live consumer folded into
+   the active set alone, it had read before it read the pointer that handed over, so it
+   lies below these ends: the new set then holds everything the active one does, folded
+   in log order, and the live consumer carries on from there.
+5. Unless told not to, compare it document by document with the active set (both
    still receive every live event), then make it active in one update of the
    pointer document.
 
@@ -28,19 +37,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiokafka import TopicPartition
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from pymongo import AsyncMongoClient
 from pymongo.errors import PyMongoError
-from signpost.analytics.projections.consumer import create_consumer, decode, source_topics
+from signpost.analytics.projections.consumer import create_consumer, decode, ordered_topics, source_topics
 from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.sets import (
     ProjectionSet,
+    Spans,
     abandon,
     create_indexes,
     drop_obsolete,
+    drop_positions,
+    hand_over,
     owner,
     read_pointer,
     start_building,
+    start_positions,
     swap_in,
 )
 from signpost.analytics.projections.writers import WriterLease
@@ -55,6 +68,11 @@ from signpost.shared.topics import Topics
 FETCH_TIMEOUT_MS = 1000
 FOLD_ATTEMPTS = 5
 REFOLD_PAUSE_S = 0.5  # times the attempt: the live consumer's batch is usually done by then
+# Catching up before the hand-over: the ends are measured again and folded up to while a round
+# folded more than HAND_OVER_WITHIN events, at most CATCH_UP_ROUNDS times. After the hand-over, the
+# live consumer's batches wait for the replay to fold what arrived during the last round.
+CATCH_UP_ROUNDS = 5
+HAND_OVER_WITHIN = 1000
 
 log = get_logger(__name__)
 
@@ -134,8 +152,8 @@ async def _replay(
     progress: Callable[[int], None] | None,
     whole_log: bool,
 ) -> tuple[int, int]:
-    """Folds the log into `target`; with `whole_log`, refuses (before folding anything) a log
-    that no longer starts at offset 0."""
+    """Folds the log into `target`, then hands it over to the live consumer (see above); with
+    `whole_log`, refuses (before folding anything) a log that no longer starts at offset 0."""
     consumer = create_consumer(settings, group=None)
     await consumer.start()
     try:
@@ -154,14 +172,66 @@ async def _replay(
             raise IncompleteLog(
                 f"the log no longer starts at offset 0 on {truncated}: the events before are gone"
             )
-        await consumer.seek_to_beginning(*partitions)
-        pending = {partition for partition in partitions if ends[partition] > starts[partition]}
-        events = skipped = 0
+        ordered = set(ordered_topics(Topics.from_settings(settings)))
+        await start_positions(
+            db, target, {key: start for key, start in starts.items() if key.topic in ordered}
+        )
         # The live processes follow the new set too, so they read the change stream while this writes.
-        lease = WriterLease(db)
+        replay = _Replay(
+            settings,
+            consumer=consumer,
+            client=client,
+            db=db,
+            target=target,
+            ordered=ordered,
+            done=starts,
+            progress=progress,
+        )
+        await replay.up_to(ends)
+        for _ in range(CATCH_UP_ROUNDS):  # what arrived meanwhile, while that is much
+            if await replay.up_to(await _ends(settings, partitions)) <= HAND_OVER_WITHIN:
+                break
+        await hand_over(db, target.name)
+        # The live consumer reads the pointer after fetching a batch: what it folded into the active
+        # set alone was on the log before the hand-over, so below these ends.
+        await replay.up_to(await _ends(settings, partitions))
+        await replay.lease.release()
+        return replay.events, replay.skipped
+    finally:
+        await consumer.stop()
+
+
+class _Replay:
+    """Reads the source partitions in order, each from where the set has got (`done`), folding
+    every batch into the set with the span of each ordered partition it covers."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        consumer: AIOKafkaConsumer,
+        client: AsyncMongoClient[Document],
+        db: Database,
+        target: ProjectionSet,
+        ordered: set[str],
+        done: dict[TopicPartition, int],
+        progress: Callable[[int], None] | None,
+    ) -> None:
+        self.settings, self.consumer, self.client, self.db = settings, consumer, client, db
+        self.target, self.ordered, self.done, self.progress = target, ordered, dict(done), progress
+        self.lease = WriterLease(db)
+        self.events = self.skipped = 0
+
+    async def up_to(self, ends: dict[TopicPartition, int]) -> int:
+        """Fold every partition up to its end in `ends`; returns how many events that was."""
+        before = self.events
+        pending = {partition for partition, end in ends.items() if end > self.done[partition]}
+        for partition in pending:
+            # A batch may have read past the last end: the records beyond it were not folded.
+            self.consumer.seek(partition, self.done[partition])
         while pending:
-            fetched = await consumer.getmany(
-                *pending, timeout_ms=FETCH_TIMEOUT_MS, max_records=settings.analytics_batch_max
+            fetched = await self.consumer.getmany(
+                *pending, timeout_ms=FETCH_TIMEOUT_MS, max_records=self.settings.analytics_batch_max
             )
             records = [
                 record
@@ -169,21 +239,33 @@ async def _replay(
                 for record in batch
                 if record.offset < ends[partition]
             ]
-            decoded, invalid = decode(records, max_bytes=settings.event_max_bytes)
+            # Positions, not record offsets: a compacted topic has gaps, control records take offsets.
+            reached = {
+                partition: min(await self.consumer.position(partition), ends[partition])
+                for partition in pending
+            }
+            spans: Spans = {
+                (partition.topic, partition.partition): (self.done[partition], end)
+                for partition, end in reached.items()
+                if partition.topic in self.ordered and end > self.done[partition]
+            }
+            decoded, invalid = decode(records, max_bytes=self.settings.event_max_bytes)
             envelopes = [envelope for _, envelope in decoded]
-            if envelopes:
-                await _fold_with_retries(client, db, target=target, envelopes=envelopes, lease=lease)
-            events, skipped = events + len(envelopes), skipped + len(invalid)
-            if progress is not None and envelopes:
-                progress(events)
-            for partition in list(pending):
-                # Positions, not record offsets: a compacted topic has gaps.
-                if await consumer.position(partition) >= ends[partition]:
-                    pending.discard(partition)
-        await lease.release()
-        return events, skipped
-    finally:
-        await consumer.stop()
+            if envelopes or spans:
+                await _fold_with_retries(
+                    self.client,
+                    self.db,
+                    target=self.target,
+                    envelopes=envelopes,
+                    lease=self.lease,
+                    spans=spans,
+                )
+            self.events, self.skipped = self.events + len(envelopes), self.skipped + len(invalid)
+            if self.progress is not None and envelopes:
+                self.progress(self.events)
+            self.done.update(reached)
+            pending = {partition for partition in pending if self.done[partition] < ends[partition]}
+        return self.events - before
 
 
 def _truncated(starts: dict[TopicPartition, int]) -> str:
@@ -193,6 +275,10 @@ def _truncated(starts: dict[TopicPartition, int]) -> str:
         for partition, start in sorted(starts.items())
         if start > 0
     )
+
+
+async def _ends(settings: Settings, partitions: list[TopicPartition]) -> dict[TopicPartition, int]:
+    return {partition: marks.high for partition, marks in (await _watermarks(settings, partitions)).items()}
 
 
 async def _watermarks(
@@ -213,11 +299,13 @@ async def _fold_with_retries(
     target: ProjectionSet,
     envelopes: list[Envelope[EventData]],
     lease: WriterLease,
+    spans: Spans,
 ) -> None:
-    """The live consumer writes to the same set meanwhile: a batch that collides with it is folded again."""
+    """After the hand-over the live consumer writes to the same set: a batch that collides with it is
+    folded again."""
     for attempt in range(1, FOLD_ATTEMPTS + 1):
         try:
-            await fold_batch(client, db, target=target, envelopes=envelopes, lease=lease)
+            await fold_batch(client, db, target=target, envelopes=envelopes, lease=lease, in_order=spans)
             return
         except PyMongoError:
             if attempt == FOLD_ATTEMPTS:
@@ -235,3 +323,4 @@ async def drop_set(db: Database, name: str) -> None:
     target = ProjectionSet(name)
     for collection in [*target.collections(), *target.obsolete_collections()]:
         await db.drop_collection(collection)
+    await drop_positions(db, name)
