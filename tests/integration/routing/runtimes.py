@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 from signpost.routing.app import INDEXES
 from signpost.routing.catalogue.models import Provision
 from signpost.routing.catalogue.repository import ensure_version, seed_if_empty
+from signpost.routing.decisions.service import DECISIONS
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
@@ -23,3 +25,19 @@ async def routing_runtime(settings: Settings, catalogue: Iterable[Provision]) ->
         yield runtime
     finally:
         await runtime.client.close()
+
+
+async def decided(runtime: Runtime, referral_id: str, *provision_ids: str) -> None:
+    """A decision record offering these provisions, for tests that send an offer's later events
+    without routing a submission first: routing skips an acceptance or start of an offer it never
+    made. Only what capacity and waiting-time tracking read, beside the record's identity."""
+    await runtime.db[DECISIONS].insert_one(
+        {
+            "_id": referral_id,
+            "tenant": runtime.settings.tenant,
+            "type": "uk.signpost.referral.routed.v1",
+            "decided_at": datetime.now(UTC),
+            "provision_ids": list(provision_ids),
+            "offers": [{"provision_id": provision_id, "needs_met": []} for provision_id in provision_ids],
+        }
+    )

@@ -213,7 +213,7 @@ async def read_changes(settings: Settings, provision_id: str, *, expected: int) 
             record = await asyncio.wait_for(consumer.getone(), timeout=30)
             headers = {k: v.decode() for k, v in record.headers}
             assert headers["ce_type"] == "uk.signpost.provision.changed.v1"
-            if record.key == provision_id.encode():
+            if record.key == f"{settings.tenant}|{provision_id}".encode():  # keyed by area and id
                 changes.append(json.loads(record.value)["change"])
     finally:
         await consumer.stop()

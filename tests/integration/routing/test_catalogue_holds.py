@@ -22,6 +22,7 @@ from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
 from tests.conftest import Tokens, serving
+from tests.integration.routing.runtimes import decided
 from tests.oruk_fixtures import oruk_service
 
 T = TypeVar("T")
@@ -50,6 +51,7 @@ def hold_during_next_transaction(
 
 
 async def hold_a_place(runtime: Runtime, provision_id: str, referral_id: str = "r-held") -> None:
+    await decided(runtime, referral_id, provision_id)  # routing holds places for its own offers only
     accepted = OfferAcceptedV1(
         referral_id=referral_id,
         provision_id=provision_id,

@@ -235,6 +235,7 @@ async def test_a_withdrawal_delivered_before_its_acceptance_holds_no_place(runti
     """Intake's replicas each relay their own outbox, so a referral's events may arrive out of order:
     the practitioner's withdrawal before the agency's acceptance it followed."""
     loop = Loop(runtime)
+    assert offered((await loop.submit("r-1", NeedCode.ASD))["data"]) == [("x", ["ASD"])]
     before = await loop.available("x")
     await loop.withdraw("r-1")
     await loop.accept("r-1", "x")
@@ -245,6 +246,7 @@ async def test_a_withdrawal_delivered_before_its_acceptance_holds_no_place(runti
 
 async def test_a_completion_delivered_before_its_acceptance_holds_no_place(runtime: Runtime) -> None:
     loop = Loop(runtime)
+    await loop.submit("r-1", NeedCode.ASD)
     before = await loop.available("x")
     await loop.complete("r-1", "x")
     await loop.accept("r-1", "x")
@@ -255,6 +257,8 @@ async def test_a_completion_delivered_before_its_acceptance_holds_no_place(runti
 
 async def test_places_in_order_are_held_once_and_given_back_once(runtime: Runtime) -> None:
     loop = Loop(runtime)
+    await loop.submit("r-1", NeedCode.ASD)
+    await loop.submit("r-2", NeedCode.ASD, child="child-2")
     before = await loop.available("x")
     await loop.accept("r-1", "x")
     await loop.accept("r-1", "x")  # under another event id: still one place

@@ -73,7 +73,7 @@ async def provision_events(settings: Settings, keys: set[str]) -> dict[str, list
             record = await asyncio.wait_for(consumer.getone(), timeout=30)
             headers = {k: v.decode() for k, v in record.headers}
             assert headers["ce_type"] == "uk.signpost.provision.changed.v1"
-            key = (record.key or b"").decode()
+            key = (record.key or b"").decode().removeprefix(f"{settings.tenant}|")  # keyed by area and id
             if key in keys:
                 changes.setdefault(key, []).append(json.loads(record.value)["change"])
     finally:

@@ -24,7 +24,7 @@ from signpost.shared.outbox import OUTBOX
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
 
-from tests.integration.routing.runtimes import routing_runtime
+from tests.integration.routing.runtimes import decided, routing_runtime
 
 ADMIN = Principal(subject="admin@la", role=Role.ADMIN, organisation="la-digital", tenant="E06000023")
 ACCEPTED_AT = datetime(2026, 9, 1, 9, 30, tzinfo=UTC)
@@ -68,6 +68,7 @@ async def test_every_routing_process_sees_every_catalogue_change(runtime: Runtim
     assert places(await two.current(runtime.db), "slt-community") == 6
 
     # The loop holds a place on acceptance: a capacity change, patched into the snapshot.
+    await decided(runtime, "r-1", "slt-community")
     accepted = OfferAcceptedV1(
         referral_id="r-1", provision_id="slt-community", organisation_id="nhs-community-slt", at=ACCEPTED_AT
     )
@@ -100,6 +101,7 @@ async def test_waiting_time_is_learnt_from_acceptance_to_start_once_per_event(ru
     starts = []
     for number, days in enumerate([7, 28, 14, 35, 21]):
         referral_id = f"r-wait-{number}"
+        await decided(runtime, referral_id, therapy)
         common = {
             "referral_id": referral_id,
             "provision_id": therapy,
@@ -119,7 +121,9 @@ async def test_waiting_time_is_learnt_from_acceptance_to_start_once_per_event(ru
         assert provision["waiting_weeks"] == (12 if number < MIN_SAMPLES - 1 else 3.0)
 
     learnt = [
-        o async for o in runtime.db[OUTBOX].find({"key": therapy}) if b'"waiting_weeks":3.0' in o["value"]
+        o
+        async for o in runtime.db[OUTBOX].find({"key": f"{runtime.settings.tenant}|{therapy}"})
+        if b'"waiting_weeks":3.0' in o["value"]
     ]
     assert len(learnt) == 1  # stored with its provision.changed.v1 event
     assert places(await snapshot.current(runtime.db), therapy) == 0  # its three free places held
@@ -138,6 +142,7 @@ async def test_waiting_time_is_learnt_from_acceptance_to_start_once_per_event(ru
     # A start delivered before its acceptance (intake's replicas each relay their own outbox)
     # teaches nothing yet; the acceptance arriving after it completes the wait: 10 weeks.
     late = {"referral_id": "r-late", "provision_id": therapy, "organisation_id": "nhs-community-therapies"}
+    await decided(runtime, "r-late", therapy)
     await on_referral_event(
         runtime=runtime,
         envelope=offer_event(OfferStartedV1(**late, at=ACCEPTED_AT + timedelta(days=70))),

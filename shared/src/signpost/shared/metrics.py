@@ -66,7 +66,8 @@ class ServiceMetrics:
         )
         self.events_skipped = Counter(
             "signpost_events_skipped",
-            "Events the service passed over on purpose (another area's, on a stream areas share).",
+            "Events the service passed over on purpose (another area's, on a stream areas share; "
+            "routing's acceptances and starts of an offer it never made).",
             ["service", "event_type", "reason"],
             registry=self.registry,
         )

@@ -5,7 +5,9 @@
   needs it was to meet that no other live offer covers, or those are announced as unmet;
 - capacity is reserved when an offer is accepted and released when that support
   completes or the referral is withdrawn, in whichever order those events arrive;
-- waiting times are learnt from acceptance to start (`waiting.py`).
+- waiting times are learnt from acceptance to start (`waiting.py`);
+- an acceptance or start of an offer routing never made (no decision of that referral offered
+  that provision) is skipped, said and counted (`NEVER_MADE`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from signpost.routing.catalogue.models import PROVISIONS
 from signpost.routing.catalogue.repository import from_document
 from signpost.routing.catalogue.service import provision_changed
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
-from signpost.routing.decisions.waiting import accepted_offers, learn_waiting_time, note_accepted, offer_key
+from signpost.routing.decisions.waiting import accepted_offers, note_accepted, note_started, offer_key
 from signpost.routing.matching import Catalogue, match_referral
 from signpost.shared.events import (
     Envelope,
@@ -353,29 +355,117 @@ UNHELD = "unheld"  # accepted when capacity was unknown or full: nothing taken, 
 RELEASED = "released"  # ended (completed, or the referral withdrawn); its place, if any, given back
 WHOLE_REFERRAL = "*"  # no provision id has it (ids start with a letter or digit)
 
+# An acceptance or start of an offer the referral's decision record does not hold (a referral routing
+# never decided, or a provision it never offered) is skipped: logged, counted under this reason in
+# signpost_events_skipped_total, and recorded as handled so that it is not retried.
+NEVER_MADE = "offer_never_made"
+# Set on the referral's decision record by every transaction that may change its reservations: the
+# last acceptance, completion or withdrawal routing handled for it (event id, type, when). Those
+# transactions write different reservation records (an acceptance its offer's, a withdrawal the
+# whole referral's), so snapshot isolation alone would let an acceptance and a withdrawal handled
+# at once each miss the other, and the place stay held for good. Writing this one document makes
+# them conflict: one gets a WriteConflict and is run again by the transaction's retry
+# (`signpost.shared.mongo.in_transaction`), reading what the other committed.
+LAST_CAPACITY_EVENT = "last_capacity_event"
+
 
 async def track_capacity(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
     """Hold a place while support is accepted or under way; give it back when it ends, whichever
-    of the referral's events arrives first. An acceptance also starts the clock on the child's wait."""
+    of the referral's events arrives first. An acceptance also starts the clock on the child's wait.
+    An acceptance of an offer routing never made holds nothing (`NEVER_MADE`)."""
     data = envelope.data
 
-    async def write(session: Session) -> None:
+    async def write(session: Session) -> bool:
+        """False when the event is skipped as an offer routing never made."""
         if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
-            return
+            return True
         if isinstance(data, OfferAcceptedV1):
+            if not await _note_capacity_event(
+                runtime, envelope, data.referral_id, session, offered=data.provision_id
+            ):
+                return False
             await _reserve(runtime, data.referral_id, data.provision_id, session)
             await note_accepted(runtime=runtime, accepted=data, session=session)
         elif isinstance(data, OfferCompletedV1):
+            await _note_capacity_event(runtime, envelope, data.referral_id, session)
             await _release_offer(runtime, data.referral_id, data.provision_id, session)
         elif isinstance(data, ReferralWithdrawnV1):
+            await _note_capacity_event(runtime, envelope, data.referral_id, session)
             await _release_referral(runtime, data.referral_id, session)
+        return True
 
-    await runtime.transaction(write)
+    if not await runtime.transaction(write):
+        assert isinstance(data, OfferAcceptedV1)
+        _skip_never_made(runtime, envelope, data.referral_id, data.provision_id)
+
+
+async def learn_waiting_time(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
+    """Record the wait a started offer ended (`waiting.note_started`), once per event; a start of
+    an offer routing never made is skipped, as its acceptance would be (`NEVER_MADE`)."""
+    started = envelope.data
+    assert isinstance(started, OfferStartedV1)
+
+    async def write(session: Session) -> bool:
+        """False when the event is skipped as an offer routing never made."""
+        if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
+            return True
+        made = await runtime.db[DECISIONS].find_one(
+            _offering(started.referral_id, started.provision_id), {"_id": 1}, session=session
+        )
+        if made is None:
+            return False
+        await note_started(runtime=runtime, started=started, session=session)
+        return True
+
+    if not await runtime.transaction(write):
+        _skip_never_made(runtime, envelope, started.referral_id, started.provision_id)
+
+
+def _offering(referral_id: str, provision_id: str) -> Document:
+    """The filter finding a referral's decision record if it offered this provision: `provision_ids`
+    holds the first decision's offers and each re-route's (declined ones too, all tried)."""
+    return {"_id": referral_id, "provision_ids": provision_id}
+
+
+async def _note_capacity_event(
+    runtime: Runtime,
+    envelope: Envelope[EventData],
+    referral_id: str,
+    session: Session,
+    *,
+    offered: str | None = None,
+) -> bool:
+    """Set `LAST_CAPACITY_EVENT` on the referral's decision record, first in the transaction (so a
+    concurrent one conflicts before doing more work); with `offered`, only if that decision offered
+    it. Whether a record was written. A completion or withdrawal of a referral routing has no
+    decision for writes none and still leaves its released record (an acceptance of that referral
+    is skipped anyway)."""
+    found = {"_id": referral_id} if offered is None else _offering(referral_id, offered)
+    last = {"event_id": envelope.id, "type": envelope.type, "at": datetime.now(UTC)}
+    # A new event id each time: the record always changes, so a concurrent writer always conflicts.
+    noted = await runtime.db[DECISIONS].update_one(
+        found, {"$set": {LAST_CAPACITY_EVENT: last}}, session=session
+    )
+    return noted.matched_count == 1
+
+
+def _skip_never_made(
+    runtime: Runtime, envelope: Envelope[EventData], referral_id: str, provision_id: str
+) -> None:
+    """Say and count, once its transaction has committed, an event of an offer routing never made."""
+    log.warning(
+        "event of an offer routing never made; skipped",
+        event_type=envelope.type,
+        referral_id=referral_id,
+        provision_id=provision_id,
+    )
+    runtime.metrics.count_skipped(event_type=envelope.type, reason=NEVER_MADE)
 
 
 async def _reserve(runtime: Runtime, referral_id: str, provision_id: str, session: Session) -> None:
     """Take a place, unless this offer has a record already: held before (an acceptance delivered
-    again), or ended first (its completion, or the referral's withdrawal, arrived before it)."""
+    again), or ended first (its completion, or the referral's withdrawal, arrived before it). The
+    caller has checked that routing made this offer."""
     key = offer_key(referral_id, provision_id)
     known = await runtime.db[RESERVATIONS].find_one(
         {"_id": {"$in": [key, offer_key(referral_id, WHOLE_REFERRAL)]}}, {"state": 1}, session=session

@@ -12,10 +12,11 @@
   own wait: so no fewer children than analytics' small-number threshold, and no finer
   than a week.
 
-Each start is handled once (its event id is recorded in the same transaction), and a
-changed waiting time is stored with its `provision.changed.v1` event. A referral's events
-may arrive out of order (each intake replica relays its own outbox): a start that arrives
-before its acceptance is kept, and the wait is learnt when the acceptance arrives.
+Each start is handled once (its event id is recorded in the same transaction, in
+`decisions.service.learn_waiting_time`, which skips a start or acceptance of an offer routing
+never made), and a changed waiting time is stored with its `provision.changed.v1` event. A
+referral's events may arrive out of order (each intake replica relays its own outbox): a start
+that arrives before its acceptance is kept, and the wait is learnt when the acceptance arrives.
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ from pymongo import ASCENDING, DESCENDING, IndexModel, ReturnDocument
 from signpost.routing.catalogue.models import MAX_WAITING_WEEKS, PROVISIONS
 from signpost.routing.catalogue.repository import from_document
 from signpost.routing.catalogue.service import provision_changed
-from signpost.shared.events import Envelope, EventData, OfferAcceptedV1, OfferStartedV1
+from signpost.shared.events import OfferAcceptedV1, OfferStartedV1
 from signpost.shared.logging import get_logger
-from signpost.shared.mongo import Document, Session, find_by_ids, mark_processed
+from signpost.shared.mongo import Document, Session, find_by_ids
 from signpost.shared.service import Runtime
 from signpost.shared.vocabulary import SMALL_NUMBER_THRESHOLD
 
@@ -95,35 +96,27 @@ async def accepted_offers(
     return [(wait["referral_id"], wait["provision_id"]) for wait in found.values()]
 
 
-async def learn_waiting_time(*, runtime: Runtime, envelope: Envelope[EventData]) -> None:
-    """Record the wait a started offer ended, and update its provision's current waiting time."""
-    started = envelope.data
-    assert isinstance(started, OfferStartedV1)
-
-    async def write(session: Session) -> None:
-        if not await mark_processed(runtime.db, event_id=envelope.id, session=session):
-            return
-        key = offer_key(started.referral_id, started.provision_id)
-        wait = await runtime.db[WAITS].find_one({"_id": key}, session=session)
-        if wait is None:  # its acceptance has not arrived (out of order): it learns the wait then
-            await runtime.db[WAITS].insert_one(
-                {
-                    "_id": key,
-                    "provision_id": started.provision_id,
-                    "referral_id": started.referral_id,
-                    "started_at": started.at,
-                },
-                session=session,
-            )
-            log.info(
-                "start before its acceptance; wait learnt when it arrives", referral_id=started.referral_id
-            )
-        elif wait.get("started_at") is not None:
-            log.info("start seen before; no wait learnt", referral_id=started.referral_id)
-        else:
-            await _learn(runtime, wait, started_at=started.at, session=session)
-
-    await runtime.transaction(write)
+async def note_started(*, runtime: Runtime, started: OfferStartedV1, session: Session) -> None:
+    """Record the wait a started offer ended, in the caller's transaction (which records the event
+    as handled, and has checked that routing made the offer: `decisions.service.learn_waiting_time`),
+    and update its provision's current waiting time."""
+    key = offer_key(started.referral_id, started.provision_id)
+    wait = await runtime.db[WAITS].find_one({"_id": key}, session=session)
+    if wait is None:  # its acceptance has not arrived (out of order): it learns the wait then
+        await runtime.db[WAITS].insert_one(
+            {
+                "_id": key,
+                "provision_id": started.provision_id,
+                "referral_id": started.referral_id,
+                "started_at": started.at,
+            },
+            session=session,
+        )
+        log.info("start before its acceptance; wait learnt when it arrives", referral_id=started.referral_id)
+    elif wait.get("started_at") is not None:
+        log.info("start seen before; no wait learnt", referral_id=started.referral_id)
+    else:
+        await _learn(runtime, wait, started_at=started.at, session=session)
 
 
 async def _learn(runtime: Runtime, wait: Document, *, started_at: datetime, session: Session) -> None:
