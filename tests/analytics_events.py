@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from signpost.shared.events import Envelope, EventData
+from signpost.shared.events import (
+    Envelope,
+    EventData,
+    ReferralEscalatedV1,
+    ReferralRoutedV1,
+    ReferralUnmatchedV1,
+    ReferralWithdrawnV1,
+)
+from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.vocabulary import (
     DeclineReason,
     EscalationReason,
@@ -86,3 +95,47 @@ def lifecycle(
         )
     )
     return events
+
+
+def withdrawn(
+    referral: ReferralEvents,
+    *,
+    at: datetime,
+    withdrawn_from: ReferralStatus | None,
+    reason: WithdrawReason = WithdrawReason.OTHER,
+) -> Envelope[EventData]:
+    """A withdrawal as intake publishes it, naming the status it was withdrawn from."""
+    return referral.envelope(
+        ReferralWithdrawnV1(
+            referral_id=referral.referral_id, reason=reason, withdrawn_at=at, withdrawn_from=withdrawn_from
+        )
+    )
+
+
+def of_routing(envelope: Envelope[EventData]) -> bool:
+    """Whether routing publishes this event (its decisions); intake publishes every other one of a
+    referral, the safeguarding escalation with the submission included."""
+    data = envelope.data
+    if isinstance(data, ReferralEscalatedV1):
+        return data.reason is not EscalationReason.SAFEGUARDING
+    return isinstance(data, ReferralRoutedV1 | ReferralUnmatchedV1)
+
+
+def service_orders(events: Sequence[Envelope[EventData]]) -> Iterator[list[Envelope[EventData]]]:
+    """Every order of one referral's events that keeps intake's in their order and routing's in
+    theirs, as a broker that lost its log gets them again, each service's outbox in its own order."""
+    intake = [event for event in events if not of_routing(event)]
+    routing = [event for event in events if of_routing(event)]
+
+    def merged(
+        left: list[Envelope[EventData]], right: list[Envelope[EventData]]
+    ) -> Iterator[list[Envelope[EventData]]]:
+        if not left or not right:
+            yield [*left, *right]
+            return
+        for rest in merged(left[1:], right):
+            yield [left[0], *rest]
+        for rest in merged(left, right[1:]):
+            yield [right[0], *rest]
+
+    yield from merged(intake, routing)

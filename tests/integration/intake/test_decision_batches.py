@@ -13,7 +13,8 @@ import pytest
 from signpost.intake.consumer import on_referral_events
 from signpost.intake.offers.models import CompleteRequest, DeclineRequest
 from signpost.intake.offers.service import offer_move
-from signpost.intake.referrals.models import REFERRALS
+from signpost.intake.referrals.models import REFERRALS, WithdrawRequest
+from signpost.intake.referrals.moves import withdrawal
 from signpost.intake.referrals.service import (
     ConcurrentChange,
     ReferralChange,
@@ -30,13 +31,16 @@ from signpost.shared.events import (
     Offer,
     ReferralRoutedV1,
     ReferralUnmatchedV1,
+    ReferralWithdrawnV1,
+    from_kafka,
     new_event,
 )
-from signpost.shared.lifecycle import Move
+from signpost.shared.lifecycle import Move, ReferralStatus
 from signpost.shared.mongo import PROCESSED_EVENTS, Document, Session, in_transaction
+from signpost.shared.outbox import OUTBOX
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
-from signpost.shared.vocabulary import DeclineReason, NeedCode, NeedsDomain, Outcome, Sector
+from signpost.shared.vocabulary import DeclineReason, NeedCode, NeedsDomain, Outcome, Sector, WithdrawReason
 
 from tests.unit.shared.test_events import submitted as submitted_event
 
@@ -279,3 +283,36 @@ def test_a_decision_reaching_an_erased_referral_is_ignored() -> None:
     again = routed("r-21", "slt-2", replaces="slt")
     assert routing_decision_change(envelope=again, referral={**declined, "erased_at": None}) is not None
     assert routing_decision_change(envelope=again, referral=declined) is None
+
+
+PRACTITIONER = Principal(subject="u-2", role=Role.PRACTITIONER, organisation="school-1", tenant=TENANT)
+
+
+async def withdrawn_from(runtime: Runtime, referral_id: str) -> ReferralStatus | None:
+    """Withdraw the referral as its practitioner does; the status its staged event says it was
+    withdrawn from."""
+    decide = partial(withdrawal, request=WithdrawRequest(reason=WithdrawReason.OTHER))
+    await change_referral(
+        runtime=runtime, referral_id=referral_id, principal=PRACTITIONER, correlation_id="c-2", decide=decide
+    )
+    [staged] = await runtime.db[OUTBOX].find({"key": referral_id}).to_list()
+    data = from_kafka(staged["value"], staged["headers"]).data
+    assert isinstance(data, ReferralWithdrawnV1)
+    return data.withdrawn_from
+
+
+async def test_a_withdrawal_says_what_it_was_withdrawn_from_so_a_decision_read_after_it_offers_nothing(
+    runtime: Runtime,
+) -> None:
+    """Routing's decision is on the log before the withdrawal, but intake's consumer reads it after:
+    intake ignores it, and the withdrawal's event tells analytics that it did."""
+    await runtime.db[REFERRALS].insert_many(
+        [
+            {**submitted("r-30"), "organisation": "school-1"},
+            {**offered("r-31", "routed", ("p-1", "routed")), "organisation": "school-1"},
+        ]
+    )
+    assert await withdrawn_from(runtime, "r-30") is ReferralStatus.SUBMITTED
+    after = await feed(runtime, routed("r-30", "p-1"))
+    assert (after["status"], after["offers"]) == ("withdrawn", [])
+    assert await withdrawn_from(runtime, "r-31") is ReferralStatus.ROUTED

@@ -11,6 +11,7 @@ from signpost.shared.events import (
     EventData,
     ProvisionChangedV1,
     ReferralSubmittedV1,
+    ReferralWithdrawnV1,
     first_event_id_at,
     from_kafka,
     header_texts,
@@ -18,8 +19,9 @@ from signpost.shared.events import (
     to_kafka_headers,
     to_kafka_value,
 )
+from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.outbox import outbox_document
-from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, broad_areas
+from signpost.shared.vocabulary import BroadArea, LevelOfNeed, NeedCode, WithdrawReason, broad_areas
 
 
 def submitted(referral_id: str = "r-1") -> ReferralSubmittedV1:
@@ -58,6 +60,23 @@ def test_readers_ignore_fields_they_do_not_know() -> None:
     event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t", subject="r-1")
     value = to_kafka_value(event).replace(b'{"referral_id"', b'{"added_later":1,"referral_id"')
     assert from_kafka(value, to_kafka_headers(event)).data == event.data
+
+
+def test_a_withdrawal_from_before_withdrawn_from_reads_as_not_known() -> None:
+    withdrawn = ReferralWithdrawnV1(
+        referral_id="r-1",
+        reason=WithdrawReason.OTHER,
+        withdrawn_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
+        withdrawn_from=ReferralStatus.SUBMITTED,
+    )
+    event: Envelope[EventData] = new_event(withdrawn, source="s", tenant="t", subject="r-1")
+    value = to_kafka_value(event)
+    assert b'"withdrawn_from":"submitted"' in value
+    assert from_kafka(value, to_kafka_headers(event)) == event
+    before = value.replace(b',"withdrawn_from":"submitted"', b"")
+    assert from_kafka(before, to_kafka_headers(event)).data == withdrawn.model_copy(
+        update={"withdrawn_from": None}
+    )
 
 
 @pytest.mark.parametrize(

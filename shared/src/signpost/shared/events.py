@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Generic, Literal, TypeVar
 
 import uuid6
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.vocabulary import (
     NEEDS_SCORE_MAX,
     NEEDS_SCORE_MIN,
@@ -154,6 +155,12 @@ class ReferralWithdrawnV1(EventData):
     referral_id: str
     reason: WithdrawReason
     withdrawn_at: EventTime
+    withdrawn_from: ReferralStatus | None = Field(
+        default=None,
+        description="The status intake held the referral in when it was withdrawn: `submitted` means "
+        "intake applied no routing decision, so a decision published before the withdrawal but read "
+        "after it offered nothing. Events from before this field name none (not known).",
+    )
 
 
 class ReferralInformationAddedV1(EventData):

@@ -17,7 +17,7 @@ import calendar
 from collections.abc import Iterable
 from datetime import datetime
 
-from signpost.analytics.projections.facts import unmet_needs
+from signpost.analytics.projections.facts import unmatched, unmet_needs
 from signpost.shared.mongo import Document
 
 Counters = dict[str, int]
@@ -69,7 +69,7 @@ def measures(fact: Document, offers: dict[str, Document]) -> Counters:
             # Positive = less need: the sum over domains scored both at referral and at completion.
             counted["needs_change_sum"] = sum(before[d] - last["profile_after"][d] for d in common)
             counted["needs_change_n"] = 1
-    if fact["unmatched"]:
+    if unmatched(fact):  # as intake records it, from the whole fact (a previous release's: as stored)
         counted["unmatched"] = 1
     for need in unmet_needs(fact):  # unmet demand by need: only the needs left unmet
         counted[f"unmet_{need}"] = 1

@@ -9,9 +9,19 @@ submission all the same simply waits in the fact until the submission gives it a
 locality and needs to be counted under. The ids of the events folded in are kept in the
 fact itself, so a redelivered event changes nothing.
 
+Intake's events and routing's are each in their own order, but not always in order with
+each other: a broker that lost its log gets every service's outbox again, one service's
+after another's, and intake may read routing's decision only after its own later move. So
+what intake's record depends on is folded whichever comes first: routing's answer to a
+declined offer is marked on the offer (`answered`), which its decline then respects;
+`unmatched()` is worked out from the whole fact, not when an answer comes; and a withdrawal
+from `submitted` (`withdrawn_from`) means intake applied no routing decision, so the fact
+counts none, folded before the withdrawal or after it.
+
 Facts written by the previous release lack `unmet_needs` and an offer's `profile_before`;
 `unmet_needs()` and `counters.measures` read them as that release counted them, until a
-rebuild folds the log again.
+rebuild folds the log again. Likewise facts without `found_nothing` keep the `unmatched`
+that release stored.
 """
 
 from __future__ import annotations
@@ -33,8 +43,9 @@ from signpost.shared.events import (
     ReferralUnmatchedV1,
     ReferralWithdrawnV1,
 )
+from signpost.shared.lifecycle import ReferralStatus
 from signpost.shared.mongo import Document
-from signpost.shared.vocabulary import NeedCode
+from signpost.shared.vocabulary import EscalationReason, NeedCode
 
 # Routing's decisions, which intake ignores for a referral already closed (withdrawn or completed);
 # a safeguarding escalation is intake's own, at submission, before anything can close it.
@@ -42,6 +53,15 @@ DECISIONS = (ReferralRoutedV1, ReferralUnmatchedV1, ReferralEscalatedV1)
 # On a declined offer until routing answers it (a replacement, or its needs unmet): as in intake,
 # the referral stays open for the answer. Offers declined under the previous release read as answered.
 AWAITING_ROUTING = "awaiting_routing"
+# On an offer routing has answered the decline of (a replacement, or its needs unmet), kept whether
+# the decline has been folded yet or not: a decline folded after its answer awaits nothing.
+ANSWERED = "answered"
+# Whether routing's first decision found no provision at all (`unmatched()`); a fact of the previous
+# release lacks it.
+FOUND_NOTHING = "found_nothing"
+# What routing's decisions put on an offer, taken off again when a withdrawal from `submitted` shows
+# intake applied none of them.
+ROUTING_FIELDS = ("offered_at", "sector", "organisation", ANSWERED)
 
 
 def fact_id(tenant: str, referral_id: str) -> str:
@@ -57,6 +77,7 @@ def new_fact(tenant: str, referral_id: str) -> Document:
         "submitted": None,
         "routed_at": None,
         "unmatched": False,
+        FOUND_NOTHING: False,
         "unmet_needs": [],
         "escalated": None,
         "withdrawn_at": None,
@@ -76,6 +97,23 @@ def apply_event(fact: Document | None, envelope: Envelope[EventData]) -> Documen
     return after
 
 
+def unmatched(fact: Document) -> bool:
+    """Unmatched as intake records it (`lifecycle.status_from_offers`): routing's first decision
+    found nothing, or every offer was declined and routing has answered each decline with nothing
+    to replace it, whatever order those came in. A fact of the previous release kept what it worked
+    out as each answer came: read so until a rebuild."""
+    if FOUND_NOTHING not in fact:
+        return bool(fact["unmatched"])
+    if fact[FOUND_NOTHING]:
+        return True
+    offers = fact["offers"].values()
+    return (
+        bool(offers)
+        and all("declined" in offer for offer in offers)
+        and not any(offer.get(AWAITING_ROUTING, False) for offer in offers)
+    )
+
+
 def unmet_needs(fact: Document) -> list[str]:
     """The needs routing found no provision for. A fact of the previous release kept only that
     the referral was unmatched, which counted every need of it: read so until a rebuild."""
@@ -88,6 +126,8 @@ def unmet_needs(fact: Document) -> list[str]:
 def _fold(fact: Document, data: EventData) -> None:
     if isinstance(data, DECISIONS) and _closed(fact):
         return
+    if FOUND_NOTHING not in fact:  # of the previous release: what it counted unmatched stays so
+        fact[FOUND_NOTHING] = fact["unmatched"]
     if isinstance(data, ReferralSubmittedV1):
         fact["submitted"] = {
             "at": stored_moment(data.submitted_at),
@@ -114,23 +154,24 @@ def _fold(fact: Document, data: EventData) -> None:
             entry["offered_at"] = _earliest(entry.get("offered_at"), data.routed_at)
     elif isinstance(data, ReferralUnmatchedV1):
         _answered(fact, data.declined_provision_id)
-        # Unmatched as intake records it: nothing offered at all, or every offer declined. A decline
-        # answered while other offers stay live leaves the referral matched, with any needs unmet.
-        if data.declined_provision_id is None or not _live(fact):
-            fact["unmatched"] = True
+        if data.declined_provision_id is None:  # a first decision: no provision at all
+            fact[FOUND_NOTHING] = True
         _unmet(fact, data.unmet_needs)
     elif isinstance(data, ReferralEscalatedV1):
         fact["escalated"] = data.reason.value
         fact["escalated_at"] = stored_moment(data.escalated_at)
     elif isinstance(data, ReferralWithdrawnV1):
         fact["withdrawn_at"] = stored_moment(data.withdrawn_at)
+        if data.withdrawn_from is ReferralStatus.SUBMITTED:
+            _undecided(fact)
     elif isinstance(data, OfferAcceptedV1):
         entry = _offer(fact, data.provision_id)
         entry["accepted_at"] = _earliest(entry.get("accepted_at"), data.at)
     elif isinstance(data, OfferDeclinedV1):
         entry = _offer(fact, data.provision_id)
         entry["declined"] = data.reason.value
-        entry[AWAITING_ROUTING] = True
+        if not entry.get(ANSWERED, False):  # else routing's answer came first
+            entry[AWAITING_ROUTING] = True
     elif isinstance(data, OfferStartedV1):
         entry = _offer(fact, data.provision_id)
         entry["started_at"] = _earliest(entry.get("started_at"), data.at)
@@ -145,6 +186,7 @@ def _fold(fact: Document, data: EventData) -> None:
     if fact["submitted"] is not None and "pending" in fact:
         # Information added that arrived before its submission (out of order) is the newer profile.
         fact["submitted"]["profile"] = fact.pop("pending")["profile"]
+    fact["unmatched"] = unmatched(fact)  # stored too, for whoever reads the document
 
 
 def _closed(fact: Document) -> bool:
@@ -165,9 +207,33 @@ def _live(fact: Document) -> list[Document]:
 
 
 def _answered(fact: Document, declined: str | None) -> None:
-    """Routing's answer to the declined offer `declined` (if this decision is one) has come."""
+    """Routing's answer to the declined offer `declined` (if this decision is one) has come: marked
+    on the offer, whose decline may not have been folded yet. Routing answers only offers it made,
+    in a decision after the one that made it, so the offer is in the fact."""
     if declined is not None and declined in fact["offers"]:
-        fact["offers"][declined].pop(AWAITING_ROUTING, None)
+        entry = fact["offers"][declined]
+        entry[ANSWERED] = True
+        entry.pop(AWAITING_ROUTING, None)
+
+
+def _undecided(fact: Document) -> None:
+    """Withdrawn from `submitted`: intake applied none of routing's decisions, and ignores those it
+    reads after (a closed referral). Those folded before the withdrawal are undone, so the fact is
+    what folding them after it gives (`_closed` ignores those): no offers, nothing unmet, not
+    unmatched, no escalation for an EHC needs assessment. A safeguarding escalation is intake's own;
+    an offer an agency moved (none can have been: intake made no offer) keeps that."""
+    fact["routed_at"] = None
+    fact[FOUND_NOTHING] = False
+    fact["unmet_needs"] = []
+    if fact["escalated"] is not None and fact["escalated"] != EscalationReason.SAFEGUARDING.value:
+        fact["escalated"] = None
+        fact.pop("escalated_at", None)
+    offers = {}
+    for provision_id, offer in fact["offers"].items():
+        kept = {k: v for k, v in offer.items() if k not in ROUTING_FIELDS}
+        if kept:
+            offers[provision_id] = kept
+    fact["offers"] = offers
 
 
 def _unmet(fact: Document, needs: list[NeedCode]) -> None:

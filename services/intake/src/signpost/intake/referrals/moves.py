@@ -15,7 +15,11 @@ REFERRAL_MOVES: frozenset[Move] = frozenset({Move.WITHDRAW})
 
 
 def withdrawal(referral: Document, request: WithdrawRequest) -> Decision:
-    status = apply_move(ReferralStatus(referral["status"]), Move.WITHDRAW, REFERRAL_MOVES)
+    """The event names the status the referral is withdrawn from (the write is guarded by it): from
+    `submitted`, intake applied no routing decision and ignores any it reads after, so analytics
+    counts no offers even where routing's decision precedes the withdrawal on the log."""
+    current = ReferralStatus(referral["status"])
+    status = apply_move(current, Move.WITHDRAW, REFERRAL_MOVES)
     now = datetime.now(UTC)
     # Every offer still open ends with the referral, so agencies stop work on it.
     finished = {*CLOSED, ReferralStatus.DECLINED}
@@ -24,7 +28,9 @@ def withdrawal(referral: Document, request: WithdrawRequest) -> Decision:
         for offer in referral["offers"]
     ]
     return Decision(
-        data=ReferralWithdrawnV1(referral_id=referral["_id"], reason=request.reason, withdrawn_at=now),
+        data=ReferralWithdrawnV1(
+            referral_id=referral["_id"], reason=request.reason, withdrawn_at=now, withdrawn_from=current
+        ),
         status=status,
         changes={"offers": offers, "withdrawn_at": now, "withdrawn_reason": request.reason.value},
         note=f"{request.reason.value}: {request.note}" if request.note else request.reason.value,
