@@ -2,16 +2,48 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from signpost.routing.app import INDEXES
-from signpost.routing.catalogue.models import Provision
+from signpost.routing.catalogue.models import WHOLE_AREA, Capacity, Provision
 from signpost.routing.catalogue.repository import ensure_version, seed_if_empty
 from signpost.routing.decisions.service import DECISIONS
 from signpost.shared.service import Runtime
 from signpost.shared.settings import Settings
+from signpost.shared.vocabulary import NeedCode, Sector
+
+from tests.servers import MongoServer
+
+
+def offline_settings(mongodb: MongoServer) -> Settings:
+    """Databases of a test's own; a broker never contacted: nothing relays the outbox here."""
+    run = uuid.uuid4().hex[:10]
+    return Settings(
+        _env_file=None,
+        mongodb_url=mongodb.url,
+        kafka_bootstrap="127.0.0.1:9",
+        database_prefix=f"t{run}",
+        topic_prefix=f"t{run}.",
+    )
+
+
+def service(pid: str, *needs: NeedCode, capacity: tuple[int, int] | None = None) -> Provision:
+    """A provision for every locality and age, named by its id."""
+    return Provision(
+        id=pid,
+        name=pid,
+        organisation="org",
+        organisation_id="org",
+        sector=Sector.HEALTH,
+        need_codes=list(needs),
+        min_age=0,
+        max_age=25,
+        localities=[WHOLE_AREA],
+        capacity=Capacity(available=capacity[0], maximum=capacity[1]) if capacity else None,
+    )
 
 
 @asynccontextmanager

@@ -12,13 +12,12 @@ stays in its outbox.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 import pytest
 import pytest_asyncio
-from signpost.routing.catalogue.models import PROVISIONS, WHOLE_AREA, Capacity, Provision
+from signpost.routing.catalogue.models import PROVISIONS
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.decisions.service import (
     DECISIONS,
@@ -46,33 +45,17 @@ from signpost.shared.vocabulary import (
     DeclineReason,
     LevelOfNeed,
     NeedCode,
-    Sector,
     WithdrawReason,
     broad_areas,
 )
 from structlog.testing import capture_logs
 
-from tests.integration.routing.runtimes import routing_runtime
+from tests.integration.routing.runtimes import offline_settings, routing_runtime, service
 from tests.servers import MongoServer
 
 AT = datetime(2026, 11, 2, 9, tzinfo=UTC)
 PAIRS = 40  # the race audit's demo lost 39 of 40 such pairs
 NEVER_MADE = "offer_never_made"  # signpost_events_skipped_total's reason
-
-
-def service(pid: str, *needs: NeedCode, capacity: tuple[int, int]) -> Provision:
-    return Provision(
-        id=pid,
-        name=pid,
-        organisation="org",
-        organisation_id="org",
-        sector=Sector.HEALTH,
-        need_codes=list(needs),
-        min_age=0,
-        max_age=25,
-        localities=[WHOLE_AREA],
-        capacity=Capacity(available=capacity[0], maximum=capacity[1]),
-    )
 
 
 CATALOGUE = [
@@ -84,14 +67,7 @@ CATALOGUE = [
 
 @pytest.fixture
 def settings(mongodb: MongoServer) -> Settings:
-    run = uuid.uuid4().hex[:10]
-    return Settings(
-        _env_file=None,
-        mongodb_url=mongodb.url,
-        kafka_bootstrap="127.0.0.1:9",  # never contacted: nothing relays the outbox here
-        database_prefix=f"t{run}",
-        topic_prefix=f"t{run}.",
-    )
+    return offline_settings(mongodb)
 
 
 @pytest_asyncio.fixture

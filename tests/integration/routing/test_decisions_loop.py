@@ -6,14 +6,13 @@ routing's own records. No broker: the events routing stages stay in its outbox.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from signpost.routing.catalogue.models import PROVISIONS, WHOLE_AREA, Capacity, Provision
+from signpost.routing.catalogue.models import PROVISIONS
 from signpost.routing.catalogue.snapshot import CatalogueSnapshot
 from signpost.routing.decisions.service import DECISIONS, on_referral_event, on_referral_events
 from signpost.shared.events import (
@@ -34,31 +33,15 @@ from signpost.shared.vocabulary import (
     LevelOfNeed,
     NeedCode,
     Outcome,
-    Sector,
     WithdrawReason,
     broad_areas,
 )
 from structlog.testing import capture_logs
 
-from tests.integration.routing.runtimes import routing_runtime
+from tests.integration.routing.runtimes import offline_settings, routing_runtime, service
 from tests.servers import MongoServer
 
 AT = datetime(2026, 11, 2, 9, tzinfo=UTC)
-
-
-def service(pid: str, *needs: NeedCode, capacity: tuple[int, int] | None = None) -> Provision:
-    return Provision(
-        id=pid,
-        name=pid,
-        organisation="org",
-        organisation_id="org",
-        sector=Sector.HEALTH,
-        need_codes=list(needs),
-        min_age=0,
-        max_age=25,
-        localities=[WHOLE_AREA],
-        capacity=Capacity(available=capacity[0], maximum=capacity[1]) if capacity else None,
-    )
 
 
 CATALOGUE = [
@@ -73,14 +56,7 @@ CATALOGUE = [
 
 @pytest.fixture
 def settings(mongodb: MongoServer) -> Settings:
-    run = uuid.uuid4().hex[:10]
-    return Settings(
-        _env_file=None,
-        mongodb_url=mongodb.url,
-        kafka_bootstrap="127.0.0.1:9",  # never contacted: nothing relays the outbox here
-        database_prefix=f"t{run}",
-        topic_prefix=f"t{run}.",
-    )
+    return offline_settings(mongodb)
 
 
 @pytest_asyncio.fixture
