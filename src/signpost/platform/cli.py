@@ -176,6 +176,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "events the live set was folded from.",
     )
     rebuild.add_argument(
+        "--abandon",
+        action="store_true",
+        help="give up the rebuild under way instead (one whose process died leaves it 'being rebuilt' for good): "
+        "its set is dropped and nothing is swapped in",
+    )
+    rebuild.add_argument(
         "--no-compare",
         action="store_true",
         help="skip the comparison with the live set (it reads both sets in full)",
@@ -278,6 +284,8 @@ def _command(settings: Settings, args: argparse.Namespace) -> int:
     if args.command == "catalogue":
         return _import_catalogue(settings, args)
     if args.command == "analytics":
+        if args.abandon:
+            return _abandon_rebuild(settings)
         return _rebuild_analytics(settings, compare=not args.no_compare, force=args.force)
 
     from signpost.platform.supervisor import run_platform, run_service
@@ -573,6 +581,21 @@ def _dead_letters(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _abandon_rebuild(settings: Settings) -> int:
+    import asyncio
+
+    from signpost.analytics.rebuild.service import abandon_rebuild
+
+    if _servers_unset(settings):
+        return 2
+    name = asyncio.run(abandon_rebuild(settings))
+    if name is None:
+        print("no rebuild under way: nothing to abandon")
+    else:
+        print(f"abandoned the rebuild of {name!r} and dropped its set; the active set stays in use")
+    return 0
+
+
 def _rebuild_analytics(settings: Settings, *, compare: bool, force: bool) -> int:
     import asyncio
 
@@ -591,7 +614,11 @@ def _rebuild_analytics(settings: Settings, *, compare: bool, force: bool) -> int
             )
         )
     except RebuildInProgress as exc:
-        print(f"signpost: {exc}; wait for it to finish", file=sys.stderr)
+        print(
+            f"signpost: {exc}; wait for it to finish, or, if its process is gone, give it up with "
+            "`signpost analytics rebuild --abandon`",
+            file=sys.stderr,
+        )
         return 2
     except RebuildAbandoned as exc:
         print(f"signpost: nothing swapped in: {exc}. The active set stays in use", file=sys.stderr)

@@ -138,9 +138,9 @@ async def start_building(db: Database, name: str) -> Pointer:
         return_document=ReturnDocument.AFTER,
     )
     if found is None:
-        current = await read_pointer(db)
-        assert current.building is not None
-        raise RebuildInProgress(current.building.name)
+        current = await db[POINTER_COLLECTION].find_one({"_id": POINTER_ID})
+        assert current is not None and current["building"] is not None
+        raise RebuildInProgress(current["building"], since=current.get("building_since"))
     return _pointer(found)
 
 
@@ -169,7 +169,7 @@ async def swap_in(db: Database, name: str) -> str:
         },
     )
     if before is None:
-        raise RebuildInProgress(name)  # someone else changed the pointer meanwhile
+        raise RebuildAbandoned(name)  # given up meanwhile (and perhaps another rebuild begun)
     previous: str = before["active"]
     return previous
 
@@ -238,9 +238,20 @@ async def drop_positions(db: Database, name: str) -> None:
 
 
 class RebuildInProgress(RuntimeError):
-    def __init__(self, name: str) -> None:
-        super().__init__(f"projection set {name!r} is being rebuilt already")
+    def __init__(self, name: str, *, since: datetime | None = None) -> None:
+        started = f" (since {since:%Y-%m-%d %H:%M} UTC)" if since is not None else ""
+        super().__init__(f"projection set {name!r} is being rebuilt already{started}")
         self.name = name
+
+
+async def abandon_building(db: Database) -> str | None:
+    """Give up the set being built, if any, whoever is building it: for a rebuild whose process
+    died (killed, evicted), which no one else would give up. Returns its name."""
+    found = await db[POINTER_COLLECTION].find_one_and_update(
+        {"_id": POINTER_ID, "building": {"$ne": None}},
+        {"$set": {"building": None, "building_caught_up": False}},
+    )
+    return None if found is None else str(found["building"])
 
 
 class RebuildAbandoned(RuntimeError):

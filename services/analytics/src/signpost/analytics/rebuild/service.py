@@ -44,8 +44,10 @@ from signpost.analytics.projections.consumer import create_consumer, decode, ord
 from signpost.analytics.projections.fold import fold_batch
 from signpost.analytics.projections.sets import (
     ProjectionSet,
+    RebuildAbandoned,
     Spans,
     abandon,
+    abandon_building,
     create_indexes,
     drop_obsolete,
     drop_positions,
@@ -114,7 +116,10 @@ async def rebuild(
             events, skipped = await _replay(
                 settings, db=db, target=target, client=client, progress=progress, whole_log=not force
             )
-            active = (await read_pointer(db)).active
+            pointer = await read_pointer(db)
+            if pointer.building != target:  # a live consumer waited too long for it, or by hand
+                raise RebuildAbandoned(name)
+            active = pointer.active
             comparison = await compare_sets(db, target, active) if compare else None
             if comparison is not None and comparison.only_in_active and not force:
                 raise IncompleteLog(
@@ -265,6 +270,8 @@ class _Replay:
                 self.progress(self.events)
             self.done.update(reached)
             pending = {partition for partition in pending if self.done[partition] < ends[partition]}
+            if (await read_pointer(self.db)).building != self.target:  # given up: stop folding into it
+                raise RebuildAbandoned(self.target.name)
         return self.events - before
 
 
@@ -317,6 +324,19 @@ async def _fold_with_retries(
 async def projection_sets(db: Database) -> set[str]:
     """The names of the projection sets that have collections in the database, obsolete kinds included."""
     return {name for name in map(owner, await db.list_collection_names()) if name is not None}
+
+
+async def abandon_rebuild(settings: Settings) -> str | None:
+    """Give up and drop the set being built, whoever is building it (`sets.abandon_building`)."""
+    client = create_client(settings)
+    try:
+        db = client[settings.database_name("analytics")]
+        name = await abandon_building(db)
+        if name is not None:
+            await drop_set(db, name)
+        return name
+    finally:
+        await client.close()
 
 
 async def drop_set(db: Database, name: str) -> None:
