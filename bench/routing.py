@@ -45,9 +45,7 @@ UNUSED_KAFKA = "127.0.0.1:9"  # the broker object is built, never started
 async def route_one(runtime: Runtime, child: ReferralSubmittedV1, snapshot: CatalogueSnapshot) -> float:
     """Route `child` as a new referral (a new decision every time); returns the seconds it took."""
     fresh = child.model_copy(update={"referral_id": uuid.uuid4().hex})
-    envelope: Envelope[EventData] = new_event(
-        fresh, source="/bench", tenant=TENANT, subject=fresh.referral_id
-    )
+    envelope: Envelope[EventData] = new_event(fresh, source="/bench", tenant=TENANT)
     started = time.perf_counter()
     await route_referral(runtime=runtime, envelope=envelope, catalogue=snapshot)
     return time.perf_counter() - started
@@ -111,7 +109,7 @@ async def bench_size(
         )
         await track_capacity(
             runtime=runtime,
-            envelope=new_event(accepted, source="/bench", tenant=TENANT, subject=accepted.referral_id),
+            envelope=new_event(accepted, source="/bench", tenant=TENANT),
         )
         t0 = time.perf_counter()
         await cached.current(runtime.db)

@@ -199,7 +199,6 @@ async def neighbour_submits(platform: RunningPlatform, *, referrals: int) -> Non
                 ),
                 source="neighbour/intake",
                 tenant=OTHER_TENANT,
-                subject=referral_id,
             )
             await producer.send_and_wait(
                 "signpost.referrals",

@@ -168,7 +168,6 @@ async def test_duplicate_deliveries_change_nothing(settings: Settings) -> None:
             ),
             source="/tests",
             tenant=settings.tenant,
-            subject="sentinel",
         )
         await producer.send_and_wait(
             topics.referrals,

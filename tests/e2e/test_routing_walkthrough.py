@@ -316,7 +316,6 @@ async def _publish_poison_then(sentinel: str, bootstrap: str) -> None:
             ),
             source="/tests/walkthrough",
             tenant="E06000023",
-            subject=sentinel,
         )
         headers = to_kafka_headers(event)
         broken = [(k, v.encode()) for k, v in {**headers, "ce_id": str(uuid.uuid4())}.items()]

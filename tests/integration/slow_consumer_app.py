@@ -32,9 +32,7 @@ def create_app() -> FastAPI:
 
         async def record(session: Session) -> None:
             await runtime.db[HANDLED].insert_one({"_id": envelope.id}, session=session)
-            follow_up = new_event(
-                envelope.data, source="/tests/slow", tenant=envelope.tenant, subject=envelope.subject
-            )
+            follow_up = new_event(envelope.data, source="/tests/slow", tenant=envelope.tenant)
             await stage_event(
                 runtime.db, topic=runtime.topics.provisions, envelope=follow_up, session=session
             )

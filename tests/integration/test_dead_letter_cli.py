@@ -43,9 +43,7 @@ async def test_inspect_and_replay_dead_letters(kafka: KafkaServer, mongodb: Mong
     settings = settings_for(kafka, mongodb, retry_delays_s=(0.2,))
     await ensure_topics(settings)
     topics = Topics.from_settings(settings)
-    failing: Envelope[EventData] = new_event(
-        submitted("r-8"), source="/tests", tenant="E06000023", subject="r-8"
-    )
+    failing: Envelope[EventData] = new_event(submitted("r-8"), source="/tests", tenant="E06000023")
     broken = True
     handled: list[str] = []
 

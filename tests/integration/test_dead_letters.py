@@ -254,9 +254,7 @@ async def intake_good(app: Running) -> Good:
     decision: EventData = ReferralRoutedV1(
         referral_id=referral_id, offers=[offer], routed_at=datetime.now(UTC)
     )
-    envelope = new_event(
-        decision, source="/signpost/routing", tenant=app.settings.tenant, subject=referral_id
-    )
+    envelope = new_event(decision, source="/signpost/routing", tenant=app.settings.tenant)
 
     async def routed() -> bool:
         view = (await app.client.get(f"/v1/referrals/{referral_id}", headers=auth(app.settings))).json()
@@ -269,9 +267,7 @@ async def intake_good(app: Running) -> Good:
 
 def referral_submitted(app: Running) -> Envelope[EventData]:
     referral_id = f"r-{uuid.uuid4().hex[:12]}"
-    return new_event(
-        submitted(referral_id), source="/signpost/intake", tenant=app.settings.tenant, subject=referral_id
-    )
+    return new_event(submitted(referral_id), source="/signpost/intake", tenant=app.settings.tenant)
 
 
 async def routing_good(app: Running) -> Good:
@@ -308,7 +304,7 @@ async def analytics_good(app: Running, role: TopicRole) -> Good:
             provision={"name": "Speech and language drop-in", "sector": "health"},
             changed_at=now,
         )
-        envelope = new_event(changed, source="/signpost/routing", tenant=tenant, subject=provision_id)
+        envelope = new_event(changed, source="/signpost/routing", tenant=tenant)
         return Good(envelope, analytics_stored(app, "provisions", f"{tenant}|{provision_id}"))
     setting_id = f"URN{uuid.uuid4().int % 10**9}"
     changed = SettingChangedV1(
@@ -319,7 +315,7 @@ async def analytics_good(app: Running, role: TopicRole) -> Good:
         phase="primary",
         changed_at=now,
     )
-    envelope = new_event(changed, source="/signpost/analytics", tenant=tenant, subject=setting_id)
+    envelope = new_event(changed, source="/signpost/analytics", tenant=tenant)
     return Good(envelope, analytics_stored(app, "settings_register", f"{tenant}|{setting_id}"))
 
 

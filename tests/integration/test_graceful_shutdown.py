@@ -66,7 +66,7 @@ async def test_sigterm_lets_the_handler_in_flight_finish_commit_and_flush(
         )
     try:
         broker = create_broker(settings, service="test")
-        event = new_event(submitted("r-7"), source="/tests", tenant=settings.tenant, subject="r-7")
+        event = new_event(submitted("r-7"), source="/tests", tenant=settings.tenant)
         async with broker:
             await broker.start()
             await publish_event(broker, topic=Topics.from_settings(settings).referrals, envelope=event)

@@ -42,9 +42,7 @@ async def test_envelope_round_trips_through_kafka_headers(settings: Settings) ->
     await ensure_topics(settings)
     topic = Topics.from_settings(settings).referrals
     broker = create_broker(settings, service="test")
-    event = new_event(
-        submitted("r-42"), source="/tests", tenant="E06000023", subject="r-42", correlation_id="c-9"
-    )
+    event = new_event(submitted("r-42"), source="/tests", tenant="E06000023", correlation_id="c-9")
     async with broker:
         await broker.start()
         await publish_event(broker, topic=topic, envelope=event)

@@ -234,9 +234,7 @@ async def test_routing_starts_where_its_former_group_left_off(settings: Settings
     async with broker:
         await broker.start()
         for referral_id in ("r-before", "r-after"):
-            event = new_event(
-                submitted_event(referral_id), source="/tests", tenant=settings.tenant, subject=referral_id
-            )
+            event = new_event(submitted_event(referral_id), source="/tests", tenant=settings.tenant)
             await publish_event(broker, topic=topics.referrals, envelope=event)
     # The release before this one had read (and decided) the first submission.
     await commit_offsets(settings, group=f"{settings.topic_prefix}signpost-routing", offsets={only: 1})

@@ -49,7 +49,7 @@ class ReferralEvents:
     source: str
 
     def envelope(self, data: EventData) -> Envelope[EventData]:
-        return new_event(data, source=self.source, tenant=self.tenant, subject=self.referral_id)
+        return new_event(data, source=self.source, tenant=self.tenant)
 
     def submitted(
         self,

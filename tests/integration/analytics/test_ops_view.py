@@ -32,7 +32,7 @@ async def publish_referrals(settings: Settings, count: int, *, start: int = 0) -
     try:
         for n in range(start, start + count):
             event: Envelope[EventData] = new_event(
-                submitted(f"ops-{n}"), source="/tests", tenant=settings.tenant, subject=f"ops-{n}"
+                submitted(f"ops-{n}"), source="/tests", tenant=settings.tenant
             )
             await producer.send_and_wait(
                 Topics.from_settings(settings).referrals,

@@ -57,7 +57,6 @@ async def test_rebuilt_projections_equal_the_live_ones_and_live_folding_continue
             ),
             source="tests",
             tenant=TENANT,
-            subject="speech-therapy",
         )
     ]
     register: list[Envelope[EventData]] = [
@@ -71,7 +70,6 @@ async def test_rebuilt_projections_equal_the_live_ones_and_live_folding_continue
             ),
             source="tests",
             tenant=TENANT,
-            subject="URN100001",
         )
     ]
     await analytics.publish(catalogue, topic=analytics.topics.provisions)

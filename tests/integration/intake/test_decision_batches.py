@@ -76,13 +76,13 @@ def routed(
         replaces_provision_id=replaces,
         unmet_needs=list(unmet),
     )
-    return new_event(data, source="/signpost/routing", tenant=TENANT, subject=referral_id)
+    return new_event(data, source="/signpost/routing", tenant=TENANT)
 
 
 def unmatched(referral_id: str, *, declined: str | None = None) -> Envelope[EventData]:
     data = ReferralUnmatchedV1(referral_id=referral_id, unmet_needs=[NeedCode.SLCN], locality="Eston",
                                reason="no provision", decided_at=NOW, declined_provision_id=declined)  # fmt: skip
-    return new_event(data, source="/signpost/routing", tenant=TENANT, subject=referral_id)
+    return new_event(data, source="/signpost/routing", tenant=TENANT)
 
 
 def offered(referral_id: str, status: str, *offers: tuple[str, str]) -> dict[str, Any]:
@@ -124,9 +124,7 @@ async def feed(runtime: Runtime, envelope: Envelope[EventData]) -> Document:
 async def test_a_batch_of_decisions_is_recorded_in_order_each_once(runtime: Runtime) -> None:
     await runtime.db[REFERRALS].insert_many([submitted("r-1"), submitted("r-2")])
     first, late = routed("r-1", "p-1"), unmatched("r-1")
-    own: Envelope[EventData] = new_event(
-        submitted_event("r-3"), source="/signpost/intake", tenant=TENANT, subject="r-3"
-    )
+    own: Envelope[EventData] = new_event(submitted_event("r-3"), source="/signpost/intake", tenant=TENANT)
     batch: list[Envelope[EventData]] = [
         own,
         first,
@@ -177,9 +175,7 @@ async def test_a_submission_delivered_again_after_its_referral_was_offered_owes_
     await on_referral_events(
         runtime=runtime, envelopes=[routed("r-5", "p-1")], dispatcher=WebhookDispatcher(runtime)
     )
-    again: Envelope[EventData] = new_event(
-        submitted_event("r-5"), source="/signpost/intake", tenant=TENANT, subject="r-5"
-    )
+    again: Envelope[EventData] = new_event(submitted_event("r-5"), source="/signpost/intake", tenant=TENANT)
     before = {doc["_id"] async for doc in runtime.db[PROCESSED_EVENTS].find({})}
 
     await on_referral_events(runtime=runtime, envelopes=[again], dispatcher=WebhookDispatcher(runtime))
@@ -195,7 +191,7 @@ async def test_a_submission_replayed_beside_its_decision_owes_no_webhook_either(
         {"_id": "s-1", "tenant": TENANT, "organisation": "nhs-1", "event_types": [ALL_EVENTS], "active": True}
     )
     submission: Envelope[EventData] = new_event(
-        submitted_event("r-10"), source="/signpost/intake", tenant=TENANT, subject="r-10"
+        submitted_event("r-10"), source="/signpost/intake", tenant=TENANT
     )
     decision = routed("r-10", "p-1")
 

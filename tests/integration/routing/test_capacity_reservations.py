@@ -77,9 +77,7 @@ async def runtime(settings: Settings) -> AsyncIterator[Runtime]:
 
 
 def envelope(runtime: Runtime, data: EventData, referral_id: str) -> Envelope[EventData]:
-    made: Envelope[EventData] = new_event(
-        data, source="/signpost/intake", tenant=runtime.settings.tenant, subject=referral_id
-    )
+    made: Envelope[EventData] = new_event(data, source="/signpost/intake", tenant=runtime.settings.tenant)
     return made
 
 

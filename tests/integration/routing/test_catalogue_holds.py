@@ -59,7 +59,7 @@ async def hold_a_place(runtime: Runtime, provision_id: str, referral_id: str = "
         at=datetime.now(UTC),
     )
     envelope: Envelope[EventData] = new_event(
-        accepted, source="/signpost/intake", tenant=runtime.settings.tenant, subject=referral_id
+        accepted, source="/signpost/intake", tenant=runtime.settings.tenant
     )
     await track_capacity(runtime=runtime, envelope=envelope)
 

@@ -70,9 +70,7 @@ class Loop:
         self.runtime, self.catalogue = runtime, CatalogueSnapshot()
 
     def _envelope(self, data: EventData, referral_id: str) -> Envelope[EventData]:
-        envelope: Envelope[EventData] = new_event(
-            data, source="/signpost/intake", tenant="E06000023", subject=referral_id
-        )
+        envelope: Envelope[EventData] = new_event(data, source="/signpost/intake", tenant="E06000023")
         return envelope
 
     def submitted(self, referral_id: str, *needs: NeedCode, child: str = "child-1") -> Envelope[EventData]:

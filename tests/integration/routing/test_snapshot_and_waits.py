@@ -57,7 +57,7 @@ def places(catalogue: Catalogue, provision_id: str) -> int | None:
 
 
 def offer_event(data: OfferAcceptedV1 | OfferStartedV1) -> Envelope[EventData]:
-    return new_event(data, source="/signpost/intake", tenant="E06000023", subject=data.referral_id)
+    return new_event(data, source="/signpost/intake", tenant="E06000023")
 
 
 async def test_every_routing_process_sees_every_catalogue_change(runtime: Runtime) -> None:

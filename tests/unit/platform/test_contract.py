@@ -106,7 +106,7 @@ def samples() -> list[Envelope[EventData]]:
 
 
 def area_event(data: EventData, *, source: str, subject: str) -> Envelope[EventData]:
-    return new_event(data, source=source, tenant="E06000023", subject=subject)
+    return new_event(data, source=source, tenant="E06000023")
 
 
 def test_every_event_type_has_a_sample() -> None:

@@ -24,9 +24,7 @@ NOW = datetime(2026, 11, 3, 9, tzinfo=UTC)
 
 def decided(catalogue: Catalogue, *needs: NeedCode, profile: dict[NeedsDomain, int] | None = None) -> _Routed:
     submitted = referral(*needs, profile=profile)
-    envelope: Envelope[EventData] = new_event(
-        submitted, source="/signpost/intake", tenant="E06000023", subject="r-1"
-    )
+    envelope: Envelope[EventData] = new_event(submitted, source="/signpost/intake", tenant="E06000023")
     return _decide(envelope, submitted, snapshot=catalogue, served_before=frozenset(), min_cycles=2)
 
 

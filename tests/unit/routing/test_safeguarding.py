@@ -10,7 +10,7 @@ from tests.unit.shared.test_events import submitted
 
 async def test_safeguarding_never_reaches_matching() -> None:
     concern = submitted().model_copy(update={"safeguarding_concern": True})
-    event: Envelope[EventData] = new_event(concern, source="/signpost/intake", tenant="t", subject="r-1")
+    event: Envelope[EventData] = new_event(concern, source="/signpost/intake", tenant="t")
     # No runtime at all: the handler must return before reading a catalogue or writing a decision.
     await route_referral(runtime=cast(Runtime, None), envelope=event, catalogue=CatalogueSnapshot())
 

@@ -42,7 +42,7 @@ SUBMITTED_AT = b'"2026-11-02T09:30:00Z"'
 
 def test_binary_mode_round_trip_keeps_every_attribute() -> None:
     event: Envelope[EventData] = new_event(
-        submitted(), source="/signpost/intake", tenant="E06000023", subject="r-1", correlation_id="c-1"
+        submitted(), source="/signpost/intake", tenant="E06000023", correlation_id="c-1"
     )
     headers = to_kafka_headers(event)
     assert headers["ce_type"] == "uk.signpost.referral.submitted.v1"
@@ -52,12 +52,12 @@ def test_binary_mode_round_trip_keeps_every_attribute() -> None:
 
 
 def test_event_ids_sort_by_creation_time() -> None:
-    ids = [new_event(submitted(), source="s", tenant="t", subject="r-1").id for _ in range(50)]
+    ids = [new_event(submitted(), source="s", tenant="t").id for _ in range(50)]
     assert ids == sorted(ids) and len(set(ids)) == 50
 
 
 def test_readers_ignore_fields_they_do_not_know() -> None:
-    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t")
     value = to_kafka_value(event).replace(b'{"referral_id"', b'{"added_later":1,"referral_id"')
     assert from_kafka(value, to_kafka_headers(event)).data == event.data
 
@@ -69,7 +69,7 @@ def test_a_withdrawal_from_before_withdrawn_from_reads_as_not_known() -> None:
         withdrawn_at=datetime(2026, 11, 2, 9, 30, tzinfo=UTC),
         withdrawn_from=ReferralStatus.SUBMITTED,
     )
-    event: Envelope[EventData] = new_event(withdrawn, source="s", tenant="t", subject="r-1")
+    event: Envelope[EventData] = new_event(withdrawn, source="s", tenant="t")
     value = to_kafka_value(event)
     assert b'"withdrawn_from":"submitted"' in value
     assert from_kafka(value, to_kafka_headers(event)) == event
@@ -119,14 +119,14 @@ def test_a_withdrawal_from_before_withdrawn_from_reads_as_not_known() -> None:
     ],
 )
 def test_bad_messages_say_what_is_wrong_and_where(mutate, expected: str) -> None:  # type: ignore[no-untyped-def]
-    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t")
     headers, value = mutate(to_kafka_headers(event), to_kafka_value(event))
     with pytest.raises(EventContractError, match=expected):
         from_kafka(value, headers, max_bytes=4096)
 
 
 def test_an_event_at_the_size_limit_is_read() -> None:
-    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t")
     value = to_kafka_value(event)
     assert from_kafka(value, to_kafka_headers(event), max_bytes=len(value)) == event
 
@@ -147,13 +147,13 @@ def test_referral_events_are_every_known_type_about_one_referral() -> None:
 
 def test_event_ids_created_after_a_moment_sort_above_its_first_id() -> None:
     before = first_event_id_at(time.time() - 1)
-    event = new_event(submitted(), source="intake", tenant="t", subject="r-1")
+    event = new_event(submitted(), source="intake", tenant="t")
     after = first_event_id_at(time.time() + 1)
     assert before < event.id < after
 
 
 def test_a_header_without_a_value_reads_as_no_header() -> None:
-    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t", subject="r-1")
+    event: Envelope[EventData] = new_event(submitted(), source="s", tenant="t")
     raw = [(name, text.encode()) for name, text in to_kafka_headers(event).items() if name != "ce_type"]
     headers = header_texts([*raw, ("ce_type", None), ("x-note", "caf\xe9".encode("latin-1"))])
     assert "ce_type" not in headers and headers["x-note"] == "caf\ufffd"
@@ -168,11 +168,9 @@ def test_a_compacted_topics_key_names_the_area_as_areas_may_share_the_stream() -
         provision_id="slt-community", change="created", provision={}, changed_at=datetime.now(UTC)
     )
     keys = {
-        outbox_document(
-            "signpost.provisions", new_event(change, source="s", tenant=tenant, subject="slt-community")
-        )["key"]
+        outbox_document("signpost.provisions", new_event(change, source="s", tenant=tenant))["key"]
         for tenant in ("E06000023", "E06000024")
     }
     assert keys == {"E06000023|slt-community", "E06000024|slt-community"}
-    referral = new_event(submitted(), source="s", tenant="E06000023", subject="r-1")
+    referral = new_event(submitted(), source="s", tenant="E06000023")
     assert outbox_document("signpost.referrals", referral)["key"] == "r-1"  # its events keep one partition

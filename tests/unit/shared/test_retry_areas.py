@@ -61,7 +61,7 @@ class Area:
 
 def parked_record(tenant: str, *, due_in: timedelta, retry_headers: bool = True) -> FakeMessage:
     """A submitted event of `tenant` parked by its routing on the shared retry topic."""
-    event: Envelope[EventData] = new_event(submitted(), source="/routing", tenant=tenant, subject="r-1")
+    event: Envelope[EventData] = new_event(submitted(), source="/routing", tenant=tenant)
     now = datetime.now(UTC)
     failure = Failure.first(
         service="routing", origin=Origin("signpost.referrals", 0, 7), error="boom", now=now

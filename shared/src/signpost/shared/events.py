@@ -297,20 +297,18 @@ def new_event(
     *,
     source: str,
     tenant: str,
-    subject: str,
     correlation_id: str | None = None,
     causation_id: str | None = None,
 ) -> Envelope[D]:
-    """A fresh envelope; ids are UUIDv7, so they sort by creation time."""
-    if subject != data.about():
-        raise ValueError(f"subject {subject!r} is not the event's {data.subject_field} {data.about()!r}")
+    """A fresh envelope about what its data names (`EventData.about`); ids are UUIDv7, so they sort
+    by creation time."""
     event_id = str(uuid6.uuid7())
     return Envelope[D](
         id=event_id,
         source=source,
         type=data.event_type,
         time=datetime.now(UTC),
-        subject=subject,
+        subject=data.about(),
         tenant=tenant,
         correlationid=correlation_id or event_id,
         causationid=causation_id,

@@ -135,7 +135,7 @@ async def _publish(
         phase=phase,
         changed_at=datetime.now(UTC),
     )
-    envelope = new_event(data, source=SOURCE, tenant=principal.tenant, subject=setting_id)
+    envelope = new_event(data, source=SOURCE, tenant=principal.tenant)
 
     async def stage(session: Session) -> None:
         await stage_event(

@@ -186,9 +186,7 @@ def prepare_submission(
     referral_id = str(uuid6.uuid7())
     now = datetime.now(UTC)
     tenant = settings.tenant
-    announce = partial(
-        new_event, source=SOURCE, tenant=tenant, subject=referral_id, correlation_id=correlation_id
-    )
+    announce = partial(new_event, source=SOURCE, tenant=tenant, correlation_id=correlation_id)
     submitted = announce(
         ReferralSubmittedV1(
             referral_id=referral_id,
@@ -439,7 +437,6 @@ async def change_referral(
             decision.data,
             source=SOURCE,
             tenant=referral["tenant"],
-            subject=referral_id,
             correlation_id=correlation_id,
         )
         entry = timeline_entry(event=event, status=decision.status, actor=principal, note=decision.note)

@@ -76,7 +76,6 @@ async def provision_changed(
         ),
         source=SOURCE,
         tenant=runtime.settings.tenant,
-        subject=provision.id,
     )
     await stage_event(runtime.db, topic=runtime.topics.provisions, envelope=event, session=session)
     return version

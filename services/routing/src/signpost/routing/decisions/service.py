@@ -565,7 +565,6 @@ def _event(decision: EventData, cause: Envelope[EventData]) -> Envelope[EventDat
         decision,
         source=SOURCE,
         tenant=cause.tenant,
-        subject=cause.subject,
         correlation_id=cause.correlationid,
         causation_id=cause.id,
     )
