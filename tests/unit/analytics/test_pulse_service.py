@@ -87,6 +87,19 @@ async def test_a_withheld_escalation_reason_is_not_all_escalations_less_the_othe
     assert area.areas[0].value.reason is Reason.DERIVED
 
 
+async def test_a_withheld_escalation_is_not_the_referrals_submitted_less_the_other_outcomes() -> None:
+    """11 submitted, 10 routed, none unmatched or escalated for an assessment: the one safeguarding
+    escalation, withheld, would be 11 - 10 (authorization audit)."""
+    events = lifecycle("esc-0", "escalated", escalation=EscalationReason.SAFEGUARDING)
+    events += [e for n in range(10) for e in lifecycle(f"rou-{n}", "routed")]
+
+    shown = await summary(pulse_query(events, protect=True))
+    assert shown["submitted"].value == 11
+    assert shown["escalated_safeguarding"].reason is shown["escalated"].reason is Reason.SMALL_NUMBER
+    assert shown["routed"].reason is Reason.COMPLEMENTARY
+    assert (await summary(pulse_query(events, protect=False)))["routed"].value == 10  # an admin's own
+
+
 async def test_a_withheld_week_is_not_the_summary_total_less_the_weeks_shown() -> None:
     weeks = [12, 3, 15, 9]
     query = pulse_query(
