@@ -99,6 +99,18 @@ async def test_a_withheld_escalation_is_not_the_referrals_submitted_less_the_oth
     assert shown["routed"].reason is Reason.COMPLEMENTARY
     assert (await summary(pulse_query(events, protect=False)))["routed"].value == 10  # an admin's own
 
+    # With room for the withheld escalation to be 1 to 3, routed and unmatched stay shown, though a
+    # referral routed and then unmatched counts in both (so they are not parts of one partition).
+    events += [lifecycle(f"wait-{n}")[0] for n in range(2)]  # submitted, awaiting a decision
+    events += lifecycle("esc-1", "escalated", escalation=EscalationReason.EHC_ASSESSMENT)
+    shown = await summary(pulse_query(events, protect=True))
+    assert (shown["submitted"].value, shown["routed"].value) == (14, 10)
+    assert (
+        shown["escalated_safeguarding"].reason
+        is shown["escalated_ehc_assessment"].reason
+        is Reason.SMALL_NUMBER
+    )
+
 
 async def test_a_withheld_week_is_not_the_summary_total_less_the_weeks_shown() -> None:
     weeks = [12, 3, 15, 9]

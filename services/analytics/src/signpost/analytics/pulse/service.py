@@ -44,6 +44,15 @@ from signpost.analytics.pulse.suppression import (
 from signpost.shared.mongo import Database
 from signpost.shared.vocabulary import DeclineReason, NeedCode, Outcome
 
+# What the summary shows side by side of the referrals submitted, in groups of outcomes no referral
+# has two of: an escalation (to the front door at submission, or routing's for an EHC request)
+# is neither routed nor unmatched. Routed and unmatched may overlap (a referral routed, then
+# unmatched after a decline), and those awaiting a decision are shown nowhere, so each group falls
+# short of the whole by a rest no one sees; it still bounds them (11 submitted and 10 routed
+# leave at most 1 escalation, so a withheld 1 would be known).
+ESCALATIONS = ("escalated_safeguarding", "escalated_ehc_assessment")
+FUNNEL = {"submitted": [("routed", *ESCALATIONS), ("unmatched", *ESCALATIONS)]}
+
 # Breakdowns by these put each referral in exactly one group, so the groups add up to the
 # total and complementary suppression applies; needs, areas and offers may overlap.
 PARTITIONING_DIMENSIONS = frozenset({"locality", "setting", "level"})
@@ -119,8 +128,8 @@ async def summary(query: Query) -> Summary:
     now, before = _totals(query, [query.period, previous])
     measures = []
     for measure in MEASURES.values():
-        current = figure(measure, now, hidden=hide_with_outcomes(now), protect=query.protect)
-        earlier = figure(measure, before, hidden=hide_with_outcomes(before), protect=query.protect)
+        current = figure(measure, now, hidden=hide_cell(now, within=FUNNEL), protect=query.protect)
+        earlier = figure(measure, before, hidden=hide_cell(before, within=FUNNEL), protect=query.protect)
         measures.append(
             MeasureTrend(
                 measure=measure.name,
@@ -318,33 +327,24 @@ async def declines(query: Query) -> Declines:
     return Declines(**query.scope(), rows=rows)
 
 
-OUTCOMES = ("routed", "unmatched", "escalated_safeguarding", "escalated_ehc_assessment")
-
-
-def outcomes_of(totals: Counters) -> Counters:
-    """What became of the referrals submitted: each of OUTCOMES, and those awaiting a decision (a
-    referral can be routed and later unmatched, after a decline: never below 0)."""
-    found = {name: totals.get(name, 0) for name in OUTCOMES}
-    found["awaiting_decision"] = max(0, totals.get("submitted", 0) - sum(found.values()))
-    return found
-
-
-def hide_with_outcomes(totals: Counters) -> Hidden:
-    """`hide_cell` for a cell that shows the referrals submitted beside what became of them: the
-    outcomes add up to the referrals submitted (those awaiting a decision taken as known, though
-    the summary does not show them), and the escalations by reason to the escalations, so neither
-    sum may give a withheld outcome away (11 submitted and 10 routed left 1 withheld escalation)."""
-    outcomes = outcomes_of(totals)
-    return hide_cell({**totals, **outcomes}, parts={**PARTS, "submitted": tuple(outcomes)})
-
-
 def legacy_pulse(facts: FactIndex, *, tenant: str, protect: bool) -> LegacyPulse:
     """All time, the whole area."""
     [totals] = facts.totals(tenant=tenant, periods=[None])
     by_need_code = facts.breakdown(tenant=tenant, days=None, where=[], group_by="need", names=["submitted"])
     submitted = totals.get("submitted", 0)
-    outcomes = outcomes_of(totals)
-    hidden = hide_with_outcomes(totals) if protect else {}
+    outcomes = {
+        "routed": totals.get("routed", 0),
+        "unmatched": totals.get("unmatched", 0),
+        "escalated_safeguarding": totals.get("escalated_safeguarding", 0),
+        "escalated_ehc_assessment": totals.get("escalated_ehc_assessment", 0),
+    }
+    # A referral can be routed and later unmatched (after a decline); never go negative.
+    outcomes["awaiting_decision"] = max(0, submitted - sum(outcomes.values()))
+    # The outcomes add up to the referrals submitted, and the escalations by reason to the
+    # escalations the summary shows: neither sum may give a withheld outcome away.
+    hidden = (
+        hide_cell({**totals, **outcomes}, parts={**PARTS, "submitted": tuple(outcomes)}) if protect else {}
+    )
     shown = {name: None if name in hidden else count for name, count in outcomes.items()}
     suppressed = {f"by_outcome.{name}": hidden[name] for name in outcomes if name in hidden}
     by_need: dict[str, int | None] = {}

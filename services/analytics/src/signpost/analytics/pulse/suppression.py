@@ -93,11 +93,13 @@ Cell = tuple[int, str]  # (row, count name)
 
 @dataclass(frozen=True)
 class _Sum:
-    """Cells that add up: whole = sum of parts."""
+    """Cells that add up: whole = sum of parts, or, with `remainder`, whole = sum of parts + a rest
+    no answer shows (0 or more): the parts are disjoint, but not all of the whole."""
 
     whole: Cell
     parts: tuple[Cell, ...]
     whole_hideable: bool  # False when the whole is a total other answers show anyway
+    remainder: bool = False
 
 
 def hide_counts(
@@ -118,9 +120,24 @@ def hide_counts(
     return _protect(table, names, sums)[: len(rows)]
 
 
-def hide_cell(counters: Counters, *, parts: Mapping[str, Sequence[str]] = PARTS) -> Hidden:
-    """Which counts of one cell (a period, a group, an area) to hide, its wholes and `parts` protected."""
-    return _protect([counters], list(counters), _parts_of(0, counters, parts))[0]
+def hide_cell(
+    counters: Counters,
+    *,
+    parts: Mapping[str, Sequence[str]] = PARTS,
+    within: Mapping[str, Sequence[Sequence[str]]] | None = None,
+) -> Hidden:
+    """Which counts of one cell (a period, a group, an area) to hide, its wholes and `parts`
+    protected, and each whole in `within` against each group of disjoint counts it holds (what is
+    left of the whole is shown nowhere, but bounds them all the same; the whole, a total other
+    answers show, stays shown)."""
+    sums = _parts_of(0, counters, parts)
+    sums += [
+        _Sum((0, whole), tuple((0, part) for part in group), whole_hideable=False, remainder=True)
+        for whole, groups in (within or {}).items()
+        for group in groups
+        if whole in counters
+    ]
+    return _protect([counters], list(counters), sums)[0]
 
 
 def _parts_of(row: int, names: Collection[str], parts: Mapping[str, Sequence[str]]) -> list[_Sum]:
@@ -159,8 +176,11 @@ def _pinned(one: _Sum, table: Sequence[Counters], hidden: Sequence[Hidden]) -> b
     withheld = [
         _signed(_bounds(hidden[row][name]), sign) for (row, name), sign in terms if name in hidden[row]
     ]
-    others_low = _sums_of_others([low for low, _ in withheld])
-    others_high = _sums_of_others([high for _, high in withheld])
+    rest_bounds = (
+        [(0.0, math.inf)] if one.remainder else []
+    )  # unseen: bounds the others, itself shown nowhere
+    others_low = _sums_of_others([low for low, _ in [*withheld, *rest_bounds]])[: len(withheld)]
+    others_high = _sums_of_others([high for _, high in [*withheld, *rest_bounds]])[: len(withheld)]
     return any(
         max(low, rest - above) >= min(high, rest - below)
         for (low, high), below, above in zip(withheld, others_low, others_high, strict=True)
