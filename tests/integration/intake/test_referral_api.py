@@ -405,6 +405,10 @@ async def test_identifying_details_are_released_only_as_allowed_and_every_read_a
         path, params={"purpose": "contact_family"}, headers=auth(tokens.agency("la-inclusion-service"))
     )
     assert offered.status_code == 200
+    mislabelled = await intake.get(  # the audit trail would say the referrer checked what it sent
+        path, params={"purpose": "correction"}, headers=auth(tokens.agency("la-inclusion-service"))
+    )
+    assert mislabelled.status_code == 422 and mislabelled.json()["detail"][0]["field"] == "query.purpose"
     unrelated = await intake.get(
         path, params={"purpose": "contact_family"}, headers=auth(tokens.agency("nhs-community-slt"))
     )

@@ -33,7 +33,7 @@ from signpost.shared.auth.principal import Principal, Role
 from signpost.shared.auth.ratelimit import rate_limited_write
 from signpost.shared.lifecycle import ReferralStatus, allowed_moves
 from signpost.shared.mongo import Document
-from signpost.shared.service import RuntimeDep
+from signpost.shared.service import RuntimeDep, refused
 from signpost.shared.settings import Settings
 from signpost.shared.text import STORED, SingleLine, in_words
 from signpost.shared.vocabulary import NeedCode
@@ -223,6 +223,11 @@ async def read_child_details(
     referral = await _visible(runtime, principal, referral_id)
     if refusal := child_details_refusal(principal, referral):
         raise HTTPException(status.HTTP_403_FORBIDDEN, refusal)
+    if purpose is Purpose.CORRECTION and principal.role is not Role.PRACTITIONER:
+        # The audit trail says why each read was made: checking what was sent is the referrer's.
+        raise refused(
+            "correction is the referrer checking what it sent; give your own purpose", "query.purpose"
+        )
     if erased_at := referral.get("erased_at"):
         raise HTTPException(
             status.HTTP_410_GONE,
